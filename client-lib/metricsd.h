@@ -1,0 +1,244 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libmetricsd: report LLM generation timings to the metricsd daemon, and read the
+ * figures back.
+ *
+ * Sending side. An engine marks each generation's moments; the library ships one
+ * compact event per generation over a Unix socket:
+ *
+ *     metricsd_client *c;
+ *     metricsd_connect(&c, NULL, "my-engine");   // 0 even if the daemon is down
+ *     metricsd_gen *g = metricsd_begin(c, "llama-3-8b-q4",
+ *                                      &(metricsd_gen_opts){ .backend = "cuda" });
+ *     metricsd_scheduled(g);                      // optional: leaves the queue
+ *     metricsd_first_token(g);                    // prefill done
+ *     metricsd_token(g);                          // each further token
+ *     metricsd_end(g, METRICSD_OK);               // sends; g is gone
+ *
+ * Promises to the host process: no call blocks (sends are non-blocking, with
+ * MSG_NOSIGNAL); no call aborts; memory is bounded (an outgoing buffer of
+ * `buffer_bytes`, and at most METRICSD_MAX_IN_FLIGHT open generations per client).
+ * While the daemon is away or slow, frames wait in the buffer; past it they are
+ * dropped, counted, and the count is reported to the daemon in the next Hello. The
+ * library reconnects by itself, at most once per `reconnect_ms`. After fork() the
+ * child never writes into the parent's connection: it opens its own.
+ *
+ * Threads: a client may be used from many threads at once. A generation belongs to
+ * one thread at a time. Every function taking a metricsd_gen * accepts NULL and then
+ * does nothing, so an engine need not check metricsd_begin's result.
+ *
+ * Errors: functions that can fail return 0 or a negative errno; metricsd_strerror()
+ * turns it into words.
+ */
+#ifndef METRICSD_H
+#define METRICSD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(METRICSD_BUILDING) && defined(__GNUC__)
+#define METRICSD_EXPORT __attribute__((visibility("default")))
+#else
+#define METRICSD_EXPORT
+#endif
+
+#define METRICSD_VERSION_MAJOR 0
+#define METRICSD_VERSION_MINOR 1
+#define METRICSD_VERSION_PATCH 0
+#define METRICSD_VERSION_STRING "0.1.0"
+/* Wire protocol spoken by this library (Hello.protocol). */
+#define METRICSD_PROTOCOL 1
+/* Open generations one client may hold; metricsd_begin returns NULL past it. */
+#define METRICSD_MAX_IN_FLIGHT 65536
+#define METRICSD_MAX_LABELS 8
+
+typedef struct metricsd_client metricsd_client;
+typedef struct metricsd_gen metricsd_gen;
+
+typedef enum metricsd_status {
+    METRICSD_OK = 0,
+    METRICSD_ERROR = 1,
+    METRICSD_CANCELLED = 2,
+    METRICSD_TIMEOUT = 3,
+} metricsd_status;
+
+/* Client options. Set `size` to sizeof(metricsd_options) (0 is taken as this
+ * version); fields left 0 take their defaults. */
+typedef struct metricsd_options {
+    size_t size;
+    size_t buffer_bytes;   /* outgoing buffer; default 256 KiB */
+    unsigned reconnect_ms; /* least time between connection attempts; default 1000 */
+} metricsd_options;
+
+/* Create a client. socket_path NULL means the default: $METRICSD_SOCKET, else
+ * $XDG_RUNTIME_DIR/metricsd/metricsd.sock, else /tmp/metricsd-$UID/metricsd.sock.
+ * client_name names the engine (Hello.client_name). Returns 0 even when the daemon is
+ * not running (the client connects later by itself); -EINVAL, -ENOMEM otherwise.
+ * Free with metricsd_close. */
+METRICSD_EXPORT int metricsd_connect(metricsd_client **out, const char *socket_path,
+                                     const char *client_name);
+METRICSD_EXPORT int metricsd_connect_opts(metricsd_client **out, const char *socket_path,
+                                          const char *client_name,
+                                          const metricsd_options *opts);
+/* Try once, without blocking, to send what is buffered; then free the client. Open
+ * generations of this client must not be used afterwards. */
+METRICSD_EXPORT void metricsd_close(metricsd_client *c);
+/* Try once, without blocking, to send what is buffered. Returns 0 when the buffer is
+ * empty afterwards, -EAGAIN when bytes remain, -ENOTCONN when not connected. */
+METRICSD_EXPORT int metricsd_flush(metricsd_client *c);
+
+/* Per-generation options. `size` as for metricsd_options. Strings are copied. */
+typedef struct metricsd_gen_opts {
+    size_t size;
+    const char *backend;    /* "cuda", "rocm", "metal", "vulkan", "cpu", ... */
+    const char *engine;     /* defaults to the client name */
+    const char *request_id;
+    int gpu_layers;
+} metricsd_gen_opts;
+
+/* Start a generation of `model` now; sends a small Begin frame so the daemon knows
+ * what is in flight. opts may be NULL. Returns NULL (and counts a drop) when out of
+ * memory or past METRICSD_MAX_IN_FLIGHT. */
+METRICSD_EXPORT metricsd_gen *metricsd_begin(metricsd_client *c, const char *model,
+                                             const metricsd_gen_opts *opts);
+/* The generation left the queue (queue = start -> now). */
+METRICSD_EXPORT void metricsd_scheduled(metricsd_gen *g);
+/* The first output token is out (TTFT = start -> now). */
+METRICSD_EXPORT void metricsd_first_token(metricsd_gen *g);
+/* One more output token; no syscall: a clock read and a histogram increment. Calling
+ * it before metricsd_first_token counts as the first token. */
+METRICSD_EXPORT void metricsd_token(metricsd_gen *g);
+/* n more output tokens at once (a batch decoded together): the gap since the last
+ * token is spread evenly over them. */
+METRICSD_EXPORT void metricsd_tokens(metricsd_gen *g, unsigned n);
+/* Optional facts: prompt and cached-prompt token counts, model load time (> 0 marks a
+ * cold start), an error kind ("oom", "timeout", ...) and labels (up to 8; more are
+ * ignored). Strings are copied. */
+METRICSD_EXPORT void metricsd_prompt(metricsd_gen *g, int64_t prompt_tokens,
+                                     int64_t cached_prompt_tokens);
+METRICSD_EXPORT void metricsd_load_ns(metricsd_gen *g, int64_t load_ns);
+METRICSD_EXPORT void metricsd_error_kind(metricsd_gen *g, const char *kind);
+METRICSD_EXPORT void metricsd_label(metricsd_gen *g, const char *key, const char *value);
+/* Finish: queue one Generation frame and try to send it without blocking. g is freed.
+ * Returns 0, or -ENOBUFS when the event was dropped (buffer full; counted). */
+METRICSD_EXPORT int metricsd_end(metricsd_gen *g, metricsd_status status);
+
+typedef struct metricsd_label_kv {
+    const char *key;
+    const char *value;
+} metricsd_label_kv;
+
+/* A generation whose durations the engine measured itself (Ollama's and llama.cpp's
+ * per-response timings). Durations in ns; they are passed to the daemon as given and
+ * validated there. */
+typedef struct metricsd_event {
+    size_t size;               /* sizeof(metricsd_event), or 0 */
+    const char *model;         /* required */
+    const char *backend;
+    const char *engine;        /* defaults to the client name */
+    const char *request_id;
+    int gpu_layers;
+    int has_queue;             /* queue_ns is meaningful */
+    int64_t start_unix_ns;     /* 0: now - total_ns */
+    int64_t queue_ns, load_ns, prefill_ns, ttft_ns, decode_ns, total_ns;
+    int64_t prompt_tokens, cached_prompt_tokens, output_tokens;
+    metricsd_status status;
+    const char *error_kind;
+    const int64_t *itl_ns;     /* inter-token gaps, if known */
+    size_t n_itl;
+    const metricsd_label_kv *labels;
+    size_t n_labels;
+} metricsd_event;
+
+/* Queue one event. Returns 0, -EINVAL (no model), -ENOBUFS (dropped; counted). */
+METRICSD_EXPORT int metricsd_record(metricsd_client *c, const metricsd_event *ev);
+
+/* Counters of this client, for an engine's own diagnostics. */
+typedef struct metricsd_client_stats {
+    uint64_t sent;        /* frames fully written to the socket */
+    uint64_t dropped;     /* events dropped (buffer full, no memory) */
+    uint64_t connects;    /* successful connections */
+    uint64_t buffered;    /* bytes waiting now */
+    int connected;
+} metricsd_client_stats;
+METRICSD_EXPORT void metricsd_client_get_stats(metricsd_client *c, metricsd_client_stats *st);
+
+METRICSD_EXPORT const char *metricsd_strerror(int err);
+METRICSD_EXPORT const char *metricsd_version(void);
+/* The socket path the library uses when given NULL. Writes at most n bytes
+ * (NUL-terminated). Returns 0 or -ENAMETOOLONG. */
+METRICSD_EXPORT int metricsd_default_socket(char *buf, size_t n);
+
+/*
+ * Query side: what `metricsctl` prints, for engines and UIs. Each call opens its own
+ * connection, sends one Query and waits for the Reply at most timeout_ms (0: 5000).
+ * These calls do wait (that is their job); never call them from a latency-critical
+ * thread.
+ */
+typedef struct metricsd_summary {
+    uint64_t count;
+    double mean, min, max;
+    double p50, p90, p95, p99, p999;
+} metricsd_summary;
+
+typedef struct metricsd_model_stats {
+    const char *model;
+    const char *backend;       /* "" when merged over backends */
+    uint64_t requests, errors, cancelled, timeouts, cold_starts;
+    uint64_t prompt_tokens, output_tokens;
+    double error_rate;         /* (errors + timeouts) / requests */
+    metricsd_summary ttft_ms, tpot_ms, itl_ms, e2e_ms, queue_ms, decode_tps;
+    int64_t first_unix_ns, last_unix_ns;
+    uint32_t in_flight;
+} metricsd_model_stats;
+
+typedef struct metricsd_stats {
+    int64_t window_ns;
+    int64_t now_unix_ns;
+    size_t n_models;
+    metricsd_model_stats *models;
+} metricsd_stats;
+
+typedef struct metricsd_query_opts {
+    size_t size;
+    const char *socket_path;   /* NULL: the default */
+    int timeout_ms;            /* 0: 5000 */
+    const char *model;         /* NULL: all models */
+    int64_t window_ns;         /* 0: 24 hours */
+    int by_backend;            /* one row per (model, backend) */
+} metricsd_query_opts;
+
+METRICSD_EXPORT int metricsd_query_stats(const metricsd_query_opts *opts, metricsd_stats **out);
+METRICSD_EXPORT void metricsd_stats_free(metricsd_stats *st);
+
+typedef struct metricsd_counter {
+    const char *name;
+    uint64_t value;
+} metricsd_counter;
+
+typedef struct metricsd_daemon_status {
+    const char *version;
+    const char *socket_path;
+    const char *db_path;
+    int pid;
+    int64_t started_unix_ns, now_unix_ns, last_flush_unix_ns;
+    uint32_t clients, in_flight, series, flush_interval_ms;
+    uint64_t db_bytes, db_map_bytes, pending_minutes;
+    size_t n_counters;
+    metricsd_counter *counters;
+    size_t n_rejected;
+    metricsd_counter *rejected;
+} metricsd_daemon_status;
+
+METRICSD_EXPORT int metricsd_query_status(const metricsd_query_opts *opts,
+                                          metricsd_daemon_status **out);
+METRICSD_EXPORT void metricsd_daemon_status_free(metricsd_daemon_status *st);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,157 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Length-prefixed framing and a bounded unpack arena. Knows nothing of sockets: the
+ * listener hands it bytes, the client library asks it for bytes to send.
+ */
+#include "frame.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+void frame_reader_init(frame_reader *r, size_t max_frame)
+{
+    memset(r, 0, sizeof(*r));
+    r->max_frame = max_frame;
+}
+
+void frame_reader_free(frame_reader *r)
+{
+    free(r->buf);
+    memset(r, 0, sizeof(*r));
+}
+
+int frame_reader_space(frame_reader *r, size_t want, uint8_t **p, size_t *n)
+{
+    /* Slide unconsumed bytes to the front before growing: the buffer never holds more
+     * than one partial frame plus one read. */
+    if (r->start > 0) {
+        memmove(r->buf, r->buf + r->start, r->len - r->start);
+        r->len -= r->start;
+        r->start = 0;
+    }
+    if (r->cap - r->len < want) {
+        size_t cap = r->cap ? r->cap : 4096;
+        while (cap - r->len < want)
+            cap *= 2;
+        uint8_t *nb = realloc(r->buf, cap);
+        if (nb == NULL)
+            return -ENOMEM;
+        r->buf = nb;
+        r->cap = cap;
+    }
+    *p = r->buf + r->len;
+    *n = r->cap - r->len;
+    return 0;
+}
+
+void frame_reader_commit(frame_reader *r, size_t n)
+{
+    r->len += n;
+}
+
+int frame_reader_feed(frame_reader *r, const void *data, size_t n)
+{
+    uint8_t *p;
+    size_t room;
+    int rc = frame_reader_space(r, n, &p, &room);
+    if (rc < 0)
+        return rc;
+    memcpy(p, data, n);
+    frame_reader_commit(r, n);
+    return 0;
+}
+
+static uint32_t read_le32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+int frame_reader_next(frame_reader *r, const uint8_t **payload, size_t *len)
+{
+    size_t avail = r->len - r->start;
+    if (avail < FRAME_HEADER_BYTES)
+        return 0;
+    uint32_t n = read_le32(r->buf + r->start);
+    if (n > r->max_frame)
+        return -EMSGSIZE;
+    if (avail - FRAME_HEADER_BYTES < n)
+        return 0;
+    *payload = r->buf + r->start + FRAME_HEADER_BYTES;
+    *len = n;
+    r->start += FRAME_HEADER_BYTES + n;
+    if (r->start == r->len)
+        r->start = r->len = 0;
+    return 1;
+}
+
+size_t frame_reader_pending(const frame_reader *r)
+{
+    return r->len - r->start;
+}
+
+size_t frame_size(const Metricsd__Envelope *env)
+{
+    return FRAME_HEADER_BYTES + metricsd__envelope__get_packed_size(env);
+}
+
+size_t frame_encode(const Metricsd__Envelope *env, uint8_t *out)
+{
+    size_t n = metricsd__envelope__pack(env, out + FRAME_HEADER_BYTES);
+    out[0] = (uint8_t)n;
+    out[1] = (uint8_t)(n >> 8);
+    out[2] = (uint8_t)(n >> 16);
+    out[3] = (uint8_t)(n >> 24);
+    return FRAME_HEADER_BYTES + n;
+}
+
+static void *arena_alloc(void *data, size_t size)
+{
+    frame_arena *a = data;
+    size_t at = (a->used + 15u) & ~(size_t)15u;
+    if (size > a->size || at > a->size - size) {
+        a->exhausted++;
+        return NULL;
+    }
+    a->used = at + size;
+    if (a->used > a->peak)
+        a->peak = a->used;
+    return a->mem + at;
+}
+
+static void arena_free(void *data, void *p)
+{
+    (void)data;
+    (void)p;
+}
+
+int frame_arena_init(frame_arena *a, size_t size)
+{
+    memset(a, 0, sizeof(*a));
+    a->mem = malloc(size);
+    if (a->mem == NULL)
+        return -ENOMEM;
+    a->size = size;
+    a->alloc.alloc = arena_alloc;
+    a->alloc.free = arena_free;
+    a->alloc.allocator_data = a;
+    return 0;
+}
+
+void frame_arena_free(frame_arena *a)
+{
+    free(a->mem);
+    memset(a, 0, sizeof(*a));
+}
+
+void frame_arena_reset(frame_arena *a)
+{
+    a->used = 0;
+}
+
+Metricsd__Envelope *frame_unpack(const uint8_t *payload, size_t len, frame_arena *arena)
+{
+    if (arena != NULL)
+        frame_arena_reset(arena);
+    return metricsd__envelope__unpack(arena ? &arena->alloc : NULL, len, payload);
+}

@@ -1,0 +1,99 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * sketch: the percentile sketch, an exponential histogram.
+ *
+ * Bucket i covers (base^i, base^(i+1)] with base = 2^(2^-scale): the bucket scheme
+ * of OpenTelemetry's ExponentialHistogram and of Prometheus native histograms, so a
+ * sketch can be exported as either without loss. Values are doubles (durations in
+ * nanoseconds, rates in tokens per second); they must be finite and >= 0. Exact
+ * zeros go to a zero bucket.
+ *
+ * Two sketches merge exactly by adding counts (after the finer one is downscaled to
+ * the coarser scale, which is also exact since the boundaries nest).
+ *
+ * Memory: the struct itself (sizeof(sketch), about 64 bytes) at rest, plus a dense
+ * array of uint64 counts that grows with the range of values recorded, up to
+ * SKETCH_MAX_BUCKETS (16 KiB). Past that range the sketch halves its resolution
+ * (scale - 1) rather than grow, so memory stays bounded; sketch_scale() says which
+ * scale holds, and the quantile error bound follows it.
+ *
+ * Not thread-safe: one sketch belongs to one thread at a time.
+ */
+#ifndef METRICSD_SKETCH_H
+#define METRICSD_SKETCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define SKETCH_DEFAULT_SCALE 6
+#define SKETCH_MIN_SCALE (-4)
+#define SKETCH_MAX_SCALE 8
+/* 2048 buckets = 32 octaves at scale 6: e.g. 1 us to 71 minutes in one sketch. */
+#define SKETCH_MAX_BUCKETS 2048
+
+typedef struct sketch {
+    uint64_t count;       /* values recorded, zero bucket included */
+    uint64_t zero_count;  /* values exactly 0 */
+    double sum, min, max; /* min/max are 0 while count == 0 */
+    int32_t scale;
+    int32_t offset;       /* bucket index of counts[0] */
+    uint32_t len;         /* used entries of counts[] */
+    uint32_t cap;         /* allocated entries of counts[] */
+    uint64_t *counts;     /* dense, owned; NULL while no non-zero value is recorded */
+} sketch;
+
+/* Initialise an empty sketch at `scale` (SKETCH_MIN_SCALE..SKETCH_MAX_SCALE).
+ * Allocates nothing. Returns 0 or -EINVAL. */
+int sketch_init(sketch *s, int scale);
+/* Free the counts; the sketch is empty (same scale) and reusable afterwards. */
+void sketch_free(sketch *s);
+/* Empty the sketch, keep its memory and go back to `scale`. */
+void sketch_reset(sketch *s, int scale);
+
+/* Record one value, or n copies of one value. Returns 0, -EINVAL for a negative,
+ * NaN or infinite value (nothing recorded), or -ENOMEM (nothing recorded). */
+int sketch_record(sketch *s, double v);
+int sketch_record_n(sketch *s, double v, uint64_t n);
+
+/* dst += src. src is unchanged. Exact: if the scales differ, the finer is brought
+ * down to the coarser first (dst is downscaled in place when it is the finer one).
+ * Returns 0 or -ENOMEM (dst unchanged). */
+int sketch_merge(sketch *dst, const sketch *src);
+
+/* Lower the scale by `by` steps (each halves resolution and merges bucket pairs). */
+void sketch_downscale(sketch *s, int by);
+
+/* Bucket index of v (> 0, finite) at `scale`: the i with base^i < v <= base^(i+1).
+ * Exact at the boundaries; no log() call. */
+int32_t sketch_index(double v, int scale);
+/* Lower boundary base^i of bucket i at `scale`. */
+double sketch_lower_bound(int32_t index, int scale);
+
+/* Quantile q in [0,1]. Estimator: the value of rank r = ceil(q * count) (1-based,
+ * r = 1 for q = 0; the "inverted CDF" / nearest-rank definition) is found in its bucket
+ * (L, U] and reported as 2LU/(L+U), then clamped to [min, max]. The relative error
+ * against the exact rank-r sample value is at most (base-1)/(base+1): 0.54 % at
+ * scale 6. Returns NaN for an empty sketch or q outside [0,1]. */
+double sketch_quantile(const sketch *s, double q);
+/* The exact sample quantile with the same rank rule, over a sorted array: used by
+ * tests and benchmarks to compare against. */
+double sketch_exact_quantile(const double *sorted, size_t n, double q);
+
+/* Relative error bound of quantiles at `scale`: (base-1)/(base+1). */
+double sketch_error_bound(int scale);
+
+int sketch_scale(const sketch *s);
+static inline uint64_t sketch_count(const sketch *s) { return s->count; }
+
+/* Sparse form: the non-empty range of buckets as (offset, counts[n]). The sketch
+ * round-trips bit-exactly through sketch_to_sparse / sketch_from_sparse.
+ * sketch_sparse_view fills *offset, *counts (pointing into s, valid until s changes)
+ * and *n, with leading and trailing zero buckets trimmed. */
+void sketch_sparse_view(const sketch *s, int32_t *offset, const uint64_t **counts, size_t *n);
+/* Rebuild a sketch from its parts. Returns 0, -EINVAL (scale out of range, n over
+ * SKETCH_MAX_BUCKETS, counts that do not add up to count - zero_count, min > max),
+ * or -ENOMEM. On error s is left empty. */
+int sketch_from_parts(sketch *s, int scale, uint64_t count, uint64_t zero_count, double sum,
+                      double min, double max, int32_t offset, const uint64_t *counts, size_t n);
+
+#endif
