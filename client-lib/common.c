@@ -5,26 +5,14 @@
  */
 #include "metricsd.h"
 
+#include "paths.h"
+
 #include <errno.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 int metricsd_default_socket(char *buf, size_t n)
 {
-    const char *env = getenv("METRICSD_SOCKET");
-    int len;
-
-    if (env != NULL && env[0] != '\0')
-        len = snprintf(buf, n, "%s", env);
-    else if ((env = getenv("XDG_RUNTIME_DIR")) != NULL && env[0] != '\0')
-        len = snprintf(buf, n, "%s/metricsd/metricsd.sock", env);
-    else
-        len = snprintf(buf, n, "/tmp/metricsd-%u/metricsd.sock", (unsigned)getuid());
-    if (len < 0 || (size_t)len >= n)
-        return -ENAMETOOLONG;
-    return 0;
+    return paths_default_socket(buf, n);
 }
 
 const char *metricsd_strerror(int err)

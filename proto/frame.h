@@ -37,7 +37,7 @@ int frame_reader_space(frame_reader *r, size_t want, uint8_t **p, size_t *n);
 void frame_reader_commit(frame_reader *r, size_t n);
 /* Copy bytes in (space + memcpy + commit). */
 int frame_reader_feed(frame_reader *r, const void *data, size_t n);
-/* Next whole frame: 1 with *payload/*len set (valid until the next call on r),
+/* Next whole frame: 1 with *payload and *len set (valid until the next call on r),
  * 0 when more bytes are needed, -EMSGSIZE when the announced length is over the
  * limit (the stream cannot be resynchronised: close it). */
 int frame_reader_next(frame_reader *r, const uint8_t **payload, size_t *len);

@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * counters: the daemon's named counters. Every rejected input has a reason here, and
+ * `metricsctl status` shows them all by name.
+ */
+#ifndef METRICSD_COUNTERS_H
+#define METRICSD_COUNTERS_H
+
+#include <stdint.h>
+
+/* Rejected inputs, by reason. */
+#define REJECT_REASONS(X)                                                              \
+    X(FRAME_TOO_LARGE, "frame_too_large")                                              \
+    X(FRAME_UNDECODABLE, "frame_undecodable")                                          \
+    X(UNEXPECTED_MESSAGE, "unexpected_message")                                        \
+    X(PROTOCOL_VERSION, "protocol_version")                                            \
+    X(PEER_UID, "peer_uid")                                                            \
+    X(MODEL_MISSING, "model_missing")                                                  \
+    X(NAME_INVALID, "name_invalid")                                                    \
+    X(DURATION_NEGATIVE, "duration_negative")                                          \
+    X(DURATION_TOO_LONG, "duration_too_long")                                          \
+    X(DURATIONS_INCONSISTENT, "durations_inconsistent")                                \
+    X(TOKENS_NEGATIVE, "tokens_negative")                                              \
+    X(TOKENS_INCONSISTENT, "tokens_inconsistent")                                      \
+    X(SKETCH_INVALID, "sketch_invalid")                                                \
+    X(STATUS_INVALID, "status_invalid")                                                \
+    X(TOO_MANY_LABELS, "too_many_labels")                                              \
+    X(TOO_MANY_SERIES, "too_many_series")                                              \
+    X(TOO_MANY_IN_FLIGHT, "too_many_in_flight")                                        \
+    X(TOKENS_TOO_MANY, "tokens_too_many")                                              \
+    X(FRAME_TOO_COMPLEX, "frame_too_complex")                                          \
+    X(NO_MEMORY, "no_memory")
+
+/* Other counters. */
+#define STAT_COUNTERS(X)                                                               \
+    X(CONNECTIONS, "connections")                                                      \
+    X(FRAMES, "frames")                                                                \
+    X(HELLOS, "hellos")                                                                \
+    X(BEGINS, "begins")                                                                \
+    X(GENERATIONS, "generations_accepted")                                             \
+    X(QUERIES, "queries")                                                              \
+    X(CLIENT_DROPPED, "client_dropped_events")                                         \
+    X(ABANDONED, "abandoned_in_flight")                                                \
+    X(FLUSHES, "flushes")                                                              \
+    X(FLUSH_ERRORS, "flush_errors")                                                    \
+    X(PENDING_DROPPED, "pending_dropped")                                              \
+    X(IDLE_CLOSED, "idle_closed")                                                      \
+    X(ACCEPT_ERRORS, "accept_errors")
+
+#define COUNTER_ENUM(id, name) id,
+enum reject_reason { REJECT_REASONS(COUNTER_ENUM) REJECT__COUNT };
+enum stat_counter { STAT_COUNTERS(COUNTER_ENUM) STAT__COUNT };
+#undef COUNTER_ENUM
+
+extern uint64_t reject_counts[REJECT__COUNT];
+extern uint64_t stat_counts[STAT__COUNT];
+
+const char *reject_name(enum reject_reason r);
+const char *stat_name(enum stat_counter c);
+
+#endif

@@ -1,0 +1,148 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Validation and derivation of generation events. Every refusal has a named reason
+ * (counters.h) so `metricsctl status` can say what was thrown away and why.
+ */
+#include "ingest.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "sketch_pb.h"
+
+int ingest_name_valid(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t n = 0;
+
+    if (s == NULL || *s == '\0')
+        return 0;
+    while (*p) {
+        unsigned c = *p;
+        int extra;
+        uint32_t cp;
+        if (c < 0x80) {
+            if (c < 0x20 || c == 0x7f)
+                return 0;
+            extra = 0;
+            cp = c;
+        } else if ((c & 0xe0) == 0xc0) {
+            extra = 1;
+            cp = c & 0x1f;
+        } else if ((c & 0xf0) == 0xe0) {
+            extra = 2;
+            cp = c & 0x0f;
+        } else if ((c & 0xf8) == 0xf0) {
+            extra = 3;
+            cp = c & 0x07;
+        } else {
+            return 0;
+        }
+        for (int i = 1; i <= extra; i++) {
+            if ((p[i] & 0xc0) != 0x80)
+                return 0;
+            cp = cp << 6 | (p[i] & 0x3f);
+        }
+        /* Overlong forms, surrogates and code points past U+10FFFF are not UTF-8. */
+        if ((extra == 1 && cp < 0x80) || (extra == 2 && cp < 0x800) ||
+            (extra == 3 && cp < 0x10000) || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            return 0;
+        p += extra + 1;
+        n += (size_t)extra + 1;
+        if (n > INGEST_MAX_NAME)
+            return 0;
+    }
+    return 1;
+}
+
+int ingest_check(const Metricsd__Generation *g, sketch *itl)
+{
+    const int64_t durs[] = { g->queue_ns, g->load_ns, g->prefill_ns, g->ttft_ns, g->decode_ns,
+                             g->total_ns };
+    const int64_t toks[] = { g->prompt_tokens, g->cached_prompt_tokens, g->output_tokens };
+
+    if (g->model == NULL || g->model[0] == '\0')
+        return MODEL_MISSING;
+    if (!ingest_name_valid(g->model) ||
+        (g->backend != NULL && g->backend[0] != '\0' && !ingest_name_valid(g->backend)))
+        return NAME_INVALID;
+    for (size_t i = 0; i < sizeof(durs) / sizeof(durs[0]); i++) {
+        if (durs[i] < 0)
+            return DURATION_NEGATIVE;
+        if (durs[i] > INGEST_MAX_DURATION_NS)
+            return DURATION_TOO_LONG;
+    }
+    /* TTFT ends at the first token and decode runs from it to the last, so together
+     * they cannot outlast the whole generation; nor can its queue or load time. */
+    if (g->has_total_ns) {
+        if ((g->has_ttft_ns && g->has_decode_ns && g->ttft_ns + g->decode_ns > g->total_ns) ||
+            (g->has_ttft_ns && g->ttft_ns > g->total_ns) ||
+            (g->has_decode_ns && g->decode_ns > g->total_ns) ||
+            (g->has_queue_ns && g->queue_ns > g->total_ns))
+            return DURATIONS_INCONSISTENT;
+    }
+    for (size_t i = 0; i < sizeof(toks) / sizeof(toks[0]); i++) {
+        if (toks[i] < 0)
+            return TOKENS_NEGATIVE;
+        if (toks[i] > INGEST_MAX_TOKENS)
+            return TOKENS_TOO_MANY;
+    }
+    if (g->cached_prompt_tokens > g->prompt_tokens)
+        return TOKENS_INCONSISTENT;
+    /* A decode phase needs a token after the first. */
+    if (g->decode_ns > 0 && g->output_tokens < 2)
+        return TOKENS_INCONSISTENT;
+    if (g->has_status && (g->status < METRICSD__STATUS__STATUS_OK ||
+                          g->status > METRICSD__STATUS__STATUS_TIMEOUT))
+        return STATUS_INVALID;
+    if (g->n_labels > 8)
+        return TOO_MANY_LABELS;
+    for (size_t i = 0; i < g->n_labels; i++)
+        if (g->labels[i] == NULL || !ingest_name_valid(g->labels[i]->key) ||
+            (g->labels[i]->value && g->labels[i]->value[0] && !ingest_name_valid(g->labels[i]->value)))
+            return NAME_INVALID;
+    if (g->itl != NULL) {
+        if (sketch_pb_load(itl, g->itl) != 0)
+            return SKETCH_INVALID;
+        /* n tokens have n - 1 gaps. */
+        if (sketch_count(itl) > 0 && sketch_count(itl) >= (uint64_t)(g->output_tokens > 0 ? g->output_tokens : 1))
+            return TOKENS_INCONSISTENT;
+    }
+    return -1;
+}
+
+int ingest_apply(rollup *r, const Metricsd__Generation *g, const sketch *itl, int64_t now_unix_ns)
+{
+    int status = g->has_status ? (int)g->status : METRICSD__STATUS__STATUS_OK;
+    int failed = 0;
+
+    r->requests++;
+    r->errors += status == METRICSD__STATUS__STATUS_ERROR;
+    r->cancelled += status == METRICSD__STATUS__STATUS_CANCELLED;
+    r->timeouts += status == METRICSD__STATUS__STATUS_TIMEOUT;
+    r->cold_starts += g->load_ns > 0;
+    r->prompt_tokens += (uint64_t)g->prompt_tokens;
+    r->output_tokens += (uint64_t)g->output_tokens;
+    if (r->first_unix_ns == 0 || now_unix_ns < r->first_unix_ns)
+        r->first_unix_ns = now_unix_ns;
+    if (now_unix_ns > r->last_unix_ns)
+        r->last_unix_ns = now_unix_ns;
+    if (status != METRICSD__STATUS__STATUS_OK)
+        return 0;
+
+    if (g->has_ttft_ns && g->output_tokens >= 1)
+        failed |= sketch_record(&r->sk[M_TTFT], (double)g->ttft_ns) != 0;
+    if (g->has_total_ns && g->total_ns > 0)
+        failed |= sketch_record(&r->sk[M_E2E], (double)g->total_ns) != 0;
+    if (g->has_queue_ns)
+        failed |= sketch_record(&r->sk[M_QUEUE], (double)g->queue_ns) != 0;
+    if (g->output_tokens >= 2 && g->decode_ns > 0) {
+        double gaps = (double)(g->output_tokens - 1);
+        failed |= sketch_record(&r->sk[M_TPOT], (double)g->decode_ns / gaps) != 0;
+        failed |= sketch_record(&r->sk[M_DECODE_TPS], gaps * 1e9 / (double)g->decode_ns) != 0;
+    }
+    if (itl != NULL && sketch_count(itl) > 0)
+        failed |= sketch_merge(&r->sk[M_ITL], itl) != 0;
+    /* A checked value can only fail for want of memory. */
+    return failed ? -ENOMEM : 0;
+}

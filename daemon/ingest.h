@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ingest: validation of a Generation event and what it adds to a rollup. Pure
+ * functions over the decoded message, so unit tests and the fuzzer drive them without
+ * a socket.
+ *
+ * Derived metrics (DESIGN.md "The wire"): TTFT = ttft_ns; TPOT = decode_ns /
+ * (output_tokens - 1); decode tokens/s = (output_tokens - 1) / decode time; e2e =
+ * total_ns; queue = queue_ns when present; ITL from the event's sketch. Latency
+ * distributions take only generations with status OK, so a timeout at 30 s does not
+ * pass for a slow answer; counters take every generation.
+ */
+#ifndef METRICSD_INGEST_H
+#define METRICSD_INGEST_H
+
+#include "counters.h"
+#include "metricsd.pb-c.h"
+#include "rollup.h"
+
+#define INGEST_MAX_NAME 256
+#define INGEST_MAX_DURATION_NS (24ll * 3600 * 1000000000)
+#define INGEST_MAX_TOKENS 100000000ll
+
+/* 1 when s is a usable model/backend name: valid UTF-8, 1..INGEST_MAX_NAME bytes, no
+ * control characters. */
+int ingest_name_valid(const char *s);
+
+/* Check g. Returns -1 when it is acceptable, else the reason to reject it. itl
+ * (initialised by the caller) receives the event's inter-token sketch, empty when the
+ * event has none. */
+int ingest_check(const Metricsd__Generation *g, sketch *itl);
+
+/* Add a checked g (and its itl sketch) to r. now_unix_ns stamps first/last seen.
+ * Returns 0 or -ENOMEM. */
+int ingest_apply(rollup *r, const Metricsd__Generation *g, const sketch *itl, int64_t now_unix_ns);
+
+#endif

@@ -1,0 +1,600 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The socket side of the daemon: accept (checking the peer's uid), read, reassemble
+ * frames, dispatch Hello, Begin, Generation and Query, and track each connection's
+ * generations in flight.
+ */
+#include "listener.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "counters.h"
+#include "frame.h"
+#include "ingest.h"
+#include "log.h"
+#include "query.h"
+
+#define NS_PER_MIN 60000000000ll
+#define MAX_IN_FLIGHT_PER_CONN 65536u
+/* A reply larger than this waiting unread means the querier is gone or stuck. */
+#define MAX_WRITE_QUEUED (256u << 20)
+
+/* Generations in flight on one connection: gen_id -> series, open addressing with
+ * linear probing and backward-shift deletion. gen_id 0 is never tracked. */
+typedef struct flight_slot {
+    uint64_t gen_id;
+    series *s;
+} flight_slot;
+
+typedef struct conn {
+    uv_pipe_t pipe; /* first: the handle's address is the connection's */
+    listener *l;
+    frame_reader rd;
+    uint32_t uid;
+    int32_t pid;
+    char name[64];
+    flight_slot *flight;
+    uint32_t flight_n, flight_cap;
+    uint64_t last_active_ms;
+    size_t write_queued;
+    int closing;
+    struct conn *prev, *next;
+} conn;
+
+struct listener {
+    server *srv;
+    uv_pipe_t pipe;
+    uv_timer_t idle_timer;
+    frame_arena arena;
+    sketch itl;
+    conn *conns;
+    int own_path; /* we created the socket file */
+};
+
+typedef struct write_req {
+    uv_write_t req;
+    conn *c;
+    size_t len;
+    uint8_t *data;
+} write_req;
+
+/* ---- in-flight map ---- */
+
+static uint32_t flight_hash(uint64_t id, uint32_t cap)
+{
+    id *= 0x9e3779b97f4a7c15ull;
+    return (uint32_t)(id >> 32) & (cap - 1);
+}
+
+static int flight_put(conn *c, uint64_t id, series *s)
+{
+    if (c->flight_n + 1 > c->flight_cap / 2) {
+        uint32_t cap = c->flight_cap ? c->flight_cap * 2 : 16;
+        flight_slot *t = calloc(cap, sizeof(*t));
+        if (t == NULL)
+            return -ENOMEM;
+        for (uint32_t i = 0; i < c->flight_cap; i++) {
+            if (c->flight[i].gen_id == 0)
+                continue;
+            uint32_t h = flight_hash(c->flight[i].gen_id, cap);
+            while (t[h].gen_id != 0)
+                h = (h + 1) & (cap - 1);
+            t[h] = c->flight[i];
+        }
+        free(c->flight);
+        c->flight = t;
+        c->flight_cap = cap;
+    }
+    uint32_t h = flight_hash(id, c->flight_cap);
+    while (c->flight[h].gen_id != 0 && c->flight[h].gen_id != id)
+        h = (h + 1) & (c->flight_cap - 1);
+    if (c->flight[h].gen_id == id)
+        return 1; /* already there */
+    c->flight[h].gen_id = id;
+    c->flight[h].s = s;
+    c->flight_n++;
+    return 0;
+}
+
+static series *flight_take(conn *c, uint64_t id)
+{
+    if (c->flight_n == 0 || id == 0)
+        return NULL;
+    uint32_t mask = c->flight_cap - 1, h = flight_hash(id, c->flight_cap);
+    while (c->flight[h].gen_id != id) {
+        if (c->flight[h].gen_id == 0)
+            return NULL;
+        h = (h + 1) & mask;
+    }
+    series *s = c->flight[h].s;
+    /* Backward-shift deletion keeps probe chains whole without tombstones. */
+    uint32_t hole = h;
+    for (uint32_t j = (h + 1) & mask; c->flight[j].gen_id != 0; j = (j + 1) & mask) {
+        uint32_t home = flight_hash(c->flight[j].gen_id, c->flight_cap);
+        if (((j - home) & mask) >= ((j - hole) & mask)) {
+            c->flight[hole] = c->flight[j];
+            hole = j;
+        }
+    }
+    c->flight[hole].gen_id = 0;
+    c->flight[hole].s = NULL;
+    c->flight_n--;
+    return s;
+}
+
+static void flight_end(server *srv, series *s)
+{
+    if (s->in_flight > 0)
+        s->in_flight--;
+    if (srv->in_flight > 0)
+        srv->in_flight--;
+}
+
+/* ---- connections ---- */
+
+static void on_conn_closed(uv_handle_t *h)
+{
+    conn *c = (conn *)h;
+    frame_reader_free(&c->rd);
+    free(c->flight);
+    free(c);
+}
+
+static void conn_close(conn *c, const char *why)
+{
+    listener *l = c->l;
+    server *srv = l->srv;
+
+    if (c->closing)
+        return;
+    c->closing = 1;
+    if (why != NULL)
+        log_limited(2, LOG_INFO, "closing connection of pid %d (%s): %s", (int)c->pid,
+                    c->name[0] ? c->name : "unnamed", why);
+    /* A client that goes away ends its generations in flight as abandoned. */
+    for (uint32_t i = 0; i < c->flight_cap; i++) {
+        if (c->flight[i].gen_id != 0) {
+            flight_end(srv, c->flight[i].s);
+            stat_counts[ABANDONED]++;
+        }
+    }
+    c->flight_n = 0;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        l->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    srv->clients--;
+    uv_close((uv_handle_t *)&c->pipe, on_conn_closed);
+}
+
+static void reject(conn *c, enum reject_reason why)
+{
+    reject_counts[why]++;
+    log_limited(10 + (int)why, LOG_WARN, "rejected input from pid %d (%s): %s", (int)c->pid,
+                c->name[0] ? c->name : "unnamed", reject_name(why));
+}
+
+static void on_written(uv_write_t *req, int status)
+{
+    write_req *w = (write_req *)req;
+    (void)status;
+    w->c->write_queued -= w->len;
+    free(w->data);
+    free(w);
+}
+
+static void conn_send(conn *c, uint8_t *data, size_t len)
+{
+    write_req *w = malloc(sizeof(*w));
+    if (w == NULL || c->write_queued + len > MAX_WRITE_QUEUED) {
+        free(w);
+        free(data);
+        reject_counts[NO_MEMORY]++;
+        conn_close(c, "reply could not be queued");
+        return;
+    }
+    w->c = c;
+    w->len = len;
+    w->data = data;
+    uv_buf_t buf = uv_buf_init((char *)data, (unsigned)len);
+    c->write_queued += len;
+    if (uv_write(&w->req, (uv_stream_t *)&c->pipe, &buf, 1, on_written) != 0) {
+        c->write_queued -= len;
+        free(data);
+        free(w);
+        conn_close(c, "write failed");
+    }
+}
+
+static const char *backend_of(const char *b)
+{
+    return b != NULL && b[0] != '\0' ? b : "unknown";
+}
+
+static series *series_for(conn *c, const char *model, const char *backend)
+{
+    int err;
+    series *s = series_get(&c->l->srv->series, model, backend_of(backend), &err);
+    if (s == NULL)
+        reject(c, err == -ENOSPC ? TOO_MANY_SERIES : NO_MEMORY);
+    return s;
+}
+
+static void handle_hello(conn *c, const Metricsd__Hello *h)
+{
+    stat_counts[HELLOS]++;
+    if (!h->has_protocol || h->protocol == 0) {
+        reject(c, PROTOCOL_VERSION);
+        conn_close(c, "no protocol version in Hello");
+        return;
+    }
+    if (h->client_name)
+        snprintf(c->name, sizeof(c->name), "%s", h->client_name);
+    /* The client says how many events it could not send; they count as ours. */
+    stat_counts[CLIENT_DROPPED] += h->dropped;
+}
+
+static void handle_begin(conn *c, const Metricsd__Begin *b)
+{
+    server *srv = c->l->srv;
+    stat_counts[BEGINS]++;
+    if (b->model == NULL || b->model[0] == '\0') {
+        reject(c, MODEL_MISSING);
+        return;
+    }
+    if (!ingest_name_valid(b->model) || (b->backend && b->backend[0] && !ingest_name_valid(b->backend))) {
+        reject(c, NAME_INVALID);
+        return;
+    }
+    if (b->gen_id == 0)
+        return; /* nothing to match an END against */
+    if (c->flight_n >= MAX_IN_FLIGHT_PER_CONN) {
+        reject(c, TOO_MANY_IN_FLIGHT);
+        return;
+    }
+    series *s = series_for(c, b->model, b->backend);
+    if (s == NULL)
+        return;
+    int rc = flight_put(c, b->gen_id, s);
+    if (rc < 0) {
+        reject(c, NO_MEMORY);
+    } else if (rc == 0) {
+        s->in_flight++;
+        srv->in_flight++;
+    }
+}
+
+static void handle_generation(conn *c, const Metricsd__Generation *g)
+{
+    listener *l = c->l;
+    server *srv = l->srv;
+    series *began = flight_take(c, g->gen_id);
+    uint64_t lost;
+
+    if (began != NULL)
+        flight_end(srv, began);
+    sketch_reset(&l->itl, SKETCH_DEFAULT_SCALE);
+    int why = ingest_check(g, &l->itl);
+    if (why >= 0) {
+        reject(c, why);
+        return;
+    }
+    series *s = series_for(c, g->model, g->backend);
+    if (s == NULL)
+        return;
+    int64_t now = server_now_unix_ns();
+    uint32_t minute = (uint32_t)(now / NS_PER_MIN);
+    rollup *delta = series_delta(&srv->series, s, minute, &lost);
+    stat_counts[PENDING_DROPPED] += lost;
+    if (delta == NULL || ingest_apply(delta, g, &l->itl, now) != 0) {
+        reject(c, NO_MEMORY);
+        return;
+    }
+    stat_counts[GENERATIONS]++;
+}
+
+static void handle_query(conn *c, const Metricsd__Query *q)
+{
+    uint8_t *out;
+    size_t len;
+    int rc = query_answer(c->l->srv, q, &out, &len);
+    if (rc != 0) {
+        log_limited(3, LOG_ERR, "query failed: %s", strerror(-rc));
+        conn_close(c, "query failed");
+        return;
+    }
+    conn_send(c, out, len);
+}
+
+/* Returns 0 to go on reading this connection, -1 when it was closed. */
+static int dispatch(conn *c, const uint8_t *payload, size_t len)
+{
+    listener *l = c->l;
+    Metricsd__Envelope *env;
+
+    stat_counts[FRAMES]++;
+    env = frame_unpack(payload, len, &l->arena);
+    if (env == NULL) {
+        /* Out of arena room means a frame built to make us allocate; otherwise the
+         * bytes are not a message of ours. Either way the stream cannot be trusted. */
+        int complex = l->arena.used + 4096 > l->arena.size;
+        reject(c, complex ? FRAME_TOO_COMPLEX : FRAME_UNDECODABLE);
+        conn_close(c, complex ? "frame too complex" : "frame does not decode");
+        return -1;
+    }
+    switch (env->msg_case) {
+    case METRICSD__ENVELOPE__MSG_HELLO:
+        handle_hello(c, env->hello);
+        break;
+    case METRICSD__ENVELOPE__MSG_BEGIN:
+        handle_begin(c, env->begin);
+        break;
+    case METRICSD__ENVELOPE__MSG_GENERATION:
+        handle_generation(c, env->generation);
+        break;
+    case METRICSD__ENVELOPE__MSG_QUERY:
+        handle_query(c, env->query);
+        break;
+    default:
+        reject(c, UNEXPECTED_MESSAGE);
+        break;
+    }
+    return c->closing ? -1 : 0;
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    conn *c = (conn *)h;
+    uint8_t *p;
+    size_t n;
+    (void)suggested;
+    if (frame_reader_space(&c->rd, 16384, &p, &n) != 0) {
+        buf->base = NULL;
+        buf->len = 0;
+        return;
+    }
+    buf->base = (char *)p;
+    buf->len = n > 65536 ? 65536 : n;
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    conn *c = (conn *)stream;
+    const uint8_t *payload;
+    size_t len;
+    int rc;
+
+    (void)buf;
+    if (nread < 0) {
+        conn_close(c, nread == UV_EOF ? NULL : uv_strerror((int)nread));
+        return;
+    }
+    if (nread == 0)
+        return;
+    if (buf->base == NULL) {
+        reject_counts[NO_MEMORY]++;
+        conn_close(c, "no memory for the read buffer");
+        return;
+    }
+    c->last_active_ms = uv_now(c->l->srv->loop);
+    frame_reader_commit(&c->rd, (size_t)nread);
+    while ((rc = frame_reader_next(&c->rd, &payload, &len)) == 1)
+        if (dispatch(c, payload, len) != 0)
+            return;
+    if (rc == -EMSGSIZE) {
+        reject(c, FRAME_TOO_LARGE);
+        conn_close(c, "frame too large");
+    }
+}
+
+static void on_connection(uv_stream_t *server_stream, int status)
+{
+    listener *l = server_stream->data;
+    server *srv = l->srv;
+    conn *c;
+
+    if (status < 0) {
+        stat_counts[ACCEPT_ERRORS]++;
+        log_limited(4, LOG_ERR, "accept: %s", uv_strerror(status));
+        return;
+    }
+    c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        stat_counts[ACCEPT_ERRORS]++;
+        return;
+    }
+    uv_pipe_init(srv->loop, &c->pipe, 0);
+    c->l = l;
+    c->pid = -1;
+    frame_reader_init(&c->rd, FRAME_MAX_CLIENT);
+    c->last_active_ms = uv_now(srv->loop);
+    c->next = l->conns;
+    if (l->conns)
+        l->conns->prev = c;
+    l->conns = c;
+    srv->clients++;
+    stat_counts[CONNECTIONS]++;
+    if (uv_accept(server_stream, (uv_stream_t *)&c->pipe) != 0) {
+        stat_counts[ACCEPT_ERRORS]++;
+        conn_close(c, NULL);
+        return;
+    }
+    uv_os_fd_t fd;
+    struct ucred cred;
+    socklen_t cl = sizeof(cred);
+    if (uv_fileno((uv_handle_t *)&c->pipe, &fd) != 0 ||
+        getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) != 0) {
+        reject(c, PEER_UID);
+        conn_close(c, "no peer credentials");
+        return;
+    }
+    c->uid = cred.uid;
+    c->pid = cred.pid;
+    if (cred.uid != getuid() && cred.uid != 0) {
+        reject(c, PEER_UID);
+        conn_close(c, "peer is another user");
+        return;
+    }
+    uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
+}
+
+static void on_idle_timer(uv_timer_t *t)
+{
+    listener *l = t->data;
+    uint64_t now = uv_now(l->srv->loop), limit = l->srv->cfg.idle_timeout_ms;
+    for (conn *c = l->conns, *next; c; c = next) {
+        next = c->next;
+        /* An engine between requests may stay connected; a half-sent frame or a
+         * connection with nothing in flight that says nothing for the timeout goes. */
+        int partial = frame_reader_pending(&c->rd) > 0;
+        if (now - c->last_active_ms >= limit && (partial || c->flight_n == 0)) {
+            stat_counts[IDLE_CLOSED]++;
+            conn_close(c, partial ? "idle with a partial frame" : "idle");
+        }
+    }
+}
+
+/* Make the socket's directory: ours, 0700, not a symlink. */
+static int prepare_dir(const char *path, char *why, size_t why_len)
+{
+    char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
+    struct stat sb;
+    snprintf(dir, sizeof(dir), "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash == NULL || slash == dir)
+        return 0;
+    *slash = '\0';
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        snprintf(why, why_len, "cannot create %s: %s", dir, strerror(errno));
+        return -errno;
+    }
+    if (lstat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+        snprintf(why, why_len, "%s is not a directory", dir);
+        return -ENOTDIR;
+    }
+    if (sb.st_uid != getuid()) {
+        snprintf(why, why_len, "%s belongs to another user", dir);
+        return -EPERM;
+    }
+    /* Only the socket's own directory is ours to tighten; leave /run/user alone. */
+    if ((sb.st_mode & 077) != 0 && chmod(dir, 0700) != 0) {
+        snprintf(why, why_len, "cannot chmod 0700 %s: %s", dir, strerror(errno));
+        return -errno;
+    }
+    return 0;
+}
+
+/* A socket file that nobody answers on is left from a crash: remove it. */
+static int clear_stale(const char *path, char *why, size_t why_len)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    struct stat sb;
+    if (lstat(path, &sb) != 0)
+        return 0;
+    if (!S_ISSOCK(sb.st_mode)) {
+        snprintf(why, why_len, "%s exists and is not a socket", path);
+        return -EEXIST;
+    }
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+    int up = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+    close(fd);
+    if (up) {
+        snprintf(why, why_len, "another metricsd is already serving %s", path);
+        return -EADDRINUSE;
+    }
+    unlink(path);
+    return 0;
+}
+
+int listener_start(server *srv, listener **out, char *why, size_t why_len)
+{
+    listener *l = calloc(1, sizeof(*l));
+    const char *lp = getenv("LISTEN_PID"), *lf = getenv("LISTEN_FDS");
+    int rc;
+
+    if (l == NULL)
+        return -ENOMEM;
+    l->srv = srv;
+    /* Client frames are at most 64 KiB; decoded, protobuf-c's structs take a few times
+     * that. 8 MiB is room for any honest frame and a hard bound for a hostile one. */
+    if ((rc = frame_arena_init(&l->arena, 8u << 20)) != 0) {
+        free(l);
+        return rc;
+    }
+    sketch_init(&l->itl, SKETCH_DEFAULT_SCALE);
+    uv_pipe_init(srv->loop, &l->pipe, 0);
+    l->pipe.data = l;
+    if (lp && lf && atol(lp) == (long)getpid() && atoi(lf) >= 1) {
+        /* Socket activation: systemd made and owns the socket (fd 3). */
+        rc = uv_pipe_open(&l->pipe, 3);
+        if (rc != 0) {
+            snprintf(why, why_len, "cannot use the socket systemd passed: %s", uv_strerror(rc));
+            goto fail;
+        }
+        log_msg(LOG_INFO, "listening on the socket passed by systemd");
+    } else {
+        if ((rc = prepare_dir(srv->cfg.socket_path, why, why_len)) != 0 ||
+            (rc = clear_stale(srv->cfg.socket_path, why, why_len)) != 0)
+            goto fail;
+        /* Made 0600 from the start: no window where others could connect. */
+        mode_t old = umask(0177);
+        rc = uv_pipe_bind(&l->pipe, srv->cfg.socket_path);
+        umask(old);
+        if (rc != 0) {
+            snprintf(why, why_len, "cannot bind %s: %s", srv->cfg.socket_path, uv_strerror(rc));
+            goto fail;
+        }
+        l->own_path = 1;
+    }
+    if ((rc = uv_listen((uv_stream_t *)&l->pipe, 1024, on_connection)) != 0) {
+        snprintf(why, why_len, "cannot listen on %s: %s", srv->cfg.socket_path, uv_strerror(rc));
+        goto fail;
+    }
+    uv_timer_init(srv->loop, &l->idle_timer);
+    l->idle_timer.data = l;
+    unsigned tick = srv->cfg.idle_timeout_ms / 4 ? srv->cfg.idle_timeout_ms / 4 : 1;
+    uv_timer_start(&l->idle_timer, on_idle_timer, tick, tick);
+    *out = l;
+    return 0;
+fail:
+    uv_close((uv_handle_t *)&l->pipe, NULL);
+    frame_arena_free(&l->arena);
+    sketch_free(&l->itl);
+    /* l is freed once the loop runs the close callback: leak it instead (start-up
+     * failure exits the process). */
+    return rc < 0 ? rc : -EIO;
+}
+
+void listener_stop(listener *l)
+{
+    if (l == NULL)
+        return;
+    while (l->conns)
+        conn_close(l->conns, NULL);
+    uv_timer_stop(&l->idle_timer);
+    uv_close((uv_handle_t *)&l->idle_timer, NULL);
+    uv_close((uv_handle_t *)&l->pipe, NULL);
+    if (l->own_path)
+        unlink(l->srv->cfg.socket_path);
+    frame_arena_free(&l->arena);
+    sketch_free(&l->itl);
+    /* The handles inside l close on the next loop turn: run the loop, then call
+     * listener_free. */
+}
+
+void listener_free(listener *l)
+{
+    free(l);
+}

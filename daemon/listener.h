@@ -1,0 +1,26 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * listener: the Unix socket, its connections, and dispatch of their frames. A slow or
+ * silent client costs only its own buffer: reads are reassembled per connection and
+ * nothing waits on a client.
+ */
+#ifndef METRICSD_LISTENER_H
+#define METRICSD_LISTENER_H
+
+#include <stddef.h>
+
+#include "server.h"
+
+typedef struct listener listener;
+
+/* Take the socket systemd handed over (LISTEN_FDS), else create srv->cfg.socket_path
+ * (its directory 0700, the socket 0600), refusing when another daemon answers there.
+ * Returns 0 or a negative errno with *why set. */
+int listener_start(server *srv, listener **out, char *why, size_t why_len);
+/* Stop accepting, close every connection (their in-flight generations end as
+ * abandoned) and remove the socket file if we created it. */
+void listener_stop(listener *l);
+/* Free l once the loop has run the close callbacks listener_stop started. */
+void listener_free(listener *l);
+
+#endif

@@ -1,0 +1,326 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * metricsd: the daemon's entry point. Parses flags, opens the store, starts the
+ * listener and the flush timer on one libuv loop, and on SIGTERM or SIGINT flushes
+ * and exits 0.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "counters.h"
+#include "listener.h"
+#include "log.h"
+#include "paths.h"
+#include "server.h"
+#include "store.h"
+
+#define NS_PER_MIN 60000000000ll
+
+int64_t server_now_unix_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int server_flush(server *srv)
+{
+    series_table *t = &srv->series;
+    store_item *items;
+    size_t n = 0;
+    int rc;
+
+    if (t->pending_total == 0)
+        return 0;
+    items = malloc(t->pending_total * sizeof(*items));
+    if (items == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < t->n; i++) {
+        series *s = t->all[i];
+        for (uint32_t j = 0; j < s->n_pending; j++) {
+            items[n].id = &s->id;
+            items[n].model = s->model;
+            items[n].backend = s->backend;
+            items[n].minute = s->pending[j].minute;
+            items[n].delta = &s->pending[j].delta;
+            n++;
+        }
+    }
+    rc = store_write(srv->st, items, n);
+    free(items);
+    if (rc != 0) {
+        stat_counts[FLUSH_ERRORS]++;
+        log_limited(5, LOG_ERR, "flush of %zu minute deltas failed: %s; kept in memory (%zu of at most %zu)",
+                    n, strerror(-rc), t->pending_total, t->max_pending);
+        return rc;
+    }
+    series_clear_pending(t);
+    stat_counts[FLUSHES]++;
+    srv->last_flush_unix_ns = server_now_unix_ns();
+    return 0;
+}
+
+static void on_flush_timer(uv_timer_t *t)
+{
+    server *srv = t->data;
+    server_flush(srv);
+    /* Retention once a minute's worth of flushes: a scan over the keys that expire. */
+    if (++srv->flushes_since_retention * srv->cfg.flush_ms >= 60000) {
+        srv->flushes_since_retention = 0;
+        long n = store_retention(srv->st, (uint32_t)(server_now_unix_ns() / NS_PER_MIN));
+        if (n > 0)
+            log_msg(LOG_INFO, "retention removed %ld rollup records", n);
+    }
+}
+
+static listener *the_listener;
+
+static void on_sighup(uv_signal_t *sig, int signum)
+{
+    (void)sig;
+    (void)signum;
+    /* SIGHUP is for configuration; until a config file exists there is nothing to
+     * re-read, and the daemon must not die of it. */
+    log_msg(LOG_INFO, "SIGHUP: no configuration file to re-read");
+}
+
+static void on_signal(uv_signal_t *sig, int signum)
+{
+    server *srv = sig->data;
+    log_msg(LOG_INFO, "signal %d: flushing and exiting", signum);
+    uv_stop(srv->loop);
+}
+
+static int load_series(void *ud, uint32_t id, const char *model, const char *backend)
+{
+    return series_add_stored(ud, id, model, backend);
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: metricsd [options]\n"
+            "Collects LLM inference metrics from engines that link libmetricsd.\n\n"
+            "  --socket PATH          Unix socket (default: $METRICSD_SOCKET, else\n"
+            "                         $XDG_RUNTIME_DIR/metricsd/metricsd.sock, else\n"
+            "                         /tmp/metricsd-$UID/metricsd.sock)\n"
+            "  --db DIR               database directory (default: $XDG_STATE_HOME/metricsd,\n"
+            "                         else ~/.local/state/metricsd)\n"
+            "  --flush-interval MS    how often live data is written (default 1000)\n"
+            "  --idle-timeout MS      close clients silent this long (default 600000)\n"
+            "  --max-series N         refuse new (model, backend) pairs past N (default 1000)\n"
+            "  --max-pending N        minute deltas kept while the disk refuses (default 65536)\n"
+            "  --map-max MB           cap of the LMDB map (default 16384)\n"
+            "  --log-level LEVEL      error, warning, notice, info, debug (default info)\n"
+            "  --version              print the version and exit\n"
+            "  --help                 print this and exit\n");
+}
+
+static int default_db(char *buf, size_t n)
+{
+    const char *state = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
+    int len;
+    if (state && state[0])
+        len = snprintf(buf, n, "%s/metricsd", state);
+    else if (home && home[0])
+        len = snprintf(buf, n, "%s/.local/state/metricsd", home);
+    else
+        return -ENOENT;
+    if (len < 0 || (size_t)len >= n)
+        return -ENAMETOOLONG;
+    /* Make the parents (~/.local/state) as a user's tools expect; the last level is
+     * made 0700 by the store. */
+    for (char *p = buf + 1; *p; p++) {
+        if (*p == '/') {
+            *p = '\0';
+            mkdir(buf, 0755);
+            *p = '/';
+        }
+    }
+    return 0;
+}
+
+static int parse_uint(const char *s, unsigned long max, unsigned long *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(s, &end, 10);
+    if (errno || end == s || *end || v > max || s[0] == '-')
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    enum { O_SOCKET = 256, O_DB, O_FLUSH, O_IDLE, O_MAXSERIES, O_MAXPENDING, O_MAPMAX,
+           O_LOG, O_VERSION, O_HELP, O_NOSYNC };
+    static const struct option opts[] = {
+        { "socket", required_argument, NULL, O_SOCKET },
+        { "db", required_argument, NULL, O_DB },
+        { "flush-interval", required_argument, NULL, O_FLUSH },
+        { "idle-timeout", required_argument, NULL, O_IDLE },
+        { "max-series", required_argument, NULL, O_MAXSERIES },
+        { "max-pending", required_argument, NULL, O_MAXPENDING },
+        { "map-max", required_argument, NULL, O_MAPMAX },
+        { "log-level", required_argument, NULL, O_LOG },
+        { "no-sync", no_argument, NULL, O_NOSYNC },
+        { "version", no_argument, NULL, O_VERSION },
+        { "help", no_argument, NULL, O_HELP },
+        { 0 },
+    };
+    server srv;
+    char why[512];
+    const char *socket_arg = NULL, *db_arg = NULL;
+    unsigned long v;
+    int c, rc;
+
+    memset(&srv, 0, sizeof(srv));
+    srv.cfg.flush_ms = 1000;
+    srv.cfg.idle_timeout_ms = 600000;
+    srv.cfg.max_series = 1000;
+    srv.cfg.max_pending = 65536;
+    srv.cfg.map_max = (size_t)16 << 30;
+
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case O_SOCKET:
+            socket_arg = optarg;
+            break;
+        case O_DB:
+            db_arg = optarg;
+            break;
+        case O_FLUSH:
+            if (parse_uint(optarg, 3600000, &v) || v == 0)
+                goto bad_value;
+            srv.cfg.flush_ms = (unsigned)v;
+            break;
+        case O_IDLE:
+            if (parse_uint(optarg, 86400000, &v) || v == 0)
+                goto bad_value;
+            srv.cfg.idle_timeout_ms = (unsigned)v;
+            break;
+        case O_MAXSERIES:
+            if (parse_uint(optarg, 10000000, &v) || v == 0)
+                goto bad_value;
+            srv.cfg.max_series = v;
+            break;
+        case O_MAXPENDING:
+            if (parse_uint(optarg, 100000000, &v) || v == 0)
+                goto bad_value;
+            srv.cfg.max_pending = v;
+            break;
+        case O_MAPMAX:
+            if (parse_uint(optarg, 1ul << 30, &v) || v == 0)
+                goto bad_value;
+            srv.cfg.map_max = (size_t)v << 20;
+            break;
+        case O_LOG:
+            if ((rc = log_level_parse(optarg)) < 0)
+                goto bad_value;
+            log_set_level(rc);
+            break;
+        case O_NOSYNC:
+            srv.cfg.no_sync = 1;
+            break;
+        case O_VERSION:
+            printf("metricsd %s\n", METRICSD_DAEMON_VERSION);
+            return 0;
+        case O_HELP:
+            usage(stdout);
+            return 0;
+        default:
+            fprintf(stderr, "Try 'metricsd --help'.\n");
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "metricsd: unexpected argument '%s'\nTry 'metricsd --help'.\n", argv[optind]);
+        return 2;
+    }
+
+    if (socket_arg) {
+        if (strlen(socket_arg) >= sizeof(srv.cfg.socket_path)) {
+            fprintf(stderr, "metricsd: socket path too long (at most %zu bytes)\n",
+                    sizeof(srv.cfg.socket_path) - 1);
+            return 2;
+        }
+        snprintf(srv.cfg.socket_path, sizeof(srv.cfg.socket_path), "%s", socket_arg);
+    } else if (paths_default_socket(srv.cfg.socket_path, sizeof(srv.cfg.socket_path)) != 0) {
+        fprintf(stderr, "metricsd: default socket path too long; use --socket\n");
+        return 1;
+    }
+    if (db_arg)
+        snprintf(srv.cfg.db_dir, sizeof(srv.cfg.db_dir), "%s", db_arg);
+    else if (default_db(srv.cfg.db_dir, sizeof(srv.cfg.db_dir)) != 0) {
+        fprintf(stderr, "metricsd: no $XDG_STATE_HOME or $HOME for the database; use --db\n");
+        return 1;
+    }
+
+    store_opts so = { .map_max = srv.cfg.map_max, .no_sync = srv.cfg.no_sync };
+    if ((rc = store_open(&srv.st, srv.cfg.db_dir, &so, why, sizeof(why))) != 0) {
+        log_msg(LOG_ERR, "%s", why[0] ? why : strerror(-rc));
+        return 1;
+    }
+    if (series_table_init(&srv.series, srv.cfg.max_series, srv.cfg.max_pending) != 0 ||
+        store_load_series(srv.st, load_series, &srv.series) != 0) {
+        log_msg(LOG_ERR, "cannot load the series from %s", srv.cfg.db_dir);
+        store_close(srv.st);
+        return 1;
+    }
+    srv.loop = uv_default_loop();
+    srv.started_unix_ns = server_now_unix_ns();
+    if ((rc = listener_start(&srv, &the_listener, why, sizeof(why))) != 0) {
+        log_msg(LOG_ERR, "%s", why);
+        store_close(srv.st);
+        return 1;
+    }
+    uv_timer_init(srv.loop, &srv.flush_timer);
+    srv.flush_timer.data = &srv;
+    uv_timer_start(&srv.flush_timer, on_flush_timer, srv.cfg.flush_ms, srv.cfg.flush_ms);
+    uv_signal_t sigterm, sigint, sighup;
+    uv_signal_init(srv.loop, &sigterm);
+    uv_signal_init(srv.loop, &sigint);
+    uv_signal_init(srv.loop, &sighup);
+    sigterm.data = sigint.data = &srv;
+    uv_signal_start(&sigterm, on_signal, SIGTERM);
+    uv_signal_start(&sigint, on_signal, SIGINT);
+    uv_signal_start(&sighup, on_sighup, SIGHUP);
+    signal(SIGPIPE, SIG_IGN);
+    log_msg(LOG_INFO, "metricsd %s serving %s, database %s (%zu series), flush every %u ms",
+            METRICSD_DAEMON_VERSION, srv.cfg.socket_path, srv.cfg.db_dir, srv.series.n,
+            srv.cfg.flush_ms);
+
+    uv_run(srv.loop, UV_RUN_DEFAULT);
+
+    /* Shutdown: stop taking input, end connections, write what is pending. */
+    listener_stop(the_listener);
+    uv_timer_stop(&srv.flush_timer);
+    uv_close((uv_handle_t *)&srv.flush_timer, NULL);
+    uv_close((uv_handle_t *)&sigterm, NULL);
+    uv_close((uv_handle_t *)&sigint, NULL);
+    uv_close((uv_handle_t *)&sighup, NULL);
+    uv_run(srv.loop, UV_RUN_DEFAULT);
+    listener_free(the_listener);
+    rc = server_flush(&srv);
+    if (rc != 0)
+        log_msg(LOG_ERR, "final flush failed: %s; %zu minute deltas lost", strerror(-rc),
+                srv.series.pending_total);
+    series_table_free(&srv.series);
+    store_close(srv.st);
+    uv_loop_close(srv.loop);
+    log_msg(LOG_INFO, "stopped");
+    return rc == 0 ? 0 : 1;
+
+bad_value:
+    fprintf(stderr, "metricsd: bad value '%s' for --%s\nTry 'metricsd --help'.\n", optarg,
+            opts[c - O_SOCKET].name);
+    return 2;
+}

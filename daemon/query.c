@@ -1,0 +1,262 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Query answers: STATUS (daemon counters), MODELS and STATS (per-series rollups over
+ * a window). Sketches travel whole; the client computes the quantiles it prints.
+ */
+#include "query.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "counters.h"
+#include "frame.h"
+#include "listener.h"
+#include "log.h"
+
+#define NS_PER_MIN 60000000000ll
+#define DEFAULT_WINDOW_NS (24ll * 3600 * 1000000000)
+
+int query_series_window(store_reader *rd, const series *s, uint32_t from,
+                        uint32_t to, rollup *acc)
+{
+    int rc = 0;
+    if (s->id != 0 && rd != NULL) {
+        uint32_t h_lo = (from + 59) / 60, h_hi = to / 60; /* whole hours inside */
+        if (h_lo < h_hi) {
+            if ((rc = store_read_minutes(rd, s->id, from, h_lo * 60, acc)) == 0 &&
+                (rc = store_read_hours(rd, s->id, h_lo, h_hi, acc)) == 0)
+                rc = store_read_minutes(rd, s->id, h_hi * 60, to + 1, acc);
+        } else {
+            rc = store_read_minutes(rd, s->id, from, to + 1, acc);
+        }
+    }
+    for (uint32_t i = 0; i < s->n_pending && rc == 0; i++)
+        if (s->pending[i].minute >= from)
+            rc = rollup_merge(acc, &s->pending[i].delta);
+    return rc;
+}
+
+static int pack_reply(Metricsd__Reply *reply, uint8_t **out, size_t *len)
+{
+    Metricsd__Envelope env = METRICSD__ENVELOPE__INIT;
+    env.msg_case = METRICSD__ENVELOPE__MSG_REPLY;
+    env.reply = reply;
+    size_t n = frame_size(&env);
+    if (n - FRAME_HEADER_BYTES > FRAME_MAX_REPLY)
+        return -EMSGSIZE;
+    if ((*out = malloc(n)) == NULL)
+        return -ENOMEM;
+    *len = frame_encode(&env, *out);
+    return 0;
+}
+
+static int answer_status(server *srv, Metricsd__Reply *reply, uint8_t **out, size_t *len)
+{
+    Metricsd__DaemonStatus ds = METRICSD__DAEMON_STATUS__INIT;
+    Metricsd__Counter cs[STAT__COUNT + 2], rs[REJECT__COUNT];
+    Metricsd__Counter *cp[STAT__COUNT + 2], *rp[REJECT__COUNT];
+    store_info info;
+    size_t nc = 0;
+
+    store_get_info(srv->st, &info);
+    for (int i = 0; i < STAT__COUNT; i++) {
+        metricsd__counter__init(&cs[nc]);
+        cs[nc].name = (char *)stat_name(i);
+        cs[nc].has_value = 1;
+        cs[nc].value = stat_counts[i];
+        cp[nc] = &cs[nc];
+        nc++;
+    }
+    metricsd__counter__init(&cs[nc]);
+    cs[nc].name = "map_growths";
+    cs[nc].has_value = 1;
+    cs[nc].value = info.map_growths;
+    cp[nc] = &cs[nc];
+    nc++;
+    metricsd__counter__init(&cs[nc]);
+    cs[nc].name = "stale_readers_cleared";
+    cs[nc].has_value = 1;
+    cs[nc].value = info.readers_cleared;
+    cp[nc] = &cs[nc];
+    nc++;
+    for (int i = 0; i < REJECT__COUNT; i++) {
+        metricsd__counter__init(&rs[i]);
+        rs[i].name = (char *)reject_name(i);
+        rs[i].has_value = 1;
+        rs[i].value = reject_counts[i];
+        rp[i] = &rs[i];
+    }
+    ds.version = METRICSD_DAEMON_VERSION;
+    ds.has_pid = 1;
+    ds.pid = (int32_t)getpid();
+    ds.has_started_unix_ns = 1;
+    ds.started_unix_ns = srv->started_unix_ns;
+    ds.has_clients = 1;
+    ds.clients = srv->clients;
+    ds.has_in_flight = 1;
+    ds.in_flight = srv->in_flight;
+    ds.has_series = 1;
+    ds.series = (uint32_t)srv->series.n;
+    ds.n_counters = nc;
+    ds.counters = cp;
+    ds.n_rejected = REJECT__COUNT;
+    ds.rejected = rp;
+    ds.db_path = (char *)store_path(srv->st);
+    ds.has_db_bytes = 1;
+    ds.db_bytes = info.file_bytes;
+    ds.has_db_map_bytes = 1;
+    ds.db_map_bytes = info.map_bytes;
+    ds.has_last_flush_unix_ns = srv->last_flush_unix_ns != 0;
+    ds.last_flush_unix_ns = srv->last_flush_unix_ns;
+    ds.has_flush_interval_ms = 1;
+    ds.flush_interval_ms = srv->cfg.flush_ms;
+    ds.socket_path = srv->cfg.socket_path;
+    ds.has_pending_minutes = 1;
+    ds.pending_minutes = srv->series.pending_total;
+    reply->status = &ds;
+    return pack_reply(reply, out, len);
+}
+
+/* One output row: a rollup and the names it is reported under. */
+typedef struct row {
+    const char *model, *backend;
+    uint32_t in_flight;
+    rollup acc;
+} row;
+
+static void fill_stats(Metricsd__SeriesStats *ss, Metricsd__Sketch sk[M__COUNT], const row *r)
+{
+    Metricsd__Rollup m;
+    rollup_view(&r->acc, &m, sk);
+    metricsd__series_stats__init(ss);
+    ss->model = (char *)r->model;
+    ss->backend = (char *)r->backend;
+#define COPY(f)                                                                        \
+    do {                                                                               \
+        ss->has_##f = 1;                                                               \
+        ss->f = m.f;                                                                   \
+    } while (0)
+    COPY(requests);
+    COPY(errors);
+    COPY(cancelled);
+    COPY(timeouts);
+    COPY(cold_starts);
+    COPY(prompt_tokens);
+    COPY(output_tokens);
+#undef COPY
+    ss->has_first_unix_ns = m.has_first_unix_ns;
+    ss->first_unix_ns = m.first_unix_ns;
+    ss->has_last_unix_ns = m.has_last_unix_ns;
+    ss->last_unix_ns = m.last_unix_ns;
+    ss->has_in_flight = 1;
+    ss->in_flight = r->in_flight;
+    ss->ttft = m.ttft;
+    ss->tpot = m.tpot;
+    ss->itl = m.itl;
+    ss->e2e = m.e2e;
+    ss->queue = m.queue;
+    ss->decode_tps = m.decode_tps;
+}
+
+static int answer_stats(server *srv, const Metricsd__Query *q, Metricsd__Reply *reply,
+                        uint8_t **out, size_t *len)
+{
+    int64_t now = server_now_unix_ns();
+    int64_t window = q->has_window_ns && q->window_ns > 0 ? q->window_ns : DEFAULT_WINDOW_NS;
+    int64_t start = now - window;
+    uint32_t to = (uint32_t)(now / NS_PER_MIN);
+    uint32_t from = start > 0 ? (uint32_t)(start / NS_PER_MIN) : 0;
+    int by_backend = q->has_by_backend && q->by_backend;
+    const char *model = q->model && q->model[0] ? q->model : NULL;
+    size_t n = srv->series.n, nrows = 0;
+    row *rows = calloc(n ? n : 1, sizeof(*rows));
+    store_reader *rd = NULL;
+    int rc;
+
+    if (rows == NULL)
+        return -ENOMEM;
+    if ((rc = store_reader_open(srv->st, &rd)) != 0)
+        log_limited(1, LOG_ERR, "query: cannot read the store: %s", strerror(-rc));
+    rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        const series *s = srv->series.all[i];
+        row *r = NULL;
+        if (model != NULL && strcmp(model, s->model) != 0)
+            continue;
+        if (!by_backend)
+            for (size_t j = 0; j < nrows; j++)
+                if (strcmp(rows[j].model, s->model) == 0)
+                    r = &rows[j];
+        if (r == NULL) {
+            r = &rows[nrows++];
+            r->model = s->model;
+            r->backend = by_backend ? s->backend : "";
+            rollup_init(&r->acc);
+        }
+        r->in_flight += s->in_flight;
+        rc = query_series_window(rd, s, from, to, &r->acc);
+    }
+    store_reader_close(rd);
+
+    Metricsd__SeriesStats *ss = calloc(nrows ? nrows : 1, sizeof(*ss));
+    Metricsd__SeriesStats **sp = calloc(nrows ? nrows : 1, sizeof(*sp));
+    Metricsd__Sketch(*sk)[M__COUNT] = calloc(nrows ? nrows : 1, sizeof(*sk));
+    if (rc == 0 && (ss == NULL || sp == NULL || sk == NULL))
+        rc = -ENOMEM;
+    size_t kept = 0;
+    for (size_t i = 0; i < nrows && rc == 0; i++) {
+        /* A series with nothing in the window and nothing in flight is not shown. */
+        if (rows[i].acc.requests == 0 && rows[i].in_flight == 0)
+            continue;
+        fill_stats(&ss[kept], sk[kept], &rows[i]);
+        sp[kept] = &ss[kept];
+        kept++;
+    }
+    if (rc == 0) {
+        reply->n_series = kept;
+        reply->series = sp;
+        reply->has_window_ns = 1;
+        reply->window_ns = window;
+        reply->has_now_unix_ns = 1;
+        reply->now_unix_ns = now;
+        rc = pack_reply(reply, out, len);
+    }
+    for (size_t i = 0; i < nrows; i++)
+        rollup_free(&rows[i].acc);
+    free(rows);
+    free(ss);
+    free(sp);
+    free(sk);
+    return rc;
+}
+
+int query_answer(server *srv, const Metricsd__Query *q, uint8_t **out, size_t *len)
+{
+    Metricsd__Reply reply = METRICSD__REPLY__INIT;
+    int rc;
+
+    stat_counts[QUERIES]++;
+    switch (q->has_kind ? q->kind : 0) {
+    case METRICSD__QUERY__KIND__STATUS:
+        rc = answer_status(srv, &reply, out, len);
+        break;
+    case METRICSD__QUERY__KIND__MODELS:
+    case METRICSD__QUERY__KIND__STATS:
+        rc = answer_stats(srv, q, &reply, out, len);
+        break;
+    default:
+        rc = -EINVAL;
+        break;
+    }
+    if (rc != 0) {
+        /* Say why rather than close: the querier gets words to print. */
+        Metricsd__Reply err = METRICSD__REPLY__INIT;
+        err.has_error = 1;
+        err.error = rc;
+        err.message = rc == -EINVAL ? "unknown query kind" : (char *)strerror(-rc);
+        rc = pack_reply(&err, out, len);
+    }
+    return rc;
+}

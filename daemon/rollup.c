@@ -1,0 +1,149 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Rollups: counters plus one sketch per metric, merged exactly and stored as a
+ * protobuf Rollup message.
+ */
+#include "rollup.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "sketch_pb.h"
+
+void rollup_init(rollup *r)
+{
+    memset(r, 0, sizeof(*r));
+    for (int i = 0; i < M__COUNT; i++)
+        sketch_init(&r->sk[i], SKETCH_DEFAULT_SCALE);
+}
+
+void rollup_free(rollup *r)
+{
+    for (int i = 0; i < M__COUNT; i++)
+        sketch_free(&r->sk[i]);
+}
+
+void rollup_reset(rollup *r)
+{
+    sketch sk[M__COUNT];
+    memcpy(sk, r->sk, sizeof(sk));
+    memset(r, 0, sizeof(*r));
+    memcpy(r->sk, sk, sizeof(sk));
+    for (int i = 0; i < M__COUNT; i++)
+        sketch_reset(&r->sk[i], SKETCH_DEFAULT_SCALE);
+}
+
+static void merge_times(rollup *dst, int64_t first, int64_t last)
+{
+    if (first != 0 && (dst->first_unix_ns == 0 || first < dst->first_unix_ns))
+        dst->first_unix_ns = first;
+    if (last > dst->last_unix_ns)
+        dst->last_unix_ns = last;
+}
+
+int rollup_merge(rollup *dst, const rollup *src)
+{
+    for (int i = 0; i < M__COUNT; i++) {
+        int rc = sketch_merge(&dst->sk[i], &src->sk[i]);
+        if (rc < 0)
+            return rc;
+    }
+    dst->requests += src->requests;
+    dst->errors += src->errors;
+    dst->cancelled += src->cancelled;
+    dst->timeouts += src->timeouts;
+    dst->cold_starts += src->cold_starts;
+    dst->prompt_tokens += src->prompt_tokens;
+    dst->output_tokens += src->output_tokens;
+    merge_times(dst, src->first_unix_ns, src->last_unix_ns);
+    return 0;
+}
+
+static Metricsd__Sketch **pb_sketches(const Metricsd__Rollup *m, Metricsd__Sketch *out[M__COUNT])
+{
+    out[M_TTFT] = m->ttft;
+    out[M_TPOT] = m->tpot;
+    out[M_ITL] = m->itl;
+    out[M_E2E] = m->e2e;
+    out[M_QUEUE] = m->queue;
+    out[M_DECODE_TPS] = m->decode_tps;
+    return out;
+}
+
+int rollup_merge_pb(rollup *dst, const Metricsd__Rollup *m)
+{
+    Metricsd__Sketch *sk[M__COUNT];
+    pb_sketches(m, sk);
+    for (int i = 0; i < M__COUNT; i++) {
+        if (sk[i] == NULL)
+            continue;
+        int rc = sketch_pb_merge(&dst->sk[i], sk[i]);
+        if (rc < 0)
+            return rc;
+    }
+    dst->requests += m->requests;
+    dst->errors += m->errors;
+    dst->cancelled += m->cancelled;
+    dst->timeouts += m->timeouts;
+    dst->cold_starts += m->cold_starts;
+    dst->prompt_tokens += m->prompt_tokens;
+    dst->output_tokens += m->output_tokens;
+    merge_times(dst, m->first_unix_ns, m->last_unix_ns);
+    return 0;
+}
+
+void rollup_view(const rollup *r, Metricsd__Rollup *msg, Metricsd__Sketch sk[M__COUNT])
+{
+    metricsd__rollup__init(msg);
+#define SET(f)                                                                         \
+    do {                                                                               \
+        msg->has_##f = r->f != 0;                                                      \
+        msg->f = r->f;                                                                 \
+    } while (0)
+    SET(requests);
+    SET(errors);
+    SET(cancelled);
+    SET(timeouts);
+    SET(cold_starts);
+    SET(prompt_tokens);
+    SET(output_tokens);
+    SET(first_unix_ns);
+    SET(last_unix_ns);
+#undef SET
+    Metricsd__Sketch **slots[M__COUNT] = {
+        [M_TTFT] = &msg->ttft, [M_TPOT] = &msg->tpot, [M_ITL] = &msg->itl,
+        [M_E2E] = &msg->e2e, [M_QUEUE] = &msg->queue, [M_DECODE_TPS] = &msg->decode_tps,
+    };
+    for (int i = 0; i < M__COUNT; i++) {
+        if (r->sk[i].count == 0)
+            continue; /* an empty sketch costs nothing on disk */
+        sketch_pb_view(&r->sk[i], &sk[i]);
+        *slots[i] = &sk[i];
+    }
+}
+
+size_t rollup_packed_size(const rollup *r)
+{
+    Metricsd__Rollup msg;
+    Metricsd__Sketch sk[M__COUNT];
+    rollup_view(r, &msg, sk);
+    return metricsd__rollup__get_packed_size(&msg);
+}
+
+size_t rollup_pack(const rollup *r, uint8_t *out)
+{
+    Metricsd__Rollup msg;
+    Metricsd__Sketch sk[M__COUNT];
+    rollup_view(r, &msg, sk);
+    return metricsd__rollup__pack(&msg, out);
+}
+
+int rollup_merge_packed(rollup *dst, const uint8_t *data, size_t len)
+{
+    Metricsd__Rollup *m = metricsd__rollup__unpack(NULL, len, data);
+    if (m == NULL)
+        return -EINVAL;
+    int rc = rollup_merge_pb(dst, m);
+    metricsd__rollup__free_unpacked(m, NULL);
+    return rc;
+}

@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * rollup: what one series accumulates over a span of time (a minute, an hour, a query
+ * window): request counters and one sketch per latency metric. Rollups merge exactly,
+ * so minutes add up to hours and stored data adds to live data without loss.
+ */
+#ifndef METRICSD_ROLLUP_H
+#define METRICSD_ROLLUP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "metricsd.pb-c.h"
+#include "sketch.h"
+
+/* The metrics with a distribution. Durations are in ns; decode_tps in tokens/s. */
+enum rollup_metric { M_TTFT, M_TPOT, M_ITL, M_E2E, M_QUEUE, M_DECODE_TPS, M__COUNT };
+
+typedef struct rollup {
+    uint64_t requests, errors, cancelled, timeouts, cold_starts;
+    uint64_t prompt_tokens, output_tokens;
+    int64_t first_unix_ns, last_unix_ns; /* 0 while empty */
+    sketch sk[M__COUNT];
+} rollup;
+
+void rollup_init(rollup *r);
+void rollup_free(rollup *r);
+/* Empty r, keeping its memory. */
+void rollup_reset(rollup *r);
+/* dst += src. Returns 0 or -ENOMEM. */
+int rollup_merge(rollup *dst, const rollup *src);
+/* dst += the stored message m. Returns 0, -EINVAL (a sketch that does not decode), or
+ * -ENOMEM. */
+int rollup_merge_pb(rollup *dst, const Metricsd__Rollup *m);
+/* Point msg (and the sketch messages in sk, which must outlive msg) at r. */
+void rollup_view(const rollup *r, Metricsd__Rollup *msg, Metricsd__Sketch sk[M__COUNT]);
+/* Bytes of r packed as a Rollup message. */
+size_t rollup_packed_size(const rollup *r);
+/* Pack into out (rollup_packed_size bytes). Returns bytes written. */
+size_t rollup_pack(const rollup *r, uint8_t *out);
+/* Unpack and merge a stored Rollup value into dst. */
+int rollup_merge_packed(rollup *dst, const uint8_t *data, size_t len);
+
+#endif

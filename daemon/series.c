@@ -1,0 +1,190 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The series table and the deltas that wait for the next flush.
+ */
+#include "series.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+static uint64_t hash_pair(const char *a, const char *b)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (; *a; a++)
+        h = (h ^ (uint8_t)*a) * 1099511628211ull;
+    h = (h ^ 0xff) * 1099511628211ull;
+    for (; *b; b++)
+        h = (h ^ (uint8_t)*b) * 1099511628211ull;
+    return h;
+}
+
+int series_table_init(series_table *t, size_t max_series, size_t max_pending)
+{
+    memset(t, 0, sizeof(*t));
+    t->max_series = max_series;
+    t->max_pending = max_pending;
+    t->n_buckets = 1024;
+    t->buckets = calloc(t->n_buckets, sizeof(*t->buckets));
+    return t->buckets ? 0 : -ENOMEM;
+}
+
+static void series_destroy(series *s)
+{
+    for (uint32_t i = 0; i < s->n_pending; i++)
+        rollup_free(&s->pending[i].delta);
+    free(s->pending);
+    free(s->model);
+    free(s->backend);
+    free(s);
+}
+
+void series_table_free(series_table *t)
+{
+    for (size_t i = 0; i < t->n; i++)
+        series_destroy(t->all[i]);
+    free(t->buckets);
+    free(t->all);
+    memset(t, 0, sizeof(*t));
+}
+
+series *series_find(series_table *t, const char *model, const char *backend)
+{
+    uint64_t h = hash_pair(model, backend);
+    for (series *s = t->buckets[h % t->n_buckets]; s; s = s->hnext)
+        if (strcmp(s->model, model) == 0 && strcmp(s->backend, backend) == 0)
+            return s;
+    return NULL;
+}
+
+static int grow_buckets(series_table *t)
+{
+    size_t nb = t->n_buckets * 2;
+    series **b = calloc(nb, sizeof(*b));
+    if (b == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < t->n; i++) {
+        series *s = t->all[i];
+        uint64_t h = hash_pair(s->model, s->backend) % nb;
+        s->hnext = b[h];
+        b[h] = s;
+    }
+    free(t->buckets);
+    t->buckets = b;
+    t->n_buckets = nb;
+    return 0;
+}
+
+static series *insert(series_table *t, const char *model, const char *backend, int *err)
+{
+    if (t->n >= t->n_buckets && grow_buckets(t) != 0) {
+        *err = -ENOMEM;
+        return NULL;
+    }
+    if (t->n == t->cap_all) {
+        size_t cap = t->cap_all ? t->cap_all * 2 : 64;
+        series **all = realloc(t->all, cap * sizeof(*all));
+        if (all == NULL) {
+            *err = -ENOMEM;
+            return NULL;
+        }
+        t->all = all;
+        t->cap_all = cap;
+    }
+    series *s = calloc(1, sizeof(*s));
+    if (s == NULL || (s->model = strdup(model)) == NULL || (s->backend = strdup(backend)) == NULL) {
+        if (s) {
+            free(s->model);
+            free(s);
+        }
+        *err = -ENOMEM;
+        return NULL;
+    }
+    uint64_t h = hash_pair(model, backend) % t->n_buckets;
+    s->hnext = t->buckets[h];
+    t->buckets[h] = s;
+    t->all[t->n++] = s;
+    return s;
+}
+
+series *series_get(series_table *t, const char *model, const char *backend, int *err)
+{
+    series *s = series_find(t, model, backend);
+    *err = 0;
+    if (s != NULL)
+        return s;
+    if (t->n >= t->max_series) {
+        *err = -ENOSPC;
+        return NULL;
+    }
+    return insert(t, model, backend, err);
+}
+
+int series_add_stored(series_table *t, uint32_t id, const char *model, const char *backend)
+{
+    int err = 0;
+    series *s = series_find(t, model, backend);
+    /* Stored series always load, even past the cap; the cap refuses new ones. */
+    if (s == NULL && (s = insert(t, model, backend, &err)) == NULL)
+        return err;
+    s->id = id;
+    return 0;
+}
+
+/* Drop the oldest delta of s to make room; returns the requests it held. */
+static uint64_t drop_oldest(series_table *t, series *s)
+{
+    uint32_t oldest = 0;
+    for (uint32_t i = 1; i < s->n_pending; i++)
+        if (s->pending[i].minute < s->pending[oldest].minute)
+            oldest = i;
+    uint64_t lost = s->pending[oldest].delta.requests;
+    rollup_free(&s->pending[oldest].delta);
+    s->pending[oldest] = s->pending[--s->n_pending];
+    t->pending_total--;
+    return lost;
+}
+
+rollup *series_delta(series_table *t, series *s, uint32_t minute, uint64_t *dropped_requests)
+{
+    *dropped_requests = 0;
+    /* Newest first: nearly every event falls in the minute of the previous one. */
+    for (uint32_t i = s->n_pending; i-- > 0;)
+        if (s->pending[i].minute == minute)
+            return &s->pending[i].delta;
+    if (t->pending_total >= t->max_pending) {
+        /* Bounded memory while the disk refuses writes: the oldest minute of the
+         * series with the most deltas goes. */
+        series *victim = s;
+        for (size_t i = 0; i < t->n; i++)
+            if (t->all[i]->n_pending > victim->n_pending)
+                victim = t->all[i];
+        if (victim->n_pending == 0)
+            return NULL;
+        *dropped_requests = drop_oldest(t, victim);
+    }
+    if (s->n_pending == s->cap_pending) {
+        uint32_t cap = s->cap_pending ? s->cap_pending * 2 : 2;
+        series_pending *p = realloc(s->pending, cap * sizeof(*p));
+        if (p == NULL)
+            return NULL;
+        s->pending = p;
+        s->cap_pending = cap;
+    }
+    series_pending *p = &s->pending[s->n_pending++];
+    p->minute = minute;
+    rollup_init(&p->delta);
+    t->pending_total++;
+    return &p->delta;
+}
+
+void series_clear_pending(series_table *t)
+{
+    for (size_t i = 0; i < t->n; i++) {
+        series *s = t->all[i];
+        for (uint32_t j = 0; j < s->n_pending; j++)
+            rollup_free(&s->pending[j].delta);
+        s->n_pending = 0;
+    }
+    t->pending_total = 0;
+}

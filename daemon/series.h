@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * series: live state per (model, backend). Each series holds the deltas not yet on
+ * disk, one rollup per minute they fall in (usually one or two), and the number of
+ * its generations in flight. The table is a hash on the name pair, capped at
+ * max_series entries.
+ */
+#ifndef METRICSD_SERIES_H
+#define METRICSD_SERIES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rollup.h"
+
+typedef struct series_pending {
+    uint32_t minute;
+    rollup delta;
+} series_pending;
+
+typedef struct series {
+    uint32_t id;             /* store id; 0 until the first flush creates it */
+    char *model, *backend;
+    uint32_t in_flight;
+    uint32_t n_pending, cap_pending;
+    series_pending *pending; /* ordered by arrival, not necessarily by minute */
+    struct series *hnext;
+} series;
+
+typedef struct series_table {
+    series **buckets;
+    size_t n_buckets, n, cap_all;
+    size_t max_series;       /* no new series past this many (stored ones all load) */
+    size_t pending_total;    /* deltas held over all series */
+    size_t max_pending;      /* bound on pending_total; past it the oldest is dropped */
+    series **all;            /* every series, in creation order */
+} series_table;
+
+int series_table_init(series_table *t, size_t max_series, size_t max_pending);
+void series_table_free(series_table *t);
+
+/* Find or create. Returns NULL with *err = -ENOSPC past max_series, -ENOMEM. */
+series *series_get(series_table *t, const char *model, const char *backend, int *err);
+series *series_find(series_table *t, const char *model, const char *backend);
+/* Add a stored series at start-up (not counted against max_series twice). */
+int series_add_stored(series_table *t, uint32_t id, const char *model, const char *backend);
+
+/* The delta of series s for `minute`, created if needed. NULL on -ENOMEM. When the
+ * bound on deltas is reached the oldest delta of s (or of the table) is dropped and
+ * *dropped_requests says how many requests it held. */
+rollup *series_delta(series_table *t, series *s, uint32_t minute, uint64_t *dropped_requests);
+
+/* After a successful flush: forget every pending delta. */
+void series_clear_pending(series_table *t);
+
+#endif

@@ -1,0 +1,502 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * LMDB storage of series and rollups. One write transaction per flush interval costs
+ * one fsync (about a millisecond on SSD); everything else is reads from the map.
+ */
+#include "store.h"
+
+#include <errno.h>
+#include <lmdb.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "log.h"
+
+struct store {
+    MDB_env *env;
+    MDB_dbi meta, series, m1, h1, events, samples;
+    char *dir;
+    size_t map_size, map_max;
+    int m1_days, h1_days;
+    int readers_cleared;
+    uint64_t map_growths;
+    uint8_t *scratch;
+    size_t scratch_cap;
+};
+
+struct store_reader {
+    store *st;
+    MDB_txn *txn;
+    rollup tmp;
+};
+
+static void put_be32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+static uint32_t get_be32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static int mdb_errno(int rc)
+{
+    switch (rc) {
+    case 0:
+        return 0;
+    case MDB_MAP_FULL:
+    case ENOSPC:
+        return -ENOSPC;
+    case ENOMEM:
+        return -ENOMEM;
+    default:
+        return rc > 0 && rc < 1000 ? -rc : -EIO;
+    }
+}
+
+static int open_dbs(store *st, char *why, size_t why_len)
+{
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(st->env, NULL, 0, &txn);
+    if (rc != 0)
+        return mdb_errno(rc);
+    if ((rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &st->meta)) ||
+        (rc = mdb_dbi_open(txn, "series", MDB_CREATE, &st->series)) ||
+        (rc = mdb_dbi_open(txn, "m1", MDB_CREATE, &st->m1)) ||
+        (rc = mdb_dbi_open(txn, "h1", MDB_CREATE, &st->h1)) ||
+        (rc = mdb_dbi_open(txn, "events", MDB_CREATE, &st->events)) ||
+        (rc = mdb_dbi_open(txn, "samples", MDB_CREATE, &st->samples))) {
+        mdb_txn_abort(txn);
+        return mdb_errno(rc);
+    }
+    MDB_val k = { 6, "schema" }, v;
+    rc = mdb_get(txn, st->meta, &k, &v);
+    if (rc == MDB_NOTFOUND) {
+        uint8_t ver[4];
+        put_be32(ver, STORE_SCHEMA_VERSION);
+        v.mv_size = 4;
+        v.mv_data = ver;
+        rc = mdb_put(txn, st->meta, &k, &v, 0);
+    } else if (rc == 0) {
+        uint32_t have = v.mv_size == 4 ? get_be32(v.mv_data) : UINT32_MAX;
+        if (have > STORE_SCHEMA_VERSION) {
+            snprintf(why, why_len,
+                     "database schema version %u is newer than this metricsd understands "
+                     "(%u); use a newer metricsd or another --db",
+                     have, STORE_SCHEMA_VERSION);
+            mdb_txn_abort(txn);
+            return -EPROTO;
+        }
+    }
+    if (rc != 0) {
+        mdb_txn_abort(txn);
+        return mdb_errno(rc);
+    }
+    return mdb_errno(mdb_txn_commit(txn));
+}
+
+int store_open(store **out, const char *dir, const store_opts *opts, char *why, size_t why_len)
+{
+    store_opts def = { 0 };
+    store *st;
+    int rc;
+
+    if (opts == NULL)
+        opts = &def;
+    snprintf(why, why_len, "%s", "");
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        rc = -errno;
+        snprintf(why, why_len, "cannot create %s: %s", dir, strerror(errno));
+        return rc;
+    }
+    st = calloc(1, sizeof(*st));
+    if (st == NULL || (st->dir = strdup(dir)) == NULL) {
+        free(st);
+        return -ENOMEM;
+    }
+    st->map_size = opts->map_initial ? opts->map_initial : 64u << 20;
+    st->map_max = opts->map_max ? opts->map_max : (size_t)16 << 30;
+    if (st->map_max < st->map_size)
+        st->map_max = st->map_size;
+    st->m1_days = opts->m1_retention_days > 0 ? opts->m1_retention_days : 14;
+    st->h1_days = opts->h1_retention_days > 0 ? opts->h1_retention_days : 400;
+
+    if ((rc = mdb_env_create(&st->env)) != 0)
+        goto fail;
+    mdb_env_set_maxdbs(st->env, 8);
+    mdb_env_set_maxreaders(st->env, 126);
+    /* The map may already be larger than we ask (a grown database): LMDB keeps the
+     * file's size when it is bigger. */
+    if ((rc = mdb_env_set_mapsize(st->env, st->map_size)) != 0)
+        goto fail;
+    /* MDB_NOTLS: readers are not tied to threads. MDB_NOSYNC only for tests. */
+    rc = mdb_env_open(st->env, dir, MDB_NOTLS | (opts->no_sync ? MDB_NOSYNC : 0), 0600);
+    if (rc != 0)
+        goto fail;
+    MDB_envinfo info;
+    mdb_env_info(st->env, &info);
+    st->map_size = info.me_mapsize;
+    /* Reader slots left by killed queriers would pin old pages forever. */
+    mdb_reader_check(st->env, &st->readers_cleared);
+    if ((rc = open_dbs(st, why, why_len)) != 0) {
+        mdb_env_close(st->env);
+        free(st->dir);
+        free(st);
+        return rc;
+    }
+    *out = st;
+    return 0;
+fail:
+    snprintf(why, why_len, "cannot open the database in %s: %s", dir, mdb_strerror(rc));
+    if (st->env)
+        mdb_env_close(st->env);
+    free(st->dir);
+    free(st);
+    return mdb_errno(rc) ? mdb_errno(rc) : -EIO;
+}
+
+void store_close(store *st)
+{
+    if (st == NULL)
+        return;
+    mdb_env_close(st->env);
+    free(st->scratch);
+    free(st->dir);
+    free(st);
+}
+
+const char *store_path(store *st)
+{
+    return st->dir;
+}
+
+int store_load_series(store *st, store_series_cb cb, void *ud)
+{
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    MDB_val k, v;
+    int rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn);
+    if (rc != 0)
+        return mdb_errno(rc);
+    mdb_cursor_open(txn, st->series, &cur);
+    int ret = 0;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        Metricsd__SeriesInfo *si = metricsd__series_info__unpack(NULL, v.mv_size, v.mv_data);
+        if (si == NULL || k.mv_size != 4) {
+            log_msg(LOG_WARN, "store: a series record does not decode; skipped");
+            if (si)
+                metricsd__series_info__free_unpacked(si, NULL);
+            continue;
+        }
+        ret = cb(ud, get_be32(k.mv_data), si->model ? si->model : "",
+                 si->backend ? si->backend : "");
+        metricsd__series_info__free_unpacked(si, NULL);
+        if (ret != 0)
+            break;
+    }
+    mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+    return ret;
+}
+
+static int scratch_reserve(store *st, size_t n)
+{
+    if (st->scratch_cap >= n)
+        return 0;
+    size_t cap = st->scratch_cap ? st->scratch_cap : 4096;
+    while (cap < n)
+        cap *= 2;
+    uint8_t *p = realloc(st->scratch, cap);
+    if (p == NULL)
+        return -ENOMEM;
+    st->scratch = p;
+    st->scratch_cap = cap;
+    return 0;
+}
+
+/* Merge delta into the record at key of db: read, merge in memory, write back. */
+static int merge_record(store *st, MDB_txn *txn, MDB_dbi db, const uint8_t key[8],
+                        const rollup *delta, rollup *tmp)
+{
+    MDB_val k = { 8, (void *)key }, v;
+    const rollup *out = delta;
+    int rc = mdb_get(txn, db, &k, &v);
+    if (rc == 0) {
+        rollup_reset(tmp);
+        if (rollup_merge_packed(tmp, v.mv_data, v.mv_size) != 0) {
+            /* A record we cannot read is not made worse by losing it to this delta;
+             * say so, since it means damage from outside. */
+            log_msg(LOG_ERR, "store: a rollup record does not decode; replaced");
+            rollup_reset(tmp);
+        }
+        if ((rc = rollup_merge(tmp, delta)) != 0)
+            return rc;
+        out = tmp;
+    } else if (rc != MDB_NOTFOUND) {
+        return rc;
+    }
+    size_t n = rollup_packed_size(out);
+    if (scratch_reserve(st, n) != 0)
+        return ENOMEM;
+    rollup_pack(out, st->scratch);
+    v.mv_size = n;
+    v.mv_data = st->scratch;
+    return mdb_put(txn, db, &k, &v, 0);
+}
+
+static int create_series(store *st, MDB_txn *txn, const store_item *it, uint32_t *id)
+{
+    MDB_val k = { 11, "next_series" }, v;
+    uint32_t next = 1;
+    uint8_t buf[4];
+    int rc = mdb_get(txn, st->meta, &k, &v);
+    if (rc == 0 && v.mv_size == 4)
+        next = get_be32(v.mv_data);
+    else if (rc != 0 && rc != MDB_NOTFOUND)
+        return rc;
+    put_be32(buf, next + 1);
+    v.mv_size = 4;
+    v.mv_data = buf;
+    if ((rc = mdb_put(txn, st->meta, &k, &v, 0)) != 0)
+        return rc;
+
+    Metricsd__SeriesInfo si = METRICSD__SERIES_INFO__INIT;
+    si.has_id = 1;
+    si.id = next;
+    si.model = (char *)it->model;
+    si.backend = (char *)it->backend;
+    uint8_t val[1024];
+    size_t n = metricsd__series_info__get_packed_size(&si);
+    if (n > sizeof(val))
+        return EINVAL;
+    metricsd__series_info__pack(&si, val);
+    put_be32(buf, next);
+    k.mv_size = 4;
+    k.mv_data = buf;
+    v.mv_size = n;
+    v.mv_data = val;
+    if ((rc = mdb_put(txn, st->series, &k, &v, MDB_NOOVERWRITE)) != 0)
+        return rc;
+    *id = next;
+    return 0;
+}
+
+static int write_once(store *st, const store_item *items, size_t n, uint32_t *new_ids)
+{
+    MDB_txn *txn;
+    rollup tmp;
+    int rc = mdb_txn_begin(st->env, NULL, 0, &txn);
+    if (rc != 0)
+        return rc;
+    rollup_init(&tmp);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        const store_item *it = &items[i];
+        uint32_t id = *it->id;
+        new_ids[i] = 0;
+        if (id == 0) {
+            /* Several items of one new series: the first creates it. */
+            for (size_t j = 0; j < i; j++)
+                if (items[j].id == it->id && new_ids[j] != 0)
+                    id = new_ids[j];
+            if (id == 0 && (rc = create_series(st, txn, it, &id)) != 0)
+                break;
+            new_ids[i] = id;
+        }
+        uint8_t key[8];
+        put_be32(key, id);
+        put_be32(key + 4, it->minute);
+        if ((rc = merge_record(st, txn, st->m1, key, it->delta, &tmp)) != 0)
+            break;
+        put_be32(key + 4, it->minute / 60);
+        rc = merge_record(st, txn, st->h1, key, it->delta, &tmp);
+    }
+    rollup_free(&tmp);
+    if (rc != 0) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
+    return mdb_txn_commit(txn);
+}
+
+int store_write(store *st, const store_item *items, size_t n)
+{
+    uint32_t *new_ids = calloc(n ? n : 1, sizeof(*new_ids));
+    int rc;
+    if (new_ids == NULL)
+        return -ENOMEM;
+    for (;;) {
+        rc = write_once(st, items, n, new_ids);
+        if (rc != MDB_MAP_FULL)
+            break;
+        if (st->map_size >= st->map_max) {
+            log_msg(LOG_ERR, "store: the map is full at its cap of %zu MiB", st->map_max >> 20);
+            break;
+        }
+        size_t grown = st->map_size * 2 > st->map_max ? st->map_max : st->map_size * 2;
+        /* Safe here: no transaction of ours is open (the daemon is one thread). */
+        int r2 = mdb_env_set_mapsize(st->env, grown);
+        if (r2 != 0) {
+            log_msg(LOG_ERR, "store: cannot grow the map to %zu MiB: %s", grown >> 20,
+                    mdb_strerror(r2));
+            break;
+        }
+        log_msg(LOG_NOTICE, "store: map grown from %zu to %zu MiB", st->map_size >> 20,
+                grown >> 20);
+        st->map_size = grown;
+        st->map_growths++;
+    }
+    if (rc == 0)
+        for (size_t i = 0; i < n; i++)
+            if (new_ids[i] != 0)
+                *items[i].id = new_ids[i];
+    free(new_ids);
+    return mdb_errno(rc);
+}
+
+int store_reader_open(store *st, store_reader **out)
+{
+    store_reader *rd = calloc(1, sizeof(*rd));
+    if (rd == NULL)
+        return -ENOMEM;
+    int rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &rd->txn);
+    if (rc != 0) {
+        free(rd);
+        return mdb_errno(rc);
+    }
+    rd->st = st;
+    rollup_init(&rd->tmp);
+    *out = rd;
+    return 0;
+}
+
+void store_reader_close(store_reader *rd)
+{
+    if (rd == NULL)
+        return;
+    mdb_txn_abort(rd->txn);
+    rollup_free(&rd->tmp);
+    free(rd);
+}
+
+static int read_range(store_reader *rd, MDB_dbi db, uint32_t id, uint32_t from, uint32_t to,
+                      rollup *acc)
+{
+    MDB_cursor *cur;
+    uint8_t key[8];
+    MDB_val k = { 8, key }, v;
+    int rc;
+
+    if (from >= to)
+        return 0;
+    put_be32(key, id);
+    put_be32(key + 4, from);
+    if ((rc = mdb_cursor_open(rd->txn, db, &cur)) != 0)
+        return mdb_errno(rc);
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size != 8 || get_be32(k.mv_data) != id || get_be32((uint8_t *)k.mv_data + 4) >= to)
+            break;
+        if (rollup_merge_packed(acc, v.mv_data, v.mv_size) != 0)
+            log_limited(0, LOG_ERR, "store: a rollup record does not decode; skipped");
+    }
+    mdb_cursor_close(cur);
+    return rc == 0 || rc == MDB_NOTFOUND ? 0 : mdb_errno(rc);
+}
+
+int store_read_minutes(store_reader *rd, uint32_t id, uint32_t from, uint32_t to, rollup *acc)
+{
+    return read_range(rd, rd->st->m1, id, from, to, acc);
+}
+
+int store_read_hours(store_reader *rd, uint32_t id, uint32_t from, uint32_t to, rollup *acc)
+{
+    return read_range(rd, rd->st->h1, id, from, to, acc);
+}
+
+/* Delete records of db whose time part is below cutoff, for every series. */
+static long expire(MDB_txn *txn, MDB_dbi db, uint32_t cutoff)
+{
+    MDB_cursor *cur;
+    MDB_val k, v;
+    long n = 0;
+    int rc = mdb_cursor_open(txn, db, &cur);
+    if (rc != 0)
+        return -EIO;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    while (rc == 0) {
+        if (k.mv_size == 8 && get_be32((uint8_t *)k.mv_data + 4) < cutoff) {
+            if (mdb_cursor_del(cur, 0) != 0)
+                break;
+            n++;
+            /* After a delete the cursor already points at the next record. */
+            rc = mdb_cursor_get(cur, &k, &v, MDB_GET_CURRENT);
+            continue;
+        }
+        /* Jump to the next series: (id + 1, 0). */
+        uint8_t key[8];
+        uint32_t id = get_be32(k.mv_data);
+        if (id == UINT32_MAX)
+            break;
+        put_be32(key, id + 1);
+        put_be32(key + 4, 0);
+        k.mv_size = 8;
+        k.mv_data = key;
+        rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    }
+    mdb_cursor_close(cur);
+    return n;
+}
+
+long store_retention(store *st, uint32_t now_minute)
+{
+    MDB_txn *txn;
+    uint32_t m1_cut = now_minute > (uint32_t)st->m1_days * 1440u ? now_minute - (uint32_t)st->m1_days * 1440u : 0;
+    uint32_t h1_cut = now_minute / 60 > (uint32_t)st->h1_days * 24u ? now_minute / 60 - (uint32_t)st->h1_days * 24u : 0;
+    int rc = mdb_txn_begin(st->env, NULL, 0, &txn);
+    if (rc != 0)
+        return mdb_errno(rc);
+    long n = expire(txn, st->m1, m1_cut);
+    long n2 = expire(txn, st->h1, h1_cut);
+    if (n < 0 || n2 < 0) {
+        mdb_txn_abort(txn);
+        return -EIO;
+    }
+    rc = mdb_txn_commit(txn);
+    return rc == 0 ? n + n2 : mdb_errno(rc);
+}
+
+void store_get_info(store *st, store_info *info)
+{
+    MDB_envinfo ei;
+    MDB_stat s;
+    MDB_txn *txn;
+    struct stat sb;
+    char path[PATH_MAX];
+
+    memset(info, 0, sizeof(*info));
+    mdb_env_info(st->env, &ei);
+    info->map_bytes = ei.me_mapsize;
+    info->map_max = st->map_max;
+    info->readers_cleared = (uint32_t)st->readers_cleared;
+    info->map_growths = st->map_growths;
+    snprintf(path, sizeof(path), "%s/data.mdb", st->dir);
+    if (stat(path, &sb) == 0)
+        info->file_bytes = (uint64_t)sb.st_blocks * 512u;
+    if (mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn) == 0) {
+        if (mdb_stat(txn, st->m1, &s) == 0)
+            info->m1_records = s.ms_entries;
+        if (mdb_stat(txn, st->h1, &s) == 0)
+            info->h1_records = s.ms_entries;
+        if (mdb_stat(txn, st->series, &s) == 0)
+            info->series = s.ms_entries;
+        mdb_txn_abort(txn);
+    }
+}

@@ -1,0 +1,84 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * store: the LMDB database. Named databases:
+ *   meta     "schema" -> u32 version; "next_series" -> u32
+ *   series   u32 id (big-endian) -> SeriesInfo
+ *   m1       (u32 series id, u32 minute since the epoch), big-endian -> Rollup
+ *   h1       (u32 series id, u32 hour since the epoch), big-endian -> Rollup
+ *   events   reserved for recent raw events (drill-down)
+ *   samples  reserved for sampler readings
+ * Big-endian keys sort by series, then time, so a window is one cursor range.
+ *
+ * Writes: one write transaction per flush (store_write): every pending (series,
+ * minute) delta is merged into its m1 and h1 records. LMDB's copy-on-write B-tree
+ * and fsync at commit mean a kill -9 loses at most what was not yet committed and
+ * never corrupts the file. On MDB_MAP_FULL the map is doubled and the transaction
+ * retried, up to map_max bytes.
+ */
+#ifndef METRICSD_STORE_H
+#define METRICSD_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rollup.h"
+
+#define STORE_SCHEMA_VERSION 1
+
+typedef struct store store;
+
+typedef struct store_opts {
+    size_t map_initial; /* default 64 MiB */
+    size_t map_max;     /* default 16 GiB */
+    int m1_retention_days;  /* default 14 */
+    int h1_retention_days;  /* default 400 */
+    int no_sync;        /* tests only: MDB_NOSYNC */
+} store_opts;
+
+/* Open (creating dir 0700 and the file 0600 when absent). Returns 0, -EPROTO when the
+ * database's schema is newer than this daemon (with *why set to words), or a negative
+ * errno / LMDB error mapped to -EIO. */
+int store_open(store **out, const char *dir, const store_opts *opts, char *why, size_t why_len);
+void store_close(store *st);
+
+/* Call cb for each stored series. */
+typedef int (*store_series_cb)(void *ud, uint32_t id, const char *model, const char *backend);
+int store_load_series(store *st, store_series_cb cb, void *ud);
+
+/* One pending delta for store_write. A series with *id == 0 is created in the same
+ * transaction; its new id is written to *id only once the transaction commits. */
+typedef struct store_item {
+    uint32_t *id;
+    const char *model, *backend;
+    uint32_t minute;
+    const rollup *delta;
+} store_item;
+
+/* Merge all items into m1 and h1 in one transaction. All or nothing: on error nothing
+ * is written and the caller keeps its deltas. Returns 0, -ENOSPC (disk or map cap
+ * full), -EIO. */
+int store_write(store *st, const store_item *items, size_t n);
+
+/* Read side. A reader is one read transaction (a consistent snapshot). */
+typedef struct store_reader store_reader;
+int store_reader_open(store *st, store_reader **out);
+void store_reader_close(store_reader *rd);
+/* acc += every m1 record of series id with from <= minute < to. */
+int store_read_minutes(store_reader *rd, uint32_t id, uint32_t from, uint32_t to, rollup *acc);
+/* acc += every h1 record of series id with from <= hour < to. */
+int store_read_hours(store_reader *rd, uint32_t id, uint32_t from, uint32_t to, rollup *acc);
+
+/* Delete m1/h1 records older than their retention, relative to now_minute. Returns
+ * records deleted or a negative errno. */
+long store_retention(store *st, uint32_t now_minute);
+
+typedef struct store_info {
+    uint64_t file_bytes, map_bytes, map_max;
+    uint64_t m1_records, h1_records, series;
+    uint64_t map_growths;
+    uint32_t readers_cleared; /* stale reader slots cleared at open */
+} store_info;
+void store_get_info(store *st, store_info *info);
+const char *store_path(store *st);
+
+#endif
