@@ -1,0 +1,2 @@
+# SPDX-License-Identifier: MIT
+metricsd_unit_test(test_client SOURCES test_client.c LIBS metricsd_static)

@@ -1,0 +1,932 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Unit tests of libmetricsd's sending side, without the real daemon: each test listens
+ * on its own Unix socket in a mktemp -d directory and reads the frames itself with
+ * frame_reader and frame_unpack. alarm() guards every test, so a call that blocks
+ * fails the test instead of hanging it.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "frame.h"
+#include "metricsd.h"
+#include "sketch.h"
+#include "sketch_pb.h"
+
+/* ---- a minimal server ---- */
+
+typedef struct srv {
+    char dir[64];
+    char path[108];
+    int lfd;
+} srv;
+
+enum { REC_HELLO = 1, REC_BEGIN = 2, REC_GEN = 3 };
+
+/* What the server saw in one frame, copied out of the decoded message. */
+typedef struct rec {
+    int kind;
+    uint64_t gen_id;
+    char model[300], backend[32], engine[64], error_kind[32];
+    int status;
+    bool has_ttft, has_decode, has_queue, has_total, has_itl;
+    int64_t ttft, decode, total, queue, load, prefill, start_unix_ns;
+    int64_t prompt_tokens, cached_prompt_tokens, output_tokens;
+    uint64_t itl_count, itl_zero;
+    double itl_sum;
+    size_t n_labels;
+    char label0_value[300];
+    /* Hello */
+    int pid;
+    uint32_t protocol;
+    uint64_t dropped, dropped_total;
+    char client_name[64], library_version[32];
+} rec;
+
+typedef struct conn {
+    int fd;
+    frame_reader r;
+    rec *recs;
+    size_t n, cap;
+    size_t hellos, begins, gens;
+    size_t bad;     /* frames that did not decode, or a bad length */
+    bool eof;
+} conn;
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void srv_init(srv *s)
+{
+    strcpy(s->dir, "/tmp/metricsd-test-XXXXXX");
+    assert_non_null(mkdtemp(s->dir));
+    snprintf(s->path, sizeof(s->path), "%s/metricsd.sock", s->dir);
+    s->lfd = -1;
+}
+
+static void srv_listen(srv *s)
+{
+    struct sockaddr_un a = { .sun_family = AF_UNIX };
+    strcpy(a.sun_path, s->path);
+    s->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(s->lfd >= 0);
+    assert_int_equal(bind(s->lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(s->lfd, 16), 0);
+}
+
+static void srv_done(srv *s)
+{
+    if (s->lfd >= 0)
+        close(s->lfd);
+    unlink(s->path);
+    rmdir(s->dir);
+}
+
+/* A connection waiting on the listener within timeout_ms, or -1. */
+static int srv_accept(srv *s, int timeout_ms)
+{
+    struct pollfd p = { .fd = s->lfd, .events = POLLIN };
+    if (poll(&p, 1, timeout_ms) != 1)
+        return -1;
+    return accept4(s->lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+}
+
+static void conn_init(conn *k, int fd)
+{
+    memset(k, 0, sizeof(*k));
+    k->fd = fd;
+    frame_reader_init(&k->r, FRAME_MAX_CLIENT);
+}
+
+static void conn_free(conn *k)
+{
+    if (k->fd >= 0)
+        close(k->fd);
+    frame_reader_free(&k->r);
+    free(k->recs);
+    memset(k, 0, sizeof(*k));
+    k->fd = -1;
+}
+
+static void cpy(char *dst, size_t n, const char *s)
+{
+    snprintf(dst, n, "%s", s != NULL ? s : "");
+}
+
+static void conn_add(conn *k, const uint8_t *p, size_t len)
+{
+    Metricsd__Envelope *env = frame_unpack(p, len, NULL);
+    if (env == NULL) {
+        k->bad++;
+        return;
+    }
+    if (k->n == k->cap) {
+        k->cap = k->cap ? 2 * k->cap : 256;
+        k->recs = realloc(k->recs, k->cap * sizeof(rec));
+        if (k->recs == NULL)
+            abort(); /* test code */
+    }
+    rec *r = &k->recs[k->n++];
+    memset(r, 0, sizeof(*r));
+    switch (env->msg_case) {
+    case METRICSD__ENVELOPE__MSG_HELLO:
+        r->kind = REC_HELLO;
+        k->hellos++;
+        r->pid = env->hello->pid;
+        r->protocol = env->hello->protocol;
+        r->dropped = env->hello->dropped;
+        r->dropped_total = env->hello->dropped_total;
+        cpy(r->client_name, sizeof(r->client_name), env->hello->client_name);
+        cpy(r->library_version, sizeof(r->library_version), env->hello->library_version);
+        break;
+    case METRICSD__ENVELOPE__MSG_BEGIN:
+        r->kind = REC_BEGIN;
+        k->begins++;
+        r->gen_id = env->begin->gen_id;
+        cpy(r->model, sizeof(r->model), env->begin->model);
+        cpy(r->backend, sizeof(r->backend), env->begin->backend);
+        r->start_unix_ns = env->begin->start_unix_ns;
+        break;
+    case METRICSD__ENVELOPE__MSG_GENERATION: {
+        const Metricsd__Generation *g = env->generation;
+        r->kind = REC_GEN;
+        k->gens++;
+        r->gen_id = g->gen_id;
+        cpy(r->model, sizeof(r->model), g->model);
+        cpy(r->backend, sizeof(r->backend), g->backend);
+        cpy(r->engine, sizeof(r->engine), g->engine);
+        cpy(r->error_kind, sizeof(r->error_kind), g->error_kind);
+        r->status = g->has_status ? (int)g->status : -1;
+        r->has_ttft = g->has_ttft_ns;
+        r->ttft = g->ttft_ns;
+        r->has_decode = g->has_decode_ns;
+        r->decode = g->decode_ns;
+        r->has_queue = g->has_queue_ns;
+        r->queue = g->queue_ns;
+        r->has_total = g->has_total_ns;
+        r->total = g->total_ns;
+        r->load = g->load_ns;
+        r->prefill = g->prefill_ns;
+        r->start_unix_ns = g->start_unix_ns;
+        r->prompt_tokens = g->prompt_tokens;
+        r->cached_prompt_tokens = g->cached_prompt_tokens;
+        r->output_tokens = g->output_tokens;
+        r->n_labels = g->n_labels;
+        if (g->n_labels > 0)
+            cpy(r->label0_value, sizeof(r->label0_value), g->labels[0]->value);
+        if (g->itl != NULL) {
+            sketch s;
+            r->has_itl = true;
+            if (sketch_pb_load(&s, g->itl) != 0)
+                k->bad++;
+            r->itl_count = sketch_count(&s);
+            r->itl_zero = s.zero_count;
+            r->itl_sum = s.sum;
+            sketch_free(&s);
+        }
+        break;
+    }
+    default:
+        k->bad++;
+        k->n--;
+        break;
+    }
+    metricsd__envelope__free_unpacked(env, NULL);
+}
+
+/* Read what arrives within timeout_ms (one poll, then everything available). */
+static void conn_pump(conn *k, int timeout_ms)
+{
+    struct pollfd p = { .fd = k->fd, .events = POLLIN };
+    if (k->eof || poll(&p, 1, timeout_ms) != 1)
+        return;
+    for (;;) {
+        uint8_t *buf;
+        size_t room;
+        if (frame_reader_space(&k->r, 65536, &buf, &room) != 0)
+            abort();
+        ssize_t n = read(k->fd, buf, room);
+        if (n == 0) {
+            k->eof = true;
+            break;
+        }
+        if (n < 0)
+            break; /* EAGAIN: all read */
+        frame_reader_commit(&k->r, (size_t)n);
+        const uint8_t *payload;
+        size_t len;
+        int rc;
+        while ((rc = frame_reader_next(&k->r, &payload, &len)) == 1)
+            conn_add(k, payload, len);
+        if (rc < 0) {
+            k->bad++;
+            k->eof = true;
+            break;
+        }
+    }
+}
+
+/* Every Generation with a gen_id ends a Begin seen before it on this connection. */
+static bool gen_ids_match(const conn *k)
+{
+    for (size_t i = 0; i < k->n; i++) {
+        if (k->recs[i].kind != REC_GEN || k->recs[i].gen_id == 0)
+            continue;
+        bool found = false;
+        for (size_t j = i; j-- > 0;) {
+            if (k->recs[j].kind == REC_BEGIN && k->recs[j].gen_id == k->recs[i].gen_id) {
+                found = strcmp(k->recs[j].model, k->recs[i].model) == 0;
+                break;
+            }
+        }
+        if (!found)
+            return false;
+    }
+    return true;
+}
+
+static metricsd_client *client_new(const char *path, size_t buffer_bytes, unsigned reconnect_ms)
+{
+    metricsd_client *c = NULL;
+    metricsd_options o = { .size = sizeof(o), .buffer_bytes = buffer_bytes,
+                           .reconnect_ms = reconnect_ms };
+    assert_int_equal(metricsd_connect_opts(&c, path, "test-engine", &o), 0);
+    assert_non_null(c);
+    return c;
+}
+
+/* One live generation: queue, TTFT, 3 further tokens. */
+static int one_gen(metricsd_client *c, const char *model, metricsd_status st, bool sleepy)
+{
+    metricsd_gen *g = metricsd_begin(c, model, &(metricsd_gen_opts){ .backend = "cpu" });
+    if (sleepy)
+        sleep_ms(1);
+    metricsd_scheduled(g);
+    if (sleepy)
+        sleep_ms(1);
+    metricsd_first_token(g);
+    for (int i = 0; i < 3; i++)
+        metricsd_token(g);
+    return metricsd_end(g, st);
+}
+
+/* ---- (1) daemon absent ---- */
+
+static void test_daemon_absent(void **state)
+{
+    (void)state;
+    srv s;
+    srv_init(&s);
+    alarm(30);
+    metricsd_client *c = client_new(s.path, 4096, 50);
+    int ok = 0, nobufs = 0;
+    for (int i = 0; i < 200; i++) {
+        int rc = one_gen(c, "absent", METRICSD_OK, false);
+        assert_true(rc == 0 || rc == -ENOBUFS);
+        rc == 0 ? ok++ : nobufs++;
+    }
+    metricsd_client_stats st;
+    metricsd_client_get_stats(c, &st);
+    assert_true(ok > 0);
+    assert_true(nobufs > 0);
+    assert_int_equal(st.dropped, (uint64_t)nobufs);
+    assert_int_equal(st.connected, 0);
+    assert_int_equal(st.connects, 0);
+    assert_int_equal(st.sent, 0);
+    assert_true(st.buffered > 0 && st.buffered <= 4096);
+    assert_int_equal(metricsd_flush(c), -ENOTCONN);
+    /* NULL generations are accepted everywhere. */
+    metricsd_token(NULL);
+    metricsd_tokens(NULL, 3);
+    metricsd_label(NULL, "k", "v");
+    assert_int_equal(metricsd_end(NULL, METRICSD_OK), 0);
+    metricsd_close(c);
+    alarm(0);
+    srv_done(&s);
+}
+
+/* ---- (2) the daemon appears ---- */
+
+static void test_daemon_appears(void **state)
+{
+    (void)state;
+    srv s;
+    srv_init(&s);
+    alarm(30);
+    metricsd_client *c = client_new(s.path, 4096, 50);
+    /* Alternate models and statuses so order and content can be checked. */
+    static const char *models[2] = { "alpha", "beta" };
+    int ok = 0, nobufs = 0;
+    int accepted_idx[200];
+    for (int i = 0; i < 60; i++) {
+        int rc = one_gen(c, models[i % 2], (metricsd_status)(i % 4), i < 5);
+        if (rc == 0)
+            accepted_idx[ok++] = i;
+        else
+            nobufs++;
+    }
+    assert_true(nobufs > 0);
+    metricsd_client_stats st;
+    metricsd_client_get_stats(c, &st);
+    assert_int_equal(st.dropped, (uint64_t)nobufs);
+
+    srv_listen(&s);
+    sleep_ms(60); /* past reconnect_ms */
+    metricsd_flush(c);
+    int fd = srv_accept(&s, 2000);
+    assert_true(fd >= 0);
+    conn k;
+    conn_init(&k, fd);
+    for (int64_t end = now_ms() + 5000; k.gens < (size_t)ok && now_ms() < end;) {
+        metricsd_flush(c);
+        conn_pump(&k, 20);
+    }
+    assert_int_equal(k.bad, 0);
+    assert_int_equal(k.gens, ok);
+    assert_true(k.n > 0);
+    assert_int_equal(k.recs[0].kind, REC_HELLO);
+    assert_int_equal(k.hellos, 1);
+    assert_int_equal(k.recs[0].dropped, (uint64_t)nobufs);
+    assert_int_equal(k.recs[0].dropped_total, (uint64_t)nobufs);
+    assert_int_equal(k.recs[0].pid, getpid());
+    assert_int_equal(k.recs[0].protocol, METRICSD_PROTOCOL);
+    assert_string_equal(k.recs[0].client_name, "test-engine");
+    assert_string_equal(k.recs[0].library_version, metricsd_version());
+    assert_true(gen_ids_match(&k));
+
+    int gi = 0;
+    for (size_t i = 0; i < k.n; i++) {
+        const rec *r = &k.recs[i];
+        if (r->kind != REC_GEN)
+            continue;
+        int want = accepted_idx[gi++];
+        assert_string_equal(r->model, models[want % 2]);
+        assert_string_equal(r->backend, "cpu");
+        assert_string_equal(r->engine, "test-engine"); /* defaults to the client name */
+        assert_int_equal(r->status, want % 4);
+        assert_true(r->has_queue && r->has_ttft && r->has_decode && r->has_total && r->has_itl);
+        /* queue <= ttft <= ttft + decode <= total, by the order of the calls. */
+        assert_true(r->queue >= 0 && r->queue <= r->ttft);
+        assert_true(r->decode >= 0 && r->ttft + r->decode <= r->total);
+        if (want < 5)
+            assert_true(r->queue >= 1000000 && r->ttft >= 2000000); /* the sleeps */
+        assert_int_equal(r->output_tokens, 4); /* first token + 3 */
+        assert_int_equal(r->itl_count, 3);     /* gaps between 4 tokens */
+        assert_true(r->start_unix_ns > 0);
+    }
+
+    /* Connected now: a new generation goes straight out. */
+    assert_int_equal(one_gen(c, "gamma", METRICSD_OK, false), 0);
+    for (int64_t end = now_ms() + 2000; k.gens < (size_t)ok + 1 && now_ms() < end;)
+        conn_pump(&k, 20);
+    assert_int_equal(k.gens, ok + 1);
+    assert_string_equal(k.recs[k.n - 1].model, "gamma");
+    metricsd_client_get_stats(c, &st);
+    assert_int_equal(st.connected, 1);
+    assert_int_equal(st.connects, 1);
+    assert_int_equal(st.buffered, 0);
+    assert_int_equal(st.sent, k.n);
+
+    metricsd_close(c);
+    conn_free(&k);
+    alarm(0);
+    srv_done(&s);
+}
+
+/* ---- (3) a server that never reads ---- */
+
+static int record_simple(metricsd_client *c, const char *model)
+{
+    static const int64_t itl[4] = { 20000000, 21000000, 19000000, 25000000 };
+    metricsd_event ev = {
+        .size = sizeof(ev), .model = model, .backend = "cuda", .ttft_ns = 150000000,
+        .decode_ns = 85000000, .total_ns = 240000000, .output_tokens = 5,
+        .itl_ns = itl, .n_itl = 4,
+    };
+    return metricsd_record(c, &ev);
+}
+
+static void test_server_never_reads(void **state)
+{
+    (void)state;
+    srv s;
+    srv_init(&s);
+    srv_listen(&s);
+    alarm(30); /* a blocking send would hang here: the alarm fails the test instead */
+    metricsd_client *c = client_new(s.path, 16384, 50);
+    int fd = srv_accept(&s, 2000);
+    assert_true(fd >= 0);
+
+    int ok = 0, nobufs = 0;
+    for (int i = 0; i < 200000 && nobufs < 100; i++) {
+        int rc = record_simple(c, "stuck");
+        assert_true(rc == 0 || rc == -ENOBUFS);
+        rc == 0 ? ok++ : nobufs++;
+    }
+    assert_int_equal(nobufs, 100);
+    metricsd_client_stats st;
+    metricsd_client_get_stats(c, &st);
+    assert_int_equal(st.dropped, 100);
+    assert_int_equal(st.connected, 1);
+    assert_true(st.buffered > 0 && st.buffered <= 16384);
+    assert_int_equal(metricsd_flush(c), -EAGAIN);
+    assert_int_equal(record_simple(c, "stuck"), -ENOBUFS);
+    metricsd_client_get_stats(c, &st);
+    assert_int_equal(st.dropped, 101);
+
+    /* The server starts reading: every accepted event arrives whole. */
+    conn k;
+    conn_init(&k, fd);
+    for (int64_t end = now_ms() + 10000; k.gens < (size_t)ok && now_ms() < end;) {
+        metricsd_flush(c);
+        conn_pump(&k, 10);
+    }
+    assert_int_equal(k.bad, 0);
+    assert_int_equal(k.gens, ok);
+    assert_int_equal(k.recs[0].kind, REC_HELLO);
+    assert_int_equal(k.recs[0].dropped, 0); /* the Hello went before any drop */
+    metricsd_close(c);
+    conn_free(&k);
+    alarm(0);
+    srv_done(&s);
+}
+
+/* ---- (4) fork ---- */
+
+static void test_fork(void **state)
+{
+    (void)state;
+    srv s;
+    srv_init(&s);
+    srv_listen(&s);
+    alarm(60);
+    metricsd_client *c = client_new(s.path, 4u << 20, 50);
+    int fd1 = srv_accept(&s, 2000);
+    assert_true(fd1 >= 0);
+    conn k1, k2;
+    conn_init(&k1, fd1);
+    conn_init(&k2, -1);
+
+    /* Fill the socket so the parent holds buffered bytes (likely a partly written
+     * frame) at the fork: the child must not send any of them. */
+    int parent_sent = 0;
+    metricsd_client_stats st;
+    do {
+        assert_int_equal(record_simple(c, "parent-model"), 0);
+        parent_sent++;
+        metricsd_client_get_stats(c, &st);
+    } while (st.buffered == 0 && parent_sent < 1000000);
+    assert_true(st.buffered > 0);
+    metricsd_gen *pre = metricsd_begin(c, "pre-fork", NULL);
+    assert_non_null(pre);
+
+    pid_t child = fork();
+    assert_true(child >= 0);
+    if (child == 0) {
+        /* No cmocka in here: report through the exit status. */
+        int bad = 0;
+        metricsd_client_stats cs;
+        metricsd_client_get_stats(c, &cs);
+        if (cs.buffered != 0 || cs.connected)
+            bad |= 1;
+        if (metricsd_end(pre, METRICSD_OK) != 0)
+            bad |= 2;
+        for (int i = 0; i < 50; i++)
+            if (one_gen(c, "child-model", METRICSD_OK, false) != 0)
+                bad |= 4;
+        int64_t end = now_ms() + 10000;
+        while (metricsd_flush(c) != 0 && now_ms() < end)
+            sleep_ms(1);
+        metricsd_client_get_stats(c, &cs);
+        if (cs.buffered != 0 || cs.connects != 1 || cs.dropped != 0)
+            bad |= 8;
+        metricsd_close(c);
+        _exit(bad);
+    }
+
+    /* The parent goes on on its own connection, ends its copy of `pre` too. */
+    assert_int_equal(metricsd_end(pre, METRICSD_CANCELLED), 0);
+    for (int i = 0; i < 20; i++) {
+        assert_int_equal(record_simple(c, "parent-model"), 0);
+        parent_sent++;
+    }
+    int64_t end = now_ms() + 20000;
+    while ((k1.gens < (size_t)parent_sent + 1 || !k2.eof) && now_ms() < end) {
+        metricsd_flush(c);
+        if (k2.fd < 0) {
+            int fd2 = srv_accept(&s, 0);
+            if (fd2 >= 0)
+                k2.fd = fd2;
+        }
+        conn_pump(&k1, 5);
+        if (k2.fd >= 0)
+            conn_pump(&k2, 5);
+    }
+    int wst = 0;
+    assert_int_equal(waitpid(child, &wst, 0), child);
+    assert_true(WIFEXITED(wst));
+    assert_int_equal(WEXITSTATUS(wst), 0);
+
+    /* Parent's connection: intact, its own frames only. */
+    assert_int_equal(k1.bad, 0);
+    assert_int_equal(k1.hellos, 1);
+    assert_int_equal(k1.recs[0].pid, getpid());
+    assert_int_equal(k1.gens, parent_sent + 1);
+    assert_true(gen_ids_match(&k1));
+    for (size_t i = 0; i < k1.n; i++) {
+        if (k1.recs[i].kind != REC_GEN)
+            continue;
+        if (strcmp(k1.recs[i].model, "pre-fork") == 0) {
+            assert_true(k1.recs[i].gen_id != 0);
+            assert_int_equal(k1.recs[i].status, METRICSD_CANCELLED);
+        } else {
+            assert_string_equal(k1.recs[i].model, "parent-model");
+        }
+    }
+    /* Child's connection: its own Hello, its own frames only. */
+    assert_true(k2.fd >= 0);
+    assert_int_equal(k2.bad, 0);
+    assert_int_equal(k2.hellos, 1);
+    assert_int_equal(k2.recs[0].kind, REC_HELLO);
+    assert_int_equal(k2.recs[0].pid, child);
+    assert_int_equal(k2.gens, 51);
+    assert_int_equal(k2.begins, 50);
+    assert_true(gen_ids_match(&k2));
+    for (size_t i = 0; i < k2.n; i++) {
+        if (k2.recs[i].kind != REC_GEN)
+            continue;
+        if (strcmp(k2.recs[i].model, "pre-fork") == 0)
+            assert_int_equal(k2.recs[i].gen_id, 0); /* its Begin went out in the parent */
+        else
+            assert_string_equal(k2.recs[i].model, "child-model");
+    }
+    metricsd_close(c);
+    conn_free(&k1);
+    conn_free(&k2);
+    alarm(0);
+    srv_done(&s);
+}
+
+/* ---- (5) many threads ---- */
+
+#define N_THREADS 8
+#define N_PER_THREAD 2000
+
+typedef struct tharg {
+    metricsd_client *c;
+    int idx;
+    int failures;
+} tharg;
+
+static void *gen_thread(void *p)
+{
+    tharg *a = p;
+    char model[16];
+    snprintf(model, sizeof(model), "t%d", a->idx);
+    for (int i = 0; i < N_PER_THREAD; i++) {
+        metricsd_gen *g = metricsd_begin(a->c, model, NULL);
+        metricsd_first_token(g);
+        metricsd_tokens(g, 4);
+        metricsd_label(g, "thread", model);
+        if (metricsd_end(g, METRICSD_OK) != 0)
+            a->failures++;
+    }
+    return NULL;
+}
+
+typedef struct srvarg {
+    conn k;
+    size_t want;
+} srvarg;
+
+static void *srv_thread(void *p)
+{
+    srvarg *a = p;
+    for (int64_t end = now_ms() + 240000; a->k.gens < a->want && !a->k.eof && now_ms() < end;)
+        conn_pump(&a->k, 50);
+    return NULL;
+}
+
+static void test_threads(void **state)
+{
+    (void)state;
+    srv s;
+    srv_init(&s);
+    srv_listen(&s);
+    alarm(300);
+    /* Big enough for every frame (about 100 bytes each, 32000 of them), so that no
+     * drop can happen whatever the scheduling: the count must be exact. */
+    metricsd_client *c = client_new(s.path, 16u << 20, 50);
+    int fd = srv_accept(&s, 2000);
+    assert_true(fd >= 0);
+    srvarg sa = { .want = N_THREADS * N_PER_THREAD };
+    conn_init(&sa.k, fd);
+    pthread_t st_th;
+    assert_int_equal(pthread_create(&st_th, NULL, srv_thread, &sa), 0);
+
+    pthread_t th[N_THREADS];
+    tharg ta[N_THREADS];
+    for (int i = 0; i < N_THREADS; i++) {
+        ta[i] = (tharg){ .c = c, .idx = i };
+        assert_int_equal(pthread_create(&th[i], NULL, gen_thread, &ta[i]), 0);
+    }
+    for (int i = 0; i < N_THREADS; i++) {
+        assert_int_equal(pthread_join(th[i], NULL), 0);
+        assert_int_equal(ta[i].failures, 0);
+    }
+    for (int64_t end = now_ms() + 60000; metricsd_flush(c) != 0 && now_ms() < end;)
+        sleep_ms(1);
+    assert_int_equal(pthread_join(st_th, NULL), 0);
+
+    conn *k = &sa.k;
+    assert_int_equal(k->bad, 0);
+    assert_int_equal(k->hellos, 1);
+    assert_int_equal(k->gens, N_THREADS * N_PER_THREAD);
+    assert_int_equal(k->begins, N_THREADS * N_PER_THREAD);
+    int per[N_THREADS] = { 0 };
+    for (size_t i = 0; i < k->n; i++) {
+        const rec *r = &k->recs[i];
+        if (r->kind != REC_GEN)
+            continue;
+        assert_int_equal(r->output_tokens, 5);
+        assert_int_equal(r->itl_count, 4);
+        assert_string_equal(r->model, r->label0_value);
+        per[r->model[1] - '0']++;
+    }
+    for (int i = 0; i < N_THREADS; i++)
+        assert_int_equal(per[i], N_PER_THREAD);
+    /* gen_ids: all distinct, and each matches its Begin (checked in linear time here:
+     * ids are 1..N, so a table works). */
+    size_t n = N_THREADS * N_PER_THREAD;
+    char *seen_begin = calloc(n + 1, 1), *seen_end = calloc(n + 1, 1);
+    assert_non_null(seen_begin);
+    assert_non_null(seen_end);
+    for (size_t i = 0; i < k->n; i++) {
+        const rec *r = &k->recs[i];
+        if (r->kind == REC_HELLO)
+            continue;
+        assert_true(r->gen_id >= 1 && r->gen_id <= n);
+        if (r->kind == REC_BEGIN) {
+            assert_int_equal(seen_begin[r->gen_id], 0);
+            seen_begin[r->gen_id] = 1;
+        } else {
+            assert_int_equal(seen_begin[r->gen_id], 1);
+            assert_int_equal(seen_end[r->gen_id], 0);
+            seen_end[r->gen_id] = 1;
+        }
+    }
+    free(seen_begin);
+    free(seen_end);
+    metricsd_client_stats st;
+    metricsd_client_get_stats(c, &st);
+    assert_int_equal(st.dropped, 0);
+    assert_int_equal(st.sent, k->n);
+    metricsd_close(c);
+    conn_free(k);
+    alarm(0);
+    srv_done(&s);
+}
+
+/* ---- (6) metricsd_record ---- */
+
+static void test_record(void **state)
+{
+    (void)state;
+    srv s;
+    srv_init(&s);
+    srv_listen(&s);
+    alarm(30);
+    metricsd_client *c = client_new(s.path, 0, 50);
+    int fd = srv_accept(&s, 2000);
+    assert_true(fd >= 0);
+
+    assert_int_equal(metricsd_record(c, NULL), -EINVAL);
+    assert_int_equal(metricsd_record(c, &(metricsd_event){ .model = "" }), -EINVAL);
+    assert_int_equal(metricsd_record(c, &(metricsd_event){ .model = NULL }), -EINVAL);
+
+    /* -3 is refused by the sketch and skipped; 0 goes to the zero bucket. */
+    static const int64_t itl[5] = { 1000, 2000, -3, 0, 4000 };
+    char longv[400];
+    memset(longv, 'x', sizeof(longv) - 1);
+    longv[sizeof(longv) - 1] = '\0';
+    metricsd_label_kv labels[10];
+    for (int i = 0; i < 10; i++)
+        labels[i] = (metricsd_label_kv){ "k", i == 0 ? longv : "v" };
+    metricsd_event ev = {
+        .size = sizeof(ev), .model = "rec", .backend = "metal", .engine = "llama.cpp",
+        .request_id = "r-1", .gpu_layers = 12, .has_queue = 1, .queue_ns = 7,
+        .start_unix_ns = 1700000000000000000, .load_ns = 3, .prefill_ns = 4,
+        .ttft_ns = -5, /* negative: passed through for the daemon to reject */
+        .decode_ns = 500, .total_ns = 1000, .prompt_tokens = 10, .cached_prompt_tokens = 2,
+        .output_tokens = 42, .status = METRICSD_TIMEOUT, .error_kind = "timeout",
+        .itl_ns = itl, .n_itl = 5, .labels = labels, .n_labels = 10,
+    };
+    assert_int_equal(metricsd_record(c, &ev), 0);
+
+    /* start_unix_ns 0: now - total_ns. */
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_REALTIME, &t0);
+    metricsd_event ev2 = { .model = "rec2", .total_ns = 5000000000 }; /* size 0 */
+    assert_int_equal(metricsd_record(c, &ev2), 0);
+    clock_gettime(CLOCK_REALTIME, &t1);
+
+    conn k;
+    conn_init(&k, fd);
+    for (int64_t end = now_ms() + 5000; k.gens < 2 && now_ms() < end;)
+        conn_pump(&k, 20);
+    assert_int_equal(k.bad, 0);
+    assert_int_equal(k.gens, 2);
+    const rec *r = &k.recs[1];
+    assert_int_equal(r->kind, REC_GEN);
+    assert_int_equal(r->gen_id, 0);
+    assert_string_equal(r->model, "rec");
+    assert_string_equal(r->backend, "metal");
+    assert_string_equal(r->engine, "llama.cpp");
+    assert_true(r->has_queue);
+    assert_int_equal(r->queue, 7);
+    assert_int_equal(r->load, 3);
+    assert_int_equal(r->prefill, 4);
+    assert_true(r->has_ttft);
+    assert_int_equal(r->ttft, -5);
+    assert_int_equal(r->decode, 500);
+    assert_int_equal(r->total, 1000);
+    assert_int_equal(r->start_unix_ns, 1700000000000000000);
+    assert_int_equal(r->prompt_tokens, 10);
+    assert_int_equal(r->cached_prompt_tokens, 2);
+    assert_int_equal(r->output_tokens, 42);
+    assert_int_equal(r->status, METRICSD_TIMEOUT);
+    assert_string_equal(r->error_kind, "timeout");
+    assert_true(r->has_itl);
+    assert_int_equal(r->itl_count, 4);            /* 5 given, -3 refused */
+    assert_int_equal(r->itl_zero, 1);
+    assert_true(r->itl_sum == 7000.0);            /* 1000 + 2000 + 0 + 4000 */
+    assert_int_equal(r->n_labels, METRICSD_MAX_LABELS); /* 10 given, 8 kept */
+    assert_int_equal(strlen(r->label0_value), 256);     /* 399 given, cut to 256 */
+
+    r = &k.recs[2];
+    assert_string_equal(r->model, "rec2");
+    assert_string_equal(r->engine, "test-engine");
+    assert_false(r->has_queue);
+    assert_false(r->has_ttft);
+    assert_false(r->has_itl);
+    int64_t lo = (int64_t)t0.tv_sec * 1000000000 + t0.tv_nsec - 5000000000;
+    int64_t hi = (int64_t)t1.tv_sec * 1000000000 + t1.tv_nsec - 5000000000;
+    assert_true(r->start_unix_ns >= lo && r->start_unix_ns <= hi);
+
+    metricsd_close(c);
+    conn_free(&k);
+    alarm(0);
+    srv_done(&s);
+}
+
+/* ---- (7) the connection breaks in the middle of a frame ---- */
+
+static int record_big(metricsd_client *c, int i)
+{
+    /* Frames of varying size (the ITL spread varies), a few hundred bytes each. */
+    int64_t itl[64];
+    for (int j = 0; j < 64; j++)
+        itl[j] = 1000 + (int64_t)j * (1000 + i % 97) * 37;
+    metricsd_event ev = { .size = sizeof(ev), .model = "partial", .total_ns = 1000 + i,
+                          .output_tokens = 65, .itl_ns = itl, .n_itl = 64 };
+    return metricsd_record(c, &ev);
+}
+
+static void test_partial_frame(void **state)
+{
+    (void)state;
+    srv s;
+    srv_init(&s);
+    srv_listen(&s);
+    alarm(60);
+    metricsd_client *c = client_new(s.path, 4u << 20, 50);
+    int fd = srv_accept(&s, 2000);
+    assert_true(fd >= 0);
+    conn k1;
+    conn_init(&k1, fd);
+
+    /* Fill the socket and the buffer, then take what the client wrote so far until
+     * the stream stops in the middle of a frame. */
+    int total = 0;
+    metricsd_client_stats st;
+    do {
+        assert_int_equal(record_big(c, total), 0);
+        total++;
+        metricsd_client_get_stats(c, &st);
+    } while (st.buffered < 300000);
+    for (int tries = 0; tries < 1000; tries++) {
+        conn_pump(&k1, 0);
+        if (frame_reader_pending(&k1.r) > 0)
+            break;
+        metricsd_flush(c);
+    }
+    assert_true(frame_reader_pending(&k1.r) > 0);
+    assert_int_equal(k1.bad, 0);
+    metricsd_client_get_stats(c, &st);
+    assert_true(st.buffered > 0);
+    close(k1.fd);
+    k1.fd = -1;
+
+    /* The next send finds the connection gone; the partial frame is dropped. */
+    assert_int_equal(record_big(c, total++), 0);
+    metricsd_client_get_stats(c, &st);
+    assert_int_equal(st.connected, 0);
+    assert_int_equal(st.dropped, 1);
+    sleep_ms(60);
+
+    conn k2;
+    conn_init(&k2, -1);
+    for (int64_t end = now_ms() + 10000; now_ms() < end;) {
+        metricsd_flush(c);
+        if (k2.fd < 0)
+            k2.fd = srv_accept(&s, 10);
+        else
+            conn_pump(&k2, 10);
+        metricsd_client_get_stats(c, &st);
+        if (k2.fd >= 0 && st.buffered == 0 && k1.gens + k2.gens + 1 >= (size_t)total)
+            break;
+    }
+    assert_true(k2.fd >= 0);
+    assert_int_equal(k2.bad, 0);
+    assert_true(k2.n > 0);
+    assert_int_equal(k2.recs[0].kind, REC_HELLO);
+    assert_int_equal(k2.hellos, 1);
+    assert_int_equal(k2.recs[0].dropped, 1);
+    assert_int_equal(k2.recs[0].dropped_total, 1);
+    assert_int_equal(frame_reader_pending(&k2.r), 0);
+    /* Every event: whole on the first connection, whole on the second, or the one
+     * dropped. */
+    assert_int_equal(k1.gens + k2.gens + 1, total);
+    metricsd_client_get_stats(c, &st);
+    assert_int_equal(st.connects, 2);
+    assert_int_equal(st.dropped, 1);
+
+    metricsd_close(c);
+    conn_free(&k1);
+    conn_free(&k2);
+    alarm(0);
+    srv_done(&s);
+}
+
+/* ---- options and arguments ---- */
+
+static void test_args(void **state)
+{
+    (void)state;
+    metricsd_client *c = (metricsd_client *)1;
+    assert_int_equal(metricsd_connect(NULL, "/tmp/x", "e"), -EINVAL);
+    assert_int_equal(metricsd_connect(&c, "", "e"), -EINVAL);
+    assert_null(c);
+    char longp[200];
+    memset(longp, 'a', sizeof(longp) - 1);
+    longp[sizeof(longp) - 1] = '\0';
+    assert_int_equal(metricsd_connect(&c, longp, "e"), -ENAMETOOLONG);
+    assert_int_equal(metricsd_flush(NULL), -EINVAL);
+    assert_null(metricsd_begin(NULL, "m", NULL));
+    metricsd_close(NULL);
+    metricsd_client_stats st;
+    metricsd_client_get_stats(NULL, &st);
+    assert_int_equal(st.sent, 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_args),
+        cmocka_unit_test(test_daemon_absent),
+        cmocka_unit_test(test_daemon_appears),
+        cmocka_unit_test(test_server_never_reads),
+        cmocka_unit_test(test_fork),
+        cmocka_unit_test(test_threads),
+        cmocka_unit_test(test_record),
+        cmocka_unit_test(test_partial_frame),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
