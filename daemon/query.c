@@ -116,6 +116,8 @@ static int answer_status(server *srv, Metricsd__Reply *reply, uint8_t **out, siz
     ds.has_pending_minutes = 1;
     ds.pending_minutes = srv->series.pending_total;
     reply->status = &ds;
+    reply->has_now_unix_ns = 1;
+    reply->now_unix_ns = server_now_unix_ns();
     return pack_reply(reply, out, len);
 }
 

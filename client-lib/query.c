@@ -1,0 +1,328 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The query side of libmetricsd: one connection per call, one Query out, one Reply
+ * back, waited for with poll() up to a deadline. Quantiles are computed here from the
+ * sketches the daemon sends, so every figure printed traces back to one sketch.
+ */
+#include "metricsd.h"
+
+#include <errno.h>
+#include <math.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "frame.h"
+#include "paths.h"
+#include "sketch_pb.h"
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int wait_fd(int fd, short events, int64_t deadline)
+{
+    struct pollfd p = { .fd = fd, .events = events };
+    for (;;) {
+        int64_t left = deadline - mono_ms();
+        if (left <= 0)
+            return -ETIMEDOUT;
+        int rc = poll(&p, 1, (int)left);
+        if (rc > 0)
+            return 0;
+        if (rc < 0 && errno != EINTR)
+            return -errno;
+    }
+}
+
+static int open_socket(const char *path, int64_t deadline, int *out)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    char def[sizeof(sa.sun_path)];
+    int fd, rc;
+
+    if (path == NULL) {
+        if ((rc = paths_default_socket(def, sizeof(def))) != 0)
+            return rc;
+        path = def;
+    }
+    if (strlen(path) >= sizeof(sa.sun_path))
+        return -ENAMETOOLONG;
+    strcpy(sa.sun_path, path);
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+        if (errno != EINPROGRESS && errno != EAGAIN) {
+            rc = -errno;
+            close(fd);
+            return rc;
+        }
+        int err = 0;
+        socklen_t el = sizeof(err);
+        if ((rc = wait_fd(fd, POLLOUT, deadline)) != 0 ||
+            (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) == 0 && err != 0 && (rc = -err))) {
+            close(fd);
+            return rc;
+        }
+    }
+    *out = fd;
+    return 0;
+}
+
+/* Send q and wait for the Reply; the caller frees *out with
+ * metricsd__envelope__free_unpacked. */
+static int roundtrip(const metricsd_query_opts *o, Metricsd__Query *q, Metricsd__Envelope **out)
+{
+    Metricsd__Envelope env = METRICSD__ENVELOPE__INIT;
+    int64_t deadline = mono_ms() + (o->timeout_ms > 0 ? o->timeout_ms : 5000);
+    frame_reader rd;
+    uint8_t *buf;
+    size_t n, off = 0;
+    int fd, rc;
+
+    env.msg_case = METRICSD__ENVELOPE__MSG_QUERY;
+    env.query = q;
+    if ((buf = malloc(frame_size(&env))) == NULL)
+        return -ENOMEM;
+    n = frame_encode(&env, buf);
+    if ((rc = open_socket(o->socket_path, deadline, &fd)) != 0) {
+        free(buf);
+        return rc;
+    }
+    while (off < n && rc == 0) {
+        ssize_t w = send(fd, buf + off, n - off, MSG_NOSIGNAL);
+        if (w > 0)
+            off += (size_t)w;
+        else if (w < 0 && (errno == EAGAIN || errno == EINTR))
+            rc = wait_fd(fd, POLLOUT, deadline);
+        else
+            rc = -errno;
+    }
+    free(buf);
+    frame_reader_init(&rd, FRAME_MAX_REPLY);
+    while (rc == 0) {
+        const uint8_t *payload;
+        size_t len;
+        uint8_t *p;
+        size_t room;
+        int got = frame_reader_next(&rd, &payload, &len);
+        if (got == 1) {
+            *out = metricsd__envelope__unpack(NULL, len, payload);
+            if (*out == NULL || (*out)->msg_case != METRICSD__ENVELOPE__MSG_REPLY) {
+                if (*out)
+                    metricsd__envelope__free_unpacked(*out, NULL);
+                rc = -EPROTO;
+            }
+            break;
+        }
+        if (got < 0) {
+            rc = got;
+            break;
+        }
+        if ((rc = frame_reader_space(&rd, 65536, &p, &room)) != 0)
+            break;
+        ssize_t r = recv(fd, p, room, 0);
+        if (r > 0)
+            frame_reader_commit(&rd, (size_t)r);
+        else if (r == 0)
+            rc = -ECONNRESET;
+        else if (errno == EAGAIN || errno == EINTR)
+            rc = wait_fd(fd, POLLIN, deadline);
+        else
+            rc = -errno;
+    }
+    frame_reader_free(&rd);
+    close(fd);
+    if (rc == 0 && (*out)->reply->has_error && (*out)->reply->error != 0) {
+        rc = (*out)->reply->error < 0 ? (*out)->reply->error : -EPROTO;
+        metricsd__envelope__free_unpacked(*out, NULL);
+    }
+    return rc;
+}
+
+static void summarize(metricsd_summary *sum, const Metricsd__Sketch *msg, double unit)
+{
+    sketch s;
+    memset(sum, 0, sizeof(*sum));
+    sum->mean = sum->min = sum->max = NAN;
+    sum->p50 = sum->p90 = sum->p95 = sum->p99 = sum->p999 = NAN;
+    if (msg == NULL || sketch_pb_load(&s, msg) != 0)
+        return;
+    sum->count = s.count;
+    if (s.count > 0) {
+        sum->mean = s.sum / (double)s.count / unit;
+        sum->min = s.min / unit;
+        sum->max = s.max / unit;
+        sum->p50 = sketch_quantile(&s, 0.50) / unit;
+        sum->p90 = sketch_quantile(&s, 0.90) / unit;
+        sum->p95 = sketch_quantile(&s, 0.95) / unit;
+        sum->p99 = sketch_quantile(&s, 0.99) / unit;
+        sum->p999 = sketch_quantile(&s, 0.999) / unit;
+    }
+    sketch_free(&s);
+}
+
+static const metricsd_query_opts *opts_or_default(const metricsd_query_opts *o)
+{
+    static const metricsd_query_opts def = { 0 };
+    return o ? o : &def;
+}
+
+int metricsd_query_stats(const metricsd_query_opts *opts, metricsd_stats **out)
+{
+    const metricsd_query_opts *o = opts_or_default(opts);
+    Metricsd__Query q = METRICSD__QUERY__INIT;
+    Metricsd__Envelope *env;
+    metricsd_stats *st;
+    int rc;
+
+    q.has_kind = 1;
+    q.kind = METRICSD__QUERY__KIND__STATS;
+    q.model = (char *)o->model;
+    q.has_window_ns = o->window_ns > 0;
+    q.window_ns = o->window_ns;
+    q.has_by_backend = 1;
+    q.by_backend = o->by_backend != 0;
+    if ((rc = roundtrip(o, &q, &env)) != 0)
+        return rc;
+    const Metricsd__Reply *r = env->reply;
+    st = calloc(1, sizeof(*st));
+    if (st == NULL || (st->models = calloc(r->n_series ? r->n_series : 1, sizeof(*st->models))) == NULL) {
+        free(st);
+        metricsd__envelope__free_unpacked(env, NULL);
+        return -ENOMEM;
+    }
+    st->window_ns = r->window_ns;
+    st->now_unix_ns = r->now_unix_ns;
+    for (size_t i = 0; i < r->n_series; i++) {
+        const Metricsd__SeriesStats *ss = r->series[i];
+        metricsd_model_stats *m = &st->models[st->n_models++];
+        m->model = strdup(ss->model ? ss->model : "");
+        m->backend = strdup(ss->backend ? ss->backend : "");
+        if (m->model == NULL || m->backend == NULL) {
+            metricsd_stats_free(st);
+            metricsd__envelope__free_unpacked(env, NULL);
+            return -ENOMEM;
+        }
+        m->requests = ss->requests;
+        m->errors = ss->errors;
+        m->cancelled = ss->cancelled;
+        m->timeouts = ss->timeouts;
+        m->cold_starts = ss->cold_starts;
+        m->prompt_tokens = ss->prompt_tokens;
+        m->output_tokens = ss->output_tokens;
+        m->error_rate = ss->requests ? (double)(ss->errors + ss->timeouts) / (double)ss->requests : 0;
+        summarize(&m->ttft_ms, ss->ttft, 1e6);
+        summarize(&m->tpot_ms, ss->tpot, 1e6);
+        summarize(&m->itl_ms, ss->itl, 1e6);
+        summarize(&m->e2e_ms, ss->e2e, 1e6);
+        summarize(&m->queue_ms, ss->queue, 1e6);
+        summarize(&m->decode_tps, ss->decode_tps, 1);
+        m->first_unix_ns = ss->first_unix_ns;
+        m->last_unix_ns = ss->last_unix_ns;
+        m->in_flight = ss->in_flight;
+    }
+    metricsd__envelope__free_unpacked(env, NULL);
+    *out = st;
+    return 0;
+}
+
+void metricsd_stats_free(metricsd_stats *st)
+{
+    if (st == NULL)
+        return;
+    for (size_t i = 0; i < st->n_models; i++) {
+        free((char *)st->models[i].model);
+        free((char *)st->models[i].backend);
+    }
+    free(st->models);
+    free(st);
+}
+
+static int copy_counters(Metricsd__Counter **in, size_t n, metricsd_counter **out, size_t *nout)
+{
+    *nout = 0;
+    *out = calloc(n ? n : 1, sizeof(**out));
+    if (*out == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        (*out)[i].name = strdup(in[i]->name ? in[i]->name : "");
+        if ((*out)[i].name == NULL)
+            return -ENOMEM;
+        (*out)[i].value = in[i]->value;
+        (*nout)++;
+    }
+    return 0;
+}
+
+int metricsd_query_status(const metricsd_query_opts *opts, metricsd_daemon_status **out)
+{
+    const metricsd_query_opts *o = opts_or_default(opts);
+    Metricsd__Query q = METRICSD__QUERY__INIT;
+    Metricsd__Envelope *env;
+    metricsd_daemon_status *st;
+    int rc;
+
+    q.has_kind = 1;
+    q.kind = METRICSD__QUERY__KIND__STATUS;
+    if ((rc = roundtrip(o, &q, &env)) != 0)
+        return rc;
+    const Metricsd__DaemonStatus *ds = env->reply->status;
+    if (ds == NULL) {
+        metricsd__envelope__free_unpacked(env, NULL);
+        return -EPROTO;
+    }
+    st = calloc(1, sizeof(*st));
+    if (st == NULL) {
+        metricsd__envelope__free_unpacked(env, NULL);
+        return -ENOMEM;
+    }
+    st->version = strdup(ds->version ? ds->version : "");
+    st->socket_path = strdup(ds->socket_path ? ds->socket_path : "");
+    st->db_path = strdup(ds->db_path ? ds->db_path : "");
+    st->pid = ds->pid;
+    st->started_unix_ns = ds->started_unix_ns;
+    st->now_unix_ns = env->reply->now_unix_ns;
+    st->last_flush_unix_ns = ds->last_flush_unix_ns;
+    st->clients = ds->clients;
+    st->in_flight = ds->in_flight;
+    st->series = ds->series;
+    st->flush_interval_ms = ds->flush_interval_ms;
+    st->db_bytes = ds->db_bytes;
+    st->db_map_bytes = ds->db_map_bytes;
+    st->pending_minutes = ds->pending_minutes;
+    rc = copy_counters(ds->counters, ds->n_counters, &st->counters, &st->n_counters);
+    if (rc == 0)
+        rc = copy_counters(ds->rejected, ds->n_rejected, &st->rejected, &st->n_rejected);
+    metricsd__envelope__free_unpacked(env, NULL);
+    if (rc != 0 || st->version == NULL || st->socket_path == NULL || st->db_path == NULL) {
+        metricsd_daemon_status_free(st);
+        return -ENOMEM;
+    }
+    *out = st;
+    return 0;
+}
+
+void metricsd_daemon_status_free(metricsd_daemon_status *st)
+{
+    if (st == NULL)
+        return;
+    for (size_t i = 0; i < st->n_counters; i++)
+        free((char *)st->counters[i].name);
+    for (size_t i = 0; i < st->n_rejected; i++)
+        free((char *)st->rejected[i].name);
+    free(st->counters);
+    free(st->rejected);
+    free((char *)st->version);
+    free((char *)st->socket_path);
+    free((char *)st->db_path);
+    free(st);
+}
