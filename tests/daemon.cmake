@@ -1,0 +1,16 @@
+# SPDX-License-Identifier: MIT
+# Integration tests: a real metricsd on a temporary socket and database.
+pkg_check_modules(JANSSON_T REQUIRED IMPORTED_TARGET jansson)
+add_executable(itest integration/itest.c)
+target_link_libraries(itest PRIVATE metricsd metricsd_sketch PkgConfig::JANSSON_T Threads::Threads m metricsd_flags)
+
+function(metricsd_integration_test name script)
+  add_test(NAME ${name} COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/integration/${script})
+  set_tests_properties(${name} PROPERTIES
+    ENVIRONMENT "METRICSD=$<TARGET_FILE:metricsd-daemon>;METRICSCTL=$<TARGET_FILE:metricsctl>;ITEST=$<TARGET_FILE:itest>"
+    LABELS integration TIMEOUT 300 ${ARGN})
+endfunction()
+
+metricsd_integration_test(e2e_stats_restart_kill e2e.sh)
+metricsd_integration_test(e2e_hostile_frames hostile.sh)
+metricsd_integration_test(e2e_daemon_absent absent.sh)

@@ -1,0 +1,8 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# Issue 4, test (e): with no daemon, client calls return at once and count drops; once
+# a daemon starts, new generations arrive and the drops are reported to it.
+. "$(dirname "$0")/lib.sh"
+
+"$ITEST" absent --socket "$SOCK" --daemon "$METRICSD" --db "$DB" || fail "absent"
+echo "(e) daemon absent, then present: ok"
