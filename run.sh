@@ -1,0 +1,89 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# metricsd's two commands, and the steps under them.
+#   ./run.sh demo    install the packages, build, start metricsd, run the demo engine,
+#                    print `metricsctl stats`
+#   ./run.sh test    install the packages, build, run the whole suite plainly and under
+#                    ASan+UBSan
+#   ./run.sh deps | build | bench
+set -euo pipefail
+cd "$(dirname "$0")"
+
+PACKAGES="build-essential cmake pkg-config libuv1-dev libprotobuf-c-dev protobuf-c-compiler
+liblmdb-dev lmdb-utils libcmocka-dev libjansson-dev jq"
+JOBS=$(nproc 2>/dev/null || echo 2)
+
+deps() {
+    local missing=()
+    for p in $PACKAGES; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        local sudo=
+        [ "$(id -u)" -eq 0 ] || sudo=sudo
+        echo "run.sh: installing ${missing[*]}"
+        $sudo apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+    fi
+}
+
+# build DIR [cmake args...]
+build() {
+    local dir=$1
+    shift
+    cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMETRICSD_WERROR=ON "$@" >/dev/null
+    cmake --build "$dir" -j "$JOBS" >/dev/null
+}
+
+demo() {
+    deps
+    build build
+    local ctl=build/ctl/metricsctl daemon=build/daemon/metricsd
+    if "$ctl" status >/dev/null 2>&1; then
+        echo "run.sh: metricsd is already running; using it"
+    else
+        "$daemon" --log-level warning &
+        local pid=$!
+        for _ in $(seq 1 100); do
+            "$ctl" status >/dev/null 2>&1 && break
+            sleep 0.1
+        done
+        echo "run.sh: metricsd started (pid $pid); stop it with: kill $pid"
+    fi
+    build/examples/metricsd-demo --seconds 5
+    sleep 1.2 # one flush interval, so the figures are on disk too
+    echo
+    "$ctl" stats
+    echo
+    echo "More: $ctl status | $ctl models | $ctl stats MODEL --since 5m --json"
+}
+
+run_suite() {
+    local dir=$1
+    (cd "$dir" && ctest -j "$JOBS" --output-on-failure --timeout 600)
+}
+
+test_all() {
+    deps
+    local rc=0
+    echo "== build and suite under ASan+UBSan (build-asan/)"
+    build build-asan -DMETRICSD_SANITIZE=address,undefined -DMETRICSD_BENCH=OFF
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+        run_suite build-asan || rc=1
+    echo "== build and suite (build/)"
+    build build
+    run_suite build || rc=1
+    return $rc
+}
+
+case "${1:-}" in
+deps) deps ;;
+build) deps && build build ;;
+demo) demo ;;
+test) test_all ;;
+bench) deps && build build && for b in build/bench/*; do [ -x "$b" ] && [ -f "$b" ] && "$b"; done ;;
+*)
+    echo "usage: ./run.sh demo|test|deps|build|bench" >&2
+    exit 2
+    ;;
+esac
