@@ -61,6 +61,7 @@ int ingest_check(const Metricsd__Generation *g, sketch *itl)
                              g->total_ns };
     const int64_t toks[] = { g->prompt_tokens, g->cached_prompt_tokens, g->output_tokens };
 
+    sketch_init(itl, SKETCH_DEFAULT_SCALE);
     if (g->model == NULL || g->model[0] == '\0')
         return MODEL_MISSING;
     if (!ingest_name_valid(g->model) ||
@@ -102,6 +103,7 @@ int ingest_check(const Metricsd__Generation *g, sketch *itl)
             (g->labels[i]->value && g->labels[i]->value[0] && !ingest_name_valid(g->labels[i]->value)))
             return NAME_INVALID;
     if (g->itl != NULL) {
+        sketch_free(itl);
         if (sketch_pb_load(itl, g->itl) != 0)
             return SKETCH_INVALID;
         /* n tokens have n - 1 gaps. */

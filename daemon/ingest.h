@@ -25,9 +25,9 @@
  * control characters. */
 int ingest_name_valid(const char *s);
 
-/* Check g. Returns -1 when it is acceptable, else the reason to reject it. itl
- * (initialised by the caller) receives the event's inter-token sketch, empty when the
- * event has none. */
+/* Check g. Returns -1 when it is acceptable, else the reason to reject it. itl is
+ * initialised by this call with the event's inter-token sketch (empty when the event
+ * has none); the caller frees it with sketch_free whatever the result. */
 int ingest_check(const Metricsd__Generation *g, sketch *itl);
 
 /* Add a checked g (and its itl sketch) to r. now_unix_ns stamps first/last seen.

@@ -53,7 +53,6 @@ struct listener {
     uv_pipe_t pipe;
     uv_timer_t idle_timer;
     frame_arena arena;
-    sketch itl;
     conn *conns;
     int own_path; /* we created the socket file */
 };
@@ -277,29 +276,26 @@ static void handle_generation(conn *c, const Metricsd__Generation *g)
 {
     listener *l = c->l;
     server *srv = l->srv;
-    series *began = flight_take(c, g->gen_id);
+    series *began = flight_take(c, g->gen_id), *s;
     uint64_t lost;
+    sketch itl;
 
     if (began != NULL)
         flight_end(srv, began);
-    sketch_reset(&l->itl, SKETCH_DEFAULT_SCALE);
-    int why = ingest_check(g, &l->itl);
+    int why = ingest_check(g, &itl);
     if (why >= 0) {
         reject(c, why);
-        return;
+    } else if ((s = series_for(c, g->model, g->backend)) != NULL) {
+        int64_t now = server_now_unix_ns();
+        uint32_t minute = (uint32_t)(now / NS_PER_MIN);
+        rollup *delta = series_delta(&srv->series, s, minute, &lost);
+        stat_counts[PENDING_DROPPED] += lost;
+        if (delta == NULL || ingest_apply(delta, g, &itl, now) != 0)
+            reject(c, NO_MEMORY);
+        else
+            stat_counts[GENERATIONS]++;
     }
-    series *s = series_for(c, g->model, g->backend);
-    if (s == NULL)
-        return;
-    int64_t now = server_now_unix_ns();
-    uint32_t minute = (uint32_t)(now / NS_PER_MIN);
-    rollup *delta = series_delta(&srv->series, s, minute, &lost);
-    stat_counts[PENDING_DROPPED] += lost;
-    if (delta == NULL || ingest_apply(delta, g, &l->itl, now) != 0) {
-        reject(c, NO_MEMORY);
-        return;
-    }
-    stat_counts[GENERATIONS]++;
+    sketch_free(&itl);
 }
 
 static void handle_query(conn *c, const Metricsd__Query *q)
@@ -533,7 +529,6 @@ int listener_start(server *srv, listener **out, char *why, size_t why_len)
         free(l);
         return rc;
     }
-    sketch_init(&l->itl, SKETCH_DEFAULT_SCALE);
     uv_pipe_init(srv->loop, &l->pipe, 0);
     l->pipe.data = l;
     if (lp && lf && atol(lp) == (long)getpid() && atoi(lf) >= 1) {
@@ -571,7 +566,6 @@ int listener_start(server *srv, listener **out, char *why, size_t why_len)
 fail:
     uv_close((uv_handle_t *)&l->pipe, NULL);
     frame_arena_free(&l->arena);
-    sketch_free(&l->itl);
     /* l is freed once the loop runs the close callback: leak it instead (start-up
      * failure exits the process). */
     return rc < 0 ? rc : -EIO;
@@ -589,7 +583,6 @@ void listener_stop(listener *l)
     if (l->own_path)
         unlink(l->srv->cfg.socket_path);
     frame_arena_free(&l->arena);
-    sketch_free(&l->itl);
     /* The handles inside l close on the next loop turn: run the loop, then call
      * listener_free. */
 }
