@@ -43,11 +43,14 @@ typedef struct sketch {
 } sketch;
 
 /* Initialise an empty sketch at `scale` (SKETCH_MIN_SCALE..SKETCH_MAX_SCALE).
- * Allocates nothing. Returns 0 or -EINVAL. */
+ * Allocates nothing. Returns 0 or -EINVAL (then s is an empty sketch at
+ * SKETCH_DEFAULT_SCALE, safe to use and to free). Overwrites s: free a sketch in use
+ * first. */
 int sketch_init(sketch *s, int scale);
 /* Free the counts; the sketch is empty (same scale) and reusable afterwards. */
 void sketch_free(sketch *s);
-/* Empty the sketch, keep its memory and go back to `scale`. */
+/* Empty the sketch, keep its memory and go back to `scale` (clamped to the valid
+ * range). */
 void sketch_reset(sketch *s, int scale);
 
 /* Record one value, or n copies of one value. Returns 0, -EINVAL for a negative,
@@ -57,16 +60,22 @@ int sketch_record_n(sketch *s, double v, uint64_t n);
 
 /* dst += src. src is unchanged. Exact: if the scales differ, the finer is brought
  * down to the coarser first (dst is downscaled in place when it is the finer one).
- * Returns 0 or -ENOMEM (dst unchanged). */
+ * Returns 0 or -ENOMEM (dst unchanged). The result is at the largest scale, no finer
+ * than either operand (an empty one included), at which the union fits in
+ * SKETCH_MAX_BUCKETS, so merging is commutative and associative (sum aside, which is a
+ * floating-point addition). */
 int sketch_merge(sketch *dst, const sketch *src);
 
 /* Lower the scale by `by` steps (each halves resolution and merges bucket pairs). */
 void sketch_downscale(sketch *s, int by);
 
 /* Bucket index of v (> 0, finite) at `scale`: the i with base^i < v <= base^(i+1).
- * Exact at the boundaries; no log() call. */
+ * Exact at the boundaries; no log() call. INT32_MIN for a v or scale out of range.
+ * The boundaries inside an octave are 2^(k/2^scale) computed in long double and
+ * rounded once to double; sketch_index(v, s - 1) == sketch_index(v, s) >> 1 always. */
 int32_t sketch_index(double v, int scale);
-/* Lower boundary base^i of bucket i at `scale`. */
+/* Lower boundary base^i of bucket i at `scale`: sketch_index() of it is i - 1, of the
+ * next double up is i. Inf or 0 past the double range; NaN for a bad scale. */
 double sketch_lower_bound(int32_t index, int scale);
 
 /* Quantile q in [0,1]. Estimator: the value of rank r = ceil(q * count) (1-based,
@@ -92,7 +101,13 @@ static inline uint64_t sketch_count(const sketch *s) { return s->count; }
 void sketch_sparse_view(const sketch *s, int32_t *offset, const uint64_t **counts, size_t *n);
 /* Rebuild a sketch from its parts. Returns 0, -EINVAL (scale out of range, n over
  * SKETCH_MAX_BUCKETS, counts that do not add up to count - zero_count, min > max),
- * or -ENOMEM. On error s is left empty. */
+ * or -ENOMEM. On error s is left empty. s is initialised by this call (free a sketch
+ * in use first). Leading and trailing zero counts are accepted and trimmed. Also
+ * -EINVAL: sum, min or max negative or not finite; count == 0 with a non-zero
+ * sum/min/max; buckets outside the indices of positive finite doubles at `scale`;
+ * min not 0 when zero_count > 0 (else not in the first non-empty bucket); max not in
+ * the last non-empty bucket (0 when there is none). A sketch whose sum overflowed to
+ * inf (values near DBL_MAX) therefore does not load. */
 int sketch_from_parts(sketch *s, int scale, uint64_t count, uint64_t zero_count, double sum,
                       double min, double max, int32_t offset, const uint64_t *counts, size_t n);
 

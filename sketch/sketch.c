@@ -1,0 +1,553 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * sketch: the percentile sketch, an exponential histogram with the bucket scheme of
+ * OpenTelemetry's ExponentialHistogram and Prometheus native histograms. Counts are
+ * dense while recording (one uint64 per bucket over the recorded range, at most
+ * SKETCH_MAX_BUCKETS); past that range the sketch halves its resolution instead of
+ * growing. The bucket index comes from the double's bits, one table lookup and one
+ * comparison: no log() on the recording path.
+ */
+#include "sketch.h"
+
+#include <errno.h>
+#include <float.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MANT_BITS 52
+#define MANT_MASK ((UINT64_C(1) << MANT_BITS) - 1)
+#define EXP_BIAS 1023
+/* First allocation: 64 buckets (512 bytes) is one octave at scale 6; the array then
+ * doubles up to SKETCH_MAX_BUCKETS, so a sketch reallocates at most 6 times. */
+#define MIN_CAP 64u
+/* The lookup table of scale s has 2^(s + LUT_EXTRA_BITS) entries (1024 at scale 8). */
+#define LUT_EXTRA_BITS 2
+#define TAB_SCALES (SKETCH_MAX_SCALE + 1)
+
+#define LIKELY(x) __builtin_expect(!!(x), 1)
+#define UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+/*
+ * Boundary convention. Buckets are upper-inclusive: bucket i is (base^i, base^(i+1)].
+ * Write a normal v as y * 2^oct with y in [1, 2). At scale s >= 0 an octave holds 2^s
+ * buckets whose lower boundaries, relative to the octave, are B[k] = 2^(k / 2^s),
+ * k = 0 .. 2^s - 1, each computed once with exp2l and rounded to double. Let
+ * c = #{k : B[k] < y}, the number of boundaries strictly below y; then
+ *
+ *     index = oct * 2^s + c - 1.
+ *
+ * A y equal to B[k] has only k boundaries below it and so lands in bucket k - 1 of its
+ * octave, whose upper edge it is; y == 1 (c == 0) lands in the last bucket of the
+ * previous octave. At scale s < 0 the scale-0 index is shifted right by -s (a floor
+ * division), which is exact because the boundaries of coarser scales are a subset of
+ * the finer ones; likewise the tables of scale s - 1 are every other entry of scale s
+ * (exp2l gets the identical argument), so downscaling by index >> 1 is exact.
+ *
+ * c is read from a table indexed by the top s + 2 mantissa bits, holding the number of
+ * boundaries below the start of that mantissa interval, and corrected by one
+ * comparison against the next boundary: the intervals are 2^-(s+2) wide in y, the
+ * boundaries at least (2^(2^-s) - 1) > ln2 / 2^s apart, so an interval holds at most
+ * one boundary. build_tables() checks this.
+ *
+ * bm[s][k] holds the 52 mantissa bits of B[k]; bm[s][2^s] = 2^52 is a sentinel above
+ * every mantissa. Scale 0 (and so every negative scale) needs only B[0] = 1, and its
+ * tables are constant, so they are valid before pthread_once has run.
+ */
+static uint64_t bm_tab[TAB_SCALES][(1u << SKETCH_MAX_SCALE) + 1] = {
+    [0] = {0, UINT64_C(1) << MANT_BITS},
+};
+static uint16_t lut_tab[TAB_SCALES][1u << (SKETCH_MAX_SCALE + LUT_EXTRA_BITS)];
+static pthread_once_t tables_once = PTHREAD_ONCE_INIT;
+
+static uint64_t double_bits(double v)
+{
+    uint64_t b;
+    memcpy(&b, &v, sizeof b);
+    return b;
+}
+
+static double bits_double(uint64_t b)
+{
+    double v;
+    memcpy(&v, &b, sizeof v);
+    return v;
+}
+
+static void build_tables(void)
+{
+    for (int s = 1; s <= SKETCH_MAX_SCALE; s++) {
+        uint32_t n = 1u << s;
+        for (uint32_t k = 0; k < n; k++) {
+            double b = (double)exp2l((long double)k / (long double)n);
+            bm_tab[s][k] = double_bits(b) & MANT_MASK;
+        }
+        bm_tab[s][n] = UINT64_C(1) << MANT_BITS;
+
+        uint32_t nl = 1u << (s + LUT_EXTRA_BITS), c = 0;
+        int shift = MANT_BITS - s - LUT_EXTRA_BITS;
+        for (uint32_t t = 0; t < nl; t++) {
+            uint64_t start = (uint64_t)t << shift, end = (uint64_t)(t + 1) << shift;
+            while (c < n && bm_tab[s][c] < start)
+                c++;
+            lut_tab[s][t] = (uint16_t)c;
+            /* At most one boundary in [start, end), or one comparison is not enough. */
+            if (c + 1 < n && bm_tab[s][c + 1] < end)
+                abort();
+        }
+    }
+}
+
+static void ensure_tables(void)
+{
+    pthread_once(&tables_once, build_tables);
+}
+
+static int scale_ok(int scale)
+{
+    return scale >= SKETCH_MIN_SCALE && scale <= SKETCH_MAX_SCALE;
+}
+
+/* Index of a finite v > 0 at a valid scale; tables built. */
+static inline int32_t index_of(double v, int scale)
+{
+    uint64_t bits = double_bits(v);
+    int32_t e = (int32_t)(bits >> MANT_BITS);
+    if (UNLIKELY(e == 0)) { /* subnormal: v * 2^64 is normal and exact */
+        bits = double_bits(v * 0x1p64);
+        e = (int32_t)(bits >> MANT_BITS) - 64;
+    }
+    uint64_t mant = bits & MANT_MASK;
+    int ts = scale > 0 ? scale : 0;
+    int sh = scale < 0 ? -scale : 0;
+    const uint64_t *bm = bm_tab[ts];
+    uint32_t c = lut_tab[ts][mant >> (MANT_BITS - LUT_EXTRA_BITS - ts)];
+    c += mant > bm[c];
+    /* >> of a negative int is an arithmetic shift (floor) with gcc and clang. */
+    return ((e - EXP_BIAS) * (1 << ts) + (int32_t)c - 1) >> sh;
+}
+
+int32_t sketch_index(double v, int scale)
+{
+    if (!(v > 0.0 && v <= DBL_MAX) || !scale_ok(scale))
+        return INT32_MIN;
+    ensure_tables();
+    return index_of(v, scale);
+}
+
+/* Lower boundary of bucket index as m * 2^e with m in [1, 2): finite even where the
+ * boundary itself is past DBL_MAX or under DBL_TRUE_MIN. */
+static double boundary(int32_t index, int scale, int *e)
+{
+    int64_t x;
+    double m = 1.0;
+    if (scale <= 0) {
+        x = (int64_t)index * (INT64_C(1) << -scale);
+    } else {
+        x = index >> scale;
+        uint32_t k = (uint32_t)index & ((1u << scale) - 1);
+        m = bits_double(((uint64_t)EXP_BIAS << MANT_BITS) | bm_tab[scale][k]);
+    }
+    /* Past +-2200 ldexp gives inf or 0 anyway; keep the exponent in an int. */
+    *e = (int)(x > 2200 ? 2200 : x < -2200 ? -2200 : x);
+    return m;
+}
+
+double sketch_lower_bound(int32_t index, int scale)
+{
+    if (!scale_ok(scale))
+        return NAN;
+    ensure_tables();
+    int e;
+    double m = boundary(index, scale, &e);
+    return ldexp(m, e);
+}
+
+double sketch_error_bound(int scale)
+{
+    double base = exp2(exp2(-(double)scale));
+    return (base - 1.0) / (base + 1.0);
+}
+
+int sketch_scale(const sketch *s)
+{
+    return s->scale;
+}
+
+int sketch_init(sketch *s, int scale)
+{
+    ensure_tables();
+    memset(s, 0, sizeof *s);
+    s->scale = scale_ok(scale) ? scale : SKETCH_DEFAULT_SCALE;
+    return scale_ok(scale) ? 0 : -EINVAL;
+}
+
+void sketch_free(sketch *s)
+{
+    int scale = s->scale;
+    free(s->counts);
+    memset(s, 0, sizeof *s);
+    s->scale = scale;
+}
+
+void sketch_reset(sketch *s, int scale)
+{
+    ensure_tables();
+    if (scale < SKETCH_MIN_SCALE)
+        scale = SKETCH_MIN_SCALE;
+    if (scale > SKETCH_MAX_SCALE)
+        scale = SKETCH_MAX_SCALE;
+    s->count = s->zero_count = 0;
+    s->sum = s->min = s->max = 0.0;
+    s->scale = scale;
+    s->offset = 0;
+    s->len = 0; /* counts[] beyond len is never read; cover() zeroes what it takes in */
+}
+
+/* The first and last non-empty bucket, as indices. Returns 0 when there is none. */
+static int data_range(const sketch *s, int32_t *lo, int32_t *hi)
+{
+    uint32_t a = 0, b = s->len;
+    while (a < b && s->counts[a] == 0)
+        a++;
+    if (a == b)
+        return 0;
+    while (s->counts[b - 1] == 0)
+        b--;
+    *lo = s->offset + (int32_t)a;
+    *hi = s->offset + (int32_t)b - 1;
+    return 1;
+}
+
+/* Steps of downscaling needed, from `scale`, to fit [lo, hi] in SKETCH_MAX_BUCKETS. */
+static int steps_to_fit(int32_t lo, int32_t hi, int scale)
+{
+    int k = 0;
+    while ((hi >> k) - (lo >> k) + 1 > SKETCH_MAX_BUCKETS && scale - k > SKETCH_MIN_SCALE)
+        k++;
+    return k;
+}
+
+/* Make room for n buckets. Contents up to len are kept; -ENOMEM leaves s unchanged. */
+static int reserve(sketch *s, uint32_t n)
+{
+    if (s->cap >= n)
+        return 0;
+    uint32_t cap = s->cap ? s->cap : MIN_CAP;
+    while (cap < n)
+        cap *= 2;
+    if (cap > SKETCH_MAX_BUCKETS)
+        cap = SKETCH_MAX_BUCKETS;
+    uint64_t *p = realloc(s->counts, (size_t)cap * sizeof *p);
+    if (!p)
+        return -ENOMEM;
+    s->counts = p;
+    s->cap = cap;
+    return 0;
+}
+
+/* Halve the resolution k times in place: bucket i goes to i >> k. */
+static void downscale_in_place(sketch *s, int k)
+{
+    if (k <= 0)
+        return;
+    s->scale -= k;
+    if (s->len == 0) {
+        s->offset >>= k;
+        return;
+    }
+    int32_t off = s->offset >> k;
+    /* The target j' = ((offset + j) >> k) - off is <= j, and every slot below j has
+     * been read already, so one forward pass works in place. */
+    uint32_t last = 0;
+    for (uint32_t j = 0; j < s->len; j++) {
+        uint64_t c = s->counts[j];
+        uint32_t t = (uint32_t)(((s->offset + (int32_t)j) >> k) - off);
+        s->counts[j] = 0;
+        s->counts[t] += c;
+        last = t;
+    }
+    s->offset = off;
+    s->len = last + 1;
+}
+
+/* Move the window of counts[] so that it covers [lo, hi] and the data, using the whole
+ * allocation (cap entries) with the slack split around the data, so that growth in
+ * either direction reslides rarely. The caller has reserved enough. */
+static void cover(sketch *s, int32_t lo, int32_t hi)
+{
+    int32_t dl, dh;
+    int have = data_range(s, &dl, &dh);
+    int32_t nl = lo, nh = hi;
+    if (have) {
+        nl = dl < lo ? dl : lo;
+        nh = dh > hi ? dh : hi;
+    }
+    int32_t w = (int32_t)s->cap;
+    int32_t off = nl - (w - (nh - nl + 1)) / 2;
+    if (have) {
+        size_t n = (size_t)(dh - dl + 1);
+        memmove(s->counts + (dl - off), s->counts + (dl - s->offset), n * sizeof *s->counts);
+        memset(s->counts, 0, (size_t)(dl - off) * sizeof *s->counts);
+        memset(s->counts + (dh - off + 1), 0, (size_t)(off + w - 1 - dh) * sizeof *s->counts);
+    } else {
+        memset(s->counts, 0, (size_t)w * sizeof *s->counts);
+    }
+    s->offset = off;
+    s->len = (uint32_t)w;
+}
+
+/* Slow path of record: bucket i is outside the window. Downscales if the recorded
+ * range plus i would need more than SKETCH_MAX_BUCKETS, and updates *i to match. */
+static int grow_for(sketch *s, int32_t *i)
+{
+    int32_t lo = *i, hi = *i, dl, dh;
+    if (data_range(s, &dl, &dh)) {
+        lo = dl < lo ? dl : lo;
+        hi = dh > hi ? dh : hi;
+    }
+    int k = steps_to_fit(lo, hi, s->scale);
+    int rc = reserve(s, (uint32_t)((hi >> k) - (lo >> k) + 1));
+    if (rc)
+        return rc;
+    downscale_in_place(s, k);
+    *i >>= k;
+    if ((uint32_t)(*i - s->offset) >= s->len)
+        cover(s, *i, *i);
+    return 0;
+}
+
+static int record_zero_or_refuse(sketch *s, double v, uint64_t n)
+{
+    if (v != 0.0) /* negative, NaN or infinite */
+        return -EINVAL;
+    if (s->count == 0)
+        s->max = 0.0;
+    s->min = 0.0;
+    s->count += n;
+    s->zero_count += n;
+    return 0;
+}
+
+static inline int record(sketch *s, double v, uint64_t n)
+{
+    if (UNLIKELY(!(v > 0.0 && v <= DBL_MAX)))
+        return record_zero_or_refuse(s, v, n);
+    int32_t i = index_of(v, s->scale);
+    if (UNLIKELY((uint32_t)(i - s->offset) >= s->len)) {
+        int rc = grow_for(s, &i);
+        if (rc)
+            return rc;
+    }
+    double mn = s->count ? s->min : v;
+    double mx = s->count ? s->max : v;
+    s->counts[i - s->offset] += n;
+    s->count += n;
+    s->sum += v * (double)n;
+    s->min = v < mn ? v : mn;
+    s->max = v > mx ? v : mx;
+    return 0;
+}
+
+int sketch_record(sketch *s, double v)
+{
+    return record(s, v, 1);
+}
+
+int sketch_record_n(sketch *s, double v, uint64_t n)
+{
+    if (n == 0)
+        return (v >= 0.0 && v <= DBL_MAX) ? 0 : -EINVAL;
+    return record(s, v, n);
+}
+
+void sketch_downscale(sketch *s, int by)
+{
+    if (by > s->scale - SKETCH_MIN_SCALE)
+        by = s->scale - SKETCH_MIN_SCALE;
+    downscale_in_place(s, by);
+}
+
+int sketch_merge(sketch *dst, const sketch *src)
+{
+    if (src->count == 0 && src->scale >= dst->scale)
+        return 0;
+
+    int32_t send = src->offset + (int32_t)src->len;
+    int fast = src->scale == dst->scale &&
+               (src->len == 0 || (src->offset >= dst->offset &&
+                                  send <= dst->offset + (int32_t)dst->len));
+    if (fast) {
+        /* Same scale, src's window inside dst's: add, no range scan. */
+        uint64_t *d = dst->counts + (src->offset - dst->offset);
+        for (uint32_t j = 0; j < src->len; j++)
+            d[j] += src->counts[j];
+    } else {
+        /* Bring both ranges to the coarser scale t, then further down if the union
+         * does not fit; reserve before changing anything so -ENOMEM leaves dst as is. */
+        int t = dst->scale < src->scale ? dst->scale : src->scale;
+        int kd = dst->scale - t, ks = src->scale - t;
+        int32_t sl = 0, sh = 0, dl, dh;
+        int hs = data_range(src, &sl, &sh);
+        int hd = data_range(dst, &dl, &dh);
+        int32_t lo = sl >> ks, hi = sh >> ks;
+        if (hd) {
+            dl >>= kd;
+            dh >>= kd;
+            if (!hs || dl < lo)
+                lo = dl;
+            if (!hs || dh > hi)
+                hi = dh;
+        }
+        int k = (hs || hd) ? steps_to_fit(lo, hi, t) : 0;
+        if (hs) {
+            int rc = reserve(dst, (uint32_t)((hi >> k) - (lo >> k) + 1));
+            if (rc)
+                return rc;
+        }
+        downscale_in_place(dst, kd + k);
+        if (hs) {
+            int32_t a = sl >> (ks + k), b = sh >> (ks + k);
+            if (a < dst->offset || b >= dst->offset + (int32_t)dst->len)
+                cover(dst, a, b);
+            for (int32_t i = sl; i <= sh; i++) {
+                uint64_t c = src->counts[i - src->offset];
+                dst->counts[(i >> (ks + k)) - dst->offset] += c;
+            }
+        }
+    }
+
+    if (src->count) {
+        if (dst->count == 0) {
+            dst->min = src->min;
+            dst->max = src->max;
+        } else {
+            dst->min = src->min < dst->min ? src->min : dst->min;
+            dst->max = src->max > dst->max ? src->max : dst->max;
+        }
+    }
+    dst->count += src->count;
+    dst->zero_count += src->zero_count;
+    dst->sum += src->sum;
+    return 0;
+}
+
+static uint64_t rank_of(double q, uint64_t n)
+{
+    double r = ceil(q * (double)n);
+    if (r < 1.0)
+        return 1;
+    if (r >= (double)n)
+        return n;
+    return (uint64_t)r;
+}
+
+double sketch_quantile(const sketch *s, double q)
+{
+    if (s->count == 0 || !(q >= 0.0 && q <= 1.0))
+        return NAN;
+    ensure_tables();
+    uint64_t r = rank_of(q, s->count);
+    if (r <= s->zero_count)
+        return 0.0;
+    uint64_t cum = s->zero_count;
+    for (uint32_t j = 0; j < s->len; j++) {
+        cum += s->counts[j];
+        if (cum >= r) {
+            int32_t i = s->offset + (int32_t)j;
+            int el, eu;
+            double ml = boundary(i, s->scale, &el), mu = boundary(i + 1, s->scale, &eu);
+            /* 2LU/(L+U) with L = ml 2^el, U = mu 2^eu, factored as
+             * 2^eu * 2 ml mu / (ml + mu 2^(eu-el)) so that it neither overflows nor
+             * underflows where L or U is not a finite double. */
+            double est = ldexp(2.0 * ml * mu / (ml + ldexp(mu, eu - el)), eu);
+            if (est < s->min)
+                est = s->min;
+            if (est > s->max)
+                est = s->max;
+            return est;
+        }
+    }
+    return s->max; /* counts short of count: not reachable for a valid sketch */
+}
+
+double sketch_exact_quantile(const double *sorted, size_t n, double q)
+{
+    if (n == 0 || !(q >= 0.0 && q <= 1.0))
+        return NAN;
+    return sorted[rank_of(q, n) - 1];
+}
+
+void sketch_sparse_view(const sketch *s, int32_t *offset, const uint64_t **counts, size_t *n)
+{
+    int32_t lo, hi;
+    if (!data_range(s, &lo, &hi)) {
+        *offset = 0;
+        *counts = NULL;
+        *n = 0;
+        return;
+    }
+    *offset = lo;
+    *counts = s->counts + (lo - s->offset);
+    *n = (size_t)(hi - lo + 1);
+}
+
+static int nonneg_finite(double v)
+{
+    return v >= 0.0 && v <= DBL_MAX;
+}
+
+int sketch_from_parts(sketch *s, int scale, uint64_t count, uint64_t zero_count, double sum,
+                      double min, double max, int32_t offset, const uint64_t *counts, size_t n)
+{
+    sketch_init(s, scale);
+    if (!scale_ok(scale) || n > SKETCH_MAX_BUCKETS || (n && !counts))
+        return -EINVAL;
+    if (!nonneg_finite(sum) || !nonneg_finite(min) || !nonneg_finite(max) || min > max)
+        return -EINVAL;
+
+    size_t a = 0, b = n;
+    while (a < b && counts[a] == 0)
+        a++;
+    while (b > a && counts[b - 1] == 0)
+        b--;
+    uint64_t total = zero_count;
+    for (size_t j = a; j < b; j++)
+        if (__builtin_add_overflow(total, counts[j], &total))
+            return -EINVAL;
+    if (total != count)
+        return -EINVAL;
+    if (count == 0)
+        return (sum == 0.0 && min == 0.0 && max == 0.0) ? 0 : -EINVAL;
+    /* min and max must lie in the zero bucket or the outermost non-empty buckets. */
+    if (zero_count ? min != 0.0 : min == 0.0)
+        return -EINVAL;
+    int64_t lo = 0;
+    if (a == b) {
+        if (max != 0.0)
+            return -EINVAL;
+    } else {
+        lo = (int64_t)offset + (int64_t)a;
+        int64_t hi = (int64_t)offset + (int64_t)b - 1;
+        if (lo < index_of(DBL_TRUE_MIN, scale) || hi > index_of(DBL_MAX, scale))
+            return -EINVAL;
+        if (max == 0.0 || index_of(max, scale) != hi)
+            return -EINVAL;
+        if (!zero_count && index_of(min, scale) != lo)
+            return -EINVAL;
+        int rc = reserve(s, (uint32_t)(b - a));
+        if (rc)
+            return rc;
+    }
+    if (b > a)
+        memcpy(s->counts, counts + a, (b - a) * sizeof *counts);
+    s->len = (uint32_t)(b - a);
+    s->offset = (int32_t)lo;
+    s->count = count;
+    s->zero_count = zero_count;
+    s->sum = sum;
+    s->min = min;
+    s->max = max;
+    return 0;
+}
