@@ -8,7 +8,6 @@
 #include "metricsd.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -57,6 +56,7 @@ struct metricsd_client {
     uint8_t hello[HELLO_MAX];
     size_t hello_len, hello_off;
     uint64_t hello_dropped;   /* the `dropped` that hello reports */
+    int64_t hello_ns;         /* when the last Hello was built */
     /* Whole frames back to back in buf[head, head + len). The front frame may be
      * partly written (front_off bytes of it): on disconnect its rest is dropped, so a
      * new connection starts on a frame boundary. */
@@ -229,6 +229,7 @@ static void build_hello(metricsd_client *c)
     env.hello = &h;
 
     c->hello_dropped = h.dropped;
+    c->hello_ns = mono_ns();
     c->hello_off = 0;
     c->hello_len = frame_size(&env) <= sizeof(c->hello) ? frame_encode(&env, c->hello) : 0;
 }
@@ -377,6 +378,11 @@ static size_t pending_bytes(const metricsd_client *c)
  * bytes remain, -ENOTCONN when not connected. */
 static int flush_locked(metricsd_client *c)
 {
+    /* Drops while connected are reported in a fresh Hello on the same connection, at
+     * most once per reconnect interval, between two frames. */
+    if (c->dropped_since_hello > 0 && c->state == CONNECTED && c->hello_off == c->hello_len &&
+        c->front_off == 0 && mono_ns() - c->hello_ns >= c->reconnect_ns)
+        build_hello(c);
     if (pending_bytes(c) == 0)
         return 0;
     ensure_connected(c);

@@ -461,17 +461,27 @@ static void test_server_never_reads(void **state)
     metricsd_client_get_stats(c, &st);
     assert_int_equal(st.dropped, 101);
 
-    /* The server starts reading: every accepted event arrives whole. */
+    /* The server starts reading: every accepted event arrives whole, and then a
+     * second Hello on the same connection reports the drops. */
     conn k;
     conn_init(&k, fd);
-    for (int64_t end = now_ms() + 10000; k.gens < (size_t)ok && now_ms() < end;) {
+    for (int64_t end = now_ms() + 10000; (k.gens < (size_t)ok || k.hellos < 2) && now_ms() < end;) {
         metricsd_flush(c);
         conn_pump(&k, 10);
     }
     assert_int_equal(k.bad, 0);
     assert_int_equal(k.gens, ok);
+    assert_int_equal(k.hellos, 2);
     assert_int_equal(k.recs[0].kind, REC_HELLO);
     assert_int_equal(k.recs[0].dropped, 0); /* the Hello went before any drop */
+    assert_int_equal(k.recs[k.n - 1].kind, REC_HELLO);
+    assert_int_equal(k.recs[k.n - 1].dropped, 101);
+    assert_int_equal(k.recs[k.n - 1].dropped_total, 101);
+    /* Reported once: nothing more to say until the next drop. */
+    sleep_ms(60);
+    assert_int_equal(metricsd_flush(c), 0);
+    conn_pump(&k, 20);
+    assert_int_equal(k.hellos, 2);
     metricsd_close(c);
     conn_free(&k);
     alarm(0);
