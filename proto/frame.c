@@ -54,6 +54,10 @@ int frame_reader_feed(frame_reader *r, const void *data, size_t n)
 {
     uint8_t *p;
     size_t room;
+    /* Nothing to copy: a reader that holds nothing yet has no buffer, and memcpy into
+     * NULL is undefined even for 0 bytes. */
+    if (n == 0)
+        return 0;
     int rc = frame_reader_space(r, n, &p, &room);
     if (rc < 0)
         return rc;
