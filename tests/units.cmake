@@ -1,0 +1,5 @@
+# SPDX-License-Identifier: MIT
+# Unit tests of the framing and of the daemon's ingest, store and rollup modules.
+metricsd_unit_test(test_frame SOURCES test_frame.c LIBS metricsd_proto)
+metricsd_unit_test(test_ingest SOURCES test_ingest.c LIBS metricsd_core)
+metricsd_unit_test(test_store SOURCES test_store.c LIBS metricsd_core)
