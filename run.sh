@@ -42,13 +42,14 @@ demo() {
     if "$ctl" status >/dev/null 2>&1; then
         echo "run.sh: metricsd is already running; using it"
     else
-        "$daemon" --log-level warning &
+        # Detached from this terminal, so the daemon keeps serving after the demo.
+        nohup "$daemon" >build/metricsd.log 2>&1 </dev/null &
         local pid=$!
         for _ in $(seq 1 100); do
             "$ctl" status >/dev/null 2>&1 && break
             sleep 0.1
         done
-        echo "run.sh: metricsd started (pid $pid); stop it with: kill $pid"
+        echo "run.sh: metricsd started (pid $pid, log build/metricsd.log); stop it with: kill $pid"
     fi
     build/examples/metricsd-demo --seconds 5
     sleep 1.2 # one flush interval, so the figures are on disk too
