@@ -60,6 +60,9 @@ static uint64_t bm_tab[TAB_SCALES][(1u << SKETCH_MAX_SCALE) + 1] = {
 };
 static uint16_t lut_tab[TAB_SCALES][1u << (SKETCH_MAX_SCALE + LUT_EXTRA_BITS)];
 static pthread_once_t tables_once = PTHREAD_ONCE_INIT;
+/* Set if the libm at hand broke the one-boundary-per-slot property: the sketch is
+ * linked into engines, so it reports this (sketch_tables_ok) rather than abort. */
+static int tables_broken;
 
 static uint64_t double_bits(double v)
 {
@@ -94,7 +97,7 @@ static void build_tables(void)
             lut_tab[s][t] = (uint16_t)c;
             /* At most one boundary in [start, end), or one comparison is not enough. */
             if (c + 1 < n && bm_tab[s][c + 1] < end)
-                abort();
+                tables_broken = 1;
         }
     }
 }
@@ -102,6 +105,12 @@ static void build_tables(void)
 static void ensure_tables(void)
 {
     pthread_once(&tables_once, build_tables);
+}
+
+int sketch_tables_ok(void)
+{
+    ensure_tables();
+    return !tables_broken;
 }
 
 static int scale_ok(int scale)

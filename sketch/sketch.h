@@ -92,6 +92,9 @@ double sketch_exact_quantile(const double *sorted, size_t n, double q);
 double sketch_error_bound(int scale);
 
 int sketch_scale(const sketch *s);
+/* 1 when the boundary tables hold the property exact indexing relies on (each
+ * lookup slot holds at most one boundary); checked by the tests. */
+int sketch_tables_ok(void);
 static inline uint64_t sketch_count(const sketch *s) { return s->count; }
 
 /* Sparse form: the non-empty range of buckets as (offset, counts[n]). The sketch
