@@ -87,8 +87,10 @@ METRICSD_EXPORT int metricsd_connect_opts(metricsd_client **out, const char *soc
 /* Try once, without blocking, to send what is buffered; then free the client. Open
  * generations of this client must not be used afterwards. */
 METRICSD_EXPORT void metricsd_close(metricsd_client *c);
-/* Try once, without blocking, to send what is buffered. Returns 0 when the buffer is
- * empty afterwards, -EAGAIN when bytes remain, -ENOTCONN when not connected. */
+/* Try once, without blocking, to send what is buffered (connecting first if the
+ * reconnect interval allows). Returns 0 when nothing is left buffered (also when not
+ * connected and the buffer is empty), -EAGAIN when bytes remain or a connection is
+ * still being made, -ENOTCONN when bytes wait and there is no connection. */
 METRICSD_EXPORT int metricsd_flush(metricsd_client *c);
 
 /* Per-generation options. `size` as for metricsd_options. Strings are copied. */

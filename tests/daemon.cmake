@@ -7,10 +7,11 @@ target_link_libraries(itest PRIVATE metricsd metricsd_sketch PkgConfig::JANSSON_
 function(metricsd_integration_test name script)
   add_test(NAME ${name} COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/integration/${script})
   set_tests_properties(${name} PROPERTIES
-    ENVIRONMENT "METRICSD=$<TARGET_FILE:metricsd-daemon>;METRICSCTL=$<TARGET_FILE:metricsctl>;ITEST=$<TARGET_FILE:itest>"
+    ENVIRONMENT "METRICSD=$<TARGET_FILE:metricsd-daemon>;METRICSCTL=$<TARGET_FILE:metricsctl>;ITEST=$<TARGET_FILE:itest>;BUILD_DIR=${CMAKE_BINARY_DIR};SANITIZE=${METRICSD_SANITIZE}"
     LABELS integration TIMEOUT 300 ${ARGN})
 endfunction()
 
 metricsd_integration_test(e2e_stats_restart_kill e2e.sh)
 metricsd_integration_test(e2e_hostile_frames hostile.sh)
 metricsd_integration_test(e2e_daemon_absent absent.sh)
+metricsd_integration_test(install_pkgconfig install.sh)
