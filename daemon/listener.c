@@ -317,12 +317,14 @@ static int dispatch(conn *c, const uint8_t *payload, size_t len)
     listener *l = c->l;
     Metricsd__Envelope *env;
 
+    uint64_t exhausted = l->arena.exhausted;
+
     stat_counts[FRAMES]++;
     env = frame_unpack(payload, len, &l->arena);
     if (env == NULL) {
         /* Out of arena room means a frame built to make us allocate; otherwise the
          * bytes are not a message of ours. Either way the stream cannot be trusted. */
-        int complex = l->arena.used + 4096 > l->arena.size;
+        int complex = l->arena.exhausted != exhausted;
         reject(c, complex ? FRAME_TOO_COMPLEX : FRAME_UNDECODABLE);
         conn_close(c, complex ? "frame too complex" : "frame does not decode");
         return -1;
