@@ -8,6 +8,8 @@ TMP=$(mktemp -d /tmp/metricsd-test.XXXXXX)
 SOCK=$TMP/metricsd.sock
 DB=$TMP/db
 DAEMON_PID=
+# Never the user's own daemon, even from a command that forgets --socket.
+export METRICSD_SOCKET=$SOCK
 
 cleanup() {
     if [ -n "$DAEMON_PID" ] && kill -0 "$DAEMON_PID" 2>/dev/null; then
