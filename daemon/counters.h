@@ -29,6 +29,8 @@
     X(TOO_MANY_IN_FLIGHT, "too_many_in_flight")                                        \
     X(TOKENS_TOO_MANY, "tokens_too_many")                                              \
     X(FRAME_TOO_COMPLEX, "frame_too_complex")                                          \
+    X(FRAME_TRUNCATED, "frame_truncated")                                              \
+    X(TOO_MANY_CONNECTIONS, "too_many_connections")                                    \
     X(NO_MEMORY, "no_memory")
 
 /* Other counters. */

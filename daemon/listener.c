@@ -6,10 +6,12 @@
  */
 #include "listener.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -54,6 +56,7 @@ struct listener {
     uv_timer_t idle_timer;
     frame_arena arena;
     conn *conns;
+    uint32_t max_clients;
     int own_path; /* we created the socket file */
 };
 
@@ -130,8 +133,8 @@ static series *flight_take(conn *c, uint64_t id)
 
 static void flight_end(server *srv, series *s)
 {
-    if (s->in_flight > 0)
-        s->in_flight--;
+    /* The end time feeds energy attribution (series_flight_end). */
+    series_flight_end(&srv->series, s, uv_hrtime());
     if (srv->in_flight > 0)
         srv->in_flight--;
 }
@@ -267,7 +270,8 @@ static void handle_begin(conn *c, const Metricsd__Begin *b)
     if (rc < 0) {
         reject(c, NO_MEMORY);
     } else if (rc == 0) {
-        s->in_flight++;
+        series_flight_begin(&srv->series, s, uv_hrtime());
+        series_note_pid(s, c->pid);
         srv->in_flight++;
     }
 }
@@ -290,10 +294,16 @@ static void handle_generation(conn *c, const Metricsd__Generation *g)
         uint32_t minute = (uint32_t)(now / NS_PER_MIN);
         rollup *delta = series_delta(&srv->series, s, minute, &lost);
         stat_counts[PENDING_DROPPED] += lost;
-        if (delta == NULL || ingest_apply(delta, g, &itl, now) != 0)
+        if (delta == NULL || ingest_apply(delta, g, &itl, now) != 0) {
             reject(c, NO_MEMORY);
-        else
+        } else {
             stat_counts[GENERATIONS]++;
+            series_note_pid(s, c->pid);
+            /* Only a generation tracked in flight received energy; its tokens are
+             * the joules-per-token denominator. */
+            if (began == s && g->output_tokens > 0)
+                delta->attributed_tokens += (uint64_t)g->output_tokens;
+        }
     }
     sketch_free(&itl);
 }
@@ -373,6 +383,9 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 
     (void)buf;
     if (nread < 0) {
+        /* A peer that leaves in the middle of a frame sent something we throw away. */
+        if (frame_reader_pending(&c->rd) > 0)
+            reject(c, FRAME_TRUNCATED);
         conn_close(c, nread == UV_EOF ? NULL : uv_strerror((int)nread));
         return;
     }
@@ -440,6 +453,11 @@ static void on_connection(uv_stream_t *server_stream, int status)
     if (cred.uid != getuid() && cred.uid != 0) {
         reject(c, PEER_UID);
         conn_close(c, "peer is another user");
+        return;
+    }
+    if (srv->clients > l->max_clients) {
+        reject(c, TOO_MANY_CONNECTIONS);
+        conn_close(c, "too many connections");
         return;
     }
     uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
@@ -516,6 +534,37 @@ static int clear_stale(const char *path, char *why, size_t why_len)
     return 0;
 }
 
+/* Descriptors open now (the store's, the loop's, stdio). */
+static unsigned fds_open(void)
+{
+    unsigned n = 0;
+    DIR *d = opendir("/proc/self/fd");
+    if (d == NULL)
+        return 32; /* no /proc: a generous guess */
+    for (struct dirent *e; (e = readdir(d)) != NULL;)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n > 0 ? n - 1 : 0; /* less the directory's own */
+}
+
+/* Connections the open-file limit allows: the limit, less what is open, less a reserve
+ * for what opens files later (samplers read sysfs, LMDB may reopen, a query may need
+ * one) and for accepting a connection only to refuse it. */
+static uint32_t clients_cap(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+        return UINT32_MAX;
+    rlim_t open_now = fds_open();
+    rlim_t reserve = rl.rlim_cur / 8 < 64 ? rl.rlim_cur / 8 : 64;
+    if (reserve < 4)
+        reserve = 4;
+    if (rl.rlim_cur <= open_now + reserve)
+        return 1;
+    rlim_t cap = rl.rlim_cur - open_now - reserve;
+    return cap > UINT32_MAX ? UINT32_MAX : (uint32_t)cap;
+}
+
 int listener_start(server *srv, listener **out, char *why, size_t why_len)
 {
     listener *l = calloc(1, sizeof(*l));
@@ -559,6 +608,10 @@ int listener_start(server *srv, listener **out, char *why, size_t why_len)
         snprintf(why, why_len, "cannot listen on %s: %s", srv->cfg.socket_path, uv_strerror(rc));
         goto fail;
     }
+    l->max_clients = clients_cap();
+    if (srv->cfg.max_clients > 0 && srv->cfg.max_clients < l->max_clients)
+        l->max_clients = (uint32_t)srv->cfg.max_clients;
+    log_msg(LOG_INFO, "serving at most %u connections at once", l->max_clients);
     uv_timer_init(srv->loop, &l->idle_timer);
     l->idle_timer.data = l;
     unsigned tick = srv->cfg.idle_timeout_ms / 4 ? srv->cfg.idle_timeout_ms / 4 : 1;

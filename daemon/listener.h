@@ -15,6 +15,11 @@ typedef struct listener listener;
 
 /* Take the socket systemd handed over (LISTEN_FDS), else create srv->cfg.socket_path
  * (its directory 0700, the socket 0600), refusing when another daemon answers there.
+ * Connections past srv->cfg.max_clients (0: the open-file limit less the descriptors
+ * open now and a reserve for the store and samplers) are accepted and closed at once,
+ * counted as too_many_connections, so the daemon never runs itself out of descriptors.
+ * Should it reach EMFILE anyway (its limit lowered from outside), libuv accepts and
+ * closes the waiting connections with a reserved descriptor, so the loop does not spin.
  * Returns 0 or a negative errno with *why set. */
 int listener_start(server *srv, listener **out, char *why, size_t why_len);
 /* Stop accepting, close every connection (their in-flight generations end as

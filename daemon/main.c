@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -116,6 +117,8 @@ static void usage(FILE *f)
             "  --flush-interval MS    how often live data is written (default 1000)\n"
             "  --idle-timeout MS      close clients silent this long (default 600000)\n"
             "  --max-series N         refuse new (model, backend) pairs past N (default 1000)\n"
+            "  --max-clients N        refuse connections past N (default: what the open-file\n"
+            "                         limit leaves after a reserve for the store and samplers)\n"
             "  --max-pending N        minute deltas kept while the disk refuses (default 65536)\n"
             "  --map-max MB           cap of the LMDB map (default 16384)\n"
             "  --log-level LEVEL      error, warning, notice, info, debug (default info)\n"
@@ -147,6 +150,26 @@ static int default_db(char *buf, size_t n)
     return 0;
 }
 
+/* Each client holds one descriptor; a user service starts with systemd's soft limit of
+ * 1024 while the hard limit is far higher. Take what the hard limit allows, so a host
+ * with a thousand engine processes is served (the listener still caps connections
+ * below the limit, see listener.h). */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rlim_t want = rl.rlim_max;
+        /* No need for more than this; select() is never used, so FD_SETSIZE is not a
+         * concern. */
+        if (want == RLIM_INFINITY || want > 1048576)
+            want = 1048576;
+        if (want > rl.rlim_cur) {
+            rl.rlim_cur = want;
+            setrlimit(RLIMIT_NOFILE, &rl);
+        }
+    }
+}
+
 static int parse_uint(const char *s, unsigned long max, unsigned long *out)
 {
     char *end;
@@ -161,7 +184,7 @@ static int parse_uint(const char *s, unsigned long max, unsigned long *out)
 int main(int argc, char **argv)
 {
     enum { O_SOCKET = 256, O_DB, O_FLUSH, O_IDLE, O_MAXSERIES, O_MAXPENDING, O_MAPMAX,
-           O_LOG, O_VERSION, O_HELP, O_NOSYNC };
+           O_LOG, O_NOSYNC, O_VERSION, O_HELP, O_MAXCLIENTS };
     static const struct option opts[] = {
         { "socket", required_argument, NULL, O_SOCKET },
         { "db", required_argument, NULL, O_DB },
@@ -174,6 +197,7 @@ int main(int argc, char **argv)
         { "no-sync", no_argument, NULL, O_NOSYNC },
         { "version", no_argument, NULL, O_VERSION },
         { "help", no_argument, NULL, O_HELP },
+        { "max-clients", required_argument, NULL, O_MAXCLIENTS },
         { 0 },
     };
     server srv;
@@ -230,6 +254,11 @@ int main(int argc, char **argv)
         case O_NOSYNC:
             srv.cfg.no_sync = 1;
             break;
+        case O_MAXCLIENTS:
+            if (parse_uint(optarg, 10000000, &v) || v == 0)
+                goto bad_value;
+            srv.cfg.max_clients = v;
+            break;
         case O_VERSION:
             printf("metricsd %s\n", METRICSD_DAEMON_VERSION);
             return 0;
@@ -264,6 +293,7 @@ int main(int argc, char **argv)
         return 1;
     }
 
+    raise_fd_limit();
     store_opts so = { .map_max = srv.cfg.map_max, .no_sync = srv.cfg.no_sync };
     if ((rc = store_open(&srv.st, srv.cfg.db_dir, &so, why, sizeof(why))) != 0) {
         log_msg(LOG_ERR, "%s", why[0] ? why : strerror(-rc));

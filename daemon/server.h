@@ -18,6 +18,7 @@ typedef struct server_config {
     unsigned flush_ms;        /* default 1000 */
     unsigned idle_timeout_ms; /* close clients silent this long; default 10 min */
     size_t max_series;        /* default 1000 */
+    size_t max_clients;       /* connections past this are refused; 0: from the fd limit */
     size_t max_pending;       /* (series, minute) deltas held while the disk refuses */
     size_t map_max;           /* LMDB map cap, bytes */
     int no_sync;              /* tests only */
