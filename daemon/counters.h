@@ -47,7 +47,9 @@
     X(FLUSH_ERRORS, "flush_errors")                                                    \
     X(PENDING_DROPPED, "pending_dropped")                                              \
     X(IDLE_CLOSED, "idle_closed")                                                      \
-    X(ACCEPT_ERRORS, "accept_errors")
+    X(ACCEPT_ERRORS, "accept_errors")                                                  \
+    X(SAMPLER_ERRORS, "sampler_errors")                                                \
+    X(SAMPLES_DROPPED, "samples_dropped")
 
 #define COUNTER_ENUM(id, name) id,
 enum reject_reason { REJECT_REASONS(COUNTER_ENUM) REJECT__COUNT };

@@ -19,6 +19,7 @@
 #include "listener.h"
 #include "log.h"
 #include "paths.h"
+#include "power.h"
 #include "server.h"
 #include "store.h"
 
@@ -72,6 +73,8 @@ static void on_flush_timer(uv_timer_t *t)
 {
     server *srv = t->data;
     server_flush(srv);
+    /* Sampler readings go in their own small transaction, once per flush. */
+    power_flush(srv->power);
     /* Retention once a minute's worth of flushes: a scan over the keys that expire. */
     if (++srv->flushes_since_retention * srv->cfg.flush_ms >= 60000) {
         srv->flushes_since_retention = 0;
@@ -121,6 +124,10 @@ static void usage(FILE *f)
             "                         limit leaves after a reserve for the store and samplers)\n"
             "  --max-pending N        minute deltas kept while the disk refuses (default 65536)\n"
             "  --map-max MB           cap of the LMDB map (default 16384)\n"
+            "  --sample-interval MS   how often GPU, battery and CPU are sampled (default\n"
+            "                         1000; 0 turns sampling off)\n"
+            "  --sysfs-root DIR       where sysfs is (default /sys)\n"
+            "  --proc-root DIR        where procfs is (default /proc)\n"
             "  --log-level LEVEL      error, warning, notice, info, debug (default info)\n"
             "  --version              print the version and exit\n"
             "  --help                 print this and exit\n");
@@ -184,7 +191,7 @@ static int parse_uint(const char *s, unsigned long max, unsigned long *out)
 int main(int argc, char **argv)
 {
     enum { O_SOCKET = 256, O_DB, O_FLUSH, O_IDLE, O_MAXSERIES, O_MAXPENDING, O_MAPMAX,
-           O_LOG, O_NOSYNC, O_VERSION, O_HELP, O_MAXCLIENTS };
+           O_LOG, O_NOSYNC, O_VERSION, O_HELP, O_MAXCLIENTS, O_SAMPLE, O_SYSFS, O_PROC };
     static const struct option opts[] = {
         { "socket", required_argument, NULL, O_SOCKET },
         { "db", required_argument, NULL, O_DB },
@@ -198,6 +205,9 @@ int main(int argc, char **argv)
         { "version", no_argument, NULL, O_VERSION },
         { "help", no_argument, NULL, O_HELP },
         { "max-clients", required_argument, NULL, O_MAXCLIENTS },
+        { "sample-interval", required_argument, NULL, O_SAMPLE },
+        { "sysfs-root", required_argument, NULL, O_SYSFS },
+        { "proc-root", required_argument, NULL, O_PROC },
         { 0 },
     };
     server srv;
@@ -212,6 +222,7 @@ int main(int argc, char **argv)
     srv.cfg.max_series = 1000;
     srv.cfg.max_pending = 65536;
     srv.cfg.map_max = (size_t)16 << 30;
+    srv.cfg.sample_ms = 1000;
 
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
@@ -259,6 +270,19 @@ int main(int argc, char **argv)
                 goto bad_value;
             srv.cfg.max_clients = v;
             break;
+        case O_SAMPLE:
+            if (parse_uint(optarg, 3600000, &v))
+                goto bad_value;
+            srv.cfg.sample_ms = (unsigned)v;
+            break;
+        case O_SYSFS:
+        case O_PROC: {
+            char *dst = c == O_SYSFS ? srv.cfg.sysfs_root : srv.cfg.proc_root;
+            if (optarg[0] == '\0' || strlen(optarg) >= sizeof(srv.cfg.sysfs_root))
+                goto bad_value;
+            snprintf(dst, sizeof(srv.cfg.sysfs_root), "%s", optarg);
+            break;
+        }
         case O_VERSION:
             printf("metricsd %s\n", METRICSD_DAEMON_VERSION);
             return 0;
@@ -315,6 +339,11 @@ int main(int argc, char **argv)
     uv_timer_init(srv.loop, &srv.flush_timer);
     srv.flush_timer.data = &srv;
     uv_timer_start(&srv.flush_timer, on_flush_timer, srv.cfg.flush_ms, srv.cfg.flush_ms);
+    if (power_open(&srv, &srv.power) != 0) {
+        log_msg(LOG_ERR, "no memory for the samplers");
+        return 1;
+    }
+    power_start(srv.power);
     uv_signal_t sigterm, sigint, sighup;
     uv_signal_init(srv.loop, &sigterm);
     uv_signal_init(srv.loop, &sigint);
@@ -332,6 +361,7 @@ int main(int argc, char **argv)
 
     /* Shutdown: stop taking input, end connections, write what is pending. */
     listener_stop(the_listener);
+    power_stop(srv.power);
     uv_timer_stop(&srv.flush_timer);
     uv_close((uv_handle_t *)&srv.flush_timer, NULL);
     uv_close((uv_handle_t *)&sigterm, NULL);
@@ -339,6 +369,8 @@ int main(int argc, char **argv)
     uv_close((uv_handle_t *)&sighup, NULL);
     uv_run(srv.loop, UV_RUN_DEFAULT);
     listener_free(the_listener);
+    power_flush(srv.power);
+    power_free(srv.power);
     rc = server_flush(&srv);
     if (rc != 0)
         log_msg(LOG_ERR, "final flush failed: %s; %zu minute deltas lost", strerror(-rc),

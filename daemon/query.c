@@ -14,6 +14,7 @@
 #include "frame.h"
 #include "listener.h"
 #include "log.h"
+#include "power.h"
 
 #define NS_PER_MIN 60000000000ll
 #define DEFAULT_WINDOW_NS (24ll * 3600 * 1000000000)
@@ -125,6 +126,7 @@ static int answer_status(server *srv, Metricsd__Reply *reply, uint8_t **out, siz
 typedef struct row {
     const char *model, *backend;
     uint32_t in_flight;
+    uint64_t rss_bytes, gpu_mem_bytes; /* procs, at the last sample */
     rollup acc;
 } row;
 
@@ -154,6 +156,18 @@ static void fill_stats(Metricsd__SeriesStats *ss, Metricsd__Sketch sk[M__COUNT],
     ss->last_unix_ns = m.last_unix_ns;
     ss->has_in_flight = 1;
     ss->in_flight = r->in_flight;
+    /* Energy: present once a source measured while the series had work in flight. */
+    ss->has_joules = ss->has_energy_busy_ns = ss->has_attributed_tokens = m.has_energy_busy_ns;
+    ss->joules = m.joules;
+    ss->energy_busy_ns = m.energy_busy_ns;
+    ss->attributed_tokens = m.attributed_tokens;
+    ss->has_battery_joules = ss->has_battery_pct = m.has_battery_joules;
+    ss->battery_joules = m.battery_joules;
+    ss->battery_pct = m.battery_pct;
+    ss->has_rss_bytes = r->rss_bytes != 0;
+    ss->rss_bytes = r->rss_bytes;
+    ss->has_gpu_mem_bytes = r->gpu_mem_bytes != 0;
+    ss->gpu_mem_bytes = r->gpu_mem_bytes;
     ss->ttft = m.ttft;
     ss->tpot = m.tpot;
     ss->itl = m.itl;
@@ -198,6 +212,8 @@ static int answer_stats(server *srv, const Metricsd__Query *q, Metricsd__Reply *
             rollup_init(&r->acc);
         }
         r->in_flight += s->in_flight;
+        r->rss_bytes += s->rss_bytes;
+        r->gpu_mem_bytes += s->gpu_mem_bytes;
         rc = query_series_window(rd, s, from, to, &r->acc);
     }
     store_reader_close(rd);
@@ -234,6 +250,21 @@ static int answer_stats(server *srv, const Metricsd__Query *q, Metricsd__Reply *
     return rc;
 }
 
+static int answer_power(server *srv, Metricsd__Reply *reply, uint8_t **out, size_t *len)
+{
+    Metricsd__PowerReport empty = METRICSD__POWER_REPORT__INIT;
+    Metricsd__PowerReport *rep = srv->power ? power_report(srv->power) : &empty;
+    if (rep == NULL)
+        return -ENOMEM;
+    reply->power = rep;
+    reply->has_now_unix_ns = 1;
+    reply->now_unix_ns = server_now_unix_ns();
+    int rc = pack_reply(reply, out, len);
+    if (rep != &empty)
+        power_report_free(rep);
+    return rc;
+}
+
 int query_answer(server *srv, const Metricsd__Query *q, uint8_t **out, size_t *len)
 {
     Metricsd__Reply reply = METRICSD__REPLY__INIT;
@@ -247,6 +278,9 @@ int query_answer(server *srv, const Metricsd__Query *q, uint8_t **out, size_t *l
     case METRICSD__QUERY__KIND__MODELS:
     case METRICSD__QUERY__KIND__STATS:
         rc = answer_stats(srv, q, &reply, out, len);
+        break;
+    case METRICSD__QUERY__KIND__POWER:
+        rc = answer_power(srv, &reply, out, len);
         break;
     default:
         rc = -EINVAL;

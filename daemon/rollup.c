@@ -55,6 +55,11 @@ int rollup_merge(rollup *dst, const rollup *src)
     dst->cold_starts += src->cold_starts;
     dst->prompt_tokens += src->prompt_tokens;
     dst->output_tokens += src->output_tokens;
+    dst->joules += src->joules;
+    dst->battery_joules += src->battery_joules;
+    dst->battery_pct += src->battery_pct;
+    dst->energy_busy_ns += src->energy_busy_ns;
+    dst->attributed_tokens += src->attributed_tokens;
     merge_times(dst, src->first_unix_ns, src->last_unix_ns);
     return 0;
 }
@@ -88,6 +93,11 @@ int rollup_merge_pb(rollup *dst, const Metricsd__Rollup *m)
     dst->cold_starts += m->cold_starts;
     dst->prompt_tokens += m->prompt_tokens;
     dst->output_tokens += m->output_tokens;
+    dst->joules += m->joules;
+    dst->battery_joules += m->battery_joules;
+    dst->battery_pct += m->battery_pct;
+    dst->energy_busy_ns += m->energy_busy_ns;
+    dst->attributed_tokens += m->attributed_tokens;
     merge_times(dst, m->first_unix_ns, m->last_unix_ns);
     return 0;
 }
@@ -109,6 +119,11 @@ void rollup_view(const rollup *r, Metricsd__Rollup *msg, Metricsd__Sketch sk[M__
     SET(output_tokens);
     SET(first_unix_ns);
     SET(last_unix_ns);
+    SET(joules);
+    SET(battery_joules);
+    SET(battery_pct);
+    SET(energy_busy_ns);
+    SET(attributed_tokens);
 #undef SET
     Metricsd__Sketch **slots[M__COUNT] = {
         [M_TTFT] = &msg->ttft, [M_TPOT] = &msg->tpot, [M_ITL] = &msg->itl,

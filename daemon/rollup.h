@@ -20,6 +20,11 @@ typedef struct rollup {
     uint64_t requests, errors, cancelled, timeouts, cold_starts;
     uint64_t prompt_tokens, output_tokens;
     int64_t first_unix_ns, last_unix_ns; /* 0 while empty */
+    /* Energy attributed to the series (energy.h): GPU and CPU joules, the time it had
+     * generations in flight while a source measured, output tokens of generations
+     * tracked in flight, and battery joules and percent of the full battery. */
+    double joules, battery_joules, battery_pct;
+    uint64_t energy_busy_ns, attributed_tokens;
     sketch sk[M__COUNT];
 } rollup;
 

@@ -188,3 +188,67 @@ void series_clear_pending(series_table *t)
     }
     t->pending_total = 0;
 }
+
+static void settle_one(series *s, uint64_t now)
+{
+    if (s->flight_mark_ns != 0 && now > s->flight_mark_ns) {
+        uint64_t dt = now - s->flight_mark_ns;
+        s->gen_ns += (double)s->in_flight * (double)dt;
+        if (s->in_flight > 0)
+            s->busy_ns += dt;
+    }
+    s->flight_mark_ns = now;
+}
+
+static void settle_table(series_table *t, uint64_t now)
+{
+    if (t->flight_mark_ns != 0 && now > t->flight_mark_ns && t->flight_n > 0)
+        t->busy_ns += now - t->flight_mark_ns;
+    t->flight_mark_ns = now;
+}
+
+void series_flight_begin(series_table *t, series *s, uint64_t now_ns)
+{
+    settle_one(s, now_ns);
+    settle_table(t, now_ns);
+    s->in_flight++;
+    t->flight_n++;
+}
+
+void series_flight_end(series_table *t, series *s, uint64_t now_ns)
+{
+    settle_one(s, now_ns);
+    settle_table(t, now_ns);
+    if (s->in_flight > 0)
+        s->in_flight--;
+    if (t->flight_n > 0)
+        t->flight_n--;
+}
+
+void series_flight_settle(series_table *t, uint64_t now_ns)
+{
+    for (size_t i = 0; i < t->n; i++)
+        settle_one(t->all[i], now_ns);
+    settle_table(t, now_ns);
+}
+
+void series_note_pid(series *s, int32_t pid)
+{
+    if (pid <= 0)
+        return;
+    for (uint32_t i = 0; i < s->n_pids; i++)
+        if (s->pids[i] == pid)
+            return;
+    if (s->n_pids < SERIES_MAX_PIDS)
+        s->pids[s->n_pids++] = pid;
+}
+
+void series_forget_pid(series *s, int32_t pid)
+{
+    for (uint32_t i = 0; i < s->n_pids; i++) {
+        if (s->pids[i] == pid) {
+            s->pids[i] = s->pids[--s->n_pids];
+            return;
+        }
+    }
+}

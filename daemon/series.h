@@ -18,10 +18,23 @@ typedef struct series_pending {
     rollup delta;
 } series_pending;
 
+#define SERIES_MAX_PIDS 8
+
 typedef struct series {
     uint32_t id;             /* store id; 0 until the first flush creates it */
     char *model, *backend;
     uint32_t in_flight;
+    /* Energy attribution (energy.h): since the last sample, the integral of in_flight
+     * over time (generation-ns) and the time with in_flight > 0, both on the
+     * monotonic clock and brought up to date at each change and each sample. */
+    uint64_t flight_mark_ns;
+    double gen_ns;
+    uint64_t busy_ns;
+    /* procs: the engine processes that sent this series generations (peer pids),
+     * and the memory they held at the last sample. */
+    int32_t pids[SERIES_MAX_PIDS];
+    uint32_t n_pids;
+    uint64_t rss_bytes, gpu_mem_bytes;
     uint32_t n_pending, cap_pending;
     series_pending *pending; /* ordered by arrival, not necessarily by minute */
     struct series *hnext;
@@ -34,6 +47,10 @@ typedef struct series_table {
     size_t pending_total;    /* deltas held over all series */
     size_t max_pending;      /* bound on pending_total; past it the oldest is dropped */
     series **all;            /* every series, in creation order */
+    /* Generations in flight over all series and, since the last sample, the time
+     * with at least one in flight (monotonic ns). */
+    uint32_t flight_n;
+    uint64_t flight_mark_ns, busy_ns;
 } series_table;
 
 int series_table_init(series_table *t, size_t max_series, size_t max_pending);
@@ -49,6 +66,18 @@ int series_add_stored(series_table *t, uint32_t id, const char *model, const cha
  * bound on deltas is reached the oldest delta of s (or of the table) is dropped and
  * *dropped_requests says how many requests it held. */
 rollup *series_delta(series_table *t, series *s, uint32_t minute, uint64_t *dropped_requests);
+
+/* A generation of s begins or ends at monotonic time now_ns: keeps in_flight and the
+ * attribution integrals (gen_ns, busy_ns) of s and of the table. */
+void series_flight_begin(series_table *t, series *s, uint64_t now_ns);
+void series_flight_end(series_table *t, series *s, uint64_t now_ns);
+/* Bring every integral up to now_ns (called by the sampler before it reads them). */
+void series_flight_settle(series_table *t, uint64_t now_ns);
+/* Remember that process pid sends generations of s (at most SERIES_MAX_PIDS; more
+ * are not tracked). */
+void series_note_pid(series *s, int32_t pid);
+/* Forget pid (its process is gone). */
+void series_forget_pid(series *s, int32_t pid);
 
 /* After a successful flush: forget every pending delta. */
 void series_clear_pending(series_table *t);

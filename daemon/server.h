@@ -22,6 +22,9 @@ typedef struct server_config {
     size_t max_pending;       /* (series, minute) deltas held while the disk refuses */
     size_t map_max;           /* LMDB map cap, bytes */
     int no_sync;              /* tests only */
+    unsigned sample_ms;       /* sampler timer; default 1000, 0: off */
+    char sysfs_root[2048];    /* default /sys (tests: a fixture tree) */
+    char proc_root[2048];     /* default /proc */
 } server_config;
 
 typedef struct server {
@@ -37,6 +40,7 @@ typedef struct server {
     uint32_t last_minute;     /* newest minute key handed out (clock jump guard) */
     unsigned flushes_since_retention;
     struct listener *listener;
+    struct power *power;      /* samplers and energy attribution */
 } server;
 
 int64_t server_now_unix_ns(void);

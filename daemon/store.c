@@ -20,7 +20,7 @@ struct store {
     MDB_dbi meta, series, m1, h1, events, samples;
     char *dir;
     size_t map_size, map_max;
-    int m1_days, h1_days;
+    int m1_days, h1_days, samples_days;
     int readers_cleared;
     uint64_t map_growths;
     uint8_t *scratch;
@@ -127,6 +127,7 @@ int store_open(store **out, const char *dir, const store_opts *opts, char *why, 
         st->map_max = st->map_size;
     st->m1_days = opts->m1_retention_days > 0 ? opts->m1_retention_days : 14;
     st->h1_days = opts->h1_retention_days > 0 ? opts->h1_retention_days : 400;
+    st->samples_days = opts->samples_retention_days > 0 ? opts->samples_retention_days : 7;
 
     if ((rc = mdb_env_create(&st->env)) != 0)
         goto fail;
@@ -421,6 +422,57 @@ int store_read_hours(store_reader *rd, uint32_t id, uint32_t from, uint32_t to, 
     return read_range(rd, rd->st->h1, id, from, to, acc);
 }
 
+int store_write_samples(store *st, const store_sample *smp, size_t n)
+{
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(st->env, NULL, 0, &txn);
+    if (rc != 0)
+        return mdb_errno(rc);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        uint8_t key[8];
+        put_be32(key, smp[i].source);
+        put_be32(key + 4, smp[i].unix_s);
+        MDB_val k = { 8, key }, v = { smp[i].len, (void *)smp[i].value };
+        rc = mdb_put(txn, st->samples, &k, &v, 0);
+    }
+    if (rc != 0) {
+        mdb_txn_abort(txn);
+        return mdb_errno(rc);
+    }
+    return mdb_errno(mdb_txn_commit(txn));
+}
+
+int store_read_samples(store *st, uint32_t source, uint32_t from, uint32_t to,
+                       store_sample_cb cb, void *ud)
+{
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    uint8_t key[8];
+    MDB_val k = { 8, key }, v;
+    int rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn), ret = 0;
+    if (rc != 0)
+        return mdb_errno(rc);
+    if ((rc = mdb_cursor_open(txn, st->samples, &cur)) != 0) {
+        mdb_txn_abort(txn);
+        return mdb_errno(rc);
+    }
+    put_be32(key, source);
+    put_be32(key + 4, from);
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0 && ret == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        uint32_t t;
+        if (k.mv_size != 8 || get_be32(k.mv_data) != source ||
+            (t = get_be32((uint8_t *)k.mv_data + 4)) >= to)
+            break;
+        ret = cb(ud, t, v.mv_data, v.mv_size);
+    }
+    mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+    if (ret != 0)
+        return ret;
+    return rc == 0 || rc == MDB_NOTFOUND ? 0 : mdb_errno(rc);
+}
+
 /* Delete records of db whose time part is below cutoff, for every series. */
 static long expire(MDB_txn *txn, MDB_dbi db, uint32_t cutoff)
 {
@@ -465,12 +517,15 @@ long store_retention(store *st, uint32_t now_minute)
         return mdb_errno(rc);
     long n = expire(txn, st->m1, m1_cut);
     long n2 = expire(txn, st->h1, h1_cut);
-    if (n < 0 || n2 < 0) {
+    /* Samples are keyed by seconds: the same scan with a cutoff in seconds. */
+    uint64_t now_s = (uint64_t)now_minute * 60u, keep_s = (uint64_t)st->samples_days * 86400u;
+    long n3 = expire(txn, st->samples, now_s > keep_s ? (uint32_t)(now_s - keep_s) : 0);
+    if (n < 0 || n2 < 0 || n3 < 0) {
         mdb_txn_abort(txn);
         return -EIO;
     }
     rc = mdb_txn_commit(txn);
-    return rc == 0 ? n + n2 : mdb_errno(rc);
+    return rc == 0 ? n + n2 + n3 : mdb_errno(rc);
 }
 
 void store_get_info(store *st, store_info *info)
@@ -497,6 +552,8 @@ void store_get_info(store *st, store_info *info)
             info->h1_records = s.ms_entries;
         if (mdb_stat(txn, st->series, &s) == 0)
             info->series = s.ms_entries;
+        if (mdb_stat(txn, st->samples, &s) == 0)
+            info->samples_records = s.ms_entries;
         mdb_txn_abort(txn);
     }
 }

@@ -6,7 +6,8 @@
  *   m1       (u32 series id, u32 minute since the epoch), big-endian -> Rollup
  *   h1       (u32 series id, u32 hour since the epoch), big-endian -> Rollup
  *   events   reserved for recent raw events (drill-down)
- *   samples  reserved for sampler readings
+ *   samples  (u32 source id, u32 unix seconds), big-endian -> PowerDevice (one
+ *            sampler reading of one device)
  * Big-endian keys sort by series, then time, so a window is one cursor range.
  *
  * Writes: one write transaction per flush (store_write): every pending (series,
@@ -32,6 +33,7 @@ typedef struct store_opts {
     size_t map_max;     /* default 16 GiB */
     int m1_retention_days;  /* default 14 */
     int h1_retention_days;  /* default 400 */
+    int samples_retention_days; /* default 7 */
     int no_sync;        /* tests only: MDB_NOSYNC */
 } store_opts;
 
@@ -68,13 +70,30 @@ int store_read_minutes(store_reader *rd, uint32_t id, uint32_t from, uint32_t to
 /* acc += every h1 record of series id with from <= hour < to. */
 int store_read_hours(store_reader *rd, uint32_t id, uint32_t from, uint32_t to, rollup *acc);
 
-/* Delete m1/h1 records older than their retention, relative to now_minute. Returns
- * records deleted or a negative errno. */
+/* One sampler reading for store_write_samples; value is a packed PowerDevice. */
+typedef struct store_sample {
+    uint32_t source;  /* a stable id of the device (a hash of its source and name) */
+    uint32_t unix_s;
+    const uint8_t *value;
+    size_t len;
+} store_sample;
+
+/* Put samples in their own small transaction (a second one for the same key
+ * replaces the first). All or nothing. Returns 0, -ENOSPC (the map is full: the
+ * next rollup flush grows it), -EIO. */
+int store_write_samples(store *st, const store_sample *s, size_t n);
+/* Call cb for each sample of source with from <= unix_s < to, in time order. */
+typedef int (*store_sample_cb)(void *ud, uint32_t unix_s, const uint8_t *value, size_t len);
+int store_read_samples(store *st, uint32_t source, uint32_t from, uint32_t to,
+                       store_sample_cb cb, void *ud);
+
+/* Delete m1/h1 records older than their retention, and samples older than theirs,
+ * relative to now_minute. Returns records deleted or a negative errno. */
 long store_retention(store *st, uint32_t now_minute);
 
 typedef struct store_info {
     uint64_t file_bytes, map_bytes, map_max;
-    uint64_t m1_records, h1_records, series;
+    uint64_t m1_records, h1_records, series, samples_records;
     uint64_t map_growths;
     uint32_t readers_cleared; /* stale reader slots cleared at open */
 } store_info;
