@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 PACKAGES="build-essential cmake pkg-config libuv1-dev libprotobuf-c-dev protobuf-c-compiler
-liblmdb-dev lmdb-utils libcmocka-dev libjansson-dev jq"
+liblmdb-dev lmdb-utils libcmocka-dev libjansson-dev jq systemd"
 JOBS=$(nproc 2>/dev/null || echo 2)
 
 deps() {
