@@ -196,6 +196,18 @@ typedef struct metricsd_model_stats {
     metricsd_summary ttft_ms, tpot_ms, itl_ms, e2e_ms, queue_ms, decode_tps;
     int64_t first_unix_ns, last_unix_ns;
     uint32_t in_flight;
+    /* Energy (docs/energy.md). NAN when unknown: no GPU or CPU source measured while
+     * the model had generations in flight (or, for the battery figure, the machine
+     * did not run on battery). */
+    double joules;                    /* attributed from GPU and CPU sources */
+    double joules_per_token;          /* joules / attributed_tokens */
+    double watts_avg;                 /* joules / seconds with generations in flight */
+    double battery_pct_per_1k_tokens; /* percent of the full battery per 1,000 tokens */
+    uint64_t attributed_tokens;       /* output tokens of generations tracked in flight */
+    double battery_joules;
+    /* procs: resident and GPU memory of the engine processes that serve the model, at
+     * the last sample; 0 when unknown. A process serving two models counts in both. */
+    uint64_t rss_bytes, gpu_mem_bytes;
 } metricsd_model_stats;
 
 typedef struct metricsd_stats {
@@ -235,6 +247,42 @@ typedef struct metricsd_daemon_status {
     size_t n_rejected;
     metricsd_counter *rejected;
 } metricsd_daemon_status;
+
+/* `metricsctl power`: each device a sampler reads, or one entry per source that is
+ * unavailable, saying why. Numbers unknown to a source are NAN (0 for byte counts);
+ * energies count from since_unix_ns (the daemon's first sample). */
+typedef struct metricsd_power_device {
+    const char *name;
+    const char *kind;                 /* "gpu", "battery", "cpu" */
+    const char *source;               /* "nvml", "amdgpu", "battery", "rapl" */
+    int available;
+    const char *unavailable_reason;   /* "" when available */
+    const char *note;                 /* "" or a reading that failed while others worked */
+    double power_w, util_pct, temp_c;
+    uint64_t mem_used_bytes, mem_total_bytes;
+    double energy_j, attributed_j, idle_j;
+    const char *battery_status;       /* "" unless a battery: "Discharging", ... */
+    double capacity_pct, energy_now_j, energy_full_j;
+    int ac_online;                    /* 1, 0, or -1 when unknown */
+} metricsd_power_device;
+
+typedef struct metricsd_power_process {
+    int pid;
+    uint64_t rss_bytes, gpu_mem_bytes;
+    const char *models;               /* comma-separated */
+} metricsd_power_process;
+
+typedef struct metricsd_power {
+    int64_t now_unix_ns, since_unix_ns, last_sample_unix_ns;
+    uint32_t sample_interval_ms;
+    size_t n_devices;
+    metricsd_power_device *devices;
+    size_t n_processes;
+    metricsd_power_process *processes;
+} metricsd_power;
+
+METRICSD_EXPORT int metricsd_query_power(const metricsd_query_opts *opts, metricsd_power **out);
+METRICSD_EXPORT void metricsd_power_free(metricsd_power *p);
 
 METRICSD_EXPORT int metricsd_query_status(const metricsd_query_opts *opts,
                                           metricsd_daemon_status **out);

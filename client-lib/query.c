@@ -229,6 +229,20 @@ int metricsd_query_stats(const metricsd_query_opts *opts, metricsd_stats **out)
         m->first_unix_ns = ss->first_unix_ns;
         m->last_unix_ns = ss->last_unix_ns;
         m->in_flight = ss->in_flight;
+        m->attributed_tokens = ss->attributed_tokens;
+        m->joules = ss->has_joules ? ss->joules : NAN;
+        m->joules_per_token = ss->has_joules && ss->attributed_tokens > 0
+                                  ? ss->joules / (double)ss->attributed_tokens
+                                  : NAN;
+        m->watts_avg = ss->has_joules && ss->energy_busy_ns > 0
+                           ? ss->joules / ((double)ss->energy_busy_ns / 1e9)
+                           : NAN;
+        m->battery_joules = ss->has_battery_joules ? ss->battery_joules : NAN;
+        m->battery_pct_per_1k_tokens = ss->has_battery_pct && ss->attributed_tokens > 0
+                                           ? ss->battery_pct * 1000.0 / (double)ss->attributed_tokens
+                                           : NAN;
+        m->rss_bytes = ss->rss_bytes;
+        m->gpu_mem_bytes = ss->gpu_mem_bytes;
     }
     metricsd__envelope__free_unpacked(env, NULL);
     *out = st;
@@ -325,4 +339,116 @@ void metricsd_daemon_status_free(metricsd_daemon_status *st)
     free((char *)st->socket_path);
     free((char *)st->db_path);
     free(st);
+}
+
+static char *dup_or_empty(const char *s)
+{
+    return strdup(s ? s : "");
+}
+
+static double opt_num(int has, double v)
+{
+    return has ? v : NAN;
+}
+
+int metricsd_query_power(const metricsd_query_opts *opts, metricsd_power **out)
+{
+    const metricsd_query_opts *o = opts_or_default(opts);
+    Metricsd__Query q = METRICSD__QUERY__INIT;
+    Metricsd__Envelope *env;
+    metricsd_power *p;
+    int rc, bad = 0;
+
+    q.has_kind = 1;
+    q.kind = METRICSD__QUERY__KIND__POWER;
+    if ((rc = roundtrip(o, &q, &env)) != 0)
+        return rc;
+    const Metricsd__PowerReport *r = env->reply->power;
+    if (r == NULL) {
+        metricsd__envelope__free_unpacked(env, NULL);
+        return -EPROTO;
+    }
+    p = calloc(1, sizeof(*p));
+    if (p == NULL || (p->devices = calloc(r->n_devices + 1, sizeof(*p->devices))) == NULL ||
+        (p->processes = calloc(r->n_processes + 1, sizeof(*p->processes))) == NULL) {
+        metricsd_power_free(p);
+        metricsd__envelope__free_unpacked(env, NULL);
+        return -ENOMEM;
+    }
+    p->now_unix_ns = env->reply->now_unix_ns;
+    p->since_unix_ns = r->since_unix_ns;
+    p->last_sample_unix_ns = r->last_sample_unix_ns;
+    p->sample_interval_ms = r->sample_interval_ms;
+    for (size_t i = 0; i < r->n_devices; i++) {
+        const Metricsd__PowerDevice *d = r->devices[i];
+        metricsd_power_device *m = &p->devices[p->n_devices++];
+        m->name = dup_or_empty(d->name);
+        m->kind = dup_or_empty(d->kind);
+        m->source = dup_or_empty(d->source);
+        m->unavailable_reason = dup_or_empty(d->unavailable_reason);
+        m->note = dup_or_empty(d->note);
+        m->battery_status = dup_or_empty(d->battery_status);
+        bad |= !m->name || !m->kind || !m->source || !m->unavailable_reason || !m->note ||
+               !m->battery_status;
+        m->available = d->has_available && d->available;
+        m->power_w = opt_num(d->has_power_w, d->power_w);
+        m->util_pct = opt_num(d->has_util_pct, d->util_pct);
+        m->temp_c = opt_num(d->has_temp_c, d->temp_c);
+        m->mem_used_bytes = d->mem_used_bytes;
+        m->mem_total_bytes = d->mem_total_bytes;
+        m->energy_j = opt_num(d->has_energy_j, d->energy_j);
+        m->attributed_j = opt_num(d->has_attributed_j, d->attributed_j);
+        m->idle_j = opt_num(d->has_idle_j, d->idle_j);
+        m->capacity_pct = opt_num(d->has_capacity_pct, d->capacity_pct);
+        m->energy_now_j = opt_num(d->has_energy_now_j, d->energy_now_j);
+        m->energy_full_j = opt_num(d->has_energy_full_j, d->energy_full_j);
+        m->ac_online = d->has_ac_online ? (d->ac_online ? 1 : 0) : -1;
+    }
+    for (size_t i = 0; i < r->n_processes && !bad; i++) {
+        const Metricsd__PowerProcess *d = r->processes[i];
+        metricsd_power_process *m = &p->processes[p->n_processes++];
+        size_t len = 1;
+        m->pid = d->pid;
+        m->rss_bytes = d->rss_bytes;
+        m->gpu_mem_bytes = d->gpu_mem_bytes;
+        for (size_t k = 0; k < d->n_models; k++)
+            len += strlen(d->models[k] ? d->models[k] : "") + 1;
+        char *s = calloc(1, len);
+        if ((m->models = s) == NULL) {
+            bad = 1;
+            break;
+        }
+        for (size_t k = 0; k < d->n_models; k++) {
+            if (k > 0)
+                strcat(s, ",");
+            strcat(s, d->models[k] ? d->models[k] : "");
+        }
+    }
+    metricsd__envelope__free_unpacked(env, NULL);
+    if (bad) {
+        metricsd_power_free(p);
+        return -ENOMEM;
+    }
+    *out = p;
+    return 0;
+}
+
+void metricsd_power_free(metricsd_power *p)
+{
+    if (p == NULL)
+        return;
+    for (size_t i = 0; p->devices && i < p->n_devices; i++) {
+        metricsd_power_device *m = &p->devices[i];
+        free((char *)m->name);
+        free((char *)m->kind);
+        free((char *)m->source);
+        free((char *)m->unavailable_reason);
+        free((char *)m->note);
+        free((char *)m->battery_status);
+    }
+    for (size_t i = 0; p->processes && i < p->n_processes; i++)
+        free((char *)p->processes[i].models);
+    free(p->devices);
+    free(p->processes);
+    free(p);
 }

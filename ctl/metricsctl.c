@@ -32,7 +32,11 @@ static void usage(FILE *f)
             "  status                 the daemon: clients, counters, rejected inputs, store\n"
             "  models                 models seen in the window, with request counts\n"
             "  stats [MODEL]          per model: requests, error rate, TTFT, TPOT, ITL and\n"
-            "                         end-to-end p50/p95/p99 (ms), decode tokens/s, queue p95\n\n"
+            "                         end-to-end p50/p95/p99 (ms), decode tokens/s, queue p95,\n"
+            "                         joules per output token, average watts while generating,\n"
+            "                         resident and GPU memory of the engine processes\n"
+            "  power                  GPU, battery and CPU: power now, utilisation, memory,\n"
+            "                         energy since the daemon started, attributed vs idle\n\n"
             "Options:\n"
             "  --socket PATH          the daemon's socket (default: $METRICSD_SOCKET, else\n"
             "                         $XDG_RUNTIME_DIR/metricsd/metricsd.sock)\n"
@@ -109,6 +113,15 @@ static const char *num(char *buf, size_t n, double v)
     return buf;
 }
 
+static const char *mib(char *buf, size_t n, uint64_t bytes)
+{
+    if (bytes == 0)
+        snprintf(buf, n, "-");
+    else
+        snprintf(buf, n, "%.0f", (double)bytes / 1048576.0);
+    return buf;
+}
+
 static const char *triple(char *buf, size_t n, const metricsd_summary *s)
 {
     char a[32], b[32], c[32];
@@ -141,14 +154,18 @@ static void print_json(json_t *j)
     json_decref(j);
 }
 
+/* A byte count, or null when not known (0). */
+static json_t *jbytes(uint64_t v)
+{
+    return v ? json_integer((json_int_t)v) : json_null();
+}
+
 static json_t *stats_json(const metricsd_stats *st)
 {
     json_t *models = json_array();
     for (size_t i = 0; i < st->n_models; i++) {
         const metricsd_model_stats *m = &st->models[i];
-        json_array_append_new(
-            models,
-            json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:f,s:I,s:I,s:I,s:I,s:o,s:o,s:o,s:o,s:o,s:o}",
+        json_t *o = json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:f,s:I,s:I,s:I,s:I,s:o,s:o,s:o,s:o,s:o,s:o}",
                       "model", m->model, "backend", m->backend, "requests",
                       (json_int_t)m->requests, "errors", (json_int_t)m->errors, "cancelled",
                       (json_int_t)m->cancelled, "timeouts", (json_int_t)m->timeouts,
@@ -157,7 +174,17 @@ static json_t *stats_json(const metricsd_stats *st)
                       (json_int_t)m->cold_starts, "in_flight", (json_int_t)m->in_flight,
                       "ttft_ms", jsummary(&m->ttft_ms), "tpot_ms", jsummary(&m->tpot_ms),
                       "itl_ms", jsummary(&m->itl_ms), "e2e_ms", jsummary(&m->e2e_ms),
-                      "queue_ms", jsummary(&m->queue_ms), "decode_tps", jsummary(&m->decode_tps)));
+                      "queue_ms", jsummary(&m->queue_ms), "decode_tps", jsummary(&m->decode_tps));
+        /* Energy and memory (docs/energy.md); null when unknown. */
+        json_object_set_new(o, "joules", jnum(m->joules));
+        json_object_set_new(o, "joules_per_token", jnum(m->joules_per_token));
+        json_object_set_new(o, "watts_avg", jnum(m->watts_avg));
+        json_object_set_new(o, "attributed_tokens", json_integer((json_int_t)m->attributed_tokens));
+        json_object_set_new(o, "battery_joules", jnum(m->battery_joules));
+        json_object_set_new(o, "battery_pct_per_1k_tokens", jnum(m->battery_pct_per_1k_tokens));
+        json_object_set_new(o, "rss_bytes", jbytes(m->rss_bytes));
+        json_object_set_new(o, "gpu_mem_bytes", jbytes(m->gpu_mem_bytes));
+        json_array_append_new(models, o);
     }
     return json_pack("{s:o,s:f}", "models", models, "window_s", (double)st->window_ns / 1e9);
 }
@@ -177,19 +204,27 @@ static int cmd_stats(const ctl_opts *o)
                o->model ? o->model : "", (double)st->window_ns / 60e9);
     } else {
         char b[6][64], e[32];
-        printf("%-24s %-8s %8s %6s  %-20s %-18s %-18s %-20s %7s %7s\n", "MODEL", "BACKEND",
-               "REQS", "ERR%", "TTFT ms p50/95/99", "TPOT ms p50/95/99", "ITL ms p50/95/99",
-               "E2E ms p50/95/99", "TOK/S", "QUEUE");
-        printf("%-24s %-8s %8s %6s  %-20s %-18s %-18s %-20s %7s %7s\n", "", "", "", "", "", "",
-               "", "", "p50", "p95 ms");
+        printf("%-24s %-8s %8s %6s  %-20s %-18s %-18s %-20s %7s %7s %7s %6s %7s %7s\n", "MODEL",
+               "BACKEND", "REQS", "ERR%", "TTFT ms p50/95/99", "TPOT ms p50/95/99",
+               "ITL ms p50/95/99", "E2E ms p50/95/99", "TOK/S", "QUEUE", "J/TOK", "W", "RSS",
+               "GPU");
+        printf("%-24s %-8s %8s %6s  %-20s %-18s %-18s %-20s %7s %7s %7s %6s %7s %7s\n", "", "", "",
+               "", "", "", "", "", "p50", "p95 ms", "", "avg", "MiB", "MiB");
         for (size_t i = 0; i < st->n_models; i++) {
             const metricsd_model_stats *m = &st->models[i];
-            printf("%-24s %-8s %8" PRIu64 " %5.1f%%  %-20s %-18s %-18s %-20s %7s %7s\n", m->model,
+            char en[4][32];
+            printf("%-24s %-8s %8" PRIu64 " %5.1f%%  %-20s %-18s %-18s %-20s %7s %7s %7s %6s %7s %7s\n",
+                   m->model,
                    m->backend[0] ? m->backend : "*", m->requests, m->error_rate * 100,
                    triple(b[0], sizeof(b[0]), &m->ttft_ms), triple(b[1], sizeof(b[1]), &m->tpot_ms),
                    triple(b[2], sizeof(b[2]), &m->itl_ms), triple(b[3], sizeof(b[3]), &m->e2e_ms),
                    num(b[4], sizeof(b[4]), m->decode_tps.p50),
-                   m->queue_ms.count ? num(e, sizeof(e), m->queue_ms.p95) : "-");
+                   m->queue_ms.count ? num(e, sizeof(e), m->queue_ms.p95) : "-",
+                   num(en[0], sizeof(en[0]), m->joules_per_token), num(en[1], sizeof(en[1]), m->watts_avg),
+                   mib(en[2], sizeof(en[2]), m->rss_bytes), mib(en[3], sizeof(en[3]), m->gpu_mem_bytes));
+            if (!isnan(m->battery_pct_per_1k_tokens))
+                printf("%-24s   on battery: %.3f %% of the battery per 1,000 tokens\n", "",
+                       m->battery_pct_per_1k_tokens);
         }
     }
     metricsd_stats_free(st);
@@ -240,6 +275,102 @@ static int cmd_models(const ctl_opts *o)
         }
     }
     metricsd_stats_free(st);
+    return 0;
+}
+
+static json_t *jstr_or_null(const char *s)
+{
+    return s && s[0] ? json_string(s) : json_null();
+}
+
+static json_t *power_json(const metricsd_power *p)
+{
+    json_t *devs = json_array(), *procs = json_array();
+    for (size_t i = 0; i < p->n_devices; i++) {
+        const metricsd_power_device *d = &p->devices[i];
+        json_t *o = json_pack("{s:s,s:s,s:s,s:b}", "name", d->name, "kind", d->kind, "source",
+                              d->source, "available", d->available);
+        json_object_set_new(o, "unavailable_reason", jstr_or_null(d->unavailable_reason));
+        json_object_set_new(o, "note", jstr_or_null(d->note));
+        json_object_set_new(o, "power_w", jnum(d->power_w));
+        json_object_set_new(o, "util_pct", jnum(d->util_pct));
+        json_object_set_new(o, "mem_used_bytes", jbytes(d->mem_used_bytes));
+        json_object_set_new(o, "mem_total_bytes", jbytes(d->mem_total_bytes));
+        json_object_set_new(o, "temp_c", jnum(d->temp_c));
+        json_object_set_new(o, "energy_j", jnum(d->energy_j));
+        json_object_set_new(o, "attributed_j", jnum(d->attributed_j));
+        json_object_set_new(o, "idle_j", jnum(d->idle_j));
+        if (d->battery_status[0]) {
+            json_object_set_new(o, "battery_status", json_string(d->battery_status));
+            json_object_set_new(o, "capacity_pct", jnum(d->capacity_pct));
+            json_object_set_new(o, "energy_now_j", jnum(d->energy_now_j));
+            json_object_set_new(o, "energy_full_j", jnum(d->energy_full_j));
+            json_object_set_new(o, "ac_online", d->ac_online < 0 ? json_null() : json_boolean(d->ac_online));
+        }
+        json_array_append_new(devs, o);
+    }
+    for (size_t i = 0; i < p->n_processes; i++) {
+        const metricsd_power_process *q = &p->processes[i];
+        json_array_append_new(procs, json_pack("{s:i,s:o,s:o,s:s}", "pid", q->pid, "rss_bytes",
+                                               jbytes(q->rss_bytes), "gpu_mem_bytes",
+                                               jbytes(q->gpu_mem_bytes), "models", q->models));
+    }
+    return json_pack("{s:o,s:o,s:i,s:I,s:I}", "devices", devs, "processes", procs,
+                     "sample_interval_ms", (int)p->sample_interval_ms, "since_unix_ns",
+                     (json_int_t)p->since_unix_ns, "last_sample_unix_ns",
+                     (json_int_t)p->last_sample_unix_ns);
+}
+
+static int cmd_power(const ctl_opts *o)
+{
+    metricsd_query_opts q = { .size = sizeof(q), .socket_path = o->socket };
+    metricsd_power *p;
+    int rc = metricsd_query_power(&q, &p);
+    if (rc != 0)
+        return fail(rc, o);
+    if (o->json) {
+        print_json(power_json(p));
+        metricsd_power_free(p);
+        return 0;
+    }
+    char b[8][32], mem[48];
+    printf("%-28s %-8s %8s %6s %-17s %6s %10s %10s %10s\n", "DEVICE", "KIND", "POWER W",
+           "UTIL%", "MEM MiB used/tot", "TEMP C", "ENERGY J", "ATTRIB J", "IDLE J");
+    for (size_t i = 0; i < p->n_devices; i++) {
+        const metricsd_power_device *d = &p->devices[i];
+        if (!d->available) {
+            printf("%-28s %-8s unavailable: %s\n", d->name, d->kind, d->unavailable_reason);
+            continue;
+        }
+        if (d->mem_total_bytes)
+            snprintf(mem, sizeof(mem), "%.0f/%.0f", (double)d->mem_used_bytes / 1048576.0,
+                     (double)d->mem_total_bytes / 1048576.0);
+        else
+            snprintf(mem, sizeof(mem), "-");
+        printf("%-28s %-8s %8s %6s %-17s %6s %10s %10s %10s\n", d->name, d->kind,
+               num(b[0], sizeof(b[0]), d->power_w), num(b[1], sizeof(b[1]), d->util_pct), mem,
+               num(b[2], sizeof(b[2]), d->temp_c), num(b[3], sizeof(b[3]), d->energy_j),
+               num(b[4], sizeof(b[4]), d->attributed_j), num(b[5], sizeof(b[5]), d->idle_j));
+        if (d->battery_status[0])
+            printf("%-28s   %s, %s%% charged (%s of %s Wh), AC %s\n", "", d->battery_status,
+                   num(b[6], sizeof(b[6]), d->capacity_pct), num(b[7], sizeof(b[7]), d->energy_now_j / 3600),
+                   num(b[5], sizeof(b[5]), d->energy_full_j / 3600),
+                   d->ac_online < 0 ? "unknown" : d->ac_online ? "online" : "offline");
+        if (d->note[0])
+            printf("%-28s   %s\n", "", d->note);
+    }
+    if (p->n_processes > 0) {
+        printf("\n%-8s %10s %10s  %s\n", "PID", "RSS MiB", "GPU MiB", "MODELS");
+        for (size_t i = 0; i < p->n_processes; i++) {
+            const metricsd_power_process *q2 = &p->processes[i];
+            printf("%-8d %10s %10s  %s\n", q2->pid, mib(b[0], sizeof(b[0]), q2->rss_bytes),
+                   mib(b[1], sizeof(b[1]), q2->gpu_mem_bytes), q2->models);
+        }
+    }
+    if (p->since_unix_ns)
+        printf("\nEnergy since the first sample, %.0f s ago; sampled every %u ms.\n",
+               (double)(p->now_unix_ns - p->since_unix_ns) / 1e9, p->sample_interval_ms);
+    metricsd_power_free(p);
     return 0;
 }
 
@@ -353,6 +484,8 @@ int main(int argc, char **argv)
         return cmd_status(&o);
     if (strcmp(cmd, "models") == 0)
         return cmd_models(&o);
+    if (strcmp(cmd, "power") == 0)
+        return cmd_power(&o);
     if (strcmp(cmd, "help") == 0) {
         usage(stdout);
         return 0;

@@ -31,6 +31,7 @@ typedef struct dev_slot {
     int have_last;
     uint64_t seen_tick;
     double energy_j, attributed_j, idle_j;
+    int measured;             /* energy_j means something: an interval was measured */
 } dev_slot;
 
 typedef struct buffered {
@@ -245,12 +246,12 @@ void power_tick_at(power *p, uint64_t now_mono_ns, int64_t now_unix_ns)
         if (!p->src_open[i])
             continue; /* open failed: stays unavailable, with its reason */
         int rc = p->src[i].read(&p->src[i], &set);
+        int missing = rc == -ENODEV || rc == -ENOENT;
         if (rc != 0 && rc != p->src_rc[i])
-            log_limited(7, LOG_WARN, "sampler %s: unavailable: %s", p->src[i].name,
-                        p->src[i].unavailable_reason);
-        /* A source that was never there (no device) is not an error; one that
-         * worked and stops, or that fails a call, is. */
-        if (rc != 0 && rc != -ENODEV && rc != -ENOENT)
+            log_limited(50 + i, missing ? LOG_INFO : LOG_WARN, "sampler %s: unavailable: %s",
+                        p->src[i].name, p->src[i].unavailable_reason);
+        /* Counted: a source found missing (once), and every failing read. */
+        if (rc != 0 && (!missing || rc != p->src_rc[i]))
             stat_counts[SAMPLER_ERRORS]++;
         p->src_rc[i] = rc;
         to[i] = set.n;
@@ -285,6 +286,7 @@ void power_tick_at(power *p, uint64_t now_mono_ns, int64_t now_unix_ns)
             if (s->have_last && s->seen_tick == p->tick && dt > 0) {
                 double e = energy_interval_j(&s->last, d, dt);
                 if (e >= 0) {
+                    s->measured = 1;
                     double idle = energy_attribute(e, busy_frac, w, ns, share);
                     s->energy_j += e;
                     s->idle_j += idle;
@@ -406,7 +408,7 @@ Metricsd__PowerReport *power_report(power *p)
                     continue;
                 Metricsd__PowerDevice *m = &r->dev[n];
                 device_view(p, s, &s->last, m);
-                m->has_energy_j = m->has_attributed_j = m->has_idle_j = 1;
+                m->has_energy_j = m->has_attributed_j = m->has_idle_j = s->measured;
                 m->energy_j = s->energy_j;
                 m->attributed_j = s->attributed_j;
                 m->idle_j = s->idle_j;

@@ -80,9 +80,9 @@ static int amdgpu_read(sampler *s, sample_set *out)
     size_t found = 0;
     DIR *dp = opendir(p->root);
     if (dp == NULL) {
-        sampler_why(s->unavailable_reason, "cannot open %s: %s",
-                 p->root, strerror(errno));
-        return -errno;
+        int e = errno;
+        sampler_why(s->unavailable_reason, "cannot open %s: %s", p->root, strerror(e));
+        return -e;
     }
     for (struct dirent *e; (e = readdir(dp)) != NULL && out->n < SAMPLER_MAX_DEVICES;) {
         if (!is_card(e->d_name) ||

@@ -87,9 +87,9 @@ static int battery_read(sampler *s, sample_set *out)
     size_t first = out->n, found = 0;
     DIR *dp = opendir(p->root);
     if (dp == NULL) {
-        sampler_why(s->unavailable_reason, "cannot open %s: %s",
-                 p->root, strerror(errno));
-        return -errno;
+        int e = errno;
+        sampler_why(s->unavailable_reason, "cannot open %s: %s", p->root, strerror(e));
+        return -e;
     }
     for (struct dirent *e; (e = readdir(dp)) != NULL;) {
         if (e->d_name[0] == '.')

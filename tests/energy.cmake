@@ -1,0 +1,18 @@
+# SPDX-License-Identifier: MIT
+# Issue 5: samplers, energy attribution and `metricsctl power`, on fixture trees and a
+# fake NVML library (no GPU, battery or RAPL needed).
+add_library(fake-nvml SHARED fake_nvml.c)
+target_link_libraries(fake-nvml PRIVATE metricsd_flags)
+set_target_properties(fake-nvml PROPERTIES C_VISIBILITY_PRESET hidden)
+
+metricsd_unit_test(test_samplers SOURCES test_samplers.c LIBS metricsd_core)
+target_compile_definitions(test_samplers PRIVATE
+  FIXTURES_DIR="${CMAKE_CURRENT_SOURCE_DIR}/fixtures" FAKE_NVML_PATH="$<TARGET_FILE:fake-nvml>")
+add_dependencies(test_samplers fake-nvml)
+
+add_executable(energy_driver integration/energy_driver.c)
+target_link_libraries(energy_driver PRIVATE metricsd metricsd_flags)
+
+metricsd_integration_test(energy_attribution energy.sh)
+set_property(TEST energy_attribution APPEND PROPERTY ENVIRONMENT
+  "FAKE_NVML=$<TARGET_FILE:fake-nvml>;ENERGY_DRIVER=$<TARGET_FILE:energy_driver>;FIXTURES=${CMAKE_CURRENT_SOURCE_DIR}/fixtures")
