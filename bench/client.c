@@ -1,0 +1,339 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * bench_client: what the library costs the engine that links it. ns per
+ * metricsd_token, metricsd_begin and metricsd_end with the daemon up, absent, and
+ * stopped by SIGSTOP (so the socket and then the buffer fill and frames are dropped);
+ * the slowest call of each kind (max and p99.9, wall clock and on-CPU time); and the
+ * overhead of instrumenting a simulated engine loop, as a ratio against the same loop
+ * without the library, measured interleaved in one run.
+ *
+ * Wall-clock tails on a shared machine include time the thread was preempted. The
+ * on-CPU time of each call (CLOCK_THREAD_CPUTIME_ID, read around it) does not, so
+ * both are printed: the wall max says what an engine could see, the CPU max what the
+ * library itself spends.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "common.h"
+#include "metricsd.h"
+
+#define MODEL "llama-3-8b-q4"
+#define TOKENS_PER_GEN 256
+#define CALL_LIMIT_NS 20000.0
+
+static volatile uint64_t g_sink;
+
+/* Busy for about ns nanoseconds (the gaps between tokens, so the ITL sketch has the
+ * spread of a real generation: a lognormal around 1 us). */
+static void spin_ns(int64_t ns)
+{
+    int64_t end = bench_now_ns() + ns;
+    while (bench_now_ns() < end)
+        ;
+}
+
+typedef struct tail {
+    double *wall, *cpu;
+    size_t n, cap;
+} tail;
+
+static void tail_init(tail *t, size_t cap)
+{
+    t->wall = calloc(cap, sizeof(double));
+    t->cpu = calloc(cap, sizeof(double));
+    t->n = 0;
+    t->cap = cap;
+    if (!t->wall || !t->cpu) {
+        fprintf(stderr, "out of memory\n");
+        exit(1);
+    }
+}
+
+static void tail_free(tail *t)
+{
+    free(t->wall);
+    free(t->cpu);
+}
+
+typedef struct mode_result {
+    double token_ns, begin_ns, end_ns;            /* medians */
+    double token_p999, begin_p999, end_p999;      /* wall */
+    double max_wall, max_cpu;                     /* over all calls of the mode */
+    double token_max, begin_max, end_max;         /* wall */
+    double token_cpu_max, begin_cpu_max, end_cpu_max;
+    long over_limit;                              /* calls over 20 us wall */
+    long nivcsw;                                  /* involuntary switches meanwhile */
+    uint64_t dropped;
+} mode_result;
+
+static void print_tail(const char *mode, const char *call, tail *t, double *p999, double *max,
+                       double *cpu_max)
+{
+    double med = bench_median(t->wall, t->n);
+    *p999 = bench_quantile(t->wall, t->n, 0.999);
+    *max = bench_max(t->wall, t->n);
+    double cmed = bench_median(t->cpu, t->n);
+    double cp999 = bench_quantile(t->cpu, t->n, 0.999);
+    *cpu_max = bench_max(t->cpu, t->n);
+    printf("  %-8s %-6s per call: wall median %7.0f ns  p99.9 %8.0f ns  max %9.0f ns | "
+           "on-CPU median %6.0f ns  p99.9 %7.0f ns  max %8.0f ns  (%zu calls)\n",
+           mode, call, med, *p999, *max, cmed, cp999, *cpu_max, t->n);
+}
+
+/* Token cost: bulk loops of 1,000 tokens, ns per call; median over reps. */
+static double token_bulk(metricsd_client *c, int reps)
+{
+    double *v = calloc((size_t)reps, sizeof(double));
+    for (int r = 0; r < reps; r++) {
+        metricsd_gen *g = metricsd_begin(c, MODEL, NULL);
+        metricsd_first_token(g);
+        int64_t t0 = bench_now_ns();
+        for (int i = 0; i < 1000; i++)
+            metricsd_token(g);
+        v[r] = (double)(bench_now_ns() - t0) / 1000.0;
+        metricsd_end(g, METRICSD_OK);
+    }
+    double m = bench_median(v, (size_t)reps);
+    free(v);
+    return m;
+}
+
+/* One mode: bulk token cost, then `gens` generations with every call timed, twice:
+ * once by the wall clock and once by the thread's CPU clock. */
+static void run_mode(const char *mode, metricsd_client *c, int gens, mode_result *res)
+{
+    tail tb, tt, te;
+    uint64_t seed = 42;
+    struct rusage ru0, ru1;
+    metricsd_client_stats st0, st1;
+
+    memset(res, 0, sizeof(*res));
+    res->token_ns = token_bulk(c, 201);
+    metricsd_client_get_stats(c, &st0);
+    getrusage(RUSAGE_THREAD, &ru0);
+    for (int clock = 0; clock < 2; clock++) {
+        tail_init(&tb, (size_t)gens);
+        tail_init(&tt, (size_t)gens * 16);
+        tail_init(&te, (size_t)gens);
+        for (int gi = 0; gi < gens; gi++) {
+            int64_t a, b, ac, bc;
+            a = bench_now_ns();
+            ac = clock ? bench_thread_cpu_ns() : 0;
+            metricsd_gen *g = metricsd_begin(c, MODEL, &(metricsd_gen_opts){ .backend = "cuda" });
+            bc = clock ? bench_thread_cpu_ns() : 0;
+            b = bench_now_ns();
+            if (clock)
+                tb.cpu[tb.n] = (double)(bc - ac);
+            tb.wall[tb.n++] = (double)(b - a);
+            metricsd_prompt(g, 512, 0);
+            metricsd_first_token(g);
+            for (int k = 1; k < TOKENS_PER_GEN; k++) {
+                spin_ns((int64_t)bench_lognormal(&seed, 1000, 0.4));
+                if (k % 16 == 0) { /* every 16th token timed alone */
+                    a = bench_now_ns();
+                    ac = clock ? bench_thread_cpu_ns() : 0;
+                    metricsd_token(g);
+                    bc = clock ? bench_thread_cpu_ns() : 0;
+                    b = bench_now_ns();
+                    if (clock)
+                        tt.cpu[tt.n] = (double)(bc - ac);
+                    tt.wall[tt.n++] = (double)(b - a);
+                } else {
+                    metricsd_token(g);
+                }
+            }
+            a = bench_now_ns();
+            ac = clock ? bench_thread_cpu_ns() : 0;
+            metricsd_end(g, METRICSD_OK);
+            bc = clock ? bench_thread_cpu_ns() : 0;
+            b = bench_now_ns();
+            if (clock)
+                te.cpu[te.n] = (double)(bc - ac);
+            te.wall[te.n++] = (double)(b - a);
+        }
+        if (clock == 0) {
+            for (size_t i = 0; i < tb.n; i++)
+                res->over_limit += tb.wall[i] > CALL_LIMIT_NS;
+            for (size_t i = 0; i < tt.n; i++)
+                res->over_limit += tt.wall[i] > CALL_LIMIT_NS;
+            for (size_t i = 0; i < te.n; i++)
+                res->over_limit += te.wall[i] > CALL_LIMIT_NS;
+            double tmp[3];
+            res->begin_ns = bench_median(tb.wall, tb.n);
+            res->end_ns = bench_median(te.wall, te.n);
+            print_tail(mode, "begin", &tb, &res->begin_p999, &res->begin_max, &tmp[0]);
+            print_tail(mode, "token", &tt, &res->token_p999, &res->token_max, &tmp[1]);
+            print_tail(mode, "end", &te, &res->end_p999, &res->end_max, &tmp[2]);
+        } else {
+            double w[3];
+            printf("  (second pass, on-CPU clock around each call; its wall figures include "
+                   "that clock's own syscall)\n");
+            print_tail(mode, "begin", &tb, &w[0], &w[1], &res->begin_cpu_max);
+            print_tail(mode, "token", &tt, &w[0], &w[1], &res->token_cpu_max);
+            print_tail(mode, "end", &te, &w[0], &w[1], &res->end_cpu_max);
+        }
+        tail_free(&tb);
+        tail_free(&tt);
+        tail_free(&te);
+    }
+    getrusage(RUSAGE_THREAD, &ru1);
+    metricsd_client_get_stats(c, &st1);
+    res->nivcsw = ru1.ru_nivcsw - ru0.ru_nivcsw;
+    res->dropped = st1.dropped - st0.dropped;
+    res->max_wall = res->begin_max;
+    if (res->token_max > res->max_wall)
+        res->max_wall = res->token_max;
+    if (res->end_max > res->max_wall)
+        res->max_wall = res->end_max;
+    res->max_cpu = res->begin_cpu_max;
+    if (res->token_cpu_max > res->max_cpu)
+        res->max_cpu = res->token_cpu_max;
+    if (res->end_cpu_max > res->max_cpu)
+        res->max_cpu = res->end_cpu_max;
+    printf("  %-8s token %.1f ns (bulk median), begin %.0f ns, end %.0f ns (medians); "
+           "%ld calls over 20 us wall, %ld involuntary context switches meanwhile; "
+           "%llu events dropped\n",
+           mode, res->token_ns, res->begin_ns, res->end_ns, res->over_limit, res->nivcsw,
+           (unsigned long long)res->dropped);
+    fflush(stdout);
+}
+
+/* ---- simulated engine loop ---- */
+
+#define DIM 48
+static float g_w[DIM][DIM], g_x[DIM];
+
+/* One decode step: a small matrix-vector product (DIM x DIM multiply-adds). */
+static void decode_step(void)
+{
+    float y[DIM];
+    for (int i = 0; i < DIM; i++) {
+        float acc = 0;
+        for (int j = 0; j < DIM; j++)
+            acc += g_w[i][j] * g_x[j];
+        y[i] = acc * 0.999f;
+    }
+    memcpy(g_x, y, sizeof y);
+    g_sink += (uint64_t)(y[0] != 0);
+}
+
+static double engine_loop(metricsd_client *c, int gens)
+{
+    int64_t t0 = bench_now_ns();
+    for (int gi = 0; gi < gens; gi++) {
+        metricsd_gen *g = c ? metricsd_begin(c, MODEL, &(metricsd_gen_opts){ .backend = "cuda" })
+                            : NULL;
+        if (c) {
+            metricsd_scheduled(g);
+            metricsd_prompt(g, 512, 0);
+        }
+        for (int k = 0; k < 8; k++) /* prefill */
+            decode_step();
+        if (c)
+            metricsd_first_token(g);
+        for (int k = 1; k < TOKENS_PER_GEN; k++) {
+            decode_step();
+            if (c)
+                metricsd_token(g);
+        }
+        if (c)
+            metricsd_end(g, METRICSD_OK);
+    }
+    return (double)(bench_now_ns() - t0);
+}
+
+int main(int argc, char **argv)
+{
+    int gens = argc > 1 && strcmp(argv[1], "--quick") == 0 ? 1000 : 4000;
+    bench_daemon d;
+    char buf[128], tgt[64];
+    mode_result up, absent, stopped;
+
+    bench_begin("bench_client: the cost of libmetricsd to the engine");
+    for (int i = 0; i < DIM; i++) {
+        g_x[i] = 1.0f / (float)(i + 1);
+        for (int j = 0; j < DIM; j++)
+            g_w[i][j] = (float)((i * 31 + j * 17) % 13) / 13.0f;
+    }
+    printf("each generation: begin, 255 tokens ~1 us apart (lognormal, so the ITL sketch "
+           "spreads over real buckets), end; %d generations per pass\n",
+           gens);
+    printf("the wall-clock figures of single calls include one clock read (~20-40 ns)\n");
+
+    /* Daemon up. */
+    const char *extra[] = { "--no-sync", NULL };
+    if (bench_daemon_start(&d, NULL, extra) != 0)
+        return 1;
+    metricsd_client *c;
+    metricsd_connect(&c, d.socket, "bench-client");
+    run_mode("up", c, gens, &up);
+
+    /* Engine loop, with and without the library, interleaved. */
+    enum { REPS = 15, GENS = 200 };
+    double with[REPS], without[REPS], ratio[REPS];
+    engine_loop(NULL, 20);
+    engine_loop(c, 20);
+    for (int r = 0; r < REPS; r++) {
+        without[r] = engine_loop(NULL, GENS);
+        with[r] = engine_loop(c, GENS);
+        ratio[r] = with[r] / without[r];
+    }
+    double per_tok_without = bench_median(without, REPS) / (GENS * (double)(TOKENS_PER_GEN + 7));
+    double per_tok_with = bench_median(with, REPS) / (GENS * (double)(TOKENS_PER_GEN + 7));
+    double r_med = bench_median(ratio, REPS);
+    printf("engine loop: %d x %d x %d multiply-adds per decode step: %.0f ns per step "
+           "without the library, %.0f ns with; ratio %.4f (median of %d interleaved pairs); "
+           "overhead %.0f ns per token including begin/end\n",
+           DIM, DIM, 1, per_tok_without, per_tok_with, r_med, REPS,
+           per_tok_with - per_tok_without);
+    metricsd_close(c);
+
+    /* Daemon stopped: the socket buffer, then ours, fill; then frames are dropped. */
+    metricsd_connect(&c, d.socket, "bench-client-stopped");
+    metricsd_flush(c);
+    kill(d.pid, SIGSTOP);
+    run_mode("stopped", c, gens, &stopped);
+    kill(d.pid, SIGCONT);
+    metricsd_close(c);
+    bench_daemon_stop(&d);
+
+    /* Daemon absent: nobody at the socket path; the library retries once a second. */
+    metricsd_connect(&c, "/tmp/metricsd-bench-nobody/none.sock", "bench-client-absent");
+    run_mode("absent", c, gens, &absent);
+    metricsd_close(c);
+
+    const char *B = "client";
+    snprintf(buf, sizeof buf, "%.1f ns", up.token_ns);
+    bench_row(B, "metricsd_token, daemon up (median)", buf, "<= 30 ns", up.token_ns <= 30);
+    snprintf(buf, sizeof buf, "%.0f ns", up.end_ns);
+    bench_row(B, "metricsd_end, daemon up (median)", buf, "<= 3 us", up.end_ns <= 3000);
+    snprintf(buf, sizeof buf, "%.0f ns", up.begin_ns);
+    bench_row(B, "metricsd_begin, daemon up (median)", buf, "", -1);
+    mode_result *ms[2] = { &absent, &stopped };
+    const char *names[2] = { "absent", "SIGSTOPped" };
+    for (int i = 0; i < 2; i++) {
+        snprintf(buf, sizeof buf, "token %.1f / begin %.0f / end %.0f ns", ms[i]->token_ns,
+                 ms[i]->begin_ns, ms[i]->end_ns);
+        snprintf(tgt, sizeof tgt, "daemon %s: medians", names[i]);
+        bench_row(B, tgt, buf, "", -1);
+        snprintf(buf, sizeof buf, "p99.9 %.1f us, max %.1f us (%ld over 20 us; %ld preemptions)",
+                 (ms[i]->end_p999 > ms[i]->begin_p999 ? ms[i]->end_p999 : ms[i]->begin_p999) / 1e3,
+                 ms[i]->max_wall / 1e3, ms[i]->over_limit, ms[i]->nivcsw);
+        snprintf(tgt, sizeof tgt, "daemon %s: slowest call, wall", names[i]);
+        bench_row(B, tgt, buf, "max <= 20 us", ms[i]->max_wall <= CALL_LIMIT_NS);
+        snprintf(buf, sizeof buf, "max %.1f us", ms[i]->max_cpu / 1e3);
+        snprintf(tgt, sizeof tgt, "daemon %s: slowest call, on-CPU", names[i]);
+        bench_row(B, tgt, buf, "max <= 20 us", ms[i]->max_cpu <= CALL_LIMIT_NS);
+    }
+    snprintf(buf, sizeof buf, "%.4f (+%.0f ns/token on a %.0f ns step)", r_med,
+             per_tok_with - per_tok_without, per_tok_without);
+    bench_row(B, "engine loop with / without library", buf, "", -1);
+    bench_end();
+    return 0;
+}

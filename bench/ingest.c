@@ -1,0 +1,243 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * bench_ingest: generation events per second that one daemon takes from N client
+ * processes, and the daemon's CPU time per event, for 1 to 64 clients and 1 to 1,000
+ * models.
+ *
+ * Each client process sends for a fixed time, as fast as the daemon takes it (when its
+ * buffer is nearly full it flushes and waits a little instead of dropping). The rate is
+ * events accepted by the daemon / time from start until the daemon has taken every
+ * event sent. The daemon's CPU time comes from /proc (schedstat, all threads), so
+ * 1 / (CPU time per event) is the rate one core could sustain were it the daemon's
+ * alone: on a machine with few cores the senders and the daemon share them, and the
+ * wall-clock rate says more about the machine than about the daemon.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common.h"
+#include "metricsd.h"
+
+#define POOL 64
+#define GAPS 32
+#define MAX_CLIENTS 64
+
+enum kind { K_ITL, K_NO_ITL, K_BEGIN_END };
+static const char *const kind_names[] = { "Generation with ITL (32 gaps)", "Generation without ITL",
+                                          "begin + 32 tokens + end" };
+
+typedef struct shared {
+    atomic_int start, stop, ready;
+    atomic_long sent[MAX_CLIENTS];
+} shared;
+
+typedef struct point {
+    int clients, models;
+    enum kind kind;
+    double rate, cpu_ns_per_event, daemon_cpu_share;
+    long events;
+} point;
+
+static void sender(shared *sh, int idx, const char *socket, int clients, int models,
+                   enum kind kind)
+{
+    metricsd_client *c;
+    metricsd_options o = { .size = sizeof o, .buffer_bytes = 1u << 20 };
+    static char names[POOL][64];
+    static int64_t gaps[POOL][GAPS];
+    static metricsd_event ev[POOL];
+    uint64_t seed = 1000 + (uint64_t)idx;
+
+    if (metricsd_connect_opts(&c, socket, "bench-ingest", &o) != 0)
+        _exit(1);
+    for (int k = 0; k < POOL; k++) {
+        snprintf(names[k], sizeof names[k], "model-%04d", (idx + k * clients) % models);
+        int64_t dec = 0;
+        for (int j = 0; j < GAPS; j++)
+            dec += gaps[k][j] = (int64_t)bench_lognormal(&seed, 20e6, 0.4);
+        ev[k] = (metricsd_event){
+            .size = sizeof(metricsd_event), .model = names[k], .backend = "cuda",
+            .ttft_ns = (int64_t)bench_lognormal(&seed, 150e6, 0.6), .decode_ns = dec,
+            .prompt_tokens = 512, .output_tokens = GAPS + 1, .status = METRICSD_OK,
+            .itl_ns = kind == K_ITL ? gaps[k] : NULL, .n_itl = kind == K_ITL ? GAPS : 0,
+        };
+        ev[k].total_ns = ev[k].ttft_ns + dec + 1000000;
+    }
+    metricsd_flush(c);
+    atomic_fetch_add(&sh->ready, 1);
+    while (!atomic_load(&sh->start))
+        bench_sleep_ms(1);
+    long sent = 0;
+    metricsd_client_stats st;
+    while (!atomic_load_explicit(&sh->stop, memory_order_relaxed)) {
+        /* Never drop: when the buffer is nearly full, let the daemon catch up. */
+        if ((sent & 15) == 0) {
+            metricsd_client_get_stats(c, &st);
+            while (st.buffered > (1u << 20) - 65536 && !atomic_load(&sh->stop)) {
+                metricsd_flush(c);
+                usleep(100);
+                metricsd_client_get_stats(c, &st);
+            }
+            if (atomic_load(&sh->stop))
+                break;
+        }
+        int k = (int)(sent % POOL);
+        if (kind == K_BEGIN_END) {
+            metricsd_gen *g = metricsd_begin(c, names[k], &(metricsd_gen_opts){ .backend = "cuda" });
+            metricsd_first_token(g);
+            for (int j = 0; j < GAPS; j++)
+                metricsd_token(g);
+            if (metricsd_end(g, METRICSD_OK) != 0)
+                continue;
+        } else if (metricsd_record(c, &ev[k]) != 0) {
+            continue;
+        }
+        sent++;
+    }
+    for (int i = 0; i < 100000; i++) {
+        if (metricsd_flush(c) == 0)
+            break;
+        usleep(200);
+    }
+    atomic_store(&sh->sent[idx], sent);
+    metricsd_close(c);
+    _exit(0);
+}
+
+static int run_point(point *p, long duration_ms)
+{
+    bench_daemon d;
+    char maxc[32];
+    snprintf(maxc, sizeof maxc, "%d", MAX_CLIENTS + 16);
+    const char *extra[] = { "--max-series", "2000", NULL };
+    if (bench_daemon_start(&d, NULL, extra) != 0)
+        return -1;
+    shared *sh = mmap(NULL, sizeof(shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (sh == MAP_FAILED)
+        return -1;
+    memset(sh, 0, sizeof(*sh));
+    pid_t kids[MAX_CLIENTS];
+    fflush(NULL);
+    for (int i = 0; i < p->clients; i++) {
+        kids[i] = fork();
+        if (kids[i] == 0)
+            sender(sh, i, d.socket, p->clients, p->models, p->kind);
+    }
+    while (atomic_load(&sh->ready) < p->clients)
+        bench_sleep_ms(5);
+    bench_sleep_ms(100);
+    int64_t acc0 = bench_daemon_counter(&d, "generations_accepted");
+    int64_t cpu0 = bench_proc_cpu_ns(d.pid), t0 = bench_now_ns();
+    atomic_store(&sh->start, 1);
+    bench_sleep_ms(duration_ms);
+    atomic_store(&sh->stop, 1);
+    long total = 0;
+    for (int i = 0; i < p->clients; i++)
+        waitpid(kids[i], NULL, 0);
+    for (int i = 0; i < p->clients; i++)
+        total += atomic_load(&sh->sent[i]);
+    int64_t acc = acc0;
+    for (int i = 0; i < 30000; i++) {
+        acc = bench_daemon_counter(&d, "generations_accepted");
+        if (acc - acc0 >= total)
+            break;
+        usleep(500);
+    }
+    int64_t t1 = bench_now_ns(), cpu1 = bench_proc_cpu_ns(d.pid);
+    int64_t dropped = bench_daemon_counter(&d, "client_dropped_events");
+    long got = (long)(acc - acc0);
+    p->events = got;
+    p->rate = (double)got / ((double)(t1 - t0) / 1e9);
+    p->cpu_ns_per_event = got > 0 ? (double)(cpu1 - cpu0) / (double)got : 0;
+    p->daemon_cpu_share = (double)(cpu1 - cpu0) / (double)(t1 - t0);
+    printf("  %2d clients %4d models, %-30s: %9.0f events/s wall, daemon %6.0f ns CPU/event "
+           "(%.2f M/s per core), daemon used %.0f%% of a core; %ld events, %lld dropped\n",
+           p->clients, p->models, kind_names[p->kind], p->rate, p->cpu_ns_per_event,
+           p->cpu_ns_per_event > 0 ? 1e3 / p->cpu_ns_per_event : 0, 100 * p->daemon_cpu_share,
+           got, (long long)dropped);
+    fflush(stdout);
+    munmap(sh, sizeof(*sh));
+    bench_daemon_stop(&d);
+    return got == total ? 0 : -1;
+}
+
+static void median_point(point *out, int clients, int models, enum kind kind, int reps, long ms)
+{
+    double rate[9], cpu[9];
+    for (int r = 0; r < reps; r++) {
+        point p = { .clients = clients, .models = models, .kind = kind };
+        run_point(&p, ms);
+        rate[r] = p.rate;
+        cpu[r] = p.cpu_ns_per_event;
+    }
+    out->clients = clients;
+    out->models = models;
+    out->kind = kind;
+    out->rate = bench_median(rate, (size_t)reps);
+    out->cpu_ns_per_event = bench_median(cpu, (size_t)reps);
+}
+
+int main(int argc, char **argv)
+{
+    int quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
+    long ms = quick ? 1000 : 2000;
+    int reps = quick ? 1 : 3;
+    char buf[160], fig[128];
+    point main_pt, kinds[3];
+
+    bench_begin("bench_ingest: events per second into one daemon");
+    printf("each point: a fresh daemon (fsync per flush, as deployed), N sender processes "
+           "sending for %ld ms as fast as the daemon takes it\n", ms);
+    printf("-- 8 clients, 10 models, each kind (median of %d)\n", reps);
+    for (int k = 0; k < 3; k++)
+        median_point(&kinds[k], 8, 10, (enum kind)k, reps, ms);
+    main_pt = kinds[K_ITL];
+    printf("-- clients 1 to 64, 10 models, Generation with ITL\n");
+    static const int cs[] = { 1, 2, 4, 8, 16, 32, 64 };
+    point sweep_c[7], sweep_m[4];
+    for (int i = 0; i < 7; i++) {
+        sweep_c[i] = (point){ .clients = cs[i], .models = 10, .kind = K_ITL };
+        run_point(&sweep_c[i], ms);
+    }
+    printf("-- models 1 to 1,000, 8 clients, Generation with ITL\n");
+    static const int mods[] = { 1, 10, 100, 1000 };
+    for (int i = 0; i < 4; i++) {
+        sweep_m[i] = (point){ .clients = 8, .models = mods[i], .kind = K_ITL };
+        run_point(&sweep_m[i], ms);
+    }
+
+    const char *B = "ingest";
+    printf("\nsummary (medians)\n");
+    snprintf(buf, sizeof buf, "%.0f /s", main_pt.rate);
+    bench_row(B, "events/s, 8 clients, 10 models, with ITL (wall)", buf, ">= 1,000,000 /s",
+              main_pt.rate >= 1e6);
+    snprintf(buf, sizeof buf, "%.0f ns = %.2f M events/s per core", main_pt.cpu_ns_per_event,
+             1e3 / main_pt.cpu_ns_per_event);
+    bench_row(B, "daemon CPU per event, with ITL", buf, "<= 1,000 ns (1 M/s on one core)",
+              main_pt.cpu_ns_per_event <= 1000);
+    for (int k = 1; k < 3; k++) {
+        snprintf(fig, sizeof fig, "8 clients, %s", kind_names[k]);
+        snprintf(buf, sizeof buf, "%.0f /s wall; %.0f ns CPU/event (%.2f M/s per core)",
+                 kinds[k].rate, kinds[k].cpu_ns_per_event, 1e3 / kinds[k].cpu_ns_per_event);
+        bench_row(B, fig, buf, "", -1);
+    }
+    char *p = buf;
+    for (int i = 0; i < 7; i++)
+        p += snprintf(p, sizeof buf - (size_t)(p - buf), "%s%d: %.0fk/%.0fns", i ? ", " : "",
+                      cs[i], sweep_c[i].rate / 1e3, sweep_c[i].cpu_ns_per_event);
+    bench_row(B, "clients -> events/s, CPU/event", buf, "", -1);
+    p = buf;
+    for (int i = 0; i < 4; i++)
+        p += snprintf(p, sizeof buf - (size_t)(p - buf), "%s%d: %.0fk/%.0fns", i ? ", " : "",
+                      mods[i], sweep_m[i].rate / 1e3, sweep_m[i].cpu_ns_per_event);
+    bench_row(B, "models -> events/s, CPU/event", buf, "", -1);
+    bench_end();
+    return 0;
+}
