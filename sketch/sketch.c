@@ -388,10 +388,11 @@ int sketch_merge(sketch *dst, const sketch *src)
                (src->len == 0 || (src->offset >= dst->offset &&
                                   send <= dst->offset + (int32_t)dst->len));
     if (fast) {
-        /* Same scale, src's window inside dst's: add, no range scan. */
-        uint64_t *d = dst->counts + (src->offset - dst->offset);
+        /* Same scale, src's window inside dst's: add, no range scan. An src of zeros
+         * only has no buckets, and dst may then have no array to point into: index
+         * only inside the loop (NULL + 0 is undefined; found by fuzz_frame). */
         for (uint32_t j = 0; j < src->len; j++)
-            d[j] += src->counts[j];
+            dst->counts[src->offset - dst->offset + (int32_t)j] += src->counts[j];
     } else {
         /* Bring both ranges to the coarser scale t, then further down if the union
          * does not fit; reserve before changing anything so -ENOMEM leaves dst as is. */

@@ -13,12 +13,14 @@
  *   reliab flood   --socket S --conns N --hold-ms H --pid P [--nofile F]
  *   reliab as-user --socket S --uid U --gid G [--db DIR] [--expect refused|served]
  *                                                                   scenario 11
+ *   reliab corpus DIR       write the fuzzer's seed corpus (tests/fuzz/corpus)
  */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "corpus.h"
 #include "hostile.h"
 #include "idle.h"
 #include "load.h"
@@ -64,7 +66,7 @@ int main(int argc, char **argv)
     int c;
 
     if (argc < 2) {
-        fprintf(stderr, "usage: reliab load|hostile|bombs|idle|flood|as-user [options]\n");
+        fprintf(stderr, "usage: reliab load|hostile|bombs|idle|flood|as-user|corpus [options]\n");
         return 2;
     }
     optind = 2;
@@ -97,6 +99,8 @@ int main(int argc, char **argv)
         }
     }
     const char *cmd = argv[1];
+    if (strcmp(cmd, "corpus") == 0)
+        return argc == 3 ? corpus_write(argv[2]) : 2;
     if (strcmp(cmd, "bombs") == 0)
         return hostile_bombs(lo.sock, rounds);
     if (lo.sock == NULL) {
