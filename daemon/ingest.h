@@ -27,7 +27,8 @@ int ingest_name_valid(const char *s);
 
 /* Check g. Returns -1 when it is acceptable, else the reason to reject it. itl is
  * initialised by this call with the event's inter-token sketch (empty when the event
- * has none); the caller frees it with sketch_free whatever the result. */
+ * has none): a read-only view into g (sketch_view_parts), valid while g is. The
+ * caller may sketch_free it whatever the result (that frees nothing). */
 int ingest_check(const Metricsd__Generation *g, sketch *itl);
 
 /* Add a checked g (and its itl sketch) to r. now_unix_ns stamps first/last seen.

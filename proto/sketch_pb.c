@@ -44,12 +44,21 @@ int sketch_pb_load(sketch *s, const Metricsd__Sketch *msg)
                              msg->max, msg->offset, msg->counts, msg->n_counts);
 }
 
+int sketch_pb_borrow(sketch *s, const Metricsd__Sketch *msg)
+{
+    int scale = msg->has_scale ? msg->scale : SKETCH_DEFAULT_SCALE;
+    if (scale < SKETCH_MIN_SCALE || scale > SKETCH_MAX_SCALE) {
+        sketch_init(s, SKETCH_DEFAULT_SCALE);
+        return -EINVAL;
+    }
+    return sketch_view_parts(s, scale, msg->count, msg->zero_count, msg->sum, msg->min,
+                             msg->max, msg->offset, msg->counts, msg->n_counts);
+}
+
 int sketch_pb_merge(sketch *dst, const Metricsd__Sketch *msg)
 {
-    sketch tmp;
-    int rc = sketch_pb_load(&tmp, msg);
-    if (rc == 0)
-        rc = sketch_merge(dst, &tmp);
-    sketch_free(&tmp);
-    return rc;
+    /* A view of the message's counts: checked as sketch_pb_load checks, no copy. */
+    sketch view;
+    int rc = sketch_pb_borrow(&view, msg);
+    return rc == 0 ? sketch_merge(dst, &view) : rc;
 }

@@ -15,7 +15,10 @@ void sketch_pb_view(const sketch *s, Metricsd__Sketch *msg);
 /* Build s from msg (s is initialised by this call). Returns 0, -EINVAL for a message
  * that does not describe a valid sketch, or -ENOMEM. */
 int sketch_pb_load(sketch *s, const Metricsd__Sketch *msg);
-/* dst += msg, without building a temporary when the scales agree. */
+/* Check msg as sketch_pb_load does and make s a read-only view of it (no copy; see
+ * sketch_view_parts): valid while msg is. Returns 0 or -EINVAL. */
+int sketch_pb_borrow(sketch *s, const Metricsd__Sketch *msg);
+/* dst += msg, without building a temporary (a view of msg is merged). */
 int sketch_pb_merge(sketch *dst, const Metricsd__Sketch *msg);
 
 #endif

@@ -195,7 +195,8 @@ int sketch_init(sketch *s, int scale)
 void sketch_free(sketch *s)
 {
     int scale = s->scale;
-    free(s->counts);
+    if (s->cap != 0) /* a view (sketch_view_parts) owns no counts */
+        free(s->counts);
     memset(s, 0, sizeof *s);
     s->scale = scale;
 }
@@ -508,7 +509,7 @@ static int nonneg_finite(double v)
     return v >= 0.0 && v <= DBL_MAX;
 }
 
-int sketch_from_parts(sketch *s, int scale, uint64_t count, uint64_t zero_count, double sum,
+int sketch_view_parts(sketch *s, int scale, uint64_t count, uint64_t zero_count, double sum,
                       double min, double max, int32_t offset, const uint64_t *counts, size_t n)
 {
     sketch_init(s, scale);
@@ -546,12 +547,9 @@ int sketch_from_parts(sketch *s, int scale, uint64_t count, uint64_t zero_count,
             return -EINVAL;
         if (!zero_count && index_of(min, scale) != lo)
             return -EINVAL;
-        int rc = reserve(s, (uint32_t)(b - a));
-        if (rc)
-            return rc;
     }
-    if (b > a)
-        memcpy(s->counts, counts + a, (b - a) * sizeof *counts);
+    /* cap stays 0: the counts are borrowed, not owned (sketch_free leaves them). */
+    s->counts = b > a ? (uint64_t *)(uintptr_t)(counts + a) : NULL;
     s->len = (uint32_t)(b - a);
     s->offset = (int32_t)lo;
     s->count = count;
@@ -559,5 +557,27 @@ int sketch_from_parts(sketch *s, int scale, uint64_t count, uint64_t zero_count,
     s->sum = sum;
     s->min = min;
     s->max = max;
+    return 0;
+}
+
+int sketch_from_parts(sketch *s, int scale, uint64_t count, uint64_t zero_count, double sum,
+                      double min, double max, int32_t offset, const uint64_t *counts, size_t n)
+{
+    sketch v;
+    int rc = sketch_view_parts(&v, scale, count, zero_count, sum, min, max, offset, counts, n);
+    sketch_init(s, scale);
+    if (rc != 0)
+        return rc;
+    if (v.len > 0 && (rc = reserve(s, v.len)) != 0)
+        return rc;
+    if (v.len > 0)
+        memcpy(s->counts, v.counts, v.len * sizeof *v.counts);
+    s->len = v.len;
+    s->offset = v.offset;
+    s->count = v.count;
+    s->zero_count = v.zero_count;
+    s->sum = v.sum;
+    s->min = v.min;
+    s->max = v.max;
     return 0;
 }

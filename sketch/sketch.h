@@ -113,5 +113,13 @@ void sketch_sparse_view(const sketch *s, int32_t *offset, const uint64_t **count
  * inf (values near DBL_MAX) therefore does not load. */
 int sketch_from_parts(sketch *s, int scale, uint64_t count, uint64_t zero_count, double sum,
                       double min, double max, int32_t offset, const uint64_t *counts, size_t n);
+/* The same checks as sketch_from_parts, without a copy: s becomes a read-only view
+ * whose counts point into `counts` (valid while they are). A view may be read,
+ * queried and merged from (sketch_merge(dst, view)); it must not be recorded into,
+ * merged into, downscaled or reset. sketch_free on a view frees nothing (it owns
+ * nothing: its cap is 0). Allocates nothing; returns 0 or -EINVAL as
+ * sketch_from_parts does. */
+int sketch_view_parts(sketch *s, int scale, uint64_t count, uint64_t zero_count, double sum,
+                      double min, double max, int32_t offset, const uint64_t *counts, size_t n);
 
 #endif
