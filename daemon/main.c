@@ -333,6 +333,7 @@ int main(int argc, char **argv)
     srv.started_unix_ns = server_now_unix_ns();
     if ((rc = listener_start(&srv, &the_listener, why, sizeof(why))) != 0) {
         log_msg(LOG_ERR, "%s", why);
+        series_table_free(&srv.series);
         store_close(srv.st);
         return 1;
     }
