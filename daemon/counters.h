@@ -49,7 +49,8 @@
     X(IDLE_CLOSED, "idle_closed")                                                      \
     X(ACCEPT_ERRORS, "accept_errors")                                                  \
     X(SAMPLER_ERRORS, "sampler_errors")                                                \
-    X(SAMPLES_DROPPED, "samples_dropped")
+    X(SAMPLES_DROPPED, "samples_dropped")                                            \
+    X(CLOCK_STEPS, "clock_steps")
 
 #define COUNTER_ENUM(id, name) id,
 enum reject_reason { REJECT_REASONS(COUNTER_ENUM) REJECT__COUNT };

@@ -25,11 +25,59 @@
 
 #define NS_PER_MIN 60000000000ll
 
-int64_t server_now_unix_ns(void)
+static int64_t clock_ns(clockid_t id)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
+    clock_gettime(id, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* A step of the wall clock bigger than this is logged and counted (clock_steps). */
+#define CLOCK_STEP_NS 1000000000ll
+/* The largest step back that the daemon's clock absorbs. */
+#define CLOCK_BACKSTEP_MAX_NS (10ll * NS_PER_MIN)
+
+/*
+ * The daemon's wall clock: minute keys, query windows, retention and the times in
+ * `status` all read it, so they agree with each other. Durations never come from it
+ * (clients measure them on CLOCK_MONOTONIC, and the daemon's timers are libuv's,
+ * also monotonic).
+ *
+ * Rule for the minute keys when CLOCK_REALTIME steps:
+ *  - forward: followed. Time that passed while the machine slept is real, and a
+ *    clock set right (NTP at boot) is right.
+ *  - back by up to 10 minutes (an NTP step, a small correction by hand): absorbed.
+ *    The daemon's clock keeps running on CLOCK_MONOTONIC from the newest time it
+ *    handed out until the wall clock catches up, so keys never go back and a minute
+ *    already written gets no data from a later one.
+ *  - back by more: taken as the correction of a clock that was wrong, and followed;
+ *    what comes next is merged into the earlier minutes (counts only ever grow), and
+ *    what was written under the wrong clock stays stored under keys that are now
+ *    "ahead": query windows are open at the top (query.c), so it is still counted.
+ * Every step over 1 s is logged (rate-limited) and counted in clock_steps. So a key
+ * is never more than 10 minutes behind the newest one unless the clock was corrected
+ * by more, and never more than 10 minutes ahead of what the wall clock says.
+ */
+int64_t server_now_unix_ns(void)
+{
+    static int64_t last_out, last_real, last_mono;
+    int64_t real = clock_ns(CLOCK_REALTIME), mono = clock_ns(CLOCK_MONOTONIC), out = real;
+    if (last_mono != 0) {
+        int64_t ran = mono - last_mono;
+        int64_t step = real - last_real - ran; /* the wall clock's jump since the last call */
+        if (step > CLOCK_STEP_NS || step < -CLOCK_STEP_NS) {
+            stat_counts[CLOCK_STEPS]++;
+            log_limited(8, LOG_NOTICE, "the wall clock stepped %s by %.1f s",
+                        step > 0 ? "forward" : "back", (double)(step > 0 ? step : -step) / 1e9);
+        }
+        int64_t expect = last_out + ran;
+        if (real < expect && expect - real <= CLOCK_BACKSTEP_MAX_NS)
+            out = expect;
+    }
+    last_out = out;
+    last_real = real;
+    last_mono = mono;
+    return out;
 }
 
 int server_flush(server *srv)
@@ -72,6 +120,8 @@ int server_flush(server *srv)
 static void on_flush_timer(uv_timer_t *t)
 {
     server *srv = t->data;
+    /* Slots of queriers killed mid-read pin old pages; see store_check_readers. */
+    store_check_readers(srv->st);
     server_flush(srv);
     /* Sampler readings go in their own small transaction, once per flush. */
     power_flush(srv->power);
@@ -124,6 +174,8 @@ static void usage(FILE *f)
             "                         limit leaves after a reserve for the store and samplers)\n"
             "  --max-pending N        minute deltas kept while the disk refuses (default 65536)\n"
             "  --map-max MB           cap of the LMDB map (default 16384)\n"
+            "  --map-initial MB       size of the LMDB map at start; it doubles when full,\n"
+            "                         up to --map-max (default 64)\n"
             "  --sample-interval MS   how often GPU, battery and CPU are sampled (default\n"
             "                         1000; 0 turns sampling off)\n"
             "  --sysfs-root DIR       where sysfs is (default /sys)\n"
@@ -191,7 +243,8 @@ static int parse_uint(const char *s, unsigned long max, unsigned long *out)
 int main(int argc, char **argv)
 {
     enum { O_SOCKET = 256, O_DB, O_FLUSH, O_IDLE, O_MAXSERIES, O_MAXPENDING, O_MAPMAX,
-           O_LOG, O_NOSYNC, O_VERSION, O_HELP, O_MAXCLIENTS, O_SAMPLE, O_SYSFS, O_PROC };
+           O_LOG, O_NOSYNC, O_VERSION, O_HELP, O_MAXCLIENTS, O_SAMPLE, O_SYSFS, O_PROC,
+           O_MAPINITIAL };
     static const struct option opts[] = {
         { "socket", required_argument, NULL, O_SOCKET },
         { "db", required_argument, NULL, O_DB },
@@ -208,12 +261,14 @@ int main(int argc, char **argv)
         { "sample-interval", required_argument, NULL, O_SAMPLE },
         { "sysfs-root", required_argument, NULL, O_SYSFS },
         { "proc-root", required_argument, NULL, O_PROC },
+        { "map-initial", required_argument, NULL, O_MAPINITIAL },
         { 0 },
     };
     server srv;
     char why[512];
     const char *socket_arg = NULL, *db_arg = NULL;
     unsigned long v;
+    size_t map_initial = 0;
     int c, rc;
 
     memset(&srv, 0, sizeof(srv));
@@ -256,6 +311,11 @@ int main(int argc, char **argv)
             if (parse_uint(optarg, 1ul << 30, &v) || v == 0)
                 goto bad_value;
             srv.cfg.map_max = (size_t)v << 20;
+            break;
+        case O_MAPINITIAL:
+            if (parse_uint(optarg, 1ul << 30, &v) || v == 0)
+                goto bad_value;
+            map_initial = (size_t)v << 20;
             break;
         case O_LOG:
             if ((rc = log_level_parse(optarg)) < 0)
@@ -318,7 +378,8 @@ int main(int argc, char **argv)
     }
 
     raise_fd_limit();
-    store_opts so = { .map_max = srv.cfg.map_max, .no_sync = srv.cfg.no_sync };
+    store_opts so = { .map_initial = map_initial, .map_max = srv.cfg.map_max,
+                      .no_sync = srv.cfg.no_sync };
     if ((rc = store_open(&srv.st, srv.cfg.db_dir, &so, why, sizeof(why))) != 0) {
         log_msg(LOG_ERR, "%s", why[0] ? why : strerror(-rc));
         return 1;

@@ -56,8 +56,8 @@ static int pack_reply(Metricsd__Reply *reply, uint8_t **out, size_t *len)
 static int answer_status(server *srv, Metricsd__Reply *reply, uint8_t **out, size_t *len)
 {
     Metricsd__DaemonStatus ds = METRICSD__DAEMON_STATUS__INIT;
-    Metricsd__Counter cs[STAT__COUNT + 2], rs[REJECT__COUNT];
-    Metricsd__Counter *cp[STAT__COUNT + 2], *rp[REJECT__COUNT];
+    Metricsd__Counter cs[STAT__COUNT + 3], rs[REJECT__COUNT];
+    Metricsd__Counter *cp[STAT__COUNT + 3], *rp[REJECT__COUNT];
     store_info info;
     size_t nc = 0;
 
@@ -80,6 +80,12 @@ static int answer_status(server *srv, Metricsd__Reply *reply, uint8_t **out, siz
     cs[nc].name = "stale_readers_cleared";
     cs[nc].has_value = 1;
     cs[nc].value = info.readers_cleared;
+    cp[nc] = &cs[nc];
+    nc++;
+    metricsd__counter__init(&cs[nc]);
+    cs[nc].name = "store_reopens";
+    cs[nc].has_value = 1;
+    cs[nc].value = info.reopens;
     cp[nc] = &cs[nc];
     nc++;
     for (int i = 0; i < REJECT__COUNT; i++) {
@@ -182,7 +188,11 @@ static int answer_stats(server *srv, const Metricsd__Query *q, Metricsd__Reply *
     int64_t now = server_now_unix_ns();
     int64_t window = q->has_window_ns && q->window_ns > 0 ? q->window_ns : DEFAULT_WINDOW_NS;
     int64_t start = now - window;
-    uint32_t to = (uint32_t)(now / NS_PER_MIN);
+    /* A window is "since start", open at the top: after the wall clock was corrected
+     * backwards, what was stored under the earlier clock has keys after now and is
+     * still counted (the rule is at server_now_unix_ns in main.c). Pending deltas
+     * were never bounded above, so stored and live data now agree. */
+    uint32_t to = UINT32_MAX - 1;
     uint32_t from = start > 0 ? (uint32_t)(start / NS_PER_MIN) : 0;
     int by_backend = q->has_by_backend && q->by_backend;
     const char *model = q->model && q->model[0] ? q->model : NULL;

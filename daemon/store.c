@@ -21,8 +21,9 @@ struct store {
     char *dir;
     size_t map_size, map_max;
     int m1_days, h1_days, samples_days;
-    int readers_cleared;
-    uint64_t map_growths;
+    int no_sync;
+    uint64_t readers_cleared; /* stale reader slots cleared since start */
+    uint64_t map_growths, reopens;
     uint8_t *scratch;
     size_t scratch_cap;
 };
@@ -102,6 +103,89 @@ static int open_dbs(store *st, char *why, size_t why_len)
     return mdb_errno(mdb_txn_commit(txn));
 }
 
+/* Create and open st->env at st->map_size. Returns an LMDB or errno code. */
+static int env_open(store *st)
+{
+    int rc = mdb_env_create(&st->env);
+    if (rc != 0) {
+        st->env = NULL;
+        return rc;
+    }
+    mdb_env_set_maxdbs(st->env, 8);
+    mdb_env_set_maxreaders(st->env, STORE_MAX_READERS);
+    /* The map may already be larger than we ask (a grown database): LMDB keeps the
+     * file's size when it is bigger. */
+    if ((rc = mdb_env_set_mapsize(st->env, st->map_size)) == 0)
+        /* MDB_NOTLS: readers are not tied to threads. MDB_NOSYNC only for tests. */
+        rc = mdb_env_open(st->env, st->dir, MDB_NOTLS | (st->no_sync ? MDB_NOSYNC : 0), 0600);
+    if (rc != 0) {
+        mdb_env_close(st->env);
+        st->env = NULL;
+        return rc;
+    }
+    MDB_envinfo info;
+    mdb_env_info(st->env, &info);
+    st->map_size = info.me_mapsize;
+    return 0;
+}
+
+int store_check_readers(store *st)
+{
+    int dead = 0;
+    if (st->env == NULL || mdb_reader_check(st->env, &dead) != 0 || dead <= 0)
+        return 0;
+    st->readers_cleared += (uint64_t)dead;
+    log_limited(6, LOG_NOTICE, "store: cleared %d reader slots left by processes that died", dead);
+    return dead;
+}
+
+/* After a failed write of a meta page LMDB marks the env unusable (every later
+ * transaction gets MDB_PANIC) and has already written the old meta back, so the file
+ * holds the last committed state. Closing and opening the env again is the way back;
+ * the caller's deltas were kept, so the next flush writes them. */
+static int env_reopen(store *st)
+{
+    char why[256];
+    if (st->env != NULL) {
+        mdb_env_close(st->env);
+        st->env = NULL;
+    }
+    int rc = env_open(st);
+    if (rc == 0 && (rc = open_dbs(st, why, sizeof(why))) != 0) {
+        mdb_env_close(st->env);
+        st->env = NULL;
+        return rc;
+    }
+    if (rc != 0) {
+        log_limited(7, LOG_ERR, "store: cannot open the database again: %s", mdb_strerror(rc));
+        return rc;
+    }
+    st->reopens++;
+    log_msg(LOG_NOTICE, "store: database opened again after a fatal write error");
+    return 0;
+}
+
+/* mdb_txn_begin with the ways back from two conditions: an env LMDB has marked
+ * unusable (reopen it), and a reader table full of slots from dead processes (clear
+ * them, once). */
+static int txn_begin(store *st, unsigned flags, MDB_txn **txn)
+{
+    int rc = MDB_PANIC;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (st->env == NULL && (rc = env_reopen(st)) != 0)
+            return rc;
+        rc = mdb_txn_begin(st->env, NULL, flags, txn);
+        if (rc == MDB_PANIC) {
+            log_limited(7, LOG_ERR, "store: the database env is unusable after an earlier write error; opening it again");
+            mdb_env_close(st->env);
+            st->env = NULL;
+        } else if (rc != MDB_READERS_FULL || store_check_readers(st) == 0) {
+            return rc;
+        }
+    }
+    return rc;
+}
+
 int store_open(store **out, const char *dir, const store_opts *opts, char *why, size_t why_len)
 {
     store_opts def = { 0 };
@@ -128,24 +212,16 @@ int store_open(store **out, const char *dir, const store_opts *opts, char *why, 
     st->m1_days = opts->m1_retention_days > 0 ? opts->m1_retention_days : 14;
     st->h1_days = opts->h1_retention_days > 0 ? opts->h1_retention_days : 400;
     st->samples_days = opts->samples_retention_days > 0 ? opts->samples_retention_days : 7;
+    st->no_sync = opts->no_sync;
 
-    if ((rc = mdb_env_create(&st->env)) != 0)
-        goto fail;
-    mdb_env_set_maxdbs(st->env, 8);
-    mdb_env_set_maxreaders(st->env, 126);
-    /* The map may already be larger than we ask (a grown database): LMDB keeps the
-     * file's size when it is bigger. */
-    if ((rc = mdb_env_set_mapsize(st->env, st->map_size)) != 0)
-        goto fail;
-    /* MDB_NOTLS: readers are not tied to threads. MDB_NOSYNC only for tests. */
-    rc = mdb_env_open(st->env, dir, MDB_NOTLS | (opts->no_sync ? MDB_NOSYNC : 0), 0600);
-    if (rc != 0)
-        goto fail;
-    MDB_envinfo info;
-    mdb_env_info(st->env, &info);
-    st->map_size = info.me_mapsize;
+    if ((rc = env_open(st)) != 0) {
+        snprintf(why, why_len, "cannot open the database in %s: %s", dir, mdb_strerror(rc));
+        free(st->dir);
+        free(st);
+        return mdb_errno(rc) ? mdb_errno(rc) : -EIO;
+    }
     /* Reader slots left by killed queriers would pin old pages forever. */
-    mdb_reader_check(st->env, &st->readers_cleared);
+    store_check_readers(st);
     if ((rc = open_dbs(st, why, why_len)) != 0) {
         mdb_env_close(st->env);
         free(st->dir);
@@ -154,20 +230,14 @@ int store_open(store **out, const char *dir, const store_opts *opts, char *why, 
     }
     *out = st;
     return 0;
-fail:
-    snprintf(why, why_len, "cannot open the database in %s: %s", dir, mdb_strerror(rc));
-    if (st->env)
-        mdb_env_close(st->env);
-    free(st->dir);
-    free(st);
-    return mdb_errno(rc) ? mdb_errno(rc) : -EIO;
 }
 
 void store_close(store *st)
 {
     if (st == NULL)
         return;
-    mdb_env_close(st->env);
+    if (st->env != NULL)
+        mdb_env_close(st->env);
     free(st->scratch);
     free(st->dir);
     free(st);
@@ -183,7 +253,7 @@ int store_load_series(store *st, store_series_cb cb, void *ud)
     MDB_txn *txn;
     MDB_cursor *cur;
     MDB_val k, v;
-    int rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn);
+    int rc = txn_begin(st, MDB_RDONLY, &txn);
     if (rc != 0)
         return mdb_errno(rc);
     mdb_cursor_open(txn, st->series, &cur);
@@ -294,7 +364,7 @@ static int write_once(store *st, const store_item *items, size_t n, uint32_t *ne
 {
     MDB_txn *txn;
     rollup tmp;
-    int rc = mdb_txn_begin(st->env, NULL, 0, &txn);
+    int rc = txn_begin(st, 0, &txn);
     if (rc != 0)
         return rc;
     rollup_init(&tmp);
@@ -330,13 +400,17 @@ static int write_once(store *st, const store_item *items, size_t n, uint32_t *ne
 int store_write(store *st, const store_item *items, size_t n)
 {
     uint32_t *new_ids = calloc(n ? n : 1, sizeof(*new_ids));
-    int rc;
+    int rc, cleared = 0;
     if (new_ids == NULL)
         return -ENOMEM;
     for (;;) {
         rc = write_once(st, items, n, new_ids);
         if (rc != MDB_MAP_FULL)
             break;
+        /* Slots of dead readers pin old pages, which then cannot be reused: clear
+         * them and try again before taking more of the disk. */
+        if (!cleared && (cleared = store_check_readers(st)) > 0)
+            continue;
         if (st->map_size >= st->map_max) {
             log_msg(LOG_ERR, "store: the map is full at its cap of %zu MiB", st->map_max >> 20);
             break;
@@ -367,7 +441,7 @@ int store_reader_open(store *st, store_reader **out)
     store_reader *rd = calloc(1, sizeof(*rd));
     if (rd == NULL)
         return -ENOMEM;
-    int rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &rd->txn);
+    int rc = txn_begin(st, MDB_RDONLY, &rd->txn);
     if (rc != 0) {
         free(rd);
         return mdb_errno(rc);
@@ -425,7 +499,7 @@ int store_read_hours(store_reader *rd, uint32_t id, uint32_t from, uint32_t to, 
 int store_write_samples(store *st, const store_sample *smp, size_t n)
 {
     MDB_txn *txn;
-    int rc = mdb_txn_begin(st->env, NULL, 0, &txn);
+    int rc = txn_begin(st, 0, &txn);
     if (rc != 0)
         return mdb_errno(rc);
     for (size_t i = 0; i < n && rc == 0; i++) {
@@ -449,7 +523,7 @@ int store_read_samples(store *st, uint32_t source, uint32_t from, uint32_t to,
     MDB_cursor *cur;
     uint8_t key[8];
     MDB_val k = { 8, key }, v;
-    int rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn), ret = 0;
+    int rc = txn_begin(st, MDB_RDONLY, &txn), ret = 0;
     if (rc != 0)
         return mdb_errno(rc);
     if ((rc = mdb_cursor_open(txn, st->samples, &cur)) != 0) {
@@ -512,7 +586,7 @@ long store_retention(store *st, uint32_t now_minute)
     MDB_txn *txn;
     uint32_t m1_cut = now_minute > (uint32_t)st->m1_days * 1440u ? now_minute - (uint32_t)st->m1_days * 1440u : 0;
     uint32_t h1_cut = now_minute / 60 > (uint32_t)st->h1_days * 24u ? now_minute / 60 - (uint32_t)st->h1_days * 24u : 0;
-    int rc = mdb_txn_begin(st->env, NULL, 0, &txn);
+    int rc = txn_begin(st, 0, &txn);
     if (rc != 0)
         return mdb_errno(rc);
     long n = expire(txn, st->m1, m1_cut);
@@ -537,15 +611,19 @@ void store_get_info(store *st, store_info *info)
     char path[PATH_MAX];
 
     memset(info, 0, sizeof(*info));
-    mdb_env_info(st->env, &ei);
-    info->map_bytes = ei.me_mapsize;
     info->map_max = st->map_max;
-    info->readers_cleared = (uint32_t)st->readers_cleared;
+    info->readers_cleared = st->readers_cleared;
     info->map_growths = st->map_growths;
+    info->reopens = st->reopens;
     snprintf(path, sizeof(path), "%s/data.mdb", st->dir);
     if (stat(path, &sb) == 0)
         info->file_bytes = (uint64_t)sb.st_blocks * 512u;
-    if (mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn) == 0) {
+    int rc = txn_begin(st, MDB_RDONLY, &txn);
+    if (st->env != NULL) {
+        mdb_env_info(st->env, &ei);
+        info->map_bytes = ei.me_mapsize;
+    }
+    if (rc == 0) {
         if (mdb_stat(txn, st->m1, &s) == 0)
             info->m1_records = s.ms_entries;
         if (mdb_stat(txn, st->h1, &s) == 0)

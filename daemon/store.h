@@ -14,7 +14,13 @@
  * minute) delta is merged into its m1 and h1 records. LMDB's copy-on-write B-tree
  * and fsync at commit mean a kill -9 loses at most what was not yet committed and
  * never corrupts the file. On MDB_MAP_FULL the map is doubled and the transaction
- * retried, up to map_max bytes.
+ * retried, up to map_max bytes; past it store_write fails with -ENOSPC like a full
+ * disk, and the caller keeps its deltas.
+ *
+ * Failures: a commit that fails (ENOSPC, EIO) is aborted by LMDB and changes nothing
+ * on disk. When the failed write was a meta page LMDB writes the old one back and
+ * refuses every later transaction (MDB_PANIC); the store then closes and reopens the
+ * env, so the next flush works once the disk does.
  */
 #ifndef METRICSD_STORE_H
 #define METRICSD_STORE_H
@@ -95,9 +101,19 @@ typedef struct store_info {
     uint64_t file_bytes, map_bytes, map_max;
     uint64_t m1_records, h1_records, series, samples_records;
     uint64_t map_growths;
-    uint32_t readers_cleared; /* stale reader slots cleared at open */
+    uint64_t readers_cleared; /* stale reader slots cleared (at open, and since) */
+    uint64_t reopens;         /* env opened again after LMDB declared it unusable */
 } store_info;
 void store_get_info(store *st, store_info *info);
+
+/* Reader slots of at most this many concurrent readers (all processes together). */
+#define STORE_MAX_READERS 126
+/* Clear the reader slots of processes that died holding a read transaction (a
+ * querier killed mid-read): such a slot pins the pages of its snapshot, so the file
+ * only grows. Cheap (one scan of the table, one fcntl per other reading process), so
+ * the daemon calls it at open, at each flush, and when a transaction finds the table
+ * full or the map full. Returns the slots cleared now. */
+int store_check_readers(store *st);
 const char *store_path(store *st);
 
 #endif

@@ -5,7 +5,7 @@
  * exact values computed from what was sent.
  *
  *   itest send   --socket S --procs P --threads T --total N --seed X
- *   itest check  --json FILE --seed X --procs P --threads T --total N [--also Y:M]
+ *   itest check  --json FILE --seed X --procs P --threads T --total N [--also Y:M[,Y:M...]]
  *   itest hostile --socket S      garbage and an oversized length on their own
  *                                 connections, while a good client keeps sending
  *   itest absent --socket S --daemon BIN --db DIR
@@ -246,8 +246,9 @@ static int cmd_check(const char *file, uint64_t seed, int procs, int threads, lo
     json_error_t jerr;
     memset(ex, 0, sizeof(ex));
     expect_add(ex, seed, procs, threads, total);
-    if (also != NULL) /* SEED:TOTAL, a second workload sent by the same layout */
-        expect_add(ex, strtoull(also, NULL, 10), procs, threads, atol(strchr(also, ':') ? strchr(also, ':') + 1 : "0"));
+    /* SEED:TOTAL[,SEED:TOTAL...]: more workloads sent by the same layout. */
+    for (const char *a = also; a != NULL && *a; a = strchr(a, ',') ? strchr(a, ',') + 1 : NULL)
+        expect_add(ex, strtoull(a, NULL, 10), procs, threads, atol(strchr(a, ':') ? strchr(a, ':') + 1 : "0"));
 
     json_t *root = json_load_file(file, 0, &jerr);
     CHECK(root != NULL, "cannot parse %s: %s", file, jerr.text);
