@@ -214,7 +214,9 @@ int bench_daemon_start(bench_daemon *d, const char *db_dir, const char *const *e
         snprintf(d->db, sizeof d->db, "%s/db", d->dir);
     const char *argv[40];
     int n = 0;
-    argv[n++] = BENCH_DAEMON_PATH;
+    /* METRICSD_BENCH_DAEMON: another build of the daemon, to compare two builds. */
+    const char *bin = getenv("METRICSD_BENCH_DAEMON");
+    argv[n++] = bin && bin[0] ? bin : BENCH_DAEMON_PATH;
     argv[n++] = "--socket";
     argv[n++] = d->socket;
     argv[n++] = "--db";

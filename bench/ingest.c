@@ -192,6 +192,15 @@ int main(int argc, char **argv)
     char buf[160], fig[128];
     point main_pt, kinds[3];
 
+    if (argc > 1 && strcmp(argv[1], "--kinds") == 0) {
+        /* Only the three kinds at 8 clients, once: for comparing two daemon builds
+         * (METRICSD_BENCH_DAEMON) run after run. */
+        for (int k = 0; k < 3; k++) {
+            point p = { .clients = 8, .models = 10, .kind = (enum kind)k };
+            run_point(&p, ms);
+        }
+        return 0;
+    }
     bench_begin("bench_ingest: events per second into one daemon");
     printf("each point: a fresh daemon (fsync per flush, as deployed), N sender processes "
            "sending for %ld ms as fast as the daemon takes it\n", ms);

@@ -1,0 +1,372 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * bench_history: the stored side. Simulated days of minute rollups are written with
+ * the store's own API (store_write, as the daemon's flush does, one transaction per
+ * simulated hour) into temp databases; then
+ *   - storage: bytes on disk per (series, minute) after a day of 20 busy models,
+ *     growth per day, and the size after 16 days once retention has run (the file
+ *     keeps its high-water mark; a compacted copy shows what the data takes);
+ *   - query: `metricsctl stats` end to end (process start included) against a daemon
+ *     serving the database, the library's metricsd_query_stats, and the time inside
+ *     the daemon (query_answer called in this process on the same store), for 10 and
+ *     100 models over 24 hours and over 7 days.
+ * A busy model here: 30 generations a minute, 100 output tokens each.
+ */
+#include <errno.h>
+#include <lmdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common.h"
+#include "metricsd.h"
+#include "query.h"
+#include "rollup.h"
+#include "series.h"
+#include "server.h"
+#include "store.h"
+
+#ifndef BENCH_CTL_PATH
+#define BENCH_CTL_PATH "metricsctl"
+#endif
+
+#define POOL 16
+#define PER_MIN 30
+#define TOKENS 100
+#define NS_PER_MIN 60000000000ll
+
+static rollup g_pool[POOL];
+
+/* A minute of a busy model: PER_MIN generations with lognormal timings. */
+static void make_pool(void)
+{
+    uint64_t seed = 7;
+    for (int p = 0; p < POOL; p++) {
+        rollup *r = &g_pool[p];
+        rollup_init(r);
+        for (int i = 0; i < PER_MIN; i++) {
+            double ttft = bench_lognormal(&seed, 150e6, 0.6), dec = 0;
+            for (int k = 1; k < TOKENS; k++) {
+                double gap = bench_lognormal(&seed, 25e6, 0.3);
+                dec += gap;
+                sketch_record(&r->sk[M_ITL], gap);
+            }
+            sketch_record(&r->sk[M_TTFT], ttft);
+            sketch_record(&r->sk[M_E2E], ttft + dec);
+            sketch_record(&r->sk[M_QUEUE], bench_lognormal(&seed, 5e6, 1.0));
+            sketch_record(&r->sk[M_TPOT], dec / (TOKENS - 1));
+            sketch_record(&r->sk[M_DECODE_TPS], (TOKENS - 1) * 1e9 / dec);
+            r->requests++;
+            r->prompt_tokens += 512;
+            r->output_tokens += TOKENS;
+        }
+        r->first_unix_ns = 1;
+        r->last_unix_ns = 2;
+    }
+}
+
+typedef struct db {
+    char dir[256];
+    store *st;
+    int models;
+    uint32_t *ids;
+    char (*names)[32];
+} db;
+
+static int db_open(db *d, const char *tag, int models)
+{
+    char why[256];
+    memset(d, 0, sizeof(*d));
+    snprintf(d->dir, sizeof d->dir, "%s/metricsd-bench-%s.XXXXXX",
+             getenv("TMPDIR") && getenv("TMPDIR")[0] ? getenv("TMPDIR") : "/tmp", tag);
+    if (mkdtemp(d->dir) == NULL)
+        return -1;
+    store_opts so = { .no_sync = 1 };
+    if (store_open(&d->st, d->dir, &so, why, sizeof why) != 0) {
+        fprintf(stderr, "store_open: %s\n", why);
+        return -1;
+    }
+    d->models = models;
+    d->ids = calloc((size_t)models, sizeof(uint32_t));
+    d->names = calloc((size_t)models, sizeof(*d->names));
+    for (int m = 0; m < models; m++)
+        snprintf(d->names[m], sizeof d->names[m], "model-%03d", m);
+    return 0;
+}
+
+/* Write minutes [from, to) for every model, one transaction per hour. */
+static double db_fill(db *d, uint32_t from, uint32_t to)
+{
+    size_t cap = (size_t)d->models * 60;
+    store_item *items = calloc(cap, sizeof(*items));
+    int64_t t0 = bench_now_ns();
+    for (uint32_t h = from; h < to;) {
+        uint32_t end = (h / 60 + 1) * 60;
+        if (end > to)
+            end = to;
+        size_t n = 0;
+        for (uint32_t m = h; m < end; m++)
+            for (int s = 0; s < d->models; s++)
+                items[n++] = (store_item){ &d->ids[s], d->names[s], "cuda", m,
+                                           &g_pool[(m * 7u + (uint32_t)s) % POOL] };
+        if (store_write(d->st, items, n) != 0) {
+            fprintf(stderr, "store_write failed\n");
+            exit(1);
+        }
+        h = end;
+    }
+    free(items);
+    return (double)(bench_now_ns() - t0) / 1e9;
+}
+
+static void db_close(db *d)
+{
+    if (d->st)
+        store_close(d->st);
+    d->st = NULL;
+}
+
+static void db_remove(db *d)
+{
+    db_close(d);
+    bench_rmtree(d->dir);
+    free(d->ids);
+    free(d->names);
+}
+
+static int64_t db_bytes(const db *d)
+{
+    char path[300];
+    snprintf(path, sizeof path, "%s/data.mdb", d->dir);
+    return bench_file_disk_bytes(path);
+}
+
+/* Size of a compacted copy of the database: what its live data takes. */
+static int64_t db_compact_bytes(const db *d)
+{
+    char out[300], path[340];
+    MDB_env *env;
+    int64_t n = -1;
+    snprintf(out, sizeof out, "%s.compact", d->dir);
+    mkdir(out, 0700);
+    if (mdb_env_create(&env) != 0)
+        return -1;
+    mdb_env_set_maxdbs(env, 16);
+    mdb_env_set_mapsize(env, (size_t)64 << 30);
+    if (mdb_env_open(env, d->dir, MDB_RDONLY, 0600) == 0 &&
+        mdb_env_copy2(env, out, MDB_CP_COMPACT) == 0) {
+        snprintf(path, sizeof path, "%s/data.mdb", out);
+        n = bench_file_disk_bytes(path);
+    }
+    mdb_env_close(env);
+    bench_rmtree(out);
+    return n;
+}
+
+static uint32_t now_minute(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint32_t)(ts.tv_sec / 60);
+}
+
+/* ---- query ---- */
+
+/* The daemon's clock (daemon/main.c defines it for the daemon itself). */
+int64_t server_now_unix_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static int load_series(void *ud, uint32_t id, const char *model, const char *backend)
+{
+    return series_add_stored(ud, id, model, backend);
+}
+
+/* Median ms of query_answer for a STATS query over window_ns, in this process. */
+static double time_in_daemon(store *st, int64_t window_ns, int reps, size_t *reply_bytes)
+{
+    server srv;
+    double t[32];
+    memset(&srv, 0, sizeof srv);
+    srv.st = st;
+    srv.cfg.flush_ms = 1000;
+    series_table_init(&srv.series, 100000, 65536);
+    store_load_series(st, load_series, &srv.series);
+    Metricsd__Query q = METRICSD__QUERY__INIT;
+    q.has_kind = 1;
+    q.kind = METRICSD__QUERY__KIND__STATS;
+    q.has_window_ns = 1;
+    q.window_ns = window_ns;
+    for (int r = 0; r < reps; r++) {
+        uint8_t *out = NULL;
+        size_t len = 0;
+        int64_t t0 = bench_now_ns();
+        int rc = query_answer(&srv, &q, &out, &len);
+        t[r] = (double)(bench_now_ns() - t0) / 1e6;
+        if (rc != 0)
+            fprintf(stderr, "query_answer: %d\n", rc);
+        *reply_bytes = len;
+        free(out);
+    }
+    series_table_free(&srv.series);
+    return bench_median(t, (size_t)reps);
+}
+
+static double time_ctl(const bench_daemon *d, const char *since, int reps)
+{
+    double t[32];
+    for (int r = 0; r < reps; r++) {
+        fflush(stdout); /* the child's freopen would write our buffer out again */
+        int64_t t0 = bench_now_ns();
+        pid_t pid = fork();
+        if (pid == 0) {
+            if (freopen("/dev/null", "w", stdout) == NULL)
+                _exit(126);
+            execl(BENCH_CTL_PATH, "metricsctl", "--socket", d->socket, "stats", "--since", since,
+                  (char *)NULL);
+            _exit(127);
+        }
+        int status = 0;
+        waitpid(pid, &status, 0);
+        t[r] = (double)(bench_now_ns() - t0) / 1e6;
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+            fprintf(stderr, "metricsctl stats exited %d\n", WEXITSTATUS(status));
+    }
+    return bench_median(t, (size_t)reps);
+}
+
+static double time_lib(const bench_daemon *d, int64_t window_ns, int reps, size_t *rows)
+{
+    double t[32];
+    for (int r = 0; r < reps; r++) {
+        metricsd_query_opts qo = { .size = sizeof qo, .socket_path = d->socket,
+                                   .window_ns = window_ns, .timeout_ms = 10000 };
+        metricsd_stats *st = NULL;
+        int64_t t0 = bench_now_ns();
+        int rc = metricsd_query_stats(&qo, &st);
+        t[r] = (double)(bench_now_ns() - t0) / 1e6;
+        *rows = rc == 0 ? st->n_models : 0;
+        metricsd_stats_free(st);
+    }
+    return bench_median(t, (size_t)reps);
+}
+
+typedef struct qres {
+    double ctl_ms, lib_ms, daemon_ms;
+} qres;
+
+static void query_bench(int models, int days, qres res[2])
+{
+    db d;
+    char tag[32];
+    uint32_t now = now_minute();
+    snprintf(tag, sizeof tag, "q%d", models);
+    db_open(&d, tag, models);
+    double secs = db_fill(&d, now - (uint32_t)days * 1440, now + 1);
+    printf("  %d models x %d days of minutes written in %.1f s; database %.1f MiB\n", models,
+           days, secs, (double)db_bytes(&d) / 1048576.0);
+    static const int64_t windows[2] = { 24ll * 3600 * 1000000000, 7ll * 24 * 3600 * 1000000000 };
+    static const char *const since[2] = { "24h", "7d" };
+    for (int w = 0; w < 2; w++) {
+        size_t bytes = 0;
+        res[w].daemon_ms = time_in_daemon(d.st, windows[w], 11, &bytes);
+        printf("  %3d models, %-3s: inside the daemon (query_answer) %.2f ms, reply %zu bytes\n",
+               models, since[w], res[w].daemon_ms, bytes);
+    }
+    db_close(&d);
+    bench_daemon dm;
+    const char *extra[] = { "--sample-interval", "0", NULL };
+    if (bench_daemon_start(&dm, d.dir, extra) == 0) {
+        for (int w = 0; w < 2; w++) {
+            size_t rows = 0;
+            res[w].lib_ms = time_lib(&dm, windows[w], 11, &rows);
+            res[w].ctl_ms = time_ctl(&dm, since[w], 11);
+            printf("  %3d models, %-3s: metricsctl stats end to end %.2f ms; "
+                   "metricsd_query_stats %.2f ms (%zu rows)\n",
+                   models, since[w], res[w].ctl_ms, res[w].lib_ms, rows);
+        }
+        bench_daemon_stop(&dm);
+    }
+    db_remove(&d);
+    fflush(stdout);
+}
+
+int main(int argc, char **argv)
+{
+    (void)argv;
+    int quick = argc > 1;
+    char buf[160];
+    const char *B = "query", *S = "storage";
+
+    bench_begin("bench_history: stored rollups, queries over them, and their size");
+    make_pool();
+    size_t one = rollup_packed_size(&g_pool[0]);
+    printf("a busy minute: %d generations x %d tokens; one packed minute rollup is %zu "
+           "bytes\n", PER_MIN, TOKENS, one);
+
+    /* ---- storage ---- */
+    printf("-- storage: 20 busy models\n");
+    db d;
+    uint32_t now = now_minute();
+    db_open(&d, "s20", 20);
+    uint32_t start = now - 16 * 1440;
+    db_fill(&d, start, start + 1440);
+    int64_t day1 = db_bytes(&d);
+    double per = (double)day1 / (20.0 * 1440.0);
+    printf("  after 1 day: %lld bytes on disk = %.0f bytes per (series, minute), "
+           "m1 and h1 records together\n", (long long)day1, per);
+    db_fill(&d, start + 1440, start + 2 * 1440);
+    int64_t day2 = db_bytes(&d);
+    printf("  after 2 days: %lld bytes (+%.2f MiB per day)\n", (long long)day2,
+           (double)(day2 - day1) / 1048576.0);
+    int days_total = quick ? 4 : 16;
+    db_fill(&d, start + 2 * 1440, start + (uint32_t)days_total * 1440);
+    int64_t before = db_bytes(&d), before_c = db_compact_bytes(&d);
+    long removed = store_retention(d.st, start + (uint32_t)days_total * 1440);
+    int64_t after = db_bytes(&d), after_c = db_compact_bytes(&d);
+    printf("  after %d days: %.1f MiB on disk (%.1f MiB compacted); retention (m1 14 days, "
+           "h1 400 days) removed %ld records: file %.1f MiB (LMDB reuses the pages, the file "
+           "does not shrink), compacted %.1f MiB\n",
+           days_total, (double)before / 1048576.0, (double)before_c / 1048576.0, removed,
+           (double)after / 1048576.0, (double)after_c / 1048576.0);
+    db_remove(&d);
+
+    snprintf(buf, sizeof buf, "%.0f bytes", per);
+    bench_row(S, "bytes on disk per (series, minute), 1 day, 20 models", buf, "<= 1 KiB",
+              per <= 1024);
+    snprintf(buf, sizeof buf, "%.1f MiB/day", (double)(day2 - day1) / 1048576.0);
+    bench_row(S, "database growth per day, 20 busy models", buf, "", -1);
+    snprintf(buf, sizeof buf, "%.1f MiB file, %.1f MiB live (from %.1f MiB before)",
+             (double)after / 1048576.0, (double)after_c / 1048576.0, (double)before / 1048576.0);
+    snprintf(buf + strlen(buf), sizeof buf - strlen(buf), "; %d days", days_total);
+    bench_row(S, "size after retention, 20 models", buf, "", -1);
+
+    /* ---- query ---- */
+    printf("-- query: STATS over all models (medians of 11)\n");
+    qres q10[2], q100[2];
+    query_bench(10, quick ? 2 : 7, q10);
+    query_bench(100, quick ? 2 : 7, q100);
+    snprintf(buf, sizeof buf, "%.1f ms", q100[0].ctl_ms);
+    bench_row(B, "metricsctl stats, 100 models, 24 h, end to end", buf, "<= 20 ms",
+              q100[0].ctl_ms <= 20);
+    snprintf(buf, sizeof buf, "%.2f ms", q100[0].daemon_ms);
+    bench_row(B, "inside the daemon, 100 models, 24 h", buf, "<= 2 ms", q100[0].daemon_ms <= 2);
+    snprintf(buf, sizeof buf, "ctl %.1f / lib %.1f / daemon %.2f ms", q10[0].ctl_ms,
+             q10[0].lib_ms, q10[0].daemon_ms);
+    bench_row(B, "10 models, 24 h", buf, "", -1);
+    snprintf(buf, sizeof buf, "ctl %.1f / lib %.1f / daemon %.2f ms", q10[1].ctl_ms,
+             q10[1].lib_ms, q10[1].daemon_ms);
+    bench_row(B, "10 models, 7 days", buf, "", -1);
+    snprintf(buf, sizeof buf, "ctl %.1f / lib %.1f / daemon %.2f ms", q100[1].ctl_ms,
+             q100[1].lib_ms, q100[1].daemon_ms);
+    bench_row(B, "100 models, 7 days", buf, "", -1);
+    bench_end();
+    return 0;
+}
