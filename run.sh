@@ -5,12 +5,12 @@
 #                    print `metricsctl stats`
 #   ./run.sh test    install the packages, build, run the whole suite plainly and under
 #                    ASan+UBSan
-#   ./run.sh deps | build | bench
+#   ./run.sh deps | build | bench | fuzz
 set -euo pipefail
 cd "$(dirname "$0")"
 
 PACKAGES="build-essential cmake pkg-config libuv1-dev libprotobuf-c-dev protobuf-c-compiler
-liblmdb-dev lmdb-utils libcmocka-dev libjansson-dev jq systemd"
+liblmdb-dev lmdb-utils libcmocka-dev libjansson-dev jq systemd clang libclang-rt-14-dev"
 JOBS=$(nproc 2>/dev/null || echo 2)
 
 deps() {
@@ -59,6 +59,31 @@ demo() {
     echo "More: $ctl status | $ctl models | $ctl stats MODEL --since 5m --json"
 }
 
+# fuzz_frame (issue 6, scenario 9) for FUZZ_SECONDS (default 120), on a copy of the seed
+# corpus so the tree stays clean; a crash's input is kept in build-fuzz/findings/.
+fuzz() {
+    local seconds=${FUZZ_SECONDS:-120} corpus rc=0
+    echo "== fuzz_frame for ${seconds} s (build-fuzz/, clang)"
+    cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMETRICSD_WERROR=ON \
+        -DCMAKE_C_COMPILER=clang -DMETRICSD_FUZZ=ON -DMETRICSD_BENCH=OFF >/dev/null
+    cmake --build build-fuzz -j "$JOBS" --target fuzz_frame >/dev/null
+    corpus=$(mktemp -d /tmp/metricsd-fuzz.XXXXXX)
+    cp tests/fuzz/corpus/* "$corpus"/
+    mkdir -p build-fuzz/findings
+    # Inputs up to one whole 64 KiB frame; an input that takes 10 s counts as a hang.
+    build-fuzz/tests/fuzz_frame -max_total_time="$seconds" -max_len=65600 -timeout=10 \
+        -print_final_stats=1 -artifact_prefix=build-fuzz/findings/ "$corpus" \
+        >build-fuzz/fuzz.log 2>&1 || rc=1
+    echo "fuzz_frame: $(ls "$corpus" | wc -l) inputs in the corpus after the run;" \
+        "$(grep -E '^stat::(number_of_executed_units|average_exec_per_sec|peak_rss_mb)' build-fuzz/fuzz.log | tr '\n' ' ')"
+    if [ $rc -ne 0 ]; then
+        echo "fuzz_frame FOUND A PROBLEM (input in build-fuzz/findings/):"
+        grep -E -A12 'ERROR|runtime error|fuzz_frame:' build-fuzz/fuzz.log | head -40
+    fi
+    rm -rf "$corpus"
+    return $rc
+}
+
 run_suite() {
     local dir=$1
     (cd "$dir" && ctest -j "$JOBS" --output-on-failure --timeout 600)
@@ -71,6 +96,7 @@ test_all() {
     build build-asan -DMETRICSD_SANITIZE=address,undefined -DMETRICSD_BENCH=OFF
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
         run_suite build-asan || rc=1
+    fuzz || rc=1
     echo "== build and suite (build/)"
     build build
     run_suite build || rc=1
@@ -79,12 +105,13 @@ test_all() {
 
 case "${1:-}" in
 deps) deps ;;
+fuzz) deps && fuzz ;;
 build) deps && build build ;;
 demo) demo ;;
 test) test_all ;;
 bench) deps && build build && for b in build/bench/*; do [ -x "$b" ] && [ -f "$b" ] && "$b"; done ;;
 *)
-    echo "usage: ./run.sh demo|test|deps|build|bench" >&2
+    echo "usage: ./run.sh demo|test|deps|build|bench|fuzz" >&2
     exit 2
     ;;
 esac
