@@ -47,6 +47,7 @@ typedef struct conn {
     uint64_t last_active_ms;
     size_t write_queued;
     int closing;
+    int served;     /* sent generations: its pid is in some series' process list */
     struct conn *prev, *next;
 } conn;
 
@@ -168,6 +169,13 @@ static void conn_close(conn *c, const char *why)
         }
     }
     c->flight_n = 0;
+    /* procs: a process with no connection left no longer serves its models. Only
+     * engines (connections that sent generations, a handful) pay for the scan. */
+    int pid_connected = 0;
+    for (conn *o = l->conns; c->served && o != NULL && !pid_connected; o = o->next)
+        pid_connected = o != c && !o->closing && o->pid == c->pid;
+    if (c->served && !pid_connected)
+        series_table_forget_pid(&srv->series, c->pid);
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -272,6 +280,7 @@ static void handle_begin(conn *c, const Metricsd__Begin *b)
     } else if (rc == 0) {
         series_flight_begin(&srv->series, s, uv_hrtime());
         series_note_pid(s, c->pid);
+        c->served = 1;
         srv->in_flight++;
     }
 }
@@ -299,6 +308,7 @@ static void handle_generation(conn *c, const Metricsd__Generation *g)
         } else {
             stat_counts[GENERATIONS]++;
             series_note_pid(s, c->pid);
+            c->served = 1;
             /* Only a generation tracked in flight received energy; its tokens are
              * the joules-per-token denominator. */
             if (began == s && g->output_tokens > 0)

@@ -216,7 +216,6 @@ static void update_memory(power *p)
     const char *proc_root = p->srv->cfg.proc_root[0] ? p->srv->cfg.proc_root : "/proc";
     for (size_t i = 0; i < t->n; i++) {
         series *s = t->all[i];
-        s->rss_bytes = s->gpu_mem_bytes = 0;
         for (uint32_t j = 0; j < s->n_pids;) {
             uint64_t rss = 0;
             int rc = sampler_proc_rss(proc_root, s->pids[j], &rss);
@@ -224,8 +223,8 @@ static void update_memory(power *p)
                 series_forget_pid(s, s->pids[j]); /* moves the last pid to j */
                 continue;
             }
-            s->rss_bytes += rss;
-            s->gpu_mem_bytes += proc_gpu_mem(p, s->pids[j]);
+            s->pid_rss[j] = rss;
+            s->pid_gpu[j] = proc_gpu_mem(p, s->pids[j]);
             j++;
         }
     }

@@ -222,8 +222,10 @@ static int answer_stats(server *srv, const Metricsd__Query *q, Metricsd__Reply *
             rollup_init(&r->acc);
         }
         r->in_flight += s->in_flight;
-        r->rss_bytes += s->rss_bytes;
-        r->gpu_mem_bytes += s->gpu_mem_bytes;
+        uint64_t rss, gpu;
+        series_memory(s, &rss, &gpu);
+        r->rss_bytes += rss;
+        r->gpu_mem_bytes += gpu;
         rc = query_series_window(rd, s, from, to, &r->acc);
     }
     store_reader_close(rd);

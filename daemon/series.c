@@ -239,16 +239,37 @@ void series_note_pid(series *s, int32_t pid)
     for (uint32_t i = 0; i < s->n_pids; i++)
         if (s->pids[i] == pid)
             return;
-    if (s->n_pids < SERIES_MAX_PIDS)
+    if (s->n_pids < SERIES_MAX_PIDS) {
+        s->pid_rss[s->n_pids] = s->pid_gpu[s->n_pids] = 0; /* until the next sample */
         s->pids[s->n_pids++] = pid;
+    }
 }
 
 void series_forget_pid(series *s, int32_t pid)
 {
     for (uint32_t i = 0; i < s->n_pids; i++) {
         if (s->pids[i] == pid) {
-            s->pids[i] = s->pids[--s->n_pids];
+            s->n_pids--;
+            s->pids[i] = s->pids[s->n_pids];
+            s->pid_rss[i] = s->pid_rss[s->n_pids];
+            s->pid_gpu[i] = s->pid_gpu[s->n_pids];
             return;
         }
+    }
+}
+
+void series_table_forget_pid(series_table *t, int32_t pid)
+{
+    for (size_t i = 0; i < t->n; i++)
+        if (t->all[i]->n_pids > 0)
+            series_forget_pid(t->all[i], pid);
+}
+
+void series_memory(const series *s, uint64_t *rss, uint64_t *gpu)
+{
+    *rss = *gpu = 0;
+    for (uint32_t i = 0; i < s->n_pids; i++) {
+        *rss += s->pid_rss[i];
+        *gpu += s->pid_gpu[i];
     }
 }

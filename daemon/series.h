@@ -30,11 +30,11 @@ typedef struct series {
     uint64_t flight_mark_ns;
     double gen_ns;
     uint64_t busy_ns;
-    /* procs: the engine processes that sent this series generations (peer pids),
-     * and the memory they held at the last sample. */
+    /* procs: the connected engine processes that sent this series generations (peer
+     * pids), and the resident and GPU memory each held at the last sample. */
     int32_t pids[SERIES_MAX_PIDS];
+    uint64_t pid_rss[SERIES_MAX_PIDS], pid_gpu[SERIES_MAX_PIDS];
     uint32_t n_pids;
-    uint64_t rss_bytes, gpu_mem_bytes;
     uint32_t n_pending, cap_pending;
     series_pending *pending; /* ordered by arrival, not necessarily by minute */
     struct series *hnext;
@@ -76,8 +76,11 @@ void series_flight_settle(series_table *t, uint64_t now_ns);
 /* Remember that process pid sends generations of s (at most SERIES_MAX_PIDS; more
  * are not tracked). */
 void series_note_pid(series *s, int32_t pid);
-/* Forget pid (its process is gone). */
+/* Forget pid (its process is gone, or its last connection closed). */
 void series_forget_pid(series *s, int32_t pid);
+void series_table_forget_pid(series_table *t, int32_t pid);
+/* The memory of the processes that serve s, summed. */
+void series_memory(const series *s, uint64_t *rss, uint64_t *gpu);
 
 /* After a successful flush: forget every pending delta. */
 void series_clear_pending(series_table *t);

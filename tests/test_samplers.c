@@ -512,7 +512,13 @@ static void test_power_tick_attribution(void **state)
     assert_int_equal(r->processes[0]->rss_bytes, 2147483648ull);
     assert_string_equal(r->processes[0]->models[0], "model-a");
     power_report_free(r);
-    assert_int_equal(a->rss_bytes, 2147483648ull);
+    uint64_t rss, gpu;
+    series_memory(a, &rss, &gpu);
+    assert_int_equal(rss, 2147483648ull);
+    /* The engine's last connection closes: its memory no longer serves model-a. */
+    series_table_forget_pid(&srv.series, 4242);
+    series_memory(a, &rss, &gpu);
+    assert_int_equal(rss, 0);
 
     power_free(p);
     series_table_free(&srv.series);
