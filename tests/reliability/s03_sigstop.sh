@@ -7,8 +7,8 @@
 . "$(dirname "$0")/rlib.sh"
 
 start_daemon
-"$RELIAB" load --socket "$SOCK" --clients 8 --threads 2 --seconds 9 --models 4 --pace-us 200 \
-    --buffer 262144 --stop-pid "$DAEMON_PID" --stop-at 1 --stop-for 5 >"$TMP/load.json" \
+"$RELIAB" load --socket "$SOCK" --clients 8 --threads 2 --seconds 9 --models 4 --pace-us 100 \
+    --buffer 65536 --stop-pid "$DAEMON_PID" --stop-at 1 --stop-for 5 >"$TMP/load.json" \
     || fail "load: $(cat "$TMP/load.json")"
 cat "$TMP/load.json"
 sent=$(jq .sent "$TMP/load.json")
