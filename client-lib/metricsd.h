@@ -205,6 +205,7 @@ typedef struct metricsd_model_stats {
     double battery_pct_per_1k_tokens; /* percent of the full battery per 1,000 tokens */
     uint64_t attributed_tokens;       /* output tokens of generations tracked in flight */
     double battery_joules;
+    uint64_t battery_tokens;          /* attributed tokens made on battery */
     /* procs: resident and GPU memory of the engine processes that serve the model, at
      * the last sample; 0 when unknown. A process serving two models counts in both. */
     uint64_t rss_bytes, gpu_mem_bytes;

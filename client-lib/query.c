@@ -238,8 +238,9 @@ int metricsd_query_stats(const metricsd_query_opts *opts, metricsd_stats **out)
                            ? ss->joules / ((double)ss->energy_busy_ns / 1e9)
                            : NAN;
         m->battery_joules = ss->has_battery_joules ? ss->battery_joules : NAN;
-        m->battery_pct_per_1k_tokens = ss->has_battery_pct && ss->attributed_tokens > 0
-                                           ? ss->battery_pct * 1000.0 / (double)ss->attributed_tokens
+        m->battery_tokens = ss->battery_tokens;
+        m->battery_pct_per_1k_tokens = ss->has_battery_pct && ss->battery_tokens > 0
+                                           ? ss->battery_pct * 1000.0 / (double)ss->battery_tokens
                                            : NAN;
         m->rss_bytes = ss->rss_bytes;
         m->gpu_mem_bytes = ss->gpu_mem_bytes;

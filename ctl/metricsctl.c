@@ -180,6 +180,7 @@ static json_t *stats_json(const metricsd_stats *st)
         json_object_set_new(o, "joules_per_token", jnum(m->joules_per_token));
         json_object_set_new(o, "watts_avg", jnum(m->watts_avg));
         json_object_set_new(o, "attributed_tokens", json_integer((json_int_t)m->attributed_tokens));
+        json_object_set_new(o, "battery_tokens", json_integer((json_int_t)m->battery_tokens));
         json_object_set_new(o, "battery_joules", jnum(m->battery_joules));
         json_object_set_new(o, "battery_pct_per_1k_tokens", jnum(m->battery_pct_per_1k_tokens));
         json_object_set_new(o, "rss_bytes", jbytes(m->rss_bytes));

@@ -311,8 +311,11 @@ static void handle_generation(conn *c, const Metricsd__Generation *g)
             c->served = 1;
             /* Only a generation tracked in flight received energy; its tokens are
              * the joules-per-token denominator. */
-            if (began == s && g->output_tokens > 0)
+            if (began == s && g->output_tokens > 0) {
                 delta->attributed_tokens += (uint64_t)g->output_tokens;
+                if (srv->on_battery)
+                    delta->battery_tokens += (uint64_t)g->output_tokens;
+            }
         }
     }
     sketch_free(&itl);

@@ -310,6 +310,11 @@ void power_tick_at(power *p, uint64_t now_mono_ns, int64_t now_unix_ns)
         }
     }
 
+    int discharging = 0;
+    for (size_t k = 0; k < set.n; k++)
+        discharging |= set.dev[k].kind == SK_BATTERY && strcmp(set.dev[k].status, "Discharging") == 0;
+    p->srv->on_battery = discharging;
+
     /* Into the live deltas of this minute: flushed with the rollups. */
     uint32_t minute = (uint32_t)(now_unix_ns / NS_PER_MIN);
     for (size_t i = 0; i < ns; i++) {

@@ -170,6 +170,8 @@ static void fill_stats(Metricsd__SeriesStats *ss, Metricsd__Sketch sk[M__COUNT],
     ss->has_battery_joules = ss->has_battery_pct = m.has_battery_joules;
     ss->battery_joules = m.battery_joules;
     ss->battery_pct = m.battery_pct;
+    ss->has_battery_tokens = m.has_battery_tokens;
+    ss->battery_tokens = m.battery_tokens;
     ss->has_rss_bytes = r->rss_bytes != 0;
     ss->rss_bytes = r->rss_bytes;
     ss->has_gpu_mem_bytes = r->gpu_mem_bytes != 0;

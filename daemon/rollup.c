@@ -60,6 +60,7 @@ int rollup_merge(rollup *dst, const rollup *src)
     dst->battery_pct += src->battery_pct;
     dst->energy_busy_ns += src->energy_busy_ns;
     dst->attributed_tokens += src->attributed_tokens;
+    dst->battery_tokens += src->battery_tokens;
     merge_times(dst, src->first_unix_ns, src->last_unix_ns);
     return 0;
 }
@@ -98,6 +99,7 @@ int rollup_merge_pb(rollup *dst, const Metricsd__Rollup *m)
     dst->battery_pct += m->battery_pct;
     dst->energy_busy_ns += m->energy_busy_ns;
     dst->attributed_tokens += m->attributed_tokens;
+    dst->battery_tokens += m->battery_tokens;
     merge_times(dst, m->first_unix_ns, m->last_unix_ns);
     return 0;
 }
@@ -124,6 +126,7 @@ void rollup_view(const rollup *r, Metricsd__Rollup *msg, Metricsd__Sketch sk[M__
     SET(battery_pct);
     SET(energy_busy_ns);
     SET(attributed_tokens);
+    SET(battery_tokens);
 #undef SET
     Metricsd__Sketch **slots[M__COUNT] = {
         [M_TTFT] = &msg->ttft, [M_TPOT] = &msg->tpot, [M_ITL] = &msg->itl,

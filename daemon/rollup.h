@@ -24,7 +24,7 @@ typedef struct rollup {
      * generations in flight while a source measured, output tokens of generations
      * tracked in flight, and battery joules and percent of the full battery. */
     double joules, battery_joules, battery_pct;
-    uint64_t energy_busy_ns, attributed_tokens;
+    uint64_t energy_busy_ns, attributed_tokens, battery_tokens;
     sketch sk[M__COUNT];
 } rollup;
 

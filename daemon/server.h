@@ -41,6 +41,7 @@ typedef struct server {
     unsigned flushes_since_retention;
     struct listener *listener;
     struct power *power;      /* samplers and energy attribution */
+    int on_battery;           /* the last sample saw a battery discharging */
 } server;
 
 int64_t server_now_unix_ns(void);

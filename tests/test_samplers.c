@@ -23,6 +23,7 @@
 #include "power.h"
 #include "sampler.h"
 #include "server.h"
+#include "store.h"
 
 #define NEAR(a, b, tol) assert_true(fabs((double)(a) - (double)(b)) <= (tol))
 
@@ -526,6 +527,74 @@ static void test_power_tick_attribution(void **state)
     remove_copy();
 }
 
+/* ---- the samples database ---- */
+
+typedef struct seen {
+    int n;
+    uint32_t t[8];
+    double power[8];
+} seen;
+
+static int collect(void *ud, uint32_t unix_s, const uint8_t *value, size_t len)
+{
+    seen *s = ud;
+    Metricsd__PowerDevice *m = metricsd__power_device__unpack(NULL, len, value);
+    assert_non_null(m);
+    assert_true(s->n < 8);
+    s->t[s->n] = unix_s;
+    s->power[s->n++] = m->power_w;
+    metricsd__power_device__free_unpacked(m, NULL);
+    return 0;
+}
+
+static void put_sample(store *st, uint32_t source, uint32_t t, double watts)
+{
+    Metricsd__PowerDevice m = METRICSD__POWER_DEVICE__INIT;
+    uint8_t buf[64];
+    m.has_power_w = 1;
+    m.power_w = watts;
+    size_t n = metricsd__power_device__pack(&m, buf);
+    store_sample smp = { .source = source, .unix_s = t, .value = buf, .len = n };
+    assert_int_equal(store_write_samples(st, &smp, 1), 0);
+}
+
+static void test_samples_store_and_retention(void **state)
+{
+    (void)state;
+    char dir[64], why[256], cmd[96];
+    store *st;
+    snprintf(dir, sizeof(dir), "/tmp/metricsd-test-samples-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    store_opts so = { .no_sync = 1 };
+    assert_int_equal(store_open(&st, dir, &so, why, sizeof(why)), 0);
+    /* Day 0 = 1800000000 s. Source 7: at day 0, day 6 and day 8; source 8 at day 8. */
+    const uint32_t d0 = 1800000000u, day = 86400u;
+    put_sample(st, 7, d0, 10);
+    put_sample(st, 7, d0 + 6 * day, 20);
+    put_sample(st, 7, d0 + 8 * day, 30);
+    put_sample(st, 7, d0 + 8 * day, 31); /* same second: replaces */
+    put_sample(st, 8, d0 + 8 * day, 99);
+    seen s = { 0 };
+    assert_int_equal(store_read_samples(st, 7, 0, UINT32_MAX, collect, &s), 0);
+    assert_int_equal(s.n, 3);
+    NEAR(s.power[0], 10, 0);
+    NEAR(s.power[2], 31, 0);
+    /* Retention 7 days at day 8 + 1 minute: the day-0 reading goes (and no rollup
+     * is touched); day 6 and day 8 stay. */
+    long n = store_retention(st, (d0 + 8 * day) / 60 + 1);
+    assert_int_equal(n, 1);
+    memset(&s, 0, sizeof(s));
+    assert_int_equal(store_read_samples(st, 7, 0, UINT32_MAX, collect, &s), 0);
+    assert_int_equal(s.n, 2);
+    assert_int_equal(s.t[0], d0 + 6 * day);
+    store_info info;
+    store_get_info(st, &info);
+    assert_int_equal(info.samples_records, 3);
+    store_close(st);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -543,6 +612,7 @@ int main(void)
         cmocka_unit_test(test_energy_interval),
         cmocka_unit_test(test_energy_attribute),
         cmocka_unit_test(test_power_tick_attribution),
+        cmocka_unit_test(test_samples_store_and_retention),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -84,6 +84,9 @@ echo "(a) power: $(gpu .attributed_j) J attributed, $(gpu .idle_j) J idle: ok"
 kill "$DRIVER" 2>/dev/null || true
 wait "$DRIVER" 2>/dev/null || true
 stop_daemon
+# The readings went to the samples database (one per device and second).
+n=$(mdb_stat -s samples "$DB" | awk '/Entries:/ {print $2}')
+[ -n "$n" ] && [ "$n" -ge 3 ] || fail "(a) samples database has '$n' entries"
 export METRICSD_NVML_LIBRARY=$TMP/no-such-libnvidia-ml.so.1
 start_daemon --sample-interval 50 --sysfs-root "$EMPTY"
 after=$(ctl stats --json | jq -r '.models[] | select(.model == "energy-a") | .joules')
@@ -135,11 +138,27 @@ bat() { jq -r ".devices[] | select(.name == \"BAT0\") | $1" "$TMP/power.json"; }
     || fail "(d) the mouse battery is listed"
 [ "$(jq -r '.devices[] | select(.source == "rapl") | .name' "$TMP/power.json")" = "cpu package-0" ] \
     || fail "(d) RAPL devices: $(jq -c '[.devices[] | select(.source == "rapl") | .name]' "$TMP/power.json")"
+# On battery, the same timeline with 0.5 s phases at the battery's 15 W:
+#   energy-a: 0.5 s alone 7.5 J + 0.5 s shared 3.75 J = 11.25 J of 180000 J (50 Wh)
+#             = 0.00625 % for 100 tokens: 0.0625 % per 1,000 tokens
+#   energy-b: 11.25 J for 200 tokens: 0.03125 % per 1,000 tokens
+# 10 %: a 0.5 s phase edge may be late by 50 ms (see (a)).
+rm -f "$TMP/done"
+"$ENERGY_DRIVER" --socket "$SOCK" --phase-ms 500 --done "$TMP/done" || fail "(d) driver"
+sleep 0.3
+ctl stats --json >"$TMP/stats.json"
+for m in energy-a:0.0625 energy-b:0.03125; do
+    IFS=: read -r model want <<<"$m"
+    # The earlier runs' tokens were made on no battery: not in this figure.
+    got=$(jq -r --arg m "$model" '.models[] | select(.model == $m) | .battery_pct_per_1k_tokens' "$TMP/stats.json")
+    near "$got" "$want" 0.10 || fail "(d) $model battery_pct_per_1k_tokens $got, want $want +-10 %"
+done
+ctl stats | grep -q "of the battery per 1,000 tokens" || fail "(d) stats table has no battery line"
 stop_daemon
 start_daemon --sample-interval 50 --sysfs-root "$FIXTURES/amdgpu/sys" --proc-root "$FIXTURES/amdgpu/proc"
 sleep 0.3
 ctl power --json >"$TMP/power.json"
 [ "$(jq -r '.devices[] | select(.source == "amdgpu") | "\(.name) \(.util_pct) \(.power_w)"' "$TMP/power.json")" \
     = "AMD Radeon RX 7900 XT (card0) 73 123.456789" ] || fail "(d) amdgpu: $(jq -c '.devices' "$TMP/power.json")"
-echo "(d) laptop and amdgpu fixture machines: ok"
+echo "(d) laptop (BAT0 15 W discharging, energy-a $(jq -r ".models[] | select(.model == \"energy-a\") | .battery_pct_per_1k_tokens" "$TMP/stats.json") % of the battery per 1,000 tokens) and amdgpu fixture machines: ok"
 stop_daemon
