@@ -135,7 +135,7 @@ int store_check_readers(store *st)
     if (st->env == NULL || mdb_reader_check(st->env, &dead) != 0 || dead <= 0)
         return 0;
     st->readers_cleared += (uint64_t)dead;
-    log_limited(6, LOG_NOTICE, "store: cleared %d reader slots left by processes that died", dead);
+    log_limited(40, LOG_NOTICE, "store: cleared %d reader slots left by processes that died", dead);
     return dead;
 }
 
@@ -157,7 +157,7 @@ static int env_reopen(store *st)
         return rc;
     }
     if (rc != 0) {
-        log_limited(7, LOG_ERR, "store: cannot open the database again: %s", mdb_strerror(rc));
+        log_limited(41, LOG_ERR, "store: cannot open the database again: %s", mdb_strerror(rc));
         return rc;
     }
     st->reopens++;
@@ -176,7 +176,7 @@ static int txn_begin(store *st, unsigned flags, MDB_txn **txn)
             return rc;
         rc = mdb_txn_begin(st->env, NULL, flags, txn);
         if (rc == MDB_PANIC) {
-            log_limited(7, LOG_ERR, "store: the database env is unusable after an earlier write error; opening it again");
+            log_limited(42, LOG_ERR, "store: the database env is unusable after an earlier write error; opening it again");
             mdb_env_close(st->env);
             st->env = NULL;
         } else if (rc != MDB_READERS_FULL || store_check_readers(st) == 0) {
@@ -412,7 +412,7 @@ int store_write(store *st, const store_item *items, size_t n)
         if (!cleared && (cleared = store_check_readers(st)) > 0)
             continue;
         if (st->map_size >= st->map_max) {
-            log_msg(LOG_ERR, "store: the map is full at its cap of %zu MiB", st->map_max >> 20);
+            log_limited(43, LOG_ERR, "store: the map is full at its cap of %zu MiB", st->map_max >> 20);
             break;
         }
         size_t grown = st->map_size * 2 > st->map_max ? st->map_max : st->map_size * 2;
