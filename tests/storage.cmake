@@ -24,3 +24,4 @@ metricsd_storage_test(storage_04_crash storage_crash.sh reliability storage slow
 metricsd_storage_test(storage_05_disk_full storage_full.sh reliability storage)
 metricsd_storage_test(storage_05_tmpfs_full storage_tmpfs.sh reliability storage)
 metricsd_storage_test(storage_06_map_full storage_mapfull.sh reliability storage)
+metricsd_storage_test(storage_07_readers storage_readers.sh reliability storage)
