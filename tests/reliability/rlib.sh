@@ -4,12 +4,6 @@
 # Needs RELIAB in the environment besides what lib.sh needs.
 . "$(dirname "${BASH_SOURCE[0]}")/../integration/lib.sh"
 
-# Under ASan the daemon's freed memory waits in a quarantine (256 MB by default), which
-# would pass for growth in the RSS checks; a small one keeps RSS meaningful.
-if [ -n "${SANITIZE:-}" ]; then
-    export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}quarantine_size_mb=16"
-fi
-
 # start_daemon_nofile N [flags...]: as start_daemon, with the daemon's open-file limit
 # (soft and hard) at N.
 start_daemon_nofile() {
