@@ -41,7 +41,8 @@ static int read_battery(const char *dir, const char *name, sample_device *d)
 {
     int64_t v, volt = -1, cur;
     memset(d, 0, sizeof(*d));
-    snprintf(d->name, sizeof(d->name), "%s", name);
+    /* Cut to the field, said outright so that -Werror=format-truncation holds. */
+    snprintf(d->name, sizeof(d->name), "%.*s", (int)sizeof(d->name) - 1, name);
     d->kind = SK_BATTERY;
     d->ac_online = -1;
     if (sysfs_read_str(dir, "status", d->status, sizeof(d->status)) != 0)
