@@ -48,6 +48,7 @@ typedef struct conn {
     size_t write_queued;
     int closing;
     int served;     /* sent generations: its pid is in some series' process list */
+    int is_spare;   /* the listener's reserve connection (see listener.spare) */
     struct conn *prev, *next;
 } conn;
 
@@ -59,6 +60,9 @@ struct listener {
     conn *conns;
     uint32_t max_clients;
     int own_path; /* we created the socket file */
+    /* One connection kept aside for when malloc fails: the pending connection must
+     * still be accepted (and closed), or libuv stops watching the listening socket. */
+    conn *spare;
 };
 
 typedef struct write_req {
@@ -147,6 +151,13 @@ static void on_conn_closed(uv_handle_t *h)
     conn *c = (conn *)h;
     frame_reader_free(&c->rd);
     free(c->flight);
+    if (c->is_spare) {
+        listener *l = c->l;
+        memset(c, 0, sizeof(*c));
+        c->is_spare = 1;
+        l->spare = c;
+        return;
+    }
     free(c);
 }
 
@@ -432,10 +443,13 @@ static void on_connection(uv_stream_t *server_stream, int status)
         return;
     }
     c = calloc(1, sizeof(*c));
-    if (c == NULL) {
+    if (c == NULL && (c = l->spare) == NULL) {
+        /* Only while the spare is still closing; libuv retries on the next event. */
         stat_counts[ACCEPT_ERRORS]++;
         return;
     }
+    if (c == l->spare)
+        l->spare = NULL;
     uv_pipe_init(srv->loop, &c->pipe, 0);
     c->l = l;
     c->pid = -1;
@@ -450,6 +464,11 @@ static void on_connection(uv_stream_t *server_stream, int status)
     if (uv_accept(server_stream, (uv_stream_t *)&c->pipe) != 0) {
         stat_counts[ACCEPT_ERRORS]++;
         conn_close(c, NULL);
+        return;
+    }
+    if (c->is_spare) {
+        reject(c, NO_MEMORY);
+        conn_close(c, "no memory for a connection");
         return;
     }
     uv_os_fd_t fd;
@@ -589,10 +608,13 @@ int listener_start(server *srv, listener **out, char *why, size_t why_len)
     l->srv = srv;
     /* Client frames are at most 64 KiB; decoded, protobuf-c's structs take a few times
      * that. 8 MiB is room for any honest frame and a hard bound for a hostile one. */
-    if ((rc = frame_arena_init(&l->arena, 8u << 20)) != 0) {
+    if ((l->spare = calloc(1, sizeof(*l->spare))) == NULL ||
+        (rc = frame_arena_init(&l->arena, 8u << 20)) != 0) {
+        free(l->spare);
         free(l);
-        return rc;
+        return -ENOMEM;
     }
+    l->spare->is_spare = 1;
     uv_pipe_init(srv->loop, &l->pipe, 0);
     l->pipe.data = l;
     if (lp && lf && atol(lp) == (long)getpid() && atoi(lf) >= 1) {
@@ -657,5 +679,7 @@ void listener_stop(listener *l)
 
 void listener_free(listener *l)
 {
+    if (l != NULL)
+        free(l->spare);
     free(l);
 }
