@@ -1,0 +1,118 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * bench_memory: the daemon's resident memory with 1,000 clients connected and 1,000
+ * series live. 1,000 connections are opened from 10 processes (100 each); every
+ * connection sends generations of its own model, and keeps one generation in flight,
+ * so the daemon holds 1,000 series, 1,000 connections and their in-flight maps.
+ * Resident memory (VmRSS) and its peak (VmHWM) are read from /proc.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common.h"
+#include "metricsd.h"
+
+#define PROCS 10
+#define PER_PROC 100
+#define EVENTS 20
+
+int main(void)
+{
+    bench_daemon d;
+    char buf[160];
+    int ready[2], go[2];
+    const char *extra[] = { "--max-series", "1000", NULL };
+
+    bench_begin("bench_memory: daemon resident memory, 1,000 clients and 1,000 series");
+    if (bench_daemon_start(&d, NULL, extra) != 0)
+        return 1;
+    int64_t rss0 = bench_proc_rss(d.pid);
+    if (pipe(ready) != 0 || pipe(go) != 0)
+        return 1;
+    pid_t kids[PROCS];
+    for (int p = 0; p < PROCS; p++) {
+        fflush(NULL);
+        kids[p] = fork();
+        if (kids[p] != 0)
+            continue;
+        metricsd_client *c[PER_PROC];
+        metricsd_gen *open[PER_PROC];
+        uint64_t seed = (uint64_t)p;
+        for (int i = 0; i < PER_PROC; i++) {
+            char model[32];
+            snprintf(model, sizeof model, "model-%04d", p * PER_PROC + i);
+            metricsd_connect(&c[i], d.socket, "bench-memory");
+            for (int e = 0; e < EVENTS; e++) {
+                metricsd_gen *g = metricsd_begin(c[i], model, &(metricsd_gen_opts){ .backend = "cuda" });
+                metricsd_first_token(g);
+                for (int k = 0; k < 64; k++) {
+                    for (volatile int spin = (int)(bench_unit(&seed) * 200); spin > 0; spin--)
+                        ;
+                    metricsd_token(g);
+                }
+                metricsd_end(g, METRICSD_OK);
+            }
+            open[i] = metricsd_begin(c[i], model, &(metricsd_gen_opts){ .backend = "cuda" });
+            metricsd_flush(c[i]);
+        }
+        for (int r = 0; r < 200; r++) {
+            int left = 0;
+            for (int i = 0; i < PER_PROC; i++)
+                left += metricsd_flush(c[i]) != 0;
+            if (!left)
+                break;
+            bench_sleep_ms(10);
+        }
+        char x = 1;
+        if (write(ready[1], &x, 1) != 1)
+            _exit(1);
+        if (read(go[0], &x, 1) < 0)
+            _exit(1);
+        for (int i = 0; i < PER_PROC; i++) {
+            metricsd_end(open[i], METRICSD_OK);
+            metricsd_close(c[i]);
+        }
+        _exit(0);
+    }
+    for (int p = 0; p < PROCS; p++) {
+        char x;
+        if (read(ready[0], &x, 1) != 1)
+            return 1;
+    }
+    int64_t want = (int64_t)PROCS * PER_PROC * EVENTS;
+    for (int i = 0; i < 500 && bench_daemon_counter(&d, "generations_accepted") < want; i++)
+        bench_sleep_ms(20);
+    bench_sleep_ms(1500); /* a flush or two, and a sampler pass */
+    metricsd_query_opts qo = { .size = sizeof qo, .socket_path = d.socket };
+    metricsd_daemon_status *st = NULL;
+    uint32_t clients = 0, series = 0, in_flight = 0;
+    if (metricsd_query_status(&qo, &st) == 0) {
+        clients = st->clients;
+        series = st->series;
+        in_flight = st->in_flight;
+        metricsd_daemon_status_free(st);
+    }
+    int64_t rss = bench_proc_rss(d.pid), hwm = bench_proc_hwm(d.pid);
+    printf("daemon at start: %.1f MiB resident\n", (double)rss0 / 1048576.0);
+    printf("with %u clients, %u series, %u generations in flight, %lld accepted: "
+           "%.1f MiB resident (peak %.1f MiB)\n",
+           clients, series, in_flight,
+           (long long)bench_daemon_counter(&d, "generations_accepted"),
+           (double)rss / 1048576.0, (double)hwm / 1048576.0);
+    fflush(stdout);
+    if (write(go[1], "xxxxxxxxxx", PROCS) != PROCS) /* one byte per process */
+        return 1;
+    for (int p = 0; p < PROCS; p++)
+        waitpid(kids[p], NULL, 0);
+    snprintf(buf, sizeof buf, "%.1f MiB (peak %.1f; %u clients, %u series)",
+             (double)rss / 1048576.0, (double)hwm / 1048576.0, clients, series);
+    bench_row("memory", "daemon RSS, 1,000 clients, 1,000 series", buf, "<= 32 MiB",
+              rss <= 32ll << 20);
+    bench_daemon_stop(&d);
+    bench_end();
+    return 0;
+}
