@@ -335,12 +335,16 @@ static int cmd_power(const ctl_opts *o)
         return 0;
     }
     char b[8][32], mem[48];
-    printf("%-28s %-8s %8s %6s %-17s %6s %10s %10s %10s\n", "DEVICE", "KIND", "POWER W",
+    int w = 6; /* the DEVICE column fits the longest name */
+    for (size_t i = 0; i < p->n_devices; i++)
+        if ((int)strlen(p->devices[i].name) > w)
+            w = (int)strlen(p->devices[i].name);
+    printf("%-*s %-8s %8s %6s %-17s %6s %10s %10s %10s\n", w, "DEVICE", "KIND", "POWER W",
            "UTIL%", "MEM MiB used/tot", "TEMP C", "ENERGY J", "ATTRIB J", "IDLE J");
     for (size_t i = 0; i < p->n_devices; i++) {
         const metricsd_power_device *d = &p->devices[i];
         if (!d->available) {
-            printf("%-28s %-8s unavailable: %s\n", d->name, d->kind, d->unavailable_reason);
+            printf("%-*s %-8s unavailable: %s\n", w, d->name, d->kind, d->unavailable_reason);
             continue;
         }
         if (d->mem_total_bytes)
@@ -348,17 +352,17 @@ static int cmd_power(const ctl_opts *o)
                      (double)d->mem_total_bytes / 1048576.0);
         else
             snprintf(mem, sizeof(mem), "-");
-        printf("%-28s %-8s %8s %6s %-17s %6s %10s %10s %10s\n", d->name, d->kind,
+        printf("%-*s %-8s %8s %6s %-17s %6s %10s %10s %10s\n", w, d->name, d->kind,
                num(b[0], sizeof(b[0]), d->power_w), num(b[1], sizeof(b[1]), d->util_pct), mem,
                num(b[2], sizeof(b[2]), d->temp_c), num(b[3], sizeof(b[3]), d->energy_j),
                num(b[4], sizeof(b[4]), d->attributed_j), num(b[5], sizeof(b[5]), d->idle_j));
         if (d->battery_status[0])
-            printf("%-28s   %s, %s%% charged (%s of %s Wh), AC %s\n", "", d->battery_status,
+            printf("%-*s   %s, %s%% charged (%s of %s Wh), AC %s\n", w, "", d->battery_status,
                    num(b[6], sizeof(b[6]), d->capacity_pct), num(b[7], sizeof(b[7]), d->energy_now_j / 3600),
                    num(b[5], sizeof(b[5]), d->energy_full_j / 3600),
                    d->ac_online < 0 ? "unknown" : d->ac_online ? "online" : "offline");
         if (d->note[0])
-            printf("%-28s   %s\n", "", d->note);
+            printf("%-*s   %s\n", w, "", d->note);
     }
     if (p->n_processes > 0) {
         printf("\n%-8s %10s %10s  %s\n", "PID", "RSS MiB", "GPU MiB", "MODELS");
