@@ -37,13 +37,14 @@ typedef struct server {
     int64_t last_flush_unix_ns;
     uint32_t clients;
     uint32_t in_flight;
-    uint32_t last_minute;     /* newest minute key handed out (clock jump guard) */
     unsigned flushes_since_retention;
     struct listener *listener;
     struct power *power;      /* samplers and energy attribution */
     int on_battery;           /* the last sample saw a battery discharging */
 } server;
 
+/* The daemon's wall clock in unix ns: CLOCK_REALTIME, except that a step back of up
+ * to 10 minutes is absorbed (the rule is written at its definition in main.c). */
 int64_t server_now_unix_ns(void);
 /* Write every pending delta in one transaction. Returns 0 or a negative errno; on
  * failure the deltas stay pending (bounded by max_pending). */
