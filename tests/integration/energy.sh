@@ -77,7 +77,7 @@ near "$(gpu .idle_j)" "$(awk -v u="$up" 'BEGIN { print 100 * u - 300 }')" 0.05 \
     || fail "(a) idle_j $(gpu .idle_j) for $up s sampled"
 [ "$(jq -r ".processes[] | select(.pid == $DRIVER) | .models" "$TMP/power.json")" = "energy-a,energy-b" ] \
     || fail "(a) power lists no process $DRIVER serving both models: $(jq -c .processes "$TMP/power.json")"
-ctl power | grep -q "Fake GPU (gpu 0) .* gpu " || fail "(a) power table: $(ctl power)"
+ctl power | grep -Eq "^Fake GPU \(gpu 0\) +gpu +100 " || fail "(a) power table: $(ctl power)"
 ctl stats | grep -q "J/TOK" || fail "(a) stats table has no J/TOK column"
 echo "(a) power: $(gpu .attributed_j) J attributed, $(gpu .idle_j) J idle: ok"
 
