@@ -214,11 +214,29 @@ static void update_memory(power *p)
 {
     series_table *t = &p->srv->series;
     const char *proc_root = p->srv->cfg.proc_root[0] ? p->srv->cfg.proc_root : "/proc";
+    /* One engine usually serves many series: read each pid's status once a tick (a
+     * /proc read is some 20 µs). Past the cache's room, pids are read again. */
+    struct { int32_t pid; int rc; uint64_t rss; } seen[32];
+    size_t n_seen = 0;
     for (size_t i = 0; i < t->n; i++) {
         series *s = t->all[i];
         for (uint32_t j = 0; j < s->n_pids;) {
             uint64_t rss = 0;
-            int rc = sampler_proc_rss(proc_root, s->pids[j], &rss);
+            size_t k;
+            int rc;
+            for (k = 0; k < n_seen && seen[k].pid != s->pids[j]; k++)
+                ;
+            if (k < n_seen) {
+                rc = seen[k].rc;
+                rss = seen[k].rss;
+            } else {
+                rc = sampler_proc_rss(proc_root, s->pids[j], &rss);
+                if (n_seen < sizeof(seen) / sizeof(seen[0])) {
+                    seen[n_seen].pid = s->pids[j];
+                    seen[n_seen].rc = rc;
+                    seen[n_seen++].rss = rss;
+                }
+            }
             if (rc == -ENOENT) {
                 series_forget_pid(s, s->pids[j]); /* moves the last pid to j */
                 continue;
