@@ -86,7 +86,7 @@ static int roundtrip(const metricsd_query_opts *o, Metricsd__Query *q, Metricsd_
     frame_reader rd;
     uint8_t *buf;
     size_t n, off = 0;
-    int fd, rc;
+    int fd = -1, rc;
 
     env.msg_case = METRICSD__ENVELOPE__MSG_QUERY;
     env.query = q;
