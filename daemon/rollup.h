@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "frame.h"
 #include "metricsd.pb-c.h"
 #include "sketch.h"
 
@@ -45,5 +46,7 @@ size_t rollup_packed_size(const rollup *r);
 size_t rollup_pack(const rollup *r, uint8_t *out);
 /* Unpack and merge a stored Rollup value into dst. */
 int rollup_merge_packed(rollup *dst, const uint8_t *data, size_t len);
+/* The same, unpacking in arena (reset first) when the record fits there. */
+int rollup_merge_packed_in(rollup *dst, const uint8_t *data, size_t len, frame_arena *arena);
 
 #endif
