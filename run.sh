@@ -56,7 +56,7 @@ demo() {
     echo
     "$ctl" stats
     echo
-    echo "More: $ctl status | $ctl models | $ctl stats MODEL --since 5m --json"
+    echo "More: $ctl status | $ctl models | $ctl power | $ctl stats MODEL --since 5m --json"
 }
 
 # fuzz_frame (issue 6, scenario 9) for FUZZ_SECONDS (default 120), on a copy of the seed
