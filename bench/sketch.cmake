@@ -4,3 +4,4 @@
 add_executable(bench_sketch sketch.c)
 target_link_libraries(bench_sketch PRIVATE metricsd_sketch metricsd_flags m)
 set_target_properties(bench_sketch PROPERTIES OUTPUT_NAME sketch)
+target_include_directories(bench_sketch PRIVATE ${PROJECT_SOURCE_DIR}/tests/support)
