@@ -769,6 +769,7 @@ int metricsd_end(metricsd_gen *g, metricsd_status status)
     Metricsd__Envelope env = METRICSD__ENVELOPE__INIT;
     Metricsd__Generation m = METRICSD__GENERATION__INIT;
     Metricsd__Sketch itl;
+    sketch_pb_scratch scr = { 0 }; /* the ITL as runs when that is shorter (one malloc) */
     Metricsd__Label lv[METRICSD_MAX_LABELS];
     Metricsd__Label *lp[METRICSD_MAX_LABELS];
 
@@ -810,7 +811,7 @@ int metricsd_end(metricsd_gen *g, metricsd_status status)
     m.error_kind = g->error_kind;
     fold_pending(g);
     if (sketch_count(&g->itl) > 0) {
-        sketch_pb_view(&g->itl, &itl);
+        sketch_pb_view_compact(&g->itl, &itl, &scr);
         m.itl = &itl;
     }
     for (unsigned i = 0; i < g->n_labels; i++) {
@@ -825,6 +826,7 @@ int metricsd_end(metricsd_gen *g, metricsd_status status)
     env.generation = &m;
 
     int rc = enqueue(c, &env);
+    sketch_pb_scratch_free(&scr);
     atomic_fetch_sub_explicit(&c->in_flight, 1, memory_order_relaxed);
     gen_free(g);
     return rc;
@@ -848,6 +850,7 @@ int metricsd_record(metricsd_client *c, const metricsd_event *ev)
     Metricsd__Envelope env = METRICSD__ENVELOPE__INIT;
     Metricsd__Generation m = METRICSD__GENERATION__INIT;
     Metricsd__Sketch itl_msg;
+    sketch_pb_scratch scr = { 0 };
     Metricsd__Label lv[METRICSD_MAX_LABELS];
     Metricsd__Label *lp[METRICSD_MAX_LABELS];
     sketch itl;
@@ -900,7 +903,7 @@ int metricsd_record(metricsd_client *c, const metricsd_event *ev)
             sketch_record(&itl, (double)e.itl_ns[i]); /* negatives are refused: skipped */
     }
     if (sketch_count(&itl) > 0) {
-        sketch_pb_view(&itl, &itl_msg);
+        sketch_pb_view_compact(&itl, &itl_msg, &scr);
         m.itl = &itl_msg;
     }
     size_t nl = 0;
@@ -921,6 +924,7 @@ int metricsd_record(metricsd_client *c, const metricsd_event *ev)
     env.generation = &m;
 
     int rc = enqueue(c, &env);
+    sketch_pb_scratch_free(&scr);
     sketch_free(&itl);
     return rc;
 }

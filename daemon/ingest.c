@@ -103,8 +103,11 @@ int ingest_check(const Metricsd__Generation *g, sketch *itl)
             (g->labels[i]->value && g->labels[i]->value[0] && !ingest_name_valid(g->labels[i]->value)))
             return NAME_INVALID;
     if (g->itl != NULL) {
-        /* A view of the message's counts: no allocation and no copy per event. */
-        if (sketch_pb_borrow(itl, g->itl) != 0)
+        /* A view of the message's counts: no allocation and no copy per event. Runs are
+         * expanded into this module's buffer (the daemon is one thread), which holds
+         * until the next check, after the caller's ingest_apply. */
+        static uint64_t runs_buf[SKETCH_MAX_BUCKETS];
+        if (sketch_pb_borrow(itl, g->itl, runs_buf) != 0)
             return SKETCH_INVALID;
         /* n tokens have n - 1 gaps. */
         if (sketch_count(itl) > 0 && sketch_count(itl) >= (uint64_t)(g->output_tokens > 0 ? g->output_tokens : 1))

@@ -27,8 +27,10 @@ int ingest_name_valid(const char *s);
 
 /* Check g. Returns -1 when it is acceptable, else the reason to reject it. itl is
  * initialised by this call with the event's inter-token sketch (empty when the event
- * has none): a read-only view into g (sketch_view_parts), valid while g is. The
- * caller may sketch_free it whatever the result (that frees nothing). */
+ * has none): a read-only view into g (sketch_view_parts), valid while g is and until
+ * the next ingest_check (a sketch sent as runs is expanded into one buffer of this
+ * module's: call from one thread). The caller may sketch_free it whatever the result
+ * (that frees nothing). */
 int ingest_check(const Metricsd__Generation *g, sketch *itl);
 
 /* Add a checked g (and its itl sketch) to r. now_unix_ns stamps first/last seen.

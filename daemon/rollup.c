@@ -104,7 +104,8 @@ int rollup_merge_pb(rollup *dst, const Metricsd__Rollup *m)
     return 0;
 }
 
-void rollup_view(const rollup *r, Metricsd__Rollup *msg, Metricsd__Sketch sk[M__COUNT])
+void rollup_view(const rollup *r, Metricsd__Rollup *msg, Metricsd__Sketch sk[M__COUNT],
+                 sketch_pb_scratch *scr)
 {
     metricsd__rollup__init(msg);
 #define SET(f)                                                                         \
@@ -135,16 +136,23 @@ void rollup_view(const rollup *r, Metricsd__Rollup *msg, Metricsd__Sketch sk[M__
     for (int i = 0; i < M__COUNT; i++) {
         if (r->sk[i].count == 0)
             continue; /* an empty sketch costs nothing on disk */
-        sketch_pb_view(&r->sk[i], &sk[i]);
+        if (scr != NULL)
+            sketch_pb_view_compact(&r->sk[i], &sk[i], &scr[i]);
+        else
+            sketch_pb_view(&r->sk[i], &sk[i]);
         *slots[i] = &sk[i];
     }
 }
+
+/* Stored rollups take the compact form. The runs are built in this module's scratch,
+ * reused from record to record (store writes run on the daemon's one thread). */
+static sketch_pb_scratch pack_scratch[M__COUNT];
 
 size_t rollup_packed_size(const rollup *r)
 {
     Metricsd__Rollup msg;
     Metricsd__Sketch sk[M__COUNT];
-    rollup_view(r, &msg, sk);
+    rollup_view(r, &msg, sk, pack_scratch);
     return metricsd__rollup__get_packed_size(&msg);
 }
 
@@ -152,7 +160,7 @@ size_t rollup_pack(const rollup *r, uint8_t *out)
 {
     Metricsd__Rollup msg;
     Metricsd__Sketch sk[M__COUNT];
-    rollup_view(r, &msg, sk);
+    rollup_view(r, &msg, sk, pack_scratch);
     return metricsd__rollup__pack(&msg, out);
 }
 

@@ -13,6 +13,7 @@
 #include "frame.h"
 #include "metricsd.pb-c.h"
 #include "sketch.h"
+#include "sketch_pb.h"
 
 /* The metrics with a distribution. Durations are in ns; decode_tps in tokens/s. */
 enum rollup_metric { M_TTFT, M_TPOT, M_ITL, M_E2E, M_QUEUE, M_DECODE_TPS, M__COUNT };
@@ -38,8 +39,11 @@ int rollup_merge(rollup *dst, const rollup *src);
 /* dst += the stored message m. Returns 0, -EINVAL (a sketch that does not decode), or
  * -ENOMEM. */
 int rollup_merge_pb(rollup *dst, const Metricsd__Rollup *m);
-/* Point msg (and the sketch messages in sk, which must outlive msg) at r. */
-void rollup_view(const rollup *r, Metricsd__Rollup *msg, Metricsd__Sketch sk[M__COUNT]);
+/* Point msg (and the sketch messages in sk, which must outlive msg) at r. With scr
+ * (M__COUNT scratch slots, zero-initialised, freed by the caller with
+ * sketch_pb_scratch_free) each sketch takes whichever of counts and runs is smaller. */
+void rollup_view(const rollup *r, Metricsd__Rollup *msg, Metricsd__Sketch sk[M__COUNT],
+                 sketch_pb_scratch *scr);
 /* Bytes of r packed as a Rollup message. */
 size_t rollup_packed_size(const rollup *r);
 /* Pack into out (rollup_packed_size bytes). Returns bytes written. */

@@ -3,3 +3,4 @@
 metricsd_unit_test(test_frame SOURCES test_frame.c LIBS metricsd_proto)
 metricsd_unit_test(test_ingest SOURCES test_ingest.c LIBS metricsd_core)
 metricsd_unit_test(test_store SOURCES test_store.c LIBS metricsd_core)
+metricsd_unit_test(test_sketch_pb SOURCES test_sketch_pb.c LIBS metricsd_proto)
