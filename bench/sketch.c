@@ -17,6 +17,7 @@
 
 #include "sketch.h"
 
+#include "common.h"
 #include "testrand.h"
 
 /* ---- sample sets, in ns ---- */
@@ -65,35 +66,6 @@ static double median(double *v, size_t n)
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-/* ---- machine ---- */
-
-static void print_machine(void)
-{
-    char line[256], model[256] = "unknown";
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    if (f) {
-        while (fgets(line, sizeof line, f)) {
-            if (strncmp(line, "model name", 10) == 0) {
-                const char *p = strchr(line, ':');
-                if (p) {
-                    p++;
-                    while (*p == ' ' || *p == '\t')
-                        p++;
-                    snprintf(model, sizeof model, "%s", p);
-                    model[strcspn(model, "\n")] = 0;
-                }
-                break;
-            }
-        }
-        fclose(f);
-    }
-    printf("machine: %s, %ld cores online\n", model, sysconf(_SC_NPROCESSORS_ONLN));
-#ifdef __OPTIMIZE__
-    printf("build: optimised, compiler %s\n", __VERSION__);
-#else
-    printf("build: NOT optimised (use a Release build), compiler %s\n", __VERSION__);
-#endif
-}
 
 /* ---- encoded size of the Sketch message (proto/metricsd.proto, fields 1-8) ---- */
 
@@ -333,10 +305,11 @@ int main(void)
 {
     for (size_t k = 0; k < geo_buckets.n; k++)
         geo_buckets.le[k] = 1e-4 * pow(1.5, (double)k);
-    print_machine();
+    bench_begin("bench_sketch: record and merge cost, encoded size, quantile error");
     bench_record();
     bench_merge();
     bench_size();
     error_table();
+    bench_end();
     return 0;
 }
