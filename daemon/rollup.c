@@ -6,6 +6,7 @@
 #include "rollup.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "sketch_pb.h"
@@ -162,6 +163,26 @@ size_t rollup_pack(const rollup *r, uint8_t *out)
     Metricsd__Sketch sk[M__COUNT];
     rollup_view(r, &msg, sk, pack_scratch);
     return metricsd__rollup__pack(&msg, out);
+}
+
+int rollup_pack_buf(const rollup *r, uint8_t **buf, size_t *cap, size_t *len)
+{
+    Metricsd__Rollup msg;
+    Metricsd__Sketch sk[M__COUNT];
+    rollup_view(r, &msg, sk, pack_scratch); /* once, for both the size and the bytes */
+    size_t n = metricsd__rollup__get_packed_size(&msg);
+    if (n > *cap) {
+        size_t c = *cap ? *cap : 4096;
+        while (c < n)
+            c *= 2;
+        uint8_t *p = realloc(*buf, c);
+        if (p == NULL)
+            return -ENOMEM;
+        *buf = p;
+        *cap = c;
+    }
+    *len = metricsd__rollup__pack(&msg, *buf);
+    return 0;
 }
 
 int rollup_merge_packed_in(rollup *dst, const uint8_t *data, size_t len, frame_arena *arena)

@@ -46,6 +46,9 @@ void rollup_view(const rollup *r, Metricsd__Rollup *msg, Metricsd__Sketch sk[M__
                  sketch_pb_scratch *scr);
 /* Bytes of r packed as a Rollup message. */
 size_t rollup_packed_size(const rollup *r);
+/* Pack into *buf, growing it (*cap bytes) as needed; *len is set to the bytes written.
+ * Returns 0 or -ENOMEM. */
+int rollup_pack_buf(const rollup *r, uint8_t **buf, size_t *cap, size_t *len);
 /* Pack into out (rollup_packed_size bytes). Returns bytes written. */
 size_t rollup_pack(const rollup *r, uint8_t *out);
 /* Unpack and merge a stored Rollup value into dst. */

@@ -285,21 +285,6 @@ int store_load_series(store *st, store_series_cb cb, void *ud)
     return ret;
 }
 
-static int scratch_reserve(store *st, size_t n)
-{
-    if (st->scratch_cap >= n)
-        return 0;
-    size_t cap = st->scratch_cap ? st->scratch_cap : 4096;
-    while (cap < n)
-        cap *= 2;
-    uint8_t *p = realloc(st->scratch, cap);
-    if (p == NULL)
-        return -ENOMEM;
-    st->scratch = p;
-    st->scratch_cap = cap;
-    return 0;
-}
-
 /* Merge delta into the record at key of db: read, merge in memory, write back. */
 static int merge_record(store *st, MDB_txn *txn, MDB_dbi db, const uint8_t key[8],
                         const rollup *delta, rollup *tmp)
@@ -321,10 +306,9 @@ static int merge_record(store *st, MDB_txn *txn, MDB_dbi db, const uint8_t key[8
     } else if (rc != MDB_NOTFOUND) {
         return rc;
     }
-    size_t n = rollup_packed_size(out);
-    if (scratch_reserve(st, n) != 0)
+    size_t n;
+    if (rollup_pack_buf(out, &st->scratch, &st->scratch_cap, &n) != 0)
         return ENOMEM;
-    rollup_pack(out, st->scratch);
     v.mv_size = n;
     v.mv_data = st->scratch;
     return mdb_put(txn, db, &k, &v, 0);

@@ -42,40 +42,38 @@ static size_t varint_len(uint64_t v)
 
 void sketch_pb_view_compact(const sketch *s, Metricsd__Sketch *msg, sketch_pb_scratch *scr)
 {
-    size_t dense = 0, sparse = 0, pairs = 0, skip = 0;
+    size_t dense = 0, sparse = 0, k = 0, skip = 0;
+    const uint64_t *counts;
+    size_t n;
 
     sketch_pb_view(s, msg);
-    for (size_t i = 0; i < msg->n_counts; i++) {
-        uint64_t c = msg->counts[i];
-        dense += varint_len(c);
+    counts = msg->counts;
+    n = msg->n_counts;
+    if (n < 4)
+        return; /* nothing to gain */
+    /* One pass builds the runs and sizes both forms: at most 2n entries. */
+    if (scr->cap < 2 * n) {
+        uint64_t *r = realloc(scr->runs, 2 * n * sizeof(*r));
+        if (r == NULL)
+            return; /* counts it is: bigger, never wrong */
+        scr->runs = r;
+        scr->cap = 2 * n;
+    }
+    for (size_t i = 0; i < n; i++) {
+        uint64_t c = counts[i];
+        size_t vl = varint_len(c);
+        dense += vl;
         if (c == 0) {
             skip++;
             continue;
         }
-        sparse += varint_len(skip) + varint_len(c);
-        pairs++;
+        sparse += varint_len(skip) + vl;
+        scr->runs[k++] = skip;
+        scr->runs[k++] = c;
         skip = 0;
     }
     if (sparse >= dense)
         return;
-    if (scr->cap < 2 * pairs) {
-        uint64_t *r = realloc(scr->runs, 2 * pairs * sizeof(*r));
-        if (r == NULL)
-            return; /* counts it is: bigger, never wrong */
-        scr->runs = r;
-        scr->cap = 2 * pairs;
-    }
-    size_t k = 0;
-    skip = 0;
-    for (size_t i = 0; i < msg->n_counts; i++) {
-        if (msg->counts[i] == 0) {
-            skip++;
-            continue;
-        }
-        scr->runs[k++] = skip;
-        scr->runs[k++] = msg->counts[i];
-        skip = 0;
-    }
     msg->n_runs = k;
     msg->runs = scr->runs;
     msg->n_counts = 0;
