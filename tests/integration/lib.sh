@@ -28,18 +28,21 @@ fail() {
     exit 1
 }
 
-# start_daemon [extra flags...]: start and wait until it answers.
+# start_daemon [extra flags...]: start and wait until it answers. DAEMON_ENV, if set,
+# holds VAR=VALUE words for the daemon's environment (a preloaded shim, libfaketime).
 start_daemon() {
-    "$METRICSD" --socket "$SOCK" --db "$DB" --flush-interval 200 "$@" >>"$TMP/daemon.log" 2>&1 &
+    # shellcheck disable=SC2086 # the words are VAR=VALUE pairs
+    env ${DAEMON_ENV:-} "$METRICSD" --socket "$SOCK" --db "$DB" --flush-interval 200 "$@" \
+        >>"$TMP/daemon.log" 2>&1 &
     DAEMON_PID=$!
-    for _ in $(seq 1 200); do
+    for _ in $(seq 1 400); do
         if "$METRICSCTL" --socket "$SOCK" status >/dev/null 2>&1; then
             return 0
         fi
         kill -0 "$DAEMON_PID" 2>/dev/null || fail "metricsd exited at start"
         sleep 0.05
     done
-    fail "metricsd did not answer within 10 s"
+    fail "metricsd did not answer within 20 s"
 }
 
 # stop_daemon: SIGTERM, and it must exit 0.

@@ -9,17 +9,7 @@
 start_daemon_env() {
     local envs=$1
     shift
-    # shellcheck disable=SC2086 # the words are VAR=VALUE pairs
-    env $envs "$METRICSD" --socket "$SOCK" --db "$DB" --flush-interval 200 "$@" >>"$TMP/daemon.log" 2>&1 &
-    DAEMON_PID=$!
-    for _ in $(seq 1 400); do
-        if "$METRICSCTL" --socket "$SOCK" status >/dev/null 2>&1; then
-            return 0
-        fi
-        kill -0 "$DAEMON_PID" 2>/dev/null || fail "metricsd exited at start"
-        sleep 0.05
-    done
-    fail "metricsd did not answer within 20 s"
+    DAEMON_ENV=$envs start_daemon "$@"
 }
 
 # kill9_daemon: kill -9 and reap.
