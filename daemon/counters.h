@@ -33,7 +33,10 @@
     X(TOO_MANY_CONNECTIONS, "too_many_connections")                                    \
     X(NO_MEMORY, "no_memory")
 
-/* Other counters. */
+/* Other counters. poll_switches: connections switched to polled reads (listener.c,
+ * POLL_*); poll_exits: polled connections that went back to epoll or closed, so
+ * poll_switches - poll_exits are polled now; polled_reads: reads with data in polled
+ * mode. */
 #define STAT_COUNTERS(X)                                                               \
     X(CONNECTIONS, "connections")                                                      \
     X(FRAMES, "frames")                                                                \
@@ -50,7 +53,12 @@
     X(ACCEPT_ERRORS, "accept_errors")                                                  \
     X(SAMPLER_ERRORS, "sampler_errors")                                                \
     X(SAMPLES_DROPPED, "samples_dropped")                                            \
-    X(CLOCK_STEPS, "clock_steps")
+    X(CLOCK_STEPS, "clock_steps")                                                      \
+    X(POLL_SWITCHES, "poll_switches")                                                  \
+    X(POLL_EXITS, "poll_exits")                                                        \
+    X(POLLED_READS, "polled_reads")                                                    \
+    X(QCACHE_HITS, "query_cache_hits")                                                 \
+    X(QCACHE_BUILDS, "query_cache_builds")
 
 #define COUNTER_ENUM(id, name) id,
 enum reject_reason { REJECT_REASONS(COUNTER_ENUM) REJECT__COUNT };

@@ -80,43 +80,6 @@ int64_t server_now_unix_ns(void)
     return out;
 }
 
-int server_flush(server *srv)
-{
-    series_table *t = &srv->series;
-    store_item *items;
-    size_t n = 0;
-    int rc;
-
-    if (t->pending_total == 0)
-        return 0;
-    items = malloc(t->pending_total * sizeof(*items));
-    if (items == NULL)
-        return -ENOMEM;
-    for (size_t i = 0; i < t->n; i++) {
-        series *s = t->all[i];
-        for (uint32_t j = 0; j < s->n_pending; j++) {
-            items[n].id = &s->id;
-            items[n].model = s->model;
-            items[n].backend = s->backend;
-            items[n].minute = s->pending[j].minute;
-            items[n].delta = &s->pending[j].delta;
-            n++;
-        }
-    }
-    rc = store_write(srv->st, items, n);
-    free(items);
-    if (rc != 0) {
-        stat_counts[FLUSH_ERRORS]++;
-        log_limited(5, LOG_ERR, "flush of %zu minute deltas failed: %s; kept in memory (%zu of at most %zu)",
-                    n, strerror(-rc), t->pending_total, t->max_pending);
-        return rc;
-    }
-    series_clear_pending(t);
-    stat_counts[FLUSHES]++;
-    srv->last_flush_unix_ns = server_now_unix_ns();
-    return 0;
-}
-
 static void on_flush_timer(uv_timer_t *t)
 {
     server *srv = t->data;
@@ -128,9 +91,7 @@ static void on_flush_timer(uv_timer_t *t)
     /* Retention once a minute's worth of flushes: a scan over the keys that expire. */
     if (++srv->flushes_since_retention * srv->cfg.flush_ms >= 60000) {
         srv->flushes_since_retention = 0;
-        long n = store_retention(srv->st, (uint32_t)(server_now_unix_ns() / NS_PER_MIN));
-        if (n > 0)
-            log_msg(LOG_INFO, "retention removed %ld rollup records", n);
+        server_retention(srv);
     }
 }
 

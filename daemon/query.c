@@ -15,23 +15,26 @@
 #include "listener.h"
 #include "log.h"
 #include "power.h"
+#include "qcache.h"
 
 #define NS_PER_MIN 60000000000ll
 #define DEFAULT_WINDOW_NS (24ll * 3600 * 1000000000)
 
-int query_series_window(store_reader *rd, const series *s, uint32_t from,
-                        uint32_t to, rollup *acc)
+int query_series_window(server *srv, store_reader *rd, series *s, int64_t window_ns,
+                        uint32_t from, uint32_t sealed, rollup *acc)
 {
     int rc = 0;
     if (s->id != 0 && rd != NULL) {
-        uint32_t h_lo = (from + 59) / 60, h_hi = to / 60; /* whole hours inside */
-        if (h_lo < h_hi) {
-            if ((rc = store_read_minutes(rd, s->id, from, h_lo * 60, acc)) == 0 &&
-                (rc = store_read_hours(rd, s->id, h_lo, h_hi, acc)) == 0)
-                rc = store_read_minutes(rd, s->id, h_hi * 60, to + 1, acc);
-        } else {
-            rc = store_read_minutes(rd, s->id, from, to + 1, acc);
-        }
+        if (sealed <= from)
+            rc = 0; /* the window starts in the current minute: all of it is open */
+        else if (window_ns > 0 && from > store_m1_horizon(srv->st, sealed))
+            rc = qcache_read(rd, s, window_ns, from, sealed, acc);
+        else
+            rc = store_read_window(rd, s->id, from, sealed, acc);
+        /* The current minute, and any after it (written before the clock was set
+         * back), change at every flush: always read. */
+        if (rc == 0)
+            rc = store_read_minutes(rd, s->id, sealed > from ? sealed : from, UINT32_MAX, acc);
     }
     for (uint32_t i = 0; i < s->n_pending && rc == 0; i++)
         if (s->pending[i].minute >= from)
@@ -195,8 +198,9 @@ static int answer_stats(server *srv, const Metricsd__Query *q, Metricsd__Reply *
     /* A window is "since start", open at the top: after the wall clock was corrected
      * backwards, what was stored under the earlier clock has keys after now and is
      * still counted (the rule is at server_now_unix_ns in main.c). Pending deltas
-     * were never bounded above, so stored and live data now agree. */
-    uint32_t to = UINT32_MAX - 1;
+     * were never bounded above, so stored and live data now agree. Minutes before the
+     * current one are closed: the query cache may hold them. */
+    uint32_t sealed = now > 0 ? (uint32_t)(now / NS_PER_MIN) : 0;
     uint32_t from = start > 0 ? (uint32_t)(start / NS_PER_MIN) : 0;
     int by_backend = q->has_by_backend && q->by_backend;
     const char *model = q->model && q->model[0] ? q->model : NULL;
@@ -211,7 +215,7 @@ static int answer_stats(server *srv, const Metricsd__Query *q, Metricsd__Reply *
         log_limited(1, LOG_ERR, "query: cannot read the store: %s", strerror(-rc));
     rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
-        const series *s = srv->series.all[i];
+        series *s = srv->series.all[i];
         row *r = NULL;
         if (model != NULL && strcmp(model, s->model) != 0)
             continue;
@@ -230,7 +234,7 @@ static int answer_stats(server *srv, const Metricsd__Query *q, Metricsd__Reply *
         series_memory(s, &rss, &gpu);
         r->rss_bytes += rss;
         r->gpu_mem_bytes += gpu;
-        rc = query_series_window(rd, s, from, to, &r->acc);
+        rc = query_series_window(srv, rd, s, window, from, sealed, &r->acc);
     }
     store_reader_close(rd);
 

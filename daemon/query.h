@@ -2,8 +2,9 @@
 /*
  * query: answers Query messages. A window merges, per series, the hourly rollups that
  * lie wholly inside it, the minute rollups at its edges and the deltas not yet
- * flushed, so an answer is exact up to the sketch's bucket width and costs at most
- * about (24 + 2 x 60) records per series and day.
+ * flushed, so an answer is exact up to the sketch's bucket width. That costs up to
+ * 24 + 2 x 60 records per series and day; the query cache (qcache.h) keeps the merge
+ * of a window's closed minutes, so asking again costs the minutes that changed.
  */
 #ifndef METRICSD_QUERY_H
 #define METRICSD_QUERY_H
@@ -16,8 +17,11 @@
 
 /* Build the framed reply to q into a malloc'd buffer (*out, *len; caller frees). */
 int query_answer(server *srv, const Metricsd__Query *q, uint8_t **out, size_t *len);
-/* Merge series s's data for minutes [from, to] into acc (store and pending deltas). */
-int query_series_window(store_reader *rd, const series *s, uint32_t from,
-                        uint32_t to, rollup *acc);
+/* Merge series s's data from minute `from` on into acc: stored records and pending
+ * deltas. Stored minutes before `sealed` (the current minute) go through the query
+ * cache's entry for window_ns (qcache.h) when window_ns > 0 and from is inside m1
+ * retention; the rest is read each time. now_ms: a monotonic clock in ms. */
+int query_series_window(server *srv, store_reader *rd, series *s, int64_t window_ns,
+                        uint32_t from, uint32_t sealed, rollup *acc);
 
 #endif

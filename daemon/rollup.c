@@ -66,6 +66,43 @@ int rollup_merge(rollup *dst, const rollup *src)
     return 0;
 }
 
+/* a - b for sums of values >= 0, where rounding must not leave a negative. */
+static double sub_nonneg(double a, double b)
+{
+    double d = a - b;
+    return d > 0 ? d : 0.0;
+}
+
+int rollup_subtract(rollup *dst, const rollup *src)
+{
+    if (src->requests > dst->requests || src->errors > dst->errors ||
+        src->cancelled > dst->cancelled || src->timeouts > dst->timeouts ||
+        src->cold_starts > dst->cold_starts || src->prompt_tokens > dst->prompt_tokens ||
+        src->output_tokens > dst->output_tokens || src->energy_busy_ns > dst->energy_busy_ns ||
+        src->attributed_tokens > dst->attributed_tokens ||
+        src->battery_tokens > dst->battery_tokens)
+        return -EINVAL;
+    for (int i = 0; i < M__COUNT; i++) {
+        int rc = sketch_subtract(&dst->sk[i], &src->sk[i]);
+        if (rc < 0)
+            return rc; /* dst may now be part-subtracted: the caller drops it */
+    }
+    dst->requests -= src->requests;
+    dst->errors -= src->errors;
+    dst->cancelled -= src->cancelled;
+    dst->timeouts -= src->timeouts;
+    dst->cold_starts -= src->cold_starts;
+    dst->prompt_tokens -= src->prompt_tokens;
+    dst->output_tokens -= src->output_tokens;
+    dst->joules = sub_nonneg(dst->joules, src->joules);
+    dst->battery_joules = sub_nonneg(dst->battery_joules, src->battery_joules);
+    dst->battery_pct = sub_nonneg(dst->battery_pct, src->battery_pct);
+    dst->energy_busy_ns -= src->energy_busy_ns;
+    dst->attributed_tokens -= src->attributed_tokens;
+    dst->battery_tokens -= src->battery_tokens;
+    return 0;
+}
+
 static Metricsd__Sketch **pb_sketches(const Metricsd__Rollup *m, Metricsd__Sketch *out[M__COUNT])
 {
     out[M_TTFT] = m->ttft;

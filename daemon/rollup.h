@@ -36,6 +36,11 @@ void rollup_free(rollup *r);
 void rollup_reset(rollup *r);
 /* dst += src. Returns 0 or -ENOMEM. */
 int rollup_merge(rollup *dst, const rollup *src);
+/* dst -= src, src having been merged into dst before (rollup_merge's inverse for the
+ * counters, energy and sketches; sketch_subtract says what happens to min and max).
+ * first_unix_ns and last_unix_ns are left as they are: the caller knows the new span.
+ * Returns 0, or -EINVAL when src is not part of dst; dst is then unusable. */
+int rollup_subtract(rollup *dst, const rollup *src);
 /* dst += the stored message m. Returns 0, -EINVAL (a sketch that does not decode), or
  * -ENOMEM. */
 int rollup_merge_pb(rollup *dst, const Metricsd__Rollup *m);

@@ -37,6 +37,7 @@ typedef struct series {
     uint32_t n_pids;
     uint32_t n_pending, cap_pending;
     series_pending *pending; /* ordered by arrival, not necessarily by minute */
+    struct qcache *qc;       /* query windows kept for the next query (qcache.h) */
     struct series *hnext;
 } series;
 

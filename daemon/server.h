@@ -49,5 +49,8 @@ int64_t server_now_unix_ns(void);
 /* Write every pending delta in one transaction. Returns 0 or a negative errno; on
  * failure the deltas stay pending (bounded by max_pending). */
 int server_flush(server *srv);
+/* Delete what retention no longer keeps, and query cache entries that reach past it
+ * or went unused (qcache.h). Once a minute. */
+void server_retention(server *srv);
 
 #endif

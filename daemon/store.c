@@ -450,13 +450,18 @@ void store_reader_close(store_reader *rd)
     free(rd);
 }
 
-static int read_range(store_reader *rd, MDB_dbi db, uint32_t id, uint32_t from, uint32_t to,
-                      rollup *acc)
+/* Call cb for each record of series id in db with from <= key minute (or hour) < to,
+ * in key order, until cb returns non-zero (then that is returned). */
+typedef int (*record_cb)(store_reader *rd, void *ud, uint32_t at, const uint8_t *data,
+                         size_t len);
+
+static int each_record(store_reader *rd, MDB_dbi db, uint32_t id, uint32_t from, uint32_t to,
+                       record_cb cb, void *ud)
 {
     MDB_cursor *cur;
     uint8_t key[8];
     MDB_val k = { 8, key }, v;
-    int rc;
+    int rc, stop = 0;
 
     if (from >= to)
         return 0;
@@ -466,23 +471,93 @@ static int read_range(store_reader *rd, MDB_dbi db, uint32_t id, uint32_t from, 
         return mdb_errno(rc);
     for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
          rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        if (k.mv_size != 8 || get_be32(k.mv_data) != id || get_be32((uint8_t *)k.mv_data + 4) >= to)
+        uint32_t at = get_be32((uint8_t *)k.mv_data + 4);
+        if (k.mv_size != 8 || get_be32(k.mv_data) != id || at >= to)
             break;
-        if (rollup_merge_packed_in(acc, v.mv_data, v.mv_size, &rd->st->unpack) != 0)
-            log_limited(0, LOG_ERR, "store: a rollup record does not decode; skipped");
+        if ((stop = cb(rd, ud, at, v.mv_data, v.mv_size)) != 0)
+            break;
     }
     mdb_cursor_close(cur);
+    if (stop != 0)
+        return stop;
     return rc == 0 || rc == MDB_NOTFOUND ? 0 : mdb_errno(rc);
+}
+
+static int merge_cb(store_reader *rd, void *ud, uint32_t at, const uint8_t *data, size_t len)
+{
+    (void)at;
+    if (rollup_merge_packed_in(ud, data, len, &rd->st->unpack) != 0)
+        log_limited(0, LOG_ERR, "store: a rollup record does not decode; skipped");
+    return 0;
 }
 
 int store_read_minutes(store_reader *rd, uint32_t id, uint32_t from, uint32_t to, rollup *acc)
 {
-    return read_range(rd, rd->st->m1, id, from, to, acc);
+    return each_record(rd, rd->st->m1, id, from, to, merge_cb, acc);
 }
 
 int store_read_hours(store_reader *rd, uint32_t id, uint32_t from, uint32_t to, rollup *acc)
 {
-    return read_range(rd, rd->st->h1, id, from, to, acc);
+    return each_record(rd, rd->st->h1, id, from, to, merge_cb, acc);
+}
+
+int store_read_window(store_reader *rd, uint32_t id, uint32_t from, uint32_t to, rollup *acc)
+{
+    uint32_t h_lo = from / 60 + (from % 60 != 0), h_hi = to / 60; /* whole hours inside */
+    int rc;
+    if (h_lo >= h_hi)
+        return store_read_minutes(rd, id, from, to, acc);
+    if ((rc = store_read_minutes(rd, id, from, h_lo * 60, acc)) == 0 &&
+        (rc = store_read_hours(rd, id, h_lo, h_hi, acc)) == 0)
+        rc = store_read_minutes(rd, id, h_hi * 60, to, acc);
+    return rc;
+}
+
+typedef struct sub_ctx {
+    rollup *acc, *scratch;
+} sub_ctx;
+
+static int sub_cb(store_reader *rd, void *ud, uint32_t at, const uint8_t *data, size_t len)
+{
+    sub_ctx *c = ud;
+    (void)at;
+    rollup_reset(c->scratch);
+    /* A record that does not decode was skipped when it was added, so it is skipped
+     * here too. */
+    if (rollup_merge_packed_in(c->scratch, data, len, &rd->st->unpack) != 0)
+        return 0;
+    return rollup_subtract(c->acc, c->scratch) != 0 ? -EINVAL : 0;
+}
+
+int store_sub_minutes(store_reader *rd, uint32_t id, uint32_t from, uint32_t to, rollup *acc,
+                      rollup *scratch)
+{
+    sub_ctx c = { acc, scratch };
+    return each_record(rd, rd->st->m1, id, from, to, sub_cb, &c);
+}
+
+static int first_cb(store_reader *rd, void *ud, uint32_t at, const uint8_t *data, size_t len)
+{
+    rollup *r = ud;
+    (void)at;
+    rollup_reset(r);
+    if (rollup_merge_packed_in(r, data, len, &rd->st->unpack) != 0 || r->first_unix_ns == 0)
+        return 0; /* undecodable or empty: look further */
+    return 1;
+}
+
+int store_first_unix_ns(store_reader *rd, uint32_t id, uint32_t from, uint32_t to,
+                        rollup *scratch, int64_t *first)
+{
+    int rc = each_record(rd, rd->st->m1, id, from, to, first_cb, scratch);
+    *first = rc == 1 ? scratch->first_unix_ns : 0;
+    return rc == 1 ? 0 : rc;
+}
+
+uint32_t store_m1_horizon(const store *st, uint32_t now_minute)
+{
+    uint32_t keep = (uint32_t)st->m1_days * 1440u;
+    return now_minute > keep ? now_minute - keep : 0;
 }
 
 int store_write_samples(store *st, const store_sample *smp, size_t n)
@@ -573,7 +648,7 @@ static long expire(MDB_txn *txn, MDB_dbi db, uint32_t cutoff)
 long store_retention(store *st, uint32_t now_minute)
 {
     MDB_txn *txn;
-    uint32_t m1_cut = now_minute > (uint32_t)st->m1_days * 1440u ? now_minute - (uint32_t)st->m1_days * 1440u : 0;
+    uint32_t m1_cut = store_m1_horizon(st, now_minute);
     uint32_t h1_cut = now_minute / 60 > (uint32_t)st->h1_days * 24u ? now_minute / 60 - (uint32_t)st->h1_days * 24u : 0;
     int rc = txn_begin(st, 0, &txn);
     if (rc != 0)

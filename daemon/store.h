@@ -76,6 +76,22 @@ int store_read_minutes(store_reader *rd, uint32_t id, uint32_t from, uint32_t to
 /* acc += every h1 record of series id with from <= hour < to. */
 int store_read_hours(store_reader *rd, uint32_t id, uint32_t from, uint32_t to, rollup *acc);
 
+/* acc += the records of series id in [from, to) minutes: whole hours from h1, the
+ * ragged ends from m1. */
+int store_read_window(store_reader *rd, uint32_t id, uint32_t from, uint32_t to, rollup *acc);
+/* acc -= every m1 record of series id with from <= minute < to (each decoded into
+ * scratch first). Returns 0, -EINVAL when a record is not part of acc (acc is then
+ * unusable), or a negative errno from the store. */
+int store_sub_minutes(store_reader *rd, uint32_t id, uint32_t from, uint32_t to, rollup *acc,
+                      rollup *scratch);
+/* *first = first_unix_ns of the earliest m1 record of series id in [from, to) that has
+ * one, or 0. scratch is overwritten. Returns 0 or a negative errno. */
+int store_first_unix_ns(store_reader *rd, uint32_t id, uint32_t from, uint32_t to,
+                        rollup *scratch, int64_t *first);
+/* The oldest minute that m1 retention keeps at now_minute: windows starting earlier
+ * read hours whose minutes are gone. */
+uint32_t store_m1_horizon(const store *st, uint32_t now_minute);
+
 /* One sampler reading for store_write_samples; value is a packed PowerDevice. */
 typedef struct store_sample {
     uint32_t source;  /* a stable id of the device (a hash of its source and name) */

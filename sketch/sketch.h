@@ -66,6 +66,13 @@ int sketch_record_n(sketch *s, double v, uint64_t n);
  * floating-point addition). */
 int sketch_merge(sketch *dst, const sketch *src);
 
+/* dst -= src, where src was merged into dst before (alone or with others): the
+ * inverse of sketch_merge for counts, zero count and sum. src must be at dst's scale
+ * or finer. min and max stay valid bounds: exact while the buckets that held them keep
+ * values, else the edge of the nearest non-empty bucket, so quantiles keep the error
+ * bound (only min and max themselves may lose exactness). Returns 0, or -EINVAL when
+ * src is not contained in dst (dst unchanged). Allocates nothing. */
+int sketch_subtract(sketch *dst, const sketch *src);
 /* Lower the scale by `by` steps (each halves resolution and merges bucket pairs). */
 void sketch_downscale(sketch *s, int by);
 

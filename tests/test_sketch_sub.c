@@ -1,0 +1,210 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Unit tests of sketch_subtract: (a + b) - b gives a's buckets, counts and quantiles
+ * back; min and max stay valid (a sketch rebuilt from the parts passes
+ * sketch_from_parts' checks); what was never merged in is refused and leaves dst as
+ * it was; finer operands are brought to dst's scale; sliding a window through many
+ * minutes by adding and subtracting agrees with merging the window afresh.
+ */
+#include <errno.h>
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "sketch.h"
+#include "testrand.h"
+
+static void fill(sketch *s, rng *r, int n, double median, double sigma, int zeros)
+{
+    for (int i = 0; i < n; i++)
+        assert_int_equal(sketch_record(s, zeros && i % 5 == 0 ? 0.0 : rng_lognormal(r, median, sigma)), 0);
+}
+
+/* Same buckets (leading and trailing empty ones aside), counts and scale. */
+static void assert_same_buckets(const sketch *a, const sketch *b)
+{
+    int32_t oa, ob;
+    const uint64_t *ca, *cb;
+    size_t na, nb;
+    assert_int_equal(sketch_scale(a), sketch_scale(b));
+    assert_int_equal(a->count, b->count);
+    assert_int_equal(a->zero_count, b->zero_count);
+    sketch_sparse_view(a, &oa, &ca, &na);
+    sketch_sparse_view(b, &ob, &cb, &nb);
+    assert_int_equal(na, nb);
+    if (na > 0) {
+        assert_int_equal(oa, ob);
+        assert_memory_equal(ca, cb, na * sizeof(*ca));
+    }
+}
+
+/* min, max and sum are what sketch_from_parts accepts for these buckets. */
+static void assert_loadable(const sketch *s)
+{
+    int32_t off;
+    const uint64_t *c;
+    size_t n;
+    sketch t;
+    sketch_sparse_view(s, &off, &c, &n);
+    assert_int_equal(sketch_view_parts(&t, s->scale, s->count, s->zero_count, s->sum, s->min,
+                                       s->max, off, c, n),
+                     0);
+}
+
+static void add_then_subtract_gives_back(void **state)
+{
+    (void)state;
+    rng r;
+    rng_seed(&r, 7);
+    sketch a, b, ab;
+    sketch_init(&a, SKETCH_DEFAULT_SCALE);
+    sketch_init(&b, SKETCH_DEFAULT_SCALE);
+    sketch_init(&ab, SKETCH_DEFAULT_SCALE);
+    fill(&a, &r, 5000, 30e6, 0.5, 1);
+    fill(&b, &r, 3000, 300e6, 1.0, 0); /* mostly above a: b holds the max */
+    assert_int_equal(sketch_merge(&ab, &a), 0);
+    assert_int_equal(sketch_merge(&ab, &b), 0);
+    assert_int_equal(sketch_subtract(&ab, &b), 0);
+    assert_same_buckets(&ab, &a);
+    assert_true(fabs(ab.sum - a.sum) <= 1e-9 * a.sum);
+    assert_loadable(&ab);
+    assert_true(ab.max >= a.max); /* a bound from above, inside a's top bucket */
+    assert_int_equal(sketch_index(ab.max, ab.scale), sketch_index(a.max, a.scale));
+    for (double q = 0.0; q <= 1.0; q += 0.05)
+        assert_true(fabs(sketch_quantile(&ab, q) - sketch_quantile(&a, q)) <=
+                    1.2 * sketch_error_bound(a.scale) * sketch_quantile(&a, q));
+    /* The middle quantiles are not clamped at all: bit-equal. */
+    assert_true(sketch_quantile(&ab, 0.5) == sketch_quantile(&a, 0.5));
+    assert_true(sketch_quantile(&ab, 0.95) == sketch_quantile(&a, 0.95));
+
+    /* Subtracting the rest leaves an empty sketch. */
+    assert_int_equal(sketch_subtract(&ab, &a), 0);
+    assert_int_equal(ab.count, 0);
+    assert_true(ab.sum == 0.0 && ab.min == 0.0 && ab.max == 0.0);
+    assert_true(isnan(sketch_quantile(&ab, 0.5)));
+    sketch_free(&a);
+    sketch_free(&b);
+    sketch_free(&ab);
+}
+
+static void not_contained_is_refused(void **state)
+{
+    (void)state;
+    rng r;
+    rng_seed(&r, 11);
+    sketch a, b, copy;
+    sketch_init(&a, SKETCH_DEFAULT_SCALE);
+    sketch_init(&b, SKETCH_DEFAULT_SCALE);
+    sketch_init(&copy, SKETCH_DEFAULT_SCALE);
+    fill(&a, &r, 100, 30e6, 0.3, 0);
+    fill(&b, &r, 100, 30e6, 0.3, 0); /* other values: some bucket of b exceeds a's */
+    assert_int_equal(sketch_merge(&copy, &a), 0);
+    assert_int_equal(sketch_subtract(&a, &b), -EINVAL);
+    assert_same_buckets(&a, &copy);
+    assert_true(a.sum == copy.sum && a.min == copy.min && a.max == copy.max);
+    /* More zeros, or more values, than dst holds. */
+    sketch z;
+    sketch_init(&z, SKETCH_DEFAULT_SCALE);
+    assert_int_equal(sketch_record(&z, 0.0), 0);
+    assert_int_equal(sketch_subtract(&a, &z), -EINVAL);
+    /* A coarser src cannot be split back into dst's finer buckets. */
+    sketch coarse;
+    sketch_init(&coarse, SKETCH_DEFAULT_SCALE - 1);
+    assert_int_equal(sketch_record(&coarse, 30e6), 0);
+    assert_int_equal(sketch_subtract(&a, &coarse), -EINVAL);
+    assert_same_buckets(&a, &copy);
+    /* An empty src is a no-op. */
+    sketch e;
+    sketch_init(&e, 2);
+    assert_int_equal(sketch_subtract(&a, &e), 0);
+    assert_same_buckets(&a, &copy);
+    sketch_free(&a);
+    sketch_free(&b);
+    sketch_free(&copy);
+    sketch_free(&z);
+    sketch_free(&coarse);
+}
+
+static void finer_src_at_dst_scale(void **state)
+{
+    (void)state;
+    rng r;
+    rng_seed(&r, 13);
+    sketch a, fine, acc, expect;
+    sketch_init(&a, 4);
+    sketch_init(&fine, 6);
+    sketch_init(&acc, 4);
+    sketch_init(&expect, 4);
+    fill(&a, &r, 2000, 1e6, 0.8, 0);
+    fill(&fine, &r, 2000, 2e6, 0.8, 1);
+    assert_int_equal(sketch_merge(&acc, &a), 0);
+    assert_int_equal(sketch_merge(&acc, &fine), 0);
+    assert_int_equal(sketch_scale(&acc), 4);
+    assert_int_equal(sketch_subtract(&acc, &fine), 0);
+    assert_int_equal(sketch_merge(&expect, &a), 0);
+    assert_same_buckets(&acc, &expect);
+    assert_loadable(&acc);
+    sketch_free(&a);
+    sketch_free(&fine);
+    sketch_free(&acc);
+    sketch_free(&expect);
+}
+
+/* A window of W minutes slides over N minutes; at every step the slid sketch has the
+ * buckets of a fresh merge of its minutes, and quantiles within the bound. */
+static void sliding_window_agrees_with_fresh_merge(void **state)
+{
+    (void)state;
+    enum { N = 240, W = 60 };
+    rng r;
+    rng_seed(&r, 17);
+    sketch *m = calloc(N, sizeof(*m));
+    assert_non_null(m);
+    for (int i = 0; i < N; i++) {
+        sketch_init(&m[i], SKETCH_DEFAULT_SCALE);
+        /* Quiet minutes, busy minutes, a drift in the median, the odd outlier. */
+        int n = (int)(rng_next(&r) % 4 == 0 ? 0 : 1 + rng_next(&r) % 200);
+        fill(&m[i], &r, n, 20e6 * (1.0 + i / 60.0), 0.6, i % 3 == 0);
+        if (i % 37 == 0)
+            assert_int_equal(sketch_record(&m[i], 40e9), 0);
+    }
+    sketch win;
+    sketch_init(&win, SKETCH_DEFAULT_SCALE);
+    for (int i = 0; i < W; i++)
+        assert_int_equal(sketch_merge(&win, &m[i]), 0);
+    for (int lo = 1; lo + W <= N; lo++) {
+        assert_int_equal(sketch_subtract(&win, &m[lo - 1]), 0);
+        assert_int_equal(sketch_merge(&win, &m[lo + W - 1]), 0);
+        sketch fresh;
+        sketch_init(&fresh, SKETCH_DEFAULT_SCALE);
+        for (int i = lo; i < lo + W; i++)
+            assert_int_equal(sketch_merge(&fresh, &m[i]), 0);
+        assert_same_buckets(&win, &fresh);
+        assert_loadable(&win);
+        assert_true(win.min <= fresh.min && win.max >= fresh.max);
+        for (double q = 0.01; q <= 0.991; q += 0.07)
+            assert_true(sketch_quantile(&win, q) == sketch_quantile(&fresh, q));
+        sketch_free(&fresh);
+    }
+    for (int i = 0; i < N; i++)
+        sketch_free(&m[i]);
+    free(m);
+    sketch_free(&win);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(add_then_subtract_gives_back),
+        cmocka_unit_test(not_contained_is_refused),
+        cmocka_unit_test(finer_src_at_dst_scale),
+        cmocka_unit_test(sliding_window_agrees_with_fresh_merge),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
