@@ -2,7 +2,9 @@
 /*
  * listener: the Unix socket, its connections, and dispatch of their frames. A slow or
  * silent client costs only its own buffer: reads are reassembled per connection and
- * nothing waits on a client.
+ * nothing waits on a client. A busy connection is read by a 1 ms timer rather than on
+ * each epoll event (POLL_* in listener.c): its frames may wait up to that long to be
+ * read, and its sender's sendmsg wakes nobody.
  */
 #ifndef METRICSD_LISTENER_H
 #define METRICSD_LISTENER_H
