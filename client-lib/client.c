@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "frame.h"
+#include "sendbuf.h"
 #include "sketch.h"
 #include "sketch_pb.h"
 
@@ -57,11 +58,11 @@ struct metricsd_client {
     size_t hello_len, hello_off;
     uint64_t hello_dropped;   /* the `dropped` that hello reports */
     int64_t hello_ns;         /* when the last Hello was built */
-    /* Whole frames back to back in buf[head, head + len). The front frame may be
-     * partly written (front_off bytes of it): on disconnect its rest is dropped, so a
-     * new connection starts on a frame boundary. */
-    uint8_t *buf;
-    size_t cap, head, len, front_off;
+    /* Whole frames in the order queued. The front frame may be partly written
+     * (front_off bytes of it): on disconnect its rest is dropped, so a new connection
+     * starts on a frame boundary. */
+    sendbuf q;
+    size_t front_off;
     uint64_t sent, connects;
     uint64_t dropped_total, dropped_since_hello;
     uint64_t begins_dropped;  /* Begin frames are not events: counted apart */
@@ -191,7 +192,8 @@ static void atfork_child(void)
         c->fd = -1;
         c->state = DISCONNECTED;
         c->hello_len = c->hello_off = 0;
-        c->head = c->len = c->front_off = 0;
+        sendbuf_clear(&c->q);
+        c->front_off = 0;
         c->last_attempt_ns = 0;
         c->pid = pid;
         /* The child is a new client: the parent reports its own drops. */
@@ -254,18 +256,23 @@ static void disconnect(metricsd_client *c)
 static void try_connect(metricsd_client *c, int64_t now)
 {
     c->last_attempt_ns = now;
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
+    /* A socket whose connect failed is still unconnected and is kept for the next
+     * attempt: a call that tries while the daemon is away pays for one connect()
+     * (a path lookup), not socket() + connect() + close(). */
+    if (c->fd < 0)
+        c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (c->fd < 0)
         return;
-    c->fd = fd;
-    if (connect(fd, (const struct sockaddr *)&c->addr, c->addr_len) == 0) {
+    if (connect(c->fd, (const struct sockaddr *)&c->addr, c->addr_len) == 0) {
         on_connected(c);
     } else if (errno == EINPROGRESS || errno == EAGAIN || errno == EINTR) {
         /* EAGAIN: the daemon's backlog is full; the attempt is retried while
          * CONNECTING (see advance_connect). */
         c->state = CONNECTING;
+    } else if (errno == ECONNREFUSED || errno == ENOENT) {
+        /* The daemon is not running. Quietly wait, keeping the socket. */
+        c->state = DISCONNECTED;
     } else {
-        /* ECONNREFUSED, ENOENT: the daemon is not running. Quietly wait. */
         disconnect(c);
     }
 }
@@ -326,15 +333,12 @@ static void count_drop(metricsd_client *c, unsigned tag)
  * the old connection and will discard it, so its rest must not open the new one. */
 static void drop_front_partial(metricsd_client *c)
 {
-    if (c->front_off == 0 || c->len < FRAME_HEADER_BYTES + 1)
+    if (c->front_off == 0 || sendbuf_len(&c->q) < FRAME_HEADER_BYTES + 1)
         return;
-    size_t fl = FRAME_HEADER_BYTES + le32(c->buf + c->head);
-    count_drop(c, c->buf[c->head + FRAME_HEADER_BYTES]);
-    c->head += fl;
-    c->len -= fl;
+    const uint8_t *f = sendbuf_front(&c->q);
+    count_drop(c, f[FRAME_HEADER_BYTES]);
+    sendbuf_pop(&c->q, FRAME_HEADER_BYTES + le32(f));
     c->front_off = 0;
-    if (c->len == 0)
-        c->head = 0;
 }
 
 /* `n` bytes went out: retire the Hello and whole frames. */
@@ -353,25 +357,22 @@ static void consume(metricsd_client *c, size_t n)
         c->hello_dropped = 0;
     }
     while (n > 0) {
-        size_t fl = FRAME_HEADER_BYTES + le32(c->buf + c->head);
+        size_t fl = FRAME_HEADER_BYTES + le32(sendbuf_front(&c->q));
         size_t rest = fl - c->front_off;
         if (n < rest) {
             c->front_off += n;
             return;
         }
         n -= rest;
-        c->head += fl;
-        c->len -= fl;
+        sendbuf_pop(&c->q, fl);
         c->front_off = 0;
         c->sent++;
     }
-    if (c->len == 0)
-        c->head = 0;
 }
 
 static size_t pending_bytes(const metricsd_client *c)
 {
-    return (c->hello_len - c->hello_off) + (c->len - c->front_off);
+    return (c->hello_len - c->hello_off) + (sendbuf_len(&c->q) - c->front_off);
 }
 
 /* Write as much as the socket takes now. Returns 0 when nothing is left, -EAGAIN when
@@ -390,12 +391,11 @@ static int flush_locked(metricsd_client *c)
         return c->state == CONNECTING ? -EAGAIN : -ENOTCONN;
 
     while (pending_bytes(c) > 0) {
-        struct iovec iov[2];
+        struct iovec iov[3];
         int n_iov = 0;
         if (c->hello_off < c->hello_len)
             iov[n_iov++] = (struct iovec){ c->hello + c->hello_off, c->hello_len - c->hello_off };
-        if (c->len > c->front_off)
-            iov[n_iov++] = (struct iovec){ c->buf + c->head + c->front_off, c->len - c->front_off };
+        n_iov += sendbuf_iov(&c->q, c->front_off, iov + n_iov);
         struct msghdr msg = { .msg_iov = iov, .msg_iovlen = (size_t)n_iov };
 
         ssize_t n = sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -424,18 +424,12 @@ static int enqueue(metricsd_client *c, const Metricsd__Envelope *env)
     int rc = 0;
 
     pthread_mutex_lock(&c->mu);
-    if (fl > FRAME_HEADER_BYTES + FRAME_MAX_CLIENT || fl > c->cap - c->len) {
+    uint8_t *p = fl <= FRAME_HEADER_BYTES + FRAME_MAX_CLIENT ? sendbuf_reserve(&c->q, fl) : NULL;
+    if (p == NULL) {
         count_drop(c, tag);
         rc = -ENOBUFS;
     } else {
-        if (c->head + c->len + fl > c->cap) {
-            /* Slide to the front; at most one buffer's worth of memmove, and only when
-             * the tail is short. */
-            memmove(c->buf, c->buf + c->head, c->len);
-            c->head = 0;
-        }
-        frame_encode(env, c->buf + c->head + c->len);
-        c->len += fl;
+        frame_encode(env, p);
     }
     flush_locked(c);
     pthread_mutex_unlock(&c->mu);
@@ -484,17 +478,15 @@ int metricsd_connect_opts(metricsd_client **out, const char *socket_path,
     metricsd_client *c = calloc(1, sizeof(*c));
     if (c == NULL)
         return -ENOMEM;
-    c->buf = malloc(buffer_bytes);
-    if (c->buf == NULL) {
+    if (sendbuf_init(&c->q, buffer_bytes) != 0) {
         free(c);
         return -ENOMEM;
     }
     if (pthread_mutex_init(&c->mu, NULL) != 0) {
-        free(c->buf);
+        sendbuf_free(&c->q);
         free(c);
         return -ENOMEM;
     }
-    c->cap = buffer_bytes;
     c->addr.sun_family = AF_UNIX;
     memcpy(c->addr.sun_path, path, strlen(path) + 1);
     c->addr_len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(path) + 1);
@@ -543,7 +535,7 @@ void metricsd_close(metricsd_client *c)
         close(c->fd);
     pthread_mutex_unlock(&c->mu);
     pthread_mutex_destroy(&c->mu);
-    free(c->buf);
+    sendbuf_free(&c->q);
     free(c);
 }
 
