@@ -10,7 +10,14 @@
  * Wall-clock tails on a shared machine include time the thread was preempted. The
  * on-CPU time of each call (CLOCK_THREAD_CPUTIME_ID, read around it) does not, so
  * both are printed: the wall max says what an engine could see, the CPU max what the
- * library itself spends.
+ * library itself spends. Neither is free of the machine: a kernel without IRQ time
+ * accounting charges interrupts to the thread they land on, and on a small VM each
+ * timer interrupt can cost 20-60 us (VM exits; seen on a 2-core Firecracker guest, at
+ * about its tick rate, 170 a second per CPU, with no steal reported). So each mode
+ * also times an empty call the same way, as often as a token (the noise floor line):
+ * its max is what the machine alone puts into a max. A longer call is hit more often
+ * (in proportion to its length), so the floor is a lower bound of the machine's share.
+ * It is printed beside the figures, never subtracted.
  */
 #include <errno.h>
 #include <signal.h>
@@ -61,12 +68,19 @@ static void tail_free(tail *t)
     free(t->cpu);
 }
 
+/* The noise floor: a call that does nothing, timed like the others. */
+__attribute__((noinline)) static void empty_call(void)
+{
+    __asm__ volatile("" ::: "memory");
+}
+
 typedef struct mode_result {
     double token_ns, begin_ns, end_ns;            /* medians */
     double token_p999, begin_p999, end_p999;      /* wall */
     double max_wall, max_cpu;                     /* over all calls of the mode */
     double token_max, begin_max, end_max;         /* wall */
     double token_cpu_max, begin_cpu_max, end_cpu_max;
+    double empty_max, empty_cpu_max;              /* the noise floor */
     long over_limit;                              /* calls over 20 us wall */
     long nivcsw;                                  /* involuntary switches meanwhile */
     uint64_t dropped;
@@ -108,7 +122,7 @@ static double token_bulk(metricsd_client *c, int reps)
  * once by the wall clock and once by the thread's CPU clock. */
 static void run_mode(const char *mode, metricsd_client *c, int gens, mode_result *res)
 {
-    tail tb, tt, te;
+    tail tb, tt, te, tn;
     uint64_t seed = 42;
     struct rusage ru0, ru1;
     metricsd_client_stats st0, st1;
@@ -121,6 +135,7 @@ static void run_mode(const char *mode, metricsd_client *c, int gens, mode_result
         tail_init(&tb, (size_t)gens);
         tail_init(&tt, (size_t)gens * 16);
         tail_init(&te, (size_t)gens);
+        tail_init(&tn, (size_t)gens * 16);
         for (int gi = 0; gi < gens; gi++) {
             int64_t a, b, ac, bc;
             a = bench_now_ns();
@@ -144,6 +159,16 @@ static void run_mode(const char *mode, metricsd_client *c, int gens, mode_result
                     if (clock)
                         tt.cpu[tt.n] = (double)(bc - ac);
                     tt.wall[tt.n++] = (double)(b - a);
+                } else if (k % 16 == 8) { /* and an empty call as often */
+                    a = bench_now_ns();
+                    ac = clock ? bench_thread_cpu_ns() : 0;
+                    empty_call();
+                    bc = clock ? bench_thread_cpu_ns() : 0;
+                    b = bench_now_ns();
+                    if (clock)
+                        tn.cpu[tn.n] = (double)(bc - ac);
+                    tn.wall[tn.n++] = (double)(b - a);
+                    metricsd_token(g);
                 } else {
                     metricsd_token(g);
                 }
@@ -170,6 +195,8 @@ static void run_mode(const char *mode, metricsd_client *c, int gens, mode_result
             print_tail(mode, "begin", &tb, &res->begin_p999, &res->begin_max, &tmp[0]);
             print_tail(mode, "token", &tt, &res->token_p999, &res->token_max, &tmp[1]);
             print_tail(mode, "end", &te, &res->end_p999, &res->end_max, &tmp[2]);
+            double p999;
+            print_tail(mode, "(empty)", &tn, &p999, &res->empty_max, &tmp[0]);
         } else {
             double w[3];
             printf("  (second pass, on-CPU clock around each call; its wall figures include "
@@ -177,10 +204,12 @@ static void run_mode(const char *mode, metricsd_client *c, int gens, mode_result
             print_tail(mode, "begin", &tb, &w[0], &w[1], &res->begin_cpu_max);
             print_tail(mode, "token", &tt, &w[0], &w[1], &res->token_cpu_max);
             print_tail(mode, "end", &te, &w[0], &w[1], &res->end_cpu_max);
+            print_tail(mode, "(empty)", &tn, &w[0], &w[1], &res->empty_cpu_max);
         }
         tail_free(&tb);
         tail_free(&tt);
         tail_free(&te);
+        tail_free(&tn);
     }
     getrusage(RUSAGE_THREAD, &ru1);
     metricsd_client_get_stats(c, &st1);
@@ -201,6 +230,9 @@ static void run_mode(const char *mode, metricsd_client *c, int gens, mode_result
            "%llu events dropped\n",
            mode, res->token_ns, res->begin_ns, res->end_ns, res->over_limit, res->nivcsw,
            (unsigned long long)res->dropped);
+    printf("  %-8s noise floor: an empty call timed the same way, %zu times: max %.1f us wall, "
+           "%.1f us on-CPU (the machine's share of any max above; not subtracted)\n",
+           mode, (size_t)gens * 16, res->empty_max / 1e3, res->empty_cpu_max / 1e3);
     fflush(stdout);
 }
 
@@ -330,6 +362,10 @@ int main(int argc, char **argv)
         snprintf(buf, sizeof buf, "max %.1f us", ms[i]->max_cpu / 1e3);
         snprintf(tgt, sizeof tgt, "daemon %s: slowest call, on-CPU", names[i]);
         bench_row(B, tgt, buf, "max <= 20 us", ms[i]->max_cpu <= CALL_LIMIT_NS);
+        snprintf(buf, sizeof buf, "max %.1f us wall, %.1f us on-CPU", ms[i]->empty_max / 1e3,
+                 ms[i]->empty_cpu_max / 1e3);
+        snprintf(tgt, sizeof tgt, "daemon %s: noise floor (an empty call, same loop)", names[i]);
+        bench_row(B, tgt, buf, "", -1);
     }
     snprintf(buf, sizeof buf, "%.4f (+%.0f ns/token on a %.0f ns step)", r_med,
              per_tok_with - per_tok_without, per_tok_without);
