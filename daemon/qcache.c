@@ -64,30 +64,29 @@ static uint32_t dist(uint32_t a, uint32_t b)
     return a > b ? a - b : b - a;
 }
 
-/* Move e from [lo, hi) to [from, to) with minute records. Returns 0, or non-zero when
+/* Move e's start from lo to `from` with minute records. Returns 0, or non-zero when
  * the entry must be merged afresh (too far, or something did not add up). */
-static int slide(store_reader *rd, const series *s, qcache_entry *e, uint32_t from, uint32_t to)
+static int slide(store_reader *rd, const series *s, qcache_entry *e, uint32_t from)
 {
     int rc = 0;
 
-    if (to < e->hi || dist(from, e->lo) + (to - e->hi) > QCACHE_MAX_SLIDE)
+    if (from == e->lo)
+        return 0;
+    if (dist(from, e->lo) > QCACHE_MAX_SLIDE)
         return 1;
-    /* A sketch that had to give up resolution for a wide range would keep the coarser
-     * scale after the range shrank; a fresh merge gets the finer one back. */
-    if (from > e->lo && downscaled(&e->acc))
-        return 1;
-    if (from < e->lo)
+    if (from < e->lo) {
         rc = store_read_minutes(rd, s->id, from, e->lo, &e->acc);
-    if (rc == 0 && to > e->hi)
-        rc = store_read_minutes(rd, s->id, e->hi, to, &e->acc);
-    if (rc == 0 && from > e->lo) {
-        uint64_t before = e->acc.requests + e->acc.errors + e->acc.cancelled + e->acc.timeouts;
+    } else {
+        /* A sketch that had to give up resolution for a wide range would keep the
+         * coarser scale after the range shrank; a fresh merge gets the finer one. */
+        if (downscaled(&e->acc))
+            return 1;
+        uint64_t before = e->acc.requests;
         rc = store_sub_minutes(rd, s->id, e->lo, from, &e->acc, &scratch);
-        uint64_t after = e->acc.requests + e->acc.errors + e->acc.cancelled + e->acc.timeouts;
-        /* The earliest event may have left: ask the first record still inside. */
-        if (rc == 0 && after != before) {
+        /* The earliest event may have left: the first record still inside says. */
+        if (rc == 0 && e->acc.requests != before) {
             int64_t first = 0;
-            rc = store_first_unix_ns(rd, s->id, from, to, &scratch, &first);
+            rc = store_first_unix_ns(rd, s->id, from, UINT32_MAX, &first);
             e->acc.first_unix_ns = first;
             if (first == 0)
                 e->acc.last_unix_ns = 0;
@@ -96,12 +95,10 @@ static int slide(store_reader *rd, const series *s, qcache_entry *e, uint32_t fr
     if (rc != 0)
         return 1;
     e->lo = from;
-    e->hi = to;
     return 0;
 }
 
-int qcache_read(store_reader *rd, series *s, int64_t window_ns, uint32_t from, uint32_t to,
-                rollup *out)
+int qcache_read(store_reader *rd, series *s, int64_t window_ns, uint32_t from, rollup *out)
 {
     qcache *qc = s->qc;
     qcache_entry *e = NULL;
@@ -112,11 +109,11 @@ int qcache_read(store_reader *rd, series *s, int64_t window_ns, uint32_t from, u
         scratch_ready = 1;
     }
     if (qc == NULL && (qc = s->qc = calloc(1, sizeof(*qc))) == NULL)
-        return store_read_window(rd, s->id, from, to, out); /* uncached, still right */
+        return store_read_window(rd, s->id, from, UINT32_MAX, out); /* uncached */
     for (uint32_t i = 0; i < qc->n && e == NULL; i++)
         if (qc->e[i].window_ns == window_ns)
             e = &qc->e[i];
-    if (e != NULL && slide(rd, s, e, from, to) == 0) {
+    if (e != NULL && slide(rd, s, e, from) == 0) {
         stat_counts[QCACHE_HITS]++;
     } else {
         if (e == NULL) {
@@ -136,8 +133,7 @@ int qcache_read(store_reader *rd, series *s, int64_t window_ns, uint32_t from, u
         }
         stat_counts[QCACHE_BUILDS]++;
         e->lo = from;
-        e->hi = to;
-        if ((rc = store_read_window(rd, s->id, from, to, &e->acc)) != 0) {
+        if ((rc = store_read_window(rd, s->id, from, UINT32_MAX, &e->acc)) != 0) {
             drop(qc, (uint32_t)(e - qc->e));
             return rc;
         }
@@ -157,7 +153,7 @@ void qcache_note_write(series *s, uint32_t minute, const rollup *delta)
         return;
     for (uint32_t i = 0; i < qc->n;) {
         qcache_entry *e = &qc->e[i];
-        if (minute >= e->lo && minute < e->hi) {
+        if (minute >= e->lo) {
             if (rollup_merge(&e->acc, delta) != 0) {
                 drop(qc, i); /* no memory: it would be wrong from now on */
                 continue;

@@ -1,21 +1,21 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * qcache: the query cache. For each series and each window length a query asked for
- * (24 h, 7 d, ...) it keeps the merge of the stored minutes the window covered last
- * time, and slides it: when the same window is asked again a minute later, one new
- * minute is added and one old minute subtracted, instead of merging the whole window
- * again from disk (about 24 hour records plus up to 118 minute records per series).
+ * (24 h, 7 d, ...) it keeps the merge of every stored record from the window's first
+ * minute on, and slides it: when the same window is asked again a minute later, the
+ * minute that left the window is subtracted, instead of merging the whole window
+ * again from disk (about 24 hour records plus up to 60 minute records per series).
  *
- * The cached rollup is kept equal to "the stored records of the series with
- * lo <= minute < hi" at all times: every successful flush adds its deltas to the
- * entries that cover their minute (qcache_note_write), which is what the store does
- * to the records. Windows that start before m1 retention (older minutes are gone, only
- * hours remain) are not cached. Counters, tokens, energy, bucket counts and first and
- * last times come out the same as from a fresh merge. After a slide, a sketch's min
- * and max may be the edges of their buckets instead of sample values
- * (sketch_subtract): a quantile whose rank falls in the lowest or highest non-empty
- * bucket is then the bucket's estimate rather than the clamped extreme, still within
- * the sketch's error bound of the exact value.
+ * An entry is kept equal to "the stored records of the series with minute >= lo" at
+ * all times: every successful flush adds its deltas to the entries whose range they
+ * fall in (qcache_note_write), as the store adds them to its records. Windows that
+ * start before m1 retention (older minutes are gone, only hours remain) are not
+ * cached. Counters, tokens, energy, bucket counts and first and last times come out
+ * the same as from a fresh merge. After a slide, a sketch's min and max may be the
+ * edges of their buckets instead of sample values (sketch_subtract): a quantile whose
+ * rank falls in the lowest or highest non-empty bucket is then the bucket's estimate
+ * rather than the clamped extreme, still within the sketch's error bound of the exact
+ * value.
  *
  * Memory: at most QCACHE_PER_SERIES entries per series, entries unused for
  * QCACHE_IDLE_MS are dropped, and no entry is kept once all entries together hold
@@ -33,14 +33,14 @@
 #define QCACHE_PER_SERIES 4
 #define QCACHE_IDLE_MS (15u * 60 * 1000)
 #define QCACHE_MAX_BYTES ((size_t)16 << 20)
-/* A slide of more minutes than this (both ends together) merges afresh instead. */
+/* A slide of more minutes than this merges afresh instead. */
 #define QCACHE_MAX_SLIDE 90
 
 struct series;
 
 typedef struct qcache_entry {
     int64_t window_ns; /* the key: the window length asked for */
-    uint32_t lo, hi;   /* acc = stored records with lo <= minute < hi */
+    uint32_t lo;       /* acc = stored records with minute >= lo */
     uint64_t used_ms;  /* monotonic ms of the last use */
     size_t bytes;      /* sketch arrays held by acc */
     rollup acc;
@@ -51,10 +51,10 @@ typedef struct qcache {
     qcache_entry e[QCACHE_PER_SERIES];
 } qcache;
 
-/* out += the stored records of s with from <= minute < to, through the entry for
- * window_ns (made or slid as needed). Returns 0 or a negative errno. */
+/* out += the stored records of s with minute >= from, through the entry for window_ns
+ * (made or slid as needed). Returns 0 or a negative errno. */
 int qcache_read(store_reader *rd, struct series *s, int64_t window_ns, uint32_t from,
-                uint32_t to, rollup *out);
+                rollup *out);
 /* A flush wrote delta into s's record for minute: add it to the entries covering it. */
 void qcache_note_write(struct series *s, uint32_t minute, const rollup *delta);
 /* Drop entries unused for QCACHE_IDLE_MS, and entries that reach below horizon (the

@@ -21,20 +21,15 @@
 #define DEFAULT_WINDOW_NS (24ll * 3600 * 1000000000)
 
 int query_series_window(server *srv, store_reader *rd, series *s, int64_t window_ns,
-                        uint32_t from, uint32_t sealed, rollup *acc)
+                        uint32_t from, rollup *acc)
 {
     int rc = 0;
     if (s->id != 0 && rd != NULL) {
-        if (sealed <= from)
-            rc = 0; /* the window starts in the current minute: all of it is open */
-        else if (window_ns > 0 && from > store_m1_horizon(srv->st, sealed))
-            rc = qcache_read(rd, s, window_ns, from, sealed, acc);
+        uint32_t now_minute = (uint32_t)(server_now_unix_ns() / NS_PER_MIN);
+        if (window_ns > 0 && from > store_m1_horizon(srv->st, now_minute))
+            rc = qcache_read(rd, s, window_ns, from, acc);
         else
-            rc = store_read_window(rd, s->id, from, sealed, acc);
-        /* The current minute, and any after it (written before the clock was set
-         * back), change at every flush: always read. */
-        if (rc == 0)
-            rc = store_read_minutes(rd, s->id, sealed > from ? sealed : from, UINT32_MAX, acc);
+            rc = store_read_window(rd, s->id, from, UINT32_MAX, acc);
     }
     for (uint32_t i = 0; i < s->n_pending && rc == 0; i++)
         if (s->pending[i].minute >= from)
@@ -198,9 +193,7 @@ static int answer_stats(server *srv, const Metricsd__Query *q, Metricsd__Reply *
     /* A window is "since start", open at the top: after the wall clock was corrected
      * backwards, what was stored under the earlier clock has keys after now and is
      * still counted (the rule is at server_now_unix_ns in main.c). Pending deltas
-     * were never bounded above, so stored and live data now agree. Minutes before the
-     * current one are closed: the query cache may hold them. */
-    uint32_t sealed = now > 0 ? (uint32_t)(now / NS_PER_MIN) : 0;
+     * were never bounded above, so stored and live data now agree. */
     uint32_t from = start > 0 ? (uint32_t)(start / NS_PER_MIN) : 0;
     int by_backend = q->has_by_backend && q->by_backend;
     const char *model = q->model && q->model[0] ? q->model : NULL;
@@ -234,7 +227,7 @@ static int answer_stats(server *srv, const Metricsd__Query *q, Metricsd__Reply *
         series_memory(s, &rss, &gpu);
         r->rss_bytes += rss;
         r->gpu_mem_bytes += gpu;
-        rc = query_series_window(srv, rd, s, window, from, sealed, &r->acc);
+        rc = query_series_window(srv, rd, s, window, from, &r->acc);
     }
     store_reader_close(rd);
 

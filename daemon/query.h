@@ -18,10 +18,9 @@
 /* Build the framed reply to q into a malloc'd buffer (*out, *len; caller frees). */
 int query_answer(server *srv, const Metricsd__Query *q, uint8_t **out, size_t *len);
 /* Merge series s's data from minute `from` on into acc: stored records and pending
- * deltas. Stored minutes before `sealed` (the current minute) go through the query
- * cache's entry for window_ns (qcache.h) when window_ns > 0 and from is inside m1
- * retention; the rest is read each time. now_ms: a monotonic clock in ms. */
+ * deltas. Stored records go through the query cache's entry for window_ns
+ * (qcache.h) when window_ns > 0 and from is inside m1 retention. */
 int query_series_window(server *srv, store_reader *rd, series *s, int64_t window_ns,
-                        uint32_t from, uint32_t sealed, rollup *acc);
+                        uint32_t from, rollup *acc);
 
 #endif

@@ -231,6 +231,8 @@ int rollup_merge_packed_in(rollup *dst, const uint8_t *data, size_t len, frame_a
      * frees; a record too big for it (or one that does not decode) takes the malloc
      * path, which also tells the two apart. */
     if (arena != NULL) {
+        if ((rc = rollup_merge_wire(dst, data, len, arena)) <= 0)
+            return rc;
         frame_arena_reset(arena);
         m = metricsd__rollup__unpack(&arena->alloc, len, data);
         if (m != NULL)

@@ -56,6 +56,14 @@ size_t rollup_packed_size(const rollup *r);
 int rollup_pack_buf(const rollup *r, uint8_t **buf, size_t *cap, size_t *len);
 /* Pack into out (rollup_packed_size bytes). Returns bytes written. */
 size_t rollup_pack(const rollup *r, uint8_t *out);
+/* The same for a record in the canonical form the store writes, parsed without
+ * protobuf-c (rollup_wire.c) into arena (reset first). Returns what rollup_merge_pb
+ * returns, or 1 when the bytes are not in that form (dst untouched): then unpack them
+ * with protobuf-c, which decides. */
+int rollup_merge_wire(rollup *dst, const uint8_t *data, size_t len, frame_arena *arena);
+/* first_unix_ns of a packed Rollup, read without unpacking the rest (0 when absent).
+ * Returns 0 or -EINVAL for bytes that are not a protobuf message. */
+int rollup_packed_first_ns(const uint8_t *data, size_t len, int64_t *first);
 /* Unpack and merge a stored Rollup value into dst. */
 int rollup_merge_packed(rollup *dst, const uint8_t *data, size_t len);
 /* The same, unpacking in arena (reset first) when the record fits there. */

@@ -538,19 +538,20 @@ int store_sub_minutes(store_reader *rd, uint32_t id, uint32_t from, uint32_t to,
 
 static int first_cb(store_reader *rd, void *ud, uint32_t at, const uint8_t *data, size_t len)
 {
-    rollup *r = ud;
+    int64_t *first = ud;
+    (void)rd;
     (void)at;
-    rollup_reset(r);
-    if (rollup_merge_packed_in(r, data, len, &rd->st->unpack) != 0 || r->first_unix_ns == 0)
+    if (rollup_packed_first_ns(data, len, first) != 0 || *first == 0)
         return 0; /* undecodable or empty: look further */
     return 1;
 }
 
 int store_first_unix_ns(store_reader *rd, uint32_t id, uint32_t from, uint32_t to,
-                        rollup *scratch, int64_t *first)
+                        int64_t *first)
 {
-    int rc = each_record(rd, rd->st->m1, id, from, to, first_cb, scratch);
-    *first = rc == 1 ? scratch->first_unix_ns : 0;
+    int rc = each_record(rd, rd->st->m1, id, from, to, first_cb, first);
+    if (rc != 1)
+        *first = 0;
     return rc == 1 ? 0 : rc;
 }
 

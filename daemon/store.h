@@ -85,9 +85,9 @@ int store_read_window(store_reader *rd, uint32_t id, uint32_t from, uint32_t to,
 int store_sub_minutes(store_reader *rd, uint32_t id, uint32_t from, uint32_t to, rollup *acc,
                       rollup *scratch);
 /* *first = first_unix_ns of the earliest m1 record of series id in [from, to) that has
- * one, or 0. scratch is overwritten. Returns 0 or a negative errno. */
+ * one, or 0. Returns 0 or a negative errno. */
 int store_first_unix_ns(store_reader *rd, uint32_t id, uint32_t from, uint32_t to,
-                        rollup *scratch, int64_t *first);
+                        int64_t *first);
 /* The oldest minute that m1 retention keeps at now_minute: windows starting earlier
  * read hours whose minutes are gone. */
 uint32_t store_m1_horizon(const store *st, uint32_t now_minute);
