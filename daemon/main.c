@@ -20,6 +20,7 @@
 #include "log.h"
 #include "paths.h"
 #include "power.h"
+#include "query.h"
 #include "server.h"
 #include "store.h"
 
@@ -96,6 +97,18 @@ static void on_flush_timer(uv_timer_t *t)
 }
 
 static listener *the_listener;
+
+/* The query cache's default window, filled a few series per loop turn after start. */
+static uv_idle_t prewarm;
+static size_t prewarm_next;
+
+static void on_prewarm(uv_idle_t *h)
+{
+    server *srv = h->data;
+    prewarm_next = query_prewarm(srv, prewarm_next, 8);
+    if (prewarm_next >= srv->series.n)
+        uv_idle_stop(h);
+}
 
 static void on_sighup(uv_signal_t *sig, int signum)
 {
@@ -367,6 +380,9 @@ int main(int argc, char **argv)
         return 1;
     }
     power_start(srv.power);
+    uv_idle_init(srv.loop, &prewarm);
+    prewarm.data = &srv;
+    uv_idle_start(&prewarm, on_prewarm);
     uv_signal_t sigterm, sigint, sighup;
     uv_signal_init(srv.loop, &sigterm);
     uv_signal_init(srv.loop, &sigint);
@@ -387,6 +403,8 @@ int main(int argc, char **argv)
     power_stop(srv.power);
     uv_timer_stop(&srv.flush_timer);
     uv_close((uv_handle_t *)&srv.flush_timer, NULL);
+    uv_idle_stop(&prewarm);
+    uv_close((uv_handle_t *)&prewarm, NULL);
     uv_close((uv_handle_t *)&sigterm, NULL);
     uv_close((uv_handle_t *)&sigint, NULL);
     uv_close((uv_handle_t *)&sighup, NULL);

@@ -109,7 +109,7 @@ int qcache_read(store_reader *rd, series *s, int64_t window_ns, uint32_t from, r
         scratch_ready = 1;
     }
     if (qc == NULL && (qc = s->qc = calloc(1, sizeof(*qc))) == NULL)
-        return store_read_window(rd, s->id, from, UINT32_MAX, out); /* uncached */
+        return out ? store_read_window(rd, s->id, from, UINT32_MAX, out) : -ENOMEM;
     for (uint32_t i = 0; i < qc->n && e == NULL; i++)
         if (qc->e[i].window_ns == window_ns)
             e = &qc->e[i];
@@ -140,7 +140,7 @@ int qcache_read(store_reader *rd, series *s, int64_t window_ns, uint32_t from, r
     }
     e->used_ms = mono_ms();
     account(e);
-    rc = rollup_merge(out, &e->acc);
+    rc = out ? rollup_merge(out, &e->acc) : 0;
     if (rc != 0 || total_bytes > QCACHE_MAX_BYTES)
         drop(qc, (uint32_t)(e - qc->e)); /* over budget: answered, not kept */
     return rc;

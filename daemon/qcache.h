@@ -52,7 +52,8 @@ typedef struct qcache {
 } qcache;
 
 /* out += the stored records of s with minute >= from, through the entry for window_ns
- * (made or slid as needed). Returns 0 or a negative errno. */
+ * (made or slid as needed; out may be NULL to only do that). Returns 0 or a negative
+ * errno. */
 int qcache_read(store_reader *rd, struct series *s, int64_t window_ns, uint32_t from,
                 rollup *out);
 /* A flush wrote delta into s's record for minute: add it to the entries covering it. */

@@ -37,6 +37,24 @@ int query_series_window(server *srv, store_reader *rd, series *s, int64_t window
     return rc;
 }
 
+size_t query_prewarm(server *srv, size_t next, size_t max)
+{
+    int64_t start = server_now_unix_ns() - DEFAULT_WINDOW_NS;
+    uint32_t from = start > 0 ? (uint32_t)(start / NS_PER_MIN) : 0;
+    store_reader *rd = NULL;
+    size_t end = next + max < srv->series.n ? next + max : srv->series.n;
+
+    if (store_reader_open(srv->st, &rd) != 0)
+        return srv->series.n; /* the first query will say why */
+    for (; next < end; next++) {
+        series *s = srv->series.all[next];
+        if (s->id != 0 && qcache_read(rd, s, DEFAULT_WINDOW_NS, from, NULL) != 0)
+            break;
+    }
+    store_reader_close(rd);
+    return next < end ? srv->series.n : end;
+}
+
 static int pack_reply(Metricsd__Reply *reply, uint8_t **out, size_t *len)
 {
     Metricsd__Envelope env = METRICSD__ENVELOPE__INIT;

@@ -23,4 +23,9 @@ int query_answer(server *srv, const Metricsd__Query *q, uint8_t **out, size_t *l
 int query_series_window(server *srv, store_reader *rd, series *s, int64_t window_ns,
                         uint32_t from, rollup *acc);
 
+/* Fill the query cache for the default window (24 h) of series [next, next + max),
+ * so that the first `metricsctl stats` after a start does not merge a day from disk.
+ * Returns the next series to do, srv->series.n when all are done (or on an error). */
+size_t query_prewarm(server *srv, size_t next, size_t max);
+
 #endif

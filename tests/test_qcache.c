@@ -263,12 +263,41 @@ static void old_windows_uncached_and_expiry_frees(void **state)
     check_window(f, HOUR_NS, "after expiry");
 }
 
+/* query_prewarm fills the 24 h entries a few series at a time; the first query then
+ * slides nothing and builds nothing. */
+static void prewarm_fills_the_default_window(void **state)
+{
+    fx *f = *state;
+    for (int k = 0; k < 90; k++) {
+        for (int i = 0; i < 3; i++)
+            add_events(f, f->s[i], minute_now(), 1 + (int)(rng_next(&f->r) % 5));
+        assert_int_equal(server_flush(&f->srv), 0);
+        clock_ns += NS_PER_MIN;
+    }
+    for (int i = 0; i < 3; i++)
+        assert_null(f->s[i]->qc);
+    size_t next = 0;
+    int turns = 0;
+    while (next < f->srv.series.n) {
+        next = query_prewarm(&f->srv, next, 2);
+        turns++;
+    }
+    assert_int_equal(turns, 2); /* 3 series, 2 a turn */
+    for (int i = 0; i < 3; i++)
+        assert_non_null(f->s[i]->qc);
+    uint64_t builds0 = stat_counts[QCACHE_BUILDS], hits0 = stat_counts[QCACHE_HITS];
+    check_window(f, 24 * HOUR_NS, "after prewarm");
+    assert_int_equal(stat_counts[QCACHE_BUILDS], builds0);
+    assert_int_equal(stat_counts[QCACHE_HITS], hits0 + 3);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(slides_match_fresh_merges, setup, teardown),
         cmocka_unit_test_setup_teardown(jumps_and_steps_back_merge_afresh, setup, teardown),
         cmocka_unit_test_setup_teardown(old_windows_uncached_and_expiry_frees, setup, teardown),
+        cmocka_unit_test_setup_teardown(prewarm_fills_the_default_window, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
