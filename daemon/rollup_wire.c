@@ -26,6 +26,10 @@ typedef struct cursor {
  * is longer. */
 static int varint(cursor *c, uint64_t *v)
 {
+    if (c->p < c->end && !(*c->p & 0x80)) { /* one byte: most counts and skips */
+        *v = *c->p++;
+        return 0;
+    }
     uint64_t x = 0;
     for (int shift = 0; shift < 70 && c->p < c->end; shift += 7) {
         uint8_t b = *c->p++;
