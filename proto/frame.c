@@ -155,7 +155,11 @@ void frame_arena_reset(frame_arena *a)
 
 Metricsd__Envelope *frame_unpack(const uint8_t *payload, size_t len, frame_arena *arena)
 {
-    if (arena != NULL)
+    if (arena != NULL) {
+        Metricsd__Envelope *env = frame_unpack_direct(payload, len, arena);
+        if (env != NULL)
+            return env;
         frame_arena_reset(arena);
+    }
     return metricsd__envelope__unpack(arena ? &arena->alloc : NULL, len, payload);
 }

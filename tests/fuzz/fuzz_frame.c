@@ -9,7 +9,9 @@
  *   - every split yields the same frames as the whole stream at once, and the same
  *     end (more bytes needed, or a length over the limit);
  *   - the arena never hands out more than its block;
- *   - unpacking in the arena and with malloc agree (the arena may only refuse more), and
+ *   - unpacking in the arena and with malloc agree (the arena may only refuse more; the
+ *     arena path reads Begin and Generation frames without protobuf-c, and both
+ *     messages must pack to the same bytes), and
  *     validation gives the same verdict on both copies (the malloc'd copy lets ASan see
  *     any read past what protobuf-c allocated);
  *   - an accepted Generation packs into a stored Rollup that unpacks to the same counts.
@@ -102,6 +104,16 @@ static void one_frame(const uint8_t *payload, size_t len)
     if (a == NULL)
         return;
     ENSURE(a->msg_case == m->msg_case);
+    /* The direct reader (frame_wire.c) and protobuf-c built the same message: it packs
+     * to the same bytes. */
+    size_t sa = metricsd__envelope__get_packed_size(a), sm = metricsd__envelope__get_packed_size(m);
+    ENSURE(sa == sm);
+    uint8_t *ba = malloc(sa ? sa : 1), *bm = malloc(sm ? sm : 1);
+    ENSURE(ba != NULL && bm != NULL);
+    ENSURE(metricsd__envelope__pack(a, ba) == sa && metricsd__envelope__pack(m, bm) == sm);
+    ENSURE(memcmp(ba, bm, sa) == 0);
+    free(ba);
+    free(bm);
     int va = ingest(a, &req_a), vm = ingest(m, &req_m);
     ENSURE(va == vm && req_a == req_m);
     metricsd__envelope__free_unpacked(m, NULL);

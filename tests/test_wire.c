@@ -1,0 +1,227 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Unit tests of proto/frame_wire.c, the direct reader of Begin and Generation frames,
+ * against protobuf-c: on frames of every shape (all fields or few, labels, ITL
+ * sketches dense and in runs, negative numbers, other messages it leaves to
+ * protobuf-c) and on many mangled copies, frame_unpack in the arena and protobuf-c's
+ * unpacker both refuse, or both build messages that pack to the same bytes. The arena
+ * counts only protobuf-c's refusals.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "frame.h"
+#include "sketch.h"
+#include "sketch_pb.h"
+#include "testrand.h"
+
+static uint8_t *packed(const Metricsd__Envelope *env, size_t *n)
+{
+    *n = metricsd__envelope__get_packed_size(env);
+    uint8_t *b = malloc(*n ? *n : 1);
+    assert_non_null(b);
+    assert_int_equal(metricsd__envelope__pack(env, b), *n);
+    return b;
+}
+
+/* A random Begin, Generation, Hello or Query, packed by protobuf-c. */
+static uint8_t *make(rng *g, int k, size_t *n)
+{
+    Metricsd__Envelope env = METRICSD__ENVELOPE__INIT;
+    Metricsd__Generation gen = METRICSD__GENERATION__INIT;
+    Metricsd__Begin b = METRICSD__BEGIN__INIT;
+    Metricsd__Hello h = METRICSD__HELLO__INIT;
+    Metricsd__Query q = METRICSD__QUERY__INIT;
+    Metricsd__Label lab[20], *lp[20];
+    Metricsd__Sketch itl;
+    sketch s;
+    sketch_pb_scratch scr = { 0 };
+    char key[20][16];
+    uint8_t *out;
+
+    sketch_init(&s, SKETCH_DEFAULT_SCALE);
+    switch (k % 5) {
+    case 0:
+        b.has_gen_id = 1;
+        b.gen_id = rng_next(g);
+        b.model = "llama-3-8b";
+        b.backend = k % 3 ? "cuda" : NULL;
+        b.has_start_unix_ns = k % 2;
+        b.start_unix_ns = (int64_t)rng_next(g);
+        env.msg_case = METRICSD__ENVELOPE__MSG_BEGIN;
+        env.begin = &b;
+        break;
+    case 1:
+        h.has_protocol = 1;
+        h.protocol = 1;
+        h.client_name = "engine";
+        env.msg_case = METRICSD__ENVELOPE__MSG_HELLO;
+        env.hello = &h;
+        break;
+    case 2:
+        q.has_kind = 1;
+        q.kind = METRICSD__QUERY__KIND__STATS;
+        env.msg_case = METRICSD__ENVELOPE__MSG_QUERY;
+        env.query = &q;
+        break;
+    default: {
+        int full = k % 4 != 0;
+        gen.has_gen_id = full;
+        gen.gen_id = rng_next(g) % 1000;
+        gen.model = "mistral-7b";
+        gen.backend = full ? "metal" : NULL;
+        gen.engine = full ? "llama.cpp" : NULL;
+        gen.has_gpu_layers = full;
+        gen.gpu_layers = (int32_t)(rng_next(g) % 100) - 50; /* negative too */
+        gen.request_id = k % 7 == 0 ? "req-\xc3\xa9" : NULL;
+        gen.has_start_unix_ns = 1;
+        gen.start_unix_ns = 1795429020000000000 + (int64_t)(rng_next(g) % 1000000);
+        gen.has_queue_ns = full;
+        gen.queue_ns = (int64_t)(rng_next(g) % 1000000) - 1000; /* negative: rejected later */
+        gen.has_ttft_ns = 1;
+        gen.ttft_ns = (int64_t)(rng_next(g) % 1000000000);
+        gen.has_decode_ns = 1;
+        gen.decode_ns = (int64_t)(rng_next(g) % 10000000000);
+        gen.has_total_ns = 1;
+        gen.total_ns = gen.ttft_ns + gen.decode_ns;
+        gen.has_output_tokens = 1;
+        gen.output_tokens = (int64_t)(rng_next(g) % 4000);
+        gen.has_prompt_tokens = full;
+        gen.prompt_tokens = (int64_t)(rng_next(g) % 100000);
+        gen.has_load_ns = k % 9 == 0;
+        gen.load_ns = INT64_MIN; /* the extreme sint64 */
+        gen.has_status = 1;
+        gen.status = (Metricsd__Status)(rng_next(g) % 4);
+        gen.error_kind = gen.status == METRICSD__STATUS__STATUS_ERROR ? "oom" : NULL;
+        int nl = (int)(rng_next(g) % 20); /* over 16 labels: protobuf-c's */
+        for (int i = 0; i < nl && k % 2; i++) {
+            metricsd__label__init(&lab[i]);
+            snprintf(key[i], sizeof key[i], "k%d", i);
+            lab[i].key = key[i];
+            lab[i].value = i % 3 ? "v" : NULL;
+            lp[i] = &lab[i];
+            gen.n_labels = (size_t)i + 1;
+        }
+        gen.labels = lp;
+        if (k % 6 != 0) {
+            for (int i = 0; i < 64; i++)
+                assert_int_equal(sketch_record(&s, k % 4 == 1 ? rng_lognormal(g, 1e6, 3.0)
+                                                              : rng_lognormal(g, 25e6, 0.3)), 0);
+            sketch_pb_view_compact(&s, &itl, &scr); /* dense or runs, whichever is shorter */
+            gen.itl = &itl;
+        }
+        env.msg_case = METRICSD__ENVELOPE__MSG_GENERATION;
+        env.generation = &gen;
+        break;
+    }
+    }
+    out = packed(&env, n);
+    sketch_free(&s);
+    sketch_pb_scratch_free(&scr);
+    return out;
+}
+
+/* Both readers; returns 1 when they decoded, 0 when both refused. */
+static int both(const uint8_t *p, size_t n, frame_arena *a, int *direct)
+{
+    uint64_t ex = a->exhausted;
+    *direct = frame_unpack_direct(p, n, a) != NULL;
+    assert_int_equal(a->exhausted, ex);
+    Metricsd__Envelope *x = frame_unpack(p, n, a);
+    Metricsd__Envelope *y = metricsd__envelope__unpack(NULL, n, p);
+    if ((x == NULL) != (y == NULL))
+        fail_msg("arena reader %s, protobuf-c %s", x ? "decoded" : "refused",
+                 y ? "decoded" : "refused");
+    if (x == NULL)
+        return 0;
+    size_t nx, ny;
+    uint8_t *bx = packed(x, &nx), *by = packed(y, &ny);
+    assert_int_equal(nx, ny);
+    assert_memory_equal(bx, by, nx);
+    free(bx);
+    free(by);
+    metricsd__envelope__free_unpacked(y, NULL);
+    return 1;
+}
+
+static void valid_frames_read_the_same(void **state)
+{
+    (void)state;
+    rng g;
+    frame_arena a;
+    int direct = 0, d;
+    rng_seed(&g, 5);
+    assert_int_equal(frame_arena_init(&a, 1 << 20), 0);
+    for (int k = 0; k < 2000; k++) {
+        size_t n;
+        uint8_t *p = make(&g, k, &n);
+        assert_int_equal(both(p, n, &a, &d), 1);
+        /* Begin and Generation are read directly, unless over 16 labels. */
+        if (k % 5 == 0)
+            assert_true(d);
+        direct += d;
+        free(p);
+    }
+    assert_true(direct > 1000);
+    frame_arena_free(&a);
+}
+
+static void mangled_frames_read_the_same(void **state)
+{
+    (void)state;
+    rng g;
+    frame_arena a;
+    int decoded = 0, refused = 0, d;
+    rng_seed(&g, 6);
+    assert_int_equal(frame_arena_init(&a, 1 << 20), 0);
+    uint8_t *bad = malloc(1 << 16);
+    assert_non_null(bad);
+    for (int k = 0; k < 20000; k++) {
+        size_t n;
+        uint8_t *p = make(&g, k, &n);
+        memcpy(bad, p, n);
+        free(p);
+        switch (k % 4) {
+        case 0:
+            for (int j = 0; j < 1 + k % 3; j++)
+                bad[rng_next(&g) % n] ^= (uint8_t)(1u << (rng_next(&g) % 8));
+            break;
+        case 1:
+            n = rng_next(&g) % n;
+            break;
+        case 2: {
+            size_t at = rng_next(&g) % n;
+            memmove(bad + at + 1, bad + at, n - at);
+            bad[at] = (uint8_t)rng_next(&g);
+            n++;
+            break;
+        }
+        default:
+            bad[rng_next(&g) % n] = (uint8_t)rng_next(&g);
+            break;
+        }
+        if (both(bad, n, &a, &d))
+            decoded++;
+        else
+            refused++;
+    }
+    assert_true(decoded > 1000 && refused > 1000);
+    free(bad);
+    frame_arena_free(&a);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(valid_frames_read_the_same),
+        cmocka_unit_test(mangled_frames_read_the_same),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
