@@ -6,44 +6,6 @@
 
 #include <string.h>
 
-int wire_varint(wire *w, uint64_t *v)
-{
-    if (w->p < w->end && !(*w->p & 0x80)) { /* one byte: most numbers here */
-        *v = *w->p++;
-        return 0;
-    }
-    uint64_t x = 0;
-    for (int shift = 0; shift < 70 && w->p < w->end; shift += 7) {
-        uint8_t b = *w->p++;
-        x |= (uint64_t)(b & 0x7f) << shift;
-        if (!(b & 0x80)) {
-            *v = x;
-            return 0;
-        }
-    }
-    return -1;
-}
-
-int wire_fixed64(wire *w, double *v)
-{
-    if (w->end - w->p < 8)
-        return -1;
-    memcpy(v, w->p, 8); /* little-endian on every target this builds for */
-    w->p += 8;
-    return 0;
-}
-
-int wire_sub(wire *w, wire *inner)
-{
-    uint64_t n;
-    if (wire_varint(w, &n) != 0 || n > (uint64_t)(w->end - w->p))
-        return -1;
-    inner->p = w->p;
-    inner->end = w->p + n;
-    w->p += n;
-    return 0;
-}
-
 void *wire_alloc(frame_arena *a, size_t n)
 {
     return a->alloc.alloc(a->alloc.allocator_data, n);

@@ -14,6 +14,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "frame.h"
 #include "metricsd.pb-c.h"
@@ -24,11 +25,47 @@ typedef struct wire {
     const uint8_t *p, *end;
 } wire;
 
-/* Each returns 0, or -1 when the bytes run out or are out of range. */
-int wire_varint(wire *w, uint64_t *v);
-int wire_fixed64(wire *w, double *v);
-/* A length-delimited field: *inner is its bytes, w moves past them. */
-int wire_sub(wire *w, wire *inner);
+/* Each returns 0, or -1 when the bytes run out or are out of range. Inline: a
+ * frame holds dozens of varints. wire_sub reads a length-delimited field: *inner is
+ * its bytes, w moves past them. */
+static inline int wire_varint(wire *w, uint64_t *v)
+{
+    if (w->p < w->end && !(*w->p & 0x80)) { /* one byte: most numbers here */
+        *v = *w->p++;
+        return 0;
+    }
+    uint64_t x = 0;
+    for (int shift = 0; shift < 70 && w->p < w->end; shift += 7) {
+        uint8_t b = *w->p++;
+        x |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            *v = x;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static inline int wire_fixed64(wire *w, double *v)
+{
+    if (w->end - w->p < 8)
+        return -1;
+    memcpy(v, w->p, 8); /* little-endian on every target this builds for */
+    w->p += 8;
+    return 0;
+}
+
+static inline int wire_sub(wire *w, wire *inner)
+{
+    uint64_t n;
+    if (wire_varint(w, &n) != 0 || n > (uint64_t)(w->end - w->p))
+        return -1;
+    inner->p = w->p;
+    inner->end = w->p + n;
+    w->p += n;
+    return 0;
+}
+
 /* A length-delimited field as a NUL-terminated copy in the arena. */
 int wire_string(wire *w, frame_arena *a, char **out);
 /* A packed repeated uint64 field into an array in the arena; -1 also when *out is
