@@ -7,7 +7,6 @@
  * slides count as hits, long jumps and clock steps back merge afresh, windows past m1
  * retention are not cached, and expiry frees every byte.
  */
-#include <ftw.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -22,6 +21,7 @@
 #include "counters.h"
 #include "qcache.h"
 #include "query.h"
+#include "rollup_assert.h"
 #include "series.h"
 #include "server.h"
 #include "store.h"
@@ -50,8 +50,7 @@ static int setup(void **state)
     char db[96], why[256];
     if (f == NULL)
         return -1;
-    snprintf(f->tmp, sizeof(f->tmp), "/tmp/metricsd-test-qcache-XXXXXX");
-    if (mkdtemp(f->tmp) == NULL)
+    if (test_tmpdir(f->tmp, sizeof(f->tmp), "qcache") != 0)
         return -1;
     snprintf(db, sizeof(db), "%s/db", f->tmp);
     store_opts o = { .no_sync = 1 };
@@ -69,21 +68,13 @@ static int setup(void **state)
     return 0;
 }
 
-static int rm_one(const char *path, const struct stat *sb, int type, struct FTW *ftw)
-{
-    (void)sb;
-    (void)type;
-    (void)ftw;
-    return remove(path);
-}
-
 static int teardown(void **state)
 {
     fx *f = *state;
     series_table_free(&f->srv.series);
     assert_int_equal(qcache_bytes(), 0);
     store_close(f->srv.st);
-    int rc = nftw(f->tmp, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+    int rc = test_rmtree(f->tmp);
     free(f);
     return rc;
 }

@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include "rollup.h"
+#include "rollup_assert.h"
 #include "testrand.h"
 
 static void make(rollup *r, rng *g, int shape)
@@ -54,44 +55,6 @@ static void make(rollup *r, rng *g, int shape)
         r->cancelled = UINT64_MAX; /* a ten-byte varint */
 }
 
-static void assert_same(const rollup *a, const rollup *b)
-{
-    assert_int_equal(a->requests, b->requests);
-    assert_int_equal(a->errors, b->errors);
-    assert_int_equal(a->cancelled, b->cancelled);
-    assert_int_equal(a->timeouts, b->timeouts);
-    assert_int_equal(a->cold_starts, b->cold_starts);
-    assert_int_equal(a->prompt_tokens, b->prompt_tokens);
-    assert_int_equal(a->output_tokens, b->output_tokens);
-    assert_int_equal(a->first_unix_ns, b->first_unix_ns);
-    assert_int_equal(a->last_unix_ns, b->last_unix_ns);
-    assert_memory_equal(&a->joules, &b->joules, sizeof(double));
-    assert_memory_equal(&a->battery_joules, &b->battery_joules, sizeof(double));
-    assert_memory_equal(&a->battery_pct, &b->battery_pct, sizeof(double));
-    assert_int_equal(a->energy_busy_ns, b->energy_busy_ns);
-    assert_int_equal(a->attributed_tokens, b->attributed_tokens);
-    assert_int_equal(a->battery_tokens, b->battery_tokens);
-    for (int m = 0; m < M__COUNT; m++) {
-        const sketch *x = &a->sk[m], *y = &b->sk[m];
-        int32_t ox, oy;
-        const uint64_t *cx, *cy;
-        size_t nx, ny;
-        assert_int_equal(x->scale, y->scale);
-        assert_int_equal(x->count, y->count);
-        assert_int_equal(x->zero_count, y->zero_count);
-        assert_memory_equal(&x->sum, &y->sum, sizeof(double));
-        assert_memory_equal(&x->min, &y->min, sizeof(double));
-        assert_memory_equal(&x->max, &y->max, sizeof(double));
-        sketch_sparse_view(x, &ox, &cx, &nx);
-        sketch_sparse_view(y, &oy, &cy, &ny);
-        assert_int_equal(nx, ny);
-        if (nx) {
-            assert_int_equal(ox, oy);
-            assert_memory_equal(cx, cy, nx * sizeof(*cx));
-        }
-    }
-}
-
 /* Both readers on the same bytes, each into a copy of the same starting rollup. */
 static int both(const uint8_t *p, size_t n, const rollup *base, frame_arena *arena)
 {
@@ -104,7 +67,7 @@ static int both(const uint8_t *p, size_t n, const rollup *base, frame_arena *are
     int rb = rollup_merge_packed(&b, p, n); /* protobuf-c, malloc */
     if (ra != rb)
         fail_msg("direct reader %d, protobuf-c %d on %zu bytes", ra, rb, n);
-    assert_same(&a, &b);
+    assert_same_rollup(&a, &b);
 
     int64_t first = 0;
     Metricsd__Rollup *m = metricsd__rollup__unpack(NULL, n, p);
@@ -140,7 +103,7 @@ static void valid_records_read_the_same(void **state)
         rollup e;
         rollup_init(&e);
         assert_int_equal(rollup_merge_wire(&e, buf, len, &arena), 0);
-        assert_same(&e, &r);
+        assert_same_rollup(&e, &r);
         rollup_free(&e);
         rollup_free(&r);
     }

@@ -6,7 +6,6 @@
  * guard, map growth and its cap, and retention.
  */
 #include <errno.h>
-#include <ftw.h>
 #include <lmdb.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -20,6 +19,7 @@
 #include <cmocka.h>
 
 #include "rollup.h"
+#include "rollup_assert.h"
 #include "sketch.h"
 #include "store.h"
 
@@ -37,8 +37,7 @@ static int setup(void **state)
     fx *f = calloc(1, sizeof(*f));
     if (f == NULL)
         return -1;
-    snprintf(f->tmp, sizeof(f->tmp), "/tmp/metricsd-test-store-XXXXXX");
-    if (mkdtemp(f->tmp) == NULL) {
+    if (test_tmpdir(f->tmp, sizeof(f->tmp), "store") != 0) {
         free(f);
         return -1;
     }
@@ -47,18 +46,10 @@ static int setup(void **state)
     return 0;
 }
 
-static int rm_one(const char *path, const struct stat *sb, int type, struct FTW *ftw)
-{
-    (void)sb;
-    (void)type;
-    (void)ftw;
-    return remove(path);
-}
-
 static int teardown(void **state)
 {
     fx *f = *state;
-    int rc = nftw(f->tmp, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+    int rc = test_rmtree(f->tmp);
     free(f);
     return rc;
 }
@@ -119,42 +110,6 @@ static void fill(rollup *r, rollup *whole, uint32_t seed, int n, int64_t t)
                 dst[d]->last_unix_ns = t;
         }
     }
-}
-
-static void assert_same_sketch(const sketch *a, const sketch *b, const char *what)
-{
-    int32_t oa, ob;
-    const uint64_t *ca, *cb;
-    size_t na, nb;
-    if (sketch_scale(a) != sketch_scale(b) || a->count != b->count ||
-        a->zero_count != b->zero_count || a->sum != b->sum || a->min != b->min ||
-        a->max != b->max)
-        fail_msg("%s: scale %d/%d count %lu/%lu zero %lu/%lu sum %.17g/%.17g min %g/%g max %g/%g",
-                 what, sketch_scale(a), sketch_scale(b), (unsigned long)a->count,
-                 (unsigned long)b->count, (unsigned long)a->zero_count,
-                 (unsigned long)b->zero_count, a->sum, b->sum, a->min, b->min, a->max, b->max);
-    sketch_sparse_view(a, &oa, &ca, &na);
-    sketch_sparse_view(b, &ob, &cb, &nb);
-    if (na != nb || (na > 0 && oa != ob))
-        fail_msg("%s: buckets %zu at %d vs %zu at %d", what, na, oa, nb, ob);
-    if (na > 0)
-        assert_memory_equal(ca, cb, na * sizeof(uint64_t));
-}
-
-static void assert_same_rollup(const rollup *a, const rollup *b)
-{
-    static const char *names[M__COUNT] = { "ttft", "tpot", "itl", "e2e", "queue", "decode_tps" };
-    assert_int_equal(a->requests, b->requests);
-    assert_int_equal(a->errors, b->errors);
-    assert_int_equal(a->cancelled, b->cancelled);
-    assert_int_equal(a->timeouts, b->timeouts);
-    assert_int_equal(a->cold_starts, b->cold_starts);
-    assert_int_equal(a->prompt_tokens, b->prompt_tokens);
-    assert_int_equal(a->output_tokens, b->output_tokens);
-    assert_int_equal(a->first_unix_ns, b->first_unix_ns);
-    assert_int_equal(a->last_unix_ns, b->last_unix_ns);
-    for (int m = 0; m < M__COUNT; m++)
-        assert_same_sketch(&a->sk[m], &b->sk[m], names[m]);
 }
 
 /* A rollup that is only a request count: sums of these tell which records a read

@@ -3,6 +3,7 @@
 metricsd_unit_test(test_frame SOURCES test_frame.c LIBS metricsd_proto)
 metricsd_unit_test(test_ingest SOURCES test_ingest.c LIBS metricsd_core)
 metricsd_unit_test(test_store SOURCES test_store.c LIBS metricsd_core)
+target_include_directories(test_store PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/support)
 metricsd_unit_test(test_sketch_pb SOURCES test_sketch_pb.c LIBS metricsd_proto)
 metricsd_unit_test(test_qcache SOURCES test_qcache.c LIBS metricsd_core)
 target_include_directories(test_qcache PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/support)
