@@ -96,12 +96,14 @@ size_t frame_reader_pending(const frame_reader *r)
 
 size_t frame_size(const Metricsd__Envelope *env)
 {
-    return FRAME_HEADER_BYTES + metricsd__envelope__get_packed_size(env);
+    return FRAME_HEADER_BYTES + (frame_direct_ok(env) ? frame_direct_size(env)
+                                                      : metricsd__envelope__get_packed_size(env));
 }
 
 size_t frame_encode(const Metricsd__Envelope *env, uint8_t *out)
 {
-    size_t n = metricsd__envelope__pack(env, out + FRAME_HEADER_BYTES);
+    size_t n = frame_direct_ok(env) ? frame_direct_pack(env, out + FRAME_HEADER_BYTES)
+                                    : metricsd__envelope__pack(env, out + FRAME_HEADER_BYTES);
     out[0] = (uint8_t)n;
     out[1] = (uint8_t)(n >> 8);
     out[2] = (uint8_t)(n >> 16);

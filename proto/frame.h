@@ -44,6 +44,11 @@ int frame_reader_next(frame_reader *r, const uint8_t **payload, size_t *len);
 /* Bytes held that do not yet form a whole frame. */
 size_t frame_reader_pending(const frame_reader *r);
 
+/* Begin and Generation envelopes packed without protobuf-c, to the same bytes
+ * (frame_wire_enc.c): whether env is one, its packed size, and the packing. */
+int frame_direct_ok(const Metricsd__Envelope *env);
+size_t frame_direct_size(const Metricsd__Envelope *env);
+size_t frame_direct_pack(const Metricsd__Envelope *env, uint8_t *out);
 /* Bytes that frame_encode needs for env. */
 size_t frame_size(const Metricsd__Envelope *env);
 /* Write header and payload into out (at least frame_size(env) bytes). Returns bytes. */

@@ -5,7 +5,8 @@
  * sketches dense and in runs, negative numbers, other messages it leaves to
  * protobuf-c) and on many mangled copies, frame_unpack in the arena and protobuf-c's
  * unpacker both refuse, or both build messages that pack to the same bytes. The arena
- * counts only protobuf-c's refusals.
+ * counts only protobuf-c's refusals. The direct writer (frame_wire_enc.c) packs every
+ * message either reader built to protobuf-c's bytes.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -128,6 +129,19 @@ static uint8_t *make(rng *g, int k, size_t *n)
     return out;
 }
 
+/* frame_encode of a protobuf-c-built envelope, against protobuf-c's own packing. */
+static void assert_packs_the_same(const Metricsd__Envelope *env)
+{
+    size_t n, f = frame_size(env);
+    uint8_t *want = packed(env, &n), *got = malloc(f);
+    assert_non_null(got);
+    assert_int_equal(f, FRAME_HEADER_BYTES + n);
+    assert_int_equal(frame_encode(env, got), f);
+    assert_memory_equal(got + FRAME_HEADER_BYTES, want, n);
+    free(want);
+    free(got);
+}
+
 /* Both readers; returns 1 when they decoded, 0 when both refused. */
 static int both(const uint8_t *p, size_t n, frame_arena *a, int *direct)
 {
@@ -142,6 +156,7 @@ static int both(const uint8_t *p, size_t n, frame_arena *a, int *direct)
     if (x == NULL)
         return 0;
     size_t nx, ny;
+    assert_packs_the_same(y); /* the direct writer, on whatever protobuf-c decoded */
     uint8_t *bx = packed(x, &nx), *by = packed(y, &ny);
     assert_int_equal(nx, ny);
     assert_memory_equal(bx, by, nx);
@@ -163,9 +178,14 @@ static void valid_frames_read_the_same(void **state)
         size_t n;
         uint8_t *p = make(&g, k, &n);
         assert_int_equal(both(p, n, &a, &d), 1);
-        /* Begin and Generation are read directly, unless over 16 labels. */
+        /* Begin and Generation are read directly, unless over 16 labels, and always
+         * written directly. */
         if (k % 5 == 0)
             assert_true(d);
+        Metricsd__Envelope *e = metricsd__envelope__unpack(NULL, n, p);
+        assert_non_null(e);
+        assert_int_equal(frame_direct_ok(e), k % 5 == 0 || k % 5 >= 3);
+        metricsd__envelope__free_unpacked(e, NULL);
         direct += d;
         free(p);
     }
