@@ -97,10 +97,16 @@ static uint8_t *put_packed(uint8_t *p, unsigned field, const uint64_t *v, size_t
     if (n == 0)
         return p;
     *p++ = TAG(field, WIRE_LEN);
-    p = put_varint(p, packed_body(v, n));
+    /* One pass: the numbers go after a one-byte length and move up if the length
+     * turns out longer (the frame's size, computed before, leaves the room). */
+    uint8_t *q = p + 1;
     for (size_t i = 0; i < n; i++)
-        p = put_varint(p, v[i]);
-    return p;
+        q = put_varint(q, v[i]);
+    size_t body = (size_t)(q - (p + 1)), ls = varint_size(body);
+    if (ls > 1)
+        memmove(p + ls, p + 1, body);
+    put_varint(p, body);
+    return p + ls + body;
 }
 
 static uint8_t *put_sketch(uint8_t *p, const Metricsd__Sketch *s)

@@ -59,19 +59,22 @@ void sketch_pb_view_compact(const sketch *s, Metricsd__Sketch *msg, sketch_pb_sc
         scr->runs = r;
         scr->cap = 2 * n;
     }
+    /* An empty bucket is one byte dense and one more skip in sparse: only the others
+     * need their varints sized (a client's ITL is mostly empty buckets). */
     for (size_t i = 0; i < n; i++) {
         uint64_t c = counts[i];
-        size_t vl = varint_len(c);
-        dense += vl;
         if (c == 0) {
             skip++;
             continue;
         }
+        size_t vl = varint_len(c);
+        dense += vl;
         sparse += varint_len(skip) + vl;
         scr->runs[k++] = skip;
         scr->runs[k++] = c;
         skip = 0;
     }
+    dense += n - k / 2; /* the empty buckets */
     if (sparse >= dense)
         return;
     msg->n_runs = k;
