@@ -4,7 +4,8 @@
  * protobuf-c's packer writes (fields in number order, proto2 presence: a scalar when
  * its has_ flag is set, a string or message when its pointer is set, packed repeated
  * numbers). protobuf-c sizes a message and then packs it, sizing each sub-message
- * again on the way; metricsd_end paid about a microsecond for that. Every other
+ * again on the way; metricsd_end paid about a microsecond for that. Here packing is
+ * one pass (len_open/len_close), and sizing one more for frame_size. Every other
  * message is left to protobuf-c. tests/test_wire.c compares the bytes.
  */
 #include "frame.h"
@@ -56,6 +57,24 @@ static uint8_t *put_str(uint8_t *p, unsigned field, const char *s)
     return p + n;
 }
 
+/* A length-delimited field written in one pass: the body goes after a one-byte
+ * length (len_open returns where) and moves up when len_close finds the length needs
+ * more bytes. Every write then lands at or before its final place, so the buffer of
+ * frame_size bytes always has room, nested fields included. */
+static uint8_t *len_open(uint8_t *lenpos)
+{
+    return lenpos + 1;
+}
+
+static uint8_t *len_close(uint8_t *lenpos, uint8_t *end)
+{
+    size_t body = (size_t)(end - (lenpos + 1)), ls = varint_size(body);
+    if (ls > 1)
+        memmove(lenpos + ls, lenpos + 1, body);
+    put_varint(lenpos, body);
+    return lenpos + ls + body;
+}
+
 static size_t packed_body(const uint64_t *v, size_t n)
 {
     size_t b = 0;
@@ -97,16 +116,10 @@ static uint8_t *put_packed(uint8_t *p, unsigned field, const uint64_t *v, size_t
     if (n == 0)
         return p;
     *p++ = TAG(field, WIRE_LEN);
-    /* One pass: the numbers go after a one-byte length and move up if the length
-     * turns out longer (the frame's size, computed before, leaves the room). */
-    uint8_t *q = p + 1;
+    uint8_t *q = len_open(p);
     for (size_t i = 0; i < n; i++)
         q = put_varint(q, v[i]);
-    size_t body = (size_t)(q - (p + 1)), ls = varint_size(body);
-    if (ls > 1)
-        memmove(p + ls, p + 1, body);
-    put_varint(p, body);
-    return p + ls + body;
+    return len_close(p, q);
 }
 
 static uint8_t *put_sketch(uint8_t *p, const Metricsd__Sketch *s)
@@ -264,18 +277,18 @@ static uint8_t *put_gen(uint8_t *p, const Metricsd__Generation *g)
     if (g->itl) {
         const uint8_t t[] = { TAG2(19, WIRE_LEN) };
         memcpy(p, t, 2);
-        p = put_varint(p + 2, sketch_size(g->itl));
-        p = put_sketch(p, g->itl);
+        p = len_close(p + 2, put_sketch(len_open(p + 2), g->itl));
     }
     for (size_t i = 0; i < g->n_labels; i++) {
         const Metricsd__Label *l = g->labels[i];
         const uint8_t t[] = { TAG2(20, WIRE_LEN) };
         memcpy(p, t, 2);
-        p = put_varint(p + 2, label_size(l));
+        uint8_t *q = len_open(p + 2);
         if (l->key)
-            p = put_str(p, 1, l->key);
+            q = put_str(q, 1, l->key);
         if (l->value)
-            p = put_str(p, 2, l->value);
+            q = put_str(q, 2, l->value);
+        p = len_close(p + 2, q);
     }
     return p;
 }
@@ -320,11 +333,10 @@ size_t frame_direct_size(const Metricsd__Envelope *env)
 
 size_t frame_direct_pack(const Metricsd__Envelope *env, uint8_t *out)
 {
-    size_t n = inner_size(env);
     uint8_t *p = out;
     int begin = env->msg_case == METRICSD__ENVELOPE__MSG_BEGIN;
     *p++ = TAG(begin ? 2 : 3, WIRE_LEN);
-    p = put_varint(p, n);
-    p = begin ? put_begin(p, env->begin) : put_gen(p, env->generation);
-    return (size_t)(p - out);
+    uint8_t *q = len_open(p);
+    q = begin ? put_begin(q, env->begin) : put_gen(q, env->generation);
+    return (size_t)(len_close(p, q) - out);
 }
