@@ -328,6 +328,27 @@ static int grow_for(sketch *s, int32_t *i)
     return 0;
 }
 
+int sketch_reserve_range(sketch *s, double lo, double hi)
+{
+    if (!(lo > 0.0 && lo <= hi && hi <= DBL_MAX))
+        return 0; /* nothing to cover, or values record() refuses or zero-buckets */
+    ensure_tables();
+    int32_t a = index_of(lo, s->scale), b = index_of(hi, s->scale), dl, dh;
+    if (a >= s->offset && b < s->offset + (int32_t)s->len)
+        return 0;
+    if (data_range(s, &dl, &dh)) {
+        a = dl < a ? dl : a;
+        b = dh > b ? dh : b;
+    }
+    int k = steps_to_fit(a, b, s->scale);
+    int rc = reserve(s, (uint32_t)((b >> k) - (a >> k) + 1));
+    if (rc)
+        return rc;
+    downscale_in_place(s, k);
+    cover(s, a >> k, b >> k);
+    return 0;
+}
+
 static int record_zero_or_refuse(sketch *s, double v, uint64_t n)
 {
     if (v != 0.0) /* negative, NaN or infinite */

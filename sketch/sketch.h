@@ -58,6 +58,12 @@ void sketch_reset(sketch *s, int scale);
 int sketch_record(sketch *s, double v);
 int sketch_record_n(sketch *s, double v, uint64_t n);
 
+/* Make the dense array cover every bucket from lo to hi (0 < lo <= hi), growing or
+ * downscaling once, as recording values at lo and hi would. Recording many values
+ * whose range is known (a generation's token gaps) then never grows the array value
+ * by value. Changes no count; the scale is the one the values would bring anyway.
+ * Returns 0 (also for a range with no positive finite values) or -ENOMEM. */
+int sketch_reserve_range(sketch *s, double lo, double hi);
 /* dst += src. src is unchanged. Exact: if the scales differ, the finer is brought
  * down to the coarser first (dst is downscaled in place when it is the finer one).
  * Returns 0 or -ENOMEM (dst unchanged). The result is at the largest scale, no finer
