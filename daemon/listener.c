@@ -91,6 +91,7 @@ struct listener {
     conn *polled;
     uint32_t n_polled;
     uint32_t max_clients;
+    int64_t read_now_ns; /* server_now_unix_ns() at the read being dispatched */
     int own_path; /* we created the socket file */
     /* One connection kept aside for when malloc fails: the pending connection must
      * still be accepted (and closed), or libuv stops watching the listening socket. */
@@ -346,7 +347,7 @@ static void handle_generation(conn *c, const Metricsd__Generation *g)
     if (why >= 0) {
         reject(c, why);
     } else if ((s = series_for(c, g->model, g->backend)) != NULL) {
-        int64_t now = server_now_unix_ns();
+        int64_t now = c->l->read_now_ns;
         uint32_t minute = (uint32_t)(now / NS_PER_MIN);
         rollup *delta = series_delta(&srv->series, s, minute, &lost);
         stat_counts[PENDING_DROPPED] += lost;
@@ -440,6 +441,8 @@ static int conn_received(conn *c, size_t n)
     size_t len;
     int rc;
 
+    /* One wall-clock reading for every frame of this read: they arrived together. */
+    c->l->read_now_ns = server_now_unix_ns();
     c->last_active_ms = uv_now(c->l->srv->loop);
     frame_reader_commit(&c->rd, n);
     while ((rc = frame_reader_next(&c->rd, &payload, &len)) == 1)
@@ -457,6 +460,13 @@ static int conn_received(conn *c, size_t n)
  * error (UV_ENOBUFS when no read buffer could be had). */
 static void conn_read_failed(conn *c, int err)
 {
+    /* No read buffer could be had: the daemon's memory, not the peer's fault, and
+     * counted as such (the frame in progress is lost with the connection). */
+    if (err == UV_ENOBUFS) {
+        reject(c, NO_MEMORY);
+        conn_close(c, "no memory for the read buffer");
+        return;
+    }
     /* A peer that leaves in the middle of a frame sent something we throw away. */
     if (frame_reader_pending(&c->rd) > 0)
         reject(c, FRAME_TRUNCATED);
@@ -481,11 +491,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     }
     if (nread == 0)
         return;
-    if (buf->base == NULL) {
-        reject_counts[NO_MEMORY]++;
-        conn_close(c, "no memory for the read buffer");
-        return;
-    }
+    (void)buf;
     if (conn_received(c, (size_t)nread) != 0)
         return;
     /* Reads with data faster than the poll timer would tick: poll this one. */
