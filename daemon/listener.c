@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The socket side of the daemon: accept (checking the peer's uid), read, reassemble
- * frames, dispatch Hello, Begin, Generation and Query, and track each connection's
- * generations in flight.
+ * The socket side of the daemon: accept (checking the peer's uid), read (from epoll, or
+ * polled when busy), reassemble frames and hand each to dispatch.c; close idle and
+ * failing connections.
  */
 #include "listener.h"
+#include "conn.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -19,12 +20,8 @@
 
 #include "counters.h"
 #include "frame.h"
-#include "ingest.h"
 #include "log.h"
-#include "query.h"
 
-#define NS_PER_MIN 60000000000ll
-#define MAX_IN_FLIGHT_PER_CONN 65536u
 /* A reply larger than this waiting unread means the querier is gone or stuck. */
 #define MAX_WRITE_QUEUED (256u << 20)
 
@@ -51,133 +48,12 @@
 #define READ_WANT 16384u
 #define READ_MAX 65536u
 
-/* Generations in flight on one connection: gen_id -> series, open addressing with
- * linear probing and backward-shift deletion. gen_id 0 is never tracked. */
-typedef struct flight_slot {
-    uint64_t gen_id;
-    series *s;
-} flight_slot;
-
-typedef struct conn {
-    uv_pipe_t pipe; /* first: the handle's address is the connection's */
-    listener *l;
-    frame_reader rd;
-    uint32_t uid;
-    int32_t pid;
-    char name[64];
-    flight_slot *flight;
-    uint32_t flight_n, flight_cap;
-    uint64_t last_active_ms;
-    size_t write_queued;
-    int closing;
-    int served;     /* sent generations: its pid is in some series' process list */
-    int is_spare;   /* the listener's reserve connection (see listener.spare) */
-    /* Polled mode (POLL_* above): out of epoll, read by listener.poll_timer. */
-    int polled;
-    unsigned poll_idle;   /* ticks in a row with nothing read */
-    uint64_t burst_ms;    /* start of the window in which burst_reads are counted */
-    unsigned burst_reads;
-    struct conn *prev, *next;
-    struct conn *poll_prev, *poll_next; /* listener.polled */
-} conn;
-
-struct listener {
-    server *srv;
-    uv_pipe_t pipe;
-    uv_timer_t idle_timer;
-    uv_timer_t poll_timer; /* runs only while some connection is polled */
-    frame_arena arena;
-    conn *conns;
-    conn *polled;
-    uint32_t n_polled;
-    uint32_t max_clients;
-    int64_t read_now_ns; /* server_now_unix_ns() at the read being dispatched */
-    int own_path; /* we created the socket file */
-    /* One connection kept aside for when malloc fails: the pending connection must
-     * still be accepted (and closed), or libuv stops watching the listening socket. */
-    conn *spare;
-};
-
 typedef struct write_req {
     uv_write_t req;
     conn *c;
     size_t len;
     uint8_t *data;
 } write_req;
-
-/* ---- in-flight map ---- */
-
-static uint32_t flight_hash(uint64_t id, uint32_t cap)
-{
-    id *= 0x9e3779b97f4a7c15ull;
-    return (uint32_t)(id >> 32) & (cap - 1);
-}
-
-static int flight_put(conn *c, uint64_t id, series *s)
-{
-    if (c->flight_n + 1 > c->flight_cap / 2) {
-        uint32_t cap = c->flight_cap ? c->flight_cap * 2 : 16;
-        flight_slot *t = calloc(cap, sizeof(*t));
-        if (t == NULL)
-            return -ENOMEM;
-        for (uint32_t i = 0; i < c->flight_cap; i++) {
-            if (c->flight[i].gen_id == 0)
-                continue;
-            uint32_t h = flight_hash(c->flight[i].gen_id, cap);
-            while (t[h].gen_id != 0)
-                h = (h + 1) & (cap - 1);
-            t[h] = c->flight[i];
-        }
-        free(c->flight);
-        c->flight = t;
-        c->flight_cap = cap;
-    }
-    uint32_t h = flight_hash(id, c->flight_cap);
-    while (c->flight[h].gen_id != 0 && c->flight[h].gen_id != id)
-        h = (h + 1) & (c->flight_cap - 1);
-    if (c->flight[h].gen_id == id)
-        return 1; /* already there */
-    c->flight[h].gen_id = id;
-    c->flight[h].s = s;
-    c->flight_n++;
-    return 0;
-}
-
-static series *flight_take(conn *c, uint64_t id)
-{
-    if (c->flight_n == 0 || id == 0)
-        return NULL;
-    uint32_t mask = c->flight_cap - 1, h = flight_hash(id, c->flight_cap);
-    while (c->flight[h].gen_id != id) {
-        if (c->flight[h].gen_id == 0)
-            return NULL;
-        h = (h + 1) & mask;
-    }
-    series *s = c->flight[h].s;
-    /* Backward-shift deletion keeps probe chains whole without tombstones. */
-    uint32_t hole = h;
-    for (uint32_t j = (h + 1) & mask; c->flight[j].gen_id != 0; j = (j + 1) & mask) {
-        uint32_t home = flight_hash(c->flight[j].gen_id, c->flight_cap);
-        if (((j - home) & mask) >= ((j - hole) & mask)) {
-            c->flight[hole] = c->flight[j];
-            hole = j;
-        }
-    }
-    c->flight[hole].gen_id = 0;
-    c->flight[hole].s = NULL;
-    c->flight_n--;
-    return s;
-}
-
-static void flight_end(server *srv, series *s)
-{
-    /* The end time feeds energy attribution (series_flight_end). */
-    series_flight_end(&srv->series, s, uv_hrtime());
-    if (srv->in_flight > 0)
-        srv->in_flight--;
-}
-
-/* ---- connections ---- */
 
 static void poll_leave(conn *c);
 
@@ -196,7 +72,7 @@ static void on_conn_closed(uv_handle_t *h)
     free(c);
 }
 
-static void conn_close(conn *c, const char *why)
+void conn_close(conn *c, const char *why)
 {
     listener *l = c->l;
     server *srv = l->srv;
@@ -210,13 +86,7 @@ static void conn_close(conn *c, const char *why)
         log_limited(2, LOG_INFO, "closing connection of pid %d (%s): %s", (int)c->pid,
                     c->name[0] ? c->name : "unnamed", why);
     /* A client that goes away ends its generations in flight as abandoned. */
-    for (uint32_t i = 0; i < c->flight_cap; i++) {
-        if (c->flight[i].gen_id != 0) {
-            flight_end(srv, c->flight[i].s);
-            stat_counts[ABANDONED]++;
-        }
-    }
-    c->flight_n = 0;
+    conn_end_flights(c);
     /* procs: a process with no connection left no longer serves its models. Only
      * engines (connections that sent generations, a handful) pay for the scan. */
     int pid_connected = 0;
@@ -234,7 +104,7 @@ static void conn_close(conn *c, const char *why)
     uv_close((uv_handle_t *)&c->pipe, on_conn_closed);
 }
 
-static void reject(conn *c, enum reject_reason why)
+void conn_reject(conn *c, enum reject_reason why)
 {
     reject_counts[why]++;
     log_limited(10 + (int)why, LOG_WARN, "rejected input from pid %d (%s): %s", (int)c->pid,
@@ -250,7 +120,7 @@ static void on_written(uv_write_t *req, int status)
     free(w);
 }
 
-static void conn_send(conn *c, uint8_t *data, size_t len)
+void conn_send(conn *c, uint8_t *data, size_t len)
 {
     write_req *w = malloc(sizeof(*w));
     if (w == NULL || c->write_queued + len > MAX_WRITE_QUEUED) {
@@ -273,154 +143,6 @@ static void conn_send(conn *c, uint8_t *data, size_t len)
     }
 }
 
-static const char *backend_of(const char *b)
-{
-    return b != NULL && b[0] != '\0' ? b : "unknown";
-}
-
-static series *series_for(conn *c, const char *model, const char *backend)
-{
-    int err;
-    series *s = series_get(&c->l->srv->series, model, backend_of(backend), &err);
-    if (s == NULL)
-        reject(c, err == -ENOSPC ? TOO_MANY_SERIES : NO_MEMORY);
-    return s;
-}
-
-static void handle_hello(conn *c, const Metricsd__Hello *h)
-{
-    stat_counts[HELLOS]++;
-    if (!h->has_protocol || h->protocol == 0) {
-        reject(c, PROTOCOL_VERSION);
-        conn_close(c, "no protocol version in Hello");
-        return;
-    }
-    if (h->client_name)
-        snprintf(c->name, sizeof(c->name), "%s", h->client_name);
-    /* The client says how many events it could not send; they count as ours. */
-    stat_counts[CLIENT_DROPPED] += h->dropped;
-}
-
-static void handle_begin(conn *c, const Metricsd__Begin *b)
-{
-    server *srv = c->l->srv;
-    stat_counts[BEGINS]++;
-    if (b->model == NULL || b->model[0] == '\0') {
-        reject(c, MODEL_MISSING);
-        return;
-    }
-    if (!ingest_name_valid(b->model) || (b->backend && b->backend[0] && !ingest_name_valid(b->backend))) {
-        reject(c, NAME_INVALID);
-        return;
-    }
-    if (b->gen_id == 0)
-        return; /* nothing to match an END against */
-    if (c->flight_n >= MAX_IN_FLIGHT_PER_CONN) {
-        reject(c, TOO_MANY_IN_FLIGHT);
-        return;
-    }
-    series *s = series_for(c, b->model, b->backend);
-    if (s == NULL)
-        return;
-    int rc = flight_put(c, b->gen_id, s);
-    if (rc < 0) {
-        reject(c, NO_MEMORY);
-    } else if (rc == 0) {
-        series_flight_begin(&srv->series, s, uv_hrtime());
-        series_note_pid(s, c->pid);
-        c->served = 1;
-        srv->in_flight++;
-    }
-}
-
-static void handle_generation(conn *c, const Metricsd__Generation *g)
-{
-    listener *l = c->l;
-    server *srv = l->srv;
-    series *began = flight_take(c, g->gen_id), *s;
-    uint64_t lost;
-    sketch itl;
-
-    if (began != NULL)
-        flight_end(srv, began);
-    int why = ingest_check(g, &itl);
-    if (why >= 0) {
-        reject(c, why);
-    } else if ((s = series_for(c, g->model, g->backend)) != NULL) {
-        int64_t now = c->l->read_now_ns;
-        uint32_t minute = (uint32_t)(now / NS_PER_MIN);
-        rollup *delta = series_delta(&srv->series, s, minute, &lost);
-        stat_counts[PENDING_DROPPED] += lost;
-        if (delta == NULL || ingest_apply(delta, g, &itl, now) != 0) {
-            reject(c, NO_MEMORY);
-        } else {
-            stat_counts[GENERATIONS]++;
-            series_note_pid(s, c->pid);
-            c->served = 1;
-            /* Only a generation tracked in flight received energy; its tokens are
-             * the joules-per-token denominator. */
-            if (began == s && g->output_tokens > 0) {
-                delta->attributed_tokens += (uint64_t)g->output_tokens;
-                if (srv->on_battery)
-                    delta->battery_tokens += (uint64_t)g->output_tokens;
-            }
-        }
-    }
-    sketch_free(&itl);
-}
-
-static void handle_query(conn *c, const Metricsd__Query *q)
-{
-    uint8_t *out;
-    size_t len;
-    int rc = query_answer(c->l->srv, q, &out, &len);
-    if (rc != 0) {
-        log_limited(3, LOG_ERR, "query failed: %s", strerror(-rc));
-        conn_close(c, "query failed");
-        return;
-    }
-    conn_send(c, out, len);
-}
-
-/* Returns 0 to go on reading this connection, -1 when it was closed. */
-static int dispatch(conn *c, const uint8_t *payload, size_t len)
-{
-    listener *l = c->l;
-    Metricsd__Envelope *env;
-
-    uint64_t exhausted = l->arena.exhausted;
-
-    stat_counts[FRAMES]++;
-    env = frame_unpack(payload, len, &l->arena);
-    if (env == NULL) {
-        /* Out of arena room means a frame built to make us allocate; otherwise the
-         * bytes are not a message of ours. Either way the stream cannot be trusted. */
-        int complex = l->arena.exhausted != exhausted;
-        reject(c, complex ? FRAME_TOO_COMPLEX : FRAME_UNDECODABLE);
-        conn_close(c, complex ? "frame too complex" : "frame does not decode");
-        return -1;
-    }
-    switch (env->msg_case) {
-    case METRICSD__ENVELOPE__MSG_HELLO:
-        handle_hello(c, env->hello);
-        break;
-    case METRICSD__ENVELOPE__MSG_BEGIN:
-        handle_begin(c, env->begin);
-        break;
-    case METRICSD__ENVELOPE__MSG_GENERATION:
-        handle_generation(c, env->generation);
-        break;
-    case METRICSD__ENVELOPE__MSG_QUERY:
-        handle_query(c, env->query);
-        break;
-    default:
-        reject(c, UNEXPECTED_MESSAGE);
-        break;
-    }
-    return c->closing ? -1 : 0;
-}
-
-/* Room in c's frame reader for the next read; 0, or -ENOMEM. */
 static int conn_read_space(conn *c, uv_buf_t *buf)
 {
     uint8_t *p;
@@ -446,10 +168,10 @@ static int conn_received(conn *c, size_t n)
     c->last_active_ms = uv_now(c->l->srv->loop);
     frame_reader_commit(&c->rd, n);
     while ((rc = frame_reader_next(&c->rd, &payload, &len)) == 1)
-        if (dispatch(c, payload, len) != 0)
+        if (conn_dispatch(c, payload, len) != 0)
             return -1;
     if (rc == -EMSGSIZE) {
-        reject(c, FRAME_TOO_LARGE);
+        conn_reject(c, FRAME_TOO_LARGE);
         conn_close(c, "frame too large");
         return -1;
     }
@@ -463,13 +185,13 @@ static void conn_read_failed(conn *c, int err)
     /* No read buffer could be had: the daemon's memory, not the peer's fault, and
      * counted as such (the frame in progress is lost with the connection). */
     if (err == UV_ENOBUFS) {
-        reject(c, NO_MEMORY);
+        conn_reject(c, NO_MEMORY);
         conn_close(c, "no memory for the read buffer");
         return;
     }
     /* A peer that leaves in the middle of a frame sent something we throw away. */
     if (frame_reader_pending(&c->rd) > 0)
-        reject(c, FRAME_TRUNCATED);
+        conn_reject(c, FRAME_TRUNCATED);
     conn_close(c, err == UV_EOF ? NULL : uv_strerror(err));
 }
 
@@ -636,7 +358,7 @@ static void on_connection(uv_stream_t *server_stream, int status)
         return;
     }
     if (c->is_spare) {
-        reject(c, NO_MEMORY);
+        conn_reject(c, NO_MEMORY);
         conn_close(c, "no memory for a connection");
         return;
     }
@@ -645,19 +367,19 @@ static void on_connection(uv_stream_t *server_stream, int status)
     socklen_t cl = sizeof(cred);
     if (uv_fileno((uv_handle_t *)&c->pipe, &fd) != 0 ||
         getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) != 0) {
-        reject(c, PEER_UID);
+        conn_reject(c, PEER_UID);
         conn_close(c, "no peer credentials");
         return;
     }
     c->uid = cred.uid;
     c->pid = cred.pid;
     if (cred.uid != getuid() && cred.uid != 0) {
-        reject(c, PEER_UID);
+        conn_reject(c, PEER_UID);
         conn_close(c, "peer is another user");
         return;
     }
     if (srv->clients > l->max_clients) {
-        reject(c, TOO_MANY_CONNECTIONS);
+        conn_reject(c, TOO_MANY_CONNECTIONS);
         conn_close(c, "too many connections");
         return;
     }

@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * conn: one client connection, shared by the listener (accepting, reading, polling,
+ * closing: listener.c) and the frame handlers (Hello, Begin, Generation, Query, and
+ * the generations in flight: dispatch.c). Internal to the daemon.
+ */
+#ifndef METRICSD_CONN_H
+#define METRICSD_CONN_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "counters.h"
+#include "frame.h"
+#include "listener.h"
+#include "series.h"
+#include "server.h"
+
+#define NS_PER_MIN 60000000000ll
+#define MAX_IN_FLIGHT_PER_CONN 65536u
+
+/* Generations in flight on one connection: gen_id -> series, open addressing with
+ * linear probing and backward-shift deletion. gen_id 0 is never tracked. */
+typedef struct flight_slot {
+    uint64_t gen_id;
+    series *s;
+} flight_slot;
+
+typedef struct conn {
+    uv_pipe_t pipe; /* first: the handle's address is the connection's */
+    listener *l;
+    frame_reader rd;
+    uint32_t uid;
+    int32_t pid;
+    char name[64];
+    flight_slot *flight;
+    uint32_t flight_n, flight_cap;
+    uint64_t last_active_ms;
+    size_t write_queued;
+    int closing;
+    int served;     /* sent generations: its pid is in some series' process list */
+    int is_spare;   /* the listener's reserve connection (see listener.spare) */
+    /* Polled mode (POLL_* above): out of epoll, read by listener.poll_timer. */
+    int polled;
+    unsigned poll_idle;   /* ticks in a row with nothing read */
+    uint64_t burst_ms;    /* start of the window in which burst_reads are counted */
+    unsigned burst_reads;
+    struct conn *prev, *next;
+    struct conn *poll_prev, *poll_next; /* listener.polled */
+} conn;
+
+struct listener {
+    server *srv;
+    uv_pipe_t pipe;
+    uv_timer_t idle_timer;
+    uv_timer_t poll_timer; /* runs only while some connection is polled */
+    frame_arena arena;
+    conn *conns;
+    conn *polled;
+    uint32_t n_polled;
+    uint32_t max_clients;
+    int64_t read_now_ns; /* server_now_unix_ns() at the read being dispatched */
+    int own_path; /* we created the socket file */
+    /* One connection kept aside for when malloc fails: the pending connection must
+     * still be accepted (and closed), or libuv stops watching the listening socket. */
+    conn *spare;
+};
+
+/* Close c (once): its generations in flight end as abandoned, why (or nothing) is
+ * logged. c is freed when libuv has closed the handle. */
+void conn_close(conn *c, const char *why);
+/* Count a refused input by its reason, with a rate-limited log line naming the peer. */
+void conn_reject(conn *c, enum reject_reason why);
+/* Queue a reply (data is malloc'd and taken); a peer too slow to read is closed. */
+void conn_send(conn *c, uint8_t *data, size_t len);
+
+/* dispatch.c: handle one frame's payload. Returns 0, or -1 when c was closed. */
+int conn_dispatch(conn *c, const uint8_t *payload, size_t len);
+/* End every generation c has in flight, as abandoned (c is closing). */
+void conn_end_flights(conn *c);
+
+#endif
