@@ -1,0 +1,153 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * client_int: what the sending side's two files share (client.c: connection, buffer,
+ * fork; gen.c: generations). Internal to libmetricsd: none of it is exported from the
+ * shared library; the two globals carry the mdc_ prefix so that they cannot meet an
+ * engine's own names when it links the static archive.
+ */
+#ifndef METRICSD_CLIENT_INT_H
+#define METRICSD_CLIENT_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+
+#include "metricsd.h"
+#include "metricsd.pb-c.h"
+#include "sendbuf.h"
+#include "sketch.h"
+
+#define DEFAULT_BUFFER_BYTES (256u * 1024u)
+#define DEFAULT_RECONNECT_MS 1000u
+/* Longest string (model, label, ...) kept, in bytes; longer ones are cut at a UTF-8
+ * character boundary so the daemon never sees half a character. */
+#define STR_MAX 256
+/* Hello: client name (STR_MAX) plus the version and a few varints. */
+#define HELLO_MAX (STR_MAX + 128)
+/* The first payload byte of a frame is the Envelope's oneof tag: field << 3 | 2. */
+#define TAG_BEGIN ((2u << 3) | 2u)
+#define TAG_GENERATION ((3u << 3) | 2u)
+
+enum conn_state { DISCONNECTED, CONNECTING, CONNECTED };
+
+struct metricsd_client {
+    pthread_mutex_t mu;
+    struct metricsd_client *reg_prev, *reg_next; /* registry, for fork handling */
+
+    /* Fixed at connect. */
+    struct sockaddr_un addr;
+    socklen_t addr_len;
+    char name[STR_MAX + 1];
+    int64_t reconnect_ns;
+
+    /* Under mu. */
+    int fd;
+    enum conn_state state;
+    int pid;                  /* ours; updated in a forked child */
+    int64_t last_attempt_ns;  /* monotonic; 0: never tried */
+    /* The Hello of the current connection goes before any buffered byte. */
+    uint8_t hello[HELLO_MAX];
+    size_t hello_len, hello_off;
+    uint64_t hello_dropped;   /* the `dropped` that hello reports */
+    int64_t hello_ns;         /* when the last Hello was built */
+    /* Whole frames in the order queued. The front frame may be partly written
+     * (front_off bytes of it): on disconnect its rest is dropped, so a new connection
+     * starts on a frame boundary. */
+    sendbuf q;
+    size_t front_off;
+    uint64_t sent, connects;
+    uint64_t dropped_total, dropped_since_hello;
+    uint64_t begins_dropped;  /* Begin frames are not events: counted apart */
+
+    atomic_uint in_flight;
+    atomic_uint_fast64_t next_gen_id;
+};
+
+struct label { char *key, *value; };
+
+struct metricsd_gen {
+    metricsd_client *c;
+    uint64_t gen_id;          /* 0 when its Begin was never queued */
+    unsigned fork_epoch;      /* process the Begin was sent from */
+    int64_t start_ns, start_unix_ns, scheduled_ns, first_ns, last_ns;
+    int64_t prompt_tokens, cached_prompt_tokens, load_ns;
+    uint64_t tokens;
+    bool has_scheduled, has_prompt;
+    int gpu_layers;
+    char *model, *backend, *engine, *request_id, *error_kind;
+    unsigned n_labels;
+    struct label labels[METRICSD_MAX_LABELS];
+    sketch itl;
+    /* Gaps not yet in the sketch: metricsd_token only stores one, and they go into
+     * the sketch 32 at a time. This keeps the sketch's work out from behind the
+     * clock read, which the vDSO orders (lfence + rdtsc): about 5 ns a token. */
+    unsigned n_pend;
+    uint32_t pend[32];
+};
+
+/* ---- clocks and small helpers ---- */
+
+static inline int64_t clock_ns(clockid_t id)
+{
+    struct timespec ts;
+    clock_gettime(id, &ts); /* vDSO for the clocks used here: no syscall */
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static inline int64_t mono_ns(void) { return clock_ns(CLOCK_MONOTONIC); }
+
+/* Bytes of s to keep: at most STR_MAX, not ending inside a UTF-8 sequence. */
+static inline size_t str_keep(const char *s)
+{
+    size_t n = strnlen(s, STR_MAX + 1);
+    if (n <= STR_MAX)
+        return n;
+    n = STR_MAX;
+    while (n > 0 && ((unsigned char)s[n] & 0xC0u) == 0x80u)
+        n--;
+    return n;
+}
+
+static inline void str_copy_into(char *dst, const char *s)
+{
+    size_t n = str_keep(s);
+    memcpy(dst, s, n);
+    dst[n] = '\0';
+}
+
+/* NULL for NULL input or no memory (then the field is simply left out). */
+static inline char *str_dup(const char *s)
+{
+    if (s == NULL)
+        return NULL;
+    size_t n = str_keep(s);
+    char *d = malloc(n + 1);
+    if (d != NULL) {
+        memcpy(d, s, n);
+        d[n] = '\0';
+    }
+    return d;
+}
+
+static inline void str_set(char **slot, const char *s)
+{
+    char *d = str_dup(s);
+    if (s != NULL && d == NULL)
+        return; /* keep the old value rather than lose it for want of memory */
+    free(*slot);
+    *slot = d;
+}
+
+/* Bumped in a forked child: a generation begun before the fork does not end its
+ * Begin in the child. */
+extern atomic_uint mdc_fork_epoch;
+
+/* Queue env as one whole frame and try to send. Returns 0 or -ENOBUFS (counted). */
+int mdc_enqueue(metricsd_client *c, const Metricsd__Envelope *env);
+
+#endif

@@ -1,0 +1,386 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Generations on the sending side: metricsd_begin and its marks (scheduled, first
+ * token, tokens, prompt, labels) in the caller's memory, metricsd_end and
+ * metricsd_record turning one into a Generation frame (client.c queues and sends it).
+ */
+#include <errno.h>
+
+#include "client_int.h"
+#include "sketch_pb.h"
+
+/* ---- generations ---- */
+
+static void count_event_drop(metricsd_client *c)
+{
+    pthread_mutex_lock(&c->mu);
+    c->dropped_total++;
+    c->dropped_since_hello++;
+    pthread_mutex_unlock(&c->mu);
+}
+
+static void gen_free(metricsd_gen *g)
+{
+    free(g->model);
+    free(g->backend);
+    free(g->engine);
+    free(g->request_id);
+    free(g->error_kind);
+    for (unsigned i = 0; i < g->n_labels; i++) {
+        free(g->labels[i].key);
+        free(g->labels[i].value);
+    }
+    sketch_free(&g->itl);
+    free(g);
+}
+
+metricsd_gen *metricsd_begin(metricsd_client *c, const char *model, const metricsd_gen_opts *opts)
+{
+    if (c == NULL)
+        return NULL;
+    if (atomic_fetch_add_explicit(&c->in_flight, 1, memory_order_relaxed) >=
+        METRICSD_MAX_IN_FLIGHT) {
+        atomic_fetch_sub_explicit(&c->in_flight, 1, memory_order_relaxed);
+        count_event_drop(c);
+        return NULL;
+    }
+    metricsd_gen *g = calloc(1, sizeof(*g));
+    if (g == NULL) {
+        atomic_fetch_sub_explicit(&c->in_flight, 1, memory_order_relaxed);
+        count_event_drop(c);
+        return NULL;
+    }
+    g->start_ns = mono_ns();
+    g->start_unix_ns = clock_ns(CLOCK_REALTIME);
+    g->c = c;
+    g->fork_epoch = atomic_load_explicit(&mdc_fork_epoch, memory_order_relaxed);
+    sketch_init(&g->itl, SKETCH_DEFAULT_SCALE);
+    /* A missing model is sent as "" so that the daemon counts the reject. */
+    g->model = str_dup(model != NULL ? model : "");
+    if (opts != NULL) {
+        size_t sz = opts->size ? opts->size : sizeof(*opts);
+        if (sz >= offsetof(metricsd_gen_opts, backend) + sizeof(opts->backend))
+            g->backend = str_dup(opts->backend);
+        if (sz >= offsetof(metricsd_gen_opts, engine) + sizeof(opts->engine))
+            g->engine = str_dup(opts->engine);
+        if (sz >= offsetof(metricsd_gen_opts, request_id) + sizeof(opts->request_id))
+            g->request_id = str_dup(opts->request_id);
+        if (sz >= offsetof(metricsd_gen_opts, gpu_layers) + sizeof(opts->gpu_layers))
+            g->gpu_layers = opts->gpu_layers;
+    }
+    if (g->model == NULL) {
+        atomic_fetch_sub_explicit(&c->in_flight, 1, memory_order_relaxed);
+        gen_free(g);
+        count_event_drop(c);
+        return NULL;
+    }
+
+    Metricsd__Envelope env = METRICSD__ENVELOPE__INIT;
+    Metricsd__Begin b = METRICSD__BEGIN__INIT;
+    b.gen_id = atomic_fetch_add_explicit(&c->next_gen_id, 1, memory_order_relaxed);
+    b.has_gen_id = 1;
+    b.model = g->model;
+    b.backend = g->backend;
+    b.has_start_unix_ns = 1;
+    b.start_unix_ns = g->start_unix_ns;
+    env.msg_case = METRICSD__ENVELOPE__MSG_BEGIN;
+    env.begin = &b;
+    if (mdc_enqueue(c, &env) == 0)
+        g->gen_id = b.gen_id;
+    return g;
+}
+
+void metricsd_scheduled(metricsd_gen *g)
+{
+    if (g == NULL)
+        return;
+    g->scheduled_ns = mono_ns();
+    g->has_scheduled = true;
+}
+
+void metricsd_first_token(metricsd_gen *g)
+{
+    if (g == NULL || g->tokens > 0)
+        return;
+    g->first_ns = g->last_ns = mono_ns();
+    g->tokens = 1;
+}
+
+/* A refused value (-ENOMEM) just goes unrecorded. The sketch is grown once for the
+ * batch's range, not gap by gap. */
+static void fold_pending(metricsd_gen *g)
+{
+    uint32_t lo = UINT32_MAX, hi = 0;
+    for (unsigned i = 0; i < g->n_pend; i++) {
+        uint32_t v = g->pend[i];
+        if (v != 0 && v < lo)
+            lo = v;
+        if (v > hi)
+            hi = v;
+    }
+    if (hi != 0)
+        sketch_reserve_range(&g->itl, (double)lo, (double)hi);
+    for (unsigned i = 0; i < g->n_pend; i++)
+        sketch_record(&g->itl, (double)g->pend[i]);
+    g->n_pend = 0;
+}
+
+void metricsd_token(metricsd_gen *g)
+{
+    if (g == NULL)
+        return;
+    int64_t now = mono_ns();
+    if (g->tokens == 0) {
+        g->first_ns = now;
+    } else {
+        uint64_t gap = (uint64_t)(now - g->last_ns);
+        if (gap <= UINT32_MAX) {
+            g->pend[g->n_pend++] = (uint32_t)gap;
+            if (g->n_pend == sizeof(g->pend) / sizeof(g->pend[0]))
+                fold_pending(g);
+        } else {
+            sketch_record(&g->itl, (double)gap); /* over 4.3 s */
+        }
+    }
+    g->last_ns = now;
+    g->tokens++;
+}
+
+void metricsd_tokens(metricsd_gen *g, unsigned n)
+{
+    if (g == NULL || n == 0)
+        return;
+    int64_t now = mono_ns();
+    if (g->tokens == 0) {
+        /* The first token and n - 1 more came out together: gaps of 0. */
+        g->first_ns = now;
+        if (n > 1)
+            sketch_record_n(&g->itl, 0.0, n - 1);
+    } else {
+        sketch_record_n(&g->itl, (double)(now - g->last_ns) / n, n);
+    }
+    g->last_ns = now;
+    g->tokens += n;
+}
+
+void metricsd_prompt(metricsd_gen *g, int64_t prompt_tokens, int64_t cached_prompt_tokens)
+{
+    if (g == NULL)
+        return;
+    g->prompt_tokens = prompt_tokens;
+    g->cached_prompt_tokens = cached_prompt_tokens;
+    g->has_prompt = true;
+}
+
+void metricsd_load_ns(metricsd_gen *g, int64_t load_ns)
+{
+    if (g != NULL)
+        g->load_ns = load_ns;
+}
+
+void metricsd_error_kind(metricsd_gen *g, const char *kind)
+{
+    if (g != NULL)
+        str_set(&g->error_kind, kind);
+}
+
+void metricsd_label(metricsd_gen *g, const char *key, const char *value)
+{
+    if (g == NULL || key == NULL)
+        return;
+    if (value == NULL)
+        value = "";
+    for (unsigned i = 0; i < g->n_labels; i++) {
+        if (strncmp(g->labels[i].key, key, STR_MAX) == 0) {
+            str_set(&g->labels[i].value, value);
+            return;
+        }
+    }
+    if (g->n_labels >= METRICSD_MAX_LABELS)
+        return;
+    struct label l = { str_dup(key), str_dup(value) };
+    if (l.key == NULL || l.value == NULL) {
+        free(l.key);
+        free(l.value);
+        return;
+    }
+    g->labels[g->n_labels++] = l;
+}
+
+int metricsd_end(metricsd_gen *g, metricsd_status status)
+{
+    if (g == NULL)
+        return 0;
+    int64_t now = mono_ns();
+    metricsd_client *c = g->c;
+    Metricsd__Envelope env = METRICSD__ENVELOPE__INIT;
+    Metricsd__Generation m = METRICSD__GENERATION__INIT;
+    Metricsd__Sketch itl;
+    sketch_pb_scratch scr = { 0 }; /* the ITL as runs when that is shorter (one malloc) */
+    Metricsd__Label lv[METRICSD_MAX_LABELS];
+    Metricsd__Label *lp[METRICSD_MAX_LABELS];
+
+    bool same_process =
+        g->fork_epoch == atomic_load_explicit(&mdc_fork_epoch, memory_order_relaxed);
+    m.has_gen_id = 1;
+    m.gen_id = same_process ? g->gen_id : 0;
+    m.model = g->model;
+    m.backend = g->backend;
+    m.engine = g->engine != NULL ? g->engine : c->name;
+    m.request_id = g->request_id;
+    m.has_gpu_layers = g->gpu_layers != 0;
+    m.gpu_layers = g->gpu_layers;
+    m.has_start_unix_ns = 1;
+    m.start_unix_ns = g->start_unix_ns;
+    if (g->has_scheduled) {
+        m.has_queue_ns = 1;
+        m.queue_ns = g->scheduled_ns - g->start_ns;
+    }
+    m.has_load_ns = g->load_ns != 0;
+    m.load_ns = g->load_ns;
+    if (g->tokens > 0) {
+        m.has_ttft_ns = 1;
+        m.ttft_ns = g->first_ns - g->start_ns;
+        m.has_decode_ns = 1;
+        m.decode_ns = g->last_ns - g->first_ns;
+    }
+    m.has_total_ns = 1;
+    m.total_ns = now - g->start_ns;
+    if (g->has_prompt) {
+        m.has_prompt_tokens = m.has_cached_prompt_tokens = 1;
+        m.prompt_tokens = g->prompt_tokens;
+        m.cached_prompt_tokens = g->cached_prompt_tokens;
+    }
+    m.has_output_tokens = 1;
+    m.output_tokens = (int64_t)g->tokens;
+    m.has_status = 1;
+    m.status = (Metricsd__Status)status;
+    m.error_kind = g->error_kind;
+    fold_pending(g);
+    if (sketch_count(&g->itl) > 0) {
+        sketch_pb_view_compact(&g->itl, &itl, &scr);
+        m.itl = &itl;
+    }
+    for (unsigned i = 0; i < g->n_labels; i++) {
+        metricsd__label__init(&lv[i]);
+        lv[i].key = g->labels[i].key;
+        lv[i].value = g->labels[i].value;
+        lp[i] = &lv[i];
+    }
+    m.n_labels = g->n_labels;
+    m.labels = lp;
+    env.msg_case = METRICSD__ENVELOPE__MSG_GENERATION;
+    env.generation = &m;
+
+    int rc = mdc_enqueue(c, &env);
+    sketch_pb_scratch_free(&scr);
+    atomic_fetch_sub_explicit(&c->in_flight, 1, memory_order_relaxed);
+    gen_free(g);
+    return rc;
+}
+
+int metricsd_record(metricsd_client *c, const metricsd_event *ev)
+{
+    if (c == NULL || ev == NULL)
+        return -EINVAL;
+    /* An older caller's shorter struct: copy what it has, zero the rest. */
+    metricsd_event e;
+    size_t sz = ev->size ? ev->size : sizeof(e);
+    memset(&e, 0, sizeof(e));
+    memcpy(&e, ev, sz < sizeof(e) ? sz : sizeof(e));
+    if (e.model == NULL || e.model[0] == '\0')
+        return -EINVAL;
+
+    char model[STR_MAX + 1], backend[STR_MAX + 1], engine[STR_MAX + 1];
+    char request_id[STR_MAX + 1], error_kind[STR_MAX + 1];
+    char lk[METRICSD_MAX_LABELS][STR_MAX + 1], lval[METRICSD_MAX_LABELS][STR_MAX + 1];
+    Metricsd__Envelope env = METRICSD__ENVELOPE__INIT;
+    Metricsd__Generation m = METRICSD__GENERATION__INIT;
+    Metricsd__Sketch itl_msg;
+    sketch_pb_scratch scr = { 0 };
+    Metricsd__Label lv[METRICSD_MAX_LABELS];
+    Metricsd__Label *lp[METRICSD_MAX_LABELS];
+    sketch itl;
+
+    str_copy_into(model, e.model);
+    m.model = model;
+    if (e.backend != NULL) {
+        str_copy_into(backend, e.backend);
+        m.backend = backend;
+    }
+    str_copy_into(engine, e.engine != NULL ? e.engine : c->name);
+    m.engine = engine;
+    if (e.request_id != NULL) {
+        str_copy_into(request_id, e.request_id);
+        m.request_id = request_id;
+    }
+    if (e.error_kind != NULL) {
+        str_copy_into(error_kind, e.error_kind);
+        m.error_kind = error_kind;
+    }
+    m.has_gen_id = 1; /* 0: no Begin */
+    m.has_gpu_layers = e.gpu_layers != 0;
+    m.gpu_layers = e.gpu_layers;
+    m.has_start_unix_ns = 1;
+    m.start_unix_ns = e.start_unix_ns != 0 ? e.start_unix_ns
+                                           : clock_ns(CLOCK_REALTIME) - e.total_ns;
+    /* Durations go as given (0 meaning unknown); the daemon validates them. */
+    m.has_queue_ns = e.has_queue != 0;
+    m.queue_ns = e.queue_ns;
+    m.has_load_ns = e.load_ns != 0;
+    m.load_ns = e.load_ns;
+    m.has_prefill_ns = e.prefill_ns != 0;
+    m.prefill_ns = e.prefill_ns;
+    m.has_ttft_ns = e.ttft_ns != 0;
+    m.ttft_ns = e.ttft_ns;
+    m.has_decode_ns = e.decode_ns != 0;
+    m.decode_ns = e.decode_ns;
+    m.has_total_ns = e.total_ns != 0;
+    m.total_ns = e.total_ns;
+    m.has_prompt_tokens = m.has_cached_prompt_tokens = m.has_output_tokens = 1;
+    m.prompt_tokens = e.prompt_tokens;
+    m.cached_prompt_tokens = e.cached_prompt_tokens;
+    m.output_tokens = e.output_tokens;
+    m.has_status = 1;
+    m.status = (Metricsd__Status)e.status;
+
+    sketch_init(&itl, SKETCH_DEFAULT_SCALE);
+    if (e.itl_ns != NULL) {
+        int64_t lo = INT64_MAX, hi = 0;
+        for (size_t i = 0; i < e.n_itl; i++) {
+            if (e.itl_ns[i] > 0 && e.itl_ns[i] < lo)
+                lo = e.itl_ns[i];
+            if (e.itl_ns[i] > hi)
+                hi = e.itl_ns[i];
+        }
+        if (hi > 0) /* one allocation for the whole range */
+            sketch_reserve_range(&itl, (double)lo, (double)hi);
+        for (size_t i = 0; i < e.n_itl; i++)
+            sketch_record(&itl, (double)e.itl_ns[i]); /* negatives are refused: skipped */
+    }
+    if (sketch_count(&itl) > 0) {
+        sketch_pb_view_compact(&itl, &itl_msg, &scr);
+        m.itl = &itl_msg;
+    }
+    size_t nl = 0;
+    for (size_t i = 0; e.labels != NULL && i < e.n_labels && nl < METRICSD_MAX_LABELS; i++) {
+        if (e.labels[i].key == NULL)
+            continue;
+        str_copy_into(lk[nl], e.labels[i].key);
+        str_copy_into(lval[nl], e.labels[i].value != NULL ? e.labels[i].value : "");
+        metricsd__label__init(&lv[nl]);
+        lv[nl].key = lk[nl];
+        lv[nl].value = lval[nl];
+        lp[nl] = &lv[nl];
+        nl++;
+    }
+    m.n_labels = nl;
+    m.labels = lp;
+    env.msg_case = METRICSD__ENVELOPE__MSG_GENERATION;
+    env.generation = &m;
+
+    int rc = mdc_enqueue(c, &env);
+    sketch_pb_scratch_free(&scr);
+    sketch_free(&itl);
+    return rc;
+}
