@@ -24,6 +24,7 @@
 
 #include "common.h"
 #include "metricsd.h"
+#include "qcache.h"
 #include "query.h"
 #include "rollup.h"
 #include "series.h"
@@ -194,6 +195,7 @@ static int load_series(void *ud, uint32_t id, const char *model, const char *bac
 typedef struct qres {
     double ctl_ms, ctl_cold_ms, lib_ms;
     double cold_ms, again_ms, later_ms; /* in the daemon: first, same minute, a minute on */
+    size_t cache_bytes;                 /* the query cache's sketch arrays after them */
 } qres;
 
 /* A simulated minute passes: the clock moves on and every series gets a busy minute
@@ -259,6 +261,7 @@ static void time_in_daemon(store *st, int64_t window_ns, int reps, size_t *reply
             res->later_ms = bench_median(t, (size_t)reps);
     }
     res->cold_ms = first;
+    res->cache_bytes = qcache_bytes();
     clock_ahead_ns = 0;
     series_table_free(&srv.series);
 }
@@ -340,8 +343,9 @@ static void query_bench(int models, int days, qres res[2])
         size_t bytes = 0;
         time_in_daemon(d.st, windows[w], 10, &bytes, &res[w]);
         printf("  %3d models, %-3s: inside the daemon (query_answer): first %.2f ms, again "
-               "%.2f ms, a minute later %.2f ms; reply %zu bytes\n",
-               models, since[w], res[w].cold_ms, res[w].again_ms, res[w].later_ms, bytes);
+               "%.2f ms, a minute later %.2f ms; reply %zu bytes; query cache %.1f KiB\n",
+               models, since[w], res[w].cold_ms, res[w].again_ms, res[w].later_ms, bytes,
+               (double)res[w].cache_bytes / 1024.0);
     }
     db_close(&d);
     db_remove(&d);

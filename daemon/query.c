@@ -48,6 +48,8 @@ size_t query_prewarm(server *srv, size_t next, size_t max)
         return srv->series.n; /* the first query will say why */
     for (; next < end; next++) {
         series *s = srv->series.all[next];
+        if (qcache_bytes() >= QCACHE_MAX_BYTES / 10 * 9)
+            return srv->series.n; /* the budget is spent: the rest is merged when asked */
         if (s->id != 0 && qcache_read(rd, s, DEFAULT_WINDOW_NS, from, NULL) != 0)
             break;
     }

@@ -25,7 +25,8 @@ int query_series_window(server *srv, store_reader *rd, series *s, int64_t window
 
 /* Fill the query cache for the default window (24 h) of series [next, next + max),
  * so that the first `metricsctl stats` after a start does not merge a day from disk.
- * Returns the next series to do, srv->series.n when all are done (or on an error). */
+ * Returns the next series to do, srv->series.n when all are done, on an error, or
+ * when the cache's memory budget is nearly spent. */
 size_t query_prewarm(server *srv, size_t next, size_t max);
 
 #endif
