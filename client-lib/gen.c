@@ -106,20 +106,23 @@ void metricsd_first_token(metricsd_gen *g)
     g->tokens = 1;
 }
 
-/* A refused value (-ENOMEM) just goes unrecorded. The sketch is grown once for the
- * batch's range, not gap by gap. */
+/* A refused value (-ENOMEM) just goes unrecorded. The first batch grows the empty
+ * sketch once for its range rather than gap by gap; later ones rarely grow it, and do
+ * not pay for the scan (a token's budget is a few ns). */
 static void fold_pending(metricsd_gen *g)
 {
-    uint32_t lo = UINT32_MAX, hi = 0;
-    for (unsigned i = 0; i < g->n_pend; i++) {
-        uint32_t v = g->pend[i];
-        if (v != 0 && v < lo)
-            lo = v;
-        if (v > hi)
-            hi = v;
+    if (g->itl.count == 0) {
+        uint32_t lo = UINT32_MAX, hi = 0;
+        for (unsigned i = 0; i < g->n_pend; i++) {
+            uint32_t v = g->pend[i];
+            if (v != 0 && v < lo)
+                lo = v;
+            if (v > hi)
+                hi = v;
+        }
+        if (hi != 0)
+            sketch_reserve_range(&g->itl, (double)lo, (double)hi);
     }
-    if (hi != 0)
-        sketch_reserve_range(&g->itl, (double)lo, (double)hi);
     for (unsigned i = 0; i < g->n_pend; i++)
         sketch_record(&g->itl, (double)g->pend[i]);
     g->n_pend = 0;
