@@ -46,10 +46,9 @@ size_t query_prewarm(server *srv, size_t next, size_t max)
 
     if (store_reader_open(srv->st, &rd) != 0)
         return srv->series.n; /* the first query will say why */
-    for (; next < end; next++) {
+    /* Past 90 % of the budget the rest is merged when asked. */
+    for (; next < end && qcache_bytes() < QCACHE_MAX_BYTES / 10 * 9; next++) {
         series *s = srv->series.all[next];
-        if (qcache_bytes() >= QCACHE_MAX_BYTES / 10 * 9)
-            return srv->series.n; /* the budget is spent: the rest is merged when asked */
         if (s->id != 0 && qcache_read(rd, s, DEFAULT_WINDOW_NS, from, NULL) != 0)
             break;
     }

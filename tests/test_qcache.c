@@ -282,6 +282,49 @@ static void prewarm_fills_the_default_window(void **state)
     assert_int_equal(stat_counts[QCACHE_HITS], hits0 + 3);
 }
 
+/* With more series than the memory budget holds, prewarm stops short of it, and a
+ * series it left out is merged from disk when asked (and, the budget spent, answered
+ * without being kept). */
+static void prewarm_stops_at_the_budget(void **state)
+{
+    fx *f = *state;
+    enum { N = 4000 };
+    series_table_free(&f->srv.series);
+    series_table_init(&f->srv.series, N + 10, N + 10);
+    for (int i = 0; i < N; i++) {
+        char name[32];
+        int err;
+        snprintf(name, sizeof name, "model-%04d", i);
+        series *s = series_get(&f->srv.series, name, "cuda", &err);
+        assert_non_null(s);
+        add_events(f, s, minute_now(), 40);
+    }
+    assert_int_equal(server_flush(&f->srv), 0);
+    clock_ns += NS_PER_MIN;
+    size_t next = 0;
+    while (next < f->srv.series.n)
+        next = query_prewarm(&f->srv, next, 64);
+    assert_true(qcache_bytes() <= QCACHE_MAX_BYTES);
+    assert_true(qcache_bytes() >= QCACHE_MAX_BYTES / 10 * 9);
+    series *last = f->srv.series.all[N - 1];
+    assert_null(last->qc); /* never reached */
+    /* Asked anyway: the same answer as a fresh merge, and the budget still holds. */
+    uint32_t from = (uint32_t)((clock_ns - 24 * HOUR_NS) / NS_PER_MIN);
+    store_reader *rd;
+    rollup got, want;
+    rollup_init(&got);
+    rollup_init(&want);
+    assert_int_equal(store_reader_open(f->srv.st, &rd), 0);
+    assert_int_equal(query_series_window(&f->srv, rd, last, 24 * HOUR_NS, from, &got), 0);
+    assert_int_equal(store_read_window(rd, last->id, from, UINT32_MAX, &want), 0);
+    store_reader_close(rd);
+    assert_same(&got, &want, "past the budget", minute_now());
+    assert_int_equal(got.requests, 40);
+    assert_true(qcache_bytes() <= QCACHE_MAX_BYTES);
+    rollup_free(&got);
+    rollup_free(&want);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -289,6 +332,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(jumps_and_steps_back_merge_afresh, setup, teardown),
         cmocka_unit_test_setup_teardown(old_windows_uncached_and_expiry_frees, setup, teardown),
         cmocka_unit_test_setup_teardown(prewarm_fills_the_default_window, setup, teardown),
+        cmocka_unit_test_setup_teardown(prewarm_stops_at_the_budget, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
