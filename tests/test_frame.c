@@ -17,6 +17,7 @@
 
 #include "frame.h"
 #include "sketch.h"
+#include "sketch_assert.h"
 #include "sketch_pb.h"
 
 /* ---- helpers ---- */
@@ -406,25 +407,6 @@ static void test_hello_round_trip(void **state)
     free(buf);
 }
 
-static void assert_same_sketch(const sketch *a, const sketch *b)
-{
-    int32_t oa, ob;
-    const uint64_t *ca, *cb;
-    size_t na, nb;
-    assert_int_equal(sketch_scale(a), sketch_scale(b));
-    assert_int_equal(a->count, b->count);
-    assert_int_equal(a->zero_count, b->zero_count);
-    assert_true(a->sum == b->sum);
-    assert_true(a->min == b->min);
-    assert_true(a->max == b->max);
-    sketch_sparse_view(a, &oa, &ca, &na);
-    sketch_sparse_view(b, &ob, &cb, &nb);
-    assert_int_equal(na, nb);
-    if (na > 0) {
-        assert_int_equal(oa, ob);
-        assert_memory_equal(ca, cb, na * sizeof(uint64_t));
-    }
-}
 
 static void test_generation_with_itl_round_trip(void **state)
 {
@@ -497,7 +479,7 @@ static void test_generation_with_itl_round_trip(void **state)
     assert_int_equal(gg->itl->count, 32);
     assert_int_equal(gg->itl->zero_count, 1);
     assert_int_equal(sketch_pb_load(&back, gg->itl), 0);
-    assert_same_sketch(&itl, &back);
+    assert_same_sketch(&itl, &back, "itl");
     sketch_free(&back);
     metricsd__envelope__free_unpacked(got, NULL);
     sketch_free(&itl);

@@ -19,30 +19,13 @@
 #include <cmocka.h>
 
 #include "sketch.h"
+#include "sketch_assert.h"
 #include "testrand.h"
 
 static void fill(sketch *s, rng *r, int n, double median, double sigma, int zeros)
 {
     for (int i = 0; i < n; i++)
         assert_int_equal(sketch_record(s, zeros && i % 5 == 0 ? 0.0 : rng_lognormal(r, median, sigma)), 0);
-}
-
-/* Same buckets (leading and trailing empty ones aside), counts and scale. */
-static void assert_same_buckets(const sketch *a, const sketch *b)
-{
-    int32_t oa, ob;
-    const uint64_t *ca, *cb;
-    size_t na, nb;
-    assert_int_equal(sketch_scale(a), sketch_scale(b));
-    assert_int_equal(a->count, b->count);
-    assert_int_equal(a->zero_count, b->zero_count);
-    sketch_sparse_view(a, &oa, &ca, &na);
-    sketch_sparse_view(b, &ob, &cb, &nb);
-    assert_int_equal(na, nb);
-    if (na > 0) {
-        assert_int_equal(oa, ob);
-        assert_memory_equal(ca, cb, na * sizeof(*ca));
-    }
 }
 
 /* min, max and sum are what sketch_from_parts accepts for these buckets. */

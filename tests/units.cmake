@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
 # Unit tests of the framing and of the daemon's ingest, store and rollup modules.
 metricsd_unit_test(test_frame SOURCES test_frame.c LIBS metricsd_proto)
+target_include_directories(test_frame PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/support)
 metricsd_unit_test(test_ingest SOURCES test_ingest.c LIBS metricsd_core)
 metricsd_unit_test(test_store SOURCES test_store.c LIBS metricsd_core)
 target_include_directories(test_store PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/support)

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * rollup_assert: cmocka checks that two sketches or two rollups are the same to the
- * bit (counters, times, energy, and every sketch's scale, counts, sum, min and max),
- * and a temporary directory per test. Header-only; include after <cmocka.h>.
+ * rollup_assert: a cmocka check that two rollups are the same to the bit (counters,
+ * times, energy, and every sketch as sketch_assert.h checks it), and a temporary
+ * directory per test. Header-only; include after <cmocka.h>.
  */
 #ifndef METRICSD_ROLLUP_ASSERT_H
 #define METRICSD_ROLLUP_ASSERT_H
@@ -13,28 +13,7 @@
 #include <string.h>
 
 #include "rollup.h"
-#include "sketch.h"
-
-static inline void assert_same_sketch(const sketch *a, const sketch *b, const char *what)
-{
-    int32_t oa, ob;
-    const uint64_t *ca, *cb;
-    size_t na, nb;
-    if (sketch_scale(a) != sketch_scale(b) || a->count != b->count ||
-        a->zero_count != b->zero_count || memcmp(&a->sum, &b->sum, sizeof(double)) != 0 ||
-        memcmp(&a->min, &b->min, sizeof(double)) != 0 ||
-        memcmp(&a->max, &b->max, sizeof(double)) != 0)
-        fail_msg("%s: scale %d/%d count %lu/%lu zero %lu/%lu sum %.17g/%.17g min %g/%g max %g/%g",
-                 what, sketch_scale(a), sketch_scale(b), (unsigned long)a->count,
-                 (unsigned long)b->count, (unsigned long)a->zero_count,
-                 (unsigned long)b->zero_count, a->sum, b->sum, a->min, b->min, a->max, b->max);
-    sketch_sparse_view(a, &oa, &ca, &na);
-    sketch_sparse_view(b, &ob, &cb, &nb);
-    if (na != nb || (na > 0 && oa != ob))
-        fail_msg("%s: buckets %zu at %d vs %zu at %d", what, na, oa, nb, ob);
-    if (na > 0)
-        assert_memory_equal(ca, cb, na * sizeof(uint64_t));
-}
+#include "sketch_assert.h"
 
 static inline void assert_same_rollup(const rollup *a, const rollup *b)
 {
