@@ -303,17 +303,32 @@ static int flush_locked(metricsd_client *c)
 /* Queue env as one whole frame and try to send. Returns 0 or -ENOBUFS (counted). */
 int mdc_enqueue(metricsd_client *c, const Metricsd__Envelope *env)
 {
-    size_t fl = frame_size(env);
+    size_t bound = frame_direct_bound(env);
     unsigned tag = env->msg_case == METRICSD__ENVELOPE__MSG_BEGIN ? TAG_BEGIN : TAG_GENERATION;
+    uint8_t *p = NULL;
     int rc = 0;
 
     pthread_mutex_lock(&c->mu);
-    uint8_t *p = fl <= FRAME_HEADER_BYTES + FRAME_MAX_CLIENT ? sendbuf_reserve(&c->q, fl) : NULL;
+    /* Room for the frame's longest encoding, then the rest given back: the frame is
+     * walked once. When even that bound does not fit, the exact size decides. */
+    if (bound > 0 && bound <= FRAME_HEADER_BYTES + FRAME_MAX_CLIENT &&
+        (p = sendbuf_reserve(&c->q, bound)) != NULL) {
+        size_t fl = frame_encode(env, p);
+        if (fl > FRAME_HEADER_BYTES + FRAME_MAX_CLIENT) {
+            sendbuf_shrink(&c->q, p, bound, 0);
+            p = NULL;
+        } else {
+            sendbuf_shrink(&c->q, p, bound, fl);
+        }
+    } else {
+        size_t fl = frame_size(env);
+        p = fl <= FRAME_HEADER_BYTES + FRAME_MAX_CLIENT ? sendbuf_reserve(&c->q, fl) : NULL;
+        if (p != NULL)
+            frame_encode(env, p);
+    }
     if (p == NULL) {
         count_drop(c, tag);
         rc = -ENOBUFS;
-    } else {
-        frame_encode(env, p);
     }
     flush_locked(c);
     pthread_mutex_unlock(&c->mu);

@@ -66,6 +66,15 @@ uint8_t *sendbuf_reserve(sendbuf *q, size_t n)
     return p;
 }
 
+void sendbuf_shrink(sendbuf *q, const uint8_t *p, size_t reserved, size_t used)
+{
+    size_t back = reserved - used;
+    if (q->b_end > 0 && p >= q->buf && p + reserved == q->buf + q->b_end)
+        q->b_end -= back; /* the newer run, or the frame that started it */
+    else
+        q->a_end -= back;
+}
+
 const uint8_t *sendbuf_front(const sendbuf *q)
 {
     return q->buf + q->a;

@@ -31,6 +31,9 @@ void sendbuf_clear(sendbuf *q);
 size_t sendbuf_len(const sendbuf *q);
 /* n contiguous bytes at the back, counted as waiting from now on; NULL when no room. */
 uint8_t *sendbuf_reserve(sendbuf *q, size_t n);
+/* Give back the end of the last reservation: it held `reserved` bytes at p, of which
+ * only `used` are a frame. */
+void sendbuf_shrink(sendbuf *q, const uint8_t *p, size_t reserved, size_t used);
 /* The first waiting byte (the front frame's header); only when sendbuf_len > 0. */
 const uint8_t *sendbuf_front(const sendbuf *q);
 /* Retire the front n bytes: whole frames, so never more than the older run holds. */

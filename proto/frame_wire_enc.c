@@ -318,6 +318,36 @@ static int no_unknown(const Metricsd__Envelope *env)
     return 1;
 }
 
+/* Upper bounds, without walking any array: every varint counted at 10 bytes and every
+ * tag at 2. */
+#define VMAX 10
+static size_t str_bound(const char *s)
+{
+    return s ? 2 + 5 + strlen(s) : 0;
+}
+
+static size_t gen_bound(const Metricsd__Generation *g)
+{
+    size_t n = 20 * (2 + VMAX); /* every scalar field */
+    n += str_bound(g->model) + str_bound(g->backend) + str_bound(g->engine) +
+         str_bound(g->request_id) + str_bound(g->error_kind);
+    if (g->itl)
+        n += 2 + 5 + 9 * (2 + VMAX) + 2 * (2 + 5) + VMAX * (g->itl->n_counts + g->itl->n_runs);
+    for (size_t i = 0; i < g->n_labels; i++)
+        n += 2 + 5 + str_bound(g->labels[i]->key) + str_bound(g->labels[i]->value);
+    return n;
+}
+
+size_t frame_direct_bound(const Metricsd__Envelope *env)
+{
+    if (!frame_direct_ok(env))
+        return 0;
+    size_t n = env->msg_case == METRICSD__ENVELOPE__MSG_BEGIN
+                   ? 4 * (2 + VMAX) + str_bound(env->begin->model) + str_bound(env->begin->backend)
+                   : gen_bound(env->generation);
+    return FRAME_HEADER_BYTES + 1 + 5 + n;
+}
+
 int frame_direct_ok(const Metricsd__Envelope *env)
 {
     return ((env->msg_case == METRICSD__ENVELOPE__MSG_BEGIN && env->begin != NULL) ||

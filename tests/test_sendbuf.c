@@ -2,7 +2,8 @@
 /*
  * Unit tests of client-lib/sendbuf: the client's ring of whole frames. A wrap keeps
  * every frame in one piece and the waiting bytes in order across two iovecs; a random
- * run of queues and partial sends is checked byte for byte against a plain FIFO.
+ * run of queues (some reserving more and giving the rest back) and partial sends is
+ * checked byte for byte against a plain FIFO.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -77,14 +78,22 @@ static void test_random_against_fifo(void **state)
     size_t frames[CAP], fhead = 0, fn = 0, flen = 0, front_off = 0;
     uint64_t seed = 7;
     uint8_t next = 0;
-    long wrapped = 0;
+    long wrapped = 0, shrunk = 0;
     assert_int_equal(sendbuf_init(&q, CAP), 0);
     for (int step = 0; step < STEPS; step++) {
         seed = seed * 6364136223846793005ull + 1442695040888963407ull;
         unsigned r = (unsigned)(seed >> 33);
         if (r % 3 != 0) {
-            size_t n = 1 + r / 3 % 120;
-            uint8_t *p = sendbuf_reserve(&q, n);
+            size_t n = 1 + r / 3 % 120, extra = r / 360 % 4 == 0 ? r / 1440 % 50 : 0;
+            /* As the client does: room for a bound, the rest given back; when the
+             * bound does not fit, the exact size. */
+            uint8_t *p = extra ? sendbuf_reserve(&q, n + extra) : NULL;
+            if (p != NULL) {
+                sendbuf_shrink(&q, p, n + extra, n);
+                shrunk++;
+            }
+            else
+                p = sendbuf_reserve(&q, n);
             if (p == NULL) {
                 /* No room at the back nor, unwrapped, at the front. */
                 if (q.b_end > 0)
@@ -123,6 +132,7 @@ static void test_random_against_fifo(void **state)
         wrapped += q.b_end > 0;
     }
     assert_true(wrapped > STEPS / 10); /* the run did exercise the wrap */
+    assert_true(shrunk > STEPS / 20);
     sendbuf_free(&q);
 }
 
