@@ -15,8 +15,16 @@
 #include "listener.h"
 #include "series.h"
 #include "server.h"
+#include "shmring.h"
 
 #define NS_PER_MIN 60000000000ll
+/* Reads of one polled connection (or pulls from its ring) per tick, as libuv bounds
+ * the reads per event, so a flood on one connection does not starve the others; one
+ * that uses them all is read again on the next loop turn rather than after a period. */
+#define POLL_READS_PER_TICK 32
+/* Bytes one read asks for: frame_reader's growth step and libuv's read size. */
+#define READ_WANT 16384u
+#define READ_MAX 65536u
 #define MAX_IN_FLIGHT_PER_CONN 65536u
 
 /* Generations in flight on one connection: gen_id -> series, open addressing with
@@ -45,6 +53,14 @@ typedef struct conn {
     unsigned poll_idle;   /* ticks in a row with nothing read */
     uint64_t burst_ms;    /* start of the window in which burst_reads are counted */
     unsigned burst_reads;
+    /* The shared ring (ring.c, docs/transport.md). Once ring_on, frames come from the
+     * ring only and the socket carries wake bytes, which are thrown away. */
+    shmring_hdr *ring;
+    size_t ring_map_len;
+    uint32_t ring_bytes; /* our copy: the header's is the client's to scribble on */
+    uint64_t ring_head;  /* bytes taken, our own count */
+    int ring_on;
+    int rx_fd;           /* a descriptor that came with the bytes, not yet claimed */
     struct conn *prev, *next;
     struct conn *poll_prev, *poll_next; /* listener.polled */
 } conn;
@@ -74,8 +90,29 @@ void conn_reject(conn *c, enum reject_reason why);
 /* Queue a reply (data is malloc'd and taken); a peer too slow to read is closed. */
 void conn_send(conn *c, uint8_t *data, size_t len);
 
+/* Bytes that arrived at the place frame_reader_space gave (from the socket, or from
+ * the ring when from_ring): every whole frame dispatched. Socket bytes of a connection
+ * on its ring are wake bytes and are dropped. 0 to go on, -1 when c was closed. */
+int conn_received(conn *c, size_t n, int from_ring);
+/* Start polling c (listener.c): its ring was switched on, or woke. */
+void conn_poll(conn *c);
+
+/* ring.c: map the ring a Shm offer names (fd: the descriptor that came with it, taken
+ * and closed). NULL, or why it was refused. */
+const char *conn_ring_map(conn *c, int fd, uint32_t bytes);
+/* Take what the ring holds into c's frames: 1 when bytes came, 0 when none, -1 when c
+ * was closed (a corrupt ring). *more is set when bytes may remain. */
+int conn_ring_pull(conn *c, int *more);
+/* The ring was idle: try to sleep. 1 when it did (the socket's wake byte brings it
+ * back), 0 when bytes came in the meantime. */
+int conn_ring_sleep(conn *c);
+void conn_ring_unmap(conn *c);
+/* A descriptor passed with the bytes: kept for a Shm offer (an older unclaimed one is
+ * closed). */
+void conn_take_fd(conn *c, int fd);
+
 /* dispatch.c: handle one frame's payload. Returns 0, or -1 when c was closed. */
-int conn_dispatch(conn *c, const uint8_t *payload, size_t len);
+int conn_dispatch(conn *c, const uint8_t *payload, size_t len, int from_ring);
 /* End every generation c has in flight, as abandoned (c is closing). */
 void conn_end_flights(conn *c);
 

@@ -31,12 +31,16 @@
     X(FRAME_TOO_COMPLEX, "frame_too_complex")                                          \
     X(FRAME_TRUNCATED, "frame_truncated")                                              \
     X(TOO_MANY_CONNECTIONS, "too_many_connections")                                    \
-    X(NO_MEMORY, "no_memory")
+    X(NO_MEMORY, "no_memory")                                                          \
+    X(RING_INVALID, "ring_invalid")                                                    \
+    X(RING_CORRUPT, "ring_corrupt")
 
 /* Other counters. poll_switches: connections switched to polled reads (listener.c,
  * POLL_*); poll_exits: polled connections that went back to epoll or closed, so
  * poll_switches - poll_exits are polled now; polled_reads: reads with data in polled
- * mode. */
+ * mode. rings: shared rings accepted (docs/transport.md); ring_reads: copies out of a
+ * ring with data; ring_sleeps: idle rings left for the socket's wake byte; ring_wakes:
+ * wake bytes that brought one back. */
 #define STAT_COUNTERS(X)                                                               \
     X(CONNECTIONS, "connections")                                                      \
     X(FRAMES, "frames")                                                                \
@@ -58,7 +62,11 @@
     X(POLL_EXITS, "poll_exits")                                                        \
     X(POLLED_READS, "polled_reads")                                                    \
     X(QCACHE_HITS, "query_cache_hits")                                                 \
-    X(QCACHE_BUILDS, "query_cache_builds")
+    X(QCACHE_BUILDS, "query_cache_builds")                                             \
+    X(RINGS, "rings")                                                                  \
+    X(RING_READS, "ring_reads")                                                        \
+    X(RING_SLEEPS, "ring_sleeps")                                                      \
+    X(RING_WAKES, "ring_wakes")
 
 #define COUNTER_ENUM(id, name) id,
 enum reject_reason { REJECT_REASONS(COUNTER_ENUM) REJECT__COUNT };

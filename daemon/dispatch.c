@@ -126,6 +126,36 @@ static void handle_hello(conn *c, const Metricsd__Hello *h)
     stat_counts[CLIENT_DROPPED] += h->dropped;
 }
 
+/* The shared ring (docs/transport.md): an offer is mapped or refused (the client then
+ * stays on the socket, which is no fault of the connection); a start switches reading
+ * to the ring, and is only valid once, after an accepted offer. */
+static void handle_shm(conn *c, const Metricsd__Shm *m, int from_ring)
+{
+    const char *why;
+    if (m->has_start && m->start) {
+        if (c->ring == NULL || c->ring_on || from_ring) {
+            conn_reject(c, RING_INVALID);
+            conn_close(c, "ring start without an accepted ring");
+            return;
+        }
+        c->ring_on = 1;
+        return;
+    }
+    int fd = c->rx_fd;
+    c->rx_fd = -1;
+    if (!m->has_bytes)
+        why = "offer without a size";
+    else
+        why = conn_ring_map(c, fd, m->bytes);
+    if (!m->has_bytes && fd >= 0)
+        close(fd);
+    if (why != NULL) {
+        conn_reject(c, RING_INVALID);
+        log_limited(36, LOG_WARN, "ring of pid %d (%s) refused: %s", (int)c->pid,
+                    c->name[0] ? c->name : "unnamed", why);
+    }
+}
+
 static void handle_begin(conn *c, const Metricsd__Begin *b)
 {
     server *srv = c->l->srv;
@@ -208,7 +238,7 @@ static void handle_query(conn *c, const Metricsd__Query *q)
 }
 
 /* Returns 0 to go on reading this connection, -1 when it was closed. */
-int conn_dispatch(conn *c, const uint8_t *payload, size_t len)
+int conn_dispatch(conn *c, const uint8_t *payload, size_t len, int from_ring)
 {
     listener *l = c->l;
     Metricsd__Envelope *env;
@@ -237,6 +267,9 @@ int conn_dispatch(conn *c, const uint8_t *payload, size_t len)
         break;
     case METRICSD__ENVELOPE__MSG_QUERY:
         handle_query(c, env->query);
+        break;
+    case METRICSD__ENVELOPE__MSG_SHM:
+        handle_shm(c, env->shm, from_ring);
         break;
     default:
         conn_reject(c, UNEXPECTED_MESSAGE);

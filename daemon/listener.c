@@ -9,6 +9,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,13 +41,6 @@
 #define POLL_ENTER_READS 3
 #define POLL_ENTER_WINDOW_MS 2
 #define POLL_IDLE_TICKS 8
-/* Reads of one polled connection per tick, as libuv bounds the reads per event, so a
- * flood on one connection does not starve the others; one that uses them all is read
- * again on the next loop turn rather than after a period. */
-#define POLL_READS_PER_TICK 32
-/* Bytes one read asks for: frame_reader's growth step and libuv's read size. */
-#define READ_WANT 16384u
-#define READ_MAX 65536u
 
 typedef struct write_req {
     uv_write_t req;
@@ -60,6 +54,7 @@ static void poll_leave(conn *c);
 static void on_conn_closed(uv_handle_t *h)
 {
     conn *c = (conn *)h;
+    conn_ring_unmap(c);
     frame_reader_free(&c->rd);
     free(c->flight);
     if (c->is_spare) {
@@ -155,21 +150,30 @@ static int conn_read_space(conn *c, uv_buf_t *buf)
     return 0;
 }
 
-/* n bytes arrived at the place conn_read_space gave: dispatch every whole frame. Both
- * modes read through here. Returns 0 to go on reading, -1 when c was closed. */
-static int conn_received(conn *c, size_t n)
+/* Both read modes and the ring come through here (conn.h). */
+int conn_received(conn *c, size_t n, int from_ring)
 {
     const uint8_t *payload;
     size_t len;
     int rc;
 
+    c->last_active_ms = uv_now(c->l->srv->loop);
+    if (c->ring_on && !from_ring)
+        return 0; /* wake bytes: left uncommitted, so overwritten by the next read */
     /* One wall-clock reading for every frame of this read: they arrived together. */
     c->l->read_now_ns = server_now_unix_ns();
-    c->last_active_ms = uv_now(c->l->srv->loop);
     frame_reader_commit(&c->rd, n);
-    while ((rc = frame_reader_next(&c->rd, &payload, &len)) == 1)
-        if (conn_dispatch(c, payload, len) != 0)
+    while ((rc = frame_reader_next(&c->rd, &payload, &len)) == 1) {
+        if (conn_dispatch(c, payload, len, from_ring) != 0)
             return -1;
+        if (c->ring_on && !from_ring) {
+            /* Shm{start}: what follows on the socket is wake bytes; frames come from
+             * the ring, which is polled from now on. */
+            frame_reader_clear(&c->rd);
+            conn_poll(c);
+            return 0;
+        }
+    }
     if (rc == -EMSGSIZE) {
         conn_reject(c, FRAME_TOO_LARGE);
         conn_close(c, "frame too large");
@@ -178,10 +182,48 @@ static int conn_received(conn *c, size_t n)
     return 0;
 }
 
+static ssize_t recv_fds(conn *c, int fd, void *p, size_t n);
+
+/* After an EOF from libuv, read what the socket still holds. libuv (1.44) reports EOF
+ * when the peer has hung up and the last read came back short, taking it for drained;
+ * but a read also comes back short where a passed descriptor (a Shm offer) splits the
+ * stream, and the frames behind it would be lost. Returns 0 when the socket is at its
+ * real end, -1 when c was closed. */
+static int drain_socket(conn *c)
+{
+    uv_os_fd_t fd;
+    uv_buf_t buf;
+    if (uv_fileno((uv_handle_t *)&c->pipe, &fd) != 0)
+        return 0;
+    for (;;) {
+        if (conn_read_space(c, &buf) != 0)
+            return 0; /* the frame in progress is lost; counted as truncated below */
+        ssize_t n = recv_fds(c, fd, buf.base, buf.len);
+        if (n > 0) {
+            if (conn_received(c, (size_t)n, 0) != 0)
+                return -1;
+        } else if (n == 0 || errno != EINTR) {
+            return 0;
+        }
+    }
+}
+
 /* The read ended the connection: err is UV_EOF when the peer closed it, else a libuv
  * error (UV_ENOBUFS when no read buffer could be had). */
 static void conn_read_failed(conn *c, int err)
 {
+    if (err == UV_EOF && drain_socket(c) != 0)
+        return;
+    /* A client on its ring closed the socket after its last frames went into the
+     * ring: take them before the connection ends. */
+    if (err == UV_EOF && c->ring_on) {
+        int more;
+        do {
+            more = 0;
+            if (conn_ring_pull(c, &more) < 0)
+                return;
+        } while (more);
+    }
     /* No read buffer could be had: the daemon's memory, not the peer's fault, and
      * counted as such (the frame in progress is lost with the connection). */
     if (err == UV_ENOBUFS) {
@@ -203,6 +245,36 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 
 static void poll_enter(conn *c);
 
+static void on_fd_pipe_closed(uv_handle_t *h)
+{
+    free(h);
+}
+
+/* Descriptors that came with the bytes, which libuv queues on an ipc pipe: each is
+ * taken out through a scratch pipe handle and duplicated, and conn_take_fd keeps the
+ * newest for a Shm offer. 0, or -1 when c was closed. */
+static int take_passed_fds(conn *c)
+{
+    while (uv_pipe_pending_count(&c->pipe) > 0) {
+        uv_pipe_t *t = malloc(sizeof(*t));
+        if (t == NULL) {
+            conn_reject(c, NO_MEMORY);
+            conn_close(c, "no memory for a passed descriptor");
+            return -1;
+        }
+        uv_pipe_init(c->l->srv->loop, t, 0);
+        uv_os_fd_t fd;
+        int dup = -1;
+        if (uv_accept((uv_stream_t *)&c->pipe, (uv_stream_t *)t) == 0 &&
+            uv_fileno((uv_handle_t *)t, &fd) == 0)
+            dup = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+        uv_close((uv_handle_t *)t, on_fd_pipe_closed);
+        if (dup >= 0)
+            conn_take_fd(c, dup);
+    }
+    return 0;
+}
+
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 {
     conn *c = (conn *)stream;
@@ -214,7 +286,19 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     if (nread == 0)
         return;
     (void)buf;
-    if (conn_received(c, (size_t)nread) != 0)
+    if (uv_pipe_pending_count(&c->pipe) > 0 && take_passed_fds(c) != 0)
+        return;
+    if (c->ring_on) {
+        /* A wake byte: the sleeping ring has bytes. Poll it again, starting now. */
+        int more = 0;
+        stat_counts[RING_WAKES]++;
+        c->last_active_ms = uv_now(c->l->srv->loop);
+        atomic_store_explicit(&c->ring->sleeping, 0, memory_order_relaxed);
+        conn_poll(c);
+        conn_ring_pull(c, &more);
+        return;
+    }
+    if (conn_received(c, (size_t)nread, 0) != 0 || c->polled)
         return;
     /* Reads with data faster than the poll timer would tick: poll this one. */
     uint64_t now = c->last_active_ms;
@@ -229,6 +313,12 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 /* ---- polled mode ---- */
 
 static void on_poll_tick(uv_timer_t *t);
+
+void conn_poll(conn *c)
+{
+    if (!c->polled)
+        poll_enter(c);
+}
 
 static void poll_enter(conn *c)
 {
@@ -264,41 +354,75 @@ static void poll_leave(conn *c)
         uv_timer_stop(&l->poll_timer);
 }
 
+/* recv, taking any descriptors that came with the bytes (as libuv does for an ipc
+ * pipe in on_read): a Shm offer may arrive while the connection is polled. */
+static ssize_t recv_fds(conn *c, int fd, void *p, size_t n)
+{
+    union {
+        char buf[CMSG_SPACE(8 * sizeof(int))];
+        struct cmsghdr align;
+    } ctl;
+    struct iovec iov = { p, n };
+    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
+                          .msg_controllen = sizeof(ctl.buf) };
+    ssize_t got = recvmsg(fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    if (got < 0 || msg.msg_controllen == 0)
+        return got;
+    for (struct cmsghdr *cm = CMSG_FIRSTHDR(&msg); cm != NULL; cm = CMSG_NXTHDR(&msg, cm)) {
+        if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+            continue;
+        size_t k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < k; i++) {
+            int passed;
+            memcpy(&passed, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
+            conn_take_fd(c, passed);
+        }
+    }
+    return got;
+}
+
 /* Read a polled connection until the socket is empty or the tick's share is used, as
- * on_read would have. Returns 1 when bytes came, 0 when none, -1 when c was closed;
- * *more is set when bytes may remain. */
+ * on_read would have, then its ring. Returns 1 when bytes came, 0 when none, -1 when c
+ * was closed; *more is set when bytes may remain. */
 static int poll_read(conn *c, int *more)
 {
     uv_os_fd_t fd;
     uv_buf_t buf;
-    int got = 0;
+    int got = 0, i;
 
     if (uv_fileno((uv_handle_t *)&c->pipe, &fd) != 0) {
         conn_read_failed(c, UV_EBADF);
         return -1;
     }
-    for (int i = 0; i < POLL_READS_PER_TICK; i++) {
+    for (i = 0; i < POLL_READS_PER_TICK; i++) {
         if (conn_read_space(c, &buf) != 0) {
             conn_read_failed(c, UV_ENOBUFS); /* what libuv reports for on_alloc's NULL */
             return -1;
         }
-        ssize_t n = recv(fd, buf.base, buf.len, MSG_DONTWAIT);
+        ssize_t n = recv_fds(c, fd, buf.base, buf.len);
         if (n > 0) {
             stat_counts[POLLED_READS]++;
-            got = 1;
-            if (conn_received(c, (size_t)n) != 0)
+            got = !c->ring_on; /* wake bytes are not data */
+            if (conn_received(c, (size_t)n, 0) != 0)
                 return -1;
         } else if (n == 0) {
             conn_read_failed(c, UV_EOF);
             return -1;
         } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
-            return got;
+            break;
         } else if (errno != EINTR) {
             conn_read_failed(c, uv_translate_sys_error(errno));
             return -1;
         }
     }
-    *more = 1;
+    if (i == POLL_READS_PER_TICK)
+        *more = 1;
+    if (c->ring_on) {
+        int r = conn_ring_pull(c, more);
+        if (r < 0)
+            return -1;
+        got |= r;
+    }
     return got;
 }
 
@@ -313,6 +437,10 @@ static void on_poll_tick(uv_timer_t *t)
         if (got > 0) {
             c->poll_idle = 0;
         } else if (got == 0 && ++c->poll_idle >= POLL_IDLE_TICKS) {
+            if (c->ring_on && !conn_ring_sleep(c)) {
+                c->poll_idle = 0; /* bytes came as it was going to sleep */
+                continue;
+            }
             poll_leave(c);
             if (uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read) != 0)
                 conn_close(c, "cannot read");
@@ -341,9 +469,12 @@ static void on_connection(uv_stream_t *server_stream, int status)
     }
     if (c == l->spare)
         l->spare = NULL;
-    uv_pipe_init(srv->loop, &c->pipe, 0);
+    /* ipc: libuv then reads with recvmsg and keeps passed descriptors (a Shm offer's
+     * memfd) for take_passed_fds. */
+    uv_pipe_init(srv->loop, &c->pipe, 1);
     c->l = l;
     c->pid = -1;
+    c->rx_fd = -1;
     frame_reader_init(&c->rd, FRAME_MAX_CLIENT);
     c->last_active_ms = uv_now(srv->loop);
     c->next = l->conns;
@@ -558,6 +689,17 @@ void listener_stop(listener *l)
 {
     if (l == NULL)
         return;
+    /* Frames already in a ring are as received as those in a socket buffer that
+     * was read: take them before the connections end. */
+    for (conn *c = l->conns, *next; c != NULL; c = next) {
+        next = c->next;
+        int more = 1;
+        while (c->ring_on && more) {
+            more = 0;
+            if (conn_ring_pull(c, &more) < 0)
+                break;
+        }
+    }
     while (l->conns)
         conn_close(l->conns, NULL);
     uv_timer_stop(&l->idle_timer);

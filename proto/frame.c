@@ -94,6 +94,11 @@ size_t frame_reader_pending(const frame_reader *r)
     return r->len - r->start;
 }
 
+void frame_reader_clear(frame_reader *r)
+{
+    r->start = r->len = 0;
+}
+
 size_t frame_size(const Metricsd__Envelope *env)
 {
     return FRAME_HEADER_BYTES + (frame_direct_ok(env) ? frame_direct_size(env)

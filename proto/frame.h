@@ -43,6 +43,8 @@ int frame_reader_feed(frame_reader *r, const void *data, size_t n);
 int frame_reader_next(frame_reader *r, const uint8_t **payload, size_t *len);
 /* Bytes held that do not yet form a whole frame. */
 size_t frame_reader_pending(const frame_reader *r);
+/* Forget every byte held (the buffer is kept). */
+void frame_reader_clear(frame_reader *r);
 
 /* Begin and Generation envelopes packed without protobuf-c, to the same bytes
  * (frame_wire_enc.c): whether env is one, its packed size, and the packing. */

@@ -6,6 +6,8 @@
 . "$(dirname "$0")/lib.sh"
 
 start_daemon
+# The socket's polled reads, not the shared ring (ring.sh tests that).
+export METRICSD_TRANSPORT=socket
 "$POLLTEST" "$SOCK" || fail "polltest"
 [ "$(status_field counters.poll_switches)" -ge 3 ] || fail "poll_switches not in status"
 "$METRICSCTL" --socket "$SOCK" status | grep -q "polled_reads" || fail "status table does not show polled_reads"

@@ -1,0 +1,355 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ringtest: the shared ring (docs/transport.md) against a real daemon. A busy client
+ * switches to a ring and every event arrives, exactly; an idle ring sleeps and one
+ * event wakes it; frames left in the ring when the client closes are still taken; a
+ * forked child never writes into its parent's ring; METRICSD_TRANSPORT=socket keeps a
+ * client off rings. Then hostile rings by hand: an offer without a descriptor, with an
+ * unsealed memfd, with the wrong size, a start without an offer, and a ring whose tail
+ * runs past its size. Each is refused with a named, counted reason and the daemon goes
+ * on serving the others.
+ *
+ * No assertion depends on timing: where a state must be reached, the test waits for
+ * the daemon's counters to say so, with a generous bound.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "rlib.h"
+#include "shmring.h"
+
+#define MODEL "ring-model"
+#define WAIT_MS 60000
+#define RING (64u * 1024u)
+
+static long counter(const char *sock, const char *name)
+{
+    long v = rl_counter(sock, name);
+    CHECK(v >= 0, "no counter %s", name);
+    return v;
+}
+
+static long wait_counter(const char *sock, const char *name, long want)
+{
+    long v = -1;
+    for (int k = 0; k < WAIT_MS / 5; k++) {
+        if ((v = rl_counter(sock, name)) >= want)
+            return v;
+        rl_sleep_ms(5);
+    }
+    return v;
+}
+
+/* Empty the client's buffer (bounded wait); 0 or -1. */
+static int flush_all(metricsd_client *c)
+{
+    for (int k = 0; k < WAIT_MS; k++) {
+        if (metricsd_flush(c) == 0)
+            return 0;
+        rl_sleep_ms(1);
+    }
+    return -1;
+}
+
+/* n generations as fast as the library takes them, never dropping one: the buffer is
+ * emptied every 256. */
+static void send_burst(metricsd_client *c, int n)
+{
+    for (int i = 0; i < n; i++) {
+        CHECK(rl_send_good(c, MODEL) == 0, "send dropped an event");
+        if ((i + 1) % 256 == 0)
+            CHECK(flush_all(c) == 0, "client could not drain");
+    }
+}
+
+/* Expect the daemon to hold `want` requests of MODEL. */
+static void expect_requests(const char *sock, long want, const char *what)
+{
+    long got = rl_wait_requests(sock, MODEL, want, WAIT_MS);
+    CHECK(got == want, "%s: %ld requests stored, want %ld", what, got, want);
+}
+
+/* ---- hand-built rings ---- */
+
+static uint8_t *shm_frame(int start, uint32_t bytes, size_t *n)
+{
+    Metricsd__Envelope env = METRICSD__ENVELOPE__INIT;
+    Metricsd__Shm m = METRICSD__SHM__INIT;
+    if (start) {
+        m.has_start = 1;
+        m.start = 1;
+    } else if (bytes > 0) {
+        m.has_bytes = 1;
+        m.bytes = bytes;
+    }
+    env.msg_case = METRICSD__ENVELOPE__MSG_SHM;
+    env.shm = &m;
+    return rl_frame(&env, n);
+}
+
+static uint8_t *hello_frame(size_t *n)
+{
+    Metricsd__Envelope env = METRICSD__ENVELOPE__INIT;
+    Metricsd__Hello h = METRICSD__HELLO__INIT;
+    h.has_protocol = 1;
+    h.protocol = METRICSD_PROTOCOL;
+    h.client_name = "ringtest-raw";
+    env.msg_case = METRICSD__ENVELOPE__MSG_HELLO;
+    env.hello = &h;
+    return rl_frame(&env, n);
+}
+
+static uint8_t *good_frame(size_t *n)
+{
+    Metricsd__Envelope env = METRICSD__ENVELOPE__INIT;
+    Metricsd__Generation g = METRICSD__GENERATION__INIT;
+    g.model = MODEL;
+    g.backend = "cpu";
+    g.has_total_ns = 1;
+    g.total_ns = 5000000;
+    g.has_output_tokens = 1;
+    g.output_tokens = 1;
+    g.has_status = 1;
+    g.status = METRICSD__STATUS__STATUS_OK;
+    env.msg_case = METRICSD__ENVELOPE__MSG_GENERATION;
+    env.generation = &g;
+    return rl_frame(&env, n);
+}
+
+/* A raw connection that said Hello. */
+static int raw_conn(const char *sock)
+{
+    size_t n;
+    uint8_t *f = hello_frame(&n);
+    int fd = rl_connect(sock);
+    CHECK(fd >= 0 && f != NULL && rl_send_all(fd, f, n) == 0, "raw connection");
+    free(f);
+    return fd;
+}
+
+/* Send one frame with a descriptor attached (fd_to_pass < 0: none). */
+static int send_with_fd(int sockfd, const uint8_t *f, size_t n, int fd_to_pass)
+{
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } ctl;
+    struct iovec iov = { (void *)f, n };
+    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+    if (fd_to_pass >= 0) {
+        memset(&ctl, 0, sizeof(ctl));
+        msg.msg_control = ctl.buf;
+        msg.msg_controllen = sizeof(ctl.buf);
+        struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+        cm->cmsg_level = SOL_SOCKET;
+        cm->cmsg_type = SCM_RIGHTS;
+        cm->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(cm), &fd_to_pass, sizeof(int));
+    }
+    return sendmsg(sockfd, &msg, MSG_NOSIGNAL) == (ssize_t)n ? 0 : -1;
+}
+
+/* A memfd of the ring's size with a valid header; sealed or not. */
+static int make_ring(uint32_t bytes, int seal, shmring_hdr **map)
+{
+    int fd = memfd_create("ringtest", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    CHECK(fd >= 0, "memfd_create: %s", strerror(errno));
+    size_t len = SHMRING_HDR_BYTES + (size_t)bytes;
+    CHECK(ftruncate(fd, (off_t)len) == 0, "ftruncate");
+    if (seal)
+        CHECK(fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) == 0, "seal");
+    shmring_hdr *h = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    CHECK(h != MAP_FAILED, "mmap");
+    h->magic = SHMRING_MAGIC;
+    h->version = SHMRING_VERSION;
+    h->bytes = bytes;
+    h->hdr_bytes = SHMRING_HDR_BYTES;
+    *map = h;
+    return fd;
+}
+
+/* An offer the daemon must refuse: ring_invalid goes up by one and the connection
+ * still carries a good frame. */
+static void offer_refused(const char *sock, const char *what, int fd_to_pass, uint32_t bytes,
+                          long *requests)
+{
+    size_t n, gn;
+    long invalid = counter(sock, "ring_invalid");
+    int fd = raw_conn(sock);
+    uint8_t *f = shm_frame(0, bytes, &n), *g = good_frame(&gn);
+    CHECK(send_with_fd(fd, f, n, fd_to_pass) == 0, "%s: send", what);
+    CHECK(rl_send_all(fd, g, gn) == 0, "%s: good frame", what);
+    CHECK(wait_counter(sock, "ring_invalid", invalid + 1) == invalid + 1,
+          "%s: ring_invalid not counted once", what);
+    expect_requests(sock, ++*requests, what);
+    CHECK(!rl_closed_by_peer(fd, 50), "%s: the connection was closed", what);
+    close(fd);
+    free(f);
+    free(g);
+}
+
+static void hostile(const char *sock, long *requests)
+{
+    shmring_hdr *h;
+    size_t n;
+
+    /* No descriptor; an unsealed memfd; a size that is not the file's; a size out of
+     * range. */
+    offer_refused(sock, "offer without a descriptor", -1, RING, requests);
+    int mfd = make_ring(RING, 0, &h);
+    offer_refused(sock, "unsealed memfd", mfd, RING, requests);
+    close(mfd);
+    munmap(h, SHMRING_HDR_BYTES + RING);
+    mfd = make_ring(RING, 1, &h);
+    offer_refused(sock, "wrong size", mfd, RING * 2, requests);
+    offer_refused(sock, "size not a power of two", mfd, RING - 1, requests);
+    close(mfd);
+    munmap(h, SHMRING_HDR_BYTES + RING);
+
+    /* A start with no ring: refused, and that connection closed. */
+    long invalid = counter(sock, "ring_invalid");
+    int fd = raw_conn(sock);
+    uint8_t *f = shm_frame(1, 0, &n);
+    CHECK(rl_send_all(fd, f, n) == 0, "start");
+    free(f);
+    CHECK(wait_counter(sock, "ring_invalid", invalid + 1) == invalid + 1,
+          "start without a ring not counted");
+    CHECK(rl_closed_by_peer(fd, WAIT_MS), "start without a ring: connection left open");
+    close(fd);
+
+    /* A ring accepted, frames written in by hand, then a tail past the ring's size:
+     * the frames before count, the ring is ring_corrupt, its connection closed. */
+    mfd = make_ring(RING, 1, &h);
+    fd = raw_conn(sock);
+    f = shm_frame(0, RING, &n);
+    CHECK(send_with_fd(fd, f, n, mfd) == 0, "offer");
+    free(f);
+    close(mfd);
+    for (int k = 0; k < WAIT_MS / 5 && atomic_load(&h->state) != SHMRING_ACCEPTED; k++)
+        rl_sleep_ms(5);
+    CHECK(atomic_load(&h->state) == SHMRING_ACCEPTED, "a valid ring was not accepted");
+    f = shm_frame(1, 0, &n);
+    CHECK(rl_send_all(fd, f, n) == 0, "start");
+    free(f);
+    size_t gn;
+    uint8_t *g = good_frame(&gn);
+    uint8_t *data = (uint8_t *)h + SHMRING_HDR_BYTES;
+    uint64_t tail = 0;
+    for (int i = 0; i < 1000; i++) { /* wraps the 64 KiB ring a few times */
+        while (RING - (tail - atomic_load(&h->head)) < gn)
+            rl_sleep_ms(1);
+        for (size_t j = 0; j < gn; j++)
+            data[(tail + j) & (RING - 1)] = g[j];
+        tail += gn;
+        atomic_store(&h->tail, tail);
+        if (atomic_load(&h->sleeping) && atomic_exchange(&h->sleeping, 0))
+            CHECK(rl_send_all(fd, "", 1) == 0, "wake byte");
+    }
+    *requests += 1000;
+    expect_requests(sock, *requests, "frames written into a ring by hand");
+    long corrupt = counter(sock, "ring_corrupt");
+    atomic_store(&h->tail, atomic_load(&h->head) + RING + 100);
+    if (atomic_exchange(&h->sleeping, 0))
+        rl_send_all(fd, "", 1);
+    CHECK(wait_counter(sock, "ring_corrupt", corrupt + 1) == corrupt + 1,
+          "a tail past the ring was not ring_corrupt");
+    CHECK(rl_closed_by_peer(fd, WAIT_MS), "a corrupt ring's connection left open");
+    close(fd);
+    munmap(h, SHMRING_HDR_BYTES + RING);
+    free(g);
+
+    /* And the daemon serves others as before. */
+    metricsd_client *c;
+    CHECK(metricsd_connect(&c, sock, "ringtest-after") == 0, "connect");
+    send_burst(c, 100);
+    CHECK(flush_all(c) == 0, "drain");
+    metricsd_close(c);
+    *requests += 100;
+    expect_requests(sock, *requests, "a client after the hostile rings");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "usage: ringtest SOCKET\n");
+        return 2;
+    }
+    const char *sock = argv[1];
+    signal(SIGPIPE, SIG_IGN);
+    alarm(600);
+    unsetenv("METRICSD_TRANSPORT");
+    long requests = 0;
+
+    /* 1. A busy client switches to a ring; every event arrives. */
+    long rings = counter(sock, "rings");
+    metricsd_client *c;
+    CHECK(metricsd_connect(&c, sock, "ringtest") == 0, "connect");
+    send_burst(c, 20000);
+    CHECK(flush_all(c) == 0, "drain");
+    requests += 20000;
+    expect_requests(sock, requests, "busy client");
+    CHECK(counter(sock, "rings") == rings + 1, "busy client: %ld rings, want %ld",
+          counter(sock, "rings"), rings + 1);
+    CHECK(counter(sock, "ring_reads") > 0, "no read from a ring");
+
+    /* 2. Idle, the ring sleeps; one event wakes it and arrives. */
+    CHECK(wait_counter(sock, "ring_sleeps", 1) >= 1, "the idle ring never slept");
+    long wakes = counter(sock, "ring_wakes");
+    CHECK(rl_send_good(c, MODEL) == 0, "send");
+    expect_requests(sock, ++requests, "one event to a sleeping ring");
+    CHECK(counter(sock, "ring_wakes") == wakes + 1, "the event did not wake the ring");
+
+    /* 3. Frames still in the ring when the client closes are taken on its EOF. */
+    for (int i = 0; i < 300; i++)
+        CHECK(rl_send_good(c, MODEL) == 0, "send");
+    metricsd_close(c);
+    requests += 300;
+    expect_requests(sock, requests, "frames left in the ring at close");
+
+    /* 4. fork: the child has its own connection (and ring); the parent's ring is
+     *    untouched by it. Both send busily; every event of both arrives. */
+    CHECK(metricsd_connect(&c, sock, "ringtest-fork") == 0, "connect");
+    send_burst(c, 2000);
+    pid_t kid = fork();
+    if (kid == 0) {
+        rl_failures = 0;
+        send_burst(c, 5000);
+        CHECK(flush_all(c) == 0, "child drain");
+        metricsd_close(c);
+        _exit(rl_failures == 0 ? 0 : 1);
+    }
+    send_burst(c, 5000);
+    CHECK(flush_all(c) == 0, "parent drain");
+    int st = 0;
+    waitpid(kid, &st, 0);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child failed");
+    metricsd_close(c);
+    requests += 12000;
+    expect_requests(sock, requests, "parent and forked child");
+    CHECK(counter(sock, "ring_corrupt") == 0, "a ring was corrupted");
+
+    /* 5. METRICSD_TRANSPORT=socket: no ring, however busy. */
+    rings = counter(sock, "rings");
+    setenv("METRICSD_TRANSPORT", "socket", 1);
+    CHECK(metricsd_connect(&c, sock, "ringtest-socket") == 0, "connect");
+    send_burst(c, 5000);
+    CHECK(flush_all(c) == 0, "socket client drain");
+    metricsd_close(c);
+    unsetenv("METRICSD_TRANSPORT");
+    requests += 5000;
+    expect_requests(sock, requests, "socket-only client");
+    CHECK(counter(sock, "rings") == rings, "METRICSD_TRANSPORT=socket made a ring");
+
+    hostile(sock, &requests);
+    CHECK(counter(sock, "frame_truncated") == 0, "frames truncated");
+    printf("ringtest: %ld requests, %s\n", requests, rl_failures ? "FAILED" : "ok");
+    return rl_failures == 0 ? 0 : 1;
+}
