@@ -254,10 +254,19 @@ static void consume(metricsd_client *c, size_t n)
     }
 }
 
-static size_t pending_bytes(const metricsd_client *c)
+/* Cut iov[0..n) to its first `limit` bytes; returns how many iovecs remain. */
+static int iov_limit(struct iovec *iov, int n, size_t limit)
 {
-    return (c->hello_len - c->hello_off) + (sendbuf_len(&c->q) - c->front_off);
+    for (int i = 0; i < n; i++) {
+        if (iov[i].iov_len >= limit) {
+            iov[i].iov_len = limit;
+            return i + 1;
+        }
+        limit -= iov[i].iov_len;
+    }
+    return n;
 }
+
 
 /* Write as much as the socket takes now. Returns 0 when nothing is left, -EAGAIN when
  * bytes remain, -ENOTCONN when not connected. */
@@ -292,15 +301,23 @@ static int flush_locked(metricsd_client *c)
             consume(c, (size_t)put);
             continue;
         }
+        if (c->ring == RING_SWITCHING)
+            n_iov = iov_limit(iov, n_iov, c->switch_left);
         struct msghdr msg = { .msg_iov = iov, .msg_iovlen = (size_t)n_iov };
 
         /* One run of bytes (nearly always): send, which spares the kernel copying in
          * a msghdr and an iovec array. */
-        ssize_t n = n_iov == 1 ? send(c->fd, iov[0].iov_base, iov[0].iov_len,
-                                      MSG_NOSIGNAL | MSG_DONTWAIT)
-                               : sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+        ssize_t n = c->ring_pass_fd >= 0 ? mdc_ring_send_fd(c, iov, n_iov)
+                    : n_iov == 1         ? send(c->fd, iov[0].iov_base, iov[0].iov_len,
+                                                MSG_NOSIGNAL | MSG_DONTWAIT)
+                                         : sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n > 0) {
             consume(c, (size_t)n);
+            /* Shm{start} went out whole: what follows goes into the ring. */
+            if (c->ring == RING_SWITCHING && (c->switch_left -= (size_t)n) == 0) {
+                c->ring = RING_ON;
+                c->ring_probe_ns = mono_ns();
+            }
         } else if (n < 0 && errno == EINTR) {
             continue;
         } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS ||
@@ -312,11 +329,6 @@ static int flush_locked(metricsd_client *c)
             disconnect(c);
             return -ENOTCONN;
         }
-    }
-    /* All out on the socket: the moment to offer a ring or switch to it. */
-    if (c->ring != RING_ON && mdc_ring_advance(c) != 0) {
-        disconnect(c);
-        return -ENOTCONN;
     }
     return 0;
 }
@@ -415,6 +427,7 @@ int metricsd_connect_opts(metricsd_client **out, const char *socket_path,
     str_copy_into(c->name, client_name != NULL ? client_name : program_invocation_short_name);
     c->reconnect_ns = (int64_t)reconnect_ms * 1000000;
     c->fd = -1;
+    c->ring_pass_fd = -1;
     c->state = DISCONNECTED;
     c->pid = (int)getpid();
     const char *tr = getenv("METRICSD_TRANSPORT");

@@ -39,7 +39,8 @@ enum conn_state { DISCONNECTED, CONNECTING, CONNECTED };
 /* The shared ring of the current connection (ring.c, docs/transport.md). */
 enum ring_mode {
     RING_NONE,    /* frames go through the socket */
-    RING_OFFERED, /* the ring's memfd was sent; the daemon has not accepted it yet */
+    RING_OFFERED, /* the offer is queued or sent; the daemon has not accepted it yet */
+    RING_SWITCHING, /* Shm{start} is queued: the socket takes the bytes up to its end */
     RING_ON       /* frames go through the ring; the socket carries wake bytes */
 };
 /* Ring size the client offers. At a million 250-byte frames a second spread over
@@ -84,6 +85,8 @@ struct metricsd_client {
     enum ring_mode ring;
     shmring_hdr *ring_hdr;    /* the mapping: header page, then RING_BYTES of data */
     uint64_t ring_tail;       /* bytes put in, our own count */
+    int ring_pass_fd;         /* the memfd, passed with the next bytes sent; -1: none */
+    size_t switch_left;       /* RING_SWITCHING: bytes for the socket, up to Shm{start} */
     int64_t ring_probe_ns;    /* last check that the daemon is still there */
     int64_t busy_ns;          /* start of the current RING_BUSY_NS window */
     unsigned busy_frames;
@@ -169,6 +172,12 @@ static inline void str_set(char **slot, const char *s)
     *slot = d;
 }
 
+/* Bytes waiting for the daemon: the rest of the Hello, then the buffer's frames. */
+static inline size_t pending_bytes(const metricsd_client *c)
+{
+    return (c->hello_len - c->hello_off) + (sendbuf_len(&c->q) - c->front_off);
+}
+
 /* Bumped in a forked child: a generation begun before the fork does not end its
  * Begin in the child. */
 extern atomic_uint mdc_fork_epoch;
@@ -176,11 +185,12 @@ extern atomic_uint mdc_fork_epoch;
 /* Queue env as one whole frame and try to send. Returns 0 or -ENOBUFS (counted). */
 int mdc_enqueue(metricsd_client *c, const Metricsd__Envelope *env);
 
-/* ring.c, all under c->mu. A frame was queued: count it towards offering a ring. */
+/* ring.c, all under c->mu. A frame was queued: count it towards offering a ring (the
+ * offer is queued as a frame), or queue the switch once the daemon accepted. */
 void mdc_ring_note_frame(metricsd_client *c);
-/* Everything queued went out on the socket: offer a ring, or switch to the accepted
- * one. Returns 0, or -1 when the connection broke (the caller disconnects). */
-int mdc_ring_advance(metricsd_client *c);
+/* sendmsg of iov with the ring's memfd attached (c->ring_pass_fd, closed once it went
+ * out with some bytes). As send() returns. */
+ssize_t mdc_ring_send_fd(metricsd_client *c, const struct iovec *iov, int n);
 /* Put bytes in the ring and wake the daemon if it sleeps. Returns the bytes taken (0:
  * the ring is full), or -1 when the daemon is gone (the caller disconnects). */
 long mdc_ring_write(metricsd_client *c, const struct iovec *iov, int n);

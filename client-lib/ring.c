@@ -23,34 +23,25 @@
 #include "frame.h"
 
 #define RING_MAP_BYTES ((size_t)SHMRING_HDR_BYTES + RING_BYTES)
-#define SHM_FRAME_MAX 32
-
-void mdc_ring_note_frame(metricsd_client *c)
-{
-    /* One clock read per RING_BUSY_FRAMES frames: 16 frames within 16 ms. */
-    if (c->ring != RING_NONE || c->ring_disabled || c->ring_unanswered >= RING_MAX_UNANSWERED ||
-        ++c->busy_frames < RING_BUSY_FRAMES)
-        return;
-    int64_t now = mono_ns();
-    if (now - c->busy_ns >= RING_BUSY_NS) {
-        c->busy_ns = now;
-        c->busy_frames = 0;
-    }
-}
 
 void mdc_ring_drop(metricsd_client *c)
 {
     if (c->ring_hdr != NULL)
         munmap(c->ring_hdr, RING_MAP_BYTES);
+    if (c->ring_pass_fd >= 0)
+        close(c->ring_pass_fd);
     if (c->ring == RING_OFFERED)
         c->ring_unanswered++;
     c->ring_hdr = NULL;
+    c->ring_pass_fd = -1;
     c->ring = RING_NONE;
     c->ring_tail = 0;
+    c->switch_left = 0;
     c->busy_frames = 0;
 }
 
-static size_t shm_frame(uint8_t *out, uint32_t bytes, bool start)
+/* Queue a Shm frame like any other; NULL when the buffer has no room. */
+static bool queue_shm(metricsd_client *c, uint32_t bytes, bool start)
 {
     Metricsd__Envelope env = METRICSD__ENVELOPE__INIT;
     Metricsd__Shm m = METRICSD__SHM__INIT;
@@ -63,102 +54,90 @@ static size_t shm_frame(uint8_t *out, uint32_t bytes, bool start)
     }
     env.msg_case = METRICSD__ENVELOPE__MSG_SHM;
     env.shm = &m;
-    return frame_size(&env) <= SHM_FRAME_MAX ? frame_encode(&env, out) : 0;
+    size_t len = frame_size(&env);
+    uint8_t *p = sendbuf_reserve(&c->q, len);
+    if (p == NULL)
+        return false;
+    frame_encode(&env, p);
+    return true;
 }
 
-/* Returns 0 when the frame went out whole, 1 when the socket was full (nothing sent),
- * -1 when the connection broke or only part of it went (the daemon would have half a
- * frame: the caller disconnects). */
-static int send_small(metricsd_client *c, const uint8_t *f, size_t len, int fd_to_pass)
+/* Make the ring and queue its offer; the memfd goes with the next bytes sent, so it
+ * reaches the daemon no later than the offer. A failure on our side (no memfd, no
+ * memory, no room) leaves the connection on the socket until the next busy spell. */
+static void offer(metricsd_client *c)
 {
-    union {
-        char buf[CMSG_SPACE(sizeof(int))];
-        struct cmsghdr align;
-    } ctl;
-    struct iovec iov = { (void *)f, len };
-    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
-    if (fd_to_pass >= 0) {
-        memset(&ctl, 0, sizeof(ctl));
-        msg.msg_control = ctl.buf;
-        msg.msg_controllen = sizeof(ctl.buf);
-        struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
-        cm->cmsg_level = SOL_SOCKET;
-        cm->cmsg_type = SCM_RIGHTS;
-        cm->cmsg_len = CMSG_LEN(sizeof(int));
-        memcpy(CMSG_DATA(cm), &fd_to_pass, sizeof(int));
-    }
-    ssize_t n;
-    do
-        n = sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
-    while (n < 0 && errno == EINTR);
-    if (n == (ssize_t)len)
-        return 0;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS || errno == ENOMEM))
-        return 1;
-    return -1;
-}
-
-/* Make the ring and send it. A failure on our side (no memfd, no memory) leaves the
- * connection on the socket; it is tried again at the next busy spell. */
-static int offer(metricsd_client *c)
-{
-    uint8_t f[SHM_FRAME_MAX];
-    size_t len = shm_frame(f, RING_BYTES, false);
     int fd = memfd_create("metricsd-ring", MFD_CLOEXEC | MFD_ALLOW_SEALING);
     void *m = MAP_FAILED;
-    int rc = 0;
 
-    c->busy_frames = 0;
-    if (len == 0 || fd < 0)
-        goto out;
-    if (ftruncate(fd, (off_t)RING_MAP_BYTES) != 0 ||
-        fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0)
-        goto out;
-    m = mmap(NULL, RING_MAP_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    if (m == MAP_FAILED)
-        goto out;
+    if (fd < 0)
+        return;
+    if (ftruncate(fd, (off_t)RING_MAP_BYTES) == 0 &&
+        fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) == 0)
+        m = mmap(NULL, RING_MAP_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (m == MAP_FAILED || !queue_shm(c, RING_BYTES, false)) {
+        if (m != MAP_FAILED)
+            munmap(m, RING_MAP_BYTES);
+        close(fd);
+        return;
+    }
     shmring_hdr *h = m;
     h->magic = SHMRING_MAGIC;
     h->version = SHMRING_VERSION;
     h->bytes = RING_BYTES;
     h->hdr_bytes = SHMRING_HDR_BYTES;
-    int sent = send_small(c, f, len, fd);
-    if (sent == 0) {
-        c->ring_hdr = h;
-        c->ring = RING_OFFERED;
-        c->ring_tail = 0;
-        m = MAP_FAILED;
-    } else if (sent < 0) {
-        rc = -1;
-    }
-out:
-    if (m != MAP_FAILED)
-        munmap(m, RING_MAP_BYTES);
-    if (fd >= 0)
-        close(fd); /* the daemon holds its own reference now */
-    return rc;
+    c->ring_hdr = h;
+    c->ring_pass_fd = fd;
+    c->ring_tail = 0;
+    c->ring = RING_OFFERED;
 }
 
-int mdc_ring_advance(metricsd_client *c)
+void mdc_ring_note_frame(metricsd_client *c)
 {
-    if (c->ring == RING_NONE) {
-        if (c->busy_frames >= RING_BUSY_FRAMES && !c->ring_disabled &&
-            c->ring_unanswered < RING_MAX_UNANSWERED)
-            return offer(c);
-        return 0;
+    if (c->ring == RING_OFFERED) {
+        /* Accepted: queue the switch. Every byte queued so far, Shm{start} included,
+         * still goes on the socket; every byte queued after it, into the ring. */
+        if (atomic_load_explicit(&c->ring_hdr->state, memory_order_acquire) == SHMRING_ACCEPTED &&
+            queue_shm(c, 0, true)) {
+            c->ring = RING_SWITCHING;
+            c->switch_left = pending_bytes(c);
+        }
+        return;
     }
-    if (c->ring != RING_OFFERED ||
-        atomic_load_explicit(&c->ring_hdr->state, memory_order_acquire) != SHMRING_ACCEPTED)
-        return 0;
-    /* Accepted, and every byte before this point is on the socket: the switch. */
-    uint8_t f[SHM_FRAME_MAX];
-    size_t len = shm_frame(f, 0, true);
-    int sent = len > 0 ? send_small(c, f, len, -1) : 1;
-    if (sent == 0) {
-        c->ring = RING_ON;
-        c->ring_probe_ns = mono_ns();
+    /* Busy: RING_BUSY_FRAMES frames within RING_BUSY_NS; one clock read per
+     * RING_BUSY_FRAMES frames. */
+    if (c->ring != RING_NONE || c->state != CONNECTED || c->ring_disabled ||
+        c->ring_unanswered >= RING_MAX_UNANSWERED || ++c->busy_frames < RING_BUSY_FRAMES)
+        return;
+    int64_t now = mono_ns();
+    bool busy = now - c->busy_ns < RING_BUSY_NS;
+    c->busy_ns = now;
+    c->busy_frames = 0;
+    if (busy)
+        offer(c);
+}
+
+ssize_t mdc_ring_send_fd(metricsd_client *c, const struct iovec *iov, int n)
+{
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } ctl;
+    struct msghdr msg = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)n,
+                          .msg_control = ctl.buf, .msg_controllen = sizeof(ctl.buf) };
+    memset(&ctl, 0, sizeof(ctl));
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(cm), &c->ring_pass_fd, sizeof(int));
+    ssize_t k = sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (k > 0) {
+        /* In flight with the first of those bytes: the daemon holds its own copy. */
+        close(c->ring_pass_fd);
+        c->ring_pass_fd = -1;
     }
-    return sent < 0 ? -1 : 0;
+    return k;
 }
 
 /* Is the daemon still at the other end? A peek that finds EOF says it left. */

@@ -127,15 +127,18 @@ static void handle_hello(conn *c, const Metricsd__Hello *h)
 }
 
 /* The shared ring (docs/transport.md): an offer is mapped or refused (the client then
- * stays on the socket, which is no fault of the connection); a start switches reading
- * to the ring, and is only valid once, after an accepted offer. */
+ * stays on the socket); a start switches reading to the ring, once, after an accepted
+ * offer. Any other start is refused and the frames go on coming from the socket: a
+ * client whose connection broke between queueing its start and sending it sends that
+ * start on its next connection, which has no ring. */
 static void handle_shm(conn *c, const Metricsd__Shm *m, int from_ring)
 {
     const char *why;
     if (m->has_start && m->start) {
         if (c->ring == NULL || c->ring_on || from_ring) {
             conn_reject(c, RING_INVALID);
-            conn_close(c, "ring start without an accepted ring");
+            log_limited(36, LOG_WARN, "ring start from pid %d (%s) refused: no accepted ring",
+                        (int)c->pid, c->name[0] ? c->name : "unnamed");
             return;
         }
         c->ring_on = 1;

@@ -214,15 +214,19 @@ static void hostile(const char *sock, long *requests)
     close(mfd);
     munmap(h, SHMRING_HDR_BYTES + RING);
 
-    /* A start with no ring: refused, and that connection closed. */
+    /* A start with no ring: refused, counted, and frames still come on the socket. */
     long invalid = counter(sock, "ring_invalid");
     int fd = raw_conn(sock);
-    uint8_t *f = shm_frame(1, 0, &n);
-    CHECK(rl_send_all(fd, f, n) == 0, "start");
+    uint8_t *f = shm_frame(1, 0, &n), *gf;
+    size_t gfn;
+    gf = good_frame(&gfn);
+    CHECK(rl_send_all(fd, f, n) == 0 && rl_send_all(fd, gf, gfn) == 0, "start");
     free(f);
+    free(gf);
     CHECK(wait_counter(sock, "ring_invalid", invalid + 1) == invalid + 1,
           "start without a ring not counted");
-    CHECK(rl_closed_by_peer(fd, WAIT_MS), "start without a ring: connection left open");
+    expect_requests(sock, ++*requests, "a frame after a refused start");
+    CHECK(!rl_closed_by_peer(fd, 50), "start without a ring: connection closed");
     close(fd);
 
     /* A ring accepted, frames written in by hand, then a tail past the ring's size:
