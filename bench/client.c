@@ -285,7 +285,7 @@ int main(int argc, char **argv)
     int gens = argc > 1 && strcmp(argv[1], "--quick") == 0 ? 1000 : 4000;
     bench_daemon d;
     char buf[128], tgt[64];
-    mode_result up, absent, stopped;
+    mode_result up, up_socket, absent, stopped;
 
     bench_begin("bench_client: the cost of libmetricsd to the engine");
     for (int i = 0; i < DIM; i++) {
@@ -326,6 +326,13 @@ int main(int argc, char **argv)
            per_tok_with - per_tok_without);
     metricsd_close(c);
 
+    /* Daemon up, the client on the socket only (no shared ring): side by side. */
+    setenv("METRICSD_TRANSPORT", "socket", 1);
+    metricsd_connect(&c, d.socket, "bench-client-socket");
+    run_mode("up, socket only", c, gens, &up_socket);
+    metricsd_close(c);
+    unsetenv("METRICSD_TRANSPORT");
+
     /* Daemon stopped: the socket buffer, then ours, fill; then frames are dropped. */
     metricsd_connect(&c, d.socket, "bench-client-stopped");
     metricsd_flush(c);
@@ -347,6 +354,9 @@ int main(int argc, char **argv)
     bench_row(B, "metricsd_end, daemon up (median)", buf, "<= 3 us", up.end_ns <= 3000);
     snprintf(buf, sizeof buf, "%.0f ns", up.begin_ns);
     bench_row(B, "metricsd_begin, daemon up (median)", buf, "", -1);
+    snprintf(buf, sizeof buf, "end %.0f ns (ring %.2fx faster), begin %.0f ns", up_socket.end_ns,
+             up.end_ns > 0 ? up_socket.end_ns / up.end_ns : 0, up_socket.begin_ns);
+    bench_row(B, "the same on the socket only (no shared ring)", buf, "", -1);
     mode_result *ms[2] = { &absent, &stopped };
     const char *names[2] = { "absent", "SIGSTOPped" };
     for (int i = 0; i < 2; i++) {

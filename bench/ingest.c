@@ -47,6 +47,9 @@ typedef struct point {
     long events;
 } point;
 
+/* Senders use the socket only, as before the shared ring: the side-by-side row. */
+static int socket_only;
+
 static void sender(shared *sh, int idx, const char *socket, int clients, int models,
                    enum kind kind)
 {
@@ -57,6 +60,8 @@ static void sender(shared *sh, int idx, const char *socket, int clients, int mod
     static metricsd_event ev[POOL];
     uint64_t seed = 1000 + (uint64_t)idx;
 
+    if (socket_only)
+        setenv("METRICSD_TRANSPORT", "socket", 1); /* no shared ring (docs/transport.md) */
     if (metricsd_connect_opts(&c, socket, "bench-ingest", &o) != 0)
         _exit(1);
     for (int k = 0; k < POOL; k++) {
@@ -218,6 +223,11 @@ int main(int argc, char **argv)
     for (int k = 0; k < 3; k++)
         median_point(&kinds[k], 8, 10, (enum kind)k, reps, ms);
     main_pt = kinds[K_ITL];
+    point sock_pt;
+    printf("-- the same, 8 clients with ITL, senders on the socket only (METRICSD_TRANSPORT=socket)\n");
+    socket_only = 1;
+    median_point(&sock_pt, 8, 10, K_ITL, reps, ms);
+    socket_only = 0;
     printf("-- clients 1 to 64, 10 models, Generation with ITL\n");
     static const int cs[] = { 1, 2, 4, 8, 16, 32, 64 };
     point sweep_c[7], sweep_m[4];
@@ -249,6 +259,10 @@ int main(int argc, char **argv)
              main_pt.cpu_ns_per_event, main_pt.sender_cpu_ns_per_event, (int)sysconf(_SC_NPROCESSORS_ONLN),
              all > 0 ? (int)sysconf(_SC_NPROCESSORS_ONLN) * 1e9 / all : 0);
     bench_row(B, "CPU per event, 8 clients, with ITL, all processes", buf, "", -1);
+    snprintf(buf, sizeof buf, "%.0f /s wall (rings %.2fx); daemon %.0f + senders %.0f ns CPU/event",
+             sock_pt.rate, sock_pt.rate > 0 ? main_pt.rate / sock_pt.rate : 0,
+             sock_pt.cpu_ns_per_event, sock_pt.sender_cpu_ns_per_event);
+    bench_row(B, "the same on the socket only (no shared ring)", buf, "", -1);
     for (int k = 1; k < 3; k++) {
         snprintf(fig, sizeof fig, "8 clients, %s", kind_names[k]);
         snprintf(buf, sizeof buf, "%.0f /s wall; %.0f ns CPU/event (%.2f M/s per core)",

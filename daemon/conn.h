@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * conn: one client connection, shared by the listener (accepting, reading, polling,
- * closing: listener.c) and the frame handlers (Hello, Begin, Generation, Query, and
- * the generations in flight: dispatch.c). Internal to the daemon.
+ * conn: one client connection, shared by the listener (accepting, reading, polling:
+ * listener.c), its life (closing, refusals, replies: conn.c), its shared ring and the
+ * descriptors passed to it (ring.c) and the frame handlers (Hello, Begin, Generation,
+ * Query, Shm, and the generations in flight: dispatch.c). Internal to the daemon.
  */
 #ifndef METRICSD_CONN_H
 #define METRICSD_CONN_H
@@ -96,6 +97,8 @@ void conn_send(conn *c, uint8_t *data, size_t len);
 int conn_received(conn *c, size_t n, int from_ring);
 /* Start polling c (listener.c): its ring was switched on, or woke. */
 void conn_poll(conn *c);
+/* Out of the polled list (listener.c); the caller restarts reading or is closing c. */
+void conn_poll_leave(conn *c);
 
 /* ring.c: map the ring a Shm offer names (fd: the descriptor that came with it, taken
  * and closed). NULL, or why it was refused. */
@@ -107,6 +110,12 @@ int conn_ring_pull(conn *c, int *more);
  * back), 0 when bytes came in the meantime. */
 int conn_ring_sleep(conn *c);
 void conn_ring_unmap(conn *c);
+/* recv that keeps descriptors passed with the bytes (conn_take_fd), as libuv does for
+ * an ipc pipe: a Shm offer may arrive while c is polled. As recv returns. */
+ssize_t conn_recv_fds(conn *c, int fd, void *p, size_t n);
+/* The descriptors libuv queued on c's ipc pipe, taken (on_read). 0, or -1 when c was
+ * closed. */
+int conn_take_passed_fds(conn *c);
 /* A descriptor passed with the bytes: kept for a Shm offer (an older unclaimed one is
  * closed). */
 void conn_take_fd(conn *c, int fd);

@@ -23,8 +23,6 @@
 #include "frame.h"
 #include "log.h"
 
-/* A reply larger than this waiting unread means the querier is gone or stuck. */
-#define MAX_WRITE_QUEUED (256u << 20)
 
 /* Polled reads, interrupt mitigation as NAPI does it for network cards. Each frame
  * that wakes the daemon from epoll_wait costs the sender a cross-CPU wakeup (about
@@ -42,101 +40,6 @@
 #define POLL_ENTER_WINDOW_MS 2
 #define POLL_IDLE_TICKS 8
 
-typedef struct write_req {
-    uv_write_t req;
-    conn *c;
-    size_t len;
-    uint8_t *data;
-} write_req;
-
-static void poll_leave(conn *c);
-
-static void on_conn_closed(uv_handle_t *h)
-{
-    conn *c = (conn *)h;
-    conn_ring_unmap(c);
-    frame_reader_free(&c->rd);
-    free(c->flight);
-    if (c->is_spare) {
-        listener *l = c->l;
-        memset(c, 0, sizeof(*c));
-        c->is_spare = 1;
-        l->spare = c;
-        return;
-    }
-    free(c);
-}
-
-void conn_close(conn *c, const char *why)
-{
-    listener *l = c->l;
-    server *srv = l->srv;
-
-    if (c->closing)
-        return;
-    c->closing = 1;
-    if (c->polled)
-        poll_leave(c);
-    if (why != NULL)
-        log_limited(2, LOG_INFO, "closing connection of pid %d (%s): %s", (int)c->pid,
-                    c->name[0] ? c->name : "unnamed", why);
-    /* A client that goes away ends its generations in flight as abandoned. */
-    conn_end_flights(c);
-    /* procs: a process with no connection left no longer serves its models. Only
-     * engines (connections that sent generations, a handful) pay for the scan. */
-    int pid_connected = 0;
-    for (conn *o = l->conns; c->served && o != NULL && !pid_connected; o = o->next)
-        pid_connected = o != c && !o->closing && o->pid == c->pid;
-    if (c->served && !pid_connected)
-        series_table_forget_pid(&srv->series, c->pid);
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        l->conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    srv->clients--;
-    uv_close((uv_handle_t *)&c->pipe, on_conn_closed);
-}
-
-void conn_reject(conn *c, enum reject_reason why)
-{
-    reject_counts[why]++;
-    log_limited(10 + (int)why, LOG_WARN, "rejected input from pid %d (%s): %s", (int)c->pid,
-                c->name[0] ? c->name : "unnamed", reject_name(why));
-}
-
-static void on_written(uv_write_t *req, int status)
-{
-    write_req *w = (write_req *)req;
-    (void)status;
-    w->c->write_queued -= w->len;
-    free(w->data);
-    free(w);
-}
-
-void conn_send(conn *c, uint8_t *data, size_t len)
-{
-    write_req *w = malloc(sizeof(*w));
-    if (w == NULL || c->write_queued + len > MAX_WRITE_QUEUED) {
-        free(w);
-        free(data);
-        reject_counts[NO_MEMORY]++;
-        conn_close(c, "reply could not be queued");
-        return;
-    }
-    w->c = c;
-    w->len = len;
-    w->data = data;
-    uv_buf_t buf = uv_buf_init((char *)data, (unsigned)len);
-    c->write_queued += len;
-    if (uv_write(&w->req, (uv_stream_t *)&c->pipe, &buf, 1, on_written) != 0) {
-        c->write_queued -= len;
-        free(data);
-        free(w);
-        conn_close(c, "write failed");
-    }
-}
 
 static int conn_read_space(conn *c, uv_buf_t *buf)
 {
@@ -182,8 +85,6 @@ int conn_received(conn *c, size_t n, int from_ring)
     return 0;
 }
 
-static ssize_t recv_fds(conn *c, int fd, void *p, size_t n);
-
 /* After an EOF from libuv, read what the socket still holds. libuv (1.44) reports EOF
  * when the peer has hung up and the last read came back short, taking it for drained;
  * but a read also comes back short where a passed descriptor (a Shm offer) splits the
@@ -198,7 +99,7 @@ static int drain_socket(conn *c)
     for (;;) {
         if (conn_read_space(c, &buf) != 0)
             return 0; /* the frame in progress is lost; counted as truncated below */
-        ssize_t n = recv_fds(c, fd, buf.base, buf.len);
+        ssize_t n = conn_recv_fds(c, fd, buf.base, buf.len);
         if (n > 0) {
             if (conn_received(c, (size_t)n, 0) != 0)
                 return -1;
@@ -245,36 +146,6 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 
 static void poll_enter(conn *c);
 
-static void on_fd_pipe_closed(uv_handle_t *h)
-{
-    free(h);
-}
-
-/* Descriptors that came with the bytes, which libuv queues on an ipc pipe: each is
- * taken out through a scratch pipe handle and duplicated, and conn_take_fd keeps the
- * newest for a Shm offer. 0, or -1 when c was closed. */
-static int take_passed_fds(conn *c)
-{
-    while (uv_pipe_pending_count(&c->pipe) > 0) {
-        uv_pipe_t *t = malloc(sizeof(*t));
-        if (t == NULL) {
-            conn_reject(c, NO_MEMORY);
-            conn_close(c, "no memory for a passed descriptor");
-            return -1;
-        }
-        uv_pipe_init(c->l->srv->loop, t, 0);
-        uv_os_fd_t fd;
-        int dup = -1;
-        if (uv_accept((uv_stream_t *)&c->pipe, (uv_stream_t *)t) == 0 &&
-            uv_fileno((uv_handle_t *)t, &fd) == 0)
-            dup = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-        uv_close((uv_handle_t *)t, on_fd_pipe_closed);
-        if (dup >= 0)
-            conn_take_fd(c, dup);
-    }
-    return 0;
-}
-
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 {
     conn *c = (conn *)stream;
@@ -286,7 +157,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     if (nread == 0)
         return;
     (void)buf;
-    if (uv_pipe_pending_count(&c->pipe) > 0 && take_passed_fds(c) != 0)
+    if (uv_pipe_pending_count(&c->pipe) > 0 && conn_take_passed_fds(c) != 0)
         return;
     if (c->ring_on) {
         /* A wake byte: the sleeping ring has bytes. Poll it again, starting now. */
@@ -337,7 +208,7 @@ static void poll_enter(conn *c)
 }
 
 /* Out of the polled list; the caller restarts reading or is closing c. */
-static void poll_leave(conn *c)
+void conn_poll_leave(conn *c)
 {
     listener *l = c->l;
     if (c->poll_prev)
@@ -352,33 +223,6 @@ static void poll_leave(conn *c)
     stat_counts[POLL_EXITS]++;
     if (--l->n_polled == 0)
         uv_timer_stop(&l->poll_timer);
-}
-
-/* recv, taking any descriptors that came with the bytes (as libuv does for an ipc
- * pipe in on_read): a Shm offer may arrive while the connection is polled. */
-static ssize_t recv_fds(conn *c, int fd, void *p, size_t n)
-{
-    union {
-        char buf[CMSG_SPACE(8 * sizeof(int))];
-        struct cmsghdr align;
-    } ctl;
-    struct iovec iov = { p, n };
-    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
-                          .msg_controllen = sizeof(ctl.buf) };
-    ssize_t got = recvmsg(fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-    if (got < 0 || msg.msg_controllen == 0)
-        return got;
-    for (struct cmsghdr *cm = CMSG_FIRSTHDR(&msg); cm != NULL; cm = CMSG_NXTHDR(&msg, cm)) {
-        if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
-            continue;
-        size_t k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-        for (size_t i = 0; i < k; i++) {
-            int passed;
-            memcpy(&passed, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
-            conn_take_fd(c, passed);
-        }
-    }
-    return got;
 }
 
 /* Read a polled connection until the socket is empty or the tick's share is used, as
@@ -399,7 +243,7 @@ static int poll_read(conn *c, int *more)
             conn_read_failed(c, UV_ENOBUFS); /* what libuv reports for on_alloc's NULL */
             return -1;
         }
-        ssize_t n = recv_fds(c, fd, buf.base, buf.len);
+        ssize_t n = conn_recv_fds(c, fd, buf.base, buf.len);
         if (n > 0) {
             stat_counts[POLLED_READS]++;
             got = !c->ring_on; /* wake bytes are not data */
@@ -441,7 +285,7 @@ static void on_poll_tick(uv_timer_t *t)
                 c->poll_idle = 0; /* bytes came as it was going to sleep */
                 continue;
             }
-            poll_leave(c);
+            conn_poll_leave(c);
             if (uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read) != 0)
                 conn_close(c, "cannot read");
         }

@@ -1,0 +1,109 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A connection's life outside its reads: closing it (its generations in flight end as
+ * abandoned), counting what it sent that was refused, and queueing replies to it.
+ */
+#include "conn.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "counters.h"
+#include "log.h"
+
+/* A reply larger than this waiting unread means the querier is gone or stuck. */
+#define MAX_WRITE_QUEUED (256u << 20)
+
+typedef struct write_req {
+    uv_write_t req;
+    conn *c;
+    size_t len;
+    uint8_t *data;
+} write_req;
+
+static void on_conn_closed(uv_handle_t *h)
+{
+    conn *c = (conn *)h;
+    conn_ring_unmap(c);
+    frame_reader_free(&c->rd);
+    free(c->flight);
+    if (c->is_spare) {
+        listener *l = c->l;
+        memset(c, 0, sizeof(*c));
+        c->is_spare = 1;
+        l->spare = c;
+        return;
+    }
+    free(c);
+}
+
+void conn_close(conn *c, const char *why)
+{
+    listener *l = c->l;
+    server *srv = l->srv;
+
+    if (c->closing)
+        return;
+    c->closing = 1;
+    if (c->polled)
+        conn_poll_leave(c);
+    if (why != NULL)
+        log_limited(2, LOG_INFO, "closing connection of pid %d (%s): %s", (int)c->pid,
+                    c->name[0] ? c->name : "unnamed", why);
+    /* A client that goes away ends its generations in flight as abandoned. */
+    conn_end_flights(c);
+    /* procs: a process with no connection left no longer serves its models. Only
+     * engines (connections that sent generations, a handful) pay for the scan. */
+    int pid_connected = 0;
+    for (conn *o = l->conns; c->served && o != NULL && !pid_connected; o = o->next)
+        pid_connected = o != c && !o->closing && o->pid == c->pid;
+    if (c->served && !pid_connected)
+        series_table_forget_pid(&srv->series, c->pid);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        l->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    srv->clients--;
+    uv_close((uv_handle_t *)&c->pipe, on_conn_closed);
+}
+
+void conn_reject(conn *c, enum reject_reason why)
+{
+    reject_counts[why]++;
+    log_limited(10 + (int)why, LOG_WARN, "rejected input from pid %d (%s): %s", (int)c->pid,
+                c->name[0] ? c->name : "unnamed", reject_name(why));
+}
+
+static void on_written(uv_write_t *req, int status)
+{
+    write_req *w = (write_req *)req;
+    (void)status;
+    w->c->write_queued -= w->len;
+    free(w->data);
+    free(w);
+}
+
+void conn_send(conn *c, uint8_t *data, size_t len)
+{
+    write_req *w = malloc(sizeof(*w));
+    if (w == NULL || c->write_queued + len > MAX_WRITE_QUEUED) {
+        free(w);
+        free(data);
+        reject_counts[NO_MEMORY]++;
+        conn_close(c, "reply could not be queued");
+        return;
+    }
+    w->c = c;
+    w->len = len;
+    w->data = data;
+    uv_buf_t buf = uv_buf_init((char *)data, (unsigned)len);
+    c->write_queued += len;
+    if (uv_write(&w->req, (uv_stream_t *)&c->pipe, &buf, 1, on_written) != 0) {
+        c->write_queued -= len;
+        free(data);
+        free(w);
+        conn_close(c, "write failed");
+    }
+}
