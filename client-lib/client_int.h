@@ -103,7 +103,8 @@ struct metricsd_gen {
     metricsd_client *c;
     uint64_t gen_id;          /* 0 when its Begin was never queued */
     unsigned fork_epoch;      /* process the Begin was sent from */
-    int64_t start_ns, start_unix_ns, scheduled_ns, first_ns, last_ns;
+    int64_t start_ns, start_unix_ns, scheduled_ns, first_ns; /* CLOCK_MONOTONIC */
+    uint64_t first_tick, last_tick; /* mdc_ticks() at the first and the latest token */
     int64_t prompt_tokens, cached_prompt_tokens, load_ns;
     uint64_t tokens;
     bool has_scheduled, has_prompt;
@@ -112,9 +113,9 @@ struct metricsd_gen {
     unsigned n_labels;
     struct label labels[METRICSD_MAX_LABELS];
     sketch itl;
-    /* Gaps not yet in the sketch: metricsd_token only stores one, and they go into
-     * the sketch 32 at a time. This keeps the sketch's work out from behind the
-     * clock read, which the vDSO orders (lfence + rdtsc): about 5 ns a token. */
+    /* Gaps not yet in the sketch, in ticks: metricsd_token only stores one, and they go
+     * into the sketch 32 at a time, converted to ns at the rate of that moment. This
+     * keeps the sketch's work (and the conversion's clock read) out of the token. */
     unsigned n_pend;
     uint32_t pend[32];
 };
@@ -129,6 +130,20 @@ static inline int64_t clock_ns(clockid_t id)
 }
 
 static inline int64_t mono_ns(void) { return clock_ns(CLOCK_MONOTONIC); }
+
+/* ticks.c: what a token reads. The TSC where the kernel keeps time with it, else
+ * CLOCK_MONOTONIC ns; mdc_ns_per_tick converts (1.0 for the latter). */
+extern bool mdc_tsc;
+static inline uint64_t mdc_ticks(void)
+{
+#if defined(__x86_64__)
+    if (mdc_tsc)
+        return __builtin_ia32_rdtsc();
+#endif
+    return (uint64_t)mono_ns();
+}
+/* ns per tick, from the pair taken at load to (mono_now, ticks_now) read together. */
+double mdc_ns_per_tick(int64_t mono_now, uint64_t ticks_now);
 
 /* Bytes of s to keep: at most STR_MAX, not ending inside a UTF-8 sequence. */
 static inline size_t str_keep(const char *s)

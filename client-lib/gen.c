@@ -102,8 +102,18 @@ void metricsd_first_token(metricsd_gen *g)
 {
     if (g == NULL || g->tokens > 0)
         return;
-    g->first_ns = g->last_ns = mono_ns();
+    g->first_ns = mono_ns();
+    g->first_tick = g->last_tick = mdc_ticks();
     g->tokens = 1;
+}
+
+/* ns per tick now: one clock read beside a tick read (1.0 without the TSC). */
+static double rate_now(void)
+{
+    if (!mdc_tsc)
+        return 1.0;
+    int64_t now = mono_ns();
+    return mdc_ns_per_tick(now, mdc_ticks());
 }
 
 /* A refused value (-ENOMEM) just goes unrecorded. The first batch grows the empty
@@ -111,6 +121,9 @@ void metricsd_first_token(metricsd_gen *g)
  * not pay for the scan (a token's budget is a few ns). */
 static void fold_pending(metricsd_gen *g)
 {
+    if (g->n_pend == 0)
+        return;
+    double rate = rate_now();
     if (g->itl.count == 0) {
         uint32_t lo = UINT32_MAX, hi = 0;
         for (unsigned i = 0; i < g->n_pend; i++) {
@@ -121,10 +134,10 @@ static void fold_pending(metricsd_gen *g)
                 hi = v;
         }
         if (hi != 0)
-            sketch_reserve_range(&g->itl, (double)lo, (double)hi);
+            sketch_reserve_range(&g->itl, (double)lo * rate, (double)hi * rate);
     }
     for (unsigned i = 0; i < g->n_pend; i++)
-        sketch_record(&g->itl, (double)g->pend[i]);
+        sketch_record(&g->itl, (double)g->pend[i] * rate);
     g->n_pend = 0;
 }
 
@@ -132,20 +145,21 @@ void metricsd_token(metricsd_gen *g)
 {
     if (g == NULL)
         return;
-    int64_t now = mono_ns();
+    uint64_t now = mdc_ticks();
     if (g->tokens == 0) {
-        g->first_ns = now;
+        g->first_ns = mono_ns();
+        g->first_tick = now;
     } else {
-        uint64_t gap = (uint64_t)(now - g->last_ns);
+        uint64_t gap = now - g->last_tick;
         if (gap <= UINT32_MAX) {
             g->pend[g->n_pend++] = (uint32_t)gap;
             if (g->n_pend == sizeof(g->pend) / sizeof(g->pend[0]))
                 fold_pending(g);
-        } else {
-            sketch_record(&g->itl, (double)gap); /* over 4.3 s */
+        } else if ((int64_t)gap > 0) {
+            sketch_record(&g->itl, (double)gap * rate_now()); /* over 2^32 ticks */
         }
     }
-    g->last_ns = now;
+    g->last_tick = now;
     g->tokens++;
 }
 
@@ -153,16 +167,19 @@ void metricsd_tokens(metricsd_gen *g, unsigned n)
 {
     if (g == NULL || n == 0)
         return;
-    int64_t now = mono_ns();
+    int64_t mono = mono_ns();
+    uint64_t now = mdc_ticks();
     if (g->tokens == 0) {
         /* The first token and n - 1 more came out together: gaps of 0. */
-        g->first_ns = now;
+        g->first_ns = mono;
+        g->first_tick = now;
         if (n > 1)
             sketch_record_n(&g->itl, 0.0, n - 1);
-    } else {
-        sketch_record_n(&g->itl, (double)(now - g->last_ns) / n, n);
+    } else if ((int64_t)(now - g->last_tick) >= 0) {
+        double ns = (double)(now - g->last_tick) * mdc_ns_per_tick(mono, now);
+        sketch_record_n(&g->itl, ns / n, n);
     }
-    g->last_ns = now;
+    g->last_tick = now;
     g->tokens += n;
 }
 
@@ -215,6 +232,7 @@ int metricsd_end(metricsd_gen *g, metricsd_status status)
     if (g == NULL)
         return 0;
     int64_t now = mono_ns();
+    uint64_t now_tick = mdc_ticks();
     metricsd_client *c = g->c;
     Metricsd__Envelope env = METRICSD__ENVELOPE__INIT;
     Metricsd__Generation m = METRICSD__GENERATION__INIT;
@@ -244,8 +262,13 @@ int metricsd_end(metricsd_gen *g, metricsd_status status)
     if (g->tokens > 0) {
         m.has_ttft_ns = 1;
         m.ttft_ns = g->first_ns - g->start_ns;
+        /* First to last token, in ticks; never past now, whatever the rate's last
+         * nanoseconds say. */
+        double decode = (double)(g->last_tick - g->first_tick) *
+                        mdc_ns_per_tick(now, now_tick);
         m.has_decode_ns = 1;
-        m.decode_ns = g->last_ns - g->first_ns;
+        m.decode_ns = decode < (double)(now - g->first_ns) ? (int64_t)decode
+                                                            : now - g->first_ns;
     }
     m.has_total_ns = 1;
     m.total_ns = now - g->start_ns;

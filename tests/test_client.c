@@ -6,6 +6,7 @@
  * fails the test instead of hanging it.
  */
 #include <errno.h>
+#include <math.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -49,7 +50,7 @@ typedef struct rec {
     int64_t ttft, decode, total, queue, load, prefill, start_unix_ns;
     int64_t prompt_tokens, cached_prompt_tokens, output_tokens;
     uint64_t itl_count, itl_zero;
-    double itl_sum;
+    double itl_sum, itl_min, itl_max;
     size_t n_labels;
     char label0_value[300];
     /* Hello */
@@ -210,6 +211,8 @@ static void conn_add(conn *k, const uint8_t *p, size_t len)
             r->itl_count = sketch_count(&s);
             r->itl_zero = s.zero_count;
             r->itl_sum = s.sum;
+            r->itl_min = s.min;
+            r->itl_max = s.max;
             sketch_free(&s);
         }
         break;
@@ -829,6 +832,53 @@ static void test_record(void **state)
     srv_done(&s);
 }
 
+/* ---- (6b) the token clock ---- */
+
+/* Tokens read the TSC where the kernel keeps time with it (ticks.c), else the monotonic
+ * clock; ctest runs this program both ways (test_client_monotonic). Either way the
+ * gaps a generation reports are the time between the calls: gaps of at least 3 ms
+ * (nanosleep never returns early) come out at 3 ms or more, within the conversion's
+ * error, and they add up to the decode time. */
+static void test_token_clock(void **state)
+{
+    (void)state;
+    srv s;
+    srv_init(&s);
+    srv_listen(&s);
+    alarm(30);
+    metricsd_client *c = client_new(s.path, 0, 50);
+    int fd = srv_accept(&s, 2000);
+    assert_true(fd >= 0);
+    conn k;
+    conn_init(&k, fd);
+
+    struct timespec a, b;
+    metricsd_gen *g = metricsd_begin(c, "clock", NULL);
+    metricsd_first_token(g);
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    for (int i = 0; i < 40; i++) { /* 39 gaps: one batch of 32 folded early, 7 at the end */
+        sleep_ms(3);
+        metricsd_token(g);
+    }
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    assert_int_equal(metricsd_end(g, METRICSD_OK), 0);
+    for (int64_t end = now_ms() + 5000; k.gens < 1 && now_ms() < end;)
+        conn_pump(&k, 20);
+    assert_int_equal(k.gens, 1);
+    const rec *r = &k.recs[k.n - 1];
+    double outside = (double)(b.tv_sec - a.tv_sec) * 1e9 + (double)(b.tv_nsec - a.tv_nsec);
+    assert_int_equal(r->itl_count, 40);
+    /* 0.1%: the rate's error is a few tens of ns over the time since load. */
+    assert_true(r->itl_min >= 3e6 * 0.999);
+    assert_true(r->itl_max <= outside);
+    assert_true(r->decode >= 40 * 3e6 * 0.999 && (double)r->decode <= outside * 1.001 + 1e5);
+    assert_true(fabs(r->itl_sum - (double)r->decode) <= (double)r->decode * 0.001);
+    metricsd_close(c);
+    conn_free(&k);
+    alarm(0);
+    srv_done(&s);
+}
+
 /* ---- (7) the connection breaks in the middle of a frame ---- */
 
 static int record_big(metricsd_client *c, int i)
@@ -949,6 +999,7 @@ int main(void)
         cmocka_unit_test(test_fork),
         cmocka_unit_test(test_threads),
         cmocka_unit_test(test_record),
+        cmocka_unit_test(test_token_clock),
         cmocka_unit_test(test_partial_frame),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
