@@ -1,12 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Begin and Generation frames written straight to the wire, byte for byte what
+ * Begin, Generation and stats Reply frames written straight to the wire, byte for byte what
  * protobuf-c's packer writes (fields in number order, proto2 presence: a scalar when
  * its has_ flag is set, a string or message when its pointer is set, packed repeated
  * numbers). protobuf-c sizes a message and then packs it, sizing each sub-message
  * again on the way; metricsd_end paid about a microsecond for that. Here packing is
- * one pass (len_open/len_close), and sizing one more for frame_size. Every other
- * message is left to protobuf-c. tests/test_wire.c compares the bytes.
+ * one pass (len_open/len_close), and sizing one more for frame_size. A Reply of series
+ * (the answer to STATS and MODELS: a hundred models are 200 KB of sketches) goes the
+ * same way; a Reply with a DaemonStatus or a PowerReport, and every other message, is
+ * left to protobuf-c. tests/test_wire.c compares the bytes.
  */
 #include "frame.h"
 
@@ -293,11 +295,169 @@ static uint8_t *put_gen(uint8_t *p, const Metricsd__Generation *g)
     return p;
 }
 
+/* ---- Reply with series ---- */
+
+/* SeriesStats' varint fields with their presence and their number, in number order
+ * around the sketches (10-15) and the doubles (19, 22, 23). */
+static int stats_varint(const Metricsd__SeriesStats *s, unsigned f, uint64_t *v)
+{
+    switch (f) {
+    case 3: *v = s->requests; return s->has_requests;
+    case 4: *v = s->errors; return s->has_errors;
+    case 5: *v = s->cancelled; return s->has_cancelled;
+    case 6: *v = s->timeouts; return s->has_timeouts;
+    case 7: *v = s->cold_starts; return s->has_cold_starts;
+    case 8: *v = s->prompt_tokens; return s->has_prompt_tokens;
+    case 9: *v = s->output_tokens; return s->has_output_tokens;
+    case 16: *v = (uint64_t)s->first_unix_ns; return s->has_first_unix_ns;
+    case 17: *v = (uint64_t)s->last_unix_ns; return s->has_last_unix_ns;
+    case 18: *v = s->in_flight; return s->has_in_flight;
+    case 20: *v = s->energy_busy_ns; return s->has_energy_busy_ns;
+    case 21: *v = s->attributed_tokens; return s->has_attributed_tokens;
+    case 24: *v = s->rss_bytes; return s->has_rss_bytes;
+    case 25: *v = s->gpu_mem_bytes; return s->has_gpu_mem_bytes;
+    default: *v = s->battery_tokens; return s->has_battery_tokens;
+    }
+}
+
+static int stats_double(const Metricsd__SeriesStats *s, unsigned f, double *v)
+{
+    switch (f) {
+    case 19: *v = s->joules; return s->has_joules;
+    case 22: *v = s->battery_joules; return s->has_battery_joules;
+    default: *v = s->battery_pct; return s->has_battery_pct;
+    }
+}
+
+static const Metricsd__Sketch *stats_sketch(const Metricsd__SeriesStats *s, unsigned f)
+{
+    const Metricsd__Sketch *k[] = { s->ttft, s->tpot, s->itl, s->e2e, s->queue, s->decode_tps };
+    return k[f - 10];
+}
+
+static size_t tag_size(unsigned f)
+{
+    return f < 16 ? 1 : 2;
+}
+
+static uint8_t *put_tag(uint8_t *p, unsigned f, unsigned wt)
+{
+    if (f < 16) {
+        *p++ = TAG(f, wt);
+    } else {
+        *p++ = (uint8_t)((f << 3 | wt) | 0x80);
+        *p++ = (uint8_t)(f >> 4);
+    }
+    return p;
+}
+
+static size_t stats_size(const Metricsd__SeriesStats *s)
+{
+    size_t n = (s->model ? str_size(s->model) : 0) + (s->backend ? str_size(s->backend) : 0);
+    uint64_t v;
+    double d;
+    for (unsigned f = 3; f <= 26; f++) {
+        if (f >= 10 && f <= 15) {
+            const Metricsd__Sketch *k = stats_sketch(s, f);
+            if (k != NULL) {
+                size_t b = sketch_size(k);
+                n += 1 + varint_size(b) + b;
+            }
+        } else if (f == 19 || f == 22 || f == 23) {
+            n += stats_double(s, f, &d) ? 2 + 8 : 0;
+        } else if (stats_varint(s, f, &v)) {
+            n += tag_size(f) + varint_size(v);
+        }
+    }
+    return n;
+}
+
+static uint8_t *put_stats(uint8_t *p, const Metricsd__SeriesStats *s)
+{
+    uint64_t v;
+    double d;
+    if (s->model)
+        p = put_str(p, 1, s->model);
+    if (s->backend)
+        p = put_str(p, 2, s->backend);
+    for (unsigned f = 3; f <= 26; f++) {
+        if (f >= 10 && f <= 15) {
+            const Metricsd__Sketch *k = stats_sketch(s, f);
+            if (k != NULL) {
+                *p++ = TAG(f, WIRE_LEN);
+                p = len_close(p, put_sketch(len_open(p), k));
+            }
+        } else if (f == 19 || f == 22 || f == 23) {
+            if (stats_double(s, f, &d)) {
+                p = put_tag(p, f, WIRE_I64);
+                memcpy(p, &d, 8);
+                p += 8;
+            }
+        } else if (stats_varint(s, f, &v)) {
+            p = put_varint(put_tag(p, f, WIRE_VARINT), v);
+        }
+    }
+    return p;
+}
+
+static size_t reply_size(const Metricsd__Reply *r)
+{
+    size_t n = r->has_error ? 1 + varint_size((uint64_t)(int64_t)r->error) : 0;
+    n += r->message ? str_size(r->message) : 0;
+    for (size_t i = 0; i < r->n_series; i++) {
+        size_t b = stats_size(r->series[i]);
+        n += 1 + varint_size(b) + b;
+    }
+    n += r->has_window_ns ? 1 + varint_size((uint64_t)r->window_ns) : 0;
+    n += r->has_now_unix_ns ? 1 + varint_size((uint64_t)r->now_unix_ns) : 0;
+    return n;
+}
+
+static uint8_t *put_reply(uint8_t *p, const Metricsd__Reply *r)
+{
+    if (r->has_error) {
+        *p++ = TAG(1, WIRE_VARINT);
+        p = put_varint(p, (uint64_t)(int64_t)r->error);
+    }
+    if (r->message)
+        p = put_str(p, 2, r->message);
+    for (size_t i = 0; i < r->n_series; i++) {
+        *p++ = TAG(4, WIRE_LEN);
+        p = len_close(p, put_stats(len_open(p), r->series[i]));
+    }
+    if (r->has_window_ns) {
+        *p++ = TAG(5, WIRE_VARINT);
+        p = put_varint(p, (uint64_t)r->window_ns);
+    }
+    if (r->has_now_unix_ns) {
+        *p++ = TAG(6, WIRE_VARINT);
+        p = put_varint(p, (uint64_t)r->now_unix_ns);
+    }
+    return p;
+}
+
+static int reply_direct(const Metricsd__Reply *r)
+{
+    if (r->status != NULL || r->power != NULL || r->base.n_unknown_fields)
+        return 0;
+    for (size_t i = 0; i < r->n_series; i++) {
+        const Metricsd__SeriesStats *s = r->series[i];
+        if (s->base.n_unknown_fields)
+            return 0;
+        for (unsigned f = 10; f <= 15; f++)
+            if (stats_sketch(s, f) != NULL && stats_sketch(s, f)->base.n_unknown_fields)
+                return 0;
+    }
+    return 1;
+}
+
 /* The envelope's one field: 1 tag byte, the length, the message. */
 static size_t inner_size(const Metricsd__Envelope *env)
 {
-    if (env->msg_case == METRICSD__ENVELOPE__MSG_BEGIN && env->begin)
+    if (env->msg_case == METRICSD__ENVELOPE__MSG_BEGIN)
         return begin_size(env->begin);
+    if (env->msg_case == METRICSD__ENVELOPE__MSG_REPLY)
+        return reply_size(env->reply);
     return gen_size(env->generation);
 }
 
@@ -309,6 +469,8 @@ static int no_unknown(const Metricsd__Envelope *env)
         return 0;
     if (env->msg_case == METRICSD__ENVELOPE__MSG_BEGIN)
         return env->begin->base.n_unknown_fields == 0;
+    if (env->msg_case == METRICSD__ENVELOPE__MSG_REPLY)
+        return reply_direct(env->reply);
     const Metricsd__Generation *g = env->generation;
     if (g->base.n_unknown_fields || (g->itl && g->itl->base.n_unknown_fields))
         return 0;
@@ -340,7 +502,7 @@ static size_t gen_bound(const Metricsd__Generation *g)
 
 size_t frame_direct_bound(const Metricsd__Envelope *env)
 {
-    if (!frame_direct_ok(env))
+    if (env->msg_case == METRICSD__ENVELOPE__MSG_REPLY || !frame_direct_ok(env))
         return 0;
     size_t n = env->msg_case == METRICSD__ENVELOPE__MSG_BEGIN
                    ? 4 * (2 + VMAX) + str_bound(env->begin->model) + str_bound(env->begin->backend)
@@ -351,7 +513,8 @@ size_t frame_direct_bound(const Metricsd__Envelope *env)
 int frame_direct_ok(const Metricsd__Envelope *env)
 {
     return ((env->msg_case == METRICSD__ENVELOPE__MSG_BEGIN && env->begin != NULL) ||
-            (env->msg_case == METRICSD__ENVELOPE__MSG_GENERATION && env->generation != NULL)) &&
+            (env->msg_case == METRICSD__ENVELOPE__MSG_GENERATION && env->generation != NULL) ||
+            (env->msg_case == METRICSD__ENVELOPE__MSG_REPLY && env->reply != NULL)) &&
            no_unknown(env);
 }
 
@@ -363,10 +526,14 @@ size_t frame_direct_size(const Metricsd__Envelope *env)
 
 size_t frame_direct_pack(const Metricsd__Envelope *env, uint8_t *out)
 {
-    uint8_t *p = out;
-    int begin = env->msg_case == METRICSD__ENVELOPE__MSG_BEGIN;
-    *p++ = TAG(begin ? 2 : 3, WIRE_LEN);
-    uint8_t *q = len_open(p);
-    q = begin ? put_begin(q, env->begin) : put_gen(q, env->generation);
+    uint8_t *p = out, *q;
+    *p++ = TAG((unsigned)env->msg_case, WIRE_LEN);
+    q = len_open(p);
+    if (env->msg_case == METRICSD__ENVELOPE__MSG_BEGIN)
+        q = put_begin(q, env->begin);
+    else if (env->msg_case == METRICSD__ENVELOPE__MSG_REPLY)
+        q = put_reply(q, env->reply);
+    else
+        q = put_gen(q, env->generation);
     return (size_t)(len_close(p, q) - out);
 }

@@ -6,7 +6,8 @@
  * protobuf-c) and on many mangled copies, frame_unpack in the arena and protobuf-c's
  * unpacker both refuse, or both build messages that pack to the same bytes. The arena
  * counts only protobuf-c's refusals. The direct writer (frame_wire_enc.c) packs every
- * message either reader built to protobuf-c's bytes.
+ * message either reader built to protobuf-c's bytes, and a stats Reply (the daemon's
+ * answer) to protobuf-c's bytes.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -242,11 +243,104 @@ static void mangled_frames_read_the_same(void **state)
     frame_arena_free(&a);
 }
 
+/* The answer to STATS: a Reply of series, every field present or not at random, the
+ * sketches dense, in runs, empty or absent, packed by frame_encode (directly) and by
+ * protobuf-c to the same bytes; with a DaemonStatus it is left to protobuf-c. */
+static void stats_replies_pack_the_same(void **state)
+{
+    (void)state;
+    rng g;
+    rng_seed(&g, 7);
+    for (int k = 0; k < 300; k++) {
+        enum { NS = 6 };
+        Metricsd__Envelope env = METRICSD__ENVELOPE__INIT;
+        Metricsd__Reply r = METRICSD__REPLY__INIT;
+        Metricsd__SeriesStats st[NS], *sp[NS];
+        Metricsd__Sketch sk[NS][6];
+        sketch s[NS][6];
+        sketch_pb_scratch scr[NS][6];
+        Metricsd__DaemonStatus ds = METRICSD__DAEMON_STATUS__INIT;
+        int n = (int)(rng_next(&g) % (NS + 1));
+
+        memset(scr, 0, sizeof scr);
+        for (int i = 0; i < n; i++) {
+            Metricsd__SeriesStats *x = &st[i];
+            metricsd__series_stats__init(x);
+            uint64_t bits = rng_next(&g);
+#define MAYBE(field, value)                                                           \
+    do {                                                                              \
+        x->has_##field = (bits >>= 1) & 1;                                            \
+        x->field = (value);                                                           \
+    } while (0)
+            x->model = bits & 1 ? "llama-3-70b" : NULL;
+            x->backend = bits & 2 ? "" : (bits & 4 ? "cuda" : NULL);
+            bits >>= 3;
+            MAYBE(requests, rng_next(&g) % 1000000);
+            MAYBE(errors, rng_next(&g) % 100);
+            MAYBE(cancelled, rng_next(&g));
+            MAYBE(timeouts, 0);
+            MAYBE(cold_starts, 3);
+            MAYBE(prompt_tokens, rng_next(&g));
+            MAYBE(output_tokens, rng_next(&g) % 1000000000);
+            MAYBE(first_unix_ns, (int64_t)rng_next(&g));
+            MAYBE(last_unix_ns, -1);
+            MAYBE(in_flight, (uint32_t)rng_next(&g));
+            MAYBE(joules, rng_lognormal(&g, 300, 2));
+            MAYBE(energy_busy_ns, rng_next(&g) % 100000000000);
+            MAYBE(attributed_tokens, 17);
+            MAYBE(battery_joules, -0.0);
+            MAYBE(battery_pct, 12.5);
+            MAYBE(rss_bytes, rng_next(&g));
+            MAYBE(gpu_mem_bytes, 0);
+            MAYBE(battery_tokens, rng_next(&g) % 5000);
+#undef MAYBE
+            Metricsd__Sketch **slot[6] = { &x->ttft, &x->tpot, &x->itl, &x->e2e, &x->queue,
+                                           &x->decode_tps };
+            for (int j = 0; j < 6; j++) {
+                sketch_init(&s[i][j], SKETCH_DEFAULT_SCALE);
+                int kind = (int)(rng_next(&g) % 4);
+                if (kind == 0)
+                    continue; /* absent */
+                for (int v = 0; kind > 1 && v < 200; v++)
+                    assert_int_equal(sketch_record(&s[i][j], kind == 2 ? rng_lognormal(&g, 2e7, 0.3)
+                                                                        : rng_lognormal(&g, 1e6, 4)),
+                                     0);
+                sketch_pb_view_compact(&s[i][j], &sk[i][j], &scr[i][j]);
+                *slot[j] = &sk[i][j];
+            }
+            sp[i] = x;
+        }
+        r.n_series = (size_t)n;
+        r.series = sp;
+        r.has_error = k % 5 == 0;
+        r.error = k % 10 == 0 ? -22 : 0;
+        r.message = k % 7 == 0 ? "window past retention" : NULL;
+        r.has_window_ns = k % 3 != 0;
+        r.window_ns = 86400000000000;
+        r.has_now_unix_ns = 1;
+        r.now_unix_ns = 1795429020000000000 + k;
+        env.msg_case = METRICSD__ENVELOPE__MSG_REPLY;
+        env.reply = &r;
+        assert_true(frame_direct_ok(&env));
+        assert_int_equal(frame_direct_bound(&env), 0); /* bounds are for the client's frames */
+        assert_packs_the_same(&env);
+        r.status = &ds; /* left to protobuf-c */
+        assert_false(frame_direct_ok(&env));
+        assert_packs_the_same(&env);
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < 6; j++) {
+                sketch_free(&s[i][j]);
+                sketch_pb_scratch_free(&scr[i][j]);
+            }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(valid_frames_read_the_same),
         cmocka_unit_test(mangled_frames_read_the_same),
+        cmocka_unit_test(stats_replies_pack_the_same),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
