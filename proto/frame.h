@@ -52,8 +52,8 @@ int frame_direct_ok(const Metricsd__Envelope *env);
 size_t frame_direct_size(const Metricsd__Envelope *env);
 size_t frame_direct_pack(const Metricsd__Envelope *env, uint8_t *out);
 /* At least frame_size(env), found without walking any array (every varint counted at
- * its longest), for a Begin or Generation frame_direct_ok takes; 0 for others. A
- * writer may reserve this much, encode, and give back the rest. */
+ * its longest), for a Begin, Generation or stats Reply frame_direct_ok takes; 0 for
+ * others. A writer may reserve this much, encode, and give back the rest. */
 size_t frame_direct_bound(const Metricsd__Envelope *env);
 /* Bytes that frame_encode needs for env. */
 size_t frame_size(const Metricsd__Envelope *env);

@@ -488,22 +488,40 @@ static size_t str_bound(const char *s)
     return s ? 2 + 5 + strlen(s) : 0;
 }
 
+static size_t sketch_bound(const Metricsd__Sketch *k)
+{
+    return k ? 2 + 5 + 9 * (2 + VMAX) + 2 * (2 + 5) + VMAX * (k->n_counts + k->n_runs) : 0;
+}
+
 static size_t gen_bound(const Metricsd__Generation *g)
 {
     size_t n = 20 * (2 + VMAX); /* every scalar field */
     n += str_bound(g->model) + str_bound(g->backend) + str_bound(g->engine) +
          str_bound(g->request_id) + str_bound(g->error_kind);
-    if (g->itl)
-        n += 2 + 5 + 9 * (2 + VMAX) + 2 * (2 + 5) + VMAX * (g->itl->n_counts + g->itl->n_runs);
+    n += sketch_bound(g->itl);
     for (size_t i = 0; i < g->n_labels; i++)
         n += 2 + 5 + str_bound(g->labels[i]->key) + str_bound(g->labels[i]->value);
     return n;
 }
 
+static size_t reply_bound(const Metricsd__Reply *r)
+{
+    size_t n = 2 * (2 + VMAX) + 2 * (2 + VMAX) + str_bound(r->message);
+    for (size_t i = 0; i < r->n_series; i++) {
+        const Metricsd__SeriesStats *s = r->series[i];
+        n += 2 + 5 + str_bound(s->model) + str_bound(s->backend) + 24 * (2 + VMAX);
+        for (unsigned f = 10; f <= 15; f++)
+            n += sketch_bound(stats_sketch(s, f));
+    }
+    return n;
+}
+
 size_t frame_direct_bound(const Metricsd__Envelope *env)
 {
-    if (env->msg_case == METRICSD__ENVELOPE__MSG_REPLY || !frame_direct_ok(env))
+    if (!frame_direct_ok(env))
         return 0;
+    if (env->msg_case == METRICSD__ENVELOPE__MSG_REPLY)
+        return FRAME_HEADER_BYTES + 1 + 5 + reply_bound(env->reply);
     size_t n = env->msg_case == METRICSD__ENVELOPE__MSG_BEGIN
                    ? 4 * (2 + VMAX) + str_bound(env->begin->model) + str_bound(env->begin->backend)
                    : gen_bound(env->generation);

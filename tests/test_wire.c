@@ -322,7 +322,7 @@ static void stats_replies_pack_the_same(void **state)
         env.msg_case = METRICSD__ENVELOPE__MSG_REPLY;
         env.reply = &r;
         assert_true(frame_direct_ok(&env));
-        assert_int_equal(frame_direct_bound(&env), 0); /* bounds are for the client's frames */
+        assert_true(frame_direct_bound(&env) >= frame_size(&env));
         assert_packs_the_same(&env);
         r.status = &ds; /* left to protobuf-c */
         assert_false(frame_direct_ok(&env));
