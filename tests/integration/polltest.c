@@ -29,18 +29,6 @@ static long counter(const char *sock, const char *name)
     return v;
 }
 
-/* Wait until counter name >= want (bounded); its last value. */
-static long wait_counter(const char *sock, const char *name, long want)
-{
-    long v = -1;
-    for (int k = 0; k < WAIT_MS / 5; k++) {
-        if ((v = rl_counter(sock, name)) >= want)
-            return v;
-        rl_sleep_ms(5);
-    }
-    return v;
-}
-
 /* Connections polled now: switched in less switched out. */
 static long polled_now(const char *sock)
 {
@@ -78,24 +66,6 @@ static void send_one(metricsd_client *c, long *sent)
     CHECK(rl_send_good(c, MODEL) == 0, "send dropped an event");
     if (++*sent % 256 == 0)
         CHECK(flush_all(c) == 0, "client could not drain");
-}
-
-/* One valid generation as a raw frame. */
-static uint8_t *good_frame(size_t *n)
-{
-    Metricsd__Envelope env = METRICSD__ENVELOPE__INIT;
-    Metricsd__Generation g = METRICSD__GENERATION__INIT;
-    g.model = MODEL;
-    g.backend = "cpu";
-    g.has_total_ns = 1;
-    g.total_ns = 5000000;
-    g.has_output_tokens = 1;
-    g.output_tokens = 1;
-    g.has_status = 1;
-    g.status = METRICSD__STATUS__STATUS_OK;
-    env.msg_case = METRICSD__ENVELOPE__MSG_GENERATION;
-    env.generation = &g;
-    return rl_frame(&env, n);
 }
 
 /* Send whole frames on fd, a few hundred us apart, until the daemon polls one more
@@ -151,7 +121,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < 5000; i++)
         send_one(c, &sent);
     CHECK(flush_all(c) == 0, "fast sender could not drain");
-    long got = wait_counter(sock, "generations_accepted", accepted + sent);
+    long got = rl_wait_counter(sock, "generations_accepted", accepted + sent, WAIT_MS);
     CHECK(got == accepted + sent, "fast sender: %ld accepted, sent %ld", got - accepted, sent);
     CHECK(counter(sock, "polled_reads") > polled_reads, "the burst was not read by polling");
     accepted = got;
@@ -169,7 +139,7 @@ int main(int argc, char **argv)
         CHECK(flush_all(c) == 0, "slow sender could not drain");
         rl_sleep_ms(20);
     }
-    got = wait_counter(sock, "generations_accepted", accepted + 20);
+    got = rl_wait_counter(sock, "generations_accepted", accepted + 20, WAIT_MS);
     CHECK(got == accepted + 20, "slow sender: %ld accepted, sent 20", got - accepted);
     CHECK(counter(sock, "poll_switches") == switches, "a slow sender was polled");
     CHECK(counter(sock, "polled_reads") == polled_reads, "a slow sender was read by polling");
@@ -179,7 +149,7 @@ int main(int argc, char **argv)
     /* 4. A peer that leaves in the middle of a frame while polled: its whole frames
      *    count, the partial one is frame_truncated, and the connection is closed. */
     size_t fn;
-    uint8_t *f = good_frame(&fn);
+    uint8_t *f = rl_good_frame(MODEL, &fn);
     CHECK(f != NULL, "frame");
     long truncated = counter(sock, "frame_truncated");
     switches = counter(sock, "poll_switches");
@@ -190,11 +160,11 @@ int main(int argc, char **argv)
           raw);
     CHECK(rl_send_all(fd, f, fn / 2) == 0, "half a frame");
     close(fd);
-    got = wait_counter(sock, "generations_accepted", accepted + raw);
+    got = rl_wait_counter(sock, "generations_accepted", accepted + raw, WAIT_MS);
     CHECK(got == accepted + raw, "raw sender: %ld accepted, sent %ld whole frames", got - accepted,
           raw);
     accepted = got;
-    CHECK(wait_counter(sock, "frame_truncated", truncated + 1) == truncated + 1,
+    CHECK(rl_wait_counter(sock, "frame_truncated", truncated + 1, WAIT_MS) == truncated + 1,
           "the partial frame was not counted as truncated");
     wait_unpolled(sock);
     CHECK(polled_now(sock) == 0, "a closed connection is still polled");
@@ -211,7 +181,7 @@ int main(int argc, char **argv)
     CHECK(rl_closed_by_peer(fd, WAIT_MS), "oversized frame: connection not closed");
     close(fd);
     CHECK(counter(sock, "frame_too_large") == too_large + 1, "frame_too_large not counted");
-    got = wait_counter(sock, "generations_accepted", accepted + raw);
+    got = rl_wait_counter(sock, "generations_accepted", accepted + raw, WAIT_MS);
     CHECK(got == accepted + raw, "raw sender: %ld accepted, sent %ld", got - accepted, raw);
     wait_unpolled(sock);
     CHECK(polled_now(sock) == 0, "%ld connections still polled at the end", polled_now(sock));

@@ -37,17 +37,6 @@ static long counter(const char *sock, const char *name)
     return v;
 }
 
-static long wait_counter(const char *sock, const char *name, long want)
-{
-    long v = -1;
-    for (int k = 0; k < WAIT_MS / 5; k++) {
-        if ((v = rl_counter(sock, name)) >= want)
-            return v;
-        rl_sleep_ms(5);
-    }
-    return v;
-}
-
 /* Empty the client's buffer (bounded wait); 0 or -1. */
 static int flush_all(metricsd_client *c)
 {
@@ -104,23 +93,6 @@ static uint8_t *hello_frame(size_t *n)
     h.client_name = "ringtest-raw";
     env.msg_case = METRICSD__ENVELOPE__MSG_HELLO;
     env.hello = &h;
-    return rl_frame(&env, n);
-}
-
-static uint8_t *good_frame(size_t *n)
-{
-    Metricsd__Envelope env = METRICSD__ENVELOPE__INIT;
-    Metricsd__Generation g = METRICSD__GENERATION__INIT;
-    g.model = MODEL;
-    g.backend = "cpu";
-    g.has_total_ns = 1;
-    g.total_ns = 5000000;
-    g.has_output_tokens = 1;
-    g.output_tokens = 1;
-    g.has_status = 1;
-    g.status = METRICSD__STATUS__STATUS_OK;
-    env.msg_case = METRICSD__ENVELOPE__MSG_GENERATION;
-    env.generation = &g;
     return rl_frame(&env, n);
 }
 
@@ -184,10 +156,10 @@ static void offer_refused(const char *sock, const char *what, int fd_to_pass, ui
     size_t n, gn;
     long invalid = counter(sock, "ring_invalid");
     int fd = raw_conn(sock);
-    uint8_t *f = shm_frame(0, bytes, &n), *g = good_frame(&gn);
+    uint8_t *f = shm_frame(0, bytes, &n), *g = rl_good_frame(MODEL, &gn);
     CHECK(send_with_fd(fd, f, n, fd_to_pass) == 0, "%s: send", what);
     CHECK(rl_send_all(fd, g, gn) == 0, "%s: good frame", what);
-    CHECK(wait_counter(sock, "ring_invalid", invalid + 1) == invalid + 1,
+    CHECK(rl_wait_counter(sock, "ring_invalid", invalid + 1, WAIT_MS) == invalid + 1,
           "%s: ring_invalid not counted once", what);
     expect_requests(sock, ++*requests, what);
     CHECK(!rl_closed_by_peer(fd, 50), "%s: the connection was closed", what);
@@ -219,11 +191,11 @@ static void hostile(const char *sock, long *requests)
     int fd = raw_conn(sock);
     uint8_t *f = shm_frame(1, 0, &n), *gf;
     size_t gfn;
-    gf = good_frame(&gfn);
+    gf = rl_good_frame(MODEL, &gfn);
     CHECK(rl_send_all(fd, f, n) == 0 && rl_send_all(fd, gf, gfn) == 0, "start");
     free(f);
     free(gf);
-    CHECK(wait_counter(sock, "ring_invalid", invalid + 1) == invalid + 1,
+    CHECK(rl_wait_counter(sock, "ring_invalid", invalid + 1, WAIT_MS) == invalid + 1,
           "start without a ring not counted");
     expect_requests(sock, ++*requests, "a frame after a refused start");
     CHECK(!rl_closed_by_peer(fd, 50), "start without a ring: connection closed");
@@ -244,7 +216,7 @@ static void hostile(const char *sock, long *requests)
     CHECK(rl_send_all(fd, f, n) == 0, "start");
     free(f);
     size_t gn;
-    uint8_t *g = good_frame(&gn);
+    uint8_t *g = rl_good_frame(MODEL, &gn);
     uint8_t *data = (uint8_t *)h + SHMRING_HDR_BYTES;
     uint64_t tail = 0;
     for (int i = 0; i < 1000; i++) { /* wraps the 64 KiB ring a few times */
@@ -263,7 +235,7 @@ static void hostile(const char *sock, long *requests)
     atomic_store(&h->tail, atomic_load(&h->head) + RING + 100);
     if (atomic_exchange(&h->sleeping, 0))
         rl_send_all(fd, "", 1);
-    CHECK(wait_counter(sock, "ring_corrupt", corrupt + 1) == corrupt + 1,
+    CHECK(rl_wait_counter(sock, "ring_corrupt", corrupt + 1, WAIT_MS) == corrupt + 1,
           "a tail past the ring was not ring_corrupt");
     CHECK(rl_closed_by_peer(fd, WAIT_MS), "a corrupt ring's connection left open");
     close(fd);
@@ -305,7 +277,7 @@ int main(int argc, char **argv)
     CHECK(counter(sock, "ring_reads") > 0, "no read from a ring");
 
     /* 2. Idle, the ring sleeps; one event wakes it and arrives. */
-    CHECK(wait_counter(sock, "ring_sleeps", 1) >= 1, "the idle ring never slept");
+    CHECK(rl_wait_counter(sock, "ring_sleeps", 1, WAIT_MS) >= 1, "the idle ring never slept");
     long wakes = counter(sock, "ring_wakes");
     CHECK(rl_send_good(c, MODEL) == 0, "send");
     expect_requests(sock, ++requests, "one event to a sleeping ring");

@@ -179,6 +179,32 @@ long rl_wait_requests(const char *sock, const char *model, long want, int timeou
     return got;
 }
 
+long rl_wait_counter(const char *sock, const char *name, long want, int timeout_ms)
+{
+    int64_t end = rl_now_ns() + (int64_t)timeout_ms * 1000000;
+    long v;
+    while ((v = rl_counter(sock, name)) < want && rl_now_ns() < end)
+        rl_sleep_ms(5);
+    return v;
+}
+
+uint8_t *rl_good_frame(const char *model, size_t *n)
+{
+    Metricsd__Envelope env = METRICSD__ENVELOPE__INIT;
+    Metricsd__Generation g = METRICSD__GENERATION__INIT;
+    g.model = (char *)model;
+    g.backend = "cpu";
+    g.has_total_ns = 1;
+    g.total_ns = 5000000;
+    g.has_output_tokens = 1;
+    g.output_tokens = 1;
+    g.has_status = 1;
+    g.status = METRICSD__STATUS__STATUS_OK;
+    env.msg_case = METRICSD__ENVELOPE__MSG_GENERATION;
+    env.generation = &g;
+    return rl_frame(&env, n);
+}
+
 int rl_send_good(metricsd_client *c, const char *model)
 {
     /* TTFT 100 ms, decode 63 ms over 4 tokens (3 gaps of 21 ms), total 170 ms. */

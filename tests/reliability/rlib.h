@@ -54,6 +54,10 @@ long rl_requests(const char *sock, const char *model);
 /* Wait (up to timeout_ms) until rl_requests(sock, model) >= want; the last value. */
 long rl_wait_requests(const char *sock, const char *model, long want, int timeout_ms);
 
+/* Wait (up to timeout_ms) until counter name >= want; its last value (-1: no answer). */
+long rl_wait_counter(const char *sock, const char *name, long want, int timeout_ms);
+/* One valid generation of model as a raw frame (malloc'd; *n its length). */
+uint8_t *rl_good_frame(const char *model, size_t *n);
 /* One generation of fixed, valid durations through the client library. */
 int rl_send_good(metricsd_client *c, const char *model);
 /* metricsd_flush until nothing is buffered and any drops are reported in a Hello.
