@@ -75,6 +75,7 @@ static void atfork_child(void)
         /* The ring is the parent's too (MAP_SHARED): unmapped, never written. */
         mdc_ring_drop(c);
         c->ring_unanswered = 0;
+        c->full_until_ns = 0;
         sendbuf_clear(&c->q);
         c->front_off = 0;
         c->last_attempt_ns = 0;
@@ -129,6 +130,7 @@ static void on_connected(metricsd_client *c)
 static void disconnect(metricsd_client *c)
 {
     mdc_ring_drop(c);
+    c->full_until_ns = 0;
     if (c->fd >= 0)
         close(c->fd);
     c->fd = -1;
@@ -268,9 +270,10 @@ static int iov_limit(struct iovec *iov, int n, size_t limit)
 }
 
 
-/* Write as much as the socket takes now. Returns 0 when nothing is left, -EAGAIN when
- * bytes remain, -ENOTCONN when not connected. */
-static int flush_locked(metricsd_client *c)
+/* Write as much as the socket takes now (unless it was full a moment ago and `force`
+ * is not set). Returns 0 when nothing is left, -EAGAIN when bytes remain, -ENOTCONN
+ * when not connected. */
+static int flush_locked(metricsd_client *c, bool force)
 {
     /* Drops while connected are reported in a fresh Hello on the same connection, at
      * most once per reconnect interval, between two frames. */
@@ -282,6 +285,11 @@ static int flush_locked(metricsd_client *c)
     ensure_connected(c);
     if (c->state != CONNECTED)
         return c->state == CONNECTING ? -EAGAIN : -ENOTCONN;
+    if (c->full_until_ns != 0) {
+        if (!force && mono_ns() < c->full_until_ns)
+            return -EAGAIN;
+        c->full_until_ns = 0;
+    }
 
     while (pending_bytes(c) > 0) {
         struct iovec iov[3];
@@ -323,6 +331,7 @@ static int flush_locked(metricsd_client *c)
         } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS ||
                              errno == ENOMEM)) {
             /* Socket full, or the kernel short of memory for a moment: try later. */
+            c->full_until_ns = mono_ns() + SEND_BACKOFF_NS;
             return -EAGAIN;
         } else {
             /* EPIPE, ECONNRESET, ...: the daemon went away. Reconnect later. */
@@ -365,7 +374,7 @@ int mdc_enqueue(metricsd_client *c, const Metricsd__Envelope *env)
     } else {
         mdc_ring_note_frame(c);
     }
-    flush_locked(c);
+    flush_locked(c, false);
     pthread_mutex_unlock(&c->mu);
     return rc;
 }
@@ -446,7 +455,7 @@ int metricsd_connect_opts(metricsd_client **out, const char *socket_path,
     /* First attempt now, without blocking; a daemon that is down is not an error. */
     pthread_mutex_lock(&c->mu);
     try_connect(c, mono_ns());
-    flush_locked(c);
+    flush_locked(c, true);
     pthread_mutex_unlock(&c->mu);
 
     *out = c;
@@ -467,7 +476,7 @@ void metricsd_close(metricsd_client *c)
     pthread_mutex_unlock(&g_reg_mu);
 
     pthread_mutex_lock(&c->mu);
-    flush_locked(c);
+    flush_locked(c, true);
     /* What is in the ring stays there for the daemon, which empties it on our EOF. */
     if (c->fd >= 0)
         close(c->fd);
@@ -483,7 +492,7 @@ int metricsd_flush(metricsd_client *c)
     if (c == NULL)
         return -EINVAL;
     pthread_mutex_lock(&c->mu);
-    int rc = flush_locked(c);
+    int rc = flush_locked(c, true);
     pthread_mutex_unlock(&c->mu);
     return rc;
 }

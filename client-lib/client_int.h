@@ -25,6 +25,10 @@
 
 #define DEFAULT_BUFFER_BYTES (256u * 1024u)
 #define DEFAULT_RECONNECT_MS 1000u
+/* After the socket said it was full, frames only queue for this long: a daemon that
+ * stalls costs each event a memcpy, not a send() that fails. metricsd_flush and
+ * metricsd_close always try. */
+#define SEND_BACKOFF_NS 200000ll
 /* Longest string (model, label, ...) kept, in bytes; longer ones are cut at a UTF-8
  * character boundary so the daemon never sees half a character. */
 #define STR_MAX 256
@@ -72,6 +76,7 @@ struct metricsd_client {
     size_t hello_len, hello_off;
     uint64_t hello_dropped;   /* the `dropped` that hello reports */
     int64_t hello_ns;         /* when the last Hello was built */
+    int64_t full_until_ns;    /* the socket was full: no send before this (0: none) */
     /* Whole frames in the order queued. The front frame may be partly written
      * (front_off bytes of it): on disconnect its rest is dropped, so a new connection
      * starts on a frame boundary. */
