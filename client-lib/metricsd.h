@@ -78,7 +78,13 @@ typedef struct metricsd_options {
  * $XDG_RUNTIME_DIR/metricsd/metricsd.sock, else /tmp/metricsd-$UID/metricsd.sock.
  * client_name names the engine (Hello.client_name). Returns 0 even when the daemon is
  * not running (the client connects later by itself); -EINVAL, -ENOMEM otherwise.
- * Free with metricsd_close. */
+ * Free with metricsd_close.
+ *
+ * A connection that sends more than 1,000 frames a second moves to a ring of shared
+ * memory (a sealed memfd, 132 KiB) that the daemon polls, instead of a send() per
+ * frame (docs/transport.md); METRICSD_TRANSPORT=socket in the environment keeps every
+ * client on the socket. Tokens are timed with the TSC where the kernel keeps time with
+ * it; METRICSD_CLOCK=monotonic (read when the library loads) uses clock_gettime. */
 METRICSD_EXPORT int metricsd_connect(metricsd_client **out, const char *socket_path,
                                      const char *client_name);
 METRICSD_EXPORT int metricsd_connect_opts(metricsd_client **out, const char *socket_path,
