@@ -16,8 +16,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <poll.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -27,6 +30,7 @@
 
 #include "frame.h"
 #include "metricsd.h"
+#include "shmring.h"
 #include "sketch.h"
 #include "sketch_pb.h"
 
@@ -66,7 +70,9 @@ typedef struct conn {
     rec *recs;
     size_t n, cap;
     size_t hellos, begins, gens;
-    size_t ring_offers; /* Shm offers: never accepted here, so the client stays on the socket */
+    size_t ring_offers; /* Shm offers (accepted only by test_hostile_ring) */
+    size_t ring_starts; /* Shm starts: only after an accepted offer */
+    int passed_fd;      /* the last descriptor that came with the bytes, or -1 */
     size_t bad;     /* frames that did not decode, or a bad length */
     bool eof;
 } conn;
@@ -124,6 +130,7 @@ static void conn_init(conn *k, int fd)
 {
     memset(k, 0, sizeof(*k));
     k->fd = fd;
+    k->passed_fd = -1;
     frame_reader_init(&k->r, FRAME_MAX_CLIENT);
 }
 
@@ -131,6 +138,8 @@ static void conn_free(conn *k)
 {
     if (k->fd >= 0)
         close(k->fd);
+    if (k->passed_fd >= 0)
+        close(k->passed_fd);
     frame_reader_free(&k->r);
     free(k->recs);
     memset(k, 0, sizeof(*k));
@@ -222,6 +231,8 @@ static void conn_add(conn *k, const uint8_t *p, size_t len)
          * server never marks it accepted: a Shm start would be a client bug. */
         if (env->shm->has_bytes && !env->shm->has_start)
             k->ring_offers++;
+        else if (env->shm->has_start && env->shm->start)
+            k->ring_starts++;
         else
             k->bad++;
         k->n--;
@@ -245,7 +256,20 @@ static void conn_pump(conn *k, int timeout_ms)
         size_t room;
         if (frame_reader_space(&k->r, 65536, &buf, &room) != 0)
             abort();
-        ssize_t n = read(k->fd, buf, room);
+        union {
+            char b[CMSG_SPACE(sizeof(int))];
+            struct cmsghdr align;
+        } ctl;
+        struct iovec iov = { buf, room };
+        struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.b,
+                              .msg_controllen = sizeof(ctl.b) };
+        ssize_t n = recvmsg(k->fd, &msg, MSG_CMSG_CLOEXEC);
+        struct cmsghdr *cm = n > 0 ? CMSG_FIRSTHDR(&msg) : NULL;
+        if (cm != NULL && cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS) {
+            if (k->passed_fd >= 0)
+                close(k->passed_fd);
+            memcpy(&k->passed_fd, CMSG_DATA(cm), sizeof(int));
+        }
         if (n == 0) {
             k->eof = true;
             break;
@@ -694,6 +718,7 @@ static void test_threads(void **state)
     /* 32,000 frames are busy enough to offer a ring, once per connection; unanswered,
      * every frame still came on the socket. */
     assert_int_equal(k->ring_offers, 1);
+    assert_int_equal(k->ring_starts, 0);
     assert_int_equal(k->gens, N_THREADS * N_PER_THREAD);
     assert_int_equal(k->begins, N_THREADS * N_PER_THREAD);
     int per[N_THREADS] = { 0 };
@@ -879,6 +904,103 @@ static void test_token_clock(void **state)
     srv_done(&s);
 }
 
+/* ---- (6c) a hostile daemon's ring ---- */
+
+/* A daemon that accepts the ring the client offers, then writes a head the client
+ * never allowed. The memfd came sealed (this end can neither shrink nor grow it, so no
+ * page of the client's mapping can vanish under a write); the frames before the switch
+ * come on the socket and the ones after it in the ring, none lost or repeated; the bad
+ * head makes the client give the ring up and reconnect, and the frame it was putting
+ * in arrives on the new connection. */
+static void test_hostile_ring(void **state)
+{
+    (void)state;
+    srv s;
+    srv_init(&s);
+    srv_listen(&s);
+    alarm(30);
+    metricsd_client *c = client_new(s.path, 1u << 20, 50);
+    int fd = srv_accept(&s, 2000);
+    assert_true(fd >= 0);
+    conn k, kr, k2;
+    conn_init(&k, fd);
+
+    /* Busy (16 frames within 16 ms) until the offer comes, bounded. */
+    int sent = 0;
+    for (int64_t end = now_ms() + 5000; k.passed_fd < 0 && now_ms() < end;) {
+        for (int i = 0; i < 64 && sent < 5000; i++, sent++)
+            assert_int_equal(record_simple(c, "ring"), 0);
+        conn_pump(&k, 20);
+    }
+    assert_true(k.passed_fd >= 0);
+    assert_int_equal(k.ring_offers, 1);
+    int seals = fcntl(k.passed_fd, F_GET_SEALS);
+    assert_int_equal(seals & (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL),
+                     F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL);
+    assert_int_equal(ftruncate(k.passed_fd, 0), -1);
+    struct stat sb;
+    assert_int_equal(fstat(k.passed_fd, &sb), 0);
+    shmring_hdr *h = mmap(NULL, (size_t)sb.st_size, PROT_READ | PROT_WRITE, MAP_SHARED,
+                          k.passed_fd, 0);
+    assert_true(h != MAP_FAILED);
+    assert_int_equal(h->magic, SHMRING_MAGIC);
+    assert_int_equal((size_t)sb.st_size, SHMRING_HDR_BYTES + (size_t)h->bytes);
+    atomic_store(&h->state, SHMRING_ACCEPTED);
+
+    /* The switch, then 20 frames into the ring. */
+    for (int i = 0; i < 21; i++, sent++)
+        assert_int_equal(record_simple(c, "ring"), 0);
+    for (int64_t end = now_ms() + 5000; k.ring_starts == 0 && now_ms() < end;)
+        conn_pump(&k, 20);
+    assert_int_equal(k.ring_starts, 1);
+    conn_pump(&k, 50);
+    uint64_t tail = atomic_load(&h->tail);
+    assert_true(tail > 0 && tail < h->bytes);
+    conn_init(&kr, -1);
+    assert_int_equal(frame_reader_feed(&kr.r, (uint8_t *)h + SHMRING_HDR_BYTES, (size_t)tail), 0);
+    const uint8_t *payload;
+    size_t len;
+    while (frame_reader_next(&kr.r, &payload, &len) == 1)
+        conn_add(&kr, payload, len);
+    assert_int_equal(kr.bad, 0);
+    assert_int_equal(frame_reader_pending(&kr.r), 0);
+    assert_true(kr.gens >= 20);
+    assert_int_equal(k.gens + kr.gens, (size_t)sent);
+
+    /* A head past the tail: the client gives up the ring and the connection. */
+    atomic_store(&h->head, tail + 4096);
+    assert_int_equal(record_simple(c, "after"), 0);
+    metricsd_client_stats st;
+    metricsd_client_get_stats(c, &st);
+    assert_int_equal(st.connected, 0);
+    assert_true(st.buffered > 0);
+    for (int64_t end = now_ms() + 5000; !k.eof && now_ms() < end;)
+        conn_pump(&k, 20);
+    assert_true(k.eof);
+    assert_int_equal(atomic_load(&h->tail), tail); /* nothing more was put in */
+
+    sleep_ms(60); /* past reconnect_ms */
+    metricsd_flush(c);
+    int fd2 = srv_accept(&s, 2000);
+    assert_true(fd2 >= 0);
+    conn_init(&k2, fd2);
+    for (int64_t end = now_ms() + 5000; k2.gens < 1 && now_ms() < end;) {
+        metricsd_flush(c);
+        conn_pump(&k2, 20);
+    }
+    assert_int_equal(k2.gens, 1);
+    assert_string_equal(k2.recs[k2.n - 1].model, "after");
+    assert_int_equal(k2.bad, 0);
+
+    munmap(h, (size_t)sb.st_size);
+    metricsd_close(c);
+    conn_free(&k);
+    conn_free(&kr);
+    conn_free(&k2);
+    alarm(0);
+    srv_done(&s);
+}
+
 /* ---- (7) the connection breaks in the middle of a frame ---- */
 
 static int record_big(metricsd_client *c, int i)
@@ -1000,6 +1122,7 @@ int main(void)
         cmocka_unit_test(test_threads),
         cmocka_unit_test(test_record),
         cmocka_unit_test(test_token_clock),
+        cmocka_unit_test(test_hostile_ring),
         cmocka_unit_test(test_partial_frame),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
