@@ -151,6 +151,10 @@ static int daemon_gone(metricsd_client *c)
 long mdc_ring_write(metricsd_client *c, const struct iovec *iov, int n)
 {
     shmring_hdr *h = c->ring_hdr;
+    /* The daemon closed this connection (it stopped, or closed it for its own
+     * reasons): the frame stays ours, for the next connection. */
+    if (atomic_load_explicit(&h->state, memory_order_acquire) == SHMRING_CLOSED)
+        return -1;
     long put = shmring_put(h, (uint8_t *)h + SHMRING_HDR_BYTES, RING_BYTES, &c->ring_tail, iov, n);
     if (put < 0)
         return -1; /* the daemon's head is impossible: give the ring up */

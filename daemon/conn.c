@@ -47,6 +47,10 @@ void conn_close(conn *c, const char *why)
     c->closing = 1;
     if (c->polled)
         conn_poll_leave(c);
+    /* What the ring held was taken (EOF and stop drain it first); a client still
+     * writing into it learns the connection is gone before its next frame goes in. */
+    if (c->ring != NULL)
+        atomic_store_explicit(&c->ring->state, SHMRING_CLOSED, memory_order_release);
     if (why != NULL)
         log_limited(2, LOG_INFO, "closing connection of pid %d (%s): %s", (int)c->pid,
                     c->name[0] ? c->name : "unnamed", why);

@@ -25,7 +25,9 @@
 #define SHMRING_MIN_BYTES 4096u
 #define SHMRING_MAX_BYTES (1u << 20)
 
-enum shmring_state { SHMRING_OFFERED = 0, SHMRING_ACCEPTED = 1 };
+/* CLOSED: the daemon closed the connection after taking the ring's last bytes; a
+ * client that finds it puts nothing more in and reconnects, keeping the frame. */
+enum shmring_state { SHMRING_OFFERED = 0, SHMRING_ACCEPTED = 1, SHMRING_CLOSED = 2 };
 
 typedef struct shmring_hdr {
     /* Written by the client before the offer; the daemon checks them once. */

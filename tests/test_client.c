@@ -907,14 +907,13 @@ static void test_token_clock(void **state)
 /* ---- (6c) a hostile daemon's ring ---- */
 
 /* A daemon that accepts the ring the client offers, then writes a head the client
- * never allowed. The memfd came sealed (this end can neither shrink nor grow it, so no
+ * never allowed (or, test_ring_closed, marks the ring closed). The memfd came sealed (this end can neither shrink nor grow it, so no
  * page of the client's mapping can vanish under a write); the frames before the switch
  * come on the socket and the ones after it in the ring, none lost or repeated; the bad
  * head makes the client give the ring up and reconnect, and the frame it was putting
  * in arrives on the new connection. */
-static void test_hostile_ring(void **state)
+static void hostile_ring(bool closed)
 {
-    (void)state;
     srv s;
     srv_init(&s);
     srv_listen(&s);
@@ -967,8 +966,12 @@ static void test_hostile_ring(void **state)
     assert_true(kr.gens >= 20);
     assert_int_equal(k.gens + kr.gens, (size_t)sent);
 
-    /* A head past the tail: the client gives up the ring and the connection. */
-    atomic_store(&h->head, tail + 4096);
+    /* A head past the tail, or a ring marked closed: the client gives up the ring and
+     * the connection. */
+    if (closed)
+        atomic_store(&h->state, SHMRING_CLOSED);
+    else
+        atomic_store(&h->head, tail + 4096);
     assert_int_equal(record_simple(c, "after"), 0);
     metricsd_client_stats st;
     metricsd_client_get_stats(c, &st);
@@ -999,6 +1002,20 @@ static void test_hostile_ring(void **state)
     conn_free(&k2);
     alarm(0);
     srv_done(&s);
+}
+
+static void test_hostile_ring(void **state)
+{
+    (void)state;
+    hostile_ring(false);
+}
+
+/* A daemon that closes the connection marks the ring closed: the client's next frame
+ * is not put in a ring nobody reads, but kept for the next connection. */
+static void test_ring_closed(void **state)
+{
+    (void)state;
+    hostile_ring(true);
 }
 
 /* ---- (7) the connection breaks in the middle of a frame ---- */
@@ -1123,6 +1140,7 @@ int main(void)
         cmocka_unit_test(test_record),
         cmocka_unit_test(test_token_clock),
         cmocka_unit_test(test_hostile_ring),
+        cmocka_unit_test(test_ring_closed),
         cmocka_unit_test(test_partial_frame),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
