@@ -857,6 +857,20 @@ static void test_record(void **state)
     srv_done(&s);
 }
 
+/* A fake daemon with one client connected to it: the listener, the client (buffer
+ * bytes, reconnect 50 ms) and its accepted connection in k. */
+static metricsd_client *serve_one(srv *s, conn *k, size_t buffer_bytes)
+{
+    srv_init(s);
+    srv_listen(s);
+    alarm(30);
+    metricsd_client *c = client_new(s->path, buffer_bytes, 50);
+    int fd = srv_accept(s, 2000);
+    assert_true(fd >= 0);
+    conn_init(k, fd);
+    return c;
+}
+
 /* ---- (6b) the token clock ---- */
 
 /* Tokens read the TSC where the kernel keeps time with it (ticks.c), else the monotonic
@@ -868,14 +882,8 @@ static void test_token_clock(void **state)
 {
     (void)state;
     srv s;
-    srv_init(&s);
-    srv_listen(&s);
-    alarm(30);
-    metricsd_client *c = client_new(s.path, 0, 50);
-    int fd = srv_accept(&s, 2000);
-    assert_true(fd >= 0);
     conn k;
-    conn_init(&k, fd);
+    metricsd_client *c = serve_one(&s, &k, 0);
 
     struct timespec a, b;
     metricsd_gen *g = metricsd_begin(c, "clock", NULL);
@@ -915,14 +923,8 @@ static void test_token_clock(void **state)
 static void hostile_ring(bool closed)
 {
     srv s;
-    srv_init(&s);
-    srv_listen(&s);
-    alarm(30);
-    metricsd_client *c = client_new(s.path, 1u << 20, 50);
-    int fd = srv_accept(&s, 2000);
-    assert_true(fd >= 0);
     conn k, kr, k2;
-    conn_init(&k, fd);
+    metricsd_client *c = serve_one(&s, &k, 1u << 20);
 
     /* Busy (16 frames within 16 ms) until the offer comes, bounded. */
     int sent = 0;
