@@ -277,8 +277,11 @@ static int flush_locked(metricsd_client *c, bool force)
 {
     /* Drops while connected are reported in a fresh Hello on the same connection, at
      * most once per reconnect interval, between two frames. */
+    /* Not while switching to the ring: a Hello goes before the buffered frames, and
+     * switch_left counts the bytes up to Shm{start} without it. */
     if (c->dropped_since_hello > 0 && c->state == CONNECTED && c->hello_off == c->hello_len &&
-        c->front_off == 0 && mono_ns() - c->hello_ns >= c->reconnect_ns)
+        c->front_off == 0 && c->ring != RING_SWITCHING &&
+        mono_ns() - c->hello_ns >= c->reconnect_ns)
         build_hello(c);
     if (pending_bytes(c) == 0)
         return 0;

@@ -40,7 +40,7 @@ void mdc_ring_drop(metricsd_client *c)
     c->busy_frames = 0;
 }
 
-/* Queue a Shm frame like any other; NULL when the buffer has no room. */
+/* Queue a Shm frame like any other; false when the buffer has no room. */
 static bool queue_shm(metricsd_client *c, uint32_t bytes, bool start)
 {
     Metricsd__Envelope env = METRICSD__ENVELOPE__INIT;
