@@ -41,6 +41,7 @@ static pthread_once_t g_atfork_once = PTHREAD_ONCE_INIT;
 atomic_uint mdc_fork_epoch;
 
 static void drop_front_partial(metricsd_client *c);
+static void disconnect(metricsd_client *c);
 
 /* Every client's lock is held across fork(), so the child never inherits a buffer in
  * the middle of an update. Holding them costs fork() at most one short critical
@@ -67,15 +68,10 @@ static void atfork_child(void)
     atomic_fetch_add_explicit(&mdc_fork_epoch, 1, memory_order_relaxed);
     int pid = (int)getpid();
     for (metricsd_client *c = g_clients; c != NULL; c = c->reg_next) {
-        if (c->fd >= 0)
-            close(c->fd);
-        c->fd = -1;
-        c->state = DISCONNECTED;
-        c->hello_len = c->hello_off = 0;
-        /* The ring is the parent's too (MAP_SHARED): unmapped, never written. */
-        mdc_ring_drop(c);
+        /* Closes our copy of the socket and unmaps the ring, which is the parent's too
+         * (MAP_SHARED), without writing to either. */
+        disconnect(c);
         c->ring_unanswered = 0;
-        c->full_until_ns = 0;
         sendbuf_clear(&c->q);
         c->front_off = 0;
         c->last_attempt_ns = 0;
@@ -448,6 +444,7 @@ int metricsd_connect_opts(metricsd_client **out, const char *socket_path,
     atomic_init(&c->next_gen_id, 1);
 
     pthread_once(&g_atfork_once, atfork_register);
+    mdc_ticks_init();
     pthread_mutex_lock(&g_reg_mu);
     c->reg_next = g_clients;
     if (g_clients != NULL)

@@ -147,6 +147,8 @@ static inline uint64_t mdc_ticks(void)
 #endif
     return (uint64_t)mono_ns();
 }
+/* Choose the token clock (once; metricsd_connect calls it). */
+void mdc_ticks_init(void);
 /* ns per tick, from the pair taken at load to (mono_now, ticks_now) read together. */
 double mdc_ns_per_tick(int64_t mono_now, uint64_t ticks_now);
 

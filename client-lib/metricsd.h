@@ -84,7 +84,7 @@ typedef struct metricsd_options {
  * memory (a sealed memfd, 132 KiB) that the daemon polls, instead of a send() per
  * frame (docs/transport.md); METRICSD_TRANSPORT=socket in the environment keeps every
  * client on the socket. Tokens are timed with the TSC where the kernel keeps time with
- * it; METRICSD_CLOCK=monotonic (read when the library loads) uses clock_gettime. */
+ * it; METRICSD_CLOCK=monotonic (read at the first connect) uses clock_gettime. */
 METRICSD_EXPORT int metricsd_connect(metricsd_client **out, const char *socket_path,
                                      const char *client_name);
 METRICSD_EXPORT int metricsd_connect_opts(metricsd_client **out, const char *socket_path,

@@ -6,8 +6,8 @@
  * the machine this was written on, against 24 ns for clock_gettime through the vDSO,
  * most of a token's cost. Everywhere else ticks are CLOCK_MONOTONIC nanoseconds.
  *
- * Ticks become nanoseconds at the rate measured between a (monotonic clock, TSC) pair
- * taken when the library is loaded and a fresh pair taken when gaps are converted
+ * The choice is made at the first metricsd_connect. Ticks become nanoseconds at the
+ * rate measured between a (monotonic clock, TSC) pair taken when the library is loaded and a fresh pair taken when gaps are converted
  * (every 32 tokens, and at the end of a generation). Each pair is read back to back, so
  * the rate is off by about 30 ns over the time since load: 0.03% a tenth of a
  * millisecond after load, and less from then on, well inside the sketch's 0.54%.
@@ -50,15 +50,31 @@ static bool kernel_uses_tsc(void)
 }
 #endif
 
-__attribute__((constructor)) static void ticks_init(void)
+/* The calibration pair at load: two clock reads, no system call. */
+__attribute__((constructor)) static void ticks_pair(void)
+{
+    g_mono0 = mono_ns();
+#if defined(__x86_64__)
+    g_tick0 = __builtin_ia32_rdtsc();
+#endif
+}
+
+/* Which clock tokens read, decided once at the first connect (a generation needs a
+ * client), so a process that loads the library and never connects reads no file. */
+static pthread_once_t g_decide_once = PTHREAD_ONCE_INIT;
+
+static void decide(void)
 {
 #if defined(__x86_64__)
     const char *env = getenv("METRICSD_CLOCK");
     mdc_tsc = (env == NULL || strcmp(env, "monotonic") != 0) && tsc_invariant() &&
               kernel_uses_tsc();
 #endif
-    g_mono0 = mono_ns();
-    g_tick0 = mdc_ticks();
+}
+
+void mdc_ticks_init(void)
+{
+    pthread_once(&g_decide_once, decide);
 }
 
 double mdc_ns_per_tick(int64_t mono_now, uint64_t ticks_now)

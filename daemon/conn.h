@@ -100,8 +100,8 @@ void conn_poll(conn *c);
 /* Out of the polled list (listener.c); the caller restarts reading or is closing c. */
 void conn_poll_leave(conn *c);
 
-/* ring.c: map the ring a Shm offer names (fd: the descriptor that came with it, taken
- * and closed). NULL, or why it was refused. */
+/* ring.c: map the ring a Shm offer names (fd: the descriptor that came with it; the
+ * caller closes it). NULL, or why it was refused. */
 const char *conn_ring_map(conn *c, int fd, uint32_t bytes);
 /* Take what the ring holds into c's frames: 1 when bytes came, 0 when none, -1 when c
  * was closed (a corrupt ring). *more is set when bytes may remain. */

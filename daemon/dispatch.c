@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "conn.h"
 #include "ingest.h"
@@ -146,12 +147,9 @@ static void handle_shm(conn *c, const Metricsd__Shm *m, int from_ring)
     }
     int fd = c->rx_fd;
     c->rx_fd = -1;
-    if (!m->has_bytes)
-        why = "offer without a size";
-    else
-        why = conn_ring_map(c, fd, m->bytes);
-    if (!m->has_bytes && fd >= 0)
-        close(fd);
+    why = m->has_bytes ? conn_ring_map(c, fd, m->bytes) : "offer without a size";
+    if (fd >= 0)
+        close(fd); /* a mapping outlives its descriptor */
     if (why != NULL) {
         conn_reject(c, RING_INVALID);
         log_limited(36, LOG_WARN, "ring of pid %d (%s) refused: %s", (int)c->pid,

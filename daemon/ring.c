@@ -125,8 +125,6 @@ const char *conn_ring_map(conn *c, int fd, uint32_t bytes)
             stat_counts[RINGS]++;
         }
     }
-    if (fd >= 0)
-        close(fd);
     return why;
 }
 
