@@ -323,7 +323,7 @@ int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "--token-only") == 0) {
         /* Run by the parent with METRICSD_CLOCK=monotonic: the token's clock is chosen
-         * when the library loads, so the other clock needs another process. */
+         * once a process, at its first connect, so the other clock needs another process. */
         metricsd_client *c;
         metricsd_connect(&c, "/tmp/metricsd-bench-nobody/none.sock", "bench-client-token");
         printf("%.2f\n", token_bulk(c, 201));
