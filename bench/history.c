@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "common.h"
 #include "metricsd.h"
 #include "qcache.h"
@@ -38,7 +39,6 @@
 #define POOL 16
 #define PER_MIN 30
 #define TOKENS 100
-#define NS_PER_MIN 60000000000ll
 
 static rollup g_pool[POOL];
 
@@ -177,10 +177,10 @@ static uint32_t now_minute(void)
 
 /* ---- query ---- */
 
-/* The daemon's clock (daemon/main.c defines it for the daemon itself), here moved
- * ahead by clock_ahead_ns to ask a window again "a minute later". */
+/* The daemon's clock, through clock.h's seam: the real one moved ahead by
+ * clock_ahead_ns to ask a window again "a minute later". */
 static int64_t clock_ahead_ns;
-int64_t server_now_unix_ns(void)
+static int64_t bench_clock(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -204,7 +204,7 @@ typedef struct qres {
 static void next_minute(server *srv)
 {
     clock_ahead_ns += 60ll * 1000000000;
-    uint32_t m = (uint32_t)(server_now_unix_ns() / 60000000000ll);
+    uint32_t m = clock_minute_of(clock_now_unix_ns());
     for (size_t i = 0; i < srv->series.n; i++) {
         uint64_t dropped;
         rollup *d = series_delta(&srv->series, srv->series.all[i], m, &dropped);
@@ -359,6 +359,7 @@ int main(int argc, char **argv)
     char buf[160];
     const char *B = "query", *S = "storage";
 
+    clock_set_source_for_test(bench_clock);
     bench_begin("bench_history: stored rollups, queries over them, and their size");
     make_pool();
     size_t one = rollup_packed_size(&g_pool[0]);

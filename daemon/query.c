@@ -10,14 +10,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "counters.h"
 #include "frame.h"
-#include "listener.h"
 #include "log.h"
 #include "power.h"
 #include "qcache.h"
 
-#define NS_PER_MIN 60000000000ll
 #define DEFAULT_WINDOW_NS (24ll * 3600 * 1000000000)
 
 int query_series_window(server *srv, store_reader *rd, series *s, int64_t window_ns,
@@ -25,7 +24,7 @@ int query_series_window(server *srv, store_reader *rd, series *s, int64_t window
 {
     int rc = 0;
     if (s->id != 0 && rd != NULL) {
-        uint32_t now_minute = (uint32_t)(server_now_unix_ns() / NS_PER_MIN);
+        uint32_t now_minute = clock_minute_of(clock_now_unix_ns());
         if (window_ns > 0 && from > store_m1_horizon(srv->st, now_minute))
             rc = qcache_read(rd, s, window_ns, from, acc);
         else
@@ -39,8 +38,8 @@ int query_series_window(server *srv, store_reader *rd, series *s, int64_t window
 
 size_t query_prewarm(server *srv, size_t next, size_t max)
 {
-    int64_t start = server_now_unix_ns() - DEFAULT_WINDOW_NS;
-    uint32_t from = start > 0 ? (uint32_t)(start / NS_PER_MIN) : 0;
+    int64_t start = clock_now_unix_ns() - DEFAULT_WINDOW_NS;
+    uint32_t from = start > 0 ? clock_minute_of(start) : 0;
     store_reader *rd = NULL;
     size_t end = next + max < srv->series.n ? next + max : srv->series.n;
 
@@ -149,7 +148,7 @@ static int answer_status(server *srv, Metricsd__Reply *reply, uint8_t **out, siz
     ds.pending_minutes = srv->series.pending_total;
     reply->status = &ds;
     reply->has_now_unix_ns = 1;
-    reply->now_unix_ns = server_now_unix_ns();
+    reply->now_unix_ns = clock_now_unix_ns();
     return pack_reply(reply, out, len);
 }
 
@@ -214,14 +213,14 @@ static void fill_stats(Metricsd__SeriesStats *ss, Metricsd__Sketch sk[M__COUNT],
 static int answer_stats(server *srv, const Metricsd__Query *q, Metricsd__Reply *reply,
                         uint8_t **out, size_t *len)
 {
-    int64_t now = server_now_unix_ns();
+    int64_t now = clock_now_unix_ns();
     int64_t window = q->has_window_ns && q->window_ns > 0 ? q->window_ns : DEFAULT_WINDOW_NS;
     int64_t start = now - window;
     /* A window is "since start", open at the top: after the wall clock was corrected
      * backwards, what was stored under the earlier clock has keys after now and is
-     * still counted (the rule is at server_now_unix_ns in main.c). Pending deltas
+     * still counted (the rule is at clock_now_unix_ns in clock.c). Pending deltas
      * were never bounded above, so stored and live data now agree. */
-    uint32_t from = start > 0 ? (uint32_t)(start / NS_PER_MIN) : 0;
+    uint32_t from = start > 0 ? clock_minute_of(start) : 0;
     int by_backend = q->has_by_backend && q->by_backend;
     const char *model = q->model && q->model[0] ? q->model : NULL;
     size_t n = srv->series.n, nrows = 0;
@@ -298,7 +297,7 @@ static int answer_power(server *srv, Metricsd__Reply *reply, uint8_t **out, size
         return -ENOMEM;
     reply->power = rep;
     reply->has_now_unix_ns = 1;
-    reply->now_unix_ns = server_now_unix_ns();
+    reply->now_unix_ns = clock_now_unix_ns();
     int rc = pack_reply(reply, out, len);
     if (rep != &empty)
         power_report_free(rep);

@@ -18,6 +18,7 @@
 
 #include <cmocka.h>
 
+#include "clock.h"
 #include "counters.h"
 #include "qcache.h"
 #include "query.h"
@@ -27,12 +28,11 @@
 #include "store.h"
 #include "testrand.h"
 
-#define NS_PER_MIN 60000000000ll
 #define HOUR_NS (3600ll * 1000000000)
 
-/* The daemon's clock, set by the test (main.c defines it for the daemon). */
+/* The daemon's clock, set by the test through clock.h's seam (setup). */
 static int64_t clock_ns;
-int64_t server_now_unix_ns(void)
+static int64_t test_clock(void)
 {
     return clock_ns;
 }
@@ -334,5 +334,6 @@ int main(void)
         cmocka_unit_test_setup_teardown(prewarm_fills_the_default_window, setup, teardown),
         cmocka_unit_test_setup_teardown(prewarm_stops_at_the_budget, setup, teardown),
     };
+    clock_set_source_for_test(test_clock);
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

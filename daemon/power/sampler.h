@@ -12,6 +12,10 @@
 #ifndef METRICSD_SAMPLER_H
 #define METRICSD_SAMPLER_H
 
+#ifndef METRICSD_POWER_INTERNAL
+#error "sampler.h is private to daemon/power/; include power.h"
+#endif
+
 #include <stddef.h>
 #include <stdint.h>
 

@@ -1,103 +1,21 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The frames a client sends, handled: Hello (name, drops), Begin (a generation in
- * flight), Generation (checked by ingest.c, added to its series' live minute) and
- * Query (answered by query.c); and each connection's generations in flight.
+ * flight, tracked in flight.c), Generation (checked by ingest.c, added to its series'
+ * live minute), Query (answered by query.c) and Shm (the shared ring, ring.c).
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "conn.h"
+#include "net_int.h"
+
+#include "clock.h"
 #include "ingest.h"
 #include "log.h"
 #include "query.h"
-
-/* ---- in-flight map ---- */
-
-static uint32_t flight_hash(uint64_t id, uint32_t cap)
-{
-    id *= 0x9e3779b97f4a7c15ull;
-    return (uint32_t)(id >> 32) & (cap - 1);
-}
-
-static int flight_put(conn *c, uint64_t id, series *s)
-{
-    if (c->flight_n + 1 > c->flight_cap / 2) {
-        uint32_t cap = c->flight_cap ? c->flight_cap * 2 : 16;
-        flight_slot *t = calloc(cap, sizeof(*t));
-        if (t == NULL)
-            return -ENOMEM;
-        for (uint32_t i = 0; i < c->flight_cap; i++) {
-            if (c->flight[i].gen_id == 0)
-                continue;
-            uint32_t h = flight_hash(c->flight[i].gen_id, cap);
-            while (t[h].gen_id != 0)
-                h = (h + 1) & (cap - 1);
-            t[h] = c->flight[i];
-        }
-        free(c->flight);
-        c->flight = t;
-        c->flight_cap = cap;
-    }
-    uint32_t h = flight_hash(id, c->flight_cap);
-    while (c->flight[h].gen_id != 0 && c->flight[h].gen_id != id)
-        h = (h + 1) & (c->flight_cap - 1);
-    if (c->flight[h].gen_id == id)
-        return 1; /* already there */
-    c->flight[h].gen_id = id;
-    c->flight[h].s = s;
-    c->flight_n++;
-    return 0;
-}
-
-static series *flight_take(conn *c, uint64_t id)
-{
-    if (c->flight_n == 0 || id == 0)
-        return NULL;
-    uint32_t mask = c->flight_cap - 1, h = flight_hash(id, c->flight_cap);
-    while (c->flight[h].gen_id != id) {
-        if (c->flight[h].gen_id == 0)
-            return NULL;
-        h = (h + 1) & mask;
-    }
-    series *s = c->flight[h].s;
-    /* Backward-shift deletion keeps probe chains whole without tombstones. */
-    uint32_t hole = h;
-    for (uint32_t j = (h + 1) & mask; c->flight[j].gen_id != 0; j = (j + 1) & mask) {
-        uint32_t home = flight_hash(c->flight[j].gen_id, c->flight_cap);
-        if (((j - home) & mask) >= ((j - hole) & mask)) {
-            c->flight[hole] = c->flight[j];
-            hole = j;
-        }
-    }
-    c->flight[hole].gen_id = 0;
-    c->flight[hole].s = NULL;
-    c->flight_n--;
-    return s;
-}
-
-static void flight_end(server *srv, series *s)
-{
-    /* The end time feeds energy attribution (series_flight_end). */
-    series_flight_end(&srv->series, s, uv_hrtime());
-    if (srv->in_flight > 0)
-        srv->in_flight--;
-}
-
-/* ---- connections ---- */
-
-void conn_end_flights(conn *c)
-{
-    for (uint32_t i = 0; i < c->flight_cap; i++) {
-        if (c->flight[i].gen_id != 0) {
-            flight_end(c->l->srv, c->flight[i].s);
-            stat_counts[ABANDONED]++;
-        }
-    }
-    c->flight_n = 0;
-}
 
 static const char *backend_of(const char *b)
 {
@@ -147,7 +65,7 @@ static void handle_shm(conn *c, const Metricsd__Shm *m, int from_ring)
     }
     int fd = c->rx_fd;
     c->rx_fd = -1;
-    why = m->has_bytes ? conn_ring_map(c, fd, m->bytes) : "offer without a size";
+    why = m->has_bytes ? ring_map(c, fd, m->bytes) : "offer without a size";
     if (fd >= 0)
         close(fd); /* a mapping outlives its descriptor */
     if (why != NULL) {
@@ -171,14 +89,14 @@ static void handle_begin(conn *c, const Metricsd__Begin *b)
     }
     if (b->gen_id == 0)
         return; /* nothing to match an END against */
-    if (c->flight_n >= MAX_IN_FLIGHT_PER_CONN) {
+    if (c->flights.n >= MAX_IN_FLIGHT_PER_CONN) {
         conn_reject(c, TOO_MANY_IN_FLIGHT);
         return;
     }
     series *s = series_for(c, b->model, b->backend);
     if (s == NULL)
         return;
-    int rc = flight_put(c, b->gen_id, s);
+    int rc = flight_put(&c->flights, b->gen_id, s);
     if (rc < 0) {
         conn_reject(c, NO_MEMORY);
     } else if (rc == 0) {
@@ -193,7 +111,7 @@ static void handle_generation(conn *c, const Metricsd__Generation *g)
 {
     listener *l = c->l;
     server *srv = l->srv;
-    series *began = flight_take(c, g->gen_id), *s;
+    series *began = flight_take(&c->flights, g->gen_id), *s;
     uint64_t lost;
     sketch itl;
 
@@ -204,7 +122,7 @@ static void handle_generation(conn *c, const Metricsd__Generation *g)
         conn_reject(c, why);
     } else if ((s = series_for(c, g->model, g->backend)) != NULL) {
         int64_t now = c->l->read_now_ns;
-        uint32_t minute = (uint32_t)(now / NS_PER_MIN);
+        uint32_t minute = clock_minute_of(now);
         rollup *delta = series_delta(&srv->series, s, minute, &lost);
         stat_counts[PENDING_DROPPED] += lost;
         if (delta == NULL || ingest_apply(delta, g, &itl, now) != 0) {
@@ -238,8 +156,7 @@ static void handle_query(conn *c, const Metricsd__Query *q)
     conn_send(c, out, len);
 }
 
-/* Returns 0 to go on reading this connection, -1 when it was closed. */
-int conn_dispatch(conn *c, const uint8_t *payload, size_t len, int from_ring)
+int dispatch_frame(conn *c, const uint8_t *payload, size_t len, int from_ring)
 {
     listener *l = c->l;
     Metricsd__Envelope *env;
@@ -278,5 +195,3 @@ int conn_dispatch(conn *c, const uint8_t *payload, size_t len, int from_ring)
     }
     return c->closing ? -1 : 0;
 }
-
-/* Room in c's frame reader for the next read; 0, or -ENOMEM. */

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "counters.h"
 #include "energy.h"
 #include "log.h"
@@ -21,7 +22,6 @@
 #define MAX_SLOTS (N_SOURCES * SAMPLER_MAX_DEVICES)
 /* Readings held while the store refuses them: 10 min of 8 devices at 1 Hz. */
 #define MAX_BUFFERED 4800
-#define NS_PER_MIN 60000000000ll
 
 typedef struct dev_slot {
     int source;
@@ -334,7 +334,7 @@ void power_tick_at(power *p, uint64_t now_mono_ns, int64_t now_unix_ns)
     p->srv->on_battery = discharging;
 
     /* Into the live deltas of this minute: flushed with the rollups. */
-    uint32_t minute = (uint32_t)(now_unix_ns / NS_PER_MIN);
+    uint32_t minute = clock_minute_of(now_unix_ns);
     for (size_t i = 0; i < ns; i++) {
         series *s = t->all[i];
         if (comp[i] > 0 || bat[i] > 0 || (measured && s->busy_ns > 0)) {
@@ -369,7 +369,7 @@ void power_tick_at(power *p, uint64_t now_mono_ns, int64_t now_unix_ns)
 static void on_timer(uv_timer_t *timer)
 {
     power *p = timer->data;
-    power_tick_at(p, uv_hrtime(), server_now_unix_ns());
+    power_tick_at(p, uv_hrtime(), clock_now_unix_ns());
 }
 
 void power_start(power *p)

@@ -3,12 +3,11 @@
  * A connection's life outside its reads: closing it (its generations in flight end as
  * abandoned), counting what it sent that was refused, and queueing replies to it.
  */
-#include "conn.h"
+#include "net_int.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "counters.h"
 #include "log.h"
 
 /* A reply larger than this waiting unread means the querier is gone or stuck. */
@@ -24,9 +23,9 @@ typedef struct write_req {
 static void on_conn_closed(uv_handle_t *h)
 {
     conn *c = (conn *)h;
-    conn_ring_unmap(c);
+    ring_unmap(c);
     frame_reader_free(&c->rd);
-    free(c->flight);
+    flight_free(&c->flights);
     if (c->is_spare) {
         listener *l = c->l;
         memset(c, 0, sizeof(*c));
@@ -55,7 +54,7 @@ void conn_close(conn *c, const char *why)
         log_limited(2, LOG_INFO, "closing connection of pid %d (%s): %s", (int)c->pid,
                     c->name[0] ? c->name : "unnamed", why);
     /* A client that goes away ends its generations in flight as abandoned. */
-    conn_end_flights(c);
+    flight_end_all(&c->flights, srv);
     /* procs: a process with no connection left no longer serves its models. Only
      * engines (connections that sent generations, a handful) pay for the scan. */
     int pid_connected = 0;

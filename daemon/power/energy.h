@@ -18,6 +18,10 @@
 #ifndef METRICSD_ENERGY_H
 #define METRICSD_ENERGY_H
 
+#ifndef METRICSD_POWER_INTERNAL
+#error "energy.h is private to daemon/power/; include power.h"
+#endif
+
 #include <stddef.h>
 
 #include "sampler.h"

@@ -1,19 +1,60 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Flush and retention: live deltas to the store in one transaction, and the query
- * cache kept equal to what the store holds.
+ * The daemon's state opened and closed, and what the server does with it on a timer:
+ * flush (live deltas to the store in one transaction, the query cache kept equal to
+ * what the store holds) and retention.
  */
+#include "server.h"
+
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "counters.h"
 #include "log.h"
 #include "qcache.h"
-#include "server.h"
 #include "store.h"
 
-#define NS_PER_MIN 60000000000ll
+static int load_series(void *ud, uint32_t id, const char *model, const char *backend)
+{
+    return series_add_stored(ud, id, model, backend);
+}
+
+int server_open(server *srv, const config *cfg, char *why, size_t why_len)
+{
+    int rc;
+
+    memset(srv, 0, sizeof(*srv));
+    srv->cfg = *cfg;
+    why[0] = '\0';
+    store_opts so = { .map_initial = cfg->map_initial, .map_max = cfg->map_max,
+                      .no_sync = cfg->no_sync };
+    if ((rc = store_open(&srv->st, cfg->db_dir, &so, why, why_len)) != 0) {
+        if (why[0] == '\0')
+            snprintf(why, why_len, "%s", strerror(-rc));
+        return rc;
+    }
+    if (series_table_init(&srv->series, cfg->max_series, cfg->max_pending) != 0 ||
+        store_load_series(srv->st, load_series, &srv->series) != 0) {
+        snprintf(why, why_len, "cannot load the series from %s", cfg->db_dir);
+        series_table_free(&srv->series);
+        store_close(srv->st);
+        srv->st = NULL;
+        return -EIO;
+    }
+    srv->loop = uv_default_loop();
+    srv->started_unix_ns = clock_now_unix_ns();
+    return 0;
+}
+
+void server_close(server *srv)
+{
+    series_table_free(&srv->series);
+    store_close(srv->st);
+    srv->st = NULL;
+}
 
 int server_flush(server *srv)
 {
@@ -53,13 +94,13 @@ int server_flush(server *srv)
                               &t->all[i]->pending[j].delta);
     series_clear_pending(t);
     stat_counts[FLUSHES]++;
-    srv->last_flush_unix_ns = server_now_unix_ns();
+    srv->last_flush_unix_ns = clock_now_unix_ns();
     return 0;
 }
 
 void server_retention(server *srv)
 {
-    uint32_t minute = (uint32_t)(server_now_unix_ns() / NS_PER_MIN);
+    uint32_t minute = clock_minute_of(clock_now_unix_ns());
     long n = store_retention(srv->st, minute);
     if (n > 0)
         log_msg(LOG_INFO, "retention removed %ld rollup records", n);

@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * power: runs the samplers on a timer, turns their readings into energy per device
- * and attributes it to the series with generations in flight (energy.h), keeps the
- * memory of each series' engine processes (procs), buffers the readings for the
- * `samples` database, and builds the POWER query's report.
+ * power: the face of daemon/power/, the one header of it that code outside includes
+ * (sampler.h, the sources' interface, and energy.h, the attribution arithmetic, are
+ * private to the folder). It runs the samplers on a timer, turns their readings into
+ * energy per device and attributes it to the series with generations in flight
+ * (energy.h), keeps the memory of each series' engine processes (procs), buffers the
+ * readings for the `samples` database, and builds the POWER query's report.
  *
  * Everything runs on the daemon's loop; nothing here is touched from another thread.
  */

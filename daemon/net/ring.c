@@ -10,84 +10,20 @@
  * against shrinking and growing: a file that shrank under the mapping would turn our
  * next read into SIGBUS.
  */
+#include "net_int.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "conn.h"
 #include "counters.h"
 #include "log.h"
 
-static void on_fd_pipe_closed(uv_handle_t *h)
-{
-    free(h);
-}
-
-/* Descriptors that came with the bytes, which libuv queues on an ipc pipe: each is
- * taken out through a scratch pipe handle and duplicated, and conn_take_fd keeps the
- * newest for a Shm offer. 0, or -1 when c was closed. */
-int conn_take_passed_fds(conn *c)
-{
-    while (uv_pipe_pending_count(&c->pipe) > 0) {
-        uv_pipe_t *t = malloc(sizeof(*t));
-        if (t == NULL) {
-            conn_reject(c, NO_MEMORY);
-            conn_close(c, "no memory for a passed descriptor");
-            return -1;
-        }
-        uv_pipe_init(c->l->srv->loop, t, 0);
-        uv_os_fd_t fd;
-        int dup = -1;
-        if (uv_accept((uv_stream_t *)&c->pipe, (uv_stream_t *)t) == 0 &&
-            uv_fileno((uv_handle_t *)t, &fd) == 0)
-            dup = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-        uv_close((uv_handle_t *)t, on_fd_pipe_closed);
-        if (dup >= 0)
-            conn_take_fd(c, dup);
-    }
-    return 0;
-}
-
-/* recv, taking any descriptors that came with the bytes (as libuv does for an ipc
- * pipe in on_read): a Shm offer may arrive while the connection is polled. */
-ssize_t conn_recv_fds(conn *c, int fd, void *p, size_t n)
-{
-    union {
-        char buf[CMSG_SPACE(8 * sizeof(int))];
-        struct cmsghdr align;
-    } ctl;
-    struct iovec iov = { p, n };
-    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
-                          .msg_controllen = sizeof(ctl.buf) };
-    ssize_t got = recvmsg(fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-    if (got < 0 || msg.msg_controllen == 0)
-        return got;
-    for (struct cmsghdr *cm = CMSG_FIRSTHDR(&msg); cm != NULL; cm = CMSG_NXTHDR(&msg, cm)) {
-        if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
-            continue;
-        size_t k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-        for (size_t i = 0; i < k; i++) {
-            int passed;
-            memcpy(&passed, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
-            conn_take_fd(c, passed);
-        }
-    }
-    return got;
-}
-
-void conn_take_fd(conn *c, int fd)
-{
-    if (c->rx_fd >= 0)
-        close(c->rx_fd);
-    c->rx_fd = fd;
-}
-
-const char *conn_ring_map(conn *c, int fd, uint32_t bytes)
+const char *ring_map(conn *c, int fd, uint32_t bytes)
 {
     struct stat st;
     const char *why = NULL;
@@ -128,7 +64,7 @@ const char *conn_ring_map(conn *c, int fd, uint32_t bytes)
     return why;
 }
 
-void conn_ring_unmap(conn *c)
+void ring_unmap(conn *c)
 {
     if (c->ring != NULL)
         munmap(c->ring, c->ring_map_len);
@@ -139,7 +75,7 @@ void conn_ring_unmap(conn *c)
     c->rx_fd = -1;
 }
 
-int conn_ring_pull(conn *c, int *more)
+int ring_pull(conn *c, int *more)
 {
     const uint8_t *data = (const uint8_t *)c->ring + SHMRING_HDR_BYTES;
     int got = 0;
@@ -170,7 +106,18 @@ int conn_ring_pull(conn *c, int *more)
     return got;
 }
 
-int conn_ring_sleep(conn *c)
+int ring_drain(conn *c)
+{
+    int more;
+    do {
+        more = 0;
+        if (ring_pull(c, &more) < 0)
+            return -1;
+    } while (more);
+    return 0;
+}
+
+int ring_sleep(conn *c)
 {
     shmring_hdr *h = c->ring;
     /* Say we sleep, then look once more: a client that published before seeing the

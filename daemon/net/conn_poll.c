@@ -1,0 +1,135 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Polled reads: a busy connection out of epoll, read (socket, then its shared ring) by
+ * one listener-wide timer, and put back in epoll, or its ring to sleep, once idle.
+ */
+#include "net_int.h"
+
+#include <errno.h>
+
+#include "counters.h"
+
+/* Polled reads, interrupt mitigation as NAPI does it for network cards. Each frame
+ * that wakes the daemon from epoll_wait costs the sender a cross-CPU wakeup (about
+ * 9 us of its sendmsg on a VM) and the daemon a loop turn. A connection that delivers
+ * data on POLL_ENTER_READS reads within POLL_ENTER_WINDOW_MS (conn_read.c), so faster
+ * than a timer would tick, leaves epoll (uv_read_stop) and is read by one listener-wide timer every
+ * POLL_PERIOD_MS instead: its sender's sendmsg finds no waiter, and the daemon takes a
+ * burst of frames per read. The price is delivery latency: a frame on a polled
+ * connection waits up to POLL_PERIOD_MS (plus the timer's slack) before it is read.
+ * A polled connection that shows nothing for POLL_IDLE_TICKS ticks goes back to epoll,
+ * and with no connection polled the timer is stopped: an idle daemon never wakes for
+ * it. */
+#define POLL_PERIOD_MS 1
+#define POLL_IDLE_TICKS 8
+
+static void on_poll_tick(uv_timer_t *t);
+
+static void poll_enter(conn *c)
+{
+    listener *l = c->l;
+    uv_read_stop((uv_stream_t *)&c->pipe); /* libuv drops the fd from epoll at its next event */
+    c->polled = 1;
+    c->poll_idle = 0;
+    c->poll_prev = NULL;
+    c->poll_next = l->polled;
+    if (l->polled)
+        l->polled->poll_prev = c;
+    l->polled = c;
+    stat_counts[POLL_SWITCHES]++;
+    if (l->n_polled++ == 0)
+        uv_timer_start(&l->poll_timer, on_poll_tick, POLL_PERIOD_MS, POLL_PERIOD_MS);
+}
+
+void conn_poll(conn *c)
+{
+    if (!c->polled)
+        poll_enter(c);
+}
+
+void conn_poll_leave(conn *c)
+{
+    listener *l = c->l;
+    if (c->poll_prev)
+        c->poll_prev->poll_next = c->poll_next;
+    else
+        l->polled = c->poll_next;
+    if (c->poll_next)
+        c->poll_next->poll_prev = c->poll_prev;
+    c->poll_prev = c->poll_next = NULL;
+    c->polled = 0;
+    c->burst_reads = 0;
+    stat_counts[POLL_EXITS]++;
+    if (--l->n_polled == 0)
+        uv_timer_stop(&l->poll_timer);
+}
+
+/* Read a polled connection until the socket is empty or the tick's share is used, as
+ * on_read would have, then its ring. Returns 1 when bytes came, 0 when none, -1 when c
+ * was closed; *more is set when bytes may remain. */
+static int poll_read(conn *c, int *more)
+{
+    uv_os_fd_t fd;
+    uv_buf_t buf;
+    int got = 0, i;
+
+    if (uv_fileno((uv_handle_t *)&c->pipe, &fd) != 0) {
+        conn_read_failed(c, UV_EBADF);
+        return -1;
+    }
+    for (i = 0; i < POLL_READS_PER_TICK; i++) {
+        if (conn_read_space(c, &buf) != 0) {
+            conn_read_failed(c, UV_ENOBUFS); /* what libuv reports for on_alloc's NULL */
+            return -1;
+        }
+        ssize_t n = conn_recv_fds(c, fd, buf.base, buf.len);
+        if (n > 0) {
+            stat_counts[POLLED_READS]++;
+            got = !c->ring_on; /* wake bytes are not data */
+            if (conn_received(c, (size_t)n, 0) != 0)
+                return -1;
+        } else if (n == 0) {
+            conn_read_failed(c, UV_EOF);
+            return -1;
+        } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            break;
+        } else if (errno != EINTR) {
+            conn_read_failed(c, uv_translate_sys_error(errno));
+            return -1;
+        }
+    }
+    if (i == POLL_READS_PER_TICK)
+        *more = 1;
+    if (c->ring_on) {
+        int r = ring_pull(c, more);
+        if (r < 0)
+            return -1;
+        got |= r;
+    }
+    return got;
+}
+
+static void on_poll_tick(uv_timer_t *t)
+{
+    listener *l = t->data;
+    int more = 0;
+
+    for (conn *c = l->polled, *next; c != NULL; c = next) {
+        next = c->poll_next; /* dispatch closes only c itself */
+        int got = poll_read(c, &more);
+        if (got > 0) {
+            c->poll_idle = 0;
+        } else if (got == 0 && ++c->poll_idle >= POLL_IDLE_TICKS) {
+            if (c->ring_on && !ring_sleep(c)) {
+                c->poll_idle = 0; /* bytes came as it was going to sleep */
+                continue;
+            }
+            conn_poll_leave(c);
+            if (conn_read_start(c) != 0)
+                conn_close(c, "cannot read");
+        }
+    }
+    if (more && l->n_polled > 0)
+        uv_timer_start(&l->poll_timer, on_poll_tick, 0, POLL_PERIOD_MS);
+}
+

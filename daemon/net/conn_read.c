@@ -1,0 +1,223 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A connection's reads from its socket: libuv's (epoll) callbacks, the reassembly of
+ * frames from whatever read path brought the bytes (socket, polled, ring), and the
+ * descriptors passed with the bytes (a Shm offer's memfd). A connection that reads
+ * faster than the poll timer would tick is handed to conn_poll.c.
+ */
+#include "net_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "counters.h"
+#include "frame.h"
+
+/* A connection that delivers data on POLL_ENTER_READS reads within
+ * POLL_ENTER_WINDOW_MS is polled (conn_poll.c says why). */
+#define POLL_ENTER_READS 3
+#define POLL_ENTER_WINDOW_MS 2
+
+int conn_read_space(conn *c, uv_buf_t *buf)
+{
+    uint8_t *p;
+    size_t n;
+    if (frame_reader_space(&c->rd, READ_WANT, &p, &n) != 0) {
+        *buf = uv_buf_init(NULL, 0);
+        return -ENOMEM;
+    }
+    *buf = uv_buf_init((char *)p, (unsigned)(n > READ_MAX ? READ_MAX : n));
+    return 0;
+}
+
+/* Both read modes and the ring come through here. */
+int conn_received(conn *c, size_t n, int from_ring)
+{
+    const uint8_t *payload;
+    size_t len;
+    int rc;
+
+    c->last_active_ms = uv_now(c->l->srv->loop);
+    if (c->ring_on && !from_ring)
+        return 0; /* wake bytes: left uncommitted, so overwritten by the next read */
+    /* One wall-clock reading for every frame of this read: they arrived together. */
+    c->l->read_now_ns = clock_now_unix_ns();
+    frame_reader_commit(&c->rd, n);
+    while ((rc = frame_reader_next(&c->rd, &payload, &len)) == 1) {
+        if (dispatch_frame(c, payload, len, from_ring) != 0)
+            return -1;
+        if (c->ring_on && !from_ring) {
+            /* Shm{start}: what follows on the socket is wake bytes; frames come from
+             * the ring, which is polled from now on. */
+            frame_reader_clear(&c->rd);
+            conn_poll(c);
+            return 0;
+        }
+    }
+    if (rc == -EMSGSIZE) {
+        conn_reject(c, FRAME_TOO_LARGE);
+        conn_close(c, "frame too large");
+        return -1;
+    }
+    return 0;
+}
+
+/* After an EOF from libuv, read what the socket still holds. libuv (1.44) reports EOF
+ * when the peer has hung up and the last read came back short, taking it for drained;
+ * but a read also comes back short where a passed descriptor (a Shm offer) splits the
+ * stream, and the frames behind it would be lost. Returns 0 when the socket is at its
+ * real end, -1 when c was closed. */
+static int drain_socket(conn *c)
+{
+    uv_os_fd_t fd;
+    uv_buf_t buf;
+    if (uv_fileno((uv_handle_t *)&c->pipe, &fd) != 0)
+        return 0;
+    for (;;) {
+        if (conn_read_space(c, &buf) != 0)
+            return 0; /* the frame in progress is lost; counted as truncated below */
+        ssize_t n = conn_recv_fds(c, fd, buf.base, buf.len);
+        if (n > 0) {
+            if (conn_received(c, (size_t)n, 0) != 0)
+                return -1;
+        } else if (n == 0 || errno != EINTR) {
+            return 0;
+        }
+    }
+}
+
+void conn_read_failed(conn *c, int err)
+{
+    if (err == UV_EOF && drain_socket(c) != 0)
+        return;
+    /* A client on its ring closed the socket after its last frames went into the
+     * ring: take them before the connection ends. */
+    if (err == UV_EOF && c->ring_on && ring_drain(c) != 0)
+        return;
+    /* No read buffer could be had: the daemon's memory, not the peer's fault, and
+     * counted as such (the frame in progress is lost with the connection). */
+    if (err == UV_ENOBUFS) {
+        conn_reject(c, NO_MEMORY);
+        conn_close(c, "no memory for the read buffer");
+        return;
+    }
+    /* A peer that leaves in the middle of a frame sent something we throw away. */
+    if (frame_reader_pending(&c->rd) > 0)
+        conn_reject(c, FRAME_TRUNCATED);
+    conn_close(c, err == UV_EOF ? NULL : uv_strerror(err));
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    conn_read_space((conn *)h, buf); /* a NULL base makes libuv report UV_ENOBUFS */
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    conn *c = (conn *)stream;
+
+    if (nread < 0) {
+        conn_read_failed(c, (int)nread);
+        return;
+    }
+    if (nread == 0)
+        return;
+    (void)buf;
+    if (uv_pipe_pending_count(&c->pipe) > 0 && conn_take_passed_fds(c) != 0)
+        return;
+    if (c->ring_on) {
+        /* A wake byte: the sleeping ring has bytes. Poll it again, starting now. */
+        int more = 0;
+        stat_counts[RING_WAKES]++;
+        c->last_active_ms = uv_now(c->l->srv->loop);
+        atomic_store_explicit(&c->ring->sleeping, 0, memory_order_relaxed);
+        conn_poll(c);
+        ring_pull(c, &more);
+        return;
+    }
+    if (conn_received(c, (size_t)nread, 0) != 0 || c->polled)
+        return;
+    /* Reads with data faster than the poll timer would tick: poll this one. */
+    uint64_t now = c->last_active_ms;
+    if (now - c->burst_ms > POLL_ENTER_WINDOW_MS) {
+        c->burst_ms = now;
+        c->burst_reads = 0;
+    }
+    if (++c->burst_reads >= POLL_ENTER_READS)
+        conn_poll(c);
+}
+
+int conn_read_start(conn *c)
+{
+    return uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
+}
+
+static void on_fd_pipe_closed(uv_handle_t *h)
+{
+    free(h);
+}
+
+/* Descriptors that came with the bytes, which libuv queues on an ipc pipe: each is
+ * taken out through a scratch pipe handle and duplicated, and conn_take_fd keeps the
+ * newest for a Shm offer. 0, or -1 when c was closed. */
+int conn_take_passed_fds(conn *c)
+{
+    while (uv_pipe_pending_count(&c->pipe) > 0) {
+        uv_pipe_t *t = malloc(sizeof(*t));
+        if (t == NULL) {
+            conn_reject(c, NO_MEMORY);
+            conn_close(c, "no memory for a passed descriptor");
+            return -1;
+        }
+        uv_pipe_init(c->l->srv->loop, t, 0);
+        uv_os_fd_t fd;
+        int dup = -1;
+        if (uv_accept((uv_stream_t *)&c->pipe, (uv_stream_t *)t) == 0 &&
+            uv_fileno((uv_handle_t *)t, &fd) == 0)
+            dup = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+        uv_close((uv_handle_t *)t, on_fd_pipe_closed);
+        if (dup >= 0)
+            conn_take_fd(c, dup);
+    }
+    return 0;
+}
+
+/* recv, taking any descriptors that came with the bytes (as libuv does for an ipc
+ * pipe in on_read): a Shm offer may arrive while the connection is polled. */
+ssize_t conn_recv_fds(conn *c, int fd, void *p, size_t n)
+{
+    union {
+        char buf[CMSG_SPACE(8 * sizeof(int))];
+        struct cmsghdr align;
+    } ctl;
+    struct iovec iov = { p, n };
+    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
+                          .msg_controllen = sizeof(ctl.buf) };
+    ssize_t got = recvmsg(fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    if (got < 0 || msg.msg_controllen == 0)
+        return got;
+    for (struct cmsghdr *cm = CMSG_FIRSTHDR(&msg); cm != NULL; cm = CMSG_NXTHDR(&msg, cm)) {
+        if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+            continue;
+        size_t k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < k; i++) {
+            int passed;
+            memcpy(&passed, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
+            conn_take_fd(c, passed);
+        }
+    }
+    return got;
+}
+
+void conn_take_fd(conn *c, int fd)
+{
+    if (c->rx_fd >= 0)
+        close(c->rx_fd);
+    c->rx_fd = fd;
+}

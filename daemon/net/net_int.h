@@ -1,0 +1,184 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * PRIVATE to daemon/net/: nothing outside this folder includes this header (the
+ * build refuses: it needs METRICSD_NET_INTERNAL, which only the metricsd_net target
+ * defines). Code outside uses net.h.
+ *
+ * The connection module in its files, each named for the family of its functions:
+ *   listener.c   listener_*: the socket, accepting, the idle timer
+ *   conn.c       conn_close, conn_reject, conn_send: a connection's life
+ *   conn_read.c  conn_read_*, conn_received, conn_recv_fds, conn_take_*: reads from
+ *                the socket (epoll) and the descriptors that come with them
+ *   conn_poll.c  conn_poll*: polled reads of a busy connection (and of its ring)
+ *   ring.c       ring_*: a client's shared ring, daemon side (docs/transport.md)
+ *   dispatch.c   dispatch_frame: the frames a client sends, handled
+ *   flight.c     flight_*: the generations in flight on a connection
+ * They call each other only through the declarations below.
+ */
+#ifndef METRICSD_NET_INT_H
+#define METRICSD_NET_INT_H
+
+#ifndef METRICSD_NET_INTERNAL
+#error "net_int.h is private to daemon/net/; include net.h"
+#endif
+
+#include <stdint.h>
+#include <sys/types.h>
+#include <uv.h>
+
+#include "counters.h"
+#include "frame.h"
+#include "net.h"
+#include "series.h"
+#include "server.h"
+#include "shmring.h"
+
+/* Reads of one polled connection (or pulls from its ring) per tick, as libuv bounds
+ * the reads per event, so a flood on one connection does not starve the others; one
+ * that uses them all is read again on the next loop turn rather than after a period. */
+#define POLL_READS_PER_TICK 32
+/* Bytes one read asks for: frame_reader's growth step and libuv's read size. */
+#define READ_WANT 16384u
+#define READ_MAX 65536u
+#define MAX_IN_FLIGHT_PER_CONN 65536u
+
+/* ---- flight.c ---- */
+
+/* Generations in flight on one connection: gen_id -> series, open addressing with
+ * linear probing and backward-shift deletion. gen_id 0 is never tracked. */
+typedef struct flight_slot {
+    uint64_t gen_id;
+    series *s;
+} flight_slot;
+
+typedef struct flight_table {
+    flight_slot *slot;
+    uint32_t n, cap;
+} flight_table;
+
+/* Track id -> s. 0 when added, 1 when id was already there (left as it was),
+ * -ENOMEM. */
+int flight_put(flight_table *t, uint64_t id, series *s);
+/* Untrack id: its series, or NULL when id was not in flight. */
+series *flight_take(flight_table *t, uint64_t id);
+/* A generation of s went out of flight now (energy attribution's end time, the
+ * server's in-flight count). */
+void flight_end(server *srv, series *s);
+/* End every generation in t as abandoned (its connection is closing); t is empty
+ * after, its memory kept for flight_free. */
+void flight_end_all(flight_table *t, server *srv);
+void flight_free(flight_table *t);
+
+/* ---- the connection and the listener ---- */
+
+typedef struct conn {
+    uv_pipe_t pipe; /* first: the handle's address is the connection's */
+    listener *l;
+    frame_reader rd;
+    uint32_t uid;
+    int32_t pid;
+    char name[64];
+    flight_table flights;
+    uint64_t last_active_ms;
+    size_t write_queued;
+    int closing;
+    int served;     /* sent generations: its pid is in some series' process list */
+    int is_spare;   /* the listener's reserve connection (see listener.spare) */
+    /* Polled mode (conn_poll.c): out of epoll, read by listener.poll_timer. */
+    int polled;
+    unsigned poll_idle;   /* ticks in a row with nothing read */
+    uint64_t burst_ms;    /* start of the window in which burst_reads are counted */
+    unsigned burst_reads;
+    /* The shared ring (ring.c, docs/transport.md). Once ring_on, frames come from the
+     * ring only and the socket carries wake bytes, which are thrown away. */
+    shmring_hdr *ring;
+    size_t ring_map_len;
+    uint32_t ring_bytes; /* our copy: the header's is the client's to scribble on */
+    uint64_t ring_head;  /* bytes taken, our own count */
+    int ring_on;
+    int rx_fd;           /* a descriptor that came with the bytes, not yet claimed */
+    struct conn *prev, *next;
+    struct conn *poll_prev, *poll_next; /* listener.polled */
+} conn;
+
+struct listener {
+    server *srv;
+    uv_pipe_t pipe;
+    uv_timer_t idle_timer;
+    uv_timer_t poll_timer; /* runs only while some connection is polled */
+    frame_arena arena;
+    conn *conns;
+    conn *polled;
+    uint32_t n_polled;
+    uint32_t max_clients;
+    int64_t read_now_ns; /* clock_now_unix_ns() at the read being dispatched */
+    int own_path; /* we created the socket file */
+    /* One connection kept aside for when malloc fails: the pending connection must
+     * still be accepted (and closed), or libuv stops watching the listening socket. */
+    conn *spare;
+};
+
+/* ---- conn.c ---- */
+
+/* Close c (once): its generations in flight end as abandoned, why (or nothing) is
+ * logged. c is freed when libuv has closed the handle. */
+void conn_close(conn *c, const char *why);
+/* Count a refused input by its reason, with a rate-limited log line naming the peer. */
+void conn_reject(conn *c, enum reject_reason why);
+/* Queue a reply (data is malloc'd and taken); a peer too slow to read is closed. */
+void conn_send(conn *c, uint8_t *data, size_t len);
+
+/* ---- conn_read.c ---- */
+
+/* Read c from epoll (libuv's uv_read_start). 0 or a libuv error. */
+int conn_read_start(conn *c);
+/* Room in c's frame reader for the next read; 0, or -ENOMEM (buf empty then). */
+int conn_read_space(conn *c, uv_buf_t *buf);
+/* Bytes that arrived at the place conn_read_space gave (from the socket, or from
+ * the ring when from_ring): every whole frame dispatched. Socket bytes of a connection
+ * on its ring are wake bytes and are dropped. 0 to go on, -1 when c was closed. */
+int conn_received(conn *c, size_t n, int from_ring);
+/* The read ended the connection: err is UV_EOF when the peer closed it, else a libuv
+ * error (UV_ENOBUFS when no read buffer could be had). What the socket and the ring
+ * still hold is taken first; c is closed. */
+void conn_read_failed(conn *c, int err);
+/* recv that keeps descriptors passed with the bytes (conn_take_fd), as libuv does for
+ * an ipc pipe: a Shm offer may arrive while c is polled. As recv returns. */
+ssize_t conn_recv_fds(conn *c, int fd, void *p, size_t n);
+/* The descriptors libuv queued on c's ipc pipe, taken (on_read). 0, or -1 when c was
+ * closed. */
+int conn_take_passed_fds(conn *c);
+/* A descriptor passed with the bytes: kept for a Shm offer (an older unclaimed one is
+ * closed). */
+void conn_take_fd(conn *c, int fd);
+
+/* ---- conn_poll.c ---- */
+
+/* Read c by the listener's poll timer instead of epoll (its reads come faster than
+ * the timer ticks, its ring was switched on, or its ring woke). No-op when polled. */
+void conn_poll(conn *c);
+/* Out of the polled list; the caller restarts reading or is closing c. */
+void conn_poll_leave(conn *c);
+
+/* ---- ring.c ---- */
+
+/* Map the ring a Shm offer names (fd: the descriptor that came with it; the caller
+ * closes it). NULL, or why it was refused. */
+const char *ring_map(conn *c, int fd, uint32_t bytes);
+/* Take what the ring holds into c's frames: 1 when bytes came, 0 when none, -1 when c
+ * was closed (a corrupt ring). *more is set when bytes may remain. */
+int ring_pull(conn *c, int *more);
+/* ring_pull until the ring is empty (EOF, shutdown). 0, or -1 when c was closed. */
+int ring_drain(conn *c);
+/* The ring was idle: try to sleep. 1 when it did (the socket's wake byte brings it
+ * back), 0 when bytes came in the meantime. */
+int ring_sleep(conn *c);
+/* Unmap c's ring and close a descriptor not yet claimed. */
+void ring_unmap(conn *c);
+
+/* ---- dispatch.c ---- */
+
+/* Handle one frame's payload. Returns 0, or -1 when c was closed. */
+int dispatch_frame(conn *c, const uint8_t *payload, size_t len, int from_ring);
+
+#endif
