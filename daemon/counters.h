@@ -35,7 +35,7 @@
     X(RING_INVALID, "ring_invalid")                                                    \
     X(RING_CORRUPT, "ring_corrupt")
 
-/* Other counters. poll_switches: connections switched to polled reads (listener.c,
+/* Other counters. poll_switches: connections switched to polled reads (net/conn_poll.c,
  * POLL_*); poll_exits: polled connections that went back to epoll or closed, so
  * poll_switches - poll_exits are polled now; polled_reads: reads with data in polled
  * mode. rings: shared rings accepted (docs/transport.md); ring_reads: copies out of a

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * A fake libnvidia-ml for the tests: it exports exactly the NVML functions
- * daemon/sampler_nvml.c uses and plays back values from a script file named by
+ * daemon/power/sampler_nvml.c uses and plays back values from a script file named by
  * $FAKE_NVML_SCRIPT, re-read on every nvmlDeviceGetCount_v2 (once per sampler tick),
  * so a test scripts time by rewriting the file. Lines are key=value:
  *

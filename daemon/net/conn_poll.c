@@ -9,20 +9,6 @@
 
 #include "counters.h"
 
-/* Polled reads, interrupt mitigation as NAPI does it for network cards. Each frame
- * that wakes the daemon from epoll_wait costs the sender a cross-CPU wakeup (about
- * 9 us of its sendmsg on a VM) and the daemon a loop turn. A connection that delivers
- * data on POLL_ENTER_READS reads within POLL_ENTER_WINDOW_MS (conn_read.c), so faster
- * than a timer would tick, leaves epoll (uv_read_stop) and is read by one listener-wide timer every
- * POLL_PERIOD_MS instead: its sender's sendmsg finds no waiter, and the daemon takes a
- * burst of frames per read. The price is delivery latency: a frame on a polled
- * connection waits up to POLL_PERIOD_MS (plus the timer's slack) before it is read.
- * A polled connection that shows nothing for POLL_IDLE_TICKS ticks goes back to epoll,
- * and with no connection polled the timer is stopped: an idle daemon never wakes for
- * it. */
-#define POLL_PERIOD_MS 1
-#define POLL_IDLE_TICKS 8
-
 static void on_poll_tick(uv_timer_t *t);
 
 static void poll_enter(conn *c)

@@ -18,11 +18,6 @@
 #include "counters.h"
 #include "frame.h"
 
-/* A connection that delivers data on POLL_ENTER_READS reads within
- * POLL_ENTER_WINDOW_MS is polled (conn_poll.c says why). */
-#define POLL_ENTER_READS 3
-#define POLL_ENTER_WINDOW_MS 2
-
 int conn_read_space(conn *c, uv_buf_t *buf)
 {
     uint8_t *p;

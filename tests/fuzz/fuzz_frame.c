@@ -27,9 +27,9 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-/* The listener's arena size (listener.c). */
+/* The listener's arena size (daemon/net/listener.c). */
 #define ARENA_BYTES (8u << 20)
-/* The listener asks for this much room before each read (listener.c on_alloc). */
+/* The listener asks for this much room before each read (daemon/net/net_int.h, READ_WANT). */
 #define READ_ROOM 16384u
 #define MAX_FRAMES 256
 

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * polltest: the daemon's two ways of reading a connection (epoll, and polled by a
- * timer once a connection is busy; daemon/listener.c, POLL_*) deliver exactly the same.
+ * timer once a connection is busy; daemon/net/net_int.h, POLL_*) deliver exactly the same.
  * One connection sends fast until the daemon polls it, then a burst, then nothing until
  * it is back on epoll, then slowly; raw connections leave in the middle of a frame and
  * send an oversized length while polled. Every event is counted, exactly.

@@ -21,7 +21,7 @@
 
 #include "rlib.h"
 
-/* The daemon's arena (listener.c): 8 MiB per frame. */
+/* The daemon's arena (daemon/net/listener.c): 8 MiB per frame. */
 #define DAEMON_ARENA (8u << 20)
 
 /* ---- protobuf by hand, for what protobuf-c would never write ---- */

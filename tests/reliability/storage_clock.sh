@@ -12,7 +12,7 @@
 # A live generation spans the P1->P2 and P2->P3 jumps (begin, jump, first token): its
 # TTFT, measured on CLOCK_MONOTONIC by the library, is the real wait, not +-hours.
 # Checked: clock_steps counts the jumps; every key lies where the rule at
-# server_now_unix_ns (daemon/main.c) puts it; at P4 and after a restart `stats` serves
+# clock_now_unix_ns (daemon/clock.c) puts it; at P4 and after a restart `stats` serves
 # all 8,000 generations with exact counts and percentiles (the P2 keys lie two hours
 # after "now" then: windows are open at the top); the database is sound.
 . "$(dirname "$0")/storage_lib.sh"
