@@ -104,6 +104,7 @@ int config_parse_args(config *cfg, int argc, char **argv, char *why, size_t why_
     int c, level;
 
     why[0] = '\0';
+    optind = 0; /* glibc: start afresh, so a second parse (a test, a reload) works */
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
         case O_SOCKET:

@@ -12,3 +12,5 @@ metricsd_unit_test(test_rollup_wire SOURCES test_rollup_wire.c LIBS metricsd_cor
 target_include_directories(test_rollup_wire PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/support)
 metricsd_unit_test(test_wire SOURCES test_wire.c LIBS metricsd_proto)
 target_include_directories(test_wire PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/support)
+metricsd_unit_test(test_config SOURCES test_config.c LIBS metricsd_core)
+metricsd_unit_test(test_clock SOURCES test_clock.c LIBS metricsd_core)

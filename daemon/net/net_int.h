@@ -36,14 +36,14 @@
 /* Polled reads, interrupt mitigation as NAPI does it for network cards. Each frame
  * that wakes the daemon from epoll_wait costs the sender a cross-CPU wakeup (about
  * 9 us of its sendmsg on a VM) and the daemon a loop turn. A connection that delivers
- * data on POLL_ENTER_READS reads within POLL_ENTER_WINDOW_MS (conn_read.c), so
- * faster than a timer would tick, leaves epoll (uv_read_stop) and is read by one
- * listener-wide timer every POLL_PERIOD_MS instead (conn_poll.c): its sender's sendmsg finds no waiter, and the daemon takes a
- * burst of frames per read. The price is delivery latency: a frame on a polled
- * connection waits up to POLL_PERIOD_MS (plus the timer's slack) before it is read.
- * A polled connection that shows nothing for POLL_IDLE_TICKS ticks goes back to epoll,
- * and with no connection polled the timer is stopped: an idle daemon never wakes for
- * it. */
+ * data on POLL_ENTER_READS reads within POLL_ENTER_WINDOW_MS (conn_read.c), so faster
+ * than a timer would tick, leaves epoll (uv_read_stop) and is read by one
+ * listener-wide timer every POLL_PERIOD_MS instead (conn_poll.c): its sender's
+ * sendmsg finds no waiter, and the daemon takes a burst of frames per read. The price
+ * is delivery latency: a frame on a polled connection waits up to POLL_PERIOD_MS (plus
+ * the timer's slack) before it is read. A polled connection that shows nothing for
+ * POLL_IDLE_TICKS ticks goes back to epoll, and with no connection polled the timer is
+ * stopped: an idle daemon never wakes for it. */
 #define POLL_PERIOD_MS 1
 #define POLL_ENTER_READS 3
 #define POLL_ENTER_WINDOW_MS 2

@@ -98,13 +98,14 @@ int sampler_proc_rss(const char *proc_root, int32_t pid, uint64_t *bytes);
 
 /* Shared helpers for sysfs-style files (sampler_sysfs.c). */
 /* Read the first line of dir/name (trailing newline removed). 0 or -errno. */
-int sysfs_read_str(const char *dir, const char *name, char *buf, size_t n);
+int sampler_sysfs_read_str(const char *dir, const char *name, char *buf, size_t n);
 /* Read one integer. 0, -errno, or -EINVAL when the text is not a number. */
-int sysfs_read_i64(const char *dir, const char *name, int64_t *out);
+int sampler_sysfs_read_i64(const char *dir, const char *name, int64_t *out);
 /* Write a reason or note into buf (SAMPLER_REASON bytes), cut short when long. */
 void sampler_why(char *buf, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* snprintf into buf of n bytes; returns 0 or -ENAMETOOLONG. */
-int sysfs_path(char *buf, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int sampler_sysfs_path(char *buf, size_t n, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* CPU time from /proc/stat's first line: busy and total jiffies. 0 or -errno. */
 int sampler_proc_stat(const char *proc_root, uint64_t *busy, uint64_t *total);

@@ -23,7 +23,7 @@ static int amdgpu_open(sampler *s, const sampler_env *env)
     if (p == NULL)
         return -ENOMEM;
     s->priv = p;
-    return sysfs_path(p->root, sizeof(p->root), "%s/class/drm", env->sysfs_root);
+    return sampler_sysfs_path(p->root, sizeof(p->root), "%s/class/drm", env->sysfs_root);
 }
 
 static void amdgpu_close(sampler *s)
@@ -46,7 +46,7 @@ static void read_hwmon(const char *dev, sample_device *d)
 {
     char hw[4096], dir[4096 + 300];
     int64_t v;
-    if (sysfs_path(hw, sizeof(hw), "%s/hwmon", dev) != 0)
+    if (sampler_sysfs_path(hw, sizeof(hw), "%s/hwmon", dev) != 0)
         return;
     DIR *dp = opendir(hw);
     if (dp == NULL) {
@@ -55,13 +55,14 @@ static void read_hwmon(const char *dev, sample_device *d)
     }
     for (struct dirent *e; (e = readdir(dp)) != NULL;) {
         if (strncmp(e->d_name, "hwmon", 5) != 0 ||
-            sysfs_path(dir, sizeof(dir), "%s/%s", hw, e->d_name) != 0)
+            sampler_sysfs_path(dir, sizeof(dir), "%s/%s", hw, e->d_name) != 0)
             continue;
-        if (sysfs_read_i64(dir, "power1_average", &v) == 0 || sysfs_read_i64(dir, "power1_input", &v) == 0) {
+        if (sampler_sysfs_read_i64(dir, "power1_average", &v) == 0 ||
+            sampler_sysfs_read_i64(dir, "power1_input", &v) == 0) {
             d->power_w = (double)v * 1e-6;
             d->have |= SD_POWER;
         }
-        if (sysfs_read_i64(dir, "temp1_input", &v) == 0) {
+        if (sampler_sysfs_read_i64(dir, "temp1_input", &v) == 0) {
             d->temp_c = (double)v / 1000.0;
             d->have |= SD_TEMP;
         }
@@ -86,21 +87,23 @@ static int amdgpu_read(sampler *s, sample_set *out)
     }
     for (struct dirent *e; (e = readdir(dp)) != NULL && out->n < SAMPLER_MAX_DEVICES;) {
         if (!is_card(e->d_name) ||
-            sysfs_path(dev, sizeof(dev), "%s/%s/device", p->root, e->d_name) != 0 ||
-            sysfs_read_i64(dev, "gpu_busy_percent", &v) != 0)
+            sampler_sysfs_path(dev, sizeof(dev), "%s/%s/device", p->root, e->d_name) != 0 ||
+            sampler_sysfs_read_i64(dev, "gpu_busy_percent", &v) != 0)
             continue;
         sample_device *d = &out->dev[out->n++];
         memset(d, 0, sizeof(*d));
         d->kind = SK_GPU;
         char product[48];
-        if (sysfs_read_str(dev, "product_name", product, sizeof(product)) == 0 && product[0])
+        if (sampler_sysfs_read_str(dev, "product_name", product, sizeof(product)) == 0 &&
+            product[0])
             snprintf(d->name, sizeof(d->name), "%.40s (%.12s)", product, e->d_name);
         else
             snprintf(d->name, sizeof(d->name), "amdgpu %.40s", e->d_name);
         d->util_pct = (double)v;
         d->have |= SD_UTIL;
-        if (sysfs_read_i64(dev, "mem_info_vram_used", &used) == 0 &&
-            sysfs_read_i64(dev, "mem_info_vram_total", &total) == 0 && used >= 0 && total >= 0) {
+        if (sampler_sysfs_read_i64(dev, "mem_info_vram_used", &used) == 0 &&
+            sampler_sysfs_read_i64(dev, "mem_info_vram_total", &total) == 0 && used >= 0 &&
+            total >= 0) {
             d->mem_used = (uint64_t)used;
             d->mem_total = (uint64_t)total;
             d->have |= SD_MEM;

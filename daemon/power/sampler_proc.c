@@ -16,7 +16,7 @@ int sampler_proc_rss(const char *proc_root, int32_t pid, uint64_t *bytes)
     char path[4096], line[256];
     if (pid <= 0)
         return -EINVAL;
-    if (sysfs_path(path, sizeof(path), "%s/%d/status", proc_root, (int)pid) != 0)
+    if (sampler_sysfs_path(path, sizeof(path), "%s/%d/status", proc_root, (int)pid) != 0)
         return -ENAMETOOLONG;
     FILE *f = fopen(path, "re");
     if (f == NULL)
@@ -39,7 +39,7 @@ int sampler_proc_stat(const char *proc_root, uint64_t *busy, uint64_t *total)
 {
     char path[4096], line[512];
     unsigned long long v[10] = { 0 };
-    if (sysfs_path(path, sizeof(path), "%s/stat", proc_root) != 0)
+    if (sampler_sysfs_path(path, sizeof(path), "%s/stat", proc_root) != 0)
         return -ENAMETOOLONG;
     FILE *f = fopen(path, "re");
     if (f == NULL)

@@ -61,7 +61,7 @@ static int rapl_open(sampler *s, const sampler_env *env)
         return -ENOMEM;
     s->priv = p;
     p->proc_root = env->proc_root;
-    if (sysfs_path(p->root, sizeof(p->root), "%s/class/powercap", env->sysfs_root) != 0)
+    if (sampler_sysfs_path(p->root, sizeof(p->root), "%s/class/powercap", env->sysfs_root) != 0)
         return -ENAMETOOLONG;
     DIR *dp = opendir(p->root);
     if (dp == NULL) {
@@ -72,11 +72,11 @@ static int rapl_open(sampler *s, const sampler_env *env)
             rapl_pkg *k = &p->pkg[p->n_pkg];
             int64_t v;
             if (!is_package_dir(e->d_name) ||
-                sysfs_path(k->dir, sizeof(k->dir), "%s/%s", p->root, e->d_name) != 0 ||
-                sysfs_read_str(k->dir, "name", k->name, sizeof(k->name)) != 0 ||
+                sampler_sysfs_path(k->dir, sizeof(k->dir), "%s/%s", p->root, e->d_name) != 0 ||
+                sampler_sysfs_read_str(k->dir, "name", k->name, sizeof(k->name)) != 0 ||
                 strncmp(k->name, "package", 7) != 0)
                 continue;
-            k->max_range = sysfs_read_i64(k->dir, "max_energy_range_uj", &v) == 0 && v > 0
+            k->max_range = sampler_sysfs_read_i64(k->dir, "max_energy_range_uj", &v) == 0 && v > 0
                                ? (uint64_t)v
                                : 0;
             p->n_pkg++;
@@ -124,7 +124,7 @@ static int rapl_read(sampler *s, sample_set *out)
         memset(d, 0, sizeof(*d));
         d->kind = SK_CPU;
         snprintf(d->name, sizeof(d->name), "cpu %s", k->name);
-        int rc = sysfs_read_i64(k->dir, "energy_uj", &v);
+        int rc = sampler_sysfs_read_i64(k->dir, "energy_uj", &v);
         if (rc != 0 || v < 0) {
             sampler_why(d->note, "energy_uj: %s%s", strerror(rc ? -rc : EINVAL),
                      rc == -EACCES ? " (root only since Linux 5.10)" : "");

@@ -13,7 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
-int sysfs_path(char *buf, size_t n, const char *fmt, ...)
+int sampler_sysfs_path(char *buf, size_t n, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -30,10 +30,10 @@ void sampler_why(char *buf, const char *fmt, ...)
     va_end(ap);
 }
 
-int sysfs_read_str(const char *dir, const char *name, char *buf, size_t n)
+int sampler_sysfs_read_str(const char *dir, const char *name, char *buf, size_t n)
 {
     char path[4096];
-    int rc = sysfs_path(path, sizeof(path), "%s/%s", dir, name);
+    int rc = sampler_sysfs_path(path, sizeof(path), "%s/%s", dir, name);
     if (rc != 0)
         return rc;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -49,10 +49,10 @@ int sysfs_read_str(const char *dir, const char *name, char *buf, size_t n)
     return 0;
 }
 
-int sysfs_read_i64(const char *dir, const char *name, int64_t *out)
+int sampler_sysfs_read_i64(const char *dir, const char *name, int64_t *out)
 {
     char buf[64], *end;
-    int rc = sysfs_read_str(dir, name, buf, sizeof(buf));
+    int rc = sampler_sysfs_read_str(dir, name, buf, sizeof(buf));
     if (rc != 0)
         return rc;
     errno = 0;

@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Unit tests of daemon/clock: minute arithmetic, the real clock's reading, and the one
+ * test seam (a source set is what the clock returns; NULL gives the real clock back).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+#include "clock.h"
+
+static void minutes_of_unix_ns(void **state)
+{
+    (void)state;
+    assert_int_equal(NS_PER_MIN, 60ll * 1000 * 1000 * 1000);
+    assert_int_equal(clock_minute_of(0), 0);
+    assert_int_equal(clock_minute_of(NS_PER_MIN - 1), 0);
+    assert_int_equal(clock_minute_of(NS_PER_MIN), 1);
+    /* 2026-12-01 21:30:20 UTC is 1796160620 s: minute 29936010, 20 s in. */
+    assert_int_equal(clock_minute_of(1796160620ll * 1000000000), 29936010u);
+}
+
+static int64_t fixed_ns;
+static int64_t fixed(void)
+{
+    return fixed_ns;
+}
+
+static int64_t realtime_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void real_clock_follows_realtime(void **state)
+{
+    (void)state;
+    int64_t before = realtime_ns(), now = clock_now_unix_ns(), after = realtime_ns();
+    /* No step happens between the readings; 1 ms of slack for NTP's slewing, which
+     * the absorption of small steps back may carry over from an earlier call. */
+    assert_true(now >= before - 1000000 && now <= after + 1000000);
+}
+
+static void the_seam_sets_the_time_and_gives_it_back(void **state)
+{
+    (void)state;
+    clock_set_source_for_test(fixed);
+    fixed_ns = 5 * NS_PER_MIN + 7;
+    assert_int_equal(clock_now_unix_ns(), 5 * NS_PER_MIN + 7);
+    /* Set back by an hour: returned as is (the step rule is the real clock's). */
+    fixed_ns -= 60 * NS_PER_MIN;
+    assert_int_equal(clock_now_unix_ns(), -55 * NS_PER_MIN + 7);
+    clock_set_source_for_test(NULL);
+    int64_t before = realtime_ns(), now = clock_now_unix_ns(), after = realtime_ns();
+    assert_true(now >= before - 1000000 && now <= after + 1000000);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(minutes_of_unix_ns),
+        cmocka_unit_test(real_clock_follows_realtime),
+        cmocka_unit_test(the_seam_sets_the_time_and_gives_it_back),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

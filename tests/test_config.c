@@ -1,0 +1,160 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Unit tests of daemon/config: the defaults, each kind of flag, the usage errors
+ * returned as text (never an exit), and the default paths taken from the environment.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "config.h"
+#include "log.h"
+
+static int parse(config *cfg, char *why, size_t n, ...)
+{
+    char *argv[32] = { "metricsd" };
+    int argc = 1;
+    va_list ap;
+    va_start(ap, n);
+    for (char *a; (a = va_arg(ap, char *)) != NULL && argc < 31;)
+        argv[argc++] = a;
+    va_end(ap);
+    config_defaults(cfg);
+    return config_parse_args(cfg, argc, argv, why, n);
+}
+
+static void defaults_are_the_documented_ones(void **state)
+{
+    (void)state;
+    config c;
+    config_defaults(&c);
+    /* The defaults config_usage states. */
+    assert_int_equal(c.flush_ms, 1000);
+    assert_int_equal(c.idle_timeout_ms, 600000);
+    assert_int_equal(c.max_series, 1000);
+    assert_int_equal(c.max_pending, 65536);
+    assert_int_equal(c.max_clients, 0);
+    assert_int_equal(c.map_max, (size_t)16384 << 20);
+    assert_int_equal(c.map_initial, 0);
+    assert_int_equal(c.sample_ms, 1000);
+    assert_int_equal(c.log_level, -1);
+    assert_int_equal(c.no_sync, 0);
+    assert_string_equal(c.socket_path, "");
+    assert_string_equal(c.db_dir, "");
+}
+
+static void flags_set_their_fields(void **state)
+{
+    (void)state;
+    config c;
+    char why[256];
+    int rc = parse(&c, why, sizeof(why), "--socket", "/run/x/m.sock", "--db", "/var/m",
+                   "--flush-interval", "250", "--idle-timeout", "5000", "--max-series", "7",
+                   "--max-clients", "9", "--max-pending", "11", "--map-max", "3",
+                   "--map-initial", "2", "--sample-interval", "0", "--sysfs-root", "/fx/sys",
+                   "--proc-root", "/fx/proc", "--log-level", "debug", "--no-sync", NULL);
+    assert_int_equal(rc, CONFIG_RUN);
+    assert_string_equal(c.socket_path, "/run/x/m.sock");
+    assert_string_equal(c.db_dir, "/var/m");
+    assert_int_equal(c.flush_ms, 250);
+    assert_int_equal(c.idle_timeout_ms, 5000);
+    assert_int_equal(c.max_series, 7);
+    assert_int_equal(c.max_clients, 9);
+    assert_int_equal(c.max_pending, 11);
+    assert_int_equal(c.map_max, (size_t)3 << 20); /* MB */
+    assert_int_equal(c.map_initial, (size_t)2 << 20);
+    assert_int_equal(c.sample_ms, 0); /* 0 is allowed here: sampling off */
+    assert_string_equal(c.sysfs_root, "/fx/sys");
+    assert_string_equal(c.proc_root, "/fx/proc");
+    assert_int_equal(c.log_level, LOG_DEBUG);
+    assert_int_equal(c.no_sync, 1);
+}
+
+static void usage_errors_come_back_as_text(void **state)
+{
+    (void)state;
+    config c;
+    char why[256];
+    assert_int_equal(parse(&c, why, sizeof(why), "--flush-interval", "0", NULL), CONFIG_USAGE);
+    assert_string_equal(why, "bad value '0' for --flush-interval");
+    assert_int_equal(parse(&c, why, sizeof(why), "--max-series", "-5", NULL), CONFIG_USAGE);
+    assert_string_equal(why, "bad value '-5' for --max-series");
+    assert_int_equal(parse(&c, why, sizeof(why), "--idle-timeout", "86400001", NULL),
+                     CONFIG_USAGE);
+    assert_string_equal(why, "bad value '86400001' for --idle-timeout");
+    assert_int_equal(parse(&c, why, sizeof(why), "--log-level", "loud", NULL), CONFIG_USAGE);
+    assert_string_equal(why, "bad value 'loud' for --log-level");
+    assert_int_equal(parse(&c, why, sizeof(why), "--sysfs-root", "", NULL), CONFIG_USAGE);
+    assert_string_equal(why, "bad value '' for --sysfs-root");
+    assert_int_equal(parse(&c, why, sizeof(why), "extra", NULL), CONFIG_USAGE);
+    assert_string_equal(why, "unexpected argument 'extra'");
+
+    char longpath[200];
+    memset(longpath, 'a', sizeof(longpath) - 1);
+    longpath[0] = '/';
+    longpath[sizeof(longpath) - 1] = '\0';
+    assert_int_equal(parse(&c, why, sizeof(why), "--socket", longpath, NULL), CONFIG_USAGE);
+    /* sun_path is 108 bytes with its NUL. */
+    assert_string_equal(why, "socket path too long (at most 107 bytes)");
+}
+
+static void help_and_version_are_results(void **state)
+{
+    (void)state;
+    config c;
+    char why[256];
+    assert_int_equal(parse(&c, why, sizeof(why), "--help", NULL), CONFIG_HELP);
+    assert_int_equal(parse(&c, why, sizeof(why), "--version", NULL), CONFIG_VERSION);
+    /* The first of them wins, as the flags are read in order. */
+    assert_int_equal(parse(&c, why, sizeof(why), "--version", "--help", NULL), CONFIG_VERSION);
+    assert_int_equal(parse(&c, why, sizeof(why), "--flush-interval", "x", "--help", NULL),
+                     CONFIG_USAGE);
+}
+
+static void finish_fills_paths_from_the_environment(void **state)
+{
+    (void)state;
+    config c;
+    char why[256], tmp[] = "/tmp/metricsd-test-config-XXXXXX", want[128];
+    assert_non_null(mkdtemp(tmp));
+    setenv("METRICSD_SOCKET", "/run/test/metricsd.sock", 1);
+    setenv("XDG_STATE_HOME", tmp, 1);
+    assert_int_equal(parse(&c, why, sizeof(why), NULL), CONFIG_RUN);
+    assert_int_equal(config_finish(&c, why, sizeof(why)), CONFIG_RUN);
+    assert_string_equal(c.socket_path, "/run/test/metricsd.sock");
+    snprintf(want, sizeof(want), "%s/metricsd", tmp);
+    assert_string_equal(c.db_dir, want);
+
+    /* Given paths are kept. */
+    assert_int_equal(parse(&c, why, sizeof(why), "--socket", "/s", "--db", "/d", NULL), CONFIG_RUN);
+    assert_int_equal(config_finish(&c, why, sizeof(why)), CONFIG_RUN);
+    assert_string_equal(c.socket_path, "/s");
+    assert_string_equal(c.db_dir, "/d");
+
+    /* No state directory and no home: a failure that says what to do. */
+    unsetenv("XDG_STATE_HOME");
+    unsetenv("HOME");
+    assert_int_equal(parse(&c, why, sizeof(why), NULL), CONFIG_RUN);
+    assert_int_equal(config_finish(&c, why, sizeof(why)), CONFIG_FAILED);
+    assert_string_equal(why, "no $XDG_STATE_HOME or $HOME for the database; use --db");
+    assert_int_equal(rmdir(tmp), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(defaults_are_the_documented_ones),
+        cmocka_unit_test(flags_set_their_fields),
+        cmocka_unit_test(usage_errors_come_back_as_text),
+        cmocka_unit_test(help_and_version_are_results),
+        cmocka_unit_test(finish_fills_paths_from_the_environment),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
