@@ -21,7 +21,7 @@ int main(int argc, char **argv)
     metricsd_client *c;
     if (argc < 2 || metricsd_connect(&c, argv[1], "install-test") != 0)
         return 1;
-    metricsd_gen *g = metricsd_begin(c, "installed-model", &(metricsd_gen_opts){ .backend = "cpu" });
+    metricsd_gen *g = metricsd_begin(c, "installed-model", &(metricsd_gen_opts){ .size = sizeof(metricsd_gen_opts), .backend = "cpu" });
     metricsd_first_token(g);
     metricsd_token(g);
     int rc = metricsd_end(g, METRICSD_OK);
