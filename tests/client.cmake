@@ -4,3 +4,8 @@ metricsd_unit_test(test_sendbuf SOURCES test_sendbuf.c LIBS metricsd_client_inte
 # The same program with tokens on the monotonic clock instead of the TSC (client-lib/ticks.c).
 add_test(NAME test_client_monotonic COMMAND test_client)
 set_tests_properties(test_client_monotonic PROPERTIES ENVIRONMENT "METRICSD_CLOCK=monotonic")
+
+# The installed archive exports only metricsd_*, as the shared library does.
+add_test(NAME client_static_archive COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/integration/static_archive.sh
+  $<TARGET_FILE:metricsd_static> $<TARGET_FILE:metricsd>)
+set_tests_properties(client_static_archive PROPERTIES ENVIRONMENT "SANITIZE=${METRICSD_SANITIZE}")
