@@ -9,3 +9,8 @@ set_tests_properties(test_client_monotonic PROPERTIES ENVIRONMENT "METRICSD_CLOC
 add_test(NAME client_static_archive COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/integration/static_archive.sh
   $<TARGET_FILE:metricsd_static> $<TARGET_FILE:metricsd>)
 set_tests_properties(client_static_archive PROPERTIES ENVIRONMENT "SANITIZE=${METRICSD_SANITIZE}")
+
+# An engine's build: client-only without libuv/LMDB, and metricsd as a subproject.
+add_test(NAME client_embed_build COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/integration/embed.sh
+  ${PROJECT_SOURCE_DIR} ${CMAKE_CURRENT_BINARY_DIR}/embed)
+set_tests_properties(client_embed_build PROPERTIES TIMEOUT 300)
