@@ -1230,10 +1230,30 @@ static void *qsrv_thread(void *p)
         ds.version = "test";
         ds.n_counters = 2;
         ds.counters = kp;
+        Metricsd__PowerDevice d1 = METRICSD__POWER_DEVICE__INIT, d2 = METRICSD__POWER_DEVICE__INIT;
+        Metricsd__PowerDevice *dp[2] = { &d1, &d2 };
+        d1.name = "gpu0";
+        d1.has_power_w = 1;
+        d1.power_w = 50;
+        d2.name = "BAT0";
+        d2.has_ac_online = 1;
+        d2.ac_online = 1;
+        Metricsd__PowerProcess pr = METRICSD__POWER_PROCESS__INIT, *prp = &pr;
+        char *pm[2] = { "alpha", "beta" };
+        pr.has_pid = 1;
+        pr.pid = 4242;
+        pr.n_models = 2;
+        pr.models = pm;
+        Metricsd__PowerReport power = METRICSD__POWER_REPORT__INIT;
+        power.n_devices = 2;
+        power.devices = dp;
+        power.n_processes = 1;
+        power.processes = &prp;
         Metricsd__Reply rep = METRICSD__REPLY__INIT;
         rep.n_series = 2;
         rep.series = sp;
         rep.status = &ds;
+        rep.power = &power;
         Metricsd__Envelope out = METRICSD__ENVELOPE__INIT;
         out.msg_case = METRICSD__ENVELOPE__MSG_REPLY;
         out.reply = &rep;
@@ -1330,8 +1350,8 @@ static void test_sizes_honoured(void **state)
     conn_free(&k);
     srv_done(&s);
 
-    /* The query side against a fake daemon: three queries. */
-    qsrv q = { .n = 3 };
+    /* The query side against a fake daemon: four queries. */
+    qsrv q = { .n = 4 };
     pthread_t th;
     srv_init(&q.s);
     srv_listen(&q.s);
@@ -1388,6 +1408,20 @@ static void test_sizes_honoured(void **state)
     assert_int_equal(ds->counters[1]->value, 7);
     assert_int_equal(ds->n_rejected, 0);
     metricsd_daemon_status_free(ds);
+
+    assert_int_equal(metricsd_query_power(&qo, &pw), 0);
+    assert_int_equal(pw->size, sizeof(metricsd_power));
+    assert_int_equal(pw->n_devices, 2);
+    assert_int_equal(pw->devices[1]->size, sizeof(metricsd_power_device));
+    assert_string_equal(pw->devices[0]->name, "gpu0");
+    assert_true(pw->devices[0]->power_w == 50);
+    assert_string_equal(pw->devices[1]->name, "BAT0");
+    assert_int_equal(pw->devices[1]->ac_online, 1);
+    assert_int_equal(pw->n_processes, 1);
+    assert_int_equal(pw->processes[0]->size, sizeof(metricsd_power_process));
+    assert_int_equal(pw->processes[0]->pid, 4242);
+    assert_string_equal(pw->processes[0]->models, "alpha,beta");
+    metricsd_power_free(pw);
 
     pthread_join(th, NULL);
     srv_done(&q.s);

@@ -34,17 +34,18 @@
  * copy of it (or a binding, such as ctypes, that declares the structs itself).
  *
  *  - Structs are only ever grown at the end: a field, once released, keeps its offset,
- *    type and meaning. Structs embedded by value or passed as arrays laid out by the
- *    caller (metricsd_summary, metricsd_label_kv, metricsd_client_stats) are frozen:
- *    they never change; a later version adds new fields or calls instead.
+ *    type and meaning. The structs without a size field are frozen: they never
+ *    change, and a later version adds new fields or calls instead
+ *    (metricsd_summary, embedded by value; metricsd_label_kv, an array the caller
+ *    lays out; metricsd_client_stats, filled in the caller's memory).
  *  - Structs the caller fills in (metricsd_options, metricsd_gen_opts, metricsd_event,
  *    metricsd_query_opts) begin with `size_t size`, which the caller sets to
  *    sizeof(the struct) as it compiled it. The library reads only the first `size`
  *    bytes (it copies min(size, its own sizeof) into a zeroed struct), so a field past
  *    an older caller's size is 0 and takes its default. size 0, or smaller than
  *    sizeof(size_t), is an error: -EINVAL (metricsd_begin returns NULL and counts a
- *    drop). A caller's size larger than the library's sizeof is accepted; the extra
- *    bytes are not read.
+ *    drop). A caller's size larger than the library's sizeof (a newer header on an
+ *    older library) is accepted; the fields the library does not know are not read.
  *  - Query results are allocated by the library. Every result record and every
  *    top-level result struct begins with `size_t size`, the library's sizeof of that
  *    record, and the records of a list are reached through an array of POINTERS
