@@ -166,7 +166,7 @@ static void run_mode(const char *mode, metricsd_client *c, int gens, mode_result
             int64_t a, b, ac, bc;
             a = bench_now_ns();
             ac = clock ? bench_thread_cpu_ns() : 0;
-            metricsd_gen *g = metricsd_begin(c, MODEL, &(metricsd_gen_opts){ .backend = "cuda" });
+            metricsd_gen *g = metricsd_begin(c, MODEL, &(metricsd_gen_opts){ .size = sizeof(metricsd_gen_opts), .backend = "cuda" });
             bc = clock ? bench_thread_cpu_ns() : 0;
             b = bench_now_ns();
             if (clock)
@@ -298,7 +298,7 @@ static double engine_loop(metricsd_client *c, int gens)
 {
     int64_t t0 = bench_now_ns();
     for (int gi = 0; gi < gens; gi++) {
-        metricsd_gen *g = c ? metricsd_begin(c, MODEL, &(metricsd_gen_opts){ .backend = "cuda" })
+        metricsd_gen *g = c ? metricsd_begin(c, MODEL, &(metricsd_gen_opts){ .size = sizeof(metricsd_gen_opts), .backend = "cuda" })
                             : NULL;
         if (c) {
             metricsd_scheduled(g);

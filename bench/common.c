@@ -270,8 +270,8 @@ int64_t bench_daemon_counter(const bench_daemon *d, const char *name)
     if (metricsd_query_status(&qo, &st) != 0)
         return -1;
     for (size_t i = 0; i < st->n_counters; i++)
-        if (strcmp(st->counters[i].name, name) == 0)
-            v = (int64_t)st->counters[i].value;
+        if (strcmp(st->counters[i]->name, name) == 0)
+            v = (int64_t)st->counters[i]->value;
     metricsd_daemon_status_free(st);
     return v;
 }

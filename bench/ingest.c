@@ -98,7 +98,7 @@ static void sender(shared *sh, int idx, const char *socket, int clients, int mod
         }
         int k = (int)(sent % POOL);
         if (kind == K_BEGIN_END) {
-            metricsd_gen *g = metricsd_begin(c, names[k], &(metricsd_gen_opts){ .backend = "cuda" });
+            metricsd_gen *g = metricsd_begin(c, names[k], &(metricsd_gen_opts){ .size = sizeof(metricsd_gen_opts), .backend = "cuda" });
             metricsd_first_token(g);
             for (int j = 0; j < GAPS; j++)
                 metricsd_token(g);

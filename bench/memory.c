@@ -47,7 +47,7 @@ int main(void)
             snprintf(model, sizeof model, "model-%04d", p * PER_PROC + i);
             metricsd_connect(&c[i], d.socket, "bench-memory");
             for (int e = 0; e < EVENTS; e++) {
-                metricsd_gen *g = metricsd_begin(c[i], model, &(metricsd_gen_opts){ .backend = "cuda" });
+                metricsd_gen *g = metricsd_begin(c[i], model, &(metricsd_gen_opts){ .size = sizeof(metricsd_gen_opts), .backend = "cuda" });
                 metricsd_first_token(g);
                 for (int k = 0; k < 64; k++) {
                     for (volatile int spin = (int)(bench_unit(&seed) * 200); spin > 0; spin--)
@@ -56,7 +56,7 @@ int main(void)
                 }
                 metricsd_end(g, METRICSD_OK);
             }
-            open[i] = metricsd_begin(c[i], model, &(metricsd_gen_opts){ .backend = "cuda" });
+            open[i] = metricsd_begin(c[i], model, &(metricsd_gen_opts){ .size = sizeof(metricsd_gen_opts), .backend = "cuda" });
             metricsd_flush(c[i]);
         }
         for (int r = 0; r < 200; r++) {

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "client_int.h"
+#include "sized.h"
 #include "frame.h"
 #include "sketch_pb.h"
 
@@ -396,13 +397,13 @@ int metricsd_connect_opts(metricsd_client **out, const char *socket_path,
         return -EINVAL;
     *out = NULL;
     if (opts != NULL) {
-        size_t sz = opts->size ? opts->size : sizeof(*opts);
-        if (sz >= offsetof(metricsd_options, buffer_bytes) + sizeof(opts->buffer_bytes) &&
-            opts->buffer_bytes)
-            buffer_bytes = opts->buffer_bytes;
-        if (sz >= offsetof(metricsd_options, reconnect_ms) + sizeof(opts->reconnect_ms) &&
-            opts->reconnect_ms)
-            reconnect_ms = opts->reconnect_ms;
+        metricsd_options o;
+        if (sized_copy_in(&o, sizeof(o), opts) != 0)
+            return -EINVAL;
+        if (o.buffer_bytes)
+            buffer_bytes = o.buffer_bytes;
+        if (o.reconnect_ms)
+            reconnect_ms = o.reconnect_ms;
     }
     if (socket_path == NULL) {
         int rc = metricsd_default_socket(path, sizeof(path));

@@ -7,6 +7,7 @@
 #include <errno.h>
 
 #include "client_int.h"
+#include "sized.h"
 #include "sketch_pb.h"
 
 /* ---- generations ---- */
@@ -36,8 +37,14 @@ static void gen_free(metricsd_gen *g)
 
 metricsd_gen *metricsd_begin(metricsd_client *c, const char *model, const metricsd_gen_opts *opts)
 {
+    metricsd_gen_opts o;
+
     if (c == NULL)
         return NULL;
+    if (opts != NULL && sized_copy_in(&o, sizeof(o), opts) != 0) {
+        count_event_drop(c);
+        return NULL;
+    }
     if (atomic_fetch_add_explicit(&c->in_flight, 1, memory_order_relaxed) >=
         METRICSD_MAX_IN_FLIGHT) {
         atomic_fetch_sub_explicit(&c->in_flight, 1, memory_order_relaxed);
@@ -58,15 +65,10 @@ metricsd_gen *metricsd_begin(metricsd_client *c, const char *model, const metric
     /* A missing model is sent as "" so that the daemon counts the reject. */
     g->model = str_dup(model != NULL ? model : "");
     if (opts != NULL) {
-        size_t sz = opts->size ? opts->size : sizeof(*opts);
-        if (sz >= offsetof(metricsd_gen_opts, backend) + sizeof(opts->backend))
-            g->backend = str_dup(opts->backend);
-        if (sz >= offsetof(metricsd_gen_opts, engine) + sizeof(opts->engine))
-            g->engine = str_dup(opts->engine);
-        if (sz >= offsetof(metricsd_gen_opts, request_id) + sizeof(opts->request_id))
-            g->request_id = str_dup(opts->request_id);
-        if (sz >= offsetof(metricsd_gen_opts, gpu_layers) + sizeof(opts->gpu_layers))
-            g->gpu_layers = opts->gpu_layers;
+        g->backend = str_dup(o.backend);
+        g->engine = str_dup(o.engine);
+        g->request_id = str_dup(o.request_id);
+        g->gpu_layers = o.gpu_layers;
     }
     if (g->model == NULL) {
         atomic_fetch_sub_explicit(&c->in_flight, 1, memory_order_relaxed);
@@ -311,10 +313,7 @@ int metricsd_record(metricsd_client *c, const metricsd_event *ev)
         return -EINVAL;
     /* An older caller's shorter struct: copy what it has, zero the rest. */
     metricsd_event e;
-    size_t sz = ev->size ? ev->size : sizeof(e);
-    memset(&e, 0, sizeof(e));
-    memcpy(&e, ev, sz < sizeof(e) ? sz : sizeof(e));
-    if (e.model == NULL || e.model[0] == '\0')
+    if (sized_copy_in(&e, sizeof(e), ev) != 0 || e.model == NULL || e.model[0] == '\0')
         return -EINVAL;
 
     char model[STR_MAX + 1], backend[STR_MAX + 1], engine[STR_MAX + 1];

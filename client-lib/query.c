@@ -18,6 +18,7 @@
 
 #include "frame.h"
 #include "paths.h"
+#include "sized.h"
 #include "sketch_pb.h"
 
 static int64_t mono_ms(void)
@@ -170,20 +171,38 @@ static void summarize(metricsd_summary *sum, const Metricsd__Sketch *msg, double
     sketch_free(&s);
 }
 
-static const metricsd_query_opts *opts_or_default(const metricsd_query_opts *o)
+/* The caller's options, read no further than its size (metricsd.h, the ABI rule). */
+static int opts_in(const metricsd_query_opts *in, metricsd_query_opts *o, const void *out)
 {
-    static const metricsd_query_opts def = { 0 };
-    return o ? o : &def;
+    if (out == NULL)
+        return -EINVAL;
+    if (in == NULL) {
+        memset(o, 0, sizeof(*o));
+        o->size = sizeof(*o);
+        return 0;
+    }
+    return sized_copy_in(o, sizeof(*o), in);
+}
+
+/* A result record of `size` bytes, zeroed, that begins with its size. */
+static void *record_new(size_t size)
+{
+    void *r = calloc(1, size);
+    if (r != NULL)
+        memcpy(r, &size, sizeof(size));
+    return r;
 }
 
 int metricsd_query_stats(const metricsd_query_opts *opts, metricsd_stats **out)
 {
-    const metricsd_query_opts *o = opts_or_default(opts);
+    metricsd_query_opts oc, *o = &oc;
     Metricsd__Query q = METRICSD__QUERY__INIT;
     Metricsd__Envelope *env;
     metricsd_stats *st;
     int rc;
 
+    if ((rc = opts_in(opts, &oc, out)) != 0)
+        return rc;
     q.has_kind = 1;
     q.kind = METRICSD__QUERY__KIND__STATS;
     q.model = (char *)o->model;
@@ -194,7 +213,7 @@ int metricsd_query_stats(const metricsd_query_opts *opts, metricsd_stats **out)
     if ((rc = roundtrip(o, &q, &env)) != 0)
         return rc;
     const Metricsd__Reply *r = env->reply;
-    st = calloc(1, sizeof(*st));
+    st = record_new(sizeof(*st));
     if (st == NULL || (st->models = calloc(r->n_series ? r->n_series : 1, sizeof(*st->models))) == NULL) {
         free(st);
         metricsd__envelope__free_unpacked(env, NULL);
@@ -204,10 +223,13 @@ int metricsd_query_stats(const metricsd_query_opts *opts, metricsd_stats **out)
     st->now_unix_ns = r->now_unix_ns;
     for (size_t i = 0; i < r->n_series; i++) {
         const Metricsd__SeriesStats *ss = r->series[i];
-        metricsd_model_stats *m = &st->models[st->n_models++];
-        m->model = strdup(ss->model ? ss->model : "");
-        m->backend = strdup(ss->backend ? ss->backend : "");
-        if (m->model == NULL || m->backend == NULL) {
+        metricsd_model_stats *m = record_new(sizeof(*m));
+        if (m != NULL) {
+            st->models[st->n_models++] = m;
+            m->model = strdup(ss->model ? ss->model : "");
+            m->backend = strdup(ss->backend ? ss->backend : "");
+        }
+        if (m == NULL || m->model == NULL || m->backend == NULL) {
             metricsd_stats_free(st);
             metricsd__envelope__free_unpacked(env, NULL);
             return -ENOMEM;
@@ -255,37 +277,51 @@ void metricsd_stats_free(metricsd_stats *st)
     if (st == NULL)
         return;
     for (size_t i = 0; i < st->n_models; i++) {
-        free((char *)st->models[i].model);
-        free((char *)st->models[i].backend);
+        free((char *)st->models[i]->model);
+        free((char *)st->models[i]->backend);
+        free(st->models[i]);
     }
     free(st->models);
     free(st);
 }
 
-static int copy_counters(Metricsd__Counter **in, size_t n, metricsd_counter **out, size_t *nout)
+static int copy_counters(Metricsd__Counter **in, size_t n, metricsd_counter ***out, size_t *nout)
 {
     *nout = 0;
     *out = calloc(n ? n : 1, sizeof(**out));
     if (*out == NULL)
         return -ENOMEM;
     for (size_t i = 0; i < n; i++) {
-        (*out)[i].name = strdup(in[i]->name ? in[i]->name : "");
-        if ((*out)[i].name == NULL)
+        metricsd_counter *k = record_new(sizeof(*k));
+        if (k == NULL)
             return -ENOMEM;
-        (*out)[i].value = in[i]->value;
-        (*nout)++;
+        (*out)[(*nout)++] = k;
+        if ((k->name = strdup(in[i]->name ? in[i]->name : "")) == NULL)
+            return -ENOMEM;
+        k->value = in[i]->value;
     }
     return 0;
 }
 
+static void free_counters(metricsd_counter **k, size_t n)
+{
+    for (size_t i = 0; k != NULL && i < n; i++) {
+        free((char *)k[i]->name);
+        free(k[i]);
+    }
+    free(k);
+}
+
 int metricsd_query_status(const metricsd_query_opts *opts, metricsd_daemon_status **out)
 {
-    const metricsd_query_opts *o = opts_or_default(opts);
+    metricsd_query_opts oc, *o = &oc;
     Metricsd__Query q = METRICSD__QUERY__INIT;
     Metricsd__Envelope *env;
     metricsd_daemon_status *st;
     int rc;
 
+    if ((rc = opts_in(opts, &oc, out)) != 0)
+        return rc;
     q.has_kind = 1;
     q.kind = METRICSD__QUERY__KIND__STATUS;
     if ((rc = roundtrip(o, &q, &env)) != 0)
@@ -295,7 +331,7 @@ int metricsd_query_status(const metricsd_query_opts *opts, metricsd_daemon_statu
         metricsd__envelope__free_unpacked(env, NULL);
         return -EPROTO;
     }
-    st = calloc(1, sizeof(*st));
+    st = record_new(sizeof(*st));
     if (st == NULL) {
         metricsd__envelope__free_unpacked(env, NULL);
         return -ENOMEM;
@@ -330,12 +366,8 @@ void metricsd_daemon_status_free(metricsd_daemon_status *st)
 {
     if (st == NULL)
         return;
-    for (size_t i = 0; i < st->n_counters; i++)
-        free((char *)st->counters[i].name);
-    for (size_t i = 0; i < st->n_rejected; i++)
-        free((char *)st->rejected[i].name);
-    free(st->counters);
-    free(st->rejected);
+    free_counters(st->counters, st->n_counters);
+    free_counters(st->rejected, st->n_rejected);
     free((char *)st->version);
     free((char *)st->socket_path);
     free((char *)st->db_path);
@@ -354,12 +386,14 @@ static double opt_num(int has, double v)
 
 int metricsd_query_power(const metricsd_query_opts *opts, metricsd_power **out)
 {
-    const metricsd_query_opts *o = opts_or_default(opts);
+    metricsd_query_opts oc, *o = &oc;
     Metricsd__Query q = METRICSD__QUERY__INIT;
     Metricsd__Envelope *env;
     metricsd_power *p;
     int rc, bad = 0;
 
+    if ((rc = opts_in(opts, &oc, out)) != 0)
+        return rc;
     q.has_kind = 1;
     q.kind = METRICSD__QUERY__KIND__POWER;
     if ((rc = roundtrip(o, &q, &env)) != 0)
@@ -369,7 +403,7 @@ int metricsd_query_power(const metricsd_query_opts *opts, metricsd_power **out)
         metricsd__envelope__free_unpacked(env, NULL);
         return -EPROTO;
     }
-    p = calloc(1, sizeof(*p));
+    p = record_new(sizeof(*p));
     if (p == NULL || (p->devices = calloc(r->n_devices + 1, sizeof(*p->devices))) == NULL ||
         (p->processes = calloc(r->n_processes + 1, sizeof(*p->processes))) == NULL) {
         metricsd_power_free(p);
@@ -380,9 +414,14 @@ int metricsd_query_power(const metricsd_query_opts *opts, metricsd_power **out)
     p->since_unix_ns = r->since_unix_ns;
     p->last_sample_unix_ns = r->last_sample_unix_ns;
     p->sample_interval_ms = r->sample_interval_ms;
-    for (size_t i = 0; i < r->n_devices; i++) {
+    for (size_t i = 0; i < r->n_devices && !bad; i++) {
         const Metricsd__PowerDevice *d = r->devices[i];
-        metricsd_power_device *m = &p->devices[p->n_devices++];
+        metricsd_power_device *m = record_new(sizeof(*m));
+        if (m == NULL) {
+            bad = 1;
+            break;
+        }
+        p->devices[p->n_devices++] = m;
         m->name = dup_or_empty(d->name);
         m->kind = dup_or_empty(d->kind);
         m->source = dup_or_empty(d->source);
@@ -407,8 +446,13 @@ int metricsd_query_power(const metricsd_query_opts *opts, metricsd_power **out)
     }
     for (size_t i = 0; i < r->n_processes && !bad; i++) {
         const Metricsd__PowerProcess *d = r->processes[i];
-        metricsd_power_process *m = &p->processes[p->n_processes++];
+        metricsd_power_process *m = record_new(sizeof(*m));
         size_t len = 1;
+        if (m == NULL) {
+            bad = 1;
+            break;
+        }
+        p->processes[p->n_processes++] = m;
         m->pid = d->pid;
         m->rss_bytes = d->rss_bytes;
         m->gpu_mem_bytes = d->gpu_mem_bytes;
@@ -439,16 +483,19 @@ void metricsd_power_free(metricsd_power *p)
     if (p == NULL)
         return;
     for (size_t i = 0; p->devices && i < p->n_devices; i++) {
-        metricsd_power_device *m = &p->devices[i];
+        metricsd_power_device *m = p->devices[i];
         free((char *)m->name);
         free((char *)m->kind);
         free((char *)m->source);
         free((char *)m->unavailable_reason);
         free((char *)m->note);
         free((char *)m->battery_status);
+        free(m);
     }
-    for (size_t i = 0; p->processes && i < p->n_processes; i++)
-        free((char *)p->processes[i].models);
+    for (size_t i = 0; p->processes && i < p->n_processes; i++) {
+        free((char *)p->processes[i]->models);
+        free(p->processes[i]);
+    }
     free(p->devices);
     free(p->processes);
     free(p);

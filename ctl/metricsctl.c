@@ -164,7 +164,7 @@ static json_t *stats_json(const metricsd_stats *st)
 {
     json_t *models = json_array();
     for (size_t i = 0; i < st->n_models; i++) {
-        const metricsd_model_stats *m = &st->models[i];
+        const metricsd_model_stats *m = st->models[i];
         json_t *o = json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:f,s:I,s:I,s:I,s:I,s:o,s:o,s:o,s:o,s:o,s:o}",
                       "model", m->model, "backend", m->backend, "requests",
                       (json_int_t)m->requests, "errors", (json_int_t)m->errors, "cancelled",
@@ -212,7 +212,7 @@ static int cmd_stats(const ctl_opts *o)
         printf("%-24s %-8s %8s %6s  %-20s %-18s %-18s %-20s %7s %7s %7s %6s %7s %7s\n", "", "", "",
                "", "", "", "", "", "p50", "p95 ms", "", "avg", "MiB", "MiB");
         for (size_t i = 0; i < st->n_models; i++) {
-            const metricsd_model_stats *m = &st->models[i];
+            const metricsd_model_stats *m = st->models[i];
             char en[4][32];
             printf("%-24s %-8s %8" PRIu64 " %5.1f%%  %-20s %-18s %-18s %-20s %7s %7s %7s %6s %7s %7s\n",
                    m->model,
@@ -256,7 +256,7 @@ static int cmd_models(const ctl_opts *o)
     if (o->json) {
         json_t *arr = json_array();
         for (size_t i = 0; i < st->n_models; i++) {
-            const metricsd_model_stats *m = &st->models[i];
+            const metricsd_model_stats *m = st->models[i];
             json_array_append_new(arr, json_pack("{s:s,s:s,s:I,s:I,s:I,s:I}", "model", m->model,
                                                  "backend", m->backend, "requests",
                                                  (json_int_t)m->requests, "in_flight",
@@ -269,7 +269,7 @@ static int cmd_models(const ctl_opts *o)
         char last[32];
         printf("%-32s %-10s %10s %9s  %s\n", "MODEL", "BACKEND", "REQUESTS", "IN FLIGHT", "LAST SEEN");
         for (size_t i = 0; i < st->n_models; i++) {
-            const metricsd_model_stats *m = &st->models[i];
+            const metricsd_model_stats *m = st->models[i];
             ago(last, sizeof(last), st->now_unix_ns, m->last_unix_ns);
             printf("%-32s %-10s %10" PRIu64 " %9u  %s\n", m->model, m->backend, m->requests,
                    m->in_flight, last);
@@ -288,7 +288,7 @@ static json_t *power_json(const metricsd_power *p)
 {
     json_t *devs = json_array(), *procs = json_array();
     for (size_t i = 0; i < p->n_devices; i++) {
-        const metricsd_power_device *d = &p->devices[i];
+        const metricsd_power_device *d = p->devices[i];
         json_t *o = json_pack("{s:s,s:s,s:s,s:b}", "name", d->name, "kind", d->kind, "source",
                               d->source, "available", d->available);
         json_object_set_new(o, "unavailable_reason", jstr_or_null(d->unavailable_reason));
@@ -311,7 +311,7 @@ static json_t *power_json(const metricsd_power *p)
         json_array_append_new(devs, o);
     }
     for (size_t i = 0; i < p->n_processes; i++) {
-        const metricsd_power_process *q = &p->processes[i];
+        const metricsd_power_process *q = p->processes[i];
         json_array_append_new(procs, json_pack("{s:i,s:o,s:o,s:s}", "pid", q->pid, "rss_bytes",
                                                jbytes(q->rss_bytes), "gpu_mem_bytes",
                                                jbytes(q->gpu_mem_bytes), "models", q->models));
@@ -337,12 +337,12 @@ static int cmd_power(const ctl_opts *o)
     char b[8][32], mem[48];
     int w = 6; /* the DEVICE column fits the longest name */
     for (size_t i = 0; i < p->n_devices; i++)
-        if ((int)strlen(p->devices[i].name) > w)
-            w = (int)strlen(p->devices[i].name);
+        if ((int)strlen(p->devices[i]->name) > w)
+            w = (int)strlen(p->devices[i]->name);
     printf("%-*s %-8s %8s %6s %-17s %6s %10s %10s %10s\n", w, "DEVICE", "KIND", "POWER W",
            "UTIL%", "MEM MiB used/tot", "TEMP C", "ENERGY J", "ATTRIB J", "IDLE J");
     for (size_t i = 0; i < p->n_devices; i++) {
-        const metricsd_power_device *d = &p->devices[i];
+        const metricsd_power_device *d = p->devices[i];
         if (!d->available) {
             printf("%-*s %-8s unavailable: %s\n", w, d->name, d->kind, d->unavailable_reason);
             continue;
@@ -367,7 +367,7 @@ static int cmd_power(const ctl_opts *o)
     if (p->n_processes > 0) {
         printf("\n%-8s %10s %10s  %s\n", "PID", "RSS MiB", "GPU MiB", "MODELS");
         for (size_t i = 0; i < p->n_processes; i++) {
-            const metricsd_power_process *q2 = &p->processes[i];
+            const metricsd_power_process *q2 = p->processes[i];
             printf("%-8d %10s %10s  %s\n", q2->pid, mib(b[0], sizeof(b[0]), q2->rss_bytes),
                    mib(b[1], sizeof(b[1]), q2->gpu_mem_bytes), q2->models);
         }
@@ -389,9 +389,9 @@ static int cmd_status(const ctl_opts *o)
     if (o->json) {
         json_t *counters = json_object(), *rejected = json_object();
         for (size_t i = 0; i < ds->n_counters; i++)
-            json_object_set_new(counters, ds->counters[i].name, json_integer((json_int_t)ds->counters[i].value));
+            json_object_set_new(counters, ds->counters[i]->name, json_integer((json_int_t)ds->counters[i]->value));
         for (size_t i = 0; i < ds->n_rejected; i++)
-            json_object_set_new(rejected, ds->rejected[i].name, json_integer((json_int_t)ds->rejected[i].value));
+            json_object_set_new(rejected, ds->rejected[i]->name, json_integer((json_int_t)ds->rejected[i]->value));
         print_json(json_pack("{s:s,s:i,s:s,s:s,s:I,s:I,s:I,s:i,s:i,s:i,s:i,s:I,s:I,s:I,s:o,s:o}",
                              "version", ds->version, "pid", ds->pid, "socket", ds->socket_path,
                              "db", ds->db_path, "started_unix_ns", (json_int_t)ds->started_unix_ns,
@@ -417,12 +417,12 @@ static int cmd_status(const ctl_opts *o)
                ds->flush_interval_ms, ds->pending_minutes);
         printf("counters\n");
         for (size_t i = 0; i < ds->n_counters; i++)
-            printf("  %-24s %12" PRIu64 "\n", ds->counters[i].name, ds->counters[i].value);
+            printf("  %-24s %12" PRIu64 "\n", ds->counters[i]->name, ds->counters[i]->value);
         printf("rejected inputs\n");
         for (size_t i = 0; i < ds->n_rejected; i++) {
-            total_rejected += ds->rejected[i].value;
-            if (ds->rejected[i].value)
-                printf("  %-24s %12" PRIu64 "\n", ds->rejected[i].name, ds->rejected[i].value);
+            total_rejected += ds->rejected[i]->value;
+            if (ds->rejected[i]->value)
+                printf("  %-24s %12" PRIu64 "\n", ds->rejected[i]->name, ds->rejected[i]->value);
         }
         if (total_rejected == 0)
             printf("  none\n");

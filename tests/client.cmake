@@ -1,6 +1,16 @@
 # SPDX-License-Identifier: MIT
-metricsd_unit_test(test_client SOURCES test_client.c LIBS metricsd_static)
-metricsd_unit_test(test_sendbuf SOURCES test_sendbuf.c LIBS metricsd_static)
+metricsd_unit_test(test_client SOURCES test_client.c LIBS metricsd_client_internal)
+metricsd_unit_test(test_sendbuf SOURCES test_sendbuf.c LIBS metricsd_client_internal)
 # The same program with tokens on the monotonic clock instead of the TSC (client-lib/ticks.c).
 add_test(NAME test_client_monotonic COMMAND test_client)
 set_tests_properties(test_client_monotonic PROPERTIES ENVIRONMENT "METRICSD_CLOCK=monotonic")
+
+# The installed archive exports only metricsd_*, as the shared library does.
+add_test(NAME client_static_archive COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/integration/static_archive.sh
+  $<TARGET_FILE:metricsd_static> $<TARGET_FILE:metricsd>)
+set_tests_properties(client_static_archive PROPERTIES ENVIRONMENT "SANITIZE=${METRICSD_SANITIZE}")
+
+# An engine's build: client-only without libuv/LMDB, and metricsd as a subproject.
+add_test(NAME client_embed_build COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/integration/embed.sh
+  ${PROJECT_SOURCE_DIR} ${CMAKE_CURRENT_BINARY_DIR}/embed)
+set_tests_properties(client_embed_build PROPERTIES TIMEOUT 300)

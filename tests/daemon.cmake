@@ -8,12 +8,12 @@ target_link_libraries(itest PRIVATE metricsd metricsd_sketch PkgConfig::JANSSON_
 # by hand with the reliability battery's helpers.
 add_executable(polltest integration/polltest.c reliability/rlib.c)
 target_include_directories(polltest PRIVATE reliability)
-target_link_libraries(polltest PRIVATE metricsd_static Threads::Threads m metricsd_flags)
+target_link_libraries(polltest PRIVATE metricsd_client_internal Threads::Threads m metricsd_flags)
 
 # ringtest: the shared ring (docs/transport.md), through the library and by hand.
 add_executable(ringtest integration/ringtest.c reliability/rlib.c)
 target_include_directories(ringtest PRIVATE reliability)
-target_link_libraries(ringtest PRIVATE metricsd_static Threads::Threads m metricsd_flags)
+target_link_libraries(ringtest PRIVATE metricsd_client_internal Threads::Threads m metricsd_flags)
 
 function(metricsd_integration_test name script)
   add_test(NAME ${name} COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/integration/${script})

@@ -5,7 +5,7 @@
 # seconds by design (a 5 s SIGSTOP, an idle timeout); CI runs them all.
 add_executable(reliab reliability/reliab.c reliability/rlib.c reliability/load.c
   reliability/hostile.c reliability/idle.c reliability/peer.c reliability/corpus.c)
-target_link_libraries(reliab PRIVATE metricsd_static Threads::Threads m metricsd_flags)
+target_link_libraries(reliab PRIVATE metricsd_client_internal Threads::Threads m metricsd_flags)
 
 # metricsd_reliability_test(NAME SCRIPT LABELS...)
 function(metricsd_reliability_test name script)

@@ -322,7 +322,7 @@ static metricsd_client *client_new(const char *path, size_t buffer_bytes, unsign
 /* One live generation: queue, TTFT, 3 further tokens. */
 static int one_gen(metricsd_client *c, const char *model, metricsd_status st, bool sleepy)
 {
-    metricsd_gen *g = metricsd_begin(c, model, &(metricsd_gen_opts){ .backend = "cpu" });
+    metricsd_gen *g = metricsd_begin(c, model, &(metricsd_gen_opts){ .size = sizeof(metricsd_gen_opts), .backend = "cpu" });
     if (sleepy)
         sleep_ms(1);
     metricsd_scheduled(g);
@@ -779,8 +779,10 @@ static void test_record(void **state)
     assert_true(fd >= 0);
 
     assert_int_equal(metricsd_record(c, NULL), -EINVAL);
-    assert_int_equal(metricsd_record(c, &(metricsd_event){ .model = "" }), -EINVAL);
-    assert_int_equal(metricsd_record(c, &(metricsd_event){ .model = NULL }), -EINVAL);
+    assert_int_equal(metricsd_record(c, &(metricsd_event){ .size = sizeof(metricsd_event), .model = "" }), -EINVAL);
+    assert_int_equal(metricsd_record(c, &(metricsd_event){ .size = sizeof(metricsd_event), .model = NULL }), -EINVAL);
+    /* size 0 is no version of the struct (metricsd.h, the ABI rule). */
+    assert_int_equal(metricsd_record(c, &(metricsd_event){ .model = "sized" }), -EINVAL);
 
     /* -3 is refused by the sketch and skipped; 0 goes to the zero bucket. */
     static const int64_t itl[5] = { 1000, 2000, -3, 0, 4000 };
@@ -804,7 +806,7 @@ static void test_record(void **state)
     /* start_unix_ns 0: now - total_ns. */
     struct timespec t0, t1;
     clock_gettime(CLOCK_REALTIME, &t0);
-    metricsd_event ev2 = { .model = "rec2", .total_ns = 5000000000 }; /* size 0 */
+    metricsd_event ev2 = { .size = sizeof(ev2), .model = "rec2", .total_ns = 5000000000 };
     assert_int_equal(metricsd_record(c, &ev2), 0);
     clock_gettime(CLOCK_REALTIME, &t1);
 
@@ -1109,6 +1111,322 @@ static void test_partial_frame(void **state)
     srv_done(&s);
 }
 
+/* ---- the ABI rule (metricsd.h): sizes honoured, records behind pointers ---- */
+
+/* metricsd_query_opts as an older header had it: without its last field. */
+typedef struct short_query_opts {
+    size_t size;
+    const char *socket_path;
+    int timeout_ms;
+    const char *model;
+    int64_t window_ns;
+} short_query_opts;
+
+/* metricsd_event without its last two fields (labels, n_labels). */
+typedef struct short_event {
+    size_t size;
+    const char *model, *backend, *engine, *request_id;
+    int gpu_layers, has_queue;
+    int64_t start_unix_ns;
+    int64_t queue_ns, load_ns, prefill_ns, ttft_ns, decode_ns, total_ns;
+    int64_t prompt_tokens, cached_prompt_tokens, output_tokens;
+    metricsd_status status;
+    const char *error_kind;
+    const int64_t *itl_ns;
+    size_t n_itl;
+} short_event;
+
+/* metricsd_gen_opts without gpu_layers. */
+typedef struct short_gen_opts {
+    size_t size;
+    const char *backend, *engine, *request_id;
+} short_gen_opts;
+
+/* metricsd_model_stats as an engine built against an older header reads it: the
+ * prefix up to in_flight. */
+typedef struct old_model_stats {
+    size_t size;
+    const char *model;
+    const char *backend;
+    uint64_t requests, errors, cancelled, timeouts, cold_starts;
+    uint64_t prompt_tokens, output_tokens;
+    double error_rate;
+    metricsd_summary ttft_ms, tpot_ms, itl_ms, e2e_ms, queue_ms, decode_tps;
+    int64_t first_unix_ns, last_unix_ns;
+    uint32_t in_flight;
+} old_model_stats;
+
+/* A fake daemon that answers `n` queries, one per connection, with two series and a
+ * status with two counters, and notes what each Query asked. */
+typedef struct qsrv {
+    srv s;
+    int n;
+    char model[64];
+    int has_model, by_backend;
+    int64_t window_ns;
+} qsrv;
+
+static void *qsrv_thread(void *p)
+{
+    qsrv *q = p;
+    for (int i = 0; i < q->n; i++) {
+        int fd = srv_accept(&q->s, 5000);
+        if (fd < 0)
+            return NULL;
+        frame_reader rd;
+        frame_reader_init(&rd, FRAME_MAX_REPLY);
+        Metricsd__Envelope *in = NULL;
+        for (int64_t end = now_ms() + 5000; in == NULL && now_ms() < end;) {
+            const uint8_t *payload;
+            size_t len;
+            uint8_t *buf;
+            size_t room;
+            if (frame_reader_next(&rd, &payload, &len) == 1) {
+                in = metricsd__envelope__unpack(NULL, len, payload);
+                break;
+            }
+            struct pollfd pf = { .fd = fd, .events = POLLIN };
+            poll(&pf, 1, 50);
+            if (frame_reader_space(&rd, 4096, &buf, &room) != 0)
+                break;
+            ssize_t r = recv(fd, buf, room, 0);
+            if (r > 0)
+                frame_reader_commit(&rd, (size_t)r);
+            else if (r == 0)
+                break;
+        }
+        frame_reader_free(&rd);
+        if (in != NULL && in->msg_case == METRICSD__ENVELOPE__MSG_QUERY) {
+            q->has_model = in->query->model != NULL;
+            cpy(q->model, sizeof(q->model), in->query->model ? in->query->model : "");
+            q->by_backend = in->query->has_by_backend && in->query->by_backend;
+            q->window_ns = in->query->has_window_ns ? in->query->window_ns : 0;
+        }
+        if (in != NULL)
+            metricsd__envelope__free_unpacked(in, NULL);
+
+        Metricsd__SeriesStats s1 = METRICSD__SERIES_STATS__INIT, s2 = METRICSD__SERIES_STATS__INIT;
+        Metricsd__SeriesStats *sp[2] = { &s1, &s2 };
+        s1.model = "alpha";
+        s1.has_requests = 1;
+        s1.requests = 11;
+        s1.has_rss_bytes = 1;
+        s1.rss_bytes = 1000;
+        s2.model = "beta";
+        s2.backend = "cuda";
+        s2.has_requests = 1;
+        s2.requests = 22;
+        s2.has_in_flight = 1;
+        s2.in_flight = 3;
+        Metricsd__Counter k1 = METRICSD__COUNTER__INIT, k2 = METRICSD__COUNTER__INIT;
+        Metricsd__Counter *kp[2] = { &k1, &k2 };
+        k1.name = "frames";
+        k1.has_value = 1;
+        k1.value = 5;
+        k2.name = "bytes";
+        k2.has_value = 1;
+        k2.value = 7;
+        Metricsd__DaemonStatus ds = METRICSD__DAEMON_STATUS__INIT;
+        ds.version = "test";
+        ds.n_counters = 2;
+        ds.counters = kp;
+        Metricsd__PowerDevice d1 = METRICSD__POWER_DEVICE__INIT, d2 = METRICSD__POWER_DEVICE__INIT;
+        Metricsd__PowerDevice *dp[2] = { &d1, &d2 };
+        d1.name = "gpu0";
+        d1.has_power_w = 1;
+        d1.power_w = 50;
+        d2.name = "BAT0";
+        d2.has_ac_online = 1;
+        d2.ac_online = 1;
+        Metricsd__PowerProcess pr = METRICSD__POWER_PROCESS__INIT, *prp = &pr;
+        char *pm[2] = { "alpha", "beta" };
+        pr.has_pid = 1;
+        pr.pid = 4242;
+        pr.n_models = 2;
+        pr.models = pm;
+        Metricsd__PowerReport power = METRICSD__POWER_REPORT__INIT;
+        power.n_devices = 2;
+        power.devices = dp;
+        power.n_processes = 1;
+        power.processes = &prp;
+        Metricsd__Reply rep = METRICSD__REPLY__INIT;
+        rep.n_series = 2;
+        rep.series = sp;
+        rep.status = &ds;
+        rep.power = &power;
+        Metricsd__Envelope out = METRICSD__ENVELOPE__INIT;
+        out.msg_case = METRICSD__ENVELOPE__MSG_REPLY;
+        out.reply = &rep;
+        uint8_t *buf = malloc(frame_size(&out));
+        size_t len = frame_encode(&out, buf);
+        for (size_t off = 0; off < len;) {
+            ssize_t w = send(fd, buf + off, len - off, MSG_NOSIGNAL);
+            if (w > 0)
+                off += (size_t)w;
+            else if (w < 0 && errno == EAGAIN)
+                sleep_ms(1);
+            else
+                break;
+        }
+        free(buf);
+        close(fd);
+    }
+    return NULL;
+}
+
+/* The Generation frame k saw for model (the test fails when there is none). */
+static const rec *gen_rec(const conn *k, const char *model)
+{
+    for (size_t i = 0; i < k->n; i++)
+        if (k->recs[i].kind == REC_GEN && strcmp(k->recs[i].model, model) == 0)
+            return &k->recs[i];
+    fail_msg("no Generation for %s", model);
+    return NULL;
+}
+
+static void test_sizes_honoured(void **state)
+{
+    (void)state;
+    metricsd_stats *st = (metricsd_stats *)1;
+    metricsd_daemon_status *ds = NULL;
+    metricsd_power *pw = NULL;
+    metricsd_client *c = NULL;
+
+    /* size 0, or too small to be any version: refused before anything is read. */
+    metricsd_query_opts zero = { .socket_path = "/nonexistent/x.sock" };
+    assert_int_equal(metricsd_query_stats(&zero, &st), -EINVAL);
+    assert_int_equal(metricsd_query_status(&zero, &ds), -EINVAL);
+    assert_int_equal(metricsd_query_power(&zero, &pw), -EINVAL);
+    zero.size = sizeof(size_t) - 1;
+    assert_int_equal(metricsd_query_stats(&zero, &st), -EINVAL);
+    assert_int_equal(metricsd_connect_opts(&c, "/tmp/x.sock", "e", &(metricsd_options){ .buffer_bytes = 4096 }),
+                     -EINVAL);
+    assert_null(c);
+
+    /* A caller's size that covers only `size`: every field is its default. */
+    assert_int_equal(metricsd_connect_opts(&c, "/tmp/x.sock", "e",
+                                           &(metricsd_options){ .size = sizeof(size_t), .buffer_bytes = 1 }),
+                     0);
+    metricsd_close(c);
+
+    /* metricsd_begin cannot return an errno: NULL, and a drop counted. */
+    srv s;
+    conn k;
+    c = serve_one(&s, &k, 0);
+    assert_null(metricsd_begin(c, "m", &(metricsd_gen_opts){ .backend = "cpu" }));
+    metricsd_client_stats cs;
+    metricsd_client_get_stats(c, &cs);
+    assert_int_equal(cs.dropped, 1);
+
+    /* Shorter structs, allocated to their exact size: ASan reports any read past it. */
+    short_gen_opts *go = malloc(sizeof(*go));
+    *go = (short_gen_opts){ .size = sizeof(*go), .backend = "rocm" };
+    metricsd_gen *g = metricsd_begin(c, "short-gen", (const metricsd_gen_opts *)go);
+    free(go);
+    assert_non_null(g);
+    assert_int_equal(metricsd_end(g, METRICSD_OK), 0);
+    short_event *ev = malloc(sizeof(*ev));
+    *ev = (short_event){ .size = sizeof(*ev), .model = "short-ev", .total_ns = 1000 };
+    assert_int_equal(metricsd_record(c, (const metricsd_event *)ev), 0);
+    free(ev);
+    /* A full struct whose size stops before the labels: they are not read. */
+    metricsd_label_kv kv = { "k", "v" };
+    metricsd_event full = { .size = offsetof(metricsd_event, labels), .model = "cut-ev",
+                            .total_ns = 1000, .labels = &kv, .n_labels = 1 };
+    assert_int_equal(metricsd_record(c, &full), 0);
+    for (int64_t end = now_ms() + 5000; k.gens < 3 && now_ms() < end;) {
+        metricsd_flush(c);
+        conn_pump(&k, 20);
+    }
+    assert_int_equal(k.bad, 0);
+    assert_int_equal(k.gens, 3);
+    const rec *r0 = gen_rec(&k, "short-gen"), *r1 = gen_rec(&k, "short-ev"),
+              *r2 = gen_rec(&k, "cut-ev");
+    assert_string_equal(r0->backend, "rocm");
+    assert_int_equal(r1->n_labels, 0);
+    assert_int_equal(r2->n_labels, 0);
+    assert_int_equal(r2->total, 1000);
+    metricsd_close(c);
+    conn_free(&k);
+    srv_done(&s);
+
+    /* The query side against a fake daemon: four queries. */
+    qsrv q = { .n = 4 };
+    pthread_t th;
+    srv_init(&q.s);
+    srv_listen(&q.s);
+    assert_int_equal(pthread_create(&th, NULL, qsrv_thread, &q), 0);
+
+    short_query_opts *so = malloc(sizeof(*so));
+    *so = (short_query_opts){ .size = sizeof(*so), .socket_path = q.s.path, .model = "alpha",
+                              .window_ns = 60000000000 };
+    st = NULL;
+    assert_int_equal(metricsd_query_stats((const metricsd_query_opts *)so, &st), 0);
+    free(so);
+    assert_string_equal(q.model, "alpha");
+    assert_int_equal(q.window_ns, 60000000000);
+    assert_int_equal(q.by_backend, 0);
+
+    /* Records: each begins with the library's sizeof, reached through pointers. */
+    assert_int_equal(st->size, sizeof(metricsd_stats));
+    assert_int_equal(st->n_models, 2);
+    for (size_t i = 0; i < 2; i++)
+        assert_int_equal(st->models[i]->size, sizeof(metricsd_model_stats));
+    assert_string_equal(st->models[0]->model, "alpha");
+    assert_string_equal(st->models[0]->backend, "");
+    assert_int_equal(st->models[0]->requests, 11);
+    assert_true(METRICSD_HAS(metricsd_model_stats, st->models[0], rss_bytes));
+    assert_int_equal(st->models[0]->rss_bytes, 1000);
+    /* An engine with an older, shorter struct reads the second record right: no stride. */
+    const old_model_stats *om = (const old_model_stats *)st->models[1];
+    assert_string_equal(om->model, "beta");
+    assert_string_equal(om->backend, "cuda");
+    assert_int_equal(om->requests, 22);
+    assert_int_equal(om->in_flight, 3);
+    /* A record an older library filled in: the fields past its size are absent. */
+    metricsd_model_stats older = { .size = offsetof(metricsd_model_stats, joules) };
+    assert_true(METRICSD_HAS(metricsd_model_stats, &older, in_flight));
+    assert_false(METRICSD_HAS(metricsd_model_stats, &older, joules));
+    assert_false(METRICSD_HAS(metricsd_model_stats, &older, gpu_mem_bytes));
+    metricsd_stats_free(st);
+
+    /* A full struct whose size ends before by_backend: by_backend is not read. */
+    metricsd_query_opts cut = { .size = offsetof(metricsd_query_opts, by_backend),
+                                .socket_path = q.s.path, .by_backend = 1 };
+    assert_int_equal(metricsd_query_stats(&cut, &st), 0);
+    assert_int_equal(q.by_backend, 0);
+    assert_int_equal(q.has_model, 0);
+    metricsd_stats_free(st);
+
+    metricsd_query_opts qo = { .size = sizeof(qo), .socket_path = q.s.path };
+    assert_int_equal(metricsd_query_status(&qo, &ds), 0);
+    assert_int_equal(ds->size, sizeof(metricsd_daemon_status));
+    assert_string_equal(ds->version, "test");
+    assert_int_equal(ds->n_counters, 2);
+    assert_int_equal(ds->counters[0]->size, sizeof(metricsd_counter));
+    assert_string_equal(ds->counters[1]->name, "bytes");
+    assert_int_equal(ds->counters[1]->value, 7);
+    assert_int_equal(ds->n_rejected, 0);
+    metricsd_daemon_status_free(ds);
+
+    assert_int_equal(metricsd_query_power(&qo, &pw), 0);
+    assert_int_equal(pw->size, sizeof(metricsd_power));
+    assert_int_equal(pw->n_devices, 2);
+    assert_int_equal(pw->devices[1]->size, sizeof(metricsd_power_device));
+    assert_string_equal(pw->devices[0]->name, "gpu0");
+    assert_true(pw->devices[0]->power_w == 50);
+    assert_string_equal(pw->devices[1]->name, "BAT0");
+    assert_int_equal(pw->devices[1]->ac_online, 1);
+    assert_int_equal(pw->n_processes, 1);
+    assert_int_equal(pw->processes[0]->size, sizeof(metricsd_power_process));
+    assert_int_equal(pw->processes[0]->pid, 4242);
+    assert_string_equal(pw->processes[0]->models, "alpha,beta");
+    metricsd_power_free(pw);
+
+    pthread_join(th, NULL);
+    srv_done(&q.s);
+}
+
 /* ---- options and arguments ---- */
 
 static void test_args(void **state)
@@ -1144,6 +1462,7 @@ int main(void)
         cmocka_unit_test(test_hostile_ring),
         cmocka_unit_test(test_ring_closed),
         cmocka_unit_test(test_partial_frame),
+        cmocka_unit_test(test_sizes_honoured),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,10 +1,17 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
-# An engine links the installed library the documented way (pkg-config), the library
-# exports nothing but metricsd_*, and its generation reaches the daemon.
+# An engine links the installed library the documented ways (pkg-config, and CMake's
+# find_package(metricsd 0.1) with the shared and the static library), the library
+# exports nothing but metricsd_*, the install writes nothing outside its prefix, and
+# each engine's generation reaches the daemon.
 . "$(dirname "$0")/lib.sh"
 
-cmake --install "$BUILD_DIR" --prefix "$TMP/prefix" >/dev/null || fail "cmake --install"
+# Staged with DESTDIR, so that a file installed outside --prefix shows up.
+DESTDIR=$TMP/stage cmake --install "$BUILD_DIR" --prefix "$TMP/prefix" >/dev/null || fail "cmake --install"
+outside=$(cd "$TMP/stage" && find . -type f | grep -v "^\.$TMP/prefix/" || true)
+[ -z "$outside" ] || fail "cmake --install --prefix wrote outside the prefix: $(echo $outside | head -c 300)"
+mv "$TMP/stage$TMP/prefix" "$TMP/prefix"
+[ -f "$TMP/prefix/lib/systemd/user/metricsd.service" ] || fail "systemd units not under the prefix"
 lib=$(ls "$TMP"/prefix/lib*/libmetricsd.so.0 "$TMP"/prefix/lib/*/libmetricsd.so.0 2>/dev/null | head -n1)
 [ -n "$lib" ] || fail "libmetricsd.so.0 not installed"
 # Exported symbols: the public API only (sketch_*, frame_*, protobuf code stay local).
@@ -21,7 +28,7 @@ int main(int argc, char **argv)
     metricsd_client *c;
     if (argc < 2 || metricsd_connect(&c, argv[1], "install-test") != 0)
         return 1;
-    metricsd_gen *g = metricsd_begin(c, "installed-model", &(metricsd_gen_opts){ .backend = "cpu" });
+    metricsd_gen *g = metricsd_begin(c, "installed-model", &(metricsd_gen_opts){ .size = sizeof(metricsd_gen_opts), .backend = "cpu" });
     metricsd_first_token(g);
     metricsd_token(g);
     int rc = metricsd_end(g, METRICSD_OK);
@@ -41,10 +48,42 @@ san=
 cc $san -o "$TMP/engine" "$TMP/engine.c" $(PKG_CONFIG_PATH=$pc pkg-config --cflags --libs metricsd) \
     -Wl,-rpath,"$(dirname "$lib")" || fail "an engine does not build against the installed library"
 
+# CMake: find_package(metricsd 0.1) finds the installed package (version file included),
+# with a shared and a static target; a request for 1.0 is refused (SameMajorVersion).
+mkdir -p "$TMP/consumer"
+cp "$TMP/engine.c" "$TMP/consumer/"
+cat >"$TMP/consumer/CMakeLists.txt" <<'CMAKE'
+cmake_minimum_required(VERSION 3.18)
+project(consumer LANGUAGES C)
+find_package(metricsd 0.1 REQUIRED)
+add_executable(engine_shared engine.c)
+target_link_libraries(engine_shared PRIVATE metricsd::metricsd)
+add_executable(engine_static engine.c)
+target_link_libraries(engine_static PRIVATE metricsd::metricsd_static)
+CMAKE
+cmake -S "$TMP/consumer" -B "$TMP/consumer/build" -DCMAKE_PREFIX_PATH="$TMP/prefix" \
+    -DCMAKE_C_FLAGS="$san" -DCMAKE_EXE_LINKER_FLAGS="$san" >"$TMP/consumer.log" 2>&1 &&
+    cmake --build "$TMP/consumer/build" >>"$TMP/consumer.log" 2>&1 ||
+    { tail -n 30 "$TMP/consumer.log" >&2; fail "find_package(metricsd 0.1) consumer"; }
+grep -q "libmetricsd.a" "$TMP/consumer/build/CMakeFiles/engine_static.dir/link.txt" ||
+    fail "engine_static does not link libmetricsd.a"
+mkdir -p "$TMP/too-new"
+cat >"$TMP/too-new/CMakeLists.txt" <<'CMAKE'
+cmake_minimum_required(VERSION 3.18)
+project(too_new LANGUAGES C)
+find_package(metricsd 1.0 REQUIRED)
+CMAKE
+if cmake -S "$TMP/too-new" -B "$TMP/too-new/build" -DCMAKE_PREFIX_PATH="$TMP/prefix" >/dev/null 2>&1; then
+    fail "find_package(metricsd 1.0) accepted version 0.x"
+fi
+
 start_daemon
 "$TMP/engine" "$SOCK" || fail "engine"
-wait_flushed 1
+"$TMP/consumer/build/engine_shared" "$SOCK" || fail "engine_shared (find_package)"
+"$TMP/consumer/build/engine_static" "$SOCK" || fail "engine_static (find_package)"
+wait_flushed 3
 n=$("$METRICSCTL" --socket "$SOCK" stats installed-model --json | jq '.models[0].requests')
-[ "$n" = "1" ] || fail "installed engine's generation: requests=$n"
-echo "installed library: exports only metricsd_*, soname $soname, engine built with pkg-config: ok"
+[ "$n" = "3" ] || fail "installed engines' generations: requests=$n"
+echo "installed library: exports only metricsd_*, soname $soname, nothing outside the prefix;"
+echo "engines built with pkg-config and find_package(metricsd 0.1) (shared, static): ok"
 stop_daemon

@@ -334,7 +334,7 @@ static long stats_requests(const char *sock)
     if (metricsd_query_stats(&q, &st) != 0)
         return -1;
     for (size_t i = 0; i < st->n_models; i++)
-        n += (long)st->models[i].requests;
+        n += (long)st->models[i]->requests;
     metricsd_stats_free(st);
     return n;
 }
@@ -453,8 +453,8 @@ static int cmd_absent(const char *sock, const char *daemon, const char *db)
     uint64_t reported = 0;
     if (metricsd_query_status(&q, &ds) == 0) {
         for (size_t i = 0; i < ds->n_counters; i++)
-            if (strcmp(ds->counters[i].name, "client_dropped_events") == 0)
-                reported = ds->counters[i].value;
+            if (strcmp(ds->counters[i]->name, "client_dropped_events") == 0)
+                reported = ds->counters[i]->value;
         metricsd_daemon_status_free(ds);
     }
     CHECK(reported == dropped_before, "daemon shows %llu client drops, client counted %llu",

@@ -137,11 +137,11 @@ long rl_counter(const char *sock, const char *name)
     if (st == NULL)
         return -1;
     for (size_t i = 0; i < st->n_counters; i++)
-        if (strcmp(st->counters[i].name, name) == 0)
-            v = (long)st->counters[i].value;
+        if (strcmp(st->counters[i]->name, name) == 0)
+            v = (long)st->counters[i]->value;
     for (size_t i = 0; i < st->n_rejected; i++)
-        if (strcmp(st->rejected[i].name, name) == 0)
-            v = (long)st->rejected[i].value;
+        if (strcmp(st->rejected[i]->name, name) == 0)
+            v = (long)st->rejected[i]->value;
     metricsd_daemon_status_free(st);
     return v;
 }
@@ -165,7 +165,7 @@ long rl_requests(const char *sock, const char *model)
     if (metricsd_query_stats(&q, &st) != 0)
         return -1;
     for (size_t i = 0; i < st->n_models; i++)
-        n += (long)st->models[i].requests;
+        n += (long)st->models[i]->requests;
     metricsd_stats_free(st);
     return n;
 }

@@ -9,7 +9,7 @@
  *     metricsd_client *c;
  *     metricsd_connect(&c, NULL, "my-engine");   // 0 even if the daemon is down
  *     metricsd_gen *g = metricsd_begin(c, "llama-3-8b-q4",
- *                                      &(metricsd_gen_opts){ .backend = "cuda" });
+ *         &(metricsd_gen_opts){ .size = sizeof(metricsd_gen_opts), .backend = "cuda" });
  *     metricsd_scheduled(g);                      // optional: leaves the queue
  *     metricsd_first_token(g);                    // prefill done
  *     metricsd_token(g);                          // each further token
@@ -29,6 +29,35 @@
  *
  * Errors: functions that can fail return 0 or a negative errno; metricsd_strerror()
  * turns it into words.
+ *
+ * ABI rule: how this header grows without breaking an engine built against an older
+ * copy of it (or a binding, such as ctypes, that declares the structs itself).
+ *
+ *  - Structs are only ever grown at the end: a field, once released, keeps its offset,
+ *    type and meaning. The structs without a size field are frozen: they never
+ *    change, and a later version adds new fields or calls instead
+ *    (metricsd_summary, embedded by value; metricsd_label_kv, an array the caller
+ *    lays out; metricsd_client_stats, filled in the caller's memory).
+ *  - Structs the caller fills in (metricsd_options, metricsd_gen_opts, metricsd_event,
+ *    metricsd_query_opts) begin with `size_t size`, which the caller sets to
+ *    sizeof(the struct) as it compiled it. The library reads only the first `size`
+ *    bytes (it copies min(size, its own sizeof) into a zeroed struct), so a field past
+ *    an older caller's size is 0 and takes its default. size 0, or smaller than
+ *    sizeof(size_t), is an error: -EINVAL (metricsd_begin returns NULL and counts a
+ *    drop). A caller's size larger than the library's sizeof (a newer header on an
+ *    older library) is accepted; the fields the library does not know are not read.
+ *  - Query results are allocated by the library. Every result record and every
+ *    top-level result struct begins with `size_t size`, the library's sizeof of that
+ *    record, and the records of a list are reached through an array of POINTERS
+ *    (metricsd_model_stats **models), never by stride, so a record that grew does not
+ *    move the next one. For a caller: a field past your compiled struct's end does not
+ *    exist for you; a field whose offset is >= rec->size was not filled in by the
+ *    (older) library you run against -- test it with METRICSD_HAS before reading it.
+ *
+ * ABI history (the SONAME stays libmetricsd.so.0 while the version is 0.x):
+ *  0.1 (this header) query results became pointer arrays of records that begin with
+ *      size; a `size` below sizeof(size_t) is rejected, where 0 used to mean "this
+ *      version".
  */
 #ifndef METRICSD_H
 #define METRICSD_H
@@ -56,6 +85,11 @@ extern "C" {
 #define METRICSD_MAX_IN_FLIGHT 65536
 #define METRICSD_MAX_LABELS 8
 
+/* Whether a record returned by the library holds `field` (see the ABI rule above):
+ *     if (METRICSD_HAS(metricsd_model_stats, m, rss_bytes)) use(m->rss_bytes); */
+#define METRICSD_HAS(type, rec, field) \
+    (offsetof(type, field) + sizeof(((type *)0)->field) <= (rec)->size)
+
 typedef struct metricsd_client metricsd_client;
 typedef struct metricsd_gen metricsd_gen;
 
@@ -66,8 +100,8 @@ typedef enum metricsd_status {
     METRICSD_TIMEOUT = 3,
 } metricsd_status;
 
-/* Client options. Set `size` to sizeof(metricsd_options) (0 is taken as this
- * version); fields left 0 take their defaults. */
+/* Client options. Set `size` to sizeof(metricsd_options); fields left 0 take their
+ * defaults. */
 typedef struct metricsd_options {
     size_t size;
     size_t buffer_bytes;   /* outgoing buffer; default 256 KiB */
@@ -77,7 +111,8 @@ typedef struct metricsd_options {
 /* Create a client. socket_path NULL means the default: $METRICSD_SOCKET, else
  * $XDG_RUNTIME_DIR/metricsd/metricsd.sock, else /tmp/metricsd-$UID/metricsd.sock.
  * client_name names the engine (Hello.client_name). Returns 0 even when the daemon is
- * not running (the client connects later by itself); -EINVAL, -ENOMEM otherwise.
+ * not running (the client connects later by itself); -EINVAL (also for an opts->size
+ * below sizeof(size_t)), -ENOMEM otherwise.
  * Free with metricsd_close.
  *
  * A connection that sends more than 1,000 frames a second moves to a ring of shared
@@ -99,7 +134,8 @@ METRICSD_EXPORT void metricsd_close(metricsd_client *c);
  * still being made, -ENOTCONN when bytes wait and there is no connection. */
 METRICSD_EXPORT int metricsd_flush(metricsd_client *c);
 
-/* Per-generation options. `size` as for metricsd_options. Strings are copied. */
+/* Per-generation options. `size` as for metricsd_options (required: a size below
+ * sizeof(size_t) makes metricsd_begin fail). Strings are copied. */
 typedef struct metricsd_gen_opts {
     size_t size;
     const char *backend;    /* "cuda", "rocm", "metal", "vulkan", "cpu", ... */
@@ -110,7 +146,7 @@ typedef struct metricsd_gen_opts {
 
 /* Start a generation of `model` now; sends a small Begin frame so the daemon knows
  * what is in flight. opts may be NULL. Returns NULL (and counts a drop) when out of
- * memory or past METRICSD_MAX_IN_FLIGHT. */
+ * memory, past METRICSD_MAX_IN_FLIGHT, or opts->size is below sizeof(size_t). */
 METRICSD_EXPORT metricsd_gen *metricsd_begin(metricsd_client *c, const char *model,
                                              const metricsd_gen_opts *opts);
 /* The generation left the queue (queue = start -> now). */
@@ -144,7 +180,7 @@ typedef struct metricsd_label_kv {
  * per-response timings). Durations in ns; they are passed to the daemon as given and
  * validated there. */
 typedef struct metricsd_event {
-    size_t size;               /* sizeof(metricsd_event), or 0 */
+    size_t size;               /* sizeof(metricsd_event) */
     const char *model;         /* required */
     const char *backend;
     const char *engine;        /* defaults to the client name */
@@ -162,10 +198,11 @@ typedef struct metricsd_event {
     size_t n_labels;
 } metricsd_event;
 
-/* Queue one event. Returns 0, -EINVAL (no model), -ENOBUFS (dropped; counted). */
+/* Queue one event. Returns 0, -EINVAL (no model, or ev->size below sizeof(size_t)),
+ * -ENOBUFS (dropped; counted). */
 METRICSD_EXPORT int metricsd_record(metricsd_client *c, const metricsd_event *ev);
 
-/* Counters of this client, for an engine's own diagnostics. */
+/* Counters of this client, for an engine's own diagnostics. Frozen (ABI rule). */
 typedef struct metricsd_client_stats {
     uint64_t sent;        /* frames fully written to the socket */
     uint64_t dropped;     /* events dropped (buffer full, no memory) */
@@ -186,7 +223,12 @@ METRICSD_EXPORT int metricsd_default_socket(char *buf, size_t n);
  * connection, sends one Query and waits for the Reply at most timeout_ms (0: 5000).
  * These calls do wait (that is their job); never call them from a latency-critical
  * thread.
+ *
+ * Results: each call allocates one result the caller frees with its _free function;
+ * every string and record in it lives until then. Records are reached through arrays
+ * of pointers and begin with `size` (ABI rule above).
  */
+/* Embedded by value in metricsd_model_stats, so frozen. */
 typedef struct metricsd_summary {
     uint64_t count;
     double mean, min, max;
@@ -194,6 +236,7 @@ typedef struct metricsd_summary {
 } metricsd_summary;
 
 typedef struct metricsd_model_stats {
+    size_t size;               /* the library's sizeof(metricsd_model_stats) */
     const char *model;
     const char *backend;       /* "" when merged over backends */
     uint64_t requests, errors, cancelled, timeouts, cold_starts;
@@ -218,14 +261,16 @@ typedef struct metricsd_model_stats {
 } metricsd_model_stats;
 
 typedef struct metricsd_stats {
+    size_t size;               /* the library's sizeof(metricsd_stats) */
     int64_t window_ns;
     int64_t now_unix_ns;
     size_t n_models;
-    metricsd_model_stats *models;
+    metricsd_model_stats **models; /* n_models pointers */
 } metricsd_stats;
 
+/* Options of every query call; NULL takes every default. */
 typedef struct metricsd_query_opts {
-    size_t size;
+    size_t size;               /* sizeof(metricsd_query_opts) */
     const char *socket_path;   /* NULL: the default */
     int timeout_ms;            /* 0: 5000 */
     const char *model;         /* NULL: all models */
@@ -233,15 +278,20 @@ typedef struct metricsd_query_opts {
     int by_backend;            /* one row per (model, backend) */
 } metricsd_query_opts;
 
+/* Statistics per model (or per model and backend) over the window. Returns 0 and sets
+ * *out; -EINVAL (opts->size below sizeof(size_t), or out NULL), -ENOMEM, -ETIMEDOUT,
+ * -EPROTO, a connection error (-ENOENT, -ECONNREFUSED, ...), or the daemon's error. */
 METRICSD_EXPORT int metricsd_query_stats(const metricsd_query_opts *opts, metricsd_stats **out);
 METRICSD_EXPORT void metricsd_stats_free(metricsd_stats *st);
 
 typedef struct metricsd_counter {
+    size_t size;               /* the library's sizeof(metricsd_counter) */
     const char *name;
     uint64_t value;
 } metricsd_counter;
 
 typedef struct metricsd_daemon_status {
+    size_t size;               /* the library's sizeof(metricsd_daemon_status) */
     const char *version;
     const char *socket_path;
     const char *db_path;
@@ -250,15 +300,16 @@ typedef struct metricsd_daemon_status {
     uint32_t clients, in_flight, series, flush_interval_ms;
     uint64_t db_bytes, db_map_bytes, pending_minutes;
     size_t n_counters;
-    metricsd_counter *counters;
+    metricsd_counter **counters;   /* n_counters pointers */
     size_t n_rejected;
-    metricsd_counter *rejected;
+    metricsd_counter **rejected;   /* n_rejected pointers */
 } metricsd_daemon_status;
 
 /* `metricsctl power`: each device a sampler reads, or one entry per source that is
  * unavailable, saying why. Numbers unknown to a source are NAN (0 for byte counts);
  * energies count from since_unix_ns (the daemon's first sample). */
 typedef struct metricsd_power_device {
+    size_t size;                      /* the library's sizeof(metricsd_power_device) */
     const char *name;
     const char *kind;                 /* "gpu", "battery", "cpu" */
     const char *source;               /* "nvml", "amdgpu", "battery", "rapl" */
@@ -274,23 +325,27 @@ typedef struct metricsd_power_device {
 } metricsd_power_device;
 
 typedef struct metricsd_power_process {
+    size_t size;                      /* the library's sizeof(metricsd_power_process) */
     int pid;
     uint64_t rss_bytes, gpu_mem_bytes;
     const char *models;               /* comma-separated */
 } metricsd_power_process;
 
 typedef struct metricsd_power {
+    size_t size;                      /* the library's sizeof(metricsd_power) */
     int64_t now_unix_ns, since_unix_ns, last_sample_unix_ns;
     uint32_t sample_interval_ms;
     size_t n_devices;
-    metricsd_power_device *devices;
+    metricsd_power_device **devices;     /* n_devices pointers */
     size_t n_processes;
-    metricsd_power_process *processes;
+    metricsd_power_process **processes;  /* n_processes pointers */
 } metricsd_power;
 
+/* Returns as metricsd_query_stats does. */
 METRICSD_EXPORT int metricsd_query_power(const metricsd_query_opts *opts, metricsd_power **out);
 METRICSD_EXPORT void metricsd_power_free(metricsd_power *p);
 
+/* The daemon's own state and counters. Returns as metricsd_query_stats does. */
 METRICSD_EXPORT int metricsd_query_status(const metricsd_query_opts *opts,
                                           metricsd_daemon_status **out);
 METRICSD_EXPORT void metricsd_daemon_status_free(metricsd_daemon_status *st);
