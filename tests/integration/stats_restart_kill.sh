@@ -4,7 +4,7 @@
 # durations; `metricsctl stats --json` must show the exact counts and every percentile
 # within 0.6 % of the exact value; the same after SIGTERM and a restart; and after a
 # kill -9 right after a flush, everything flushed is still there.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../harness/harness.sh"
 # (b) compares stats byte for byte across a restart: no samplers, so no energy is
 # attributed after the figures are read (on a machine with a GPU or RAPL it would be).
 SAMPLING=--sample-interval=0
