@@ -42,10 +42,13 @@ kill_tree() {
 
 cleanup() {
     local p i
-    if [ -n "$DAEMON_PID" ]; then kill_tree "$DAEMON_PID"; fi
-    # Whatever else this shell started and that still runs: drivers, readers, senders.
-    for p in $(jobs -p) $(pgrep -P $$ 2>/dev/null || true); do kill_tree "$p"; done
-    wait 2>/dev/null || true
+    # Whatever this shell started and that still runs: the daemon, drivers, readers,
+    # senders (bash's "Killed" notices for them are noise here).
+    {
+        if [ -n "$DAEMON_PID" ]; then kill_tree "$DAEMON_PID"; fi
+        for p in $(jobs -p) $(pgrep -P $$ || true); do kill_tree "$p"; done
+        wait || true
+    } 2>/dev/null
     for ((i = ${#TH_AT_EXIT[@]} - 1; i >= 0; i--)); do eval "${TH_AT_EXIT[i]}" || true; done
     rm -rf "$TMP"
 }
