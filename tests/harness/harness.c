@@ -109,7 +109,7 @@ int th_daemon_start(th_daemon *d, const char *bin, const char *db_dir, const cha
 {
     const char *tmp = getenv("TMPDIR") && getenv("TMPDIR")[0] ? getenv("TMPDIR") : "/tmp";
     memset(d, 0, sizeof(*d));
-    snprintf(d->dir, sizeof d->dir, "%s/metricsd-test.XXXXXX", tmp);
+    snprintf(d->dir, sizeof d->dir, "%s/metricsd-harness.XXXXXX", tmp);
     if (mkdtemp(d->dir) == NULL) {
         perror("mkdtemp");
         d->dir[0] = 0;

@@ -9,6 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "harness.h"
+#include "metricsd.h"
+
 uint8_t *th_frame(const Metricsd__Envelope *env, size_t *n)
 {
     uint8_t *b = malloc(frame_size(env));
@@ -47,4 +50,25 @@ uint8_t *th_good_frame(const char *model, size_t *n)
     env.msg_case = METRICSD__ENVELOPE__MSG_GENERATION;
     env.generation = &g;
     return th_frame(&env, n);
+}
+
+uint8_t *th_hello_frame(const char *client_name, size_t *n)
+{
+    Metricsd__Envelope env = METRICSD__ENVELOPE__INIT;
+    Metricsd__Hello h = METRICSD__HELLO__INIT;
+    h.has_protocol = 1;
+    h.protocol = METRICSD_PROTOCOL;
+    h.client_name = (char *)client_name;
+    env.msg_case = METRICSD__ENVELOPE__MSG_HELLO;
+    env.hello = &h;
+    return th_frame(&env, n);
+}
+
+int th_send_hello(int fd, const char *client_name)
+{
+    size_t n;
+    uint8_t *f = th_hello_frame(client_name, &n);
+    int rc = f != NULL ? th_send_all(fd, f, n) : -1;
+    free(f);
+    return rc;
 }

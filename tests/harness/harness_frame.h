@@ -19,5 +19,9 @@ uint8_t *th_frame(const Metricsd__Envelope *env, size_t *n);
 uint8_t *th_frame_raw(const uint8_t *payload, size_t len, size_t *n);
 /* One valid generation of model (backend cpu, 5 ms, one token) as a frame. */
 uint8_t *th_good_frame(const char *model, size_t *n);
+/* A Hello of this protocol from client_name, as a frame. */
+uint8_t *th_hello_frame(const char *client_name, size_t *n);
+/* Send a Hello from client_name on fd: 0, or -1 (out of memory or the send failed). */
+int th_send_hello(int fd, const char *client_name);
 
 #endif

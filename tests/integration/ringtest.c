@@ -85,26 +85,11 @@ static uint8_t *shm_frame(int start, uint32_t bytes, size_t *n)
     return th_frame(&env, n);
 }
 
-static uint8_t *hello_frame(size_t *n)
-{
-    Metricsd__Envelope env = METRICSD__ENVELOPE__INIT;
-    Metricsd__Hello h = METRICSD__HELLO__INIT;
-    h.has_protocol = 1;
-    h.protocol = METRICSD_PROTOCOL;
-    h.client_name = "ringtest-raw";
-    env.msg_case = METRICSD__ENVELOPE__MSG_HELLO;
-    env.hello = &h;
-    return th_frame(&env, n);
-}
-
 /* A raw connection that said Hello. */
 static int raw_conn(const char *sock)
 {
-    size_t n;
-    uint8_t *f = hello_frame(&n);
     int fd = th_connect(sock);
-    CHECK(fd >= 0 && f != NULL && th_send_all(fd, f, n) == 0, "raw connection");
-    free(f);
+    CHECK(fd >= 0 && th_send_hello(fd, "ringtest-raw") == 0, "raw connection");
     return fd;
 }
 

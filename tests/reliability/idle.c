@@ -20,21 +20,6 @@
 #include "harness.h"
 #include "harness_frame.h"
 
-static void send_hello(int fd)
-{
-    Metricsd__Envelope env = METRICSD__ENVELOPE__INIT;
-    Metricsd__Hello h = METRICSD__HELLO__INIT;
-    size_t n;
-    env.msg_case = METRICSD__ENVELOPE__MSG_HELLO;
-    env.hello = &h;
-    h.has_protocol = 1;
-    h.protocol = METRICSD_PROTOCOL;
-    h.client_name = "idle";
-    uint8_t *f = th_frame(&env, &n);
-    CHECK(th_send_all(fd, f, n) == 0, "send hello");
-    free(f);
-}
-
 static void send_gen(int fd, uint64_t gen_id, int begin)
 {
     Metricsd__Envelope env = METRICSD__ENVELOPE__INIT;
@@ -79,7 +64,7 @@ int idle_run(const char *sock, int conns, int idle_ms)
      * working on a long answer, which the timeout must leave alone. */
     int busy = th_connect(sock);
     CHECK(busy >= 0, "connect");
-    send_hello(busy);
+    CHECK(th_send_hello(busy, "idle") == 0, "send hello");
     send_gen(busy, 1, 1);
     int opened = 0;
     for (int i = 0; i < conns; i++) {
