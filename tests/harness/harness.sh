@@ -18,7 +18,7 @@
 #   stop_daemon                  SIGTERM; it must exit 0.  kill9_daemon: SIGKILL and reap
 #   status_field F, counter C, rejected R       fields of `metricsctl status --json`
 #   wait_for WHAT CMD...         until CMD succeeds (60 s, then fail)
-#   counter_at_least C N, nothing_pending, wait_flushed N
+#   counter_at_least C N, wait_counter C N, nothing_pending, wait_flushed N
 #   stats_requests, requests_of MODEL, reconcile FILE [--stored-only]
 #   preload LIB, check_db OUT, listing_sum FILE, never_backwards OLD NEW
 set -eu
@@ -155,6 +155,8 @@ wait_for() {
 
 counter_at_least() { [ "$(counter "$1")" -ge "$2" ]; }
 nothing_pending() { [ "$(status_field pending_minutes)" -eq 0 ]; }
+# wait_counter NAME N: until counter NAME is at least N (60 s, then fail).
+wait_counter() { wait_for "$1 >= $2" counter_at_least "$1" "$2"; }
 
 # wait_flushed N: until the daemon has accepted N generations and flushed them all.
 wait_flushed() {

@@ -25,9 +25,7 @@ echo "(b) same figures after SIGTERM and restart: ok"
 
 "$ITEST" send --socket "$SOCK" --procs 2 --threads 8 --total 4000 --seed 43 || fail "send"
 wait_flushed 4000
-kill -9 "$DAEMON_PID"
-wait "$DAEMON_PID" 2>/dev/null || true
-DAEMON_PID=
+kill9_daemon
 start_daemon $SAMPLING
 "$METRICSCTL" --socket "$SOCK" stats --json >"$TMP/c.json"
 # The check regenerates both workloads: 20,000 of seed 42 and 4,000 of seed 43.
