@@ -33,10 +33,20 @@ TH_AT_EXIT=()
 
 at_exit() { TH_AT_EXIT+=("$*"); }
 
+# children_of PID: the pids of PID's children, from /proc (or pgrep where the kernel
+# has no children files).
+children_of() {
+    if [ -r "/proc/$1/task/$1/children" ]; then
+        cat /proc/"$1"/task/*/children 2>/dev/null || true
+    elif command -v pgrep >/dev/null 2>&1; then
+        pgrep -P "$1" || true
+    fi
+}
+
 # kill_tree PID: SIGKILL to PID and, first, to every process below it.
 kill_tree() {
     local c
-    for c in $(pgrep -P "$1" 2>/dev/null || true); do kill_tree "$c"; done
+    for c in $(children_of "$1"); do kill_tree "$c"; done
     kill -9 "$1" 2>/dev/null || true
 }
 
@@ -46,13 +56,17 @@ cleanup() {
     # senders (bash's "Killed" notices for them are noise here).
     {
         if [ -n "$DAEMON_PID" ]; then kill_tree "$DAEMON_PID"; fi
-        for p in $(jobs -p) $(pgrep -P $$ || true); do kill_tree "$p"; done
+        for p in $(jobs -p) $(children_of $$); do kill_tree "$p"; done
         wait || true
     } 2>/dev/null
     for ((i = ${#TH_AT_EXIT[@]} - 1; i >= 0; i--)); do eval "${TH_AT_EXIT[i]}" || true; done
     rm -rf "$TMP"
 }
 trap cleanup EXIT
+# A test stopped from outside (ctest's timeout, ^C) cleans up as well.
+trap 'exit 129' HUP
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 fail() {
     echo "FAIL: $*" >&2
@@ -75,7 +89,6 @@ require() {
     done
 }
 
-command -v pgrep >/dev/null 2>&1 || fail "pgrep (procps) is needed to stop what a test started"
 command -v jq >/dev/null 2>&1 || fail "jq is needed to read metricsctl --json"
 
 # wait_serving TIMEOUT_S: until the daemon answers a status query, or fail.
