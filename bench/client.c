@@ -47,8 +47,8 @@ static volatile uint64_t g_sink;
  * spread of a real generation: a lognormal around 1 us). */
 static void spin_ns(int64_t ns)
 {
-    int64_t end = bench_now_ns() + ns;
-    while (bench_now_ns() < end)
+    int64_t end = th_now_ns() + ns;
+    while (th_now_ns() < end)
         ;
 }
 
@@ -117,10 +117,10 @@ static double token_bulk(metricsd_client *c, int reps)
     for (int r = 0; r < reps; r++) {
         metricsd_gen *g = metricsd_begin(c, MODEL, NULL);
         metricsd_first_token(g);
-        int64_t t0 = bench_now_ns();
+        int64_t t0 = th_now_ns();
         for (int i = 0; i < 1000; i++)
             metricsd_token(g);
-        v[r] = (double)(bench_now_ns() - t0) / 1000.0;
+        v[r] = (double)(th_now_ns() - t0) / 1000.0;
         metricsd_end(g, METRICSD_OK);
     }
     double m = bench_median(v, (size_t)reps);
@@ -133,8 +133,8 @@ static void machine_stalls(int64_t ns, double *per_s, double *max_gap)
 {
     long n = 0;
     double max = 0;
-    int64_t start = bench_now_ns(), prev = start, end = start + ns;
-    for (int64_t t; (t = bench_now_ns()) < end; prev = t) {
+    int64_t start = th_now_ns(), prev = start, end = start + ns;
+    for (int64_t t; (t = th_now_ns()) < end; prev = t) {
         double gap = (double)(t - prev);
         n += gap > CALL_LIMIT_NS;
         if (gap > max)
@@ -164,11 +164,11 @@ static void run_mode(const char *mode, metricsd_client *c, int gens, mode_result
         tail_init(&tn, (size_t)gens * 16);
         for (int gi = 0; gi < gens; gi++) {
             int64_t a, b, ac, bc;
-            a = bench_now_ns();
+            a = th_now_ns();
             ac = clock ? bench_thread_cpu_ns() : 0;
             metricsd_gen *g = metricsd_begin(c, MODEL, &(metricsd_gen_opts){ .size = sizeof(metricsd_gen_opts), .backend = "cuda" });
             bc = clock ? bench_thread_cpu_ns() : 0;
-            b = bench_now_ns();
+            b = th_now_ns();
             if (clock)
                 tb.cpu[tb.n] = (double)(bc - ac);
             tb.wall[tb.n++] = (double)(b - a);
@@ -177,20 +177,20 @@ static void run_mode(const char *mode, metricsd_client *c, int gens, mode_result
             for (int k = 1; k < TOKENS_PER_GEN; k++) {
                 spin_ns((int64_t)bench_lognormal(&seed, 1000, 0.4));
                 if (k % 16 == 0) { /* every 16th token timed alone */
-                    a = bench_now_ns();
+                    a = th_now_ns();
                     ac = clock ? bench_thread_cpu_ns() : 0;
                     metricsd_token(g);
                     bc = clock ? bench_thread_cpu_ns() : 0;
-                    b = bench_now_ns();
+                    b = th_now_ns();
                     if (clock)
                         tt.cpu[tt.n] = (double)(bc - ac);
                     tt.wall[tt.n++] = (double)(b - a);
                 } else if (k % 16 == 8) { /* and an empty call as often */
-                    a = bench_now_ns();
+                    a = th_now_ns();
                     ac = clock ? bench_thread_cpu_ns() : 0;
                     empty_call();
                     bc = clock ? bench_thread_cpu_ns() : 0;
-                    b = bench_now_ns();
+                    b = th_now_ns();
                     if (clock)
                         tn.cpu[tn.n] = (double)(bc - ac);
                     tn.wall[tn.n++] = (double)(b - a);
@@ -199,11 +199,11 @@ static void run_mode(const char *mode, metricsd_client *c, int gens, mode_result
                     metricsd_token(g);
                 }
             }
-            a = bench_now_ns();
+            a = th_now_ns();
             ac = clock ? bench_thread_cpu_ns() : 0;
             metricsd_end(g, METRICSD_OK);
             bc = clock ? bench_thread_cpu_ns() : 0;
-            b = bench_now_ns();
+            b = th_now_ns();
             if (clock)
                 te.cpu[te.n] = (double)(bc - ac);
             te.wall[te.n++] = (double)(b - a);
@@ -296,7 +296,7 @@ static void decode_step(void)
 
 static double engine_loop(metricsd_client *c, int gens)
 {
-    int64_t t0 = bench_now_ns();
+    int64_t t0 = th_now_ns();
     for (int gi = 0; gi < gens; gi++) {
         metricsd_gen *g = c ? metricsd_begin(c, MODEL, &(metricsd_gen_opts){ .size = sizeof(metricsd_gen_opts), .backend = "cuda" })
                             : NULL;
@@ -316,7 +316,7 @@ static double engine_loop(metricsd_client *c, int gens)
         if (c)
             metricsd_end(g, METRICSD_OK);
     }
-    return (double)(bench_now_ns() - t0);
+    return (double)(th_now_ns() - t0);
 }
 
 int main(int argc, char **argv)
@@ -331,7 +331,7 @@ int main(int argc, char **argv)
         return 0;
     }
     int gens = argc > 1 && strcmp(argv[1], "--quick") == 0 ? 1000 : 4000;
-    bench_daemon d;
+    th_daemon d;
     char buf[128], tgt[64];
     mode_result up, up_socket, absent, stopped;
 
@@ -388,7 +388,7 @@ int main(int argc, char **argv)
     run_mode("stopped", c, gens, &stopped);
     kill(d.pid, SIGCONT);
     metricsd_close(c);
-    bench_daemon_stop(&d);
+    th_daemon_stop(&d);
 
     /* Daemon absent: nobody at the socket path; the library retries once a second. */
     metricsd_connect(&c, "/tmp/metricsd-bench-nobody/none.sock", "bench-client-absent");

@@ -1,22 +1,18 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Shared pieces of the benchmark programs (see common.h): machine and load, clocks,
- * statistics, a private daemon, and /proc readings of its CPU time and memory.
+ * statistics, and /proc readings of the daemon's CPU time and memory. Starting and
+ * stopping the daemon is the test harness's (tests/harness/harness.c).
  */
 #include "common.h"
 
 #include <dirent.h>
-#include <errno.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-
-#include "metricsd.h"
 
 #ifndef BENCH_DAEMON_PATH
 #define BENCH_DAEMON_PATH "metricsd"
@@ -101,25 +97,11 @@ void bench_row(const char *bench, const char *figure, const char *value, const c
     fflush(stdout);
 }
 
-int64_t bench_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 int64_t bench_thread_cpu_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-void bench_sleep_ms(long ms)
-{
-    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -175,17 +157,6 @@ double bench_lognormal(uint64_t *s, double median, double sigma)
     return median * __builtin_exp(sigma * z);
 }
 
-void bench_rmtree(const char *path)
-{
-    pid_t pid = fork();
-    if (pid == 0) {
-        execlp("rm", "rm", "-rf", "--", path, (char *)NULL);
-        _exit(127);
-    }
-    if (pid > 0)
-        waitpid(pid, NULL, 0);
-}
-
 int64_t bench_file_disk_bytes(const char *path)
 {
     struct stat sb;
@@ -198,82 +169,18 @@ int64_t bench_file_size(const char *path)
     return stat(path, &sb) == 0 ? (int64_t)sb.st_size : -1;
 }
 
-int bench_daemon_start(bench_daemon *d, const char *db_dir, const char *const *extra)
+int bench_daemon_start(th_daemon *d, const char *db_dir, const char *const *extra)
 {
-    const char *tmp = getenv("TMPDIR") && getenv("TMPDIR")[0] ? getenv("TMPDIR") : "/tmp";
-    memset(d, 0, sizeof(*d));
-    snprintf(d->dir, sizeof d->dir, "%s/metricsd-bench.XXXXXX", tmp);
-    if (mkdtemp(d->dir) == NULL) {
-        perror("mkdtemp");
-        return -1;
-    }
-    snprintf(d->socket, sizeof d->socket, "%s/s/metricsd.sock", d->dir);
-    if (db_dir)
-        snprintf(d->db, sizeof d->db, "%s", db_dir);
-    else
-        snprintf(d->db, sizeof d->db, "%s/db", d->dir);
-    const char *argv[40];
+    const char *args[40];
     int n = 0;
     /* METRICSD_BENCH_DAEMON: another build of the daemon, to compare two builds. */
     const char *bin = getenv("METRICSD_BENCH_DAEMON");
-    argv[n++] = bin && bin[0] ? bin : BENCH_DAEMON_PATH;
-    argv[n++] = "--socket";
-    argv[n++] = d->socket;
-    argv[n++] = "--db";
-    argv[n++] = d->db;
-    argv[n++] = "--log-level";
-    argv[n++] = "error";
-    for (int i = 0; extra && extra[i] && n < 38; i++)
-        argv[n++] = extra[i];
-    argv[n] = NULL;
-    fflush(NULL);
-    d->pid = fork();
-    if (d->pid < 0)
-        return -1;
-    if (d->pid == 0) {
-        execv(argv[0], (char *const *)argv);
-        perror(argv[0]);
-        _exit(127);
-    }
-    for (int i = 0; i < 1000; i++) {
-        if (bench_daemon_counter(d, "connections") >= 0)
-            return 0;
-        if (waitpid(d->pid, NULL, WNOHANG) == d->pid) {
-            fprintf(stderr, "bench: the daemon exited at start\n");
-            d->pid = 0;
-            return -1;
-        }
-        bench_sleep_ms(10);
-    }
-    fprintf(stderr, "bench: the daemon did not answer in 10 s\n");
-    return -1;
-}
-
-void bench_daemon_stop(bench_daemon *d)
-{
-    if (d->pid > 0) {
-        kill(d->pid, SIGCONT);
-        kill(d->pid, SIGTERM);
-        waitpid(d->pid, NULL, 0);
-        d->pid = 0;
-    }
-    if (d->dir[0])
-        bench_rmtree(d->dir);
-    d->dir[0] = 0;
-}
-
-int64_t bench_daemon_counter(const bench_daemon *d, const char *name)
-{
-    metricsd_query_opts qo = { .size = sizeof qo, .socket_path = d->socket, .timeout_ms = 5000 };
-    metricsd_daemon_status *st = NULL;
-    int64_t v = -1;
-    if (metricsd_query_status(&qo, &st) != 0)
-        return -1;
-    for (size_t i = 0; i < st->n_counters; i++)
-        if (strcmp(st->counters[i]->name, name) == 0)
-            v = (int64_t)st->counters[i]->value;
-    metricsd_daemon_status_free(st);
-    return v;
+    args[n++] = "--log-level";
+    args[n++] = "error";
+    for (int i = 0; extra && extra[i] && n < 39; i++)
+        args[n++] = extra[i];
+    args[n] = NULL;
+    return th_daemon_start(d, bin && bin[0] ? bin : BENCH_DAEMON_PATH, db_dir, args);
 }
 
 /* Sum of the per-thread schedstat run times (ns) of every thread of pid; -1 when

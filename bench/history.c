@@ -104,7 +104,7 @@ static double db_fill(db *d, uint32_t from, uint32_t to)
 {
     size_t cap = (size_t)d->models * 60;
     store_item *items = calloc(cap, sizeof(*items));
-    int64_t t0 = bench_now_ns();
+    int64_t t0 = th_now_ns();
     for (uint32_t h = from; h < to;) {
         uint32_t end = (h / 60 + 1) * 60;
         if (end > to)
@@ -121,7 +121,7 @@ static double db_fill(db *d, uint32_t from, uint32_t to)
         h = end;
     }
     free(items);
-    return (double)(bench_now_ns() - t0) / 1e9;
+    return (double)(th_now_ns() - t0) / 1e9;
 }
 
 static void db_close(db *d)
@@ -134,7 +134,7 @@ static void db_close(db *d)
 static void db_remove(db *d)
 {
     db_close(d);
-    bench_rmtree(d->dir);
+    th_rmtree(d->dir);
     free(d->ids);
     free(d->names);
 }
@@ -164,7 +164,7 @@ static int64_t db_compact_bytes(const db *d)
         n = bench_file_disk_bytes(path);
     }
     mdb_env_close(env);
-    bench_rmtree(out);
+    th_rmtree(out);
     return n;
 }
 
@@ -243,9 +243,9 @@ static void time_in_daemon(store *st, int64_t window_ns, int reps, size_t *reply
             size_t len = 0;
             if (pass == 1)
                 next_minute(&srv);
-            int64_t t0 = bench_now_ns();
+            int64_t t0 = th_now_ns();
             int rc = query_answer(&srv, &q, &out, &len);
-            double ms = (double)(bench_now_ns() - t0) / 1e6;
+            double ms = (double)(th_now_ns() - t0) / 1e6;
             if (r < 0)
                 first = ms;
             else
@@ -266,12 +266,12 @@ static void time_in_daemon(store *st, int64_t window_ns, int reps, size_t *reply
     series_table_free(&srv.series);
 }
 
-static double time_ctl(const bench_daemon *d, const char *since, int reps)
+static double time_ctl(const th_daemon *d, const char *since, int reps)
 {
     double t[32];
     for (int r = 0; r < reps; r++) {
         fflush(stdout); /* the child's freopen would write our buffer out again */
-        int64_t t0 = bench_now_ns();
+        int64_t t0 = th_now_ns();
         pid_t pid = fork();
         if (pid == 0) {
             if (freopen("/dev/null", "w", stdout) == NULL)
@@ -282,23 +282,23 @@ static double time_ctl(const bench_daemon *d, const char *since, int reps)
         }
         int status = 0;
         waitpid(pid, &status, 0);
-        t[r] = (double)(bench_now_ns() - t0) / 1e6;
+        t[r] = (double)(th_now_ns() - t0) / 1e6;
         if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
             fprintf(stderr, "metricsctl stats exited %d\n", WEXITSTATUS(status));
     }
     return bench_median(t, (size_t)reps);
 }
 
-static double time_lib(const bench_daemon *d, int64_t window_ns, int reps, size_t *rows)
+static double time_lib(const th_daemon *d, int64_t window_ns, int reps, size_t *rows)
 {
     double t[32];
     for (int r = 0; r < reps; r++) {
         metricsd_query_opts qo = { .size = sizeof qo, .socket_path = d->socket,
                                    .window_ns = window_ns, .timeout_ms = 10000 };
         metricsd_stats *st = NULL;
-        int64_t t0 = bench_now_ns();
+        int64_t t0 = th_now_ns();
         int rc = metricsd_query_stats(&qo, &st);
-        t[r] = (double)(bench_now_ns() - t0) / 1e6;
+        t[r] = (double)(th_now_ns() - t0) / 1e6;
         *rows = rc == 0 ? st->n_models : 0;
         metricsd_stats_free(st);
     }
@@ -318,7 +318,7 @@ static void query_bench(int models, int days, qres res[2])
     static const int64_t windows[2] = { 24ll * 3600 * 1000000000, 7ll * 24 * 3600 * 1000000000 };
     static const char *const since[2] = { "24h", "7d" };
     db_close(&d);
-    bench_daemon dm;
+    th_daemon dm;
     const char *extra[] = { "--sample-interval", "0", NULL };
     if (bench_daemon_start(&dm, d.dir, extra) == 0) {
         for (int w = 0; w < 2; w++) {
@@ -330,7 +330,7 @@ static void query_bench(int models, int days, qres res[2])
                    "%.2f ms; metricsd_query_stats %.2f ms (%zu rows)\n",
                    models, since[w], res[w].ctl_cold_ms, res[w].ctl_ms, res[w].lib_ms, rows);
         }
-        bench_daemon_stop(&dm);
+        th_daemon_stop(&dm);
     }
     /* In this process last: its simulated minutes write data ahead of the real clock. */
     char why[256];

@@ -80,7 +80,7 @@ static void sender(shared *sh, int idx, const char *socket, int clients, int mod
     metricsd_flush(c);
     atomic_fetch_add(&sh->ready, 1);
     while (!atomic_load(&sh->start))
-        bench_sleep_ms(1);
+        th_sleep_ms(1);
     long sent = 0;
     metricsd_client_stats st;
     int64_t cpu0 = bench_thread_cpu_ns();
@@ -122,7 +122,7 @@ static void sender(shared *sh, int idx, const char *socket, int clients, int mod
 
 static int run_point(point *p, long duration_ms)
 {
-    bench_daemon d;
+    th_daemon d;
     char maxc[32];
     snprintf(maxc, sizeof maxc, "%d", MAX_CLIENTS + 16);
     const char *extra[] = { "--max-series", "2000", NULL };
@@ -140,12 +140,12 @@ static int run_point(point *p, long duration_ms)
             sender(sh, i, d.socket, p->clients, p->models, p->kind);
     }
     while (atomic_load(&sh->ready) < p->clients)
-        bench_sleep_ms(5);
-    bench_sleep_ms(100);
-    int64_t acc0 = bench_daemon_counter(&d, "generations_accepted");
-    int64_t cpu0 = bench_proc_cpu_ns(d.pid), t0 = bench_now_ns();
+        th_sleep_ms(5);
+    th_sleep_ms(100);
+    int64_t acc0 = th_counter(d.socket, "generations_accepted");
+    int64_t cpu0 = bench_proc_cpu_ns(d.pid), t0 = th_now_ns();
     atomic_store(&sh->start, 1);
-    bench_sleep_ms(duration_ms);
+    th_sleep_ms(duration_ms);
     atomic_store(&sh->stop, 1);
     long total = 0, sender_cpu = 0;
     for (int i = 0; i < p->clients; i++)
@@ -156,13 +156,13 @@ static int run_point(point *p, long duration_ms)
     }
     int64_t acc = acc0;
     for (int i = 0; i < 30000; i++) {
-        acc = bench_daemon_counter(&d, "generations_accepted");
+        acc = th_counter(d.socket, "generations_accepted");
         if (acc - acc0 >= total)
             break;
         usleep(500);
     }
-    int64_t t1 = bench_now_ns(), cpu1 = bench_proc_cpu_ns(d.pid);
-    int64_t dropped = bench_daemon_counter(&d, "client_dropped_events");
+    int64_t t1 = th_now_ns(), cpu1 = bench_proc_cpu_ns(d.pid);
+    int64_t dropped = th_counter(d.socket, "client_dropped_events");
     long got = (long)(acc - acc0);
     p->events = got;
     p->rate = (double)got / ((double)(t1 - t0) / 1e9);
@@ -177,7 +177,7 @@ static int run_point(point *p, long duration_ms)
            p->sender_cpu_ns_per_event, got, (long long)dropped);
     fflush(stdout);
     munmap(sh, sizeof(*sh));
-    bench_daemon_stop(&d);
+    th_daemon_stop(&d);
     return got == total ? 0 : -1;
 }
 

@@ -22,7 +22,7 @@
 
 int main(void)
 {
-    bench_daemon d;
+    th_daemon d;
     char buf[160];
     int ready[2], go[2];
     const char *extra[] = { "--max-series", "1000", NULL };
@@ -65,7 +65,7 @@ int main(void)
                 left += metricsd_flush(c[i]) != 0;
             if (!left)
                 break;
-            bench_sleep_ms(10);
+            th_sleep_ms(10);
         }
         char x = 1;
         if (write(ready[1], &x, 1) != 1)
@@ -84,9 +84,9 @@ int main(void)
             return 1;
     }
     int64_t want = (int64_t)PROCS * PER_PROC * EVENTS;
-    for (int i = 0; i < 500 && bench_daemon_counter(&d, "generations_accepted") < want; i++)
-        bench_sleep_ms(20);
-    bench_sleep_ms(1500); /* a flush or two, and a sampler pass */
+    for (int i = 0; i < 500 && th_counter(d.socket, "generations_accepted") < want; i++)
+        th_sleep_ms(20);
+    th_sleep_ms(1500); /* a flush or two, and a sampler pass */
     metricsd_query_opts qo = { .size = sizeof qo, .socket_path = d.socket };
     metricsd_daemon_status *st = NULL;
     uint32_t clients = 0, series = 0, in_flight = 0;
@@ -101,7 +101,7 @@ int main(void)
     printf("with %u clients, %u series, %u generations in flight, %lld accepted: "
            "%.1f MiB resident (peak %.1f MiB)\n",
            clients, series, in_flight,
-           (long long)bench_daemon_counter(&d, "generations_accepted"),
+           (long long)th_counter(d.socket, "generations_accepted"),
            (double)rss / 1048576.0, (double)hwm / 1048576.0);
     fflush(stdout);
     if (write(go[1], "xxxxxxxxxx", PROCS) != PROCS) /* one byte per process */
@@ -112,7 +112,7 @@ int main(void)
              (double)rss / 1048576.0, (double)hwm / 1048576.0, clients, series);
     bench_row("memory", "daemon RSS, 1,000 clients, 1,000 series", buf, "<= 32 MiB",
               rss <= 32ll << 20);
-    bench_daemon_stop(&d);
+    th_daemon_stop(&d);
     bench_end();
     return 0;
 }

@@ -107,15 +107,15 @@ static double collectd_round(long ms, long *delivered, long *offered)
         execl("/usr/sbin/collectd", "collectd", "-f", "-C", conf, (char *)NULL);
         _exit(127);
     }
-    bench_sleep_ms(1500); /* collectd up and listening */
+    th_sleep_ms(1500); /* collectd up and listening */
     int fd = socket(AF_INET, SOCK_DGRAM, 0);
     struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
     connect(fd, (struct sockaddr *)&a, sizeof a);
     char pkt[1500];
     long sent = 0, k = 0;
-    int64_t t0 = bench_now_ns(), end = t0 + ms * 1000000;
-    while (bench_now_ns() < end) {
+    int64_t t0 = th_now_ns(), end = t0 + ms * 1000000;
+    while (th_now_ns() < end) {
         size_t n = 0;
         for (int i = 0; i < 64; i++) {
             char line[64];
@@ -129,28 +129,28 @@ static double collectd_round(long ms, long *delivered, long *offered)
         /* A datagram the kernel drops still counts as offered, never as delivered. */
         (void)send(fd, pkt, n - 1, 0);
     }
-    double secs = (double)(bench_now_ns() - t0) / 1e9;
+    double secs = (double)(th_now_ns() - t0) / 1e9;
     close(fd);
-    bench_sleep_ms(2500); /* the next interval writes what was taken */
+    th_sleep_ms(2500); /* the next interval writes what was taken */
     kill(pid, SIGTERM);
     waitpid(pid, NULL, 0);
     *delivered = sum_counts(data);
     *offered = sent;
-    bench_rmtree(dir);
+    th_rmtree(dir);
     return secs;
 }
 
-static double metricsd_round(const bench_daemon *d, long ms, long *delivered)
+static double metricsd_round(const th_daemon *d, long ms, long *delivered)
 {
     metricsd_client *c;
     metricsd_options o = { .size = sizeof o, .buffer_bytes = 1u << 20 };
     metricsd_connect_opts(&c, d->socket, "bench-statsd", &o);
     metricsd_flush(c);
-    int64_t acc0 = bench_daemon_counter(d, "generations_accepted");
+    int64_t acc0 = th_counter(d->socket, "generations_accepted");
     long sent = 0, k = 0;
     metricsd_client_stats st;
-    int64_t t0 = bench_now_ns(), end = t0 + ms * 1000000;
-    while (bench_now_ns() < end) {
+    int64_t t0 = th_now_ns(), end = t0 + ms * 1000000;
+    while (th_now_ns() < end) {
         if ((sent & 15) == 0) {
             metricsd_client_get_stats(c, &st);
             while (st.buffered > (1u << 20) - 65536) {
@@ -169,11 +169,11 @@ static double metricsd_round(const bench_daemon *d, long ms, long *delivered)
         usleep(200);
     int64_t acc = acc0;
     for (int i = 0; i < 20000 && acc - acc0 < sent; i++) {
-        acc = bench_daemon_counter(d, "generations_accepted");
+        acc = th_counter(d->socket, "generations_accepted");
         if (acc - acc0 < sent)
             usleep(500);
     }
-    double secs = (double)(bench_now_ns() - t0) / 1e9;
+    double secs = (double)(th_now_ns() - t0) / 1e9;
     metricsd_close(c);
     *delivered = (long)(acc - acc0);
     return secs;
@@ -196,7 +196,7 @@ int main(int argc, char **argv)
     }
     for (int i = 0; i < N_SAMPLES; i++)
         g_ms[i] = bench_lognormal(&seed, 120.0, 0.8);
-    bench_daemon d;
+    th_daemon d;
     const char *extra[] = { NULL };
     if (bench_daemon_start(&d, NULL, extra) != 0)
         return 1;
@@ -213,7 +213,7 @@ int main(int argc, char **argv)
                del_m, sm, rm[r], ratio[r]);
         fflush(stdout);
     }
-    bench_daemon_stop(&d);
+    th_daemon_stop(&d);
     double mc = bench_median(rc, (size_t)rounds), mm = bench_median(rm, (size_t)rounds);
     double mr = bench_median(ratio, (size_t)rounds);
     snprintf(buf, sizeof buf, "collectd %.0f/s, metricsd %.0f/s; metricsd/collectd %.2f", mc, mm, mr);

@@ -13,6 +13,6 @@ add_dependencies(test_samplers fake-nvml)
 add_executable(energy_driver integration/energy_driver.c)
 target_link_libraries(energy_driver PRIVATE metricsd metricsd_flags)
 
-metricsd_integration_test(energy_attribution energy.sh)
+metricsd_script_test(energy_attribution integration/energy.sh LABELS integration energy)
 set_property(TEST energy_attribution APPEND PROPERTY ENVIRONMENT
   "FAKE_NVML=$<TARGET_FILE:fake-nvml>;ENERGY_DRIVER=$<TARGET_FILE:energy_driver>;FIXTURES=${CMAKE_CURRENT_SOURCE_DIR}/fixtures")

@@ -3,7 +3,7 @@
 # metricsctl and metricsd as a person meets them: exit codes (0 ok, 1 failure, 2 usage),
 # --help on stdout, one-line usage errors with a hint, a clear message when the daemon
 # is down, --since and --by parsing, model filtering, a newer database schema refused.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../harness/harness.sh"
 
 expect_rc() { # expect_rc RC CMD...
     local want=$1 rc=0

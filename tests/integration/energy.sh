@@ -8,7 +8,7 @@
 #      keeps serving.
 #  (c) a failing source: one NVML call type failing, then the whole source.
 #  (d) the laptop and amdgpu fixture trees as whole machines.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../harness/harness.sh"
 
 export METRICSD_NVML_LIBRARY=$FAKE_NVML
 export FAKE_NVML_SCRIPT=$TMP/nvml.script
@@ -35,7 +35,6 @@ start_daemon --sample-interval 50 --sysfs-root "$EMPTY" --proc-root /proc
 # is 50 ms of lateness; the tolerance is 5 %.
 "$ENERGY_DRIVER" --socket "$SOCK" --done "$TMP/done" --linger 30 &
 DRIVER=$!
-trap 'kill "$DRIVER" 2>/dev/null || true; cleanup' EXIT
 # The engine's GPU memory, as NVML would list it: 2 GiB for the driver's pid.
 echo "procs=$DRIVER:2147483648" >>"$FAKE_NVML_SCRIPT"
 for _ in $(seq 1 400); do [ -f "$TMP/done" ] && break; sleep 0.05; done

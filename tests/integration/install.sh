@@ -4,7 +4,7 @@
 # find_package(metricsd 0.1) with the shared and the static library), the library
 # exports nothing but metricsd_*, the install writes nothing outside its prefix, and
 # each engine's generation reaches the daemon.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../harness/harness.sh"
 
 # Staged with DESTDIR, so that a file installed outside --prefix shows up.
 DESTDIR=$TMP/stage cmake --install "$BUILD_DIR" --prefix "$TMP/prefix" >/dev/null || fail "cmake --install"

@@ -23,11 +23,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "harness.h"
 #include "metricsd.h"
 #include "sketch.h"
 
@@ -35,17 +35,6 @@
 static const char *models[] = { "llama-3-8b-q4", "mistral-7b-instruct", "phi-3-mini" };
 static const char *backends[] = { "cuda", "cuda", "cpu" };
 #define N_MODELS 3
-
-static int failures;
-#define CHECK(cond, ...)                                                               \
-    do {                                                                               \
-        if (!(cond)) {                                                                 \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                       \
-            fprintf(stderr, __VA_ARGS__);                                              \
-            fputc('\n', stderr);                                                       \
-            failures++;                                                                \
-        }                                                                              \
-    } while (0)
 
 static uint64_t splitmix(uint64_t *s)
 {
@@ -106,12 +95,6 @@ typedef struct sender {
     long sent, retried;
 } sender;
 
-static void sleep_ms(int ms)
-{
-    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
-    nanosleep(&ts, NULL);
-}
-
 static void *send_thread(void *arg)
 {
     sender *sd = arg;
@@ -130,7 +113,7 @@ static void *send_thread(void *arg)
         while (metricsd_record(sd->c, &ev) == -ENOBUFS) {
             sd->retried++;
             metricsd_flush(sd->c);
-            sleep_ms(1);
+            th_sleep_ms(1);
         }
         sd->sent++;
     }
@@ -169,7 +152,7 @@ static int cmd_send(const char *sock, int procs, int threads, long total, uint64
         }
         int rc;
         for (int k = 0; k < 10000 && (rc = metricsd_flush(c)) != 0; k++)
-            sleep_ms(1);
+            th_sleep_ms(1);
         metricsd_close(c);
         if (retried)
             fprintf(stderr, "itest send: process %d waited on a full buffer %ld times\n", p, retried);
@@ -297,46 +280,9 @@ static int cmd_check(const char *file, uint64_t seed, int procs, int threads, lo
         }
     }
     json_decref(root);
-    printf("itest check: %s: %d failures; largest percentile error %.4f %%\n", file, failures,
+    printf("itest check: %s: %d failures; largest percentile error %.4f %%\n", file, th_failures,
            worst * 100);
-    return failures != 0;
-}
-
-/* Raw connection for hostile bytes. */
-static int raw_connect(const char *path)
-{
-    struct sockaddr_un sa = { .sun_family = AF_UNIX };
-    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
-        if (fd >= 0)
-            close(fd);
-        return -1;
-    }
-    return fd;
-}
-
-/* 1 when the daemon closed fd within a few seconds. */
-static int closed_by_peer(int fd)
-{
-    struct timeval tv = { 5, 0 };
-    char b[16];
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    ssize_t n = recv(fd, b, sizeof(b), 0);
-    return n == 0 || (n < 0 && errno == ECONNRESET);
-}
-
-static long stats_requests(const char *sock)
-{
-    metricsd_query_opts q = { .size = sizeof(q), .socket_path = sock };
-    metricsd_stats *st;
-    long n = 0;
-    if (metricsd_query_stats(&q, &st) != 0)
-        return -1;
-    for (size_t i = 0; i < st->n_models; i++)
-        n += (long)st->models[i]->requests;
-    metricsd_stats_free(st);
-    return n;
+    return th_failures != 0;
 }
 
 static void send_good(metricsd_client *c, int n)
@@ -349,54 +295,36 @@ static void send_good(metricsd_client *c, int n)
         CHECK(metricsd_record(c, &ev) == 0, "record failed");
     }
     for (int k = 0; k < 1000 && metricsd_flush(c) != 0; k++)
-        sleep_ms(2);
-}
-
-static int wait_requests(const char *sock, long want)
-{
-    long got = -1;
-    for (int k = 0; k < 500; k++) {
-        if ((got = stats_requests(sock)) >= want)
-            return (int)got;
-        sleep_ms(10);
-    }
-    return (int)got;
+        th_sleep_ms(2);
 }
 
 static int cmd_hostile(const char *sock)
 {
     metricsd_client *c;
-    long before = stats_requests(sock);
+    long before = th_requests(sock, NULL);
     CHECK(before >= 0, "daemon not answering");
     CHECK(metricsd_connect(&c, sock, "good") == 0, "connect");
     send_good(c, 50);
 
     /* A length that says 4 bytes and bytes that are no Envelope. */
-    int g = raw_connect(sock);
+    int g = th_connect(sock);
     const unsigned char garbage[] = { 4, 0, 0, 0, 0xff, 0xff, 0xff, 0xff };
     CHECK(g >= 0 && send(g, garbage, sizeof(garbage), MSG_NOSIGNAL) == (ssize_t)sizeof(garbage), "send garbage");
     /* A length of 1 GiB. */
-    int o = raw_connect(sock);
+    int o = th_connect(sock);
     const unsigned char huge[] = { 0, 0, 0, 0x40 };
     CHECK(o >= 0 && send(o, huge, sizeof(huge), MSG_NOSIGNAL) == 4, "send huge length");
     send_good(c, 50); /* interleaved with the bad connections */
-    CHECK(closed_by_peer(g), "garbage connection was not closed");
-    CHECK(closed_by_peer(o), "oversized connection was not closed");
+    CHECK(th_closed_by_peer(g, 5000), "garbage connection was not closed");
+    CHECK(th_closed_by_peer(o, 5000), "oversized connection was not closed");
     close(g);
     close(o);
     send_good(c, 50);
-    long after = wait_requests(sock, before + 150);
+    long after = th_wait_requests(sock, NULL, before + 150, 5000);
     CHECK(after == before + 150, "good client: %ld requests arrived, want %ld", after - before, 150L);
     metricsd_close(c);
-    printf("itest hostile: %d failures\n", failures);
-    return failures != 0;
-}
-
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+    printf("itest hostile: %d failures\n", th_failures);
+    return th_failures != 0;
 }
 
 static int cmd_absent(const char *sock, const char *daemon, const char *db)
@@ -410,12 +338,12 @@ static int cmd_absent(const char *sock, const char *daemon, const char *db)
     CHECK(metricsd_connect_opts(&c, sock, "absent", &o) == 0, "connect without a daemon must return 0");
     int dropped_calls = 0;
     for (int i = 0; i < 2000; i++) {
-        double t0 = now_ms();
+        double t0 = (double)th_now_ns() / 1e6;
         metricsd_gen *g = metricsd_begin(c, "absent-model", NULL);
         metricsd_first_token(g);
         metricsd_token(g);
         dropped_calls += metricsd_end(g, METRICSD_OK) == -ENOBUFS;
-        double dt = now_ms() - t0;
+        double dt = (double)th_now_ns() / 1e6 - t0;
         if (dt > worst)
             worst = dt;
     }
@@ -425,14 +353,10 @@ static int cmd_absent(const char *sock, const char *daemon, const char *db)
           (unsigned long long)cs.dropped);
     uint64_t dropped_before = cs.dropped;
 
-    pid_t pid = fork();
-    if (pid == 0) {
-        execl(daemon, daemon, "--socket", sock, "--db", db, "--flush-interval", "100", (char *)NULL);
-        _exit(127);
-    }
-    for (int k = 0; k < 500 && access(sock, F_OK) != 0; k++)
-        sleep_ms(10);
-    sleep_ms(150); /* past the reconnect interval */
+    const char *argv[] = { daemon, "--socket", sock, "--db", db, "--flush-interval", "100", NULL };
+    pid_t pid = th_spawn(argv);
+    th_wait_path(sock, 5000);
+    th_sleep_ms(150); /* past the reconnect interval */
     /* What was buffered goes first; then new generations. */
     long want = 0;
     for (int i = 0; i < 20; i++) {
@@ -441,11 +365,11 @@ static int cmd_absent(const char *sock, const char *daemon, const char *db)
         if (metricsd_end(g, METRICSD_OK) == 0)
             want++;
         for (int k = 0; k < 100 && metricsd_flush(c) != 0; k++)
-            sleep_ms(5);
+            th_sleep_ms(5);
     }
     metricsd_client_get_stats(c, &cs);
     CHECK(cs.connected, "client did not reconnect");
-    long got = wait_requests(sock, want);
+    long got = th_wait_requests(sock, NULL, want, 5000);
     CHECK(got >= want, "new generations did not arrive: %ld of at least %ld", got, want);
     /* The drops were reported in the Hello. */
     metricsd_query_opts q = { .size = sizeof(q), .socket_path = sock };
@@ -460,13 +384,11 @@ static int cmd_absent(const char *sock, const char *daemon, const char *db)
     CHECK(reported == dropped_before, "daemon shows %llu client drops, client counted %llu",
           (unsigned long long)reported, (unsigned long long)dropped_before);
     metricsd_close(c);
-    kill(pid, SIGTERM);
-    int st;
-    waitpid(pid, &st, 0);
+    int st = th_stop(pid, SIGTERM);
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "daemon did not exit 0 on SIGTERM");
     printf("itest absent: %d failures; slowest begin+end without a daemon %.3f ms; %llu drops\n",
-           failures, worst, (unsigned long long)dropped_before);
-    return failures != 0;
+           th_failures, worst, (unsigned long long)dropped_before);
+    return th_failures != 0;
 }
 
 int main(int argc, char **argv)

@@ -17,14 +17,15 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "rlib.h"
+#include "harness.h"
+#include "harness_frame.h"
 
 #define MODEL "poll-model"
 #define WAIT_MS 60000
 
 static long counter(const char *sock, const char *name)
 {
-    long v = rl_counter(sock, name);
+    long v = th_counter(sock, name);
     CHECK(v >= 0, "no counter %s", name);
     return v;
 }
@@ -39,7 +40,7 @@ static long polled_now(const char *sock)
 static void wait_unpolled(const char *sock)
 {
     for (int k = 0; k < WAIT_MS / 5 && polled_now(sock) != 0; k++)
-        rl_sleep_ms(5);
+        th_sleep_ms(5);
 }
 
 static void pause_us(long us)
@@ -54,7 +55,7 @@ static int flush_all(metricsd_client *c)
     for (int k = 0; k < WAIT_MS / 2; k++) {
         if (metricsd_flush(c) == 0)
             return 0;
-        rl_sleep_ms(2);
+        th_sleep_ms(2);
     }
     return -1;
 }
@@ -63,7 +64,7 @@ static int flush_all(metricsd_client *c)
  * that none is dropped. */
 static void send_one(metricsd_client *c, long *sent)
 {
-    CHECK(rl_send_good(c, MODEL) == 0, "send dropped an event");
+    CHECK(th_send_good(c, MODEL) == 0, "send dropped an event");
     if (++*sent % 256 == 0)
         CHECK(flush_all(c) == 0, "client could not drain");
 }
@@ -73,9 +74,9 @@ static void send_one(metricsd_client *c, long *sent)
 static long raw_until_polled(const char *sock, int fd, const uint8_t *f, size_t n, long before)
 {
     long sent = 0;
-    for (int64_t end = rl_now_ns() + (int64_t)WAIT_MS * 1000000; rl_now_ns() < end;) {
+    for (int64_t end = th_now_ns() + (int64_t)WAIT_MS * 1000000; th_now_ns() < end;) {
         for (int i = 0; i < 8; i++) {
-            if (rl_send_all(fd, f, n) != 0)
+            if (th_send_all(fd, f, n) != 0)
                 return sent;
             sent++;
             pause_us(200);
@@ -105,7 +106,7 @@ int main(int argc, char **argv)
     metricsd_client *c;
     CHECK(metricsd_connect(&c, sock, "polltest-fast") == 0, "connect");
     long sent = 0;
-    for (int64_t end = rl_now_ns() + (int64_t)WAIT_MS * 1000000; rl_now_ns() < end;) {
+    for (int64_t end = th_now_ns() + (int64_t)WAIT_MS * 1000000; th_now_ns() < end;) {
         for (int i = 0; i < 8; i++) {
             send_one(c, &sent);
             metricsd_flush(c);
@@ -121,7 +122,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < 5000; i++)
         send_one(c, &sent);
     CHECK(flush_all(c) == 0, "fast sender could not drain");
-    long got = rl_wait_counter(sock, "generations_accepted", accepted + sent, WAIT_MS);
+    long got = th_wait_counter(sock, "generations_accepted", accepted + sent, WAIT_MS);
     CHECK(got == accepted + sent, "fast sender: %ld accepted, sent %ld", got - accepted, sent);
     CHECK(counter(sock, "polled_reads") > polled_reads, "the burst was not read by polling");
     accepted = got;
@@ -135,11 +136,11 @@ int main(int argc, char **argv)
     switches = counter(sock, "poll_switches");
     polled_reads = counter(sock, "polled_reads");
     for (int i = 0; i < 20; i++) {
-        CHECK(rl_send_good(c, MODEL) == 0, "send");
+        CHECK(th_send_good(c, MODEL) == 0, "send");
         CHECK(flush_all(c) == 0, "slow sender could not drain");
-        rl_sleep_ms(20);
+        th_sleep_ms(20);
     }
-    got = rl_wait_counter(sock, "generations_accepted", accepted + 20, WAIT_MS);
+    got = th_wait_counter(sock, "generations_accepted", accepted + 20, WAIT_MS);
     CHECK(got == accepted + 20, "slow sender: %ld accepted, sent 20", got - accepted);
     CHECK(counter(sock, "poll_switches") == switches, "a slow sender was polled");
     CHECK(counter(sock, "polled_reads") == polled_reads, "a slow sender was read by polling");
@@ -149,22 +150,22 @@ int main(int argc, char **argv)
     /* 4. A peer that leaves in the middle of a frame while polled: its whole frames
      *    count, the partial one is frame_truncated, and the connection is closed. */
     size_t fn;
-    uint8_t *f = rl_good_frame(MODEL, &fn);
+    uint8_t *f = th_good_frame(MODEL, &fn);
     CHECK(f != NULL, "frame");
     long truncated = counter(sock, "frame_truncated");
     switches = counter(sock, "poll_switches");
-    int fd = rl_connect(sock);
+    int fd = th_connect(sock);
     CHECK(fd >= 0, "raw connect");
     long raw = raw_until_polled(sock, fd, f, fn, switches);
     CHECK(counter(sock, "poll_switches") > switches, "raw sender not polled after %ld frames",
           raw);
-    CHECK(rl_send_all(fd, f, fn / 2) == 0, "half a frame");
+    CHECK(th_send_all(fd, f, fn / 2) == 0, "half a frame");
     close(fd);
-    got = rl_wait_counter(sock, "generations_accepted", accepted + raw, WAIT_MS);
+    got = th_wait_counter(sock, "generations_accepted", accepted + raw, WAIT_MS);
     CHECK(got == accepted + raw, "raw sender: %ld accepted, sent %ld whole frames", got - accepted,
           raw);
     accepted = got;
-    CHECK(rl_wait_counter(sock, "frame_truncated", truncated + 1, WAIT_MS) == truncated + 1,
+    CHECK(th_wait_counter(sock, "frame_truncated", truncated + 1, WAIT_MS) == truncated + 1,
           "the partial frame was not counted as truncated");
     wait_unpolled(sock);
     CHECK(polled_now(sock) == 0, "a closed connection is still polled");
@@ -172,22 +173,22 @@ int main(int argc, char **argv)
     /* 5. An oversized length while polled: frame_too_large, connection closed. */
     long too_large = counter(sock, "frame_too_large");
     switches = counter(sock, "poll_switches");
-    fd = rl_connect(sock);
+    fd = th_connect(sock);
     CHECK(fd >= 0, "raw connect");
     raw = raw_until_polled(sock, fd, f, fn, switches);
     CHECK(counter(sock, "poll_switches") > switches, "raw sender not polled");
     const uint8_t huge[] = { 0, 0, 0, 0x40 }; /* 1 GiB */
-    CHECK(rl_send_all(fd, huge, sizeof(huge)) == 0, "huge length");
-    CHECK(rl_closed_by_peer(fd, WAIT_MS), "oversized frame: connection not closed");
+    CHECK(th_send_all(fd, huge, sizeof(huge)) == 0, "huge length");
+    CHECK(th_closed_by_peer(fd, WAIT_MS), "oversized frame: connection not closed");
     close(fd);
     CHECK(counter(sock, "frame_too_large") == too_large + 1, "frame_too_large not counted");
-    got = rl_wait_counter(sock, "generations_accepted", accepted + raw, WAIT_MS);
+    got = th_wait_counter(sock, "generations_accepted", accepted + raw, WAIT_MS);
     CHECK(got == accepted + raw, "raw sender: %ld accepted, sent %ld", got - accepted, raw);
     wait_unpolled(sock);
     CHECK(polled_now(sock) == 0, "%ld connections still polled at the end", polled_now(sock));
     free(f);
 
-    printf("polltest: %d failures; %ld events through both modes\n", rl_failures,
+    printf("polltest: %d failures; %ld events through both modes\n", th_failures,
            counter(sock, "generations_accepted"));
-    return rl_failures != 0;
+    return th_failures != 0;
 }

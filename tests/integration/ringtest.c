@@ -23,7 +23,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "rlib.h"
+#include "harness.h"
+#include "harness_frame.h"
 #include "shmring.h"
 
 #define MODEL "ring-model"
@@ -32,7 +33,7 @@
 
 static long counter(const char *sock, const char *name)
 {
-    long v = rl_counter(sock, name);
+    long v = th_counter(sock, name);
     CHECK(v >= 0, "no counter %s", name);
     return v;
 }
@@ -43,7 +44,7 @@ static int flush_all(metricsd_client *c)
     for (int k = 0; k < WAIT_MS; k++) {
         if (metricsd_flush(c) == 0)
             return 0;
-        rl_sleep_ms(1);
+        th_sleep_ms(1);
     }
     return -1;
 }
@@ -53,7 +54,7 @@ static int flush_all(metricsd_client *c)
 static void send_burst(metricsd_client *c, int n)
 {
     for (int i = 0; i < n; i++) {
-        CHECK(rl_send_good(c, MODEL) == 0, "send dropped an event");
+        CHECK(th_send_good(c, MODEL) == 0, "send dropped an event");
         if ((i + 1) % 256 == 0)
             CHECK(flush_all(c) == 0, "client could not drain");
     }
@@ -62,7 +63,7 @@ static void send_burst(metricsd_client *c, int n)
 /* Expect the daemon to hold `want` requests of MODEL. */
 static void expect_requests(const char *sock, long want, const char *what)
 {
-    long got = rl_wait_requests(sock, MODEL, want, WAIT_MS);
+    long got = th_wait_requests(sock, MODEL, want, WAIT_MS);
     CHECK(got == want, "%s: %ld requests stored, want %ld", what, got, want);
 }
 
@@ -81,29 +82,14 @@ static uint8_t *shm_frame(int start, uint32_t bytes, size_t *n)
     }
     env.msg_case = METRICSD__ENVELOPE__MSG_SHM;
     env.shm = &m;
-    return rl_frame(&env, n);
-}
-
-static uint8_t *hello_frame(size_t *n)
-{
-    Metricsd__Envelope env = METRICSD__ENVELOPE__INIT;
-    Metricsd__Hello h = METRICSD__HELLO__INIT;
-    h.has_protocol = 1;
-    h.protocol = METRICSD_PROTOCOL;
-    h.client_name = "ringtest-raw";
-    env.msg_case = METRICSD__ENVELOPE__MSG_HELLO;
-    env.hello = &h;
-    return rl_frame(&env, n);
+    return th_frame(&env, n);
 }
 
 /* A raw connection that said Hello. */
 static int raw_conn(const char *sock)
 {
-    size_t n;
-    uint8_t *f = hello_frame(&n);
-    int fd = rl_connect(sock);
-    CHECK(fd >= 0 && f != NULL && rl_send_all(fd, f, n) == 0, "raw connection");
-    free(f);
+    int fd = th_connect(sock);
+    CHECK(fd >= 0 && th_send_hello(fd, "ringtest-raw") == 0, "raw connection");
     return fd;
 }
 
@@ -156,13 +142,13 @@ static void offer_refused(const char *sock, const char *what, int fd_to_pass, ui
     size_t n, gn;
     long invalid = counter(sock, "ring_invalid");
     int fd = raw_conn(sock);
-    uint8_t *f = shm_frame(0, bytes, &n), *g = rl_good_frame(MODEL, &gn);
+    uint8_t *f = shm_frame(0, bytes, &n), *g = th_good_frame(MODEL, &gn);
     CHECK(send_with_fd(fd, f, n, fd_to_pass) == 0, "%s: send", what);
-    CHECK(rl_send_all(fd, g, gn) == 0, "%s: good frame", what);
-    CHECK(rl_wait_counter(sock, "ring_invalid", invalid + 1, WAIT_MS) == invalid + 1,
+    CHECK(th_send_all(fd, g, gn) == 0, "%s: good frame", what);
+    CHECK(th_wait_counter(sock, "ring_invalid", invalid + 1, WAIT_MS) == invalid + 1,
           "%s: ring_invalid not counted once", what);
     expect_requests(sock, ++*requests, what);
-    CHECK(!rl_closed_by_peer(fd, 50), "%s: the connection was closed", what);
+    CHECK(!th_closed_by_peer(fd, 50), "%s: the connection was closed", what);
     close(fd);
     free(f);
     free(g);
@@ -191,14 +177,14 @@ static void hostile(const char *sock, long *requests)
     int fd = raw_conn(sock);
     uint8_t *f = shm_frame(1, 0, &n), *gf;
     size_t gfn;
-    gf = rl_good_frame(MODEL, &gfn);
-    CHECK(rl_send_all(fd, f, n) == 0 && rl_send_all(fd, gf, gfn) == 0, "start");
+    gf = th_good_frame(MODEL, &gfn);
+    CHECK(th_send_all(fd, f, n) == 0 && th_send_all(fd, gf, gfn) == 0, "start");
     free(f);
     free(gf);
-    CHECK(rl_wait_counter(sock, "ring_invalid", invalid + 1, WAIT_MS) == invalid + 1,
+    CHECK(th_wait_counter(sock, "ring_invalid", invalid + 1, WAIT_MS) == invalid + 1,
           "start without a ring not counted");
     expect_requests(sock, ++*requests, "a frame after a refused start");
-    CHECK(!rl_closed_by_peer(fd, 50), "start without a ring: connection closed");
+    CHECK(!th_closed_by_peer(fd, 50), "start without a ring: connection closed");
     close(fd);
 
     /* A ring accepted, frames written in by hand, then a tail past the ring's size:
@@ -210,34 +196,34 @@ static void hostile(const char *sock, long *requests)
     free(f);
     close(mfd);
     for (int k = 0; k < WAIT_MS / 5 && atomic_load(&h->state) != SHMRING_ACCEPTED; k++)
-        rl_sleep_ms(5);
+        th_sleep_ms(5);
     CHECK(atomic_load(&h->state) == SHMRING_ACCEPTED, "a valid ring was not accepted");
     f = shm_frame(1, 0, &n);
-    CHECK(rl_send_all(fd, f, n) == 0, "start");
+    CHECK(th_send_all(fd, f, n) == 0, "start");
     free(f);
     size_t gn;
-    uint8_t *g = rl_good_frame(MODEL, &gn);
+    uint8_t *g = th_good_frame(MODEL, &gn);
     uint8_t *data = (uint8_t *)h + SHMRING_HDR_BYTES;
     uint64_t tail = 0;
     for (int i = 0; i < 1000; i++) { /* wraps the 64 KiB ring a few times */
         while (RING - (tail - atomic_load(&h->head)) < gn)
-            rl_sleep_ms(1);
+            th_sleep_ms(1);
         for (size_t j = 0; j < gn; j++)
             data[(tail + j) & (RING - 1)] = g[j];
         tail += gn;
         atomic_store(&h->tail, tail);
         if (atomic_load(&h->sleeping) && atomic_exchange(&h->sleeping, 0))
-            CHECK(rl_send_all(fd, "", 1) == 0, "wake byte");
+            CHECK(th_send_all(fd, "", 1) == 0, "wake byte");
     }
     *requests += 1000;
     expect_requests(sock, *requests, "frames written into a ring by hand");
     long corrupt = counter(sock, "ring_corrupt");
     atomic_store(&h->tail, atomic_load(&h->head) + RING + 100);
     if (atomic_exchange(&h->sleeping, 0))
-        rl_send_all(fd, "", 1);
-    CHECK(rl_wait_counter(sock, "ring_corrupt", corrupt + 1, WAIT_MS) == corrupt + 1,
+        th_send_all(fd, "", 1);
+    CHECK(th_wait_counter(sock, "ring_corrupt", corrupt + 1, WAIT_MS) == corrupt + 1,
           "a tail past the ring was not ring_corrupt");
-    CHECK(rl_closed_by_peer(fd, WAIT_MS), "a corrupt ring's connection left open");
+    CHECK(th_closed_by_peer(fd, WAIT_MS), "a corrupt ring's connection left open");
     close(fd);
     munmap(h, SHMRING_HDR_BYTES + RING);
     free(g);
@@ -281,17 +267,17 @@ int main(int argc, char **argv)
      * slow machine may have put it to sleep in the middle of the burst too). */
     long wakes = counter(sock, "ring_wakes");
     for (int k = 0; k < WAIT_MS / 5 && counter(sock, "ring_sleeps") <= wakes; k++) {
-        rl_sleep_ms(5);
+        th_sleep_ms(5);
         wakes = counter(sock, "ring_wakes");
     }
     CHECK(counter(sock, "ring_sleeps") == wakes + 1, "the idle ring never slept");
-    CHECK(rl_send_good(c, MODEL) == 0, "send");
+    CHECK(th_send_good(c, MODEL) == 0, "send");
     expect_requests(sock, ++requests, "one event to a sleeping ring");
     CHECK(counter(sock, "ring_wakes") == wakes + 1, "the event did not wake the ring");
 
     /* 3. Frames still in the ring when the client closes are taken on its EOF. */
     for (int i = 0; i < 300; i++)
-        CHECK(rl_send_good(c, MODEL) == 0, "send");
+        CHECK(th_send_good(c, MODEL) == 0, "send");
     metricsd_close(c);
     requests += 300;
     expect_requests(sock, requests, "frames left in the ring at close");
@@ -302,11 +288,11 @@ int main(int argc, char **argv)
     send_burst(c, 2000);
     pid_t kid = fork();
     if (kid == 0) {
-        rl_failures = 0;
+        th_failures = 0;
         send_burst(c, 5000);
         CHECK(flush_all(c) == 0, "child drain");
         metricsd_close(c);
-        _exit(rl_failures == 0 ? 0 : 1);
+        _exit(th_failures == 0 ? 0 : 1);
     }
     send_burst(c, 5000);
     CHECK(flush_all(c) == 0, "parent drain");
@@ -332,6 +318,6 @@ int main(int argc, char **argv)
 
     hostile(sock, &requests);
     CHECK(counter(sock, "frame_truncated") == 0, "frames truncated");
-    printf("ringtest: %ld requests, %s\n", requests, rl_failures ? "FAILED" : "ok");
-    return rl_failures == 0 ? 0 : 1;
+    printf("ringtest: %ld requests, %s\n", requests, th_failures ? "FAILED" : "ok");
+    return th_failures == 0 ? 0 : 1;
 }

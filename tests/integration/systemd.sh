@@ -3,10 +3,9 @@
 # The systemd side with systemd's own tools: the user units pass systemd-analyze verify,
 # and the daemon serves on a socket passed by socket activation (systemd-socket-activate
 # sets LISTEN_FDS/LISTEN_PID as systemd does), leaving that socket to its owner on exit.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../harness/harness.sh"
 
-command -v systemd-analyze >/dev/null && command -v systemd-socket-activate >/dev/null \
-    || { echo "systemd tools missing; skipped"; exit 77; }
+require systemd-analyze systemd-socket-activate
 
 mkdir -m 700 "$TMP/runtime" "$TMP/units"
 sed "s|^ExecStart=[^ ]*|ExecStart=$METRICSD|" "$BUILD_DIR/systemd/metricsd.service" >"$TMP/units/metricsd.service"

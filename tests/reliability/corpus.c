@@ -11,7 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "rlib.h"
+#include "harness.h"
+#include "harness_frame.h"
 
 typedef struct stream {
     uint8_t *p;
@@ -31,7 +32,7 @@ static void put(stream *s, const void *data, size_t n)
 static void put_env(stream *s, const Metricsd__Envelope *env)
 {
     size_t n;
-    uint8_t *f = rl_frame(env, &n);
+    uint8_t *f = th_frame(env, &n);
     put(s, f, n);
     free(f);
 }

@@ -19,7 +19,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "rlib.h"
+#include "harness.h"
+#include "harness_frame.h"
 
 /* The daemon's arena (daemon/net/listener.c): 8 MiB per frame. */
 #define DAEMON_ARENA (8u << 20)
@@ -173,28 +174,28 @@ int hostile_bombs(const char *sock, int rounds)
     frame_arena_free(&a);
 
     if (sock != NULL) {
-        long before = rl_counter(sock, "frame_too_complex");
+        long before = th_counter(sock, "frame_too_complex");
         long closed = 0;
         for (int r = 0; r < rounds; r++) {
             size_t pn, fn;
             uint8_t *p = hostile_bomb_payload(r % HOSTILE_BOMB_KINDS, &pn);
-            uint8_t *f = rl_frame_raw(p, pn, &fn);
-            int fd = rl_connect(sock);
-            CHECK(fd >= 0 && rl_send_all(fd, f, fn) == 0, "send bomb %d", r);
+            uint8_t *f = th_frame_raw(p, pn, &fn);
+            int fd = th_connect(sock);
+            CHECK(fd >= 0 && th_send_all(fd, f, fn) == 0, "send bomb %d", r);
             if (fd >= 0) {
-                closed += rl_closed_by_peer(fd, 10000);
+                closed += th_closed_by_peer(fd, 10000);
                 close(fd);
             }
             free(p);
             free(f);
         }
-        long after = rl_counter(sock, "frame_too_complex");
+        long after = th_counter(sock, "frame_too_complex");
         printf(", \"sent\": %d, \"closed\": %ld, \"frame_too_complex\": %ld", rounds, closed, after - before);
         CHECK(closed == rounds, "%ld of %d bomb connections closed", closed, rounds);
         CHECK(after - before == rounds, "frame_too_complex rose by %ld, want %d", after - before, rounds);
     }
     printf("}\n");
-    return rl_failures != 0;
+    return th_failures != 0;
 }
 
 /* ---- scenario 8 ---- */
@@ -207,9 +208,9 @@ static void *good_sender(void *arg)
 {
     metricsd_client *c = arg;
     while (!atomic_load(&g_good_stop)) {
-        if (rl_send_good(c, "good-model") == 0)
+        if (th_send_good(c, "good-model") == 0)
             atomic_fetch_add(&g_good_sent, 1);
-        rl_sleep_ms(2);
+        th_sleep_ms(2);
     }
     return NULL;
 }
@@ -233,22 +234,22 @@ static void gen_init(Metricsd__Envelope *env, Metricsd__Generation *g, const cha
 static void on_own_connection(const char *sock, const char *what, const uint8_t *f, size_t n,
                               int shut)
 {
-    int fd = rl_connect(sock);
+    int fd = th_connect(sock);
     CHECK(fd >= 0, "%s: connect", what);
     if (fd < 0)
         return;
-    CHECK(rl_send_all(fd, f, n) == 0, "%s: send", what);
+    CHECK(th_send_all(fd, f, n) == 0, "%s: send", what);
     if (shut)
         shutdown(fd, SHUT_WR);
-    CHECK(rl_closed_by_peer(fd, 10000), "%s: the daemon kept the connection", what);
+    CHECK(th_closed_by_peer(fd, 10000), "%s: the daemon kept the connection", what);
     close(fd);
 }
 
 static void send_env(int fd, const Metricsd__Envelope *env)
 {
     size_t n;
-    uint8_t *f = rl_frame(env, &n);
-    CHECK(f != NULL && rl_send_all(fd, f, n) == 0, "send on the hostile connection");
+    uint8_t *f = th_frame(env, &n);
+    CHECK(f != NULL && th_send_all(fd, f, n) == 0, "send on the hostile connection");
     free(f);
 }
 
@@ -280,14 +281,14 @@ static void frame_level(const char *sock, long *want)
     Metricsd__Envelope env;
     Metricsd__Generation g;
     gen_init(&env, &g, "truncated-model-name");
-    f = rl_frame(&env, &n);
+    f = th_frame(&env, &n);
     p = f + FRAME_HEADER_BYTES;
     pn = n - FRAME_HEADER_BYTES;
     size_t cut = 1;
     while (cut < pn && frame_unpack(p, pn - cut, NULL) != NULL)
         cut++; /* (a cut at a field boundary still decodes; find one that does not) */
     CHECK(cut < pn, "no cut of the Generation fails to decode");
-    uint8_t *tf = rl_frame_raw(p, pn - cut, &n);
+    uint8_t *tf = th_frame_raw(p, pn - cut, &n);
     on_own_connection(sock, "truncated payload", tf, n, 0);
     want[R_UNDECODABLE]++;
     free(tf);
@@ -332,7 +333,7 @@ static void frame_level(const char *sock, long *want)
             e = pb_wrap(k == 3 ? 1 : 3, &in);
         }
         CHECK(frame_unpack(e.p, e.n, NULL) == NULL, "wrong wire type %d decodes", k);
-        f = rl_frame_raw(e.p, e.n, &n);
+        f = th_frame_raw(e.p, e.n, &n);
         on_own_connection(sock, "wrong wire type", f, n, 0);
         want[R_UNDECODABLE]++;
         free(f);
@@ -344,7 +345,7 @@ static void frame_level(const char *sock, long *want)
     /* Huge repeated fields that would make the unpacker allocate without end. */
     for (int k = 0; k < HOSTILE_BOMB_KINDS; k++) {
         p = hostile_bomb_payload(k, &pn);
-        f = rl_frame_raw(p, pn, &n);
+        f = th_frame_raw(p, pn, &n);
         on_own_connection(sock, "allocation bomb", f, n, 0);
         want[R_COMPLEX]++;
         free(f);
@@ -357,7 +358,7 @@ static void frame_level(const char *sock, long *want)
     env.msg_case = METRICSD__ENVELOPE__MSG_HELLO;
     env.hello = &h;
     h.client_name = "no-protocol";
-    f = rl_frame(&env, &n);
+    f = th_frame(&env, &n);
     on_own_connection(sock, "hello without protocol", f, n, 0);
     want[R_PROTOCOL]++;
     free(f);
@@ -376,7 +377,7 @@ static void event_level(int fd, long *want)
     env.reply = &rep;
     send_env(fd, &env);
     static const uint8_t empty[] = { 0, 0, 0, 0 };
-    CHECK(rl_send_all(fd, empty, 4) == 0, "send empty frame");
+    CHECK(th_send_all(fd, empty, 4) == 0, "send empty frame");
     want[R_UNEXPECTED] += 2;
 
     /* Names that are not UTF-8, or not names. */
@@ -516,12 +517,12 @@ int hostile_run(const char *sock, long max_series)
     metricsd_options mo = { .size = sizeof(mo), .reconnect_ms = 100 };
     pthread_t th;
 
-    long series0 = -1, accepted0 = rl_counter(sock, "generations_accepted");
+    long series0 = -1, accepted0 = th_counter(sock, "generations_accepted");
     for (int r = 0; r < R__N; r++) {
-        before[r] = rl_counter(sock, reason_names[r]);
+        before[r] = th_counter(sock, reason_names[r]);
         CHECK(before[r] >= 0, "the daemon has no counter %s", reason_names[r]);
     }
-    long good0 = rl_requests(sock, "good-model");
+    long good0 = th_requests(sock, "good-model");
     CHECK(metricsd_connect_opts(&good, sock, "good", &mo) == 0, "connect");
     pthread_create(&th, NULL, good_sender, good);
 
@@ -529,7 +530,7 @@ int hostile_run(const char *sock, long max_series)
 
     /* The event-level connection: a Hello, then everything, then a marker that says the
      * daemon has read it all. */
-    int fd = rl_connect(sock);
+    int fd = th_connect(sock);
     CHECK(fd >= 0, "connect");
     Metricsd__Envelope env;
     Metricsd__Hello h = METRICSD__HELLO__INIT;
@@ -550,7 +551,7 @@ int hostile_run(const char *sock, long max_series)
         metricsd_daemon_status *st;
         metricsd_query_opts q = { .size = sizeof(q), .socket_path = sock };
         /* The good client's series exists once its first event is in. */
-        rl_wait_requests(sock, "good-model", good0 + 1, 10000);
+        th_wait_requests(sock, "good-model", good0 + 1, 10000);
         if (metricsd_query_status(&q, &st) == 0) {
             series0 = st->series;
             metricsd_daemon_status_free(st);
@@ -572,19 +573,19 @@ int hostile_run(const char *sock, long max_series)
 
     atomic_store(&g_good_stop, 1);
     pthread_join(th, NULL);
-    CHECK(rl_drain(good, 100, 10000) == 0, "good client could not drain");
+    CHECK(th_drain(good, 100, 10000) == 0, "good client could not drain");
     metricsd_client_stats cs;
     metricsd_client_get_stats(good, &cs);
     CHECK(cs.dropped == 0, "good client dropped %llu", (unsigned long long)cs.dropped);
     long good_sent = atomic_load(&g_good_sent);
     /* The good client's events plus the marker. */
-    long got = rl_wait_requests(sock, "good-model", good0 + good_sent + 1, 30000);
+    long got = th_wait_requests(sock, "good-model", good0 + good_sent + 1, 30000);
     CHECK(got == good0 + good_sent + 1, "good-model: %ld requests, want %ld", got - good0, good_sent + 1);
-    CHECK(!rl_closed_by_peer(fd, 0), "the daemon closed the event-level connection");
+    CHECK(!th_closed_by_peer(fd, 0), "the daemon closed the event-level connection");
 
     for (int r = 0; r < R__N; r++)
-        after[r] = rl_counter(sock, reason_names[r]);
-    long accepted = rl_counter(sock, "generations_accepted");
+        after[r] = th_counter(sock, reason_names[r]);
+    long accepted = th_counter(sock, "generations_accepted");
     metricsd_daemon_status *st;
     metricsd_query_opts q = { .size = sizeof(q), .socket_path = sock };
     long series1 = -1;
@@ -606,5 +607,5 @@ int hostile_run(const char *sock, long max_series)
           accepted - accepted0, good_sent);
     close(fd);
     metricsd_close(good);
-    return rl_failures != 0;
+    return th_failures != 0;
 }

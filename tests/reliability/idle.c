@@ -17,22 +17,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "rlib.h"
-
-static void send_hello(int fd)
-{
-    Metricsd__Envelope env = METRICSD__ENVELOPE__INIT;
-    Metricsd__Hello h = METRICSD__HELLO__INIT;
-    size_t n;
-    env.msg_case = METRICSD__ENVELOPE__MSG_HELLO;
-    env.hello = &h;
-    h.has_protocol = 1;
-    h.protocol = METRICSD_PROTOCOL;
-    h.client_name = "idle";
-    uint8_t *f = rl_frame(&env, &n);
-    CHECK(rl_send_all(fd, f, n) == 0, "send hello");
-    free(f);
-}
+#include "harness.h"
+#include "harness_frame.h"
 
 static void send_gen(int fd, uint64_t gen_id, int begin)
 {
@@ -55,8 +41,8 @@ static void send_gen(int fd, uint64_t gen_id, int begin)
         g.has_total_ns = 1;
         g.total_ns = 5000000000;
     }
-    uint8_t *f = rl_frame(&env, &n);
-    CHECK(rl_send_all(fd, f, n) == 0, "send generation");
+    uint8_t *f = th_frame(&env, &n);
+    CHECK(th_send_all(fd, f, n) == 0, "send generation");
     free(f);
 }
 
@@ -66,38 +52,38 @@ int idle_run(const char *sock, int conns, int idle_ms)
     metricsd_client *good;
     metricsd_options mo = { .size = sizeof(mo), .reconnect_ms = 100 };
 
-    rl_raise_fd_limit(conns + 64);
-    long idle0 = rl_counter(sock, "idle_closed"), good0 = rl_requests(sock, "good-model");
+    th_raise_fd_limit(conns + 64);
+    long idle0 = th_counter(sock, "idle_closed"), good0 = th_requests(sock, "good-model");
 
     /* Half a frame, then silence: the length says 200 bytes, 100 come. */
-    int half = rl_connect(sock);
+    int half = th_connect(sock);
     uint8_t hf[4 + 100] = { 200, 0, 0, 0 };
     memset(hf + 4, 0x08, 100);
-    CHECK(half >= 0 && rl_send_all(half, hf, sizeof(hf)) == 0, "half frame");
+    CHECK(half >= 0 && th_send_all(half, hf, sizeof(hf)) == 0, "half frame");
     /* A connection with a generation in flight that then says nothing: an engine
      * working on a long answer, which the timeout must leave alone. */
-    int busy = rl_connect(sock);
+    int busy = th_connect(sock);
     CHECK(busy >= 0, "connect");
-    send_hello(busy);
+    CHECK(th_send_hello(busy, "idle") == 0, "send hello");
     send_gen(busy, 1, 1);
     int opened = 0;
     for (int i = 0; i < conns; i++) {
-        fds[i] = rl_connect(sock);
+        fds[i] = th_connect(sock);
         opened += fds[i] >= 0;
     }
     CHECK(opened == conns, "opened %d of %d idle connections", opened, conns);
-    int64_t silent_since = rl_now_ns();
+    int64_t silent_since = th_now_ns();
 
     /* The daemon holds them all, and serves others meanwhile. */
-    int64_t q0 = rl_now_ns();
-    long clients = rl_status_clients(sock) - 1;
-    double query_ms = (double)(rl_now_ns() - q0) / 1e6;
+    int64_t q0 = th_now_ns();
+    long clients = th_status_clients(sock) - 1;
+    double query_ms = (double)(th_now_ns() - q0) / 1e6;
     CHECK(clients >= conns + 2, "the daemon holds %ld connections, want %d", clients, conns + 2);
     CHECK(metricsd_connect_opts(&good, sock, "good", &mo) == 0, "connect");
     for (int i = 0; i < 200; i++)
-        CHECK(rl_send_good(good, "good-model") == 0, "good send");
-    CHECK(rl_drain(good, 100, 10000) == 0, "drain");
-    long got = rl_wait_requests(sock, "good-model", good0 + 200, 20000);
+        CHECK(th_send_good(good, "good-model") == 0, "good send");
+    CHECK(th_drain(good, 100, 10000) == 0, "drain");
+    long got = th_wait_requests(sock, "good-model", good0 + 200, 20000);
     CHECK(got == good0 + 200, "good client: %ld of 200 stored", got - good0);
     /* The good client leaves before the timeout, so only the silent ones are idle. */
     metricsd_close(good);
@@ -105,19 +91,19 @@ int idle_run(const char *sock, int conns, int idle_ms)
     /* Past the timeout (checked every timeout / 4), the silent ones are closed. */
     int closed = 0;
     int wait_ms = idle_ms * 3 + 10000;
-    closed += rl_closed_by_peer(half, wait_ms);
+    closed += th_closed_by_peer(half, wait_ms);
     for (int i = 0; i < conns; i++)
-        closed += fds[i] >= 0 && rl_closed_by_peer(fds[i], wait_ms);
-    double closed_after_ms = (double)(rl_now_ns() - silent_since) / 1e6;
+        closed += fds[i] >= 0 && th_closed_by_peer(fds[i], wait_ms);
+    double closed_after_ms = (double)(th_now_ns() - silent_since) / 1e6;
     CHECK(closed == conns + 1, "%d of %d silent connections closed", closed, conns + 1);
-    CHECK(!rl_closed_by_peer(busy, 0), "the connection with a generation in flight was closed");
-    long idle1 = rl_counter(sock, "idle_closed");
+    CHECK(!th_closed_by_peer(busy, 0), "the connection with a generation in flight was closed");
+    long idle1 = th_counter(sock, "idle_closed");
     CHECK(idle1 - idle0 == conns + 1, "idle_closed rose by %ld, want %d", idle1 - idle0, conns + 1);
 
     /* The busy engine finishes: its generation is stored. */
-    long inflight0 = rl_requests(sock, "inflight-model");
+    long inflight0 = th_requests(sock, "inflight-model");
     send_gen(busy, 1, 0);
-    long inflight = rl_wait_requests(sock, "inflight-model", inflight0 + 1, 10000);
+    long inflight = th_wait_requests(sock, "inflight-model", inflight0 + 1, 10000);
     CHECK(inflight == inflight0 + 1, "the in-flight generation was not stored");
     close(busy);
     close(half);
@@ -129,8 +115,8 @@ int idle_run(const char *sock, int conns, int idle_ms)
            "\"status_query_ms_with_all_held\": %.1f, \"good_stored\": %ld, \"closed_by_daemon\": %d, "
            "\"closed_within_ms\": %.0f, \"idle_timeout_ms\": %d, \"idle_closed\": %ld, \"in_flight_kept\": %d}\n",
            conns, clients, query_ms, got - good0, closed, closed_after_ms, idle_ms, idle1 - idle0,
-           rl_failures == 0);
-    return rl_failures != 0;
+           th_failures == 0);
+    return th_failures != 0;
 }
 
 static long cpu_ticks(pid_t pid)
@@ -161,14 +147,14 @@ int idle_flood(const char *sock, int conns, int hold_ms, pid_t pid, long nofile)
     struct sockaddr_un sa = { .sun_family = AF_UNIX };
     snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock);
 
-    rl_raise_fd_limit(conns + 64);
+    th_raise_fd_limit(conns + 64);
     if (nofile > 0) {
         struct rlimit rl = { (rlim_t)nofile, (rlim_t)nofile };
         CHECK(prlimit(pid, RLIMIT_NOFILE, &rl, NULL) == 0, "prlimit: %s", strerror(errno));
     }
-    long refused0 = nofile > 0 ? 0 : rl_counter(sock, "too_many_connections");
+    long refused0 = nofile > 0 ? 0 : th_counter(sock, "too_many_connections");
     long t0 = cpu_ticks(pid);
-    int64_t w0 = rl_now_ns();
+    int64_t w0 = th_now_ns();
     int opened = 0;
     for (int i = 0; i < conns; i++) {
         /* Non-blocking: a full backlog must not hold the test up. */
@@ -180,18 +166,18 @@ int idle_flood(const char *sock, int conns, int hold_ms, pid_t pid, long nofile)
         }
         opened += fds[i] >= 0;
     }
-    rl_sleep_ms(hold_ms);
+    th_sleep_ms(hold_ms);
     int closed = 0, open_now = 0;
     for (int i = 0; i < conns; i++) {
         if (fds[i] < 0)
             continue;
-        if (rl_closed_by_peer(fds[i], 0))
+        if (th_closed_by_peer(fds[i], 0))
             closed++;
         else
             open_now++;
     }
     long t1 = cpu_ticks(pid);
-    double wall_ms = (double)(rl_now_ns() - w0) / 1e6;
+    double wall_ms = (double)(th_now_ns() - w0) / 1e6;
     double cpu_ms = (double)(t1 - t0) * 1000.0 / (double)hz;
     for (int i = 0; i < conns; i++)
         if (fds[i] >= 0)
@@ -199,9 +185,9 @@ int idle_flood(const char *sock, int conns, int hold_ms, pid_t pid, long nofile)
     free(fds);
     long refused = -1;
     /* Let the daemon see those closes before a query needs a connection of its own. */
-    rl_sleep_ms(300);
+    th_sleep_ms(300);
     if (nofile == 0)
-        refused = rl_counter(sock, "too_many_connections") - refused0;
+        refused = th_counter(sock, "too_many_connections") - refused0;
 
     printf("{\"connections\": %d, \"opened\": %d, \"closed_by_daemon\": %d, \"held_by_daemon\": %d, "
            "\"daemon_cpu_ms\": %.0f, \"wall_ms\": %.0f, \"daemon_nofile\": %ld",
@@ -217,5 +203,5 @@ int idle_flood(const char *sock, int conns, int hold_ms, pid_t pid, long nofile)
     CHECK(cpu_ms < wall_ms / 2, "the daemon used %.0f ms of CPU in %.0f ms: spinning?", cpu_ms, wall_ms);
     if (nofile == 0)
         CHECK(refused == closed, "too_many_connections rose by %ld, %d were refused", refused, closed);
-    return rl_failures != 0;
+    return th_failures != 0;
 }

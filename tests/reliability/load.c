@@ -18,7 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "rlib.h"
+#include "harness.h"
 
 #define MAX_MODELS 16
 
@@ -56,16 +56,16 @@ static void one_generation(thread_ctx *t, int k)
     model_name(model, sizeof(model), m);
     metricsd_gen_opts go = { .size = sizeof(go), .backend = "cpu" };
 
-    int64_t t0 = rl_now_ns();
+    int64_t t0 = th_now_ns();
     metricsd_gen *g = metricsd_begin(t->clients[k], model, &go);
-    int64_t t1 = rl_now_ns();
+    int64_t t1 = th_now_ns();
     metricsd_first_token(g);
     metricsd_token(g);
     metricsd_token(g);
     metricsd_token(g);
-    int64_t t2 = rl_now_ns();
+    int64_t t2 = th_now_ns();
     int rc = metricsd_end(g, METRICSD_OK);
-    int64_t t3 = rl_now_ns();
+    int64_t t3 = th_now_ns();
     if (t1 - t0 > t->max_call_ns)
         t->max_call_ns = t1 - t0;
     if (t3 - t2 > t->max_call_ns)
@@ -87,7 +87,7 @@ static void *sender(void *arg)
         one_generation(t, k);
     round = 1;
     while (atomic_load(&g_phase) == 0)
-        rl_sleep_ms(1);
+        th_sleep_ms(1);
     while (!atomic_load(&g_stop) && (o->gens == 0 || round < o->gens)) {
         for (int k = 0; k < t->n; k++) {
             one_generation(t, k);
@@ -107,7 +107,7 @@ int load_run(const load_opts *o)
     pthread_t *th = calloc((size_t)nt, sizeof(*th));
     metricsd_options mo = { .size = sizeof(mo), .buffer_bytes = o->buffer,
                             .reconnect_ms = o->reconnect_ms };
-    long fd_limit = rl_raise_fd_limit(nc + 64);
+    long fd_limit = th_raise_fd_limit(nc + 64);
     long clients_seen = -1, buffered_at_cont = -1, calls_while_stopped = -1;
     int stalled_threads = 0;
 
@@ -121,7 +121,7 @@ int load_run(const load_opts *o)
 
     for (int i = 0; i < nc; i++)
         CHECK(metricsd_connect_opts(&cl[i], o->sock, "reliab-load", &mo) == 0, "connect %d", i);
-    int64_t start = rl_now_ns();
+    int64_t start = th_now_ns();
     for (int i = 0; i < nt; i++) {
         tc[i].o = o;
         tc[i].first = (int)((long)nc * i / nt);
@@ -133,18 +133,18 @@ int load_run(const load_opts *o)
      * them at once. */
     for (int i = 0; i < nt; i++)
         while (atomic_load(&tc[i].calls) < 2L * tc[i].n)
-            rl_sleep_ms(1);
-    rl_drain_all(cl, nc, o->reconnect_ms, 30000);
-    clients_seen = rl_status_clients(o->sock) - 1; /* less the query's own */
+            th_sleep_ms(1);
+    th_drain_all(cl, nc, o->reconnect_ms, 30000);
+    clients_seen = th_status_clients(o->sock) - 1; /* less the query's own */
     atomic_store(&g_phase, 1);
 
     if (o->stop_pid > 0) {
-        rl_sleep_ms((int)(o->stop_at * 1000));
+        th_sleep_ms((int)(o->stop_at * 1000));
         long before[64];
         for (int i = 0; i < nt && i < 64; i++)
             before[i] = atomic_load(&tc[i].calls);
         kill(o->stop_pid, SIGSTOP);
-        rl_sleep_ms((int)(o->stop_for * 1000));
+        th_sleep_ms((int)(o->stop_for * 1000));
         /* Still stopped: what the clients hold now arrives after SIGCONT. */
         buffered_at_cont = 0;
         for (int i = 0; i < nc; i++) {
@@ -161,18 +161,18 @@ int load_run(const load_opts *o)
         kill(o->stop_pid, SIGCONT);
     }
     if (o->gens == 0) {
-        while (rl_now_ns() - start < (int64_t)(o->seconds * 1e9))
-            rl_sleep_ms(10);
+        while (th_now_ns() - start < (int64_t)(o->seconds * 1e9))
+            th_sleep_ms(10);
         atomic_store(&g_stop, 1);
     }
     for (int i = 0; i < nt; i++)
         pthread_join(th[i], NULL);
-    double send_s = (double)(rl_now_ns() - start) / 1e9;
+    double send_s = (double)(th_now_ns() - start) / 1e9;
 
     /* Everything buffered goes out, and every drop is reported in a Hello. */
     long sent = 0, dropped_rc = 0, dropped = 0;
     int64_t max_call = 0;
-    int undrained = rl_drain_all(cl, nc, o->reconnect_ms, 60000);
+    int undrained = th_drain_all(cl, nc, o->reconnect_ms, 60000);
     for (int i = 0; i < nc; i++) {
         metricsd_client_stats cs;
         metricsd_client_get_stats(cl[i], &cs);
@@ -218,5 +218,5 @@ int load_run(const load_opts *o)
     free(cl);
     free(tc);
     free(th);
-    return rl_failures != 0;
+    return th_failures != 0;
 }

@@ -17,7 +17,8 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
-#include "rlib.h"
+#include "harness.h"
+#include "harness_frame.h"
 
 int peer_run(const char *sock, const char *db, uid_t uid, gid_t gid, int expect_refused)
 {
@@ -35,7 +36,7 @@ int peer_run(const char *sock, const char *db, uid_t uid, gid_t gid, int expect_
         /* A changed uid makes the process undumpable, so its /proc/self stays root's
          * and LeakSanitizer could not read it at exit. */
         prctl(PR_SET_DUMPABLE, 1);
-        if (rl_failures)
+        if (th_failures)
             return 1;
     }
 
@@ -65,7 +66,7 @@ int peer_run(const char *sock, const char *db, uid_t uid, gid_t gid, int expect_
 
     /* The socket: the kernel lets us in (the script loosened the modes); the daemon
      * checks SO_PEERCRED and must close the connection. */
-    int fd = rl_connect(sock);
+    int fd = th_connect(sock);
     CHECK(fd >= 0, "connect as uid %d: %s (did the test loosen the socket's modes?)", (int)uid,
           strerror(errno));
     int closed = -1;
@@ -80,19 +81,19 @@ int peer_run(const char *sock, const char *db, uid_t uid, gid_t gid, int expect_
         h.has_protocol = 1;
         h.protocol = METRICSD_PROTOCOL;
         h.client_name = "other-user";
-        f = rl_frame(&env, &n);
-        int sent = rl_send_all(fd, f, n) == 0;
+        f = th_frame(&env, &n);
+        int sent = th_send_all(fd, f, n) == 0;
         free(f);
         env.msg_case = METRICSD__ENVELOPE__MSG_GENERATION;
         env.generation = &g;
         g.model = "other-user-model";
         g.has_total_ns = 1;
         g.total_ns = 1000000;
-        f = rl_frame(&env, &n);
+        f = th_frame(&env, &n);
         /* The daemon may have closed already: a failed send is a refusal too. */
-        sent = sent && rl_send_all(fd, f, n) == 0;
+        sent = sent && th_send_all(fd, f, n) == 0;
         free(f);
-        closed = rl_closed_by_peer(fd, expect_refused ? 10000 : 1000);
+        closed = th_closed_by_peer(fd, expect_refused ? 10000 : 1000);
         close(fd);
         (void)sent;
         if (expect_refused)
@@ -102,5 +103,5 @@ int peer_run(const char *sock, const char *db, uid_t uid, gid_t gid, int expect_
     }
     printf("{\"uid\": %d, \"gid\": %d, \"connected\": %d, \"closed_by_daemon\": %d, \"db_readable\": %d}\n",
            (int)getuid(), (int)getgid(), fd >= 0, closed, db_readable);
-    return rl_failures != 0;
+    return th_failures != 0;
 }

@@ -3,7 +3,7 @@
 # Issue 4, test (d): garbage bytes and an oversized length on their own connections:
 # those connections are closed, the reject counters show in `metricsctl status`, and a
 # good client sending at the same time loses nothing.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../harness/harness.sh"
 
 start_daemon
 "$ITEST" hostile --socket "$SOCK" || fail "hostile"

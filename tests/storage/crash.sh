@@ -6,11 +6,10 @@
 # kill storage_check must find the database sound (every record decodes, each hour's
 # minutes add up to the hour) and no (model, minute) count may be lower than after the
 # kill before. At the end nothing is counted twice: stored <= what the sender queued.
-. "$(dirname "$0")/storage_lib.sh"
+. "$(dirname "$0")/../harness/harness.sh"
 
 ROUNDS=${STORAGE_CRASH_ROUNDS:-50}
 LOAD_PID=
-trap 'kill "$LOAD_PID" 2>/dev/null || true; cleanup' EXIT
 
 "$STORAGE_CLIENT" load --socket "$SOCK" --models 3 --pace-us 300 --prefix crash >"$TMP/load.out" 2>&1 &
 LOAD_PID=$!

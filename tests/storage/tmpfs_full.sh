@@ -2,25 +2,20 @@
 # SPDX-License-Identifier: MIT
 # Issue 6, scenario 5 on a real full file system: the database on a 4 MiB tmpfs, which
 # a filler file then fills. Where mount is refused (no root, a container without
-# CAP_SYS_ADMIN) the test is skipped (77); storage_full.sh covers the same with an
+# CAP_SYS_ADMIN) the test is skipped (77); disk_full.sh covers the same with an
 # injected ENOSPC everywhere. (1) 2,000 generations stored. (2) The disk is full and
 # 400 new series need new pages: flushes fail, logged and counted, live data is served
 # exactly, the database stays sound with everything it held. (3) The filler goes:
 # flushing resumes and stores exactly what was sent; a restart serves it from disk.
-. "$(dirname "$0")/storage_lib.sh"
+. "$(dirname "$0")/../harness/harness.sh"
 
 MNT=$TMP/mnt
 mkdir -p "$MNT"
 if ! mount -t tmpfs -o size=4m,mode=0700 tmpfs "$MNT" 2>"$TMP/mount.err"; then
-    echo "SKIP: cannot mount a tmpfs here ($(cat "$TMP/mount.err")); storage_full.sh injects ENOSPC instead"
-    exit 77
+    skip "cannot mount a tmpfs here ($(cat "$TMP/mount.err")); disk_full.sh injects ENOSPC instead"
 fi
-teardown() {
-    if [ -n "$DAEMON_PID" ]; then kill9_daemon; fi
-    umount "$MNT" 2>/dev/null || umount -l "$MNT" 2>/dev/null || true
-    cleanup
-}
-trap teardown EXIT
+# After the harness has killed the daemon, which holds files on the mount.
+at_exit 'umount "$MNT" 2>/dev/null || umount -l "$MNT" 2>/dev/null || true'
 DB=$MNT/db
 
 start_daemon --flush-interval 100 --sample-interval 0 --map-max 64

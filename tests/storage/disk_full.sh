@@ -12,7 +12,7 @@
 #     from then on, the store opens it again (store_reopens), and once the disk is back
 #     everything pending is stored. (6) Only fdatasync fails: the same, without reopen.
 # (7) A restart without the shim serves exactly sent - dropped from disk.
-. "$(dirname "$0")/storage_lib.sh"
+. "$(dirname "$0")/../harness/harness.sh"
 
 FULL=$TMP/full
 PRE=$(preload "$STORAGE_ENOSPC")

@@ -6,7 +6,7 @@
 # its named counter by an exact amount, and a good client sending all along loses
 # nothing. The driver checks the deltas through the query API; here the same numbers
 # must show in `metricsctl status --json` (a fresh daemon starts every counter at 0).
-. "$(dirname "$0")/rlib.sh"
+. "$(dirname "$0")/../harness/harness.sh"
 
 start_daemon
 "$RELIAB" hostile --socket "$SOCK" --max-series 1000 >"$TMP/hostile.json" \

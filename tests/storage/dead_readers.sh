@@ -11,7 +11,7 @@
 # (c) The whole table (126 slots) held by live readers, then killed: a read through
 #     the store module finds the table full, clears it and reads (storage_check
 #     readers-full, no daemon).
-. "$(dirname "$0")/storage_lib.sh"
+. "$(dirname "$0")/../harness/harness.sh"
 
 start_daemon --flush-interval 100 --sample-interval 0
 "$ITEST" send --socket "$SOCK" --procs 1 --threads 2 --total 2000 --seed 31 || fail "send"

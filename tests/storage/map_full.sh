@@ -8,7 +8,7 @@
 # pending = sent), the database is sound and lost nothing. (3) A SIGTERM at the cap
 # says it could not write the pending deltas (exit 1); a restart with a larger cap
 # serves everything stored, and the map grows past the old cap.
-. "$(dirname "$0")/storage_lib.sh"
+. "$(dirname "$0")/../harness/harness.sh"
 
 FLAGS="--flush-interval 100 --sample-interval 0 --max-series 100000"
 # shellcheck disable=SC2086

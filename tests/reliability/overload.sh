@@ -5,7 +5,7 @@
 # daemon's one thread, which must decode and validate every frame). No
 # call blocks (each is timed, an alarm fails a call that hangs; the longest is printed,
 # not judged), and for every model stored + dropped-and-counted = sent, exactly.
-. "$(dirname "$0")/rlib.sh"
+. "$(dirname "$0")/../harness/harness.sh"
 
 start_daemon
 # On the socket: a busy client's shared ring (docs/transport.md) hands frames over so

@@ -4,7 +4,7 @@
 # a 64 KiB frame can (1 GB asked for by one of them, with no bound) are refused by the
 # daemon's 8 MiB unpack arena as frame_too_complex, one after another, and the daemon's
 # peak resident memory grows by no more than a fixed amount (the arena, plus buffers).
-. "$(dirname "$0")/rlib.sh"
+. "$(dirname "$0")/../harness/harness.sh"
 
 # What each bomb asks protobuf-c for without a bound, and the arena's refusal.
 "$RELIAB" bombs >"$TMP/bombs.json" || fail "bombs: $(cat "$TMP/bombs.json")"

@@ -8,7 +8,7 @@
 # too_many_connections; with its limit lowered beneath it from outside, accept() meets
 # EMFILE. Either way it does not spin (its CPU time over the flood is measured) and
 # serves again after.
-. "$(dirname "$0")/rlib.sh"
+. "$(dirname "$0")/../harness/harness.sh"
 
 ulimit -n 4096 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 start_daemon --idle-timeout 1000

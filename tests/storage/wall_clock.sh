@@ -15,7 +15,7 @@
 # clock_now_unix_ns (daemon/clock.c) puts it; at P4 and after a restart `stats` serves
 # all 8,000 generations with exact counts and percentiles (the P2 keys lie two hours
 # after "now" then: windows are open at the top); the database is sound.
-. "$(dirname "$0")/storage_lib.sh"
+. "$(dirname "$0")/../harness/harness.sh"
 
 FTLIB=
 for f in /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 /usr/lib/*/faketime/libfaketime.so.1 \
@@ -23,8 +23,7 @@ for f in /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 /usr/lib/*/faketime
     [ -e "$f" ] && FTLIB=$f && break
 done
 if [ -z "$FTLIB" ]; then
-    echo "SKIP: libfaketime is not installed (Debian package libfaketime; ./run.sh deps installs it)"
-    exit 77
+    skip "libfaketime is not installed (Debian package libfaketime; ./run.sh deps installs it)"
 fi
 RC=$TMP/faketime.rc
 echo "+0" >"$RC"

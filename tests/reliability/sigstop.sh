@@ -4,7 +4,7 @@
 # thread keeps making calls while it is stopped (none blocks; the longest is printed),
 # the clients hold buffered frames when it is continued, those arrive, and stored +
 # dropped-and-counted = sent, exactly.
-. "$(dirname "$0")/rlib.sh"
+. "$(dirname "$0")/../harness/harness.sh"
 
 start_daemon
 "$RELIAB" load --socket "$SOCK" --clients 8 --threads 2 --seconds 9 --models 4 --pace-us 100 \

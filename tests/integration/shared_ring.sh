@@ -3,7 +3,7 @@
 # Issue 7: a busy client hands its frames over through a shared ring instead of the
 # socket (docs/transport.md). ringtest.c checks that every event arrives, exactly, in
 # each state of the ring, and that hostile rings are refused by name.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../harness/harness.sh"
 
 start_daemon
 "$RINGTEST" "$SOCK" || fail "ringtest"

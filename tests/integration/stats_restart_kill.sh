@@ -4,7 +4,7 @@
 # durations; `metricsctl stats --json` must show the exact counts and every percentile
 # within 0.6 % of the exact value; the same after SIGTERM and a restart; and after a
 # kill -9 right after a flush, everything flushed is still there.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../harness/harness.sh"
 # (b) compares stats byte for byte across a restart: no samplers, so no energy is
 # attributed after the figures are read (on a machine with a GPU or RAPL it would be).
 SAMPLING=--sample-interval=0
@@ -25,9 +25,7 @@ echo "(b) same figures after SIGTERM and restart: ok"
 
 "$ITEST" send --socket "$SOCK" --procs 2 --threads 8 --total 4000 --seed 43 || fail "send"
 wait_flushed 4000
-kill -9 "$DAEMON_PID"
-wait "$DAEMON_PID" 2>/dev/null || true
-DAEMON_PID=
+kill9_daemon
 start_daemon $SAMPLING
 "$METRICSCTL" --socket "$SOCK" stats --json >"$TMP/c.json"
 # The check regenerates both workloads: 20,000 of seed 42 and 4,000 of seed 43.

@@ -14,3 +14,8 @@ metricsd_unit_test(test_wire SOURCES test_wire.c LIBS metricsd_proto)
 target_include_directories(test_wire PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/support)
 metricsd_unit_test(test_config SOURCES test_config.c LIBS metricsd_core)
 metricsd_unit_test(test_clock SOURCES test_clock.c LIBS metricsd_core)
+# The sketch.
+metricsd_unit_test(test_sketch SOURCES test_sketch.c LIBS metricsd_sketch)
+target_include_directories(test_sketch PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/support)
+metricsd_unit_test(test_sketch_ops SOURCES test_sketch_ops.c LIBS metricsd_sketch)
+target_include_directories(test_sketch_ops PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/support)

@@ -4,9 +4,9 @@
 # socket, the socket's directory and its database are closed to others by mode; and a
 # client of another uid (this test, as root, becomes nobody) that reaches the socket is
 # refused by the SO_PEERCRED check and counted as peer_uid.
-. "$(dirname "$0")/rlib.sh"
+. "$(dirname "$0")/../harness/harness.sh"
 
-[ "$(id -u)" -eq 0 ] || { echo "SKIP: needs root to become another user"; exit 77; }
+[ "$(id -u)" -eq 0 ] || skip "needs root to become another user"
 start_daemon
 "$ITEST" send --socket "$SOCK" --procs 1 --threads 1 --total 10 --seed 1 >/dev/null || fail "send"
 wait_flushed 10

@@ -4,11 +4,11 @@
 # daemon holds all 1,000 connections together, and the stored counts reconcile exactly
 # (each client's 100 events fit its 64 KiB buffer, so none may be dropped): live, and
 # again from disk after a restart.
-. "$(dirname "$0")/rlib.sh"
+. "$(dirname "$0")/../harness/harness.sh"
 
 # The daemon and the driver each hold over 1,000 descriptors.
 ulimit -n 4096 2>/dev/null || ulimit -n "$(ulimit -Hn)"
-[ "$(ulimit -n)" -ge 2100 ] || { echo "SKIP: open-file limit $(ulimit -n) is below 2100"; exit 77; }
+[ "$(ulimit -n)" -ge 2100 ] || skip "open-file limit $(ulimit -n) is below 2100"
 start_daemon
 "$RELIAB" load --socket "$SOCK" --clients 1000 --gens 100 --threads 4 --models 10 \
     --buffer 65536 >"$TMP/load.json" || fail "load: $(cat "$TMP/load.json")"

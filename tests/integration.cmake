@@ -1,0 +1,25 @@
+# SPDX-License-Identifier: MIT
+# Integration tests: a real metricsd on a temporary socket and database (the harness,
+# harness/harness.sh), driven by metricsctl and by these client programs.
+pkg_check_modules(JANSSON_T REQUIRED IMPORTED_TARGET jansson)
+# itest: known workloads sent through libmetricsd and checked against `stats --json`.
+add_executable(itest integration/itest.c)
+target_link_libraries(itest PRIVATE metricsd metricsd_harness metricsd_sketch PkgConfig::JANSSON_T Threads::Threads m metricsd_flags)
+
+# polltest: a connection read from epoll and by polling (issue 7); it drives the wire
+# by hand.
+add_executable(polltest integration/polltest.c)
+target_link_libraries(polltest PRIVATE metricsd_harness metricsd_client_internal Threads::Threads m metricsd_flags)
+
+# ringtest: the shared ring (docs/transport.md), through the library and by hand.
+add_executable(ringtest integration/ringtest.c)
+target_link_libraries(ringtest PRIVATE metricsd_harness metricsd_client_internal Threads::Threads m metricsd_flags)
+
+metricsd_script_test(integration_stats_restart_kill integration/stats_restart_kill.sh LABELS integration)
+metricsd_script_test(integration_hostile_frames integration/hostile_frames.sh LABELS integration)
+metricsd_script_test(integration_daemon_absent integration/daemon_absent.sh LABELS integration)
+metricsd_script_test(integration_polled_reads integration/polled_reads.sh LABELS integration)
+metricsd_script_test(integration_shared_ring integration/shared_ring.sh LABELS integration)
+metricsd_script_test(integration_install_pkgconfig integration/install.sh LABELS integration)
+metricsd_script_test(integration_cli integration/cli.sh LABELS integration)
+metricsd_script_test(integration_systemd_units integration/systemd.sh SKIP LABELS integration)
