@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The wire format's pieces (wire.h).
+ * The wire format's pieces that the direct codecs share (direct.h): strings, packed
+ * numbers and zigzag on the way in, strings, doubles and packed numbers on the way
+ * out. Knows no message.
  */
-#include "wire.h"
+#include "direct.h"
 
 #include <string.h>
 
@@ -11,9 +13,9 @@ void *wire_alloc(frame_arena *a, size_t n)
     return a->alloc.alloc(a->alloc.allocator_data, n);
 }
 
-int wire_string(wire *w, frame_arena *a, char **out)
+int wire_string(wire_cursor *w, frame_arena *a, char **out)
 {
-    wire in;
+    wire_cursor in;
     if (*out != NULL || wire_sub(w, &in) != 0)
         return -1;
     size_t n = (size_t)(in.end - in.p);
@@ -26,9 +28,9 @@ int wire_string(wire *w, frame_arena *a, char **out)
     return 0;
 }
 
-int wire_packed(wire *w, frame_arena *a, uint64_t **out, size_t *n)
+int wire_packed(wire_cursor *w, frame_arena *a, uint64_t **out, size_t *n)
 {
-    wire in;
+    wire_cursor in;
     size_t k = 0;
     if (*out != NULL || wire_sub(w, &in) != 0)
         return -1;
@@ -72,64 +74,38 @@ int wire_int32(uint64_t v, int32_t *out)
     return 0;
 }
 
-int wire_sketch(wire *w, frame_arena *a, Metricsd__Sketch *s)
+uint8_t *wire_put_str(uint8_t *p, unsigned f, const char *s)
 {
-    uint32_t seen = 0;
-    metricsd__sketch__init(s);
-    while (w->p < w->end) {
-        uint64_t key, v = 0;
-        if (wire_varint(w, &key) != 0)
-            return -1;
-        uint32_t field = (uint32_t)(key >> 3), wt = (uint32_t)(key & 7);
-        if (field == 0 || field > 9 || (seen & (1u << field)))
-            return -1;
-        seen |= 1u << field;
-        uint32_t want = field >= 8 ? WIRE_LEN : (field >= 4 && field <= 6) ? WIRE_I64 : WIRE_VARINT;
-        if (wt != want || (wt == WIRE_VARINT && wire_varint(w, &v) != 0))
-            return -1;
-        switch (field) {
-        case 1:
-            s->has_scale = 1;
-            if (wire_sint32(v, &s->scale) != 0)
-                return -1;
-            break;
-        case 2:
-            s->has_count = 1;
-            s->count = v;
-            break;
-        case 3:
-            s->has_zero_count = 1;
-            s->zero_count = v;
-            break;
-        case 4:
-            s->has_sum = 1;
-            if (wire_fixed64(w, &s->sum) != 0)
-                return -1;
-            break;
-        case 5:
-            s->has_min = 1;
-            if (wire_fixed64(w, &s->min) != 0)
-                return -1;
-            break;
-        case 6:
-            s->has_max = 1;
-            if (wire_fixed64(w, &s->max) != 0)
-                return -1;
-            break;
-        case 7:
-            s->has_offset = 1;
-            if (wire_sint32(v, &s->offset) != 0)
-                return -1;
-            break;
-        case 8:
-            if (wire_packed(w, a, &s->counts, &s->n_counts) != 0)
-                return -1;
-            break;
-        case 9:
-            if (wire_packed(w, a, &s->runs, &s->n_runs) != 0)
-                return -1;
-            break;
-        }
-    }
-    return 0;
+    size_t n = strlen(s);
+    p = wire_put_varint(wire_put_tag(p, f, WIRE_LEN), n);
+    memcpy(p, s, n);
+    return p + n;
+}
+
+uint8_t *wire_put_double(uint8_t *p, unsigned f, double d)
+{
+    p = wire_put_tag(p, f, WIRE_I64);
+    memcpy(p, &d, 8);
+    return p + 8;
+}
+
+size_t wire_packed_size(unsigned f, const uint64_t *v, size_t n)
+{
+    size_t b = 0;
+    if (n == 0)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        b += wire_varint_size(v[i]);
+    return wire_tag_size(f) + wire_varint_size(b) + b;
+}
+
+uint8_t *wire_put_packed(uint8_t *p, unsigned f, const uint64_t *v, size_t n)
+{
+    if (n == 0)
+        return p;
+    p = wire_put_tag(p, f, WIRE_LEN);
+    uint8_t *q = wire_len_open(p);
+    for (size_t i = 0; i < n; i++)
+        q = wire_put_varint(q, v[i]);
+    return wire_len_close(p, q);
 }
