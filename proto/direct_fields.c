@@ -104,6 +104,9 @@ static int direct_fields_fail(char *why, size_t whylen, const char *fmt, const c
 static int direct_fields_match_depth(const direct_message *m, char *why, size_t whylen, int depth)
 {
     const ProtobufCMessageDescriptor *desc = m->desc;
+    if (m->n > 64) /* the readers keep one bit per field number in a uint64_t */
+        return direct_fields_fail(why, whylen, "%s%s: a table of %u numbers, over 64", desc->name,
+                                  "", m->n);
     if (depth > 8)
         return direct_fields_fail(why, whylen, "%s%s: tables nest too deep (%u)", desc->name, "",
                                   (unsigned)depth);
