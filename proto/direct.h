@@ -74,8 +74,13 @@ void frame_arena_reset(frame_arena *a);
 /* ---- the schema tables (direct_fields.c) ---- */
 
 /* One field the codecs handle, indexed by its number. on: handled; fallback: not
- * handled, and a message with it set goes to protobuf-c (Reply's status and power). */
+ * handled, and a message with it set goes to protobuf-c (Reply's status and power).
+ * accept is what the readers test, one byte per tag: DIRECT_ACCEPT | wt, with
+ * DIRECT_MANY for a repeated message (it may come more than once); 0 when not on. */
+#define DIRECT_ACCEPT 0x80u
+#define DIRECT_MANY 0x40u
 typedef struct direct_field {
+    uint8_t accept;
     uint8_t on, fallback;
     uint8_t wt;       /* wire type the readers expect (WIRE_*) */
     uint8_t type;     /* ProtobufCType */
@@ -154,24 +159,30 @@ static inline int wire_sub(wire_cursor *w, wire_cursor *inner)
     return 0;
 }
 
-/* The next tag of a message whose table is m: its field number, checked against the
- * table (handled, not seen before unless a repeated message: seen holds one bit per
- * number, so tables stay under 64 entries) and its wire type against the table's; for a varint
- * field the value is read into *v. -1 for anything else: not ours to judge. */
-static inline int wire_field(wire_cursor *w, const direct_message *m, uint64_t *seen, uint32_t *field,
-                             uint64_t *v)
+/* The next tag of a message whose table's fields are tab[0, n): its field number,
+ * checked against the table (handled, not seen before unless a repeated message: seen
+ * holds one bit per number, so tables stay at 64 entries or fewer) and its wire type
+ * against the table's; for a varint field the value is read into *v. -1 for anything
+ * else: not ours to judge. Callers load tab and n once per message. */
+static inline int wire_field(wire_cursor *w, const direct_field *tab, uint32_t n, uint64_t *seen,
+                             uint32_t *field, uint64_t *v)
 {
     uint64_t key;
-    if (wire_varint(w, &key) != 0 || (key >> 3) >= m->n)
+    if (wire_varint(w, &key) != 0 || (key >> 3) >= n)
         return -1;
     uint32_t f = (uint32_t)(key >> 3);
-    const direct_field *d = &m->fields[f];
-    int many = d->repeated && d->type == PROTOBUF_C_TYPE_MESSAGE;
-    if (!d->on || (key & 7) != d->wt || (!many && (*seen & (1ull << f))))
+    uint64_t bit = 1ull << f;
+    unsigned accept = tab[f].accept;
+    /* A repeated message's accept has DIRECT_MANY, so it never equals the first test
+     * and is judged by the second, which leaves out the seen bit. */
+    if (accept != (DIRECT_ACCEPT | (key & 7)) &&
+        accept != (DIRECT_ACCEPT | DIRECT_MANY | (key & 7)))
         return -1;
-    *seen |= 1ull << f;
+    if ((*seen & bit) && !(accept & DIRECT_MANY))
+        return -1;
+    *seen |= bit;
     *field = f;
-    if (d->wt == WIRE_VARINT)
+    if ((key & 7) == WIRE_VARINT)
         return wire_varint(w, v);
     return 0;
 }
@@ -261,11 +272,42 @@ static inline size_t wire_str_size(unsigned f, const char *s)
     return wire_tag_size(f) + wire_varint_size(n) + n;
 }
 
-uint8_t *wire_put_str(uint8_t *p, unsigned f, const char *s);
-uint8_t *wire_put_double(uint8_t *p, unsigned f, double d);
+static inline uint8_t *wire_put_str(uint8_t *p, unsigned f, const char *s)
+{
+    size_t n = strlen(s);
+    p = wire_put_varint(wire_put_tag(p, f, WIRE_LEN), n);
+    memcpy(p, s, n);
+    return p + n;
+}
+
+static inline uint8_t *wire_put_double(uint8_t *p, unsigned f, double d)
+{
+    p = wire_put_tag(p, f, WIRE_I64);
+    memcpy(p, &d, 8);
+    return p + 8;
+}
+
 /* A packed repeated uint64 field; nothing when n is 0. */
-size_t wire_packed_size(unsigned f, const uint64_t *v, size_t n);
-uint8_t *wire_put_packed(uint8_t *p, unsigned f, const uint64_t *v, size_t n);
+static inline size_t wire_packed_size(unsigned f, const uint64_t *v, size_t n)
+{
+    size_t b = 0;
+    if (n == 0)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        b += wire_varint_size(v[i]);
+    return wire_tag_size(f) + wire_varint_size(b) + b;
+}
+
+static inline uint8_t *wire_put_packed(uint8_t *p, unsigned f, const uint64_t *v, size_t n)
+{
+    if (n == 0)
+        return p;
+    p = wire_put_tag(p, f, WIRE_LEN);
+    uint8_t *q = wire_len_open(p);
+    for (size_t i = 0; i < n; i++)
+        q = wire_put_varint(q, v[i]);
+    return wire_len_close(p, q);
+}
 
 /* ---- Sketch, inside every message below (direct_sketch.c) ---- */
 

@@ -10,7 +10,10 @@
 
 #include <stdio.h>
 
-#define ON(wt_, type_, rep, sub_) { .on = 1, .wt = (wt_), .type = PROTOBUF_C_TYPE_##type_, .repeated = (rep), .sub = (sub_) }
+#define ON(wt_, type_, rep, sub_)                                                      \
+    { .accept = DIRECT_ACCEPT | (wt_) |                                                \
+                ((rep) && PROTOBUF_C_TYPE_##type_ == PROTOBUF_C_TYPE_MESSAGE ? DIRECT_MANY : 0), \
+      .on = 1, .wt = (wt_), .type = PROTOBUF_C_TYPE_##type_, .repeated = (rep), .sub = (sub_) }
 #define VARINT(type_) ON(WIRE_VARINT, type_, 0, NULL)
 #define DOUBLE ON(WIRE_I64, DOUBLE, 0, NULL)
 #define STRING ON(WIRE_LEN, STRING, 0, NULL)
@@ -134,12 +137,17 @@ static int direct_fields_match_depth(const direct_message *m, char *why, size_t 
                 return 0;
         }
     }
-    for (uint32_t id = 0; id < m->n; id++)
-        if ((m->fields[id].on || m->fields[id].fallback) &&
-            protobuf_c_message_descriptor_get_field(desc, id) == NULL)
+    for (uint32_t id = 0; id < m->n; id++) {
+        const direct_field *e = &m->fields[id];
+        unsigned many = e->repeated && e->type == PROTOBUF_C_TYPE_MESSAGE ? DIRECT_MANY : 0;
+        if ((e->on || e->fallback) && protobuf_c_message_descriptor_get_field(desc, id) == NULL)
             return direct_fields_fail(why, whylen,
                                       "%s%s: the direct codec handles field %u, which the schema lacks",
                                       desc->name, "", id);
+        if (e->accept != (e->on ? DIRECT_ACCEPT | e->wt | many : 0))
+            return direct_fields_fail(why, whylen, "%s%s: field %u's accept byte is stale",
+                                      desc->name, "", id);
+    }
     return 1;
 }
 

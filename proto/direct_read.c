@@ -9,11 +9,13 @@
 static int direct_read_begin(wire_cursor *w, frame_arena *a, Metricsd__Begin *b)
 {
     uint64_t seen = 0;
+    const direct_field *tab = direct_fields_begin.fields;
+    uint32_t ntab = direct_fields_begin.n;
     metricsd__begin__init(b);
     while (w->p < w->end) {
         uint64_t v = 0;
         uint32_t field;
-        if (wire_field(w, &direct_fields_begin, &seen, &field, &v) != 0)
+        if (wire_field(w, tab, ntab, &seen, &field, &v) != 0)
             return -1;
         switch (field) {
         case 1:
@@ -42,10 +44,12 @@ static int direct_read_begin(wire_cursor *w, frame_arena *a, Metricsd__Begin *b)
 static int direct_read_label(wire_cursor *w, frame_arena *a, Metricsd__Label *l)
 {
     uint64_t seen = 0, v;
+    const direct_field *tab = direct_fields_label.fields;
+    uint32_t ntab = direct_fields_label.n;
     uint32_t field;
     metricsd__label__init(l);
     while (w->p < w->end) {
-        if (wire_field(w, &direct_fields_label, &seen, &field, &v) != 0 || field > 2 ||
+        if (wire_field(w, tab, ntab, &seen, &field, &v) != 0 || field > 2 ||
             wire_string(w, a, field == 1 ? &l->key : &l->value) != 0)
             return -1;
     }
@@ -78,12 +82,14 @@ static int direct_read_sint64(Metricsd__Generation *g, uint32_t field, int64_t v
 static int direct_read_generation(wire_cursor *w, frame_arena *a, Metricsd__Generation *g)
 {
     uint64_t seen = 0;
+    const direct_field *tab = direct_fields_generation.fields;
+    uint32_t ntab = direct_fields_generation.n;
     Metricsd__Label *labels = NULL;
     metricsd__generation__init(g);
     while (w->p < w->end) {
         uint64_t v = 0;
         uint32_t field;
-        if (wire_field(w, &direct_fields_generation, &seen, &field, &v) != 0)
+        if (wire_field(w, tab, ntab, &seen, &field, &v) != 0)
             return -1;
         char **str = NULL;
         wire_cursor in;

@@ -13,15 +13,17 @@
 static int direct_rollup_fields(wire_cursor *c, frame_arena *a, Metricsd__Rollup *m)
 {
     uint64_t seen = 0;
+    const direct_field *tab = direct_fields_rollup.fields;
+    uint32_t ntab = direct_fields_rollup.n;
     metricsd__rollup__init(m);
     while (c->p < c->end) {
         uint64_t v = 0;
         double d = 0;
         uint32_t field;
         wire_cursor in;
-        if (wire_field(c, &direct_fields_rollup, &seen, &field, &v) != 0)
+        if (wire_field(c, tab, ntab, &seen, &field, &v) != 0)
             return -1;
-        const direct_field *e = &direct_fields_rollup.fields[field];
+        const direct_field *e = &tab[field];
         if (e->wt == WIRE_I64 && wire_fixed64(c, &d) != 0)
             return -1;
         if (e->wt == WIRE_LEN) {

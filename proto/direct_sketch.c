@@ -9,11 +9,13 @@
 int direct_sketch_read(wire_cursor *w, frame_arena *a, Metricsd__Sketch *s)
 {
     uint64_t seen = 0;
+    const direct_field *tab = direct_fields_sketch.fields;
+    uint32_t ntab = direct_fields_sketch.n;
     metricsd__sketch__init(s);
     while (w->p < w->end) {
         uint64_t v = 0;
         uint32_t field;
-        if (wire_field(w, &direct_fields_sketch, &seen, &field, &v) != 0)
+        if (wire_field(w, tab, ntab, &seen, &field, &v) != 0)
             return -1;
         switch (field) {
         case 1:

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The wire format's pieces that the direct codecs share (direct.h): strings, packed
- * numbers and zigzag on the way in, strings, doubles and packed numbers on the way
- * out. Knows no message.
+ * The wire format's pieces that the direct readers share (direct.h): strings, packed
+ * numbers and range-checked integers into the arena. The writers' pieces are inline
+ * in direct.h. Knows no message.
  */
 #include "direct.h"
 
@@ -72,40 +72,4 @@ int wire_int32(uint64_t v, int32_t *out)
         return -1;
     *out = (int32_t)s;
     return 0;
-}
-
-uint8_t *wire_put_str(uint8_t *p, unsigned f, const char *s)
-{
-    size_t n = strlen(s);
-    p = wire_put_varint(wire_put_tag(p, f, WIRE_LEN), n);
-    memcpy(p, s, n);
-    return p + n;
-}
-
-uint8_t *wire_put_double(uint8_t *p, unsigned f, double d)
-{
-    p = wire_put_tag(p, f, WIRE_I64);
-    memcpy(p, &d, 8);
-    return p + 8;
-}
-
-size_t wire_packed_size(unsigned f, const uint64_t *v, size_t n)
-{
-    size_t b = 0;
-    if (n == 0)
-        return 0;
-    for (size_t i = 0; i < n; i++)
-        b += wire_varint_size(v[i]);
-    return wire_tag_size(f) + wire_varint_size(b) + b;
-}
-
-uint8_t *wire_put_packed(uint8_t *p, unsigned f, const uint64_t *v, size_t n)
-{
-    if (n == 0)
-        return p;
-    p = wire_put_tag(p, f, WIRE_LEN);
-    uint8_t *q = wire_len_open(p);
-    for (size_t i = 0; i < n; i++)
-        q = wire_put_varint(q, v[i]);
-    return wire_len_close(p, q);
 }
