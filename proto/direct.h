@@ -33,7 +33,7 @@
  *   - reading: any bytes not in the canonical form our writers and protobuf-c produce
  *     (a field twice, an unexpected wire type, a field number the table lacks, unpacked
  *     repeated numbers, a Generation with more than DIRECT_MAX_LABELS labels, a value
- *     out of range), and any other message. The readers build the same protobuf-c
+ *     out of range, a Status the reader does not know), and any other message. The readers build the same protobuf-c
  *     structs protobuf-c would, in a frame_arena; so both paths agree on every input,
  *     which tests/test_wire.c, tests/test_rollup_wire.c and the fuzzer check.
  *
@@ -105,8 +105,9 @@ enum direct_root { DIRECT_BEGIN, DIRECT_GENERATION, DIRECT_REPLY, DIRECT_ROLLUP,
  * field (number, type, label, packing, sub-message), else 0 with the first mismatch
  * described in why (may be NULL). */
 int direct_fields_match(const direct_message *m, char *why, size_t whylen);
-/* direct_fields_match for a root, decided once per process (thread-safe): the codecs
- * ask this before every message, at the cost of one load. */
+/* direct_fields_match for a root (and, for the envelope's cases, that every Envelope
+ * field is a case of its one oneof), decided once per process (thread-safe): the
+ * codecs ask this before every message, at the cost of one load. */
 int direct_fields_usable(enum direct_root r);
 /* 1 when msg (of m's type) has a fallback field set: it is then protobuf-c's to write. */
 int direct_fields_fallback_set(const direct_message *m, const ProtobufCMessage *msg);

@@ -156,6 +156,23 @@ int direct_fields_match(const direct_message *m, char *why, size_t whylen)
     return direct_fields_match_depth(m, why, whylen, 0);
 }
 
+/* The codecs write and read an Envelope as its one case: every field of it must be a
+ * case of the one oneof, with the cases they handle where they expect them. */
+static int direct_fields_envelope_ok(void)
+{
+    const ProtobufCMessageDescriptor *d = &metricsd__envelope__descriptor;
+    const ProtobufCFieldDescriptor *begin = protobuf_c_message_descriptor_get_field(d, 2),
+                                   *gen = protobuf_c_message_descriptor_get_field(d, 3),
+                                   *reply = protobuf_c_message_descriptor_get_field(d, 5);
+    for (unsigned i = 0; i < d->n_fields; i++)
+        if (!(d->fields[i].flags & PROTOBUF_C_FIELD_FLAG_ONEOF) ||
+            d->fields[i].quantifier_offset != d->fields[0].quantifier_offset)
+            return 0;
+    return begin != NULL && begin->descriptor == &metricsd__begin__descriptor && gen != NULL &&
+           gen->descriptor == &metricsd__generation__descriptor && reply != NULL &&
+           reply->descriptor == &metricsd__reply__descriptor;
+}
+
 int direct_fields_usable(enum direct_root r)
 {
     /* 0: not decided yet, 1: usable, 2: not. Deciding twice gives the same answer, so
@@ -169,7 +186,8 @@ int direct_fields_usable(enum direct_root r)
     };
     int d = __atomic_load_n(&decided[r], __ATOMIC_RELAXED);
     if (d == 0) {
-        d = direct_fields_match(root[r], NULL, 0) ? 1 : 2;
+        int whole = r == DIRECT_ROLLUP || direct_fields_envelope_ok();
+        d = whole && direct_fields_match(root[r], NULL, 0) ? 1 : 2;
         __atomic_store_n(&decided[r], d, __ATOMIC_RELAXED);
     }
     return d == 1;
