@@ -68,7 +68,7 @@ int frame_reader_feed(frame_reader *r, const void *data, size_t n)
     return 0;
 }
 
-static uint32_t read_le32(const uint8_t *p)
+static uint32_t frame_read_le32(const uint8_t *p)
 {
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
@@ -78,7 +78,7 @@ int frame_reader_next(frame_reader *r, const uint8_t **payload, size_t *len)
     size_t avail = r->len - r->start;
     if (avail < FRAME_HEADER_BYTES)
         return 0;
-    uint32_t n = read_le32(r->buf + r->start);
+    uint32_t n = frame_read_le32(r->buf + r->start);
     if (n > r->max_frame)
         return -EMSGSIZE;
     if (avail - FRAME_HEADER_BYTES < n)
