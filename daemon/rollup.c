@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Rollups: counters plus one sketch per metric, merged exactly and stored as a
- * protobuf Rollup message.
+ * protobuf Rollup message. The bytes are proto/'s: this converts between a rollup and
+ * the Rollup message, which protobuf-c packs and the direct reader (proto/direct.h)
+ * or protobuf-c unpacks.
  */
 #include "rollup.h"
 
@@ -220,6 +222,17 @@ int rollup_pack_buf(const rollup *r, uint8_t **buf, size_t *cap, size_t *len)
     }
     *len = metricsd__rollup__pack(&msg, *buf);
     return 0;
+}
+
+int rollup_merge_wire(rollup *dst, const uint8_t *data, size_t len, frame_arena *arena)
+{
+    const Metricsd__Rollup *m = direct_rollup_read(data, len, arena);
+    return m != NULL ? rollup_merge_pb(dst, m) : 1;
+}
+
+int rollup_packed_first_ns(const uint8_t *data, size_t len, int64_t *first)
+{
+    return direct_rollup_first_ns(data, len, first) == 0 ? 0 : -EINVAL;
 }
 
 int rollup_merge_packed_in(rollup *dst, const uint8_t *data, size_t len, frame_arena *arena)

@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "frame.h"
+#include "direct.h"
 #include "metricsd.pb-c.h"
 #include "sketch.h"
 #include "sketch_pb.h"
@@ -56,10 +56,10 @@ size_t rollup_packed_size(const rollup *r);
 int rollup_pack_buf(const rollup *r, uint8_t **buf, size_t *cap, size_t *len);
 /* Pack into out (rollup_packed_size bytes). Returns bytes written. */
 size_t rollup_pack(const rollup *r, uint8_t *out);
-/* The same for a record in the canonical form the store writes, parsed without
- * protobuf-c (rollup_wire.c) into arena (reset first). Returns what rollup_merge_pb
- * returns, or 1 when the bytes are not in that form (dst untouched): then unpack them
- * with protobuf-c, which decides. */
+/* The same for a record in the canonical form the store writes, read without
+ * protobuf-c (direct_rollup_read, proto/direct.h) into arena (reset first). Returns
+ * what rollup_merge_pb returns, or 1 when the bytes are not in that form (dst
+ * untouched): then unpack them with protobuf-c, which decides. */
 int rollup_merge_wire(rollup *dst, const uint8_t *data, size_t len, frame_arena *arena);
 /* first_unix_ns of a packed Rollup, read without unpacking the rest (0 when absent).
  * Returns 0 or -EINVAL for bytes that are not a protobuf message. */

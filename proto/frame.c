@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Length-prefixed framing and a bounded unpack arena. Knows nothing of sockets: the
+ * Length-prefixed framing of Envelopes, the top of proto/'s layers: bytes in, frames
+ * out, and each envelope packed or unpacked by the direct codec when it carries the
+ * message whole (direct.h), else by protobuf-c. Knows nothing of sockets: the
  * listener hands it bytes, the client library asks it for bytes to send.
  */
 #include "frame.h"
@@ -66,7 +68,7 @@ int frame_reader_feed(frame_reader *r, const void *data, size_t n)
     return 0;
 }
 
-static uint32_t read_le32(const uint8_t *p)
+static uint32_t frame_read_le32(const uint8_t *p)
 {
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
@@ -76,7 +78,7 @@ int frame_reader_next(frame_reader *r, const uint8_t **payload, size_t *len)
     size_t avail = r->len - r->start;
     if (avail < FRAME_HEADER_BYTES)
         return 0;
-    uint32_t n = read_le32(r->buf + r->start);
+    uint32_t n = frame_read_le32(r->buf + r->start);
     if (n > r->max_frame)
         return -EMSGSIZE;
     if (avail - FRAME_HEADER_BYTES < n)
@@ -101,13 +103,19 @@ void frame_reader_clear(frame_reader *r)
 
 size_t frame_size(const Metricsd__Envelope *env)
 {
-    return FRAME_HEADER_BYTES + (frame_direct_ok(env) ? frame_direct_size(env)
+    return FRAME_HEADER_BYTES + (direct_write_ok(env) ? direct_write_size(env)
                                                       : metricsd__envelope__get_packed_size(env));
+}
+
+size_t frame_direct_bound(const Metricsd__Envelope *env)
+{
+    size_t n = direct_write_bound(env);
+    return n ? FRAME_HEADER_BYTES + n : 0;
 }
 
 size_t frame_encode(const Metricsd__Envelope *env, uint8_t *out)
 {
-    size_t n = frame_direct_ok(env) ? frame_direct_pack(env, out + FRAME_HEADER_BYTES)
+    size_t n = direct_write_ok(env) ? direct_write_pack(env, out + FRAME_HEADER_BYTES)
                                     : metricsd__envelope__pack(env, out + FRAME_HEADER_BYTES);
     out[0] = (uint8_t)n;
     out[1] = (uint8_t)(n >> 8);
@@ -116,54 +124,10 @@ size_t frame_encode(const Metricsd__Envelope *env, uint8_t *out)
     return FRAME_HEADER_BYTES + n;
 }
 
-static void *arena_alloc(void *data, size_t size)
-{
-    frame_arena *a = data;
-    size_t at = (a->used + 15u) & ~(size_t)15u;
-    if (size > a->size || at > a->size - size) {
-        a->exhausted++;
-        return NULL;
-    }
-    a->used = at + size;
-    if (a->used > a->peak)
-        a->peak = a->used;
-    return a->mem + at;
-}
-
-static void arena_free(void *data, void *p)
-{
-    (void)data;
-    (void)p;
-}
-
-int frame_arena_init(frame_arena *a, size_t size)
-{
-    memset(a, 0, sizeof(*a));
-    a->mem = malloc(size);
-    if (a->mem == NULL)
-        return -ENOMEM;
-    a->size = size;
-    a->alloc.alloc = arena_alloc;
-    a->alloc.free = arena_free;
-    a->alloc.allocator_data = a;
-    return 0;
-}
-
-void frame_arena_free(frame_arena *a)
-{
-    free(a->mem);
-    memset(a, 0, sizeof(*a));
-}
-
-void frame_arena_reset(frame_arena *a)
-{
-    a->used = 0;
-}
-
 Metricsd__Envelope *frame_unpack(const uint8_t *payload, size_t len, frame_arena *arena)
 {
     if (arena != NULL) {
-        Metricsd__Envelope *env = frame_unpack_direct(payload, len, arena);
+        Metricsd__Envelope *env = direct_read_envelope(payload, len, arena);
         if (env != NULL)
             return env;
         frame_arena_reset(arena);

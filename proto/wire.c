@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The wire format's pieces (wire.h).
+ * The wire format's pieces that the direct readers share (direct.h): strings, packed
+ * numbers and range-checked integers into the arena. The writers' pieces are inline
+ * in direct.h. Knows no message.
  */
-#include "wire.h"
+#include "direct.h"
 
 #include <string.h>
 
@@ -11,9 +13,9 @@ void *wire_alloc(frame_arena *a, size_t n)
     return a->alloc.alloc(a->alloc.allocator_data, n);
 }
 
-int wire_string(wire *w, frame_arena *a, char **out)
+int wire_string(wire_cursor *w, frame_arena *a, char **out)
 {
-    wire in;
+    wire_cursor in;
     if (*out != NULL || wire_sub(w, &in) != 0)
         return -1;
     size_t n = (size_t)(in.end - in.p);
@@ -26,9 +28,9 @@ int wire_string(wire *w, frame_arena *a, char **out)
     return 0;
 }
 
-int wire_packed(wire *w, frame_arena *a, uint64_t **out, size_t *n)
+int wire_packed(wire_cursor *w, frame_arena *a, uint64_t **out, size_t *n)
 {
-    wire in;
+    wire_cursor in;
     size_t k = 0;
     if (*out != NULL || wire_sub(w, &in) != 0)
         return -1;
@@ -69,67 +71,5 @@ int wire_int32(uint64_t v, int32_t *out)
     if (s < INT32_MIN || s > INT32_MAX)
         return -1;
     *out = (int32_t)s;
-    return 0;
-}
-
-int wire_sketch(wire *w, frame_arena *a, Metricsd__Sketch *s)
-{
-    uint32_t seen = 0;
-    metricsd__sketch__init(s);
-    while (w->p < w->end) {
-        uint64_t key, v = 0;
-        if (wire_varint(w, &key) != 0)
-            return -1;
-        uint32_t field = (uint32_t)(key >> 3), wt = (uint32_t)(key & 7);
-        if (field == 0 || field > 9 || (seen & (1u << field)))
-            return -1;
-        seen |= 1u << field;
-        uint32_t want = field >= 8 ? WIRE_LEN : (field >= 4 && field <= 6) ? WIRE_I64 : WIRE_VARINT;
-        if (wt != want || (wt == WIRE_VARINT && wire_varint(w, &v) != 0))
-            return -1;
-        switch (field) {
-        case 1:
-            s->has_scale = 1;
-            if (wire_sint32(v, &s->scale) != 0)
-                return -1;
-            break;
-        case 2:
-            s->has_count = 1;
-            s->count = v;
-            break;
-        case 3:
-            s->has_zero_count = 1;
-            s->zero_count = v;
-            break;
-        case 4:
-            s->has_sum = 1;
-            if (wire_fixed64(w, &s->sum) != 0)
-                return -1;
-            break;
-        case 5:
-            s->has_min = 1;
-            if (wire_fixed64(w, &s->min) != 0)
-                return -1;
-            break;
-        case 6:
-            s->has_max = 1;
-            if (wire_fixed64(w, &s->max) != 0)
-                return -1;
-            break;
-        case 7:
-            s->has_offset = 1;
-            if (wire_sint32(v, &s->offset) != 0)
-                return -1;
-            break;
-        case 8:
-            if (wire_packed(w, a, &s->counts, &s->n_counts) != 0)
-                return -1;
-            break;
-        case 9:
-            if (wire_packed(w, a, &s->runs, &s->n_runs) != 0)
-                return -1;
-            break;
-        }
-    }
     return 0;
 }

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Unit tests of daemon/rollup_wire.c, the direct reader of stored Rollup records,
+ * Unit tests of proto/direct_rollup.c, the direct reader of stored Rollup records,
  * against protobuf-c's unpacker: on packed rollups of every shape (empty, dense and
  * runs sketches, energy fields, extreme values) and on many mangled copies of them
  * (flipped bytes, cuts, inserted bytes), both paths return the same code and leave the

@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Unit tests of proto/frame_wire.c, the direct reader of Begin and Generation frames,
+ * Unit tests of proto/direct_read.c, the direct reader of Begin and Generation frames,
  * against protobuf-c: on frames of every shape (all fields or few, labels, ITL
  * sketches dense and in runs, negative numbers, other messages it leaves to
  * protobuf-c) and on many mangled copies, frame_unpack in the arena and protobuf-c's
  * unpacker both refuse, or both build messages that pack to the same bytes. The arena
- * counts only protobuf-c's refusals. The direct writer (frame_wire_enc.c) packs every
+ * counts only protobuf-c's refusals. The direct writer (direct_write.c) packs every
  * message either reader built to protobuf-c's bytes, and a stats Reply (the daemon's
  * answer) to protobuf-c's bytes.
  */
@@ -147,7 +147,7 @@ static void assert_packs_the_same(const Metricsd__Envelope *env)
 static int both(const uint8_t *p, size_t n, frame_arena *a, int *direct)
 {
     uint64_t ex = a->exhausted;
-    *direct = frame_unpack_direct(p, n, a) != NULL;
+    *direct = direct_read_envelope(p, n, a) != NULL;
     assert_int_equal(a->exhausted, ex);
     Metricsd__Envelope *x = frame_unpack(p, n, a);
     Metricsd__Envelope *y = metricsd__envelope__unpack(NULL, n, p);
@@ -185,9 +185,9 @@ static void valid_frames_read_the_same(void **state)
             assert_true(d);
         Metricsd__Envelope *e = metricsd__envelope__unpack(NULL, n, p);
         assert_non_null(e);
-        assert_int_equal(frame_direct_ok(e), k % 5 == 0 || k % 5 >= 3);
+        assert_int_equal(direct_write_ok(e), k % 5 == 0 || k % 5 >= 3);
         /* The bound a writer reserves is never short, nor given for other messages. */
-        if (frame_direct_ok(e))
+        if (direct_write_ok(e))
             assert_true(frame_direct_bound(e) >= frame_size(e));
         else
             assert_int_equal(frame_direct_bound(e), 0);
@@ -321,11 +321,11 @@ static void stats_replies_pack_the_same(void **state)
         r.now_unix_ns = 1795429020000000000 + k;
         env.msg_case = METRICSD__ENVELOPE__MSG_REPLY;
         env.reply = &r;
-        assert_true(frame_direct_ok(&env));
+        assert_true(direct_write_ok(&env));
         assert_true(frame_direct_bound(&env) >= frame_size(&env));
         assert_packs_the_same(&env);
         r.status = &ds; /* left to protobuf-c */
-        assert_false(frame_direct_ok(&env));
+        assert_false(direct_write_ok(&env));
         assert_packs_the_same(&env);
         for (int i = 0; i < n; i++)
             for (int j = 0; j < 6; j++) {

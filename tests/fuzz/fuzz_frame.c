@@ -104,7 +104,7 @@ static void one_frame(const uint8_t *payload, size_t len)
     if (a == NULL)
         return;
     ENSURE(a->msg_case == m->msg_case);
-    /* The direct reader (frame_wire.c) and protobuf-c built the same message: it packs
+    /* The direct reader (direct_read.c) and protobuf-c built the same message: it packs
      * to the same bytes. */
     size_t sa = metricsd__envelope__get_packed_size(a), sm = metricsd__envelope__get_packed_size(m);
     ENSURE(sa == sm);

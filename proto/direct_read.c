@@ -1,30 +1,21 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The daemon's two hot frames, Begin and Generation, read straight from the wire
- * (wire.h says why and when protobuf-c decides instead).
+ * The daemon's two hot frames, Begin and Generation, read straight from the wire into
+ * protobuf-c's structs in the arena (direct.h says what is covered and when
+ * protobuf-c decides instead).
  */
-#include "frame.h"
+#include "direct.h"
 
-#include <string.h>
-
-#include "wire.h"
-
-#define MAX_DIRECT_LABELS 16
-
-static int begin_fields(wire *w, frame_arena *a, Metricsd__Begin *b)
+static int direct_read_begin(wire_cursor *w, frame_arena *a, Metricsd__Begin *b)
 {
-    uint32_t seen = 0;
+    uint64_t seen = 0;
+    const direct_field *tab = direct_fields_begin.fields;
+    uint32_t ntab = direct_fields_begin.n;
     metricsd__begin__init(b);
     while (w->p < w->end) {
-        uint64_t key, v = 0;
-        if (wire_varint(w, &key) != 0)
-            return -1;
-        uint32_t field = (uint32_t)(key >> 3), wt = (uint32_t)(key & 7);
-        if (field == 0 || field > 4 || (seen & (1u << field)))
-            return -1;
-        seen |= 1u << field;
-        uint32_t want = field == 2 || field == 3 ? WIRE_LEN : WIRE_VARINT;
-        if (wt != want || (wt == WIRE_VARINT && wire_varint(w, &v) != 0))
+        uint64_t v = 0;
+        uint32_t field;
+        if (wire_field(w, tab, ntab, &seen, &field, &v) != 0)
             return -1;
         switch (field) {
         case 1:
@@ -43,37 +34,36 @@ static int begin_fields(wire *w, frame_arena *a, Metricsd__Begin *b)
             b->has_start_unix_ns = 1;
             b->start_unix_ns = (int64_t)v;
             break;
+        default:
+            return -1; /* in the table, not in the code: protobuf-c's */
         }
     }
     return 0;
 }
 
-static int label_fields(wire *w, frame_arena *a, Metricsd__Label *l)
+static int direct_read_label(wire_cursor *w, frame_arena *a, Metricsd__Label *l)
 {
-    uint32_t seen = 0;
+    uint64_t seen = 0, v;
+    const direct_field *tab = direct_fields_label.fields;
+    uint32_t ntab = direct_fields_label.n;
+    uint32_t field;
     metricsd__label__init(l);
     while (w->p < w->end) {
-        uint64_t key;
-        if (wire_varint(w, &key) != 0)
-            return -1;
-        uint32_t field = (uint32_t)(key >> 3);
-        if ((key & 7) != WIRE_LEN || field == 0 || field > 2 || (seen & (1u << field)))
-            return -1;
-        seen |= 1u << field;
-        if (wire_string(w, a, field == 1 ? &l->key : &l->value) != 0)
+        if (wire_field(w, tab, ntab, &seen, &field, &v) != 0 || field > 2 ||
+            wire_string(w, a, field == 1 ? &l->key : &l->value) != 0)
             return -1;
     }
     return 0;
 }
 
-/* Generation's sint64 fields, 8 to 16, in field order. */
-static void set_sint64(Metricsd__Generation *g, uint32_t field, int64_t v)
+/* Generation's sint64 fields, 8 to 16. -1 for any other field. */
+static int direct_read_sint64(Metricsd__Generation *g, uint32_t field, int64_t v)
 {
 #define CASE(n, f)                                                                     \
     case n:                                                                            \
         g->has_##f = 1;                                                                \
         g->f = v;                                                                      \
-        break
+        return 0
     switch (field) {
         CASE(8, queue_ns);
         CASE(9, load_ns);
@@ -86,33 +76,33 @@ static void set_sint64(Metricsd__Generation *g, uint32_t field, int64_t v)
         CASE(16, output_tokens);
     }
 #undef CASE
+    return -1;
 }
 
-static int generation_fields(wire *w, frame_arena *a, Metricsd__Generation *g)
+static int direct_read_generation(wire_cursor *w, frame_arena *a, Metricsd__Generation *g)
 {
-    uint32_t seen = 0;
+    uint64_t seen = 0;
+    const direct_field *tab = direct_fields_generation.fields;
+    uint32_t ntab = direct_fields_generation.n;
     Metricsd__Label *labels = NULL;
     metricsd__generation__init(g);
     while (w->p < w->end) {
-        uint64_t key, v = 0;
-        if (wire_varint(w, &key) != 0)
+        uint64_t v = 0;
+        uint32_t field;
+        if (wire_field(w, tab, ntab, &seen, &field, &v) != 0)
             return -1;
-        uint32_t field = (uint32_t)(key >> 3), wt = (uint32_t)(key & 7);
-        if (field == 0 || field > 20 || (field != 20 && (seen & (1u << field))))
-            return -1;
-        seen |= 1u << field;
-        int text = field == 2 || field == 3 || field == 4 || field == 6 || field == 18;
-        uint32_t want = text || field >= 19 ? WIRE_LEN : WIRE_VARINT;
-        if (wt != want || (wt == WIRE_VARINT && wire_varint(w, &v) != 0))
-            return -1;
-        char **str = field == 2 ? &g->model : field == 3 ? &g->backend : field == 4 ? &g->engine
-                   : field == 6 ? &g->request_id : &g->error_kind;
-        wire in;
+        char **str = NULL;
+        wire_cursor in;
         switch (field) {
         case 1:
             g->has_gen_id = 1;
             g->gen_id = v;
             break;
+        case 2: str = &g->model; break;
+        case 3: str = &g->backend; break;
+        case 4: str = &g->engine; break;
+        case 6: str = &g->request_id; break;
+        case 18: str = &g->error_kind; break;
         case 5:
             g->has_gpu_layers = 1;
             if (wire_int32(v, &g->gpu_layers) != 0)
@@ -130,55 +120,53 @@ static int generation_fields(wire *w, frame_arena *a, Metricsd__Generation *g)
             break;
         case 19:
             g->itl = wire_alloc(a, sizeof(*g->itl));
-            if (g->itl == NULL || wire_sub(w, &in) != 0 || wire_sketch(&in, a, g->itl) != 0)
+            if (g->itl == NULL || wire_sub(w, &in) != 0 || direct_sketch_read(&in, a, g->itl) != 0)
                 return -1;
             break;
         case 20:
             if (g->n_labels == 0) {
-                labels = wire_alloc(a, MAX_DIRECT_LABELS * sizeof(*labels));
-                g->labels = wire_alloc(a, MAX_DIRECT_LABELS * sizeof(*g->labels));
+                labels = wire_alloc(a, DIRECT_MAX_LABELS * sizeof(*labels));
+                g->labels = wire_alloc(a, DIRECT_MAX_LABELS * sizeof(*g->labels));
                 if (labels == NULL || g->labels == NULL)
                     return -1;
             }
-            if (g->n_labels == MAX_DIRECT_LABELS || wire_sub(w, &in) != 0 ||
-                label_fields(&in, a, &labels[g->n_labels]) != 0)
+            if (g->n_labels == DIRECT_MAX_LABELS || wire_sub(w, &in) != 0 ||
+                direct_read_label(&in, a, &labels[g->n_labels]) != 0)
                 return -1;
             g->labels[g->n_labels] = &labels[g->n_labels];
             g->n_labels++;
             break;
         default:
-            if (text) {
-                if (wire_string(w, a, str) != 0)
-                    return -1;
-            } else {
-                set_sint64(g, field, wire_sint64(v));
-            }
+            if (direct_read_sint64(g, field, wire_sint64(v)) != 0)
+                return -1;
             break;
         }
+        if (str != NULL && wire_string(w, a, str) != 0)
+            return -1;
     }
     return 0;
 }
 
 /* The envelope of a Begin or a Generation, or NULL (the caller asks protobuf-c). */
-static Metricsd__Envelope *direct(const uint8_t *payload, size_t len, frame_arena *a)
+static Metricsd__Envelope *direct_read_one(const uint8_t *payload, size_t len, frame_arena *a)
 {
-    wire w = { payload, payload + len }, in;
+    wire_cursor w = { payload, payload + len }, in;
     uint64_t key;
     Metricsd__Envelope *env = wire_alloc(a, sizeof(*env));
     if (env == NULL || wire_varint(&w, &key) != 0 || wire_sub(&w, &in) != 0 || w.p != w.end)
         return NULL; /* one field, whole: anything else is not ours to judge */
     metricsd__envelope__init(env);
-    if (key == (2u << 3 | WIRE_LEN)) {
+    if (key == (2u << 3 | WIRE_LEN) && direct_fields_usable(DIRECT_BEGIN)) {
         Metricsd__Begin *b = wire_alloc(a, sizeof(*b));
-        if (b == NULL || begin_fields(&in, a, b) != 0)
+        if (b == NULL || direct_read_begin(&in, a, b) != 0)
             return NULL;
         env->msg_case = METRICSD__ENVELOPE__MSG_BEGIN;
         env->begin = b;
         return env;
     }
-    if (key == (3u << 3 | WIRE_LEN)) {
+    if (key == (3u << 3 | WIRE_LEN) && direct_fields_usable(DIRECT_GENERATION)) {
         Metricsd__Generation *g = wire_alloc(a, sizeof(*g));
-        if (g == NULL || generation_fields(&in, a, g) != 0)
+        if (g == NULL || direct_read_generation(&in, a, g) != 0)
             return NULL;
         env->msg_case = METRICSD__ENVELOPE__MSG_GENERATION;
         env->generation = g;
@@ -187,11 +175,11 @@ static Metricsd__Envelope *direct(const uint8_t *payload, size_t len, frame_aren
     return NULL;
 }
 
-Metricsd__Envelope *frame_unpack_direct(const uint8_t *payload, size_t len, frame_arena *arena)
+Metricsd__Envelope *direct_read_envelope(const uint8_t *payload, size_t len, frame_arena *arena)
 {
     uint64_t exhausted = arena->exhausted;
     frame_arena_reset(arena);
-    Metricsd__Envelope *env = direct(payload, len, arena);
+    Metricsd__Envelope *env = direct_read_one(payload, len, arena);
     arena->exhausted = exhausted; /* only protobuf-c's refusals count */
     return env;
 }

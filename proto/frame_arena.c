@@ -1,0 +1,55 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The bounded arena that envelopes and stored rollups are unpacked into (direct.h):
+ * one fixed block, pointer bumps, frees that do nothing, and a count of the unpacks
+ * it refused, so a crafted frame costs the daemon at most the block.
+ */
+#include "direct.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void *frame_arena_alloc(void *data, size_t size)
+{
+    frame_arena *a = data;
+    size_t at = (a->used + 15u) & ~(size_t)15u;
+    if (size > a->size || at > a->size - size) {
+        a->exhausted++;
+        return NULL;
+    }
+    a->used = at + size;
+    if (a->used > a->peak)
+        a->peak = a->used;
+    return a->mem + at;
+}
+
+static void frame_arena_nofree(void *data, void *p)
+{
+    (void)data;
+    (void)p;
+}
+
+int frame_arena_init(frame_arena *a, size_t size)
+{
+    memset(a, 0, sizeof(*a));
+    a->mem = malloc(size);
+    if (a->mem == NULL)
+        return -ENOMEM;
+    a->size = size;
+    a->alloc.alloc = frame_arena_alloc;
+    a->alloc.free = frame_arena_nofree;
+    a->alloc.allocator_data = a;
+    return 0;
+}
+
+void frame_arena_free(frame_arena *a)
+{
+    free(a->mem);
+    memset(a, 0, sizeof(*a));
+}
+
+void frame_arena_reset(frame_arena *a)
+{
+    a->used = 0;
+}
