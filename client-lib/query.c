@@ -500,3 +500,14 @@ void metricsd_power_free(metricsd_power *p)
     free(p->processes);
     free(p);
 }
+
+/* For the other query files (query_int.h). */
+int mdq_roundtrip(const metricsd_query_opts *o, Metricsd__Query *q, Metricsd__Envelope **out)
+{
+    return roundtrip(o, q, out);
+}
+
+void *mdq_record_new(size_t size)
+{
+    return record_new(size);
+}

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cmd_ext.h"
 #include "metricsd.h"
 
 typedef struct ctl_opts {
@@ -36,7 +37,11 @@ static void usage(FILE *f)
             "                         joules per output token, average watts while generating,\n"
             "                         resident and GPU memory of the engine processes\n"
             "  power                  GPU, battery and CPU: power now, utilisation, memory,\n"
-            "                         energy since the daemon started, attributed vs idle\n\n"
+            "                         energy since the daemon started, attributed vs idle\n"
+            "  events                 single generations kept: --model, --slowest N --by,\n"
+            "                         --errors, --request ID (metricsctl events --help)\n"
+            "  health [MODEL]         healthy, degraded or unhealthy, with reasons; exits\n"
+            "                         0/1/2, 3 when unknown (metricsctl health --help)\n\n"
             "Options:\n"
             "  --socket PATH          the daemon's socket (default: $METRICSD_SOCKET, else\n"
             "                         $XDG_RUNTIME_DIR/metricsd/metricsd.sock)\n"
@@ -445,6 +450,24 @@ int main(int argc, char **argv)
     ctl_opts o = { 0 };
     const char *cmd = NULL;
     int c;
+
+    /* Commands with their own options and files (cmd_ext.h). */
+    static const struct { const char *name; int (*main)(int, char **); } ext[] = {
+        { "events", ctl_events_main },
+        { "health", ctl_health_main },
+    };
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--socket") == 0) {
+            i++;
+            continue;
+        }
+        if (argv[i][0] == '-')
+            continue;
+        for (size_t k = 0; k < sizeof(ext) / sizeof(ext[0]); k++)
+            if (strcmp(argv[i], ext[k].name) == 0)
+                return ext[k].main(argc, argv);
+        break;
+    }
 
     /* Options may come before or after the command (GNU getopt permutes). */
     while ((c = getopt_long(argc, argv, "h", lopts, NULL)) != -1) {

@@ -40,7 +40,12 @@
  * poll_switches - poll_exits are polled now; polled_reads: reads with data in polled
  * mode. rings: shared rings accepted (docs/transport.md); ring_reads: copies out of a
  * ring with data; ring_sleeps: idle rings left for the socket's wake byte; ring_wakes:
- * wake bytes that brought one back. */
+ * wake bytes that brought one back. events_kept: single generations kept (events.h);
+ * events_not_kept: those the sampling rule left out; events_errors_unkept: errors past
+ * the per-minute cap; events_dropped: kept ones lost (no memory, or waiting too long
+ * for a store that refused them). health_changes: changes of state (health.h);
+ * alerts_*: the alert command started, failed (non-zero exit or could not start),
+ * killed at its timeout, and skipped (a change while one still ran). */
 #define STAT_COUNTERS(X)                                                               \
     X(CONNECTIONS, "connections")                                                      \
     X(FRAMES, "frames")                                                                \
@@ -66,7 +71,16 @@
     X(RINGS, "rings")                                                                  \
     X(RING_READS, "ring_reads")                                                        \
     X(RING_SLEEPS, "ring_sleeps")                                                      \
-    X(RING_WAKES, "ring_wakes")
+    X(RING_WAKES, "ring_wakes")                                                        \
+    X(EVENTS_KEPT, "events_kept")                                                      \
+    X(EVENTS_NOT_KEPT, "events_not_kept")                                              \
+    X(EVENTS_ERRORS_UNKEPT, "events_errors_unkept")                                    \
+    X(EVENTS_DROPPED, "events_dropped")                                                \
+    X(HEALTH_CHANGES, "health_changes")                                                \
+    X(ALERTS_STARTED, "alerts_started")                                                \
+    X(ALERTS_FAILED, "alerts_failed")                                                  \
+    X(ALERTS_KILLED, "alerts_killed")                                                  \
+    X(ALERTS_SKIPPED, "alerts_skipped")
 
 #define COUNTER_ENUM(id, name) id,
 enum reject_reason { REJECT_REASONS(COUNTER_ENUM) REJECT__COUNT };

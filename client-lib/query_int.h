@@ -1,0 +1,21 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * query_int: what the query files share (query.c: the round trip, stats, status,
+ * power; query_events.c: single generations and health). Internal to libmetricsd;
+ * the mdq_ prefix keeps the names from meeting an engine's own in the static archive.
+ */
+#ifndef METRICSD_QUERY_INT_H
+#define METRICSD_QUERY_INT_H
+
+#include <stddef.h>
+
+#include "metricsd.h"
+#include "metricsd.pb-c.h"
+
+/* Send q with o's socket and timeout, wait for the Reply; the caller frees *out with
+ * metricsd__envelope__free_unpacked. 0 or a negative errno (the daemon's error too). */
+int mdq_roundtrip(const metricsd_query_opts *o, Metricsd__Query *q, Metricsd__Envelope **out);
+/* A zeroed result record of size bytes that begins with its size, or NULL. */
+void *mdq_record_new(size_t size);
+
+#endif
