@@ -334,10 +334,11 @@ int events_note(server *srv, series *s, const Metricsd__Generation *g, const ske
  * in any order, so the record need not be packed again when its reasons are final. */
 static size_t append_kept(uint8_t *p, uint32_t kept)
 {
-    size_t n = 0;
-    p[n++] = (uint8_t)(23 << 3 | 0);
-    p[n++] = (uint8_t)(kept | 0); /* the bits fit below 0x80 */
-    return n;
+    /* Tag 23 << 3 | varint is 184: two bytes of varint. The bits fit one byte. */
+    p[0] = (uint8_t)((23 << 3) | 0x80);
+    p[1] = (uint8_t)((23 << 3) >> 7);
+    p[2] = (uint8_t)kept;
+    return 3;
 }
 
 int events_take(server *srv, int64_t now_unix_ns, int final, store_event **out, size_t *n)

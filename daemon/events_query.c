@@ -23,7 +23,7 @@ enum by { BY_NEWEST, BY_TTFT, BY_E2E, BY_TPOT, BY_ITL };
 
 typedef struct cand {
     double key;
-    uint64_t tie; /* arrival ns: newer first among equal keys */
+    uint64_t tie; /* arrival order (seq): later first among equal keys */
     Metricsd__GenEvent *ev;
 } cand;
 
@@ -123,7 +123,7 @@ static int on_record(void *ud, int64_t unix_ns, const uint8_t *value, size_t len
         return 0;
     }
     s->matched++;
-    cand c = { key, (uint64_t)unix_ns << 0, e };
+    cand c = { key, e->seq, e };
     if (s->n < s->limit) {
         s->heap[s->n] = c;
         sift_up(s->heap, s->n++);
