@@ -46,6 +46,8 @@ typedef struct entity {
     uint64_t requests;
     comp c[MAX_COMPONENTS];
     int nc;
+    series **grp;   /* its series with a live window, gathered per evaluation */
+    size_t ngrp, capgrp;
 } entity;
 
 typedef struct alert {
@@ -337,8 +339,12 @@ static void judge_model(struct server *srv, entity *e, series **ss, size_t nss, 
         if (s->hl != NULL && s->hl->gpu_layers == 0)
             zero_layers = 1;
         gpu_backend |= is_gpu_backend(s->backend);
-        query_series_window(srv, rd, s, DAY_NS, clock_minute_of(day_from), &base);
     }
+    /* The 24 h baseline only when a latency rule will read it: a quiet model costs no
+     * read of the store. */
+    if (sketch_count(&ttft) >= c->health_min_requests || sketch_count(&tps) >= c->health_min_requests)
+        for (size_t i = 0; i < nss; i++)
+            query_series_window(srv, rd, ss[i], DAY_NS, clock_minute_of(day_from), &base);
     e->requests = req;
     e->nc = 0;
     /* Error rate. */
@@ -483,21 +489,36 @@ void health_evaluate(struct server *srv)
                 }
             }
         }
-    series **group = calloc(srv->series.n + 1, sizeof(*group));
-    char *done = calloc(srv->series.n + 1, 1);
-    for (size_t i = 0; group && done && i < srv->series.n; i++) {
-        if (done[i])
+    /* Each series with a live window joins its model's entity (found once, then
+     * remembered in the series), so an evaluation is linear in the series. */
+    for (size_t i = 0; i < H.n; i++)
+        H.e[i].ngrp = 0;
+    for (size_t i = 0; i < srv->series.n; i++) {
+        series *s = srv->series.all[i];
+        if (s->hl == NULL)
             continue;
-        size_t ng = 0;
-        for (size_t j = i; j < srv->series.n; j++)
-            if (!done[j] && strcmp(srv->series.all[j]->model, srv->series.all[i]->model) == 0) {
-                group[ng++] = srv->series.all[j];
-                done[j] = 1;
-            }
-        entity *e = entity_get(srv->series.all[i]->model);
-        if (e == NULL)
-            break;
-        judge_model(srv, e, group, ng, now, rd, n_gpus);
+        if (s->hl->entity == 0) {
+            entity *e = entity_get(s->model);
+            if (e == NULL)
+                continue;
+            s->hl->entity = (size_t)(e - H.e) + 1;
+        }
+        entity *e = &H.e[s->hl->entity - 1];
+        if (e->ngrp == e->capgrp) {
+            size_t nc = e->capgrp ? e->capgrp * 2 : 4;
+            series **g = realloc(e->grp, nc * sizeof(*g));
+            if (g == NULL)
+                continue;
+            e->grp = g;
+            e->capgrp = nc;
+        }
+        e->grp[e->ngrp++] = s;
+    }
+    for (size_t i = 0; i < H.n; i++) {
+        entity *e = &H.e[i];
+        if (e->ngrp == 0)
+            continue;
+        judge_model(srv, e, e->grp, e->ngrp, now, rd, n_gpus);
         int st = HEALTH_OK;
         for (int k = 0; k < e->nc; k++)
             if (e->c[k].state > st)
@@ -505,8 +526,6 @@ void health_evaluate(struct server *srv)
         if (st != e->state)
             change(e, st, now);
     }
-    free(group);
-    free(done);
     store_reader_close(rd);
     entity *d = entity_get("daemon");
     if (d != NULL) {
@@ -544,8 +563,10 @@ void health_close(struct server *srv)
         uv_close((uv_handle_t *)&H.timer, NULL);
         H.timer_open = 0;
     }
-    for (size_t i = 0; i < H.n; i++)
+    for (size_t i = 0; i < H.n; i++) {
         free(H.e[i].name);
+        free(H.e[i].grp);
+    }
     free(H.e);
     H.e = NULL;
     H.n = H.cap = 0;

@@ -20,6 +20,7 @@ typedef struct health_slot {
 typedef struct health_series {
     health_slot slot[HEALTH_SLOTS];
     int gpu_layers;             /* the last gpu_layers sent; -1 never */
+    size_t entity;              /* health.c's entity of its model, + 1; 0 not yet */
 } health_series;
 
 /* The slot of s for now (created, emptied when stale); NULL on -ENOMEM. */

@@ -98,8 +98,8 @@ int server_flush_at(server *srv, int final)
     events_written(srv, rc == 0);
     if (rc != 0) {
         stat_counts[FLUSH_ERRORS]++;
-        log_limited(5, LOG_ERR, "flush of %zu minute deltas and %zu generations failed: %s; kept in memory (%zu of at most %zu)",
-                    n, nev, strerror(-rc), t->pending_total, t->max_pending);
+        log_limited(5, LOG_ERR, "flush of %zu kept generations and %zu minute deltas failed: %s; kept in memory (%zu of at most %zu)",
+                    nev, n, strerror(-rc), t->pending_total, t->max_pending);
         return rc;
     }
     /* The query cache holds what the store holds: give it the same deltas. */

@@ -13,14 +13,16 @@
  *                                  processes, then read through the daemon's store
  *                                  module: it must clear them and read (store.c)
  *
- * Invariants of `check`: the six named databases and no other; meta holds schema 1
+ * Invariants of `check`: the seven named databases and no other; meta holds schema 1
  * and next_series; series keys are 4 bytes and decode (id = key < next_series); m1,
  * h1 and samples keys are 8 bytes, values decode (Rollup by rollup_merge_packed,
  * PowerDevice); m1 and h1 name stored series; in a rollup errors + cancelled +
  * timeouts <= requests and each latency sketch holds at most `requests` values; every
  * m1 minute's hour has an h1 record, and (h1 and m1 are written in one transaction)
  * the m1 requests of each (series, hour) add up to its h1 requests exactly, unless
- * --trimmed says retention may have removed minutes (then <=).
+ * --trimmed says retention may have removed minutes (then <=). events keys are 16
+ * bytes (series id, ns, sequence) of a stored series and decode as GenEvent of that
+ * series' model; health keys are 12 bytes and decode as HealthChange.
  */
 #include <errno.h>
 #include <lmdb.h>
@@ -123,11 +125,11 @@ static int cmd_check(const char *dir, int trimmed)
     MDB_val k, v;
     rollup r;
     int rc;
-    const char *names[] = { "meta", "series", "m1", "h1", "events", "samples" };
-    uint64_t counts[6] = { 0 };
+    const char *names[] = { "meta", "series", "m1", "h1", "events", "samples", "health" };
+    uint64_t counts[7] = { 0 };
     uint32_t next_series = 0, min_minute = UINT32_MAX, max_minute = 0;
 
-    if ((rc = mdb_env_create(&env)) != 0 || (rc = mdb_env_set_maxdbs(env, 8)) != 0 ||
+    if ((rc = mdb_env_create(&env)) != 0 || (rc = mdb_env_set_maxdbs(env, 16)) != 0 ||
         (rc = mdb_env_open(env, dir, MDB_RDONLY | MDB_NOTLS, 0600)) != 0) {
         BAD("cannot open the env in %s: %s", dir, mdb_strerror(rc));
         return 1;
@@ -145,7 +147,7 @@ static int cmd_check(const char *dir, int trimmed)
     for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
          rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         int known = 0;
-        for (int i = 0; i < 6; i++)
+        for (int i = 0; i < 7; i++)
             if (k.mv_size == strlen(names[i]) && memcmp(k.mv_data, names[i], k.mv_size) == 0)
                 known = 1;
         if (!known)
@@ -155,11 +157,11 @@ static int cmd_check(const char *dir, int trimmed)
     if (rc != MDB_NOTFOUND)
         BAD("walking the main database: %s", mdb_strerror(rc));
     mdb_cursor_close(cur);
-    if (seen != 6)
-        BAD("%d of the 6 named databases exist", seen);
+    if (seen != 7)
+        BAD("%d of the 7 named databases exist", seen);
 
     rollup_init(&r);
-    for (int d = 0; d < 6; d++) {
+    for (int d = 0; d < 7; d++) {
         if ((rc = mdb_dbi_open(txn, names[d], 0, &dbi)) != 0) {
             BAD("cannot open database %s: %s", names[d], mdb_strerror(rc));
             continue;
@@ -219,6 +221,24 @@ static int cmd_check(const char *dir, int trimmed)
                     h->have_h1 = 1;
                     h->h1_requests = r.requests;
                 }
+            } else if (d == 4) { /* events: series come first, so ids are known */
+                Metricsd__GenEvent *ge = metricsd__gen_event__unpack(NULL, v.mv_size, v.mv_data);
+                const sinfo *s = k.mv_size == 16 ? find_series(be32(k.mv_data)) : NULL;
+                if (k.mv_size != 16 || ge == NULL)
+                    BAD("an events record does not decode (key %zu bytes)", k.mv_size);
+                else if (s == NULL)
+                    BAD("events record of series %u, which is not stored", be32(k.mv_data));
+                else if (ge->model == NULL || strcmp(ge->model, s->model) != 0)
+                    BAD("events record of series %u names model %s", be32(k.mv_data),
+                        ge->model ? ge->model : "(none)");
+                if (ge)
+                    metricsd__gen_event__free_unpacked(ge, NULL);
+            } else if (d == 6) { /* health */
+                Metricsd__HealthChange *hc = metricsd__health_change__unpack(NULL, v.mv_size, v.mv_data);
+                if (k.mv_size != 12 || hc == NULL)
+                    BAD("a health record does not decode (key %zu bytes)", k.mv_size);
+                if (hc)
+                    metricsd__health_change__free_unpacked(hc, NULL);
             } else if (d == 5) { /* samples */
                 Metricsd__PowerDevice *pd = metricsd__power_device__unpack(NULL, v.mv_size, v.mv_data);
                 if (k.mv_size != 8 || pd == NULL)
@@ -267,7 +287,7 @@ static int cmd_hold(const char *dir, const char *ready)
     MDB_dbi dbi;
     MDB_stat st;
     int rc;
-    if ((rc = mdb_env_create(&env)) != 0 || (rc = mdb_env_set_maxdbs(env, 8)) != 0 ||
+    if ((rc = mdb_env_create(&env)) != 0 || (rc = mdb_env_set_maxdbs(env, 16)) != 0 ||
         (rc = mdb_env_open(env, dir, MDB_RDONLY | MDB_NOTLS, 0600)) != 0 ||
         (rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn)) != 0 ||
         (rc = mdb_dbi_open(txn, "m1", 0, &dbi)) != 0 || (rc = mdb_stat(txn, dbi, &st)) != 0) {
