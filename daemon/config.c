@@ -514,6 +514,8 @@ int config_load(config *cfg, int argc, char **argv, char *why, size_t why_len)
     config_defaults(cfg);
     cfg->config_given = flags.config_given;
     cfg->print_config = flags.print_config;
+    if (flags.print_config == 2)
+        return CONFIG_RUN; /* --example-config: the table's defaults, no file */
     if (flags.config_given)
         snprintf(cfg->config_path, sizeof(cfg->config_path), "%s", flags.config_path);
     else if (default_config_path(cfg->config_path, sizeof(cfg->config_path)) != 0)

@@ -29,6 +29,8 @@ DB=$TMP/db
 DAEMON_PID=
 # Never the user's own daemon, even from a command that forgets --socket.
 export METRICSD_SOCKET=$SOCK
+# Nor the user's configuration file: the test's own (empty) config home.
+export XDG_CONFIG_HOME=$TMP/config
 TH_AT_EXIT=()
 
 at_exit() { TH_AT_EXIT+=("$*"); }
