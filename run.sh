@@ -19,7 +19,7 @@ cd "$(dirname "$0")"
 BUILD_PACKAGES="build-essential cmake pkg-config libuv1-dev libprotobuf-c-dev protobuf-c-compiler
 liblmdb-dev libjansson-dev libinih-dev libsystemd-dev"
 TEST_PACKAGES="libcmocka-dev lmdb-utils libfaketime systemd jq python3 clang libclang-rt-14-dev
-lintian dpkg-dev file man-db groff-base"
+lintian dpkg-dev file man-db groff-base procps"
 BENCH_PACKAGES=""
 JOBS=$(nproc 2>/dev/null || echo 2)
 

@@ -91,7 +91,7 @@ require() {
     done
 }
 
-command -v jq >/dev/null 2>&1 || fail "jq is needed to read metricsctl --json"
+require jq # metricsctl --json is read with it
 
 # wait_serving TIMEOUT_S: until the daemon answers a status query, or fail.
 wait_serving() {

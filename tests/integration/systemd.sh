@@ -6,7 +6,7 @@
 # sets LISTEN_FDS/LISTEN_PID as systemd does), leaving that socket to its owner on exit.
 . "$(dirname "$0")/../harness/harness.sh"
 
-require systemd-analyze systemd-socket-activate man
+require systemd-analyze systemd-socket-activate man pgrep
 
 # The units as installed (into a staging directory: nothing outside $TMP), with the
 # installed man pages their Documentation= names.
