@@ -46,13 +46,28 @@ pc=$(dirname "$(find "$TMP/prefix" -name metricsd.pc | head -n1)")
 # The .pc is relocatable: `--prefix` at install time is enough, no edit.
 inc=$(PKG_CONFIG_PATH=$pc pkg-config --variable=includedir metricsd)
 [ -f "$inc/metricsd.h" ] || fail "the installed .pc's includedir ($inc) has no metricsd.h"
-for f in "$(dirname "$lib")/libmetricsd.a" "$TMP/prefix/share/man/man1/metricsd.1" \
-    "$TMP/prefix/share/man/man1/metricsctl.1" "$TMP/prefix/share/doc/metricsd/examples/metricsd.conf" \
+for f in "$(dirname "$lib")/libmetricsd.a" "$TMP/prefix/share/man/man1/metricsd.1.gz" \
+    "$TMP/prefix/share/man/man1/metricsctl.1.gz" "$TMP/prefix/share/doc/metricsd/examples/metricsd.conf" \
     "$TMP/prefix/lib/systemd/user/metricsd.socket"; do
     [ -f "$f" ] || fail "not installed: ${f#$TMP/prefix/}"
 done
 grep -q "^ExecStart=$TMP/prefix/bin/metricsd$" "$TMP/prefix/lib/systemd/user/metricsd.service" ||
     fail "the installed unit does not start the installed daemon: $(grep ExecStart "$TMP/prefix/lib/systemd/user/metricsd.service")"
+# The man pages render without a warning (man-db; groff's own checks with -ww).
+if command -v man >/dev/null 2>&1; then
+    for page in metricsd metricsctl; do
+        MANWIDTH=80 man --warnings=w -l "$TMP/prefix/share/man/man1/$page.1.gz" >"$TMP/$page.txt" 2>"$TMP/$page.err" ||
+            fail "man -l $page.1.gz: $(cat "$TMP/$page.err")"
+        [ ! -s "$TMP/$page.err" ] || fail "man $page warns: $(cat "$TMP/$page.err")"
+        grep -q "^NAME" "$TMP/$page.txt" && grep -q -- "--socket" "$TMP/$page.txt" || fail "man $page: $(head -c 300 "$TMP/$page.txt")"
+    done
+else
+    echo "man is not installed (man-db): the pages' rendering is not checked"
+fi
+# Each daemon option in --help is in its man page.
+for opt in $("$TMP/prefix/bin/metricsd" --help | grep -oE '^  --[a-z-]+' | sed 's/^  //'); do
+    zcat "$TMP/prefix/share/man/man1/metricsd.1.gz" | sed 's/\\-/-/g' | grep -q -- "$opt" || fail "metricsd(1) lacks $opt"
+done
 # The example file is one the daemon takes (every key commented out: the defaults).
 "$TMP/prefix/bin/metricsd" --config "$TMP/prefix/share/doc/metricsd/examples/metricsd.conf" --print-config \
     >"$TMP/example.out" 2>&1 || fail "the installed example config: $(cat "$TMP/example.out")"
