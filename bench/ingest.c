@@ -49,7 +49,7 @@ typedef struct point {
 
 /* Senders use the socket only, as before the shared ring: the side-by-side row. */
 static int socket_only;
-/* The daemon keeps no single generations (--events off): the row beside events on,
+/* The daemon keeps no single generations (--no-events): the row beside events on,
  * the default (docs/events.md). */
 static int events_off;
 
@@ -128,7 +128,7 @@ static int run_point(point *p, long duration_ms)
     th_daemon d;
     char maxc[32];
     snprintf(maxc, sizeof maxc, "%d", MAX_CLIENTS + 16);
-    const char *extra[] = { "--max-series", "2000", events_off ? "--events" : NULL, "off", NULL };
+    const char *extra[] = { "--max-series", "2000", events_off ? "--no-events" : NULL, NULL };
     if (bench_daemon_start(&d, NULL, extra) != 0)
         return -1;
     shared *sh = mmap(NULL, sizeof(shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -239,7 +239,7 @@ int main(int argc, char **argv)
         median_point(&kinds[k], 8, 10, (enum kind)k, reps, ms);
     main_pt = kinds[K_ITL];
     point sock_pt, off_pt;
-    printf("-- the same, 8 clients with ITL, the daemon keeping no single generations (--events off)\n");
+    printf("-- the same, 8 clients with ITL, the daemon keeping no single generations (--no-events)\n");
     events_off = 1;
     median_point(&off_pt, 8, 10, K_ITL, reps, ms);
     events_off = 0;
@@ -285,7 +285,7 @@ int main(int argc, char **argv)
     snprintf(buf, sizeof buf, "%.0f /s wall (events on %.2fx of it); daemon %.0f ns CPU/event (on: %.0f)",
              off_pt.rate, off_pt.rate > 0 ? main_pt.rate / off_pt.rate : 0, off_pt.cpu_ns_per_event,
              main_pt.cpu_ns_per_event);
-    bench_row(B, "the same with events off (--events off)", buf, "", -1);
+    bench_row(B, "the same with events off (--no-events)", buf, "", -1);
     for (int k = 1; k < 3; k++) {
         snprintf(fig, sizeof fig, "8 clients, %s", kind_names[k]);
         snprintf(buf, sizeof buf, "%.0f /s wall; %.0f ns CPU/event (%.2f M/s per core)",

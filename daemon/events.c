@@ -228,7 +228,7 @@ int events_note(server *srv, series *s, const Metricsd__Generation *g, const ske
                 int32_t pid, int64_t now_unix_ns, const rollup *delta, int tracked)
 {
     const config *c = &srv->cfg;
-    if (!c->events_on)
+    if (c->events_off)
         return 0;
     events_series *e = state_of(srv, s);
     if (e == NULL) {
