@@ -21,6 +21,8 @@ typedef struct health_series {
     health_slot slot[HEALTH_SLOTS];
     int gpu_layers;             /* the last gpu_layers sent; -1 never */
     size_t entity;              /* health.c's entity of its model, + 1; 0 not yet */
+    health_slot *cur;           /* the slot the last generation went to, */
+    int64_t cur_w;              /* and its width (ns) */
 } health_series;
 
 /* The slot of s for now (created, emptied when stale); NULL on -ENOMEM. */

@@ -31,8 +31,14 @@ health_slot *health_slot_at(struct server *srv, series *s, int64_t now)
         h->gpu_layers = -1;
         s->hl = h;
     }
+    /* Most generations land in the slot of the one before: no division for them. */
+    health_series *h = s->hl;
+    if (h->cur != NULL && now >= h->cur->t0 && now - h->cur->t0 < h->cur_w)
+        return h->cur;
     int64_t w = slot_ns(srv), t0 = now - now % w;
-    health_slot *sl = &s->hl->slot[(uint64_t)(now / w) % HEALTH_SLOTS];
+    health_slot *sl = &h->slot[(uint64_t)(now / w) % HEALTH_SLOTS];
+    h->cur = sl;
+    h->cur_w = w;
     if (sl->t0 != t0) {
         sl->t0 = t0;
         sl->requests = sl->errors = sl->abandoned = 0;
