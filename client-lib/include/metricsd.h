@@ -142,6 +142,10 @@ typedef struct metricsd_gen_opts {
     const char *engine;     /* defaults to the client name */
     const char *request_id;
     int gpu_layers;
+    /* 1: gpu_layers is sent even when 0 (an engine running on the CPU says so; the
+     * daemon's health then checks it against the GPUs it samples). 0: gpu_layers is
+     * sent only when not 0, as before this field. */
+    int gpu_layers_set;
 } metricsd_gen_opts;
 
 /* Start a generation of `model` now; sends a small Begin frame so the daemon knows
@@ -196,6 +200,7 @@ typedef struct metricsd_event {
     size_t n_itl;
     const metricsd_label_kv *labels;
     size_t n_labels;
+    int gpu_layers_set;        /* as in metricsd_gen_opts */
 } metricsd_event;
 
 /* Queue one event. Returns 0, -EINVAL (no model, or ev->size below sizeof(size_t)),

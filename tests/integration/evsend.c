@@ -49,6 +49,7 @@ int main(int argc, char **argv)
         metricsd_event ev = { .size = sizeof(ev), .model = model, .backend = backend,
                               .engine = "evsend", .request_id = rid,
                               .gpu_layers = gpu_layers >= 0 ? gpu_layers : 0,
+                              .gpu_layers_set = gpu_layers >= 0,
                               .ttft_ns = ttft, .decode_ns = 80000000, .total_ns = ttft + 100000000,
                               .prompt_tokens = 12, .cached_prompt_tokens = 4, .output_tokens = 9,
                               .status = strcmp(status, "error") == 0 ? METRICSD_ERROR : METRICSD_OK,

@@ -35,5 +35,17 @@ wait_for "in flight" counter_at_least begins 4
 sleep 2.5
 [ "$(hrc model-cuda2)" = 0 ] || fail "model-cuda2 on a busy GPU: $(ctl health model-cuda2)"
 kill -CONT "$ENGINE" 2>/dev/null; kill -9 "$ENGINE" 2>/dev/null; wait "$ENGINE" 2>/dev/null || true
+
+# An engine that says it offloads 0 layers while a GPU is sampled (gpu_layers_set).
+"$EVSEND" "$SOCK" model-cpu-only 3 100 ok c 0 cuda || fail "send gpu_layers 0"
+wait_for "model-cpu-only degraded" rc_is 1 model-cpu-only
+ctl health model-cpu-only | grep -q "reports 0 GPU layers while 1 GPU is sampled" \
+    || fail "no gpu_layers reason: $(ctl health model-cpu-only)"
+ctl events --model model-cpu-only --json | jq -e '.events[0].gpu_layers == 0' >/dev/null \
+    || fail "the kept generation lacks gpu_layers 0"
+"$EVSEND" "$SOCK" model-offloaded 3 100 ok o 33 cuda || fail "send gpu_layers 33"
+ctl events --model model-offloaded --json | jq -e '.events[0].gpu_layers == 33' >/dev/null \
+    || fail "the kept generation lacks gpu_layers 33"
+[ "$(hrc model-offloaded)" = 0 ] || fail "model-offloaded: $(ctl health model-offloaded)"
 stop_daemon
 exit 0
