@@ -278,7 +278,7 @@ int ctl_events_main(int argc, char **argv)
             wm = a > wm ? (a < 48 ? a : 48) : wm;
             wr = b > wr ? (b < 48 ? b : 48) : wr;
         }
-        printf("%-19s %-*s %-*s %-9s %8s %8s %8s %7s %6s %6s %8s %-9s %s\n", "TIME (local)",
+        printf("%-19s %-*s %-*s %-9s %8s %8s %8s %7s %6s %6s %8s %-18s %s\n", "TIME (local)",
                wm, "MODEL", wr, "REQUEST", "STATUS", "TTFT ms", "E2E ms", "TPOT ms", "TOK/S", "IN",
                "OUT", "J", "KEPT", "ERROR");
         for (size_t i = 0; i < ev->n_events; i++) {
@@ -289,7 +289,7 @@ int ctl_events_main(int argc, char **argv)
             localtime_r(&t, &tm);
             strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
             kept_words(kept, sizeof(kept), g->kept);
-            printf("%-19s %-*s %-*s %-9s %8s %8s %8s %7s %6" PRId64 " %6" PRId64 " %8s %-9s %s\n",
+            printf("%-19s %-*s %-*s %-9s %8s %8s %8s %7s %6" PRId64 " %6" PRId64 " %8s %-18s %s\n",
                    when, wm, g->model, wr, g->request_id[0] ? g->request_id : "-",
                    status_name(g->status), fmt(b[0], sizeof(b[0]), g->ttft_ms),
                    fmt(b[1], sizeof(b[1]), g->e2e_ms), fmt(b[2], sizeof(b[2]), g->tpot_ms),
