@@ -57,7 +57,8 @@
  * ABI history (the SONAME stays libmetricsd.so.0 while the version is 0.x):
  *  0.1 (this header) query results became pointer arrays of records that begin with
  *      size; a `size` below sizeof(size_t) is rejected, where 0 used to mean "this
- *      version".
+ *      version". Added since, without a break: the events, generation and health
+ *      queries; gpu_layers_set at the end of metricsd_gen_opts and metricsd_event.
  */
 #ifndef METRICSD_H
 #define METRICSD_H
