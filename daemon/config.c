@@ -10,6 +10,7 @@
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
 #include <sys/stat.h>
 
 #include "log.h"
@@ -25,6 +26,8 @@ void config_defaults(config *cfg)
     cfg->map_max = (size_t)16 << 30;
     cfg->sample_ms = 1000;
     cfg->log_level = -1;
+    cfg->http_max_conns = 128;
+    cfg->http_timeout_ms = 10000;
 }
 
 void config_usage(FILE *f)
@@ -51,6 +54,14 @@ void config_usage(FILE *f)
             "  --sysfs-root DIR       where sysfs is (default /sys)\n"
             "  --proc-root DIR        where procfs is (default /proc)\n"
             "  --log-level LEVEL      error, warning, notice, info, debug (default info)\n"
+            "  --http ADDR:PORT       serve /metrics (Prometheus), /api/v1/ and the dashboard\n"
+            "                         page over HTTP here (default off); a loopback address\n"
+            "                         unless --http-token-file is given\n"
+            "  --http-token-file PATH every HTTP request must carry 'Authorization: Bearer\n"
+            "                         TOKEN', TOKEN being this file's first line\n"
+            "  --http-max-connections N  HTTP connections past N are refused (default 128)\n"
+            "  --http-timeout MS      a request must arrive within MS and an idle HTTP\n"
+            "                         connection is closed after MS (default 10000)\n"
             "  --version              print the version and exit\n"
             "  --help                 print this and exit\n");
 }
@@ -75,11 +86,51 @@ static int copy_path(char *dst, size_t cap, const char *s)
     return 0;
 }
 
+int config_parse_http(config *cfg, const char *s)
+{
+    const char *colon = strrchr(s, ':');
+    char host[64];
+    unsigned long port;
+    size_t n;
+    if (colon == NULL || parse_uint(colon + 1, 65535, &port) != 0 || port == 0)
+        return -1;
+    n = (size_t)(colon - s);
+    if (n >= 2 && s[0] == '[' && s[n - 1] == ']') { /* [::1]:9464 */
+        s++;
+        n -= 2;
+    }
+    if (n == 0 || n >= sizeof(host))
+        return -1;
+    memcpy(host, s, n);
+    host[n] = '\0';
+    if (strcmp(host, "localhost") == 0)
+        snprintf(host, sizeof(host), "127.0.0.1");
+    unsigned char a[16];
+    if (inet_pton(AF_INET, host, a) != 1 && inet_pton(AF_INET6, host, a) != 1)
+        return -1;
+    snprintf(cfg->http_host, sizeof(cfg->http_host), "%s", host);
+    cfg->http_port = (unsigned)port;
+    return 0;
+}
+
+int config_http_loopback(const config *cfg)
+{
+    unsigned char a[16];
+    if (inet_pton(AF_INET, cfg->http_host, a) == 1)
+        return a[0] == 127;
+    if (inet_pton(AF_INET6, cfg->http_host, a) == 1) {
+        static const unsigned char one[16] = { [15] = 1 };
+        static const unsigned char v4[12] = { [10] = 0xff, [11] = 0xff };
+        return memcmp(a, one, 16) == 0 || (memcmp(a, v4, 12) == 0 && a[12] == 127);
+    }
+    return 0;
+}
+
 int config_parse_args(config *cfg, int argc, char **argv, char *why, size_t why_len)
 {
     enum { O_SOCKET = 256, O_DB, O_FLUSH, O_IDLE, O_MAXSERIES, O_MAXPENDING, O_MAPMAX,
            O_LOG, O_NOSYNC, O_VERSION, O_HELP, O_MAXCLIENTS, O_SAMPLE, O_SYSFS, O_PROC,
-           O_MAPINITIAL };
+           O_MAPINITIAL, O_HTTP, O_HTTPTOKEN, O_HTTPMAXCONN, O_HTTPTIMEOUT };
     static const struct option opts[] = {
         { "socket", required_argument, NULL, O_SOCKET },
         { "db", required_argument, NULL, O_DB },
@@ -97,6 +148,10 @@ int config_parse_args(config *cfg, int argc, char **argv, char *why, size_t why_
         { "sysfs-root", required_argument, NULL, O_SYSFS },
         { "proc-root", required_argument, NULL, O_PROC },
         { "map-initial", required_argument, NULL, O_MAPINITIAL },
+        { "http", required_argument, NULL, O_HTTP },
+        { "http-token-file", required_argument, NULL, O_HTTPTOKEN },
+        { "http-max-connections", required_argument, NULL, O_HTTPMAXCONN },
+        { "http-timeout", required_argument, NULL, O_HTTPTIMEOUT },
         { 0 },
     };
     const char *socket_arg = NULL, *db_arg = NULL;
@@ -169,6 +224,24 @@ int config_parse_args(config *cfg, int argc, char **argv, char *why, size_t why_
             if (copy_path(cfg->proc_root, sizeof(cfg->proc_root), optarg) != 0)
                 goto bad_value;
             break;
+        case O_HTTP:
+            if (config_parse_http(cfg, optarg) != 0)
+                goto bad_value;
+            break;
+        case O_HTTPTOKEN:
+            if (copy_path(cfg->http_token_file, sizeof(cfg->http_token_file), optarg) != 0)
+                goto bad_value;
+            break;
+        case O_HTTPMAXCONN:
+            if (parse_uint(optarg, 1000000, &v) || v == 0)
+                goto bad_value;
+            cfg->http_max_conns = v;
+            break;
+        case O_HTTPTIMEOUT:
+            if (parse_uint(optarg, 3600000, &v) || v == 0)
+                goto bad_value;
+            cfg->http_timeout_ms = (unsigned)v;
+            break;
         case O_VERSION:
             return CONFIG_VERSION;
         case O_HELP:
@@ -235,6 +308,14 @@ int config_finish(config *cfg, char *why, size_t why_len)
     }
     if (!cfg->db_given && default_db(cfg->db_dir, sizeof(cfg->db_dir)) != 0) {
         snprintf(why, why_len, "no $XDG_STATE_HOME or $HOME for the database; use --db");
+        return CONFIG_FAILED;
+    }
+    /* Without a token anyone who can reach the port reads every model's figures. */
+    if (cfg->http_port != 0 && !config_http_loopback(cfg) && cfg->http_token_file[0] == '\0') {
+        snprintf(why, why_len,
+                 "--http %s is not a loopback address: serving other hosts needs "
+                 "--http-token-file",
+                 cfg->http_host);
         return CONFIG_FAILED;
     }
     return CONFIG_RUN;
