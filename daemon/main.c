@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * metricsd: the daemon's entry point, wiring only. Reads the configuration
- * (config.c), opens the server's state (server.c), starts the listener (net/), the
- * samplers (power/) and the flush timer on one libuv loop, and on SIGTERM or SIGINT
- * flushes and exits 0.
+ * (config.c), opens the server's state (server.c), starts the listener and, when
+ * asked, the HTTP endpoint (net/), the samplers (power/) and the flush timer on one
+ * libuv loop, and on SIGTERM or SIGINT flushes and exits 0.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -64,6 +64,7 @@ int main(int argc, char **argv)
 {
     static server srv;
     listener *l;
+    http *web = NULL;
     config cfg;
     char why[512];
     int rc;
@@ -100,6 +101,14 @@ int main(int argc, char **argv)
         server_close(&srv);
         return 1;
     }
+    if ((rc = http_start(&srv, &web, why, sizeof(why))) != 0) {
+        log_msg(LOG_ERR, "%s", why);
+        listener_stop(l);
+        uv_run(srv.loop, UV_RUN_DEFAULT);
+        listener_free(l);
+        server_close(&srv);
+        return 1;
+    }
     uv_timer_init(srv.loop, &srv.flush_timer);
     srv.flush_timer.data = &srv;
     uv_timer_start(&srv.flush_timer, on_flush_timer, srv.cfg.flush_ms, srv.cfg.flush_ms);
@@ -128,6 +137,7 @@ int main(int argc, char **argv)
 
     /* Shutdown: stop taking input, end connections, write what is pending. */
     listener_stop(l);
+    http_stop(web);
     power_stop(srv.power);
     uv_timer_stop(&srv.flush_timer);
     uv_close((uv_handle_t *)&srv.flush_timer, NULL);
@@ -138,6 +148,7 @@ int main(int argc, char **argv)
     uv_close((uv_handle_t *)&sighup, NULL);
     uv_run(srv.loop, UV_RUN_DEFAULT);
     listener_free(l);
+    http_free(web);
     power_flush(srv.power);
     power_free(srv.power);
     rc = server_flush(&srv);
