@@ -21,9 +21,10 @@
  * of a boundary a value falls. Durations from 2^-14 s (61 us) to 2^8 s (256 s),
  * decode rates from 1 to 2^14 tokens/s. */
 #define EXPORT_PROM_CLASSIC_PER_OCTAVE 4
-/* A native histogram with more buckets than this is sent at a lower schema (each
- * step halves the buckets and doubles their width). */
-#define EXPORT_PROM_MAX_NATIVE_BUCKETS 160
+/* A native histogram whose buckets span more than this many is sent at a lower
+ * schema (each step halves the buckets and doubles their width): at the sketch's
+ * scale 6 that is 5 octaves (values within a factor of 32), at 5 ten octaves. */
+#define EXPORT_PROM_MAX_NATIVE_BUCKETS 320
 /* The zero bucket's threshold: positive, so that Prometheus 2.42 takes the histogram
  * as native even when it has no buckets yet; far below any duration we record. */
 #define EXPORT_PROM_ZERO_THRESHOLD 2.938735877055719e-39 /* 2^-128 */
