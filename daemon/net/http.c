@@ -53,8 +53,9 @@ struct http_conn {
     int in_request;
     int refuse;                /* a status to answer with, then close */
     enum reject_reason reason; /* counted with it */
-    int closing, closed_handles, reading, paused;
-    size_t queued;
+    int closing, closed_handles, reading, paused, lingering;
+    size_t queued, discarded;
+    uv_shutdown_t shut;
     /* What a paused parser had not yet read (at most one read's worth). */
     char pending[16384];
     size_t pending_len;
@@ -70,6 +71,17 @@ typedef struct http_write {
 } http_write;
 
 static http_parser_settings settings;
+
+/* How long, and how much, a closing connection is read and dropped (see linger). */
+#define HTTP_LINGER_MS 1000
+#define HTTP_LINGER_BYTES (1u << 20)
+
+static void conn_close(http_conn *c);
+
+static void on_linger_timer(uv_timer_t *t)
+{
+    conn_close(t->data);
+}
 
 static void conn_closed(uv_handle_t *hd)
 {
@@ -107,6 +119,30 @@ static void on_alloc(uv_handle_t *hd, size_t suggested, uv_buf_t *buf)
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
 static void feed(http_conn *c, const char *data, size_t n);
 
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    (void)req;
+    (void)status; /* the linger timer or the client's EOF closes it */
+}
+
+/* The last answer is written: send FIN, and read (and drop) what the client still
+ * sends for a moment before closing. Closing at once with its bytes unread would
+ * make the kernel send RST, which can destroy the answer before the client reads
+ * it (a 413 to a client still sending its body). */
+static void linger(http_conn *c)
+{
+    if (c->lingering || uv_is_closing((uv_handle_t *)&c->tcp))
+        return;
+    c->lingering = 1;
+    if (uv_shutdown(&c->shut, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
+        conn_close(c);
+        return;
+    }
+    if (!c->reading && uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
+        c->reading = 1;
+    uv_timer_start(&c->timer, on_linger_timer, HTTP_LINGER_MS, 0);
+}
+
 static void on_written(uv_write_t *req, int status)
 {
     http_write *w = (http_write *)req;
@@ -120,7 +156,7 @@ static void on_written(uv_write_t *req, int status)
     }
     if (c->closing) {
         if (c->queued == 0)
-            conn_close(c);
+            linger(c);
         return;
     }
     if (c->paused && c->queued <= HTTP_MAX_QUEUED / 2) {
@@ -364,14 +400,10 @@ static void feed(http_conn *c, const char *data, size_t n)
         return;
     if (c->closing)
         return; /* answered already, and closing */
-    if (c->reading) {
-        uv_read_stop((uv_stream_t *)&c->tcp);
-        c->reading = 0;
-    }
     if (c->p.upgrade && e == HPE_OK) {
         c->closing = 1;
         if (c->queued == 0)
-            conn_close(c);
+            linger(c);
         return;
     }
     if (c->refuse != 0) {
@@ -396,8 +428,15 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         conn_close(c);
         return;
     }
-    if (n == 0 || c->closing)
+    if (n == 0)
         return;
+    if (c->closing) {
+        /* Answered and closing: what comes now is dropped, up to a bound. */
+        c->discarded += (size_t)n;
+        if (c->discarded > HTTP_LINGER_BYTES)
+            conn_close(c);
+        return;
+    }
     feed(c, buf->base, (size_t)n);
 }
 
@@ -409,10 +448,6 @@ static void on_timer(uv_timer_t *t)
         reject_counts[HTTP_REQUEST_TIMEOUT]++;
         log_limited(63, LOG_NOTICE, "http: a request took longer than %u ms to arrive",
                     c->h->srv->cfg.http_timeout_ms);
-        if (c->reading) {
-            uv_read_stop((uv_stream_t *)&c->tcp);
-            c->reading = 0;
-        }
         c->in_request = 0;
         if (c->queued == 0) {
             send_status(c, 408, "http_request_timeout");
