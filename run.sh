@@ -10,7 +10,9 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 PACKAGES="build-essential cmake pkg-config libuv1-dev libprotobuf-c-dev protobuf-c-compiler
-liblmdb-dev lmdb-utils libcmocka-dev libjansson-dev jq systemd clang libclang-rt-14-dev libfaketime"
+liblmdb-dev lmdb-utils libcmocka-dev libjansson-dev jq systemd clang libclang-rt-14-dev libfaketime
+libhttp-parser-dev libjs-chart.js
+prometheus chromium imagemagick curl python3"
 JOBS=$(nproc 2>/dev/null || echo 2)
 
 deps() {

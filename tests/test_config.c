@@ -147,6 +147,58 @@ static void finish_fills_paths_from_the_environment(void **state)
     assert_int_equal(rmdir(tmp), 0);
 }
 
+/* --http and its rule: loopback unless a token file is given. */
+static void http_flags(void **state)
+{
+    (void)state;
+    config c;
+    char why[256];
+    config_defaults(&c);
+    assert_int_equal(c.http_port, 0); /* off by default */
+    assert_int_equal(c.http_max_conns, 128);
+    assert_int_equal(c.http_timeout_ms, 10000);
+    assert_int_equal(parse(&c, why, sizeof(why), "--socket", "/s", "--db", "/d", "--http",
+                           "127.0.0.1:9464", "--http-max-connections", "7", "--http-timeout",
+                           "1500", NULL),
+                     CONFIG_RUN);
+    assert_string_equal(c.http_host, "127.0.0.1");
+    assert_int_equal(c.http_port, 9464);
+    assert_int_equal(c.http_max_conns, 7);
+    assert_int_equal(c.http_timeout_ms, 1500);
+    assert_int_equal(config_finish(&c, why, sizeof(why)), CONFIG_RUN);
+
+    assert_int_equal(config_parse_http(&c, "[::1]:80"), 0);
+    assert_string_equal(c.http_host, "::1");
+    assert_true(config_http_loopback(&c));
+    assert_int_equal(config_parse_http(&c, "localhost:8080"), 0);
+    assert_string_equal(c.http_host, "127.0.0.1");
+    assert_int_equal(config_parse_http(&c, "127.3.2.1:1"), 0);
+    assert_true(config_http_loopback(&c));
+    assert_int_equal(config_parse_http(&c, "0.0.0.0:9464"), 0);
+    assert_false(config_http_loopback(&c));
+    assert_int_equal(config_parse_http(&c, "[::ffff:127.0.0.1]:9"), 0);
+    assert_true(config_http_loopback(&c));
+    assert_int_equal(config_parse_http(&c, "9464"), -1);
+    assert_int_equal(config_parse_http(&c, "127.0.0.1:0"), -1);
+    assert_int_equal(config_parse_http(&c, "127.0.0.1:65536"), -1);
+    assert_int_equal(config_parse_http(&c, "example.org:80"), -1);
+    assert_int_equal(config_parse_http(&c, ":80"), -1);
+
+    /* A remote address needs a token file. */
+    assert_int_equal(parse(&c, why, sizeof(why), "--socket", "/s", "--db", "/d", "--http",
+                           "192.168.1.5:9464", NULL),
+                     CONFIG_RUN);
+    assert_int_equal(config_finish(&c, why, sizeof(why)), CONFIG_FAILED);
+    assert_non_null(strstr(why, "needs --http-token-file"));
+    assert_int_equal(parse(&c, why, sizeof(why), "--socket", "/s", "--db", "/d", "--http",
+                           "192.168.1.5:9464", "--http-token-file", "/etc/t", NULL),
+                     CONFIG_RUN);
+    assert_int_equal(config_finish(&c, why, sizeof(why)), CONFIG_RUN);
+    assert_string_equal(c.http_token_file, "/etc/t");
+    assert_int_equal(parse(&c, why, sizeof(why), "--http", "nonsense", NULL), CONFIG_USAGE);
+    assert_string_equal(why, "bad value 'nonsense' for --http");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -155,6 +207,7 @@ int main(void)
         cmocka_unit_test(usage_errors_come_back_as_text),
         cmocka_unit_test(help_and_version_are_results),
         cmocka_unit_test(finish_fills_paths_from_the_environment),
+        cmocka_unit_test(http_flags),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
