@@ -459,11 +459,43 @@ static void on_timer(uv_timer_t *t)
     conn_close(c);
 }
 
+static void refused_closed(uv_handle_t *hd)
+{
+    http *h = hd->data;
+    h->conns--;
+    free(hd);
+}
+
 static void on_connection(uv_stream_t *server_stream, int status)
 {
     http *h = server_stream->data;
     if (status != 0) {
         stat_counts[ACCEPT_ERRORS]++;
+        return;
+    }
+    if (h->conns >= h->srv->cfg.http_max_conns) {
+        /* Past the cap: accepted into a bare handle (not a connection's buffers),
+         * one small answer without waiting (the socket buffer takes it), closed. */
+        static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
+                                   "Retry-After: 1\r\nConnection: close\r\n\r\n";
+        uv_tcp_t *t = malloc(sizeof(*t));
+        if (t == NULL) {
+            reject_counts[NO_MEMORY]++;
+            return;
+        }
+        uv_tcp_init(h->srv->loop, t);
+        t->data = h;
+        h->conns++;
+        if (uv_accept(server_stream, (uv_stream_t *)t) == 0) {
+            uv_buf_t buf = uv_buf_init((char *)busy, sizeof(busy) - 1);
+            reject_counts[HTTP_TOO_MANY_CONNECTIONS]++;
+            log_limited(64, LOG_NOTICE, "http: connection refused: %zu open (--http-max-connections)",
+                        h->srv->cfg.http_max_conns);
+            uv_try_write((uv_stream_t *)t, &buf, 1);
+        } else {
+            stat_counts[ACCEPT_ERRORS]++;
+        }
+        uv_close((uv_handle_t *)t, refused_closed);
         return;
     }
     http_conn *c = calloc(1, sizeof(*c));
@@ -482,19 +514,6 @@ static void on_connection(uv_stream_t *server_stream, int status)
     h->conns++;
     if (uv_accept(server_stream, (uv_stream_t *)&c->tcp) != 0) {
         stat_counts[ACCEPT_ERRORS]++;
-        conn_close(c);
-        return;
-    }
-    if (h->conns > h->srv->cfg.http_max_conns) {
-        /* Past the cap: one small answer without waiting (the socket buffer takes
-         * it), then the descriptor back. */
-        static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
-                                   "Retry-After: 1\r\nConnection: close\r\n\r\n";
-        uv_buf_t b = uv_buf_init((char *)busy, sizeof(busy) - 1);
-        reject_counts[HTTP_TOO_MANY_CONNECTIONS]++;
-        log_limited(64, LOG_NOTICE, "http: connection refused: %zu open (--http-max-connections)",
-                    h->srv->cfg.http_max_conns);
-        uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
         conn_close(c);
         return;
     }
