@@ -7,7 +7,8 @@
 # histogram_quantile(0.95) per model agrees with `metricsctl stats --json` within the
 # documented bound: one classic bucket (2^(1/4) - 1 = 18.9 %) and one native bucket
 # at the schema sent (2^(2^-schema) - 1: 1.09 % at 6). A clean daemon restart between
-# scrapes shows no counter reset: resets() is 0 over the whole run.
+# scrapes shows no counter reset: resets() is 0 over the whole run. The endpoint wants
+# a bearer token, which Prometheus sends from a credentials file.
 . "$(dirname "$0")/../harness/harness.sh"
 require prometheus promtool curl python3 jq
 
@@ -18,11 +19,15 @@ P2=$(free_port)
 # Two sockets bound at once cannot get the same port; three picked one by one can.
 [ "$HP" != "$P1" ] && [ "$HP" != "$P2" ] && [ "$P1" != "$P2" ] || skip "no three distinct free ports"
 
-start_daemon --http "127.0.0.1:$HP"
+# With a bearer token, as a remote endpoint would have it: Prometheus sends it from a
+# credentials file.
+python3 -c 'import secrets; print(secrets.token_hex(16))' >"$TMP/token"
+start_daemon --http "127.0.0.1:$HP" --http-token-file "$TMP/token"
 "$ITEST" send --socket "$SOCK" --procs 1 --threads 2 --total 3000 --seed 15 || fail "send"
 wait_flushed 3000
 
-curl -sf "http://127.0.0.1:$HP/metrics" >"$TMP/metrics.txt" || fail "GET /metrics"
+curl -sf -H "Authorization: Bearer $(cat "$TMP/token")" "http://127.0.0.1:$HP/metrics" >"$TMP/metrics.txt" ||
+    fail "GET /metrics"
 promtool check metrics <"$TMP/metrics.txt" >"$TMP/promtool.out" 2>&1 ||
     fail "promtool check metrics: $(cat "$TMP/promtool.out")"
 echo "promtool check metrics: accepted ($(wc -l <"$TMP/metrics.txt") lines)"
@@ -33,6 +38,8 @@ global:
   scrape_timeout: 900ms
 scrape_configs:
   - job_name: metricsd
+    authorization:
+      credentials_file: $TMP/token
     static_configs:
       - targets: ["127.0.0.1:$HP"]
 EOF
@@ -93,7 +100,7 @@ done
 # where they were.
 scrapes_before=$(q "$P1" 'count_over_time(up{job="metricsd"}[5m])' | jq -r '.[0].value[1]')
 stop_daemon
-start_daemon --http "127.0.0.1:$HP"
+start_daemon --http "127.0.0.1:$HP" --http-token-file "$TMP/token"
 "$ITEST" send --socket "$SOCK" --procs 1 --threads 2 --total 500 --seed 16 || fail "send after restart"
 wait_flushed 500
 wait_for "classic Prometheus scraped 3500" has_total "$P1" 3500
@@ -107,5 +114,7 @@ echo "across the restart: resets() = $resets over $scrapes scrapes ($scrapes_bef
 nres=$(q "$P2" 'sum(resets(gen_ai_server_time_to_first_token_seconds[5m]))' | jq -r '.[0].value[1] // "none"')
 echo "native: resets() = $nres"
 [ "$nres" = "0" ] || [ "$nres" = "none" ] || fail "the native histogram reset across the restart: $nres"
+# Every scrape carried the token: none was refused.
+[ "$(rejected http_unauthorized)" -eq 0 ] || fail "Prometheus was refused $(rejected http_unauthorized) times"
 stop_daemon
 echo "PASS"
