@@ -26,6 +26,20 @@ echo "$out" | grep -q "^log_level = info ; file:5, live$" || fail "file line: $o
 echo "$out" | grep -q "^flush_interval = 1000 ; default, live$" || fail "default: $out"
 echo "$out" | grep -q "^# file: $CONF$" || fail "the file read: $out"
 [ ! -e "$DB" ] || fail "--print-config created the database"
+# Its output is itself a configuration file, giving the same settings back.
+echo "$out" >"$TMP/printed.conf"
+again=$("$METRICSD" --config "$TMP/printed.conf" --print-config) || fail "--print-config's output as a file: $again"
+diff <(echo "$out" | grep -v '^#' | sed 's/ ;.*//') <(echo "$again" | grep -v '^#' | sed 's/ ;.*//') >"$TMP/diff" ||
+    fail "--print-config's output read back differs: $(cat "$TMP/diff")"
+echo "$again" | grep -q "^max_series = 60 ; file:" || fail "read back: $again"
+# The example file is one too: every key at its default.
+"$METRICSD" --example-config >"$TMP/example.conf"
+# (The keys from --help, which lists each option's "[section] key".)
+keys=$("$METRICSD" --help | sed -nE 's/^ +\[[a-z_]+\] ([a-z_]+).*/\1/p')
+[ "$(echo "$keys" | wc -w)" -ge 14 ] || fail "--help names too few keys: $keys"
+for key in $keys; do
+    grep -q "^#$key =" "$TMP/example.conf" || fail "the example file lacks $key"
+done
 
 # The harness starts it with --flush-interval 200 as a flag; run this one without, so
 # the file's value is the one in force.
