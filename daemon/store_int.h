@@ -13,7 +13,7 @@
 
 struct store {
     MDB_env *env;
-    MDB_dbi meta, series, m1, h1, events, samples, health;
+    MDB_dbi meta, series, m1, h1, events, samples, life, health;
     char *dir;
     size_t map_size, map_max;
     int m1_days, h1_days, samples_days;
