@@ -338,7 +338,9 @@ static int setting_set(config *cfg, const setting *s, const char *val)
         return 0;
     case T_PATH:
     case T_SOCKET:
-        if (val[0] == '\0' || strlen(val) >= s->size)
+        /* An optional path (default "none", as http_token_file) may be set empty: unset,
+         * which is also how --print-config writes it. */
+        if ((val[0] == '\0' && strcmp(s->def, "none") != 0) || strlen(val) >= s->size)
             return -1;
         snprintf(field(cfg, s), s->size, "%s", val);
         return 0;
