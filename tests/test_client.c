@@ -349,7 +349,7 @@ static void test_daemon_absent(void **state)
         assert_true(rc == 0 || rc == -ENOBUFS);
         rc == 0 ? ok++ : nobufs++;
     }
-    metricsd_client_stats st;
+    metricsd_client_stats st = { .size = sizeof(metricsd_client_stats) };
     metricsd_client_get_stats(c, &st);
     assert_true(ok > 0);
     assert_true(nobufs > 0);
@@ -390,7 +390,7 @@ static void test_daemon_appears(void **state)
             nobufs++;
     }
     assert_true(nobufs > 0);
-    metricsd_client_stats st;
+    metricsd_client_stats st = { .size = sizeof(metricsd_client_stats) };
     metricsd_client_get_stats(c, &st);
     assert_int_equal(st.dropped, (uint64_t)nobufs);
 
@@ -488,7 +488,7 @@ static void test_server_never_reads(void **state)
         rc == 0 ? ok++ : nobufs++;
     }
     assert_int_equal(nobufs, 100);
-    metricsd_client_stats st;
+    metricsd_client_stats st = { .size = sizeof(metricsd_client_stats) };
     metricsd_client_get_stats(c, &st);
     assert_int_equal(st.dropped, 100);
     assert_int_equal(st.connected, 1);
@@ -544,7 +544,7 @@ static void test_fork(void **state)
     /* Fill the socket so the parent holds buffered bytes (likely a partly written
      * frame) at the fork: the child must not send any of them. */
     int parent_sent = 0;
-    metricsd_client_stats st;
+    metricsd_client_stats st = { .size = sizeof(metricsd_client_stats) };
     do {
         assert_int_equal(record_simple(c, "parent-model"), 0);
         parent_sent++;
@@ -559,7 +559,7 @@ static void test_fork(void **state)
     if (child == 0) {
         /* No cmocka in here: report through the exit status. */
         int bad = 0;
-        metricsd_client_stats cs;
+        metricsd_client_stats cs = { .size = sizeof(metricsd_client_stats) };
         metricsd_client_get_stats(c, &cs);
         if (cs.buffered != 0 || cs.connected)
             bad |= 1;
@@ -755,7 +755,7 @@ static void test_threads(void **state)
     }
     free(seen_begin);
     free(seen_end);
-    metricsd_client_stats st;
+    metricsd_client_stats st = { .size = sizeof(metricsd_client_stats) };
     metricsd_client_get_stats(c, &st);
     assert_int_equal(st.dropped, 0);
     assert_int_equal(st.sent, k->n + k->ring_offers); /* every frame, the offer too */
@@ -977,7 +977,7 @@ static void hostile_ring(bool closed)
     else
         atomic_store(&h->head, tail + 4096);
     assert_int_equal(record_simple(c, "after"), 0);
-    metricsd_client_stats st;
+    metricsd_client_stats st = { .size = sizeof(metricsd_client_stats) };
     metricsd_client_get_stats(c, &st);
     assert_int_equal(st.connected, 0);
     assert_true(st.buffered > 0);
@@ -995,9 +995,20 @@ static void hostile_ring(bool closed)
         metricsd_flush(c);
         conn_pump(&k2, 20);
     }
-    assert_int_equal(k2.gens, 1);
+    /* The fake never advanced the head: every frame it left in the ring comes again,
+     * ahead of the newer one, none lost, none counted as dropped. */
+    for (int64_t end = now_ms() + 5000; k2.gens < kr.gens + 1 && now_ms() < end;) {
+        metricsd_flush(c);
+        conn_pump(&k2, 20);
+    }
+    assert_int_equal(k2.gens, kr.gens + 1);
     assert_string_equal(k2.recs[k2.n - 1].model, "after");
     assert_int_equal(k2.bad, 0);
+    metricsd_client_get_stats(c, &st);
+    assert_int_equal(st.ring_resent, kr.gens + kr.begins);
+    assert_int_equal(st.ring_dropped, 0);
+    assert_int_equal(st.dropped, 0);
+    assert_int_equal(st.disconnects, 1);
 
     munmap(h, (size_t)sb.st_size);
     metricsd_close(c);
@@ -1051,7 +1062,7 @@ static void test_partial_frame(void **state)
     /* Fill the socket and the buffer, then take what the client wrote so far until
      * the stream stops in the middle of a frame. */
     int total = 0;
-    metricsd_client_stats st;
+    metricsd_client_stats st = { .size = sizeof(metricsd_client_stats) };
     do {
         assert_int_equal(record_big(c, total), 0);
         total++;
@@ -1314,7 +1325,7 @@ static void test_sizes_honoured(void **state)
     conn k;
     c = serve_one(&s, &k, 0);
     assert_null(metricsd_begin(c, "m", &(metricsd_gen_opts){ .backend = "cpu" }));
-    metricsd_client_stats cs;
+    metricsd_client_stats cs = { .size = sizeof(metricsd_client_stats) };
     metricsd_client_get_stats(c, &cs);
     assert_int_equal(cs.dropped, 1);
 
@@ -1443,7 +1454,7 @@ static void test_args(void **state)
     assert_int_equal(metricsd_flush(NULL), -EINVAL);
     assert_null(metricsd_begin(NULL, "m", NULL));
     metricsd_close(NULL);
-    metricsd_client_stats st;
+    metricsd_client_stats st = { .size = sizeof(metricsd_client_stats) };
     metricsd_client_get_stats(NULL, &st);
     assert_int_equal(st.sent, 0);
 }

@@ -8,6 +8,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,7 +135,8 @@ static int prepare_dir(const char *path, char *why, size_t why_len)
     if (slash == NULL || slash == dir)
         return 0;
     *slash = '\0';
-    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+    bool made = mkdir(dir, 0700) == 0;
+    if (!made && errno != EEXIST) {
         snprintf(why, why_len, "cannot create %s: %s", dir, strerror(errno));
         return -errno;
     }
@@ -146,10 +148,19 @@ static int prepare_dir(const char *path, char *why, size_t why_len)
         snprintf(why, why_len, "%s belongs to another user", dir);
         return -EPERM;
     }
-    /* Only the socket's own directory is ours to tighten; leave /run/user alone. */
-    if ((sb.st_mode & 077) != 0 && chmod(dir, 0700) != 0) {
-        snprintf(why, why_len, "cannot chmod 0700 %s: %s", dir, strerror(errno));
-        return -errno;
+    /* The rule the client checks (metricsd.h): nobody else may write to the socket's
+     * directory. One we just made is ours to tighten (a umask may have widened it); one
+     * that was there is the user's, and a client would refuse it: refuse it here. */
+    if ((sb.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+        if (!made) {
+            snprintf(why, why_len, "%s is writable by others (clients refuse it): chmod go-w it",
+                     dir);
+            return -EPERM;
+        }
+        if (chmod(dir, 0700) != 0) {
+            snprintf(why, why_len, "cannot chmod 0700 %s: %s", dir, strerror(errno));
+            return -errno;
+        }
     }
     return 0;
 }
