@@ -23,3 +23,10 @@ metricsd_script_test(integration_shared_ring integration/shared_ring.sh LABELS i
 metricsd_script_test(integration_install_pkgconfig integration/install.sh LABELS integration)
 metricsd_script_test(integration_cli integration/cli.sh LABELS integration)
 metricsd_script_test(integration_systemd_units integration/systemd.sh SKIP LABELS integration)
+
+# ring_kill: the daemon SIGKILLed under a shared ring; attempted = stored + dropped
+# exactly, after a restart on the same database (issue 13).
+add_executable(ring_kill integration/ring_kill.c)
+target_link_libraries(ring_kill PRIVATE metricsd_harness metricsd_client_internal metricsd_flags)
+add_test(NAME ring_kill COMMAND ring_kill $<TARGET_FILE:metricsd-daemon>)
+set_tests_properties(ring_kill PROPERTIES TIMEOUT 240 LABELS "integration")

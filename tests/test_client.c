@@ -922,7 +922,8 @@ static void test_token_clock(void **state)
  * come on the socket and the ones after it in the ring, none lost or repeated; the bad
  * head makes the client give the ring up and reconnect, and the frame it was putting
  * in arrives on the new connection. */
-static void hostile_ring(bool closed)
+enum ring_end_mode { RING_BAD_HEAD, RING_MARKED_CLOSED, RING_DIED_WITH_A_BYTE };
+static void hostile_ring(enum ring_end_mode mode)
 {
     srv s;
     conn k, kr, k2;
@@ -972,19 +973,32 @@ static void hostile_ring(bool closed)
 
     /* A head past the tail, or a ring marked closed: the client gives up the ring and
      * the connection. */
-    if (closed)
-        atomic_store(&h->state, SHMRING_CLOSED);
-    else
-        atomic_store(&h->head, tail + 4096);
-    assert_int_equal(record_simple(c, "after"), 0);
     metricsd_client_stats st = { .size = sizeof(metricsd_client_stats) };
-    metricsd_client_get_stats(c, &st);
-    assert_int_equal(st.connected, 0);
-    assert_true(st.buffered > 0);
-    for (int64_t end = now_ms() + 5000; !k.eof && now_ms() < end;)
-        conn_pump(&k, 20);
-    assert_true(k.eof);
-    assert_int_equal(atomic_load(&h->tail), tail); /* nothing more was put in */
+    if (mode == RING_DIED_WITH_A_BYTE) {
+        /* The daemon writes one byte the client never reads, and dies without marking
+         * the ring: the byte must not hide the EOF. metricsd_flush looks at once;
+         * sends look once per reconnect interval (50 ms). */
+        assert_int_equal(send(k.fd, "x", 1, MSG_NOSIGNAL), 1);
+        close(k.fd);
+        k.fd = -1;
+        assert_int_equal(record_simple(c, "after"), 0);
+        metricsd_flush(c);
+        metricsd_client_get_stats(c, &st);
+        assert_int_equal(st.disconnects, 1); /* and already connected again, in the backlog */
+    } else {
+        if (mode == RING_MARKED_CLOSED)
+            atomic_store(&h->state, SHMRING_CLOSED);
+        else
+            atomic_store(&h->head, tail + 4096);
+        assert_int_equal(record_simple(c, "after"), 0);
+        metricsd_client_get_stats(c, &st);
+        assert_int_equal(st.connected, 0);
+        assert_true(st.buffered > 0);
+        for (int64_t end = now_ms() + 5000; !k.eof && now_ms() < end;)
+            conn_pump(&k, 20);
+        assert_true(k.eof);
+        assert_int_equal(atomic_load(&h->tail), tail); /* nothing more was put in */
+    }
 
     sleep_ms(60); /* past reconnect_ms */
     metricsd_flush(c);
@@ -1022,7 +1036,7 @@ static void hostile_ring(bool closed)
 static void test_hostile_ring(void **state)
 {
     (void)state;
-    hostile_ring(false);
+    hostile_ring(RING_BAD_HEAD);
 }
 
 /* A daemon that closes the connection marks the ring closed: the client's next frame
@@ -1030,7 +1044,16 @@ static void test_hostile_ring(void **state)
 static void test_ring_closed(void **state)
 {
     (void)state;
-    hostile_ring(true);
+    hostile_ring(RING_MARKED_CLOSED);
+}
+
+/* A daemon that dies after writing one byte the client has not read: the client still
+ * notices (POLLRDHUP, not a one-byte peek), reconnects, and sends again every frame the
+ * ring held. */
+static void test_ring_daemon_died(void **state)
+{
+    (void)state;
+    hostile_ring(RING_DIED_WITH_A_BYTE);
 }
 
 /* ---- (7) the connection breaks in the middle of a frame ---- */
@@ -1472,6 +1495,7 @@ int main(void)
         cmocka_unit_test(test_token_clock),
         cmocka_unit_test(test_hostile_ring),
         cmocka_unit_test(test_ring_closed),
+        cmocka_unit_test(test_ring_daemon_died),
         cmocka_unit_test(test_partial_frame),
         cmocka_unit_test(test_sizes_honoured),
     };
