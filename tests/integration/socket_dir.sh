@@ -1,0 +1,53 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# Issue 13: the daemon keeps the rule its clients check. It makes the socket's
+# directory 0700, refuses a directory others may write to (clients would refuse it),
+# one that is a symlink, and (as root) one that another user owns; and metricsctl,
+# which speaks through libmetricsd, refuses a socket in such a directory.
+. "$(dirname "$0")/../harness/harness.sh"
+
+refuses() { # refuses DIR WHY: the daemon exits non-zero at start and says WHY
+    local dir=$1 why=$2 rc=0
+    timeout 20 "$METRICSD" --socket "$dir/metricsd.sock" --db "$TMP/db-refused" \
+        >"$TMP/refused.log" 2>&1 || rc=$?
+    [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] || fail "metricsd started in $dir (rc $rc)"
+    grep -q "$why" "$TMP/refused.log" || fail "no '$why' in: $(cat "$TMP/refused.log")"
+    [ ! -e "$dir/metricsd.sock" ] || fail "a socket was left in $dir"
+}
+
+# A directory the daemon creates is 0700 whatever the umask.
+(umask 000 && exec "$METRICSD" --socket "$TMP/made/metricsd.sock" --db "$DB") \
+    >>"$TMP/daemon.log" 2>&1 &
+DAEMON_PID=$!
+SOCK=$TMP/made/metricsd.sock
+wait_serving 20
+[ "$(stat -c %a "$TMP/made")" = 700 ] || fail "made $(stat -c %a "$TMP/made"), not 700"
+stop_daemon
+
+mkdir -m 0777 "$TMP/open"
+chmod 0777 "$TMP/open"
+refuses "$TMP/open" "writable by others"
+[ "$(stat -c %a "$TMP/open")" = 777 ] || fail "the daemon changed a directory not its own"
+
+mkdir -m 0700 "$TMP/real"
+ln -s "$TMP/real" "$TMP/link"
+refuses "$TMP/link" "not a directory"
+
+# The client side: metricsctl through libmetricsd refuses the 0777 directory even when
+# a listener is there (a socket made by hand).
+python3 -c 'import socket,sys,time; s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(1); time.sleep(30)' \
+    "$TMP/open/metricsd.sock" &
+for _ in $(seq 1 100); do [ -S "$TMP/open/metricsd.sock" ] && break; sleep 0.05; done
+rc=0
+out=$("$METRICSCTL" --socket "$TMP/open/metricsd.sock" status 2>&1) || rc=$?
+[ "$rc" -ne 0 ] || fail "metricsctl talked to a socket in a 0777 directory"
+echo "$out" | grep -qi "refused" || fail "metricsctl did not say why: $out"
+
+if [ "$(id -u)" = 0 ] && id nobody >/dev/null 2>&1; then
+    mkdir -m 0700 "$TMP/theirs"
+    chown nobody "$TMP/theirs"
+    refuses "$TMP/theirs" "belongs to another user"
+else
+    echo "(not root: the other-owner case is left out)"
+fi
+echo "socket directory rule: ok"
