@@ -62,6 +62,27 @@ static int wait_flushed(const char *sock, int64_t since_unix_ns, int timeout_ms)
     return -1;
 }
 
+/* kill() returns before a SIGSTOP takes effect: wait until the kernel shows the
+ * process stopped (state T in /proc/PID/stat), or it could still take from the ring
+ * frames that the kill then loses (taken, not stored: no acknowledgement yet). */
+static int wait_stopped(pid_t pid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    for (int i = 0; i < 500; i++) {
+        FILE *f = fopen(path, "r");
+        size_t n = f != NULL ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+        if (f != NULL)
+            fclose(f);
+        buf[n] = '\0';
+        const char *p = strrchr(buf, ')');
+        if (p != NULL && p[1] == ' ' && (p[2] == 'T' || p[2] == 't'))
+            return 0;
+        th_sleep_ms(10);
+    }
+    return -1;
+}
+
 static pid_t spawn_daemon(const char *bin, const th_daemon *d)
 {
     const char *argv[] = { bin, "--socket", d->socket, "--db", d->db, "--flush-interval", "100",
@@ -128,7 +149,7 @@ int main(int argc, char **argv)
         CHECK(wait_flushed(d.socket, unix_ns(), 10000) == 0, "round %d: no flush", round);
 
         /* Stopped: what comes now waits in the ring and the buffer behind it. */
-        CHECK(kill(pid, SIGSTOP) == 0, "SIGSTOP");
+        CHECK(kill(pid, SIGSTOP) == 0 && wait_stopped(pid) == 0, "SIGSTOP");
         for (long k = 0; k < burst[round]; k++)
             record(c, k);
         metricsd_flush(c);
@@ -137,7 +158,10 @@ int main(int argc, char **argv)
                attempted, st.ring, (unsigned long long)st.buffered,
                (unsigned long long)st.dropped);
         uint64_t disc0 = st.disconnects;
-        th_stop(pid, SIGKILL);
+        /* SIGKILL while stopped (th_stop would SIGCONT it first, and the daemon could
+         * take the ring's frames in that moment). */
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
 
         pid = spawn_daemon(argv[1], &d);
         CHECK(pid > 0, "restart");
