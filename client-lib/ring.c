@@ -80,6 +80,19 @@ void mdc_ring_drop(metricsd_client *c)
     mdc_release_now(&r);
 }
 
+/* Length of the frame at b[0..n) (header included), or 0 when it is not one we could
+ * have written or runs past n. */
+static size_t frame_len_in(const uint8_t *b, size_t n)
+{
+    if (n < FRAME_HEADER_BYTES + 1)
+        return 0;
+    uint32_t len = (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 |
+                   (uint32_t)b[3] << 24;
+    if (len < 1 || len > FRAME_MAX_CLIENT || len > n - FRAME_HEADER_BYTES)
+        return 0;
+    return FRAME_HEADER_BYTES + (size_t)len;
+}
+
 void mdc_ring_end(metricsd_client *c, mdc_release *r)
 {
     if (c->ring == RING_ON && c->ring_hdr != NULL) {
@@ -88,46 +101,60 @@ void mdc_ring_end(metricsd_client *c, mdc_release *r)
         /* A head that cannot be right: keep every frame we can still find. */
         if (head - c->ring_walk > tail - c->ring_walk || walk_to(c, head) != 0)
             head = c->ring_walk;
-        /* Whole frames from ring_walk to the tail, oldest first. A frame that runs
-         * past the tail is the send buffer's front frame, still whole there. Hellos
-         * are not sent again: the next connection opens with its own. */
-        size_t keep_bytes = 0, room = c->q.cap - sendbuf_len(&c->q);
-        uint64_t at, first = c->ring_walk;
-        size_t fl;
-        for (at = c->ring_walk; at != tail && (fl = ring_frame_len(c, at)) != 0 &&
-                                fl <= tail - at;
-             at += fl) {
-            uint8_t tag;
-            ring_read(c, at + FRAME_HEADER_BYTES, &tag, 1);
-            if (tag != TAG_HELLO)
-                keep_bytes += fl;
-        }
-        uint64_t end = at;
-        /* Oldest first out when the buffer cannot take them all. */
-        for (at = first; at != end && keep_bytes > room; at += fl) {
-            uint8_t tag;
-            fl = ring_frame_len(c, at);
-            ring_read(c, at + FRAME_HEADER_BYTES, &tag, 1);
-            if (tag == TAG_HELLO)
-                continue;
-            keep_bytes -= fl;
-            mdc_count_frame_drop(c, tag);
-            c->ring_dropped++;
-        }
-        uint8_t *p = keep_bytes > 0 ? sendbuf_prepend(&c->q, keep_bytes) : NULL;
-        for (; at != end; at += fl) {
-            uint8_t tag;
-            fl = ring_frame_len(c, at);
-            ring_read(c, at + FRAME_HEADER_BYTES, &tag, 1);
-            if (tag == TAG_HELLO)
-                continue;
-            if (p != NULL) {
-                ring_read(c, at, p, fl);
-                p += fl;
-                c->ring_resent++;
-            } else {
-                mdc_count_frame_drop(c, tag); /* no memory to rebuild the buffer */
+        /* The bytes from ring_walk to the tail, copied out first: a daemon still alive
+         * could change the shared pages while they are parsed. */
+        size_t n = (size_t)(tail - c->ring_walk);
+        uint8_t *snap = n > 0 ? malloc(n) : NULL;
+        if (snap != NULL) {
+            ring_read(c, c->ring_walk, snap, n);
+            /* Whole frames, oldest first. One that runs past the tail is the send
+             * buffer's front frame, still whole there. Hellos are not sent again: the
+             * next connection opens with its own. */
+            size_t keep = 0, end = 0, fl;
+            for (size_t at = 0; (fl = frame_len_in(snap + at, n - at)) != 0; at += fl) {
+                if (snap[at + FRAME_HEADER_BYTES] != TAG_HELLO)
+                    keep += fl;
+                end = at + fl;
+            }
+            /* Oldest out first when the buffer cannot take them all. */
+            size_t room = c->q.cap - sendbuf_len(&c->q), at = 0;
+            for (; at < end && keep > room; at += fl) {
+                fl = frame_len_in(snap + at, end - at);
+                uint8_t tag = snap[at + FRAME_HEADER_BYTES];
+                if (tag == TAG_HELLO)
+                    continue;
+                keep -= fl;
+                mdc_count_frame_drop(c, tag);
                 c->ring_dropped++;
+            }
+            uint8_t *p = keep > 0 ? sendbuf_prepend(&c->q, keep) : NULL;
+            for (; at < end; at += fl) {
+                fl = frame_len_in(snap + at, end - at);
+                uint8_t tag = snap[at + FRAME_HEADER_BYTES];
+                if (tag == TAG_HELLO)
+                    continue;
+                if (p != NULL) {
+                    memcpy(p, snap + at, fl);
+                    p += fl;
+                    c->ring_resent++;
+                } else {
+                    mdc_count_frame_drop(c, tag); /* no memory to rebuild the buffer */
+                    c->ring_dropped++;
+                }
+            }
+            free(snap);
+        } else if (n > 0) {
+            /* No memory even to look: count what the ring holds as dropped. */
+            uint64_t at = c->ring_walk;
+            size_t fl;
+            while (at != tail && (fl = ring_frame_len(c, at)) != 0 && fl <= tail - at) {
+                uint8_t tag;
+                ring_read(c, at + FRAME_HEADER_BYTES, &tag, 1);
+                if (tag != TAG_HELLO) {
+                    mdc_count_frame_drop(c, tag);
+                    c->ring_dropped++;
+                }
+                at += fl;
             }
         }
         /* The front frame's first bytes went into the ring, which is gone with the
