@@ -226,6 +226,36 @@ static void test_sane_reply(void **state)
     assert_int_equal(st->models[0]->requests, 7);
     metricsd_stats_free(st);
     free(b);
+
+    /* 10,000 small but real series (a name and a count, about 20 bytes each on the
+     * wire): within the budget, which is not in the way of an honest daemon. */
+    enum { MANY = 10000 };
+    Metricsd__SeriesStats *many = calloc(MANY, sizeof(*many));
+    Metricsd__SeriesStats **mp = calloc(MANY, sizeof(*mp));
+    char (*names)[16] = calloc(MANY, 16);
+    assert_non_null(many);
+    assert_non_null(mp);
+    assert_non_null(names);
+    for (int i = 0; i < MANY; i++) {
+        metricsd__series_stats__init(&many[i]);
+        snprintf(names[i], 16, "model-%d", i);
+        many[i].model = names[i];
+        many[i].has_requests = 1;
+        many[i].requests = (uint64_t)i;
+        mp[i] = &many[i];
+    }
+    Metricsd__Reply rm = METRICSD__REPLY__INIT;
+    rm.n_series = MANY;
+    rm.series = mp;
+    b = reply_frame(&rm, &n);
+    assert_int_equal(stats_against(S_BYTES, b, n, 10000, &st), 0);
+    assert_int_equal(st->n_models, MANY);
+    assert_string_equal(st->models[MANY - 1]->model, "model-9999");
+    metricsd_stats_free(st);
+    free(b);
+    free(many);
+    free(mp);
+    free(names);
 }
 
 /* 512 KiB of empty series entries (2 bytes each on the wire, a few hundred decoded):

@@ -305,8 +305,12 @@ METRICSD_EXPORT int metricsd_default_socket(char *buf, size_t n);
  * reply), -ETIMEDOUT, -EMSGSIZE, -E2BIG, -EPROTO, -ENOMEM, or the daemon's own error
  * (a negative errno it sent).
  */
+/* The factor: a series record costs about 1,000 bytes decoded and built (protobuf-c's
+ * 368-byte message and the 616-byte metricsd_model_stats, on x86-64), and a real one
+ * carries at least its name, counts and sketches on the wire (40 bytes and up); an
+ * empty entry (2 bytes) is 500 times its size. */
 #define METRICSD_QUERY_MAX_REPLY (64u * 1024u * 1024u)
-#define METRICSD_QUERY_MEM_FACTOR 32u
+#define METRICSD_QUERY_MEM_FACTOR 64u
 #define METRICSD_QUERY_MEM_BASE (1024u * 1024u)
 #define METRICSD_QUERY_MEM_MAX (256u * 1024u * 1024u)
 /* Embedded by value in metricsd_model_stats, so frozen. */
