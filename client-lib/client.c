@@ -119,22 +119,26 @@ static bool client_live(const metricsd_client *c)
 /* The socket's directory: a real directory (lstat: a symlink is refused, not
  * followed), owned by us or root, and writable by nobody else, so nobody else can put
  * a socket of their own at the path. A path without a directory part is refused only
- * by the peer check. */
-static bool dir_safe(const char *path)
+ * by the peer check. 0, -ENOENT (no such directory: no daemon either), or -EPERM. */
+static int dir_check(const char *path)
 {
     char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
     struct stat sb;
     const char *slash = strrchr(path, '/');
     if (slash == NULL)
-        return true;
+        return 0;
     size_t n = slash == path ? 1 : (size_t)(slash - path);
     if (n >= sizeof(dir))
-        return false;
+        return -EPERM;
     memcpy(dir, path, n);
     dir[n] = '\0';
     uid_t me = getuid();
-    return lstat(dir, &sb) == 0 && S_ISDIR(sb.st_mode) && (sb.st_uid == me || sb.st_uid == 0) &&
-           (sb.st_mode & (S_IWGRP | S_IWOTH)) == 0;
+    if (lstat(dir, &sb) != 0)
+        return errno == ENOENT || errno == ENOTDIR ? -ENOENT : -EPERM;
+    return S_ISDIR(sb.st_mode) && (sb.st_uid == me || sb.st_uid == 0) &&
+                   (sb.st_mode & (S_IWGRP | S_IWOTH)) == 0
+               ? 0
+               : -EPERM;
 }
 
 /* The daemon's uid, as the kernel recorded it when it called listen(). */
@@ -150,7 +154,7 @@ static bool peer_ok(int fd)
 int mdc_socket_check(const char *path, int fd)
 {
     if (fd < 0)
-        return dir_safe(path) ? 0 : -EPERM;
+        return dir_check(path);
     return peer_ok(fd) ? 0 : -EPERM;
 }
 
@@ -214,8 +218,9 @@ static enum step connect_io(const metricsd_client *c, int *fdp, bool in_progress
         /* A socket whose connect failed is still unconnected and is kept for the next
          * attempt: a call that tries while the daemon is away pays for one connect()
          * (a path lookup), not socket() + connect() + close(). */
-        if (!dir_safe(c->addr.sun_path))
-            return STEP_REFUSED;
+        int dc = dir_check(c->addr.sun_path);
+        if (dc != 0)
+            return dc == -ENOENT ? STEP_ABSENT : STEP_REFUSED;
         if (fd < 0 &&
             (fd = *fdp = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0)
             return STEP_ABSENT; /* out of descriptors: as if absent, retried later */

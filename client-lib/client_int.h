@@ -230,7 +230,8 @@ int mdc_enqueue(metricsd_client *c, const Metricsd__Envelope *env, metricsd_gen 
 int mdc_count_drop(metricsd_client *c);
 void mdc_gen_free(metricsd_gen *g);
 /* The peer check (metricsd.h): with fd -1, the socket path's directory; with a
- * connected fd, the peer's uid. 0 or -EPERM. The query side uses it too. */
+ * connected fd, the peer's uid. 0, -EPERM, or (a directory that is not there)
+ * -ENOENT. The query side uses it too. */
 int mdc_socket_check(const char *path, int fd);
 
 /* What a disconnect leaves to release once c->mu is dropped (no syscall under it). */

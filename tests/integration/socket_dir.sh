@@ -33,11 +33,9 @@ mkdir -m 0700 "$TMP/real"
 ln -s "$TMP/real" "$TMP/link"
 refuses "$TMP/link" "not a directory"
 
-# The client side: metricsctl through libmetricsd refuses the 0777 directory even when
-# a listener is there (a socket made by hand).
-python3 -c 'import socket,sys,time; s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(1); time.sleep(30)' \
-    "$TMP/open/metricsd.sock" &
-for _ in $(seq 1 100); do [ -S "$TMP/open/metricsd.sock" ] && break; sleep 0.05; done
+# The client side: metricsctl, through libmetricsd, refuses a socket in the 0777
+# directory before connecting (test_client_hostile puts a listener there too), and says
+# so rather than "not running".
 rc=0
 out=$("$METRICSCTL" --socket "$TMP/open/metricsd.sock" status 2>&1) || rc=$?
 [ "$rc" -ne 0 ] || fail "metricsctl talked to a socket in a 0777 directory"
