@@ -293,7 +293,8 @@ METRICSD_EXPORT int metricsd_default_socket(char *buf, size_t n);
  * bytes (-EMSGSIZE past it); memory for decoding it and building the result of at most
  * METRICSD_QUERY_MEM_FACTOR times its wire size plus METRICSD_QUERY_MEM_BASE, never
  * more than METRICSD_QUERY_MEM_MAX (-E2BIG past it, counted in bytes requested from
- * malloc); and the whole call, connecting, decoding and building included, returns
+ * malloc; the reply's own bytes, held while it is decoded, come on top, as does one
+ * sketch's scratch of 16 KiB at a time); and the whole call, connecting, decoding and building included, returns
  * within timeout_ms (-ETIMEDOUT) plus one bounded step (at most 256 records). A reply
  * that is not a Reply, does not decode, lacks the part the call asked for, or carries
  * an error that is not a negative errno (-4095..-1) is -EPROTO. The socket is checked
