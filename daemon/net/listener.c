@@ -8,7 +8,6 @@
 
 #include <dirent.h>
 #include <errno.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -135,8 +134,7 @@ static int prepare_dir(const char *path, char *why, size_t why_len)
     if (slash == NULL || slash == dir)
         return 0;
     *slash = '\0';
-    bool made = mkdir(dir, 0700) == 0;
-    if (!made && errno != EEXIST) {
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
         snprintf(why, why_len, "cannot create %s: %s", dir, strerror(errno));
         return -errno;
     }
@@ -148,19 +146,12 @@ static int prepare_dir(const char *path, char *why, size_t why_len)
         snprintf(why, why_len, "%s belongs to another user", dir);
         return -EPERM;
     }
-    /* The rule the client checks (metricsd.h): nobody else may write to the socket's
-     * directory. One we just made is ours to tighten (a umask may have widened it); one
-     * that was there is the user's, and a client would refuse it: refuse it here. */
-    if ((sb.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
-        if (!made) {
-            snprintf(why, why_len, "%s is writable by others (clients refuse it): chmod go-w it",
-                     dir);
-            return -EPERM;
-        }
-        if (chmod(dir, 0700) != 0) {
-            snprintf(why, why_len, "cannot chmod 0700 %s: %s", dir, strerror(errno));
-            return -errno;
-        }
+    /* Only the socket's own directory is ours to tighten; leave /run/user alone. The
+     * clients refuse a directory that group or others may write to (metricsd.h): one of
+     * ours that was left so is made 0700 before the socket is bound. */
+    if ((sb.st_mode & 077) != 0 && chmod(dir, 0700) != 0) {
+        snprintf(why, why_len, "cannot chmod 0700 %s: %s", dir, strerror(errno));
+        return -errno;
     }
     return 0;
 }
@@ -318,4 +309,12 @@ void listener_free(listener *l)
     if (l != NULL)
         free(l->spare);
     free(l);
+}
+
+size_t listener_clients(const listener *l)
+{
+    size_t n = 0;
+    for (const conn *c = l->conns; c; c = c->next)
+        n += !c->closing && !c->is_spare;
+    return n;
 }

@@ -1,9 +1,9 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
 # Issue 13: the daemon keeps the rule its clients check. It makes the socket's
-# directory 0700, refuses a directory others may write to (clients would refuse it),
-# one that is a symlink, and (as root) one that another user owns; and metricsctl,
-# which speaks through libmetricsd, refuses a socket in such a directory.
+# directory 0700 (and tightens one of its own that others may write to), refuses one
+# that is a symlink and (as root) one that another user owns; and metricsctl, which
+# speaks through libmetricsd, refuses a socket in a directory others may write to.
 . "$(dirname "$0")/../harness/harness.sh"
 
 refuses() { # refuses DIR WHY: the daemon exits non-zero at start and says WHY
@@ -24,18 +24,26 @@ wait_serving 20
 [ "$(stat -c %a "$TMP/made")" = 700 ] || fail "made $(stat -c %a "$TMP/made"), not 700"
 stop_daemon
 
-mkdir -m 0777 "$TMP/open"
-chmod 0777 "$TMP/open"
-refuses "$TMP/open" "writable by others"
-[ "$(stat -c %a "$TMP/open")" = 777 ] || fail "the daemon changed a directory not its own"
+# One of ours that others may write to is tightened to 0700 before the socket is bound,
+# so that clients (which refuse such a directory) accept it.
+mkdir -m 0777 "$TMP/ours"
+chmod 0777 "$TMP/ours"
+"$METRICSD" --socket "$TMP/ours/metricsd.sock" --db "$TMP/db-ours" >>"$TMP/daemon.log" 2>&1 &
+DAEMON_PID=$!
+SOCK=$TMP/ours/metricsd.sock
+wait_serving 20
+[ "$(stat -c %a "$TMP/ours")" = 700 ] || fail "left $(stat -c %a "$TMP/ours"), not 700"
+stop_daemon
 
 mkdir -m 0700 "$TMP/real"
 ln -s "$TMP/real" "$TMP/link"
 refuses "$TMP/link" "not a directory"
 
-# The client side: metricsctl, through libmetricsd, refuses a socket in the 0777
+# The client side: metricsctl, through libmetricsd, refuses a socket in a 0777
 # directory before connecting (test_client_hostile puts a listener there too), and says
 # so rather than "not running".
+mkdir -m 0777 "$TMP/open"
+chmod 0777 "$TMP/open"
 rc=0
 out=$("$METRICSCTL" --socket "$TMP/open/metricsd.sock" status 2>&1) || rc=$?
 [ "$rc" -ne 0 ] || fail "metricsctl talked to a socket in a 0777 directory"
