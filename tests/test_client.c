@@ -506,19 +506,35 @@ static void test_server_never_reads(void **state)
         metricsd_flush(c);
         conn_pump(&k, 10);
     }
+    /* Every drop reported exactly once. Usually in one second Hello; on a slow machine
+     * (a sanitizer, a loaded CI) a Hello can be built while the drops are still
+     * coming, 50 ms after the first, and the rest follow in a third: the counts still
+     * add up to 101, and the last Hello's total is 101. */
+    for (int64_t end = now_ms() + 10000;
+         (k.n == 0 || k.recs[k.n - 1].kind != REC_HELLO ||
+          k.recs[k.n - 1].dropped_total < 101) &&
+         now_ms() < end;) {
+        metricsd_flush(c);
+        conn_pump(&k, 10);
+    }
     assert_int_equal(k.bad, 0);
     assert_int_equal(k.gens, ok);
-    assert_int_equal(k.hellos, 2);
+    assert_true(k.hellos >= 2);
     assert_int_equal(k.recs[0].kind, REC_HELLO);
     assert_int_equal(k.recs[0].dropped, 0); /* the Hello went before any drop */
+    uint64_t reported = 0;
+    for (size_t i = 0; i < k.n; i++)
+        if (k.recs[i].kind == REC_HELLO)
+            reported += k.recs[i].dropped;
+    assert_int_equal(reported, 101);
     assert_int_equal(k.recs[k.n - 1].kind, REC_HELLO);
-    assert_int_equal(k.recs[k.n - 1].dropped, 101);
     assert_int_equal(k.recs[k.n - 1].dropped_total, 101);
     /* Reported once: nothing more to say until the next drop. */
+    size_t hellos = k.hellos;
     sleep_ms(60);
     assert_int_equal(metricsd_flush(c), 0);
     conn_pump(&k, 20);
-    assert_int_equal(k.hellos, 2);
+    assert_int_equal(k.hellos, hellos);
     metricsd_close(c);
     conn_free(&k);
     alarm(0);
