@@ -14,12 +14,14 @@ cd "$(dirname "$0")"
 #   TEST_PACKAGES   the suite's tools: cmocka, lmdb-utils (mdb_stat), libfaketime,
 #                   systemd (systemd-analyze, systemd-socket-activate), jq, python3
 #                   (the sd_notify listener), clang + libclang-rt (the fuzz pass),
-#                   lintian, dpkg-dev and file (the .deb check), man-db + groff (man pages)
+#                   lintian, dpkg-dev and file (the .deb check), man-db + groff (man pages),
+#                   prometheus + curl (promtool, a real scraper), chromium + imagemagick
+#                   (the dashboard in a headless browser, its screenshots)
 #   BENCH_PACKAGES  what the benchmarks add (nothing so far)
 BUILD_PACKAGES="build-essential cmake pkg-config libuv1-dev libprotobuf-c-dev protobuf-c-compiler
-liblmdb-dev libjansson-dev libinih-dev libsystemd-dev"
+liblmdb-dev libjansson-dev libinih-dev libsystemd-dev libhttp-parser-dev libjs-chart.js"
 TEST_PACKAGES="libcmocka-dev lmdb-utils libfaketime systemd jq python3 clang libclang-rt-14-dev
-lintian dpkg-dev file man-db groff-base procps"
+lintian dpkg-dev file man-db groff-base procps prometheus chromium imagemagick curl"
 BENCH_PACKAGES=""
 JOBS=$(nproc 2>/dev/null || echo 2)
 
