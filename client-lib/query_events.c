@@ -13,6 +13,15 @@
 #include "query_int.h"
 #include "sized.h"
 
+/* A zeroed result record of size bytes that begins with its size, or NULL. */
+static void *mdq_record_new(size_t size)
+{
+    void *r = calloc(1, size);
+    if (r != NULL)
+        memcpy(r, &size, sizeof(size));
+    return r;
+}
+
 static char *dup0(const char *s)
 {
     return strdup(s ? s : "");
@@ -107,7 +116,7 @@ static metricsd_generation *generation_from(const Metricsd__GenEvent *e)
 }
 
 static int events_roundtrip(const metricsd_events_opts *in, unsigned force_limit,
-                            metricsd_events_opts *o, Metricsd__Envelope **env)
+                            metricsd_events_opts *o, qctx *ctx, Metricsd__Envelope **env)
 {
     metricsd_query_opts qo = { .size = sizeof(qo) };
     Metricsd__Query q = METRICSD__QUERY__INIT;
@@ -133,10 +142,10 @@ static int events_roundtrip(const metricsd_events_opts *in, unsigned force_limit
     q.request_id = (char *)o->request_id;
     q.has_limit = force_limit > 0 || o->limit > 0;
     q.limit = force_limit > 0 ? force_limit : o->limit;
-    if ((rc = mdq_roundtrip(&qo, &q, env)) != 0)
+    if ((rc = mdq_roundtrip(&qo, &q, ctx, env)) != 0)
         return rc;
     if ((*env)->reply->events == NULL) {
-        metricsd__envelope__free_unpacked(*env, NULL);
+        mdq_env_free(ctx, *env);
         return -EPROTO;
     }
     return 0;
@@ -146,16 +155,17 @@ int metricsd_query_events(const metricsd_events_opts *opts, metricsd_events **ou
 {
     metricsd_events_opts o;
     Metricsd__Envelope *env;
+    qctx ctx;
     int rc;
     if (out == NULL)
         return -EINVAL;
-    if ((rc = events_roundtrip(opts, 0, &o, &env)) != 0)
+    if ((rc = events_roundtrip(opts, 0, &o, &ctx, &env)) != 0)
         return rc;
     const Metricsd__EventsReply *r = env->reply->events;
     metricsd_events *ev = mdq_record_new(sizeof(*ev));
     if (ev == NULL || (ev->events = calloc(r->n_events + 1, sizeof(*ev->events))) == NULL) {
         free(ev);
-        metricsd__envelope__free_unpacked(env, NULL);
+        mdq_env_free(&ctx, env);
         return -ENOMEM;
     }
     ev->now_unix_ns = env->reply->now_unix_ns;
@@ -171,13 +181,13 @@ int metricsd_query_events(const metricsd_events_opts *opts, metricsd_events **ou
     for (size_t i = 0; i < r->n_events; i++) {
         metricsd_generation *g = generation_from(r->events[i]);
         if (g == NULL) {
-            metricsd__envelope__free_unpacked(env, NULL);
+            mdq_env_free(&ctx, env);
             metricsd_events_free(ev);
             return -ENOMEM;
         }
         ev->events[ev->n_events++] = g;
     }
-    metricsd__envelope__free_unpacked(env, NULL);
+    mdq_env_free(&ctx, env);
     *out = ev;
     return 0;
 }
@@ -196,19 +206,20 @@ int metricsd_query_generation(const metricsd_events_opts *opts, metricsd_generat
 {
     metricsd_events_opts o;
     Metricsd__Envelope *env;
+    qctx ctx;
     int rc;
     if (out == NULL)
         return -EINVAL;
     /* The newest one that matches: limit 1 (a request id may have been retried). */
-    if ((rc = events_roundtrip(opts, 1, &o, &env)) != 0)
+    if ((rc = events_roundtrip(opts, 1, &o, &ctx, &env)) != 0)
         return rc;
     const Metricsd__EventsReply *r = env->reply->events;
     if (r->n_events == 0) {
-        metricsd__envelope__free_unpacked(env, NULL);
+        mdq_env_free(&ctx, env);
         return -ENOENT;
     }
     metricsd_generation *g = generation_from(r->events[0]);
-    metricsd__envelope__free_unpacked(env, NULL);
+    mdq_env_free(&ctx, env);
     if (g == NULL)
         return -ENOMEM;
     *out = g;
@@ -322,6 +333,7 @@ int metricsd_query_health(const metricsd_health_opts *opts, metricsd_health **ou
     metricsd_query_opts qo = { .size = sizeof(qo) };
     Metricsd__Query q = METRICSD__QUERY__INIT;
     Metricsd__Envelope *env;
+    qctx ctx;
     int rc;
     if (out == NULL)
         return -EINVAL;
@@ -340,17 +352,17 @@ int metricsd_query_health(const metricsd_health_opts *opts, metricsd_health **ou
     q.history = o.history != 0;
     q.has_window_ns = o.since_ns > 0;
     q.window_ns = o.since_ns;
-    if ((rc = mdq_roundtrip(&qo, &q, &env)) != 0)
+    if ((rc = mdq_roundtrip(&qo, &q, &ctx, &env)) != 0)
         return rc;
     if (env->reply->health == NULL) {
-        metricsd__envelope__free_unpacked(env, NULL);
+        mdq_env_free(&ctx, env);
         return -EPROTO;
     }
     metricsd_health *h = mdq_record_new(sizeof(*h));
     rc = h == NULL ? -ENOMEM : health_copy(env->reply->health, h);
     if (h != NULL)
         h->now_unix_ns = env->reply->now_unix_ns;
-    metricsd__envelope__free_unpacked(env, NULL);
+    mdq_env_free(&ctx, env);
     if (rc != 0) {
         metricsd_health_free(h);
         return rc;

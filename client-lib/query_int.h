@@ -11,11 +11,13 @@
 
 #include "metricsd.h"
 #include "metricsd.pb-c.h"
+#include "qctx.h"
 
-/* Send q with o's socket and timeout, wait for the Reply; the caller frees *out with
- * metricsd__envelope__free_unpacked. 0 or a negative errno (the daemon's error too). */
-int mdq_roundtrip(const metricsd_query_opts *o, Metricsd__Query *q, Metricsd__Envelope **out);
-/* A zeroed result record of size bytes that begins with its size, or NULL. */
-void *mdq_record_new(size_t size);
+/* Send q with o's socket and timeout, wait for the Reply, decoded within ctx's budget
+ * (query.c's roundtrip); the caller frees *out with mdq_env_free(ctx, *out). 0 or a
+ * negative errno (the daemon's error too). */
+int mdq_roundtrip(const metricsd_query_opts *o, Metricsd__Query *q, qctx *ctx,
+                  Metricsd__Envelope **out);
+void mdq_env_free(qctx *ctx, Metricsd__Envelope *env);
 
 #endif
