@@ -162,22 +162,18 @@ class PerformanceTracker:
 
     def start_generation(self, input_tokens: int = 0, *, request_id: Optional[str] = None,
                          cached_tokens: int = 0) -> TrackedGeneration:
-        """A generation starts now with `input_tokens` prompt tokens. A previous one
-        that was never completed is ended as cancelled."""
+        """A generation starts now with `input_tokens` prompt tokens; returns its
+        handle. The tracker's other calls act on this one from now on; a previous one
+        never completed ends as cancelled once nothing holds its handle."""
         g = self.client.generation(self.model, self.backend, request_id=request_id,
                                    labels=self.labels, engine=self.engine)
         g.prompt(int(input_tokens), min(int(cached_tokens), int(input_tokens)))
         t = TrackedGeneration(g, input_tokens)
         t._tracker = self  # type: ignore[attr-defined]
         with self._mu:
-            prev, self._current = self._current, t
-        if prev is not None:
-            with prev._mu:
-                abandoned = prev.end_time is None
-                if abandoned:
-                    prev.end_time = time.perf_counter()
-            if abandoned:
-                prev._gen.end(Status.CANCELLED, "superseded")
+            # A previous one not completed and held by no one else is freed here, and
+            # its generation ends as cancelled ("abandoned").
+            self._current = t
         return t
 
     def mark_first_token(self) -> None:
