@@ -10,7 +10,11 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 PACKAGES="build-essential cmake pkg-config libuv1-dev libprotobuf-c-dev protobuf-c-compiler
-liblmdb-dev lmdb-utils libcmocka-dev libjansson-dev jq systemd clang libclang-rt-14-dev libfaketime"
+liblmdb-dev lmdb-utils libcmocka-dev libjansson-dev jq systemd clang libclang-rt-14-dev libfaketime
+python3 python3-prometheus-client"
+# Installed without their recommends (python3-torch's pull in Qt and GStreamer): the
+# torch example's test (tests/python/test_torch.py) needs only the library.
+PACKAGES_NO_RECOMMENDS="python3-torch"
 JOBS=$(nproc 2>/dev/null || echo 2)
 
 deps() {
@@ -18,12 +22,21 @@ deps() {
     for p in $PACKAGES; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
     done
-    if [ ${#missing[@]} -gt 0 ]; then
+    local lean=()
+    for p in $PACKAGES_NO_RECOMMENDS; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || lean+=("$p")
+    done
+    if [ ${#missing[@]} -gt 0 ] || [ ${#lean[@]} -gt 0 ]; then
         local sudo=
         [ "$(id -u)" -eq 0 ] || sudo=sudo
-        echo "run.sh: installing ${missing[*]}"
+        echo "run.sh: installing ${missing[*]} ${lean[*]}"
         $sudo apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+        if [ ${#missing[@]} -gt 0 ]; then
+            DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+        fi
+        if [ ${#lean[@]} -gt 0 ]; then
+            DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${lean[@]}" >/dev/null
+        fi
     fi
 }
 
@@ -109,7 +122,8 @@ fuzz) deps && fuzz ;;
 build) deps && build build ;;
 demo) demo ;;
 test) test_all ;;
-bench) deps && build build && for b in build/bench/*; do [ -x "$b" ] && [ -f "$b" ] && "$b"; done ;;
+bench) deps && build build && for b in build/bench/*; do [ -x "$b" ] && [ -f "$b" ] && "$b"; done &&
+    PYTHONDONTWRITEBYTECODE=1 python3 bench/python_client.py --build build ;;
 *)
     echo "usage: ./run.sh demo|test|deps|build|bench|fuzz" >&2
     exit 2
