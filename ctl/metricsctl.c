@@ -44,7 +44,7 @@ static void usage(FILE *f)
             "  --by backend           one row per (model, backend)\n"
             "  --json                 machine-readable output\n"
             "  --help                 print this and exit\n\n"
-            "Metric definitions: DESIGN.md, \"The wire\".\n");
+            "Metric definitions: docs/architecture.md, \"What the figures mean\".\n");
 }
 
 static int usage_error(const char *fmt, const char *arg)
