@@ -18,6 +18,7 @@ only state is a lock, which is made anew in the child (os.register_at_fork).
 from __future__ import annotations
 
 import asyncio
+import atexit
 import ctypes
 import datetime
 import enum
@@ -119,6 +120,22 @@ def _after_fork_in_child() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _at_exit() -> None:
+    # What a connected client still holds gets a short, bounded chance to go out
+    # (0.2 s each) before the process ends; a client with no daemon costs nothing.
+    for c in list(_clients):
+        try:
+            st = c.client_stats()
+            if st.connected and st.buffered:
+                c.flush(0.2)
+            c.close()
+        except Exception:
+            pass
+
+
+atexit.register(_at_exit)
 
 
 class Client:
