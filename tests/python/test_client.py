@@ -10,7 +10,6 @@ import unittest
 
 import mdtest
 import metricsd
-from metricsd import Status
 
 
 class Generations(mdtest.DaemonTest):

@@ -22,7 +22,7 @@ import threading
 import warnings
 from ctypes import (POINTER, Structure, c_char_p, c_double, c_int, c_int64, c_size_t,
                     c_uint, c_uint32, c_uint64, c_void_p)
-from typing import List, Optional, Tuple
+from typing import Any, List, Optional, Tuple
 
 # ---- the structs of metricsd.h ----
 
@@ -165,7 +165,7 @@ def _build_tree_candidates() -> List[str]:
 
 def _install_candidates() -> List[str]:
     try:
-        from . import _paths  # written by `cmake --install`
+        from . import _paths  # type: ignore[attr-defined]  # written by `cmake --install`
     except ImportError:
         return []
     return [os.path.join(_paths.LIBDIR, n) for n in _SONAMES]
@@ -192,8 +192,8 @@ class Library:
         self.path: Optional[str] = None
         self.error: Optional[str] = None
         self.tried: List[Tuple[str, str]] = []
-        self.fast = None  # PyDLL: sending side
-        self.slow = None  # CDLL: queries
+        self.fast: Any = None  # PyDLL: sending side
+        self.slow: Any = None  # CDLL: queries
         self._load()
 
     @property
@@ -278,7 +278,7 @@ class _Noop:
     """Stands in for the library's functions when it is missing: every call does
     nothing and returns 0."""
 
-    def __getattr__(self, name: str):
+    def __getattr__(self, name: str) -> Any:
         return lambda *args: 0
 
 
@@ -316,8 +316,11 @@ def text(b: Optional[bytes]) -> str:
     return b.decode("utf-8", errors="replace") if b else ""
 
 
-def encode(s: Optional[str]) -> Optional[bytes]:
+def encode(s: Any) -> Optional[bytes]:
+    """A str for C (UTF-8); bytes pass as they are, anything else through str()."""
     if s is None:
         return None
-    return s.encode("utf-8", errors="replace") if isinstance(s, str) else bytes(s)
+    if isinstance(s, bytes):
+        return s
+    return str(s).encode("utf-8", errors="replace")
 

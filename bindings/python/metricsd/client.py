@@ -30,7 +30,7 @@ import time
 import warnings
 import weakref
 from ctypes import byref, c_int64, c_void_p, sizeof
-from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Sequence, Tuple, TypeVar, Union
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, TypeVar, Union
 
 from . import _lib
 from .records import ClientStats, DaemonStatus, Power, Stats
@@ -284,7 +284,7 @@ class Client:
             return False
         try:
             items = _label_items(labels)
-            keep = []  # the encoded strings live until the call returns
+            keep: List[Any] = []  # the encoded strings live until the call returns
             ev = _lib.Event()
             ev.size = sizeof(_lib.Event)
 
@@ -371,7 +371,7 @@ class Client:
         opts = _lib.QueryOpts(sizeof(_lib.QueryOpts), _lib.encode(self.socket_path),
                               max(1, int(t * 1000)), _lib.encode(model), window_ns,
                               1 if by_backend else 0)
-        out = ctypes.POINTER(rtype)()
+        out: Any = ctypes.POINTER(rtype)()
         rc = getattr(lib.slow, fn)(byref(opts), byref(out))
         if rc != 0 or not out:
             msg = "cannot get an answer from metricsd at %s: %s" % (self._socket_name(),
@@ -451,7 +451,7 @@ class Generation:
                  gpu_layers: int) -> None:
         self._g: Optional[int] = None
         self._client: Optional[Client] = None
-        self._fast = client._lib.fast if client._lib.ok else _lib.NOOP
+        self._fast: Any = client._lib.fast if client._lib.ok else _lib.NOOP
         self._status = Status.OK
         self._kind: Optional[str] = None
         c = client._acquire()
@@ -547,7 +547,7 @@ class Generation:
     def __enter__(self) -> "Generation":
         return self
 
-    def __exit__(self, et: Optional[type], ev: Optional[BaseException], tb: Any) -> bool:
+    def __exit__(self, et: Optional[type], ev: Optional[BaseException], tb: Any) -> None:
         if et is None:
             self.end()
         elif issubclass(et, Exception):
@@ -555,7 +555,7 @@ class Generation:
                      self._kind if self._kind is not None else et.__name__)
         else:
             self.end(Status.CANCELLED, et.__name__)
-        return False  # the exception goes on
+        # None: the exception, if any, goes on
 
     def __del__(self) -> None:
         if self._g:

@@ -150,11 +150,10 @@ class Streamer:
     def __enter__(self) -> "Streamer":
         return self
 
-    def __exit__(self, et: Optional[type], ev: Optional[BaseException], tb: Any) -> bool:
+    def __exit__(self, et: Optional[type], ev: Optional[BaseException], tb: Any) -> None:
         if et is None:
             self.end()
         elif issubclass(et, Exception):
             self.end(Status.ERROR, et.__name__)
         else:
             self.end(Status.CANCELLED, et.__name__)
-        return False
