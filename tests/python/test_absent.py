@@ -52,6 +52,13 @@ class LibraryAbsent(unittest.TestCase):
         self.assertIn(missing, warnings[0])
         self.assertIn(missing, r.stdout)
 
+    def test_warnings_as_errors_still_do_not_raise(self):
+        missing = "/nonexistent-%d/libmetricsd.so.0" % os.getpid()
+        code = USE_EVERYTHING.replace('warnings.simplefilter("default")', 'warnings.simplefilter("error")')
+        r = mdtest.run_python(code, METRICSD_LIBRARY=missing)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stderr.count("RuntimeWarning"), 1, r.stderr)
+
     def test_no_library_anywhere_names_every_place_looked(self):
         # A copy of the package outside the source tree, no METRICSD_LIBRARY: the
         # build tree is not above it, and the system has no libmetricsd (skip if it has).

@@ -17,6 +17,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+import sys
 import sysconfig
 import threading
 import warnings
@@ -298,10 +299,21 @@ def get() -> Library:
                 lib = Library()
                 if not lib.ok and not _warned:
                     _warned = True
-                    warnings.warn("metricsd: %s; metrics calls do nothing" % lib.error,
-                                  RuntimeWarning, stacklevel=3)
+                    warn("metricsd: %s; metrics calls do nothing" % lib.error, stacklevel=4)
                 _lib = lib
     return _lib
+
+
+def warn(msg: str, stacklevel: int = 2) -> None:
+    """A RuntimeWarning; where the engine's filters turn warnings into errors
+    (-W error), the line goes to stderr instead: a metrics problem never raises."""
+    try:
+        warnings.warn(msg, RuntimeWarning, stacklevel=stacklevel + 1)
+    except Exception:
+        try:
+            sys.stderr.write("RuntimeWarning: %s\n" % msg)
+        except Exception:
+            pass
 
 
 def strerror(err: int) -> str:

@@ -27,7 +27,6 @@ import re
 import sys
 import threading
 import time
-import warnings
 import weakref
 from ctypes import byref, c_int64, c_void_p, sizeof
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, TypeVar, Union
@@ -174,8 +173,7 @@ class Client:
                 self._c = out.value
             else:
                 self.error = "metricsd_connect: %s" % _lib.strerror(rc)
-                warnings.warn("metricsd: %s; metrics calls do nothing" % self.error,
-                              RuntimeWarning, stacklevel=2)
+                _lib.warn("metricsd: %s; metrics calls do nothing" % self.error)
         _clients.add(self)
 
     # ---- lifetime ----
