@@ -34,6 +34,8 @@ int listener_start(server *srv, listener **out, char *why, size_t why_len);
  * (their in-flight generations end as abandoned) and remove the socket file if we
  * created it. */
 void listener_stop(listener *l);
+/* Connections open now (for the service's STATUS= line). */
+size_t listener_clients(const listener *l);
 /* Free l once the loop has run the close callbacks listener_stop started. */
 void listener_free(listener *l);
 

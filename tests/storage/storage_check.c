@@ -24,6 +24,7 @@
  */
 #include <errno.h>
 #include <lmdb.h>
+#include <sys/prctl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -267,6 +268,12 @@ static int cmd_hold(const char *dir, const char *ready)
     MDB_dbi dbi;
     MDB_stat st;
     int rc;
+    /* Never outlive the test that started it: killed with its parent (a test killed by
+     * ctest's timeout cannot run its cleanup), and gone after 10 minutes anyway. */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() == 1)
+        return 1;
+    alarm(600);
     if ((rc = mdb_env_create(&env)) != 0 || (rc = mdb_env_set_maxdbs(env, 8)) != 0 ||
         (rc = mdb_env_open(env, dir, MDB_RDONLY | MDB_NOTLS, 0600)) != 0 ||
         (rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn)) != 0 ||
