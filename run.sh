@@ -15,12 +15,15 @@ cd "$(dirname "$0")"
 #                   systemd (systemd-analyze, systemd-socket-activate), jq, python3
 #                   (the sd_notify listener), clang + libclang-rt (the fuzz pass),
 #                   lintian, dpkg-dev and file (the .deb check), man-db + groff (man pages),
+#                   prometheus + curl (promtool, a real scraper), chromium + imagemagick
+#                   (the dashboard in a headless browser, its screenshots),
 #                   python3-torch (the Python package's torch example: about 45 s, 640 MB)
 #   BENCH_PACKAGES  what the benchmarks add: python3-prometheus-client (bench/python_client.py)
 BUILD_PACKAGES="build-essential cmake pkg-config libuv1-dev libprotobuf-c-dev protobuf-c-compiler
-liblmdb-dev libjansson-dev libinih-dev libsystemd-dev"
+liblmdb-dev libjansson-dev libinih-dev libsystemd-dev libhttp-parser-dev libjs-chart.js"
 TEST_PACKAGES="libcmocka-dev lmdb-utils libfaketime systemd jq python3 clang libclang-rt-14-dev
-lintian dpkg-dev file man-db groff-base procps python3-torch"
+lintian dpkg-dev file man-db groff-base procps prometheus chromium imagemagick curl
+python3-torch"
 BENCH_PACKAGES="python3-prometheus-client"
 JOBS=$(nproc 2>/dev/null || echo 2)
 

@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
 #include <sys/stat.h>
 
 #include "log.h"
@@ -28,6 +29,7 @@ enum setting_type {
     T_SOCKET, /* char[108]: sun_path's limit, said in its own words */
     T_LEVEL,  /* int, a log level name */
     T_BOOL,   /* int 0/1; as a flag it takes no value and sets 1 */
+    T_ADDR,   /* ADDR:PORT into http_host and http_port ("" or "off": no HTTP) */
 };
 
 typedef struct setting {
@@ -71,16 +73,16 @@ static const setting settings[] = {
     { "no-sync", "storage", "no_sync", T_BOOL, FIELD(no_sync), 0, 1, false, NULL, "no",
       "skip fsync on each write (tests only: a crash may lose the last writes)" },
 
-    { "max-series", "limits", "max_series", T_SIZE, FIELD(max_series), 1, 10000000, false,
+    { "max-series", "limits", "max_series", T_SIZE, FIELD(max_series), 1, 10000000, true,
       "N", "1000", "refuse new (model, backend) pairs past N" },
     { "max-clients", "limits", "max_clients", T_SIZE, FIELD(max_clients), 0, 10000000,
       false, "N", "0",
       "refuse connections past N (0: what the open-file limit leaves after\n"
       "a reserve for the store and samplers)" },
     { "max-pending", "limits", "max_pending", T_SIZE, FIELD(max_pending), 1, 100000000,
-      false, "N", "65536", "minute deltas kept while the disk refuses" },
+      true, "N", "65536", "minute deltas kept while the disk refuses" },
     { "idle-timeout", "limits", "idle_timeout", T_UINT, FIELD(idle_timeout_ms), 1,
-      86400000, false, "MS", "600000", "close clients silent this long, in milliseconds" },
+      86400000, true, "MS", "600000", "close clients silent this long, in milliseconds" },
 
     { "sample-interval", "power", "sample_interval", T_UINT, FIELD(sample_ms), 0, 3600000,
       false, "MS", "1000",
@@ -89,10 +91,26 @@ static const setting settings[] = {
       "/sys", "where sysfs is" },
     { "proc-root", "power", "proc_root", T_PATH, FIELD(proc_root), 0, 0, false, "DIR",
       "/proc", "where procfs is" },
+
+    { "http", "http", "http", T_ADDR, FIELD(http_host), 0, 0, false, "ADDR:PORT", "off",
+      "serve /metrics (Prometheus), /api/v1/ and the dashboard page over\n"
+      "HTTP here: a loopback address unless http_token_file is set" },
+    { "http-token-file", "http", "http_token_file", T_PATH, FIELD(http_token_file), 0, 0,
+      false, "PATH", "none",
+      "every HTTP request must carry 'Authorization: Bearer TOKEN', TOKEN\n"
+      "being this file's first line" },
+    { "http-max-connections", "http", "http_max_connections", T_SIZE, FIELD(http_max_conns),
+      1, 1000000, false, "N", "128", "HTTP connections past N are refused (503)" },
+    { "http-timeout", "http", "http_timeout", T_UINT, FIELD(http_timeout_ms), 1, 3600000,
+      false, "MS", "10000",
+      "a request must arrive within MS, and an idle HTTP connection is\nclosed after MS" },
 };
 
 #define NSETTINGS (sizeof(settings) / sizeof(settings[0]))
 _Static_assert(NSETTINGS <= CONFIG_MAX_SETTINGS, "raise CONFIG_MAX_SETTINGS");
+
+static int parse_ulong(const char *s, unsigned long min, unsigned long max,
+                       unsigned long *out);
 
 void config_defaults(config *cfg)
 {
@@ -106,6 +124,48 @@ void config_defaults(config *cfg)
     cfg->log_level = -1;
     snprintf(cfg->sysfs_root, sizeof(cfg->sysfs_root), "/sys");
     snprintf(cfg->proc_root, sizeof(cfg->proc_root), "/proc");
+    cfg->http_max_conns = 128;
+    cfg->http_timeout_ms = 10000;
+}
+
+int config_parse_http(config *cfg, const char *s)
+{
+    const char *colon = strrchr(s, ':');
+    char host[64];
+    unsigned long port;
+    size_t n;
+    if (colon == NULL || parse_ulong(colon + 1, 1, 65535, &port) != 0)
+        return -1;
+    n = (size_t)(colon - s);
+    if (n >= 2 && s[0] == '[' && s[n - 1] == ']') { /* [::1]:9464 */
+        s++;
+        n -= 2;
+    }
+    if (n == 0 || n >= sizeof(host))
+        return -1;
+    memcpy(host, s, n);
+    host[n] = '\0';
+    if (strcmp(host, "localhost") == 0)
+        snprintf(host, sizeof(host), "127.0.0.1");
+    unsigned char a[16];
+    if (inet_pton(AF_INET, host, a) != 1 && inet_pton(AF_INET6, host, a) != 1)
+        return -1;
+    snprintf(cfg->http_host, sizeof(cfg->http_host), "%s", host);
+    cfg->http_port = (unsigned)port;
+    return 0;
+}
+
+int config_http_loopback(const config *cfg)
+{
+    unsigned char a[16];
+    if (inet_pton(AF_INET, cfg->http_host, a) == 1)
+        return a[0] == 127;
+    if (inet_pton(AF_INET6, cfg->http_host, a) == 1) {
+        static const unsigned char one[16] = { [15] = 1 };
+        static const unsigned char v4[12] = { [10] = 0xff, [11] = 0xff };
+        return memcmp(a, one, 16) == 0 || (memcmp(a, v4, 12) == 0 && a[12] == 127);
+    }
+    return 0;
 }
 
 static void *field(config *cfg, const setting *s)
@@ -164,6 +224,9 @@ static void expected(const setting *s, char *buf, size_t n)
     case T_BOOL:
         snprintf(buf, n, "yes or no");
         break;
+    case T_ADDR:
+        snprintf(buf, n, "ADDR:PORT (a numeric IPv4 address, [IPv6] or localhost), or off");
+        break;
     }
 }
 
@@ -204,6 +267,13 @@ static int setting_set(config *cfg, const setting *s, const char *val)
             return -1;
         *(int *)field(cfg, s) = level;
         return 0;
+    case T_ADDR:
+        if (val[0] == '\0' || strcmp(val, "off") == 0) {
+            cfg->http_host[0] = '\0';
+            cfg->http_port = 0;
+            return 0;
+        }
+        return config_parse_http(cfg, val);
     }
     return -1;
 }
@@ -241,6 +311,13 @@ static void setting_format(const config *cfg, const setting *s, char *buf, size_
         break;
     case T_BOOL:
         snprintf(buf, n, "%s", *(const int *)p ? "yes" : "no");
+        break;
+    case T_ADDR:
+        if (cfg->http_port == 0)
+            snprintf(buf, n, "off");
+        else
+            snprintf(buf, n, strchr(cfg->http_host, ':') ? "[%s]:%u" : "%s:%u", cfg->http_host,
+                     cfg->http_port);
         break;
     }
 }
@@ -535,6 +612,8 @@ int config_load(config *cfg, int argc, char **argv, char *why, size_t why_len)
         if (flags.src[i] != CONFIG_SRC_FLAG)
             continue;
         memcpy(field(cfg, &settings[i]), cfield(&flags, &settings[i]), settings[i].size);
+        if (settings[i].type == T_ADDR)
+            cfg->http_port = flags.http_port; /* the address's other half */
         cfg->src[i] = CONFIG_SRC_FLAG;
     }
     mark_given(cfg);
@@ -590,6 +669,14 @@ int config_finish(config *cfg, char *why, size_t why_len)
     }
     if (!cfg->db_given && default_db(cfg, cfg->db_dir, sizeof(cfg->db_dir)) != 0) {
         snprintf(why, why_len, "no $XDG_STATE_HOME or $HOME for the database; use --db");
+        return CONFIG_FAILED;
+    }
+    /* Without a token anyone who can reach the port reads every model's figures. */
+    if (cfg->http_port != 0 && !config_http_loopback(cfg) && cfg->http_token_file[0] == '\0') {
+        snprintf(why, why_len,
+                 "--http %s is not a loopback address: serving other hosts needs "
+                 "--http-token-file",
+                 cfg->http_host);
         return CONFIG_FAILED;
     }
     return CONFIG_RUN;

@@ -39,6 +39,14 @@ typedef struct config {
     char proc_root[2048];     /* default /proc */
     int log_level;            /* LOG_*; -1: log.c's default */
     int socket_given, db_given; /* set, so config_finish leaves them */
+    /* HTTP (net/http.c): off while http_port is 0. http_host is numeric (IPv4, or
+     * IPv6 without brackets); a non-loopback one needs http_token_file. */
+    char http_host[64];
+    unsigned http_port;
+    char http_token_file[4096];
+    size_t http_max_conns;    /* HTTP connections past this are refused; default 128 */
+    unsigned http_timeout_ms; /* a request must arrive, and an idle keep-alive connection
+                                 is kept, this long; default 10000 */
 
     /* The file, and where each setting came from (index: the table's order). */
     char config_path[4096];   /* the file read; "" when none */
@@ -79,6 +87,11 @@ int config_load(config *cfg, int argc, char **argv, char *why, size_t why_len);
  * database from $STATE_DIRECTORY (systemd's StateDirectory=), else $XDG_STATE_HOME /
  * $HOME. Creates nothing. Returns CONFIG_RUN or CONFIG_FAILED with why set. */
 int config_finish(config *cfg, char *why, size_t why_len);
+/* Parse --http's ADDR:PORT ("127.0.0.1:9464", "[::1]:9464", "localhost:9464") into
+ * cfg->http_host and http_port. Returns 0 or -1. */
+int config_parse_http(config *cfg, const char *s);
+/* 1 when cfg->http_host is a loopback address (127.0.0.0/8, ::1). */
+int config_http_loopback(const config *cfg);
 /* Make the database's parent directories (~/.local/state) when it is the default
  * one, as a user's tools expect; the last level is the store's to make (0700). */
 void config_make_dirs(const config *cfg);

@@ -2,8 +2,8 @@
 /*
  * metricsd: the daemon's entry point, wiring only. Reads the configuration
  * (config.c: defaults, file, flags), opens the server's state (server.c), starts the
- * listener (net/), the samplers (power/), the flush timer and the service's
- * notifications (service.c) on one libuv loop; on SIGHUP re-reads the configuration
+ * listener and, when asked, the HTTP endpoint (net/), the samplers (power/), the
+ * flush timer and the service's notifications (service.c) on one libuv loop; on SIGHUP re-reads the configuration
  * and applies what can change live; on SIGTERM or SIGINT flushes and exits 0.
  */
 #include <signal.h>
@@ -49,6 +49,7 @@ static void on_prewarm(uv_idle_t *h)
 /* The command line, kept for SIGHUP: the file is re-read and the flags still win. */
 static int saved_argc;
 static char **saved_argv;
+static listener *the_listener;
 
 static void apply_log_level(int level)
 {
@@ -66,7 +67,7 @@ static void on_sighup(uv_signal_t *sig, int signum)
     server *srv = sig->data;
     config next;
     char why[600];
-    unsigned old_flush = srv->cfg.flush_ms;
+    unsigned old_flush = srv->cfg.flush_ms, old_idle = srv->cfg.idle_timeout_ms;
     (void)signum;
 
     service_reloading();
@@ -81,6 +82,12 @@ static void on_sighup(uv_signal_t *sig, int signum)
     apply_log_level(srv->cfg.log_level);
     if (srv->cfg.flush_ms != old_flush)
         uv_timer_start(&srv->flush_timer, on_flush_timer, srv->cfg.flush_ms, srv->cfg.flush_ms);
+    if (srv->cfg.idle_timeout_ms != old_idle)
+        listener_idle_timeout_changed(the_listener);
+    /* The caps are read at each new series and each pending minute: lowering one
+     * refuses what comes next and keeps what is held. */
+    srv->series.max_series = srv->cfg.max_series;
+    srv->series.max_pending = srv->cfg.max_pending;
     log_msg(LOG_INFO, "SIGHUP: configuration re-read from %s: %d setting%s changed",
             next.config_found ? next.config_path : "defaults and flags (no file)", n,
             n == 1 ? "" : "s");
@@ -98,6 +105,7 @@ int main(int argc, char **argv)
 {
     static server srv;
     listener *l;
+    http *web = NULL;
     config cfg;
     char why[512];
     int rc;
@@ -147,6 +155,14 @@ int main(int argc, char **argv)
         server_close(&srv);
         return 1;
     }
+    if ((rc = http_start(&srv, &web, why, sizeof(why))) != 0) {
+        log_msg(LOG_ERR, "%s", why);
+        listener_stop(l);
+        uv_run(srv.loop, UV_RUN_DEFAULT);
+        listener_free(l);
+        server_close(&srv);
+        return 1;
+    }
     uv_timer_init(srv.loop, &srv.flush_timer);
     srv.flush_timer.data = &srv;
     uv_timer_start(&srv.flush_timer, on_flush_timer, srv.cfg.flush_ms, srv.cfg.flush_ms);
@@ -173,6 +189,7 @@ int main(int argc, char **argv)
             srv.cfg.flush_ms);
     if (srv.cfg.config_found)
         log_msg(LOG_INFO, "configuration from %s", srv.cfg.config_path);
+    the_listener = l;
     service_start(&srv, l);
 
     uv_run(srv.loop, UV_RUN_DEFAULT);
@@ -181,6 +198,7 @@ int main(int argc, char **argv)
 
     /* Shutdown: stop taking input, end connections, write what is pending. */
     listener_stop(l);
+    http_stop(web);
     power_stop(srv.power);
     uv_timer_stop(&srv.flush_timer);
     uv_close((uv_handle_t *)&srv.flush_timer, NULL);
@@ -191,6 +209,7 @@ int main(int argc, char **argv)
     uv_close((uv_handle_t *)&sighup, NULL);
     uv_run(srv.loop, UV_RUN_DEFAULT);
     listener_free(l);
+    http_free(web);
     power_flush(srv.power);
     power_free(srv.power);
     rc = server_flush(&srv);

@@ -202,8 +202,8 @@ static void file_sets_keys_and_flags_win(void **state)
     fclose(f);
     assert_non_null(strstr(out, "flush_interval = 250 ; file:3, live\n"));
     assert_non_null(strstr(out, "map_max = 3 ; file:4\n"));
-    assert_non_null(strstr(out, "max_series = 9 ; flag --max-series\n"));
-    assert_non_null(strstr(out, "max_pending = 65536 ; default\n"));
+    assert_non_null(strstr(out, "max_series = 9 ; flag --max-series, live\n"));
+    assert_non_null(strstr(out, "max_pending = 65536 ; default, live\n"));
     assert_non_null(strstr(out, "log_level = debug ; file:9, live\n"));
 
     /* The default place: $XDG_CONFIG_HOME/metricsd/metricsd.conf; absent is no error. */
@@ -277,14 +277,17 @@ static void reload_applies_only_live_settings(void **state)
     int n[2] = { 0, 0 };
     assert_int_equal(parse(&cur, why, sizeof(why), NULL), CONFIG_RUN);
     assert_int_equal(parse(&next, why, sizeof(why), "--flush-interval", "300", "--log-level",
-                           "debug", "--max-series", "4", NULL),
+                           "debug", "--max-series", "4", "--map-max", "5", "--socket", "/x",
+                           NULL),
                      CONFIG_RUN);
-    assert_int_equal(config_apply_live(&cur, &next, note_count, n), 2);
-    assert_int_equal(n[0], 2); /* flush_interval and log_level applied */
-    assert_int_equal(n[1], 1); /* max_series waits for a restart */
+    assert_int_equal(config_apply_live(&cur, &next, note_count, n), 3);
+    assert_int_equal(n[0], 3); /* flush_interval, log_level and max_series applied */
+    assert_int_equal(n[1], 2); /* map_max and socket wait for a restart */
     assert_int_equal(cur.flush_ms, 300);
     assert_int_equal(cur.log_level, LOG_DEBUG);
-    assert_int_equal(cur.max_series, 1000);
+    assert_int_equal(cur.max_series, 4);
+    assert_int_equal(cur.map_max, (size_t)16384 << 20);
+    assert_string_equal(cur.socket_path, "");
 }
 
 static void finish_takes_systemd_state_directory(void **state)
@@ -304,9 +307,62 @@ static void finish_takes_systemd_state_directory(void **state)
     unsetenv("STATE_DIRECTORY");
 }
 
+/* --http and its rule: loopback unless a token file is given. */
+static void http_flags(void **state)
+{
+    (void)state;
+    config c;
+    char why[256];
+    config_defaults(&c);
+    assert_int_equal(c.http_port, 0); /* off by default */
+    assert_int_equal(c.http_max_conns, 128);
+    assert_int_equal(c.http_timeout_ms, 10000);
+    assert_int_equal(parse(&c, why, sizeof(why), "--socket", "/s", "--db", "/d", "--http",
+                           "127.0.0.1:9464", "--http-max-connections", "7", "--http-timeout",
+                           "1500", NULL),
+                     CONFIG_RUN);
+    assert_string_equal(c.http_host, "127.0.0.1");
+    assert_int_equal(c.http_port, 9464);
+    assert_int_equal(c.http_max_conns, 7);
+    assert_int_equal(c.http_timeout_ms, 1500);
+    assert_int_equal(config_finish(&c, why, sizeof(why)), CONFIG_RUN);
+
+    assert_int_equal(config_parse_http(&c, "[::1]:80"), 0);
+    assert_string_equal(c.http_host, "::1");
+    assert_true(config_http_loopback(&c));
+    assert_int_equal(config_parse_http(&c, "localhost:8080"), 0);
+    assert_string_equal(c.http_host, "127.0.0.1");
+    assert_int_equal(config_parse_http(&c, "127.3.2.1:1"), 0);
+    assert_true(config_http_loopback(&c));
+    assert_int_equal(config_parse_http(&c, "0.0.0.0:9464"), 0);
+    assert_false(config_http_loopback(&c));
+    assert_int_equal(config_parse_http(&c, "[::ffff:127.0.0.1]:9"), 0);
+    assert_true(config_http_loopback(&c));
+    assert_int_equal(config_parse_http(&c, "9464"), -1);
+    assert_int_equal(config_parse_http(&c, "127.0.0.1:0"), -1);
+    assert_int_equal(config_parse_http(&c, "127.0.0.1:65536"), -1);
+    assert_int_equal(config_parse_http(&c, "example.org:80"), -1);
+    assert_int_equal(config_parse_http(&c, ":80"), -1);
+
+    /* A remote address needs a token file. */
+    assert_int_equal(parse(&c, why, sizeof(why), "--socket", "/s", "--db", "/d", "--http",
+                           "192.168.1.5:9464", NULL),
+                     CONFIG_RUN);
+    assert_int_equal(config_finish(&c, why, sizeof(why)), CONFIG_FAILED);
+    assert_non_null(strstr(why, "needs --http-token-file"));
+    assert_int_equal(parse(&c, why, sizeof(why), "--socket", "/s", "--db", "/d", "--http",
+                           "192.168.1.5:9464", "--http-token-file", "/etc/t", NULL),
+                     CONFIG_RUN);
+    assert_int_equal(config_finish(&c, why, sizeof(why)), CONFIG_RUN);
+    assert_string_equal(c.http_token_file, "/etc/t");
+    assert_int_equal(parse(&c, why, sizeof(why), "--http", "nonsense", NULL), CONFIG_USAGE);
+    assert_string_equal(why, "bad value 'nonsense' for --http");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(http_flags),
         cmocka_unit_test(defaults_are_the_documented_ones),
         cmocka_unit_test(flags_set_their_fields),
         cmocka_unit_test(usage_errors_come_back_as_text),
