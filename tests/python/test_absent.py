@@ -84,6 +84,19 @@ class LibraryAbsent(unittest.TestCase):
         self.assertIn("METRICSD_LIBRARY", err)
 
 
+class AsanLibraryWithoutRuntime(unittest.TestCase):
+    @unittest.skipUnless("address" in os.environ.get("SANITIZE", ""), "the library is not built with ASan")
+    def test_refused_not_fatal(self):
+        # Without the guard, dlopen of an ASan library into a process without the
+        # runtime ends the process ("ASan runtime does not come first").
+        env = {k: v for k, v in mdtest.python_env().items() if k != "LD_PRELOAD"}
+        import subprocess, sys
+        r = subprocess.run([sys.executable, "-c", USE_EVERYTHING], capture_output=True, text=True,
+                           timeout=60, env=env)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("AddressSanitizer", r.stdout)
+
+
 class DaemonAbsent(unittest.TestCase):
     def test_no_daemon_no_raise(self):
         tmp = tempfile.TemporaryDirectory(prefix="metricsd-pytest.")

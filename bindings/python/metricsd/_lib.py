@@ -186,6 +186,19 @@ def _system_candidates() -> List[str]:
     return out
 
 
+def _needs_absent_asan(path: str) -> bool:
+    """Whether the library at `path` links ASan's runtime while this process has not
+    loaded it (looked up in the file's bytes and /proc/self/maps; False when unsure)."""
+    try:
+        with open(path, "rb") as f:
+            if b"libasan.so" not in f.read():
+                return False
+        with open("/proc/self/maps") as m:
+            return "libasan.so" not in m.read()
+    except OSError:
+        return False
+
+
 class Library:
     """The loaded library and its prototypes, or the reason there is none."""
 
@@ -204,6 +217,12 @@ class Library:
     def _try(self, path: str) -> bool:
         if os.sep in path and not os.path.exists(path):
             self.tried.append((path, "not found"))
+            return False
+        if os.sep in path and _needs_absent_asan(path):
+            # dlopen would not fail but end the process: ASan's runtime insists on
+            # being loaded first.
+            self.tried.append((path, "built with AddressSanitizer; preload its runtime "
+                               "(LD_PRELOAD=$(gcc -print-file-name=libasan.so))"))
             return False
         try:
             fast = ctypes.PyDLL(path)
