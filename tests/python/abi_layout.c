@@ -74,11 +74,17 @@ int main(void)
     FIELD(metricsd_event, n_labels);
     END();
     BEGIN(metricsd_client_stats);
+    FIELD(metricsd_client_stats, size);
     FIELD(metricsd_client_stats, sent);
     FIELD(metricsd_client_stats, dropped);
     FIELD(metricsd_client_stats, connects);
     FIELD(metricsd_client_stats, buffered);
     FIELD(metricsd_client_stats, connected);
+    FIELD(metricsd_client_stats, ring);
+    FIELD(metricsd_client_stats, peer_refused);
+    FIELD(metricsd_client_stats, disconnects);
+    FIELD(metricsd_client_stats, ring_resent);
+    FIELD(metricsd_client_stats, ring_dropped);
     END();
     BEGIN(metricsd_summary);
     FIELD(metricsd_summary, count);

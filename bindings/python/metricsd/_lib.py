@@ -53,8 +53,10 @@ class Event(Structure):
 
 
 class ClientStats(Structure):
-    _fields_ = [("sent", c_uint64), ("dropped", c_uint64), ("connects", c_uint64),
-                ("buffered", c_uint64), ("connected", c_int)]
+    _fields_ = [("size", c_size_t), ("sent", c_uint64), ("dropped", c_uint64),
+                ("connects", c_uint64), ("buffered", c_uint64), ("connected", c_int),
+                ("ring", c_int), ("peer_refused", c_uint64), ("disconnects", c_uint64),
+                ("ring_resent", c_uint64), ("ring_dropped", c_uint64)]
 
 
 class Summary(Structure):
@@ -276,7 +278,7 @@ def _declare(fast, slow) -> str:
         (fast, "metricsd_label", None, [vp, c_char_p, c_char_p]),
         (fast, "metricsd_end", c_int, [vp, c_int]),
         (fast, "metricsd_record", c_int, [vp, P(Event)]),
-        (fast, "metricsd_client_get_stats", None, [vp, P(ClientStats)]),
+        (fast, "metricsd_client_get_stats", c_int, [vp, P(ClientStats)]),
         (fast, "metricsd_strerror", c_char_p, [c_int]),
         (fast, "metricsd_version", c_char_p, []),
         (fast, "metricsd_default_socket", c_int, [c_char_p, c_size_t]),

@@ -340,19 +340,30 @@ class Client:
             time.sleep(0.005)
 
     def client_stats(self) -> ClientStats:
-        """This client's counters: frames sent, events dropped, connections, bytes
-        waiting, connected now; plus ``python_dropped`` (see ClientStats)."""
+        """This client's counters (metricsd_client_get_stats): frames sent, events
+        dropped, connections, bytes waiting, connected now, on a ring now, peer checks
+        refused, disconnects, ring frames resent or dropped; plus ``python_dropped``
+        (see ClientStats)."""
         c = self._acquire(counts=False)
         out = ClientStats(python_dropped=self._py_dropped)
         if c is None:
             return out
         try:
             st = _lib.ClientStats()
-            self._lib.fast.metricsd_client_get_stats(c, byref(st))
+            st.size = sizeof(_lib.ClientStats)
+            rc = self._lib.fast.metricsd_client_get_stats(c, byref(st))
         finally:
             self._release()
-        out.sent, out.dropped, out.connects = int(st.sent), int(st.dropped), int(st.connects)
-        out.buffered, out.connected = int(st.buffered), bool(st.connected)
+        if rc != 0:
+            return out
+
+        def g(name: str) -> int:  # what an older library did not fill in reads 0
+            return int(getattr(st, name)) if _lib.has_field(st, _lib.ClientStats, name) else 0
+
+        out.sent, out.dropped, out.connects = g("sent"), g("dropped"), g("connects")
+        out.buffered, out.connected, out.ring = g("buffered"), bool(g("connected")), bool(g("ring"))
+        out.peer_refused, out.disconnects = g("peer_refused"), g("disconnects")
+        out.ring_resent, out.ring_dropped = g("ring_resent"), g("ring_dropped")
         return out
 
     # ---- queries ----

@@ -347,4 +347,9 @@ class ClientStats(_Record):
     connects: int = 0
     buffered: int = 0
     connected: bool = False
+    ring: bool = False
+    peer_refused: int = 0
+    disconnects: int = 0
+    ring_resent: int = 0
+    ring_dropped: int = 0
     python_dropped: int = 0
