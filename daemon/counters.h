@@ -40,7 +40,10 @@
  * poll_switches - poll_exits are polled now; polled_reads: reads with data in polled
  * mode. rings: shared rings accepted (docs/transport.md); ring_reads: copies out of a
  * ring with data; ring_sleeps: idle rings left for the socket's wake byte; ring_wakes:
- * wake bytes that brought one back. */
+ * wake bytes that brought one back. turn_yields: connections that used their share of
+ * a loop turn (FRAMES_PER_TURN frames) and waited for the next; reply_holds: times a
+ * connection was not read because its replies were unread; replies_unread_closed:
+ * connections closed because all replies together reached their bound. */
 #define STAT_COUNTERS(X)                                                               \
     X(CONNECTIONS, "connections")                                                      \
     X(FRAMES, "frames")                                                                \
@@ -66,7 +69,10 @@
     X(RINGS, "rings")                                                                  \
     X(RING_READS, "ring_reads")                                                        \
     X(RING_SLEEPS, "ring_sleeps")                                                      \
-    X(RING_WAKES, "ring_wakes")
+    X(RING_WAKES, "ring_wakes")                                                        \
+    X(TURN_YIELDS, "turn_yields")                                                      \
+    X(REPLY_HOLDS, "reply_holds")                                                      \
+    X(REPLIES_UNREAD_CLOSED, "replies_unread_closed")
 
 #define COUNTER_ENUM(id, name) id,
 enum reject_reason { REJECT_REASONS(COUNTER_ENUM) REJECT__COUNT };

@@ -10,9 +10,6 @@
 
 #include "log.h"
 
-/* A reply larger than this waiting unread means the querier is gone or stuck. */
-#define MAX_WRITE_QUEUED (256u << 20)
-
 typedef struct write_req {
     uv_write_t req;
     conn *c;
@@ -44,6 +41,9 @@ void conn_close(conn *c, const char *why)
     if (c->closing)
         return;
     c->closing = 1;
+    if (c->hold & HOLD_TURN)
+        l->n_turn_held--;
+    c->hold = 0;
     if (c->polled)
         conn_poll_leave(c);
     /* What the ring held was taken (EOF and stop drain it first); a client still
@@ -82,17 +82,50 @@ void conn_reject(conn *c, enum reject_reason why)
 static void on_written(uv_write_t *req, int status)
 {
     write_req *w = (write_req *)req;
+    conn *c = w->c;
     (void)status;
-    w->c->write_queued -= w->len;
+    c->write_queued -= w->len;
+    c->l->srv->replies_queued -= w->len;
     free(w->data);
     free(w);
+    /* The reader caught up: take its queries again. */
+    if ((c->hold & HOLD_REPLIES) && c->write_queued < REPLY_RESUME_BYTES)
+        conn_release(c, HOLD_REPLIES);
+}
+
+/* All connections' replies would pass REPLY_TOTAL_BYTES: close the connection with
+ * the most unread replies, as many times as it takes (c itself may be the one).
+ * Returns 0, or -1 when c was closed. */
+static int make_room(conn *c, size_t len)
+{
+    server *srv = c->l->srv;
+    uint64_t freed = 0; /* queued by connections closed here, cancelled as they close */
+    while (srv->replies_queued - freed + len > REPLY_TOTAL_BYTES) {
+        conn *worst = NULL;
+        for (conn *o = c->l->conns; o != NULL; o = o->next)
+            if (!o->closing && o->write_queued > 0 &&
+                (worst == NULL || o->write_queued > worst->write_queued))
+                worst = o;
+        if (worst == NULL)
+            return 0; /* nothing queued: one reply larger than the bound goes alone */
+        stat_counts[REPLIES_UNREAD_CLOSED]++;
+        freed += worst->write_queued;
+        conn_close(worst, "replies unread while the daemon's reply memory is full");
+        if (worst == c)
+            return -1;
+    }
+    return 0;
 }
 
 void conn_send(conn *c, uint8_t *data, size_t len)
 {
+    server *srv = c->l->srv;
+    if (make_room(c, len) != 0) {
+        free(data);
+        return;
+    }
     write_req *w = malloc(sizeof(*w));
-    if (w == NULL || c->write_queued + len > MAX_WRITE_QUEUED) {
-        free(w);
+    if (w == NULL) {
         free(data);
         reject_counts[NO_MEMORY]++;
         conn_close(c, "reply could not be queued");
@@ -103,10 +136,19 @@ void conn_send(conn *c, uint8_t *data, size_t len)
     w->data = data;
     uv_buf_t buf = uv_buf_init((char *)data, (unsigned)len);
     c->write_queued += len;
+    srv->replies_queued += len;
     if (uv_write(&w->req, (uv_stream_t *)&c->pipe, &buf, 1, on_written) != 0) {
         c->write_queued -= len;
+        srv->replies_queued -= len;
         free(data);
         free(w);
         conn_close(c, "write failed");
+        return;
+    }
+    /* Unread replies stop the reading of more queries: a connection costs at most
+     * REPLY_HOLD_BYTES plus one reply. */
+    if (c->write_queued >= REPLY_HOLD_BYTES && !(c->hold & HOLD_REPLIES)) {
+        stat_counts[REPLY_HOLDS]++;
+        conn_hold(c, HOLD_REPLIES);
     }
 }

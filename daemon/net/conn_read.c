@@ -30,26 +30,41 @@ int conn_read_space(conn *c, uv_buf_t *buf)
     return 0;
 }
 
-/* Both read modes and the ring come through here. */
-int conn_received(conn *c, size_t n, int from_ring)
+static void on_turn_idle(uv_idle_t *h);
+
+/* Dispatch the whole frames c holds, up to its share of this loop turn (none while
+ * something holds it, unless the listener is draining). 0 to go on, -1 when c was
+ * closed. */
+static int conn_dispatch(conn *c, int from_ring)
 {
+    listener *l = c->l;
     const uint8_t *payload;
     size_t len;
-    int rc;
+    int rc, done = 0;
 
-    c->last_active_ms = uv_now(c->l->srv->loop);
-    if (c->ring_on && !from_ring)
-        return 0; /* wake bytes: left uncommitted, so overwritten by the next read */
-    /* One wall-clock reading for every frame of this read: they arrived together. */
-    c->l->read_now_ns = clock_now_unix_ns();
-    frame_reader_commit(&c->rd, n);
-    while ((rc = frame_reader_next(&c->rd, &payload, &len)) == 1) {
+    if (c->turn != l->turn) {
+        c->turn = l->turn;
+        c->turn_frames = 0;
+    }
+    for (;;) {
+        if (!l->draining && (c->hold != 0 || c->turn_frames >= FRAMES_PER_TURN)) {
+            if (c->hold == 0) {
+                stat_counts[TURN_YIELDS]++;
+                conn_hold(c, HOLD_TURN);
+            }
+            break;
+        }
+        if ((rc = frame_reader_next(&c->rd, &payload, &len)) != 1)
+            break;
+        c->turn_frames++;
+        done = 1;
         if (dispatch_frame(c, payload, len, from_ring) != 0)
             return -1;
         if (c->ring_on && !from_ring) {
             /* Shm{start}: what follows on the socket is wake bytes; frames come from
              * the ring, which is polled from now on. */
             frame_reader_clear(&c->rd);
+            c->partial_since_ms = 0;
             conn_poll(c);
             return 0;
         }
@@ -59,7 +74,113 @@ int conn_received(conn *c, size_t n, int from_ring)
         conn_close(c, "frame too large");
         return -1;
     }
+    /* Progress is whole frames: a frame begun and not finished starts its clock at
+     * the last frame that completed (or at its first byte). */
+    uint64_t now = uv_now(l->srv->loop);
+    if (done)
+        c->last_active_ms = now;
+    if (frame_reader_pending(&c->rd) == 0)
+        c->partial_since_ms = 0;
+    else if (done || c->partial_since_ms == 0)
+        c->partial_since_ms = now;
     return 0;
+}
+
+/* Both read modes and the ring come through here. */
+int conn_received(conn *c, size_t n, int from_ring)
+{
+    if (c->ring_on && !from_ring) {
+        c->last_active_ms = uv_now(c->l->srv->loop); /* a wake byte: its ring is alive */
+        return 0; /* wake bytes: left uncommitted, so overwritten by the next read */
+    }
+    /* One wall-clock reading for every frame of this read: they arrived together. */
+    c->l->read_now_ns = clock_now_unix_ns();
+    frame_reader_commit(&c->rd, n);
+    return conn_dispatch(c, from_ring);
+}
+
+void conn_hold(conn *c, unsigned why)
+{
+    listener *l = c->l;
+    if (c->closing || (c->hold & why) == why)
+        return;
+    if (c->hold == 0) {
+        /* A polled socket leaves the poll list (the tick would read it); a ring stays
+         * polled and the tick skips it while held. */
+        if (c->polled && !c->ring_on)
+            conn_poll_leave(c);
+        if (!c->polled)
+            uv_read_stop((uv_stream_t *)&c->pipe);
+    }
+    if ((why & HOLD_TURN) && !(c->hold & HOLD_TURN) && l->n_turn_held++ == 0)
+        uv_idle_start(&l->turn_idle, on_turn_idle);
+    c->hold |= why;
+}
+
+void conn_release(conn *c, unsigned why)
+{
+    if (c->closing || !(c->hold & why))
+        return;
+    c->hold &= ~why;
+    /* The turn handle dispatches what c holds and resumes its reads. */
+    if (c->hold == 0)
+        conn_hold(c, HOLD_TURN);
+}
+
+/* A held connection's turn came: its frames still held, then its reads. */
+static void resume(conn *c)
+{
+    listener *l = c->l;
+    c->hold &= ~HOLD_TURN;
+    l->n_turn_held--;
+    if (c->hold != 0)
+        return;
+    /* Hold again around the dispatch, so a reply hold set by it does not restart the
+     * reads stopped already. */
+    c->l->read_now_ns = clock_now_unix_ns();
+    if (conn_dispatch(c, c->ring_on) != 0 || c->hold != 0)
+        return;
+    if (c->polled) {
+        conn_poll_kick(l);
+    } else if (conn_read_start(c) != 0) {
+        conn_close(c, "cannot read");
+    }
+}
+
+static void on_turn_idle(uv_idle_t *h)
+{
+    listener *l = h->data;
+    for (conn *c = l->conns, *next; c != NULL && l->n_turn_held > 0; c = next) {
+        next = c->next; /* resume closes only c itself */
+        if (c->hold & HOLD_TURN)
+            resume(c);
+    }
+    if (l->n_turn_held == 0)
+        uv_idle_stop(h);
+}
+
+static void on_turn_check(uv_check_t *h)
+{
+    listener *l = h->data;
+    l->turn++;
+}
+
+void conn_turn_init(listener *l)
+{
+    uv_check_init(l->srv->loop, &l->turn_check);
+    l->turn_check.data = l;
+    uv_check_start(&l->turn_check, on_turn_check);
+    uv_unref((uv_handle_t *)&l->turn_check);
+    uv_idle_init(l->srv->loop, &l->turn_idle);
+    l->turn_idle.data = l;
+}
+
+void conn_turn_close(listener *l)
+{
+    uv_check_stop(&l->turn_check);
+    uv_close((uv_handle_t *)&l->turn_check, NULL);
+    uv_idle_stop(&l->turn_idle);
+    uv_close((uv_handle_t *)&l->turn_idle, NULL);
 }
 
 /* After an EOF from libuv, read what the socket still holds. libuv (1.44) reports EOF
@@ -88,11 +209,20 @@ static int drain_socket(conn *c)
 
 void conn_read_failed(conn *c, int err)
 {
-    if (err == UV_EOF && drain_socket(c) != 0)
-        return;
+    listener *l = c->l;
+    /* The peer is gone: everything it sent is taken now, no share, no hold. */
+    int was = l->draining;
+    l->draining = 1;
+    int closed = err == UV_EOF && drain_socket(c) != 0;
     /* A client on its ring closed the socket after its last frames went into the
      * ring: take them before the connection ends. */
-    if (err == UV_EOF && c->ring_on && ring_drain(c) != 0)
+    if (!closed && err == UV_EOF && c->ring_on && ring_drain(c) != 0)
+        closed = 1;
+    /* Frames held back for a later turn are taken too. */
+    if (!closed && c->hold != 0 && conn_dispatch(c, c->ring_on) != 0)
+        closed = 1;
+    l->draining = was;
+    if (closed)
         return;
     /* No read buffer could be had: the daemon's memory, not the peer's fault, and
      * counted as such (the frame in progress is lost with the connection). */

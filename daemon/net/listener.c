@@ -267,6 +267,9 @@ int listener_start(server *srv, listener **out, char *why, size_t why_len)
     uv_timer_start(&l->idle_timer, on_idle_timer, tick, tick);
     uv_timer_init(srv->loop, &l->poll_timer);
     l->poll_timer.data = l;
+    conn_turn_init(l);
+    srv->reply_limit_conn = REPLY_HOLD_BYTES;
+    srv->reply_limit_total = REPLY_TOTAL_BYTES;
     *out = l;
     return 0;
 fail:
@@ -283,15 +286,19 @@ void listener_stop(listener *l)
         return;
     /* Frames already in a ring are as received as those in a socket buffer that
      * was read: take them before the connections end. */
+    l->draining = 1; /* every frame taken now: no shares, no holds */
     for (conn *c = l->conns, *next; c != NULL; c = next) {
         next = c->next;
         if (c->ring_on)
             ring_drain(c);
+        else if (c->hold != 0)
+            conn_received(c, 0, 0); /* frames held back for a later turn */
     }
     while (l->conns)
         conn_close(l->conns, NULL);
     uv_timer_stop(&l->idle_timer);
     uv_close((uv_handle_t *)&l->idle_timer, NULL);
+    conn_turn_close(l);
     uv_timer_stop(&l->poll_timer);
     uv_close((uv_handle_t *)&l->poll_timer, NULL);
     uv_close((uv_handle_t *)&l->pipe, NULL);

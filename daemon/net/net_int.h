@@ -58,6 +58,24 @@
 #define READ_MAX 65536u
 #define MAX_IN_FLIGHT_PER_CONN 65536u
 
+/* Fair reading: frames of one connection dispatched per loop turn. A read brings up
+ * to READ_MAX bytes, a few thousand small frames; past this share the connection is
+ * held (not read) and its remaining frames are dispatched on the next turns by the
+ * listener's turn handle, after every other connection has had its own share. */
+#define FRAMES_PER_TURN 256u
+/* Replies (docs/transport.md, "Bounds"): a connection whose queued, unread replies
+ * reach REPLY_HOLD_BYTES is not read (no more queries taken from it) until they drain
+ * below REPLY_RESUME_BYTES; so one connection holds at most REPLY_HOLD_BYTES plus one
+ * reply. All connections together hold at most REPLY_TOTAL_BYTES: a reply that would
+ * pass it closes the connection holding the most unread replies first. */
+#define REPLY_HOLD_BYTES (1u << 20)
+#define REPLY_RESUME_BYTES (256u << 10)
+#define REPLY_TOTAL_BYTES (64u << 20)
+
+/* Why a connection is not being read (conn.hold). */
+#define HOLD_TURN 1u    /* used its share of this loop turn */
+#define HOLD_REPLIES 2u /* its replies are unread */
+
 /* ---- flight.c ---- */
 
 /* Generations in flight on one connection: gen_id -> series, open addressing with
@@ -113,6 +131,10 @@ typedef struct conn {
     uint64_t ring_head;  /* bytes taken, our own count */
     int ring_on;
     int rx_fd;           /* a descriptor that came with the bytes, not yet claimed */
+    unsigned hold;       /* HOLD_* bits: not read while any is set */
+    uint64_t turn;       /* listener.turn when turn_frames was counted */
+    unsigned turn_frames;
+    uint64_t partial_since_ms; /* a frame begun and not complete since then, or 0 */
     struct conn *prev, *next;
     struct conn *poll_prev, *poll_next; /* listener.polled */
 } conn;
@@ -128,6 +150,11 @@ struct listener {
     uint32_t n_polled;
     uint32_t max_clients;
     int64_t read_now_ns; /* clock_now_unix_ns() at the read being dispatched */
+    uint64_t turn;       /* loop turns, counted by turn_check */
+    uv_check_t turn_check;
+    uv_idle_t turn_idle; /* runs while some connection has HOLD_TURN */
+    uint32_t n_turn_held;
+    int draining;        /* EOF or shutdown: take every frame, no shares or holds */
     int own_path; /* we created the socket file */
     /* One connection kept aside for when malloc fails: the pending connection must
      * still be accepted (and closed), or libuv stops watching the listening socket. */
@@ -145,6 +172,16 @@ void conn_reject(conn *c, enum reject_reason why);
 void conn_send(conn *c, uint8_t *data, size_t len);
 
 /* ---- conn_read.c ---- */
+
+/* Stop reading c for why (HOLD_*); a no-op for a bit already set. */
+void conn_hold(conn *c, unsigned why);
+/* Clear why; once nothing holds c, its frames still held are dispatched and its reads
+ * resume, on the next loop turn. */
+void conn_release(conn *c, unsigned why);
+/* The listener's turn handles (uv_check counting turns, uv_idle resuming held
+ * connections). */
+void conn_turn_init(listener *l);
+void conn_turn_close(listener *l);
 
 /* Read c from epoll (libuv's uv_read_start). 0 or a libuv error. */
 int conn_read_start(conn *c);
@@ -175,6 +212,8 @@ void conn_take_fd(conn *c, int fd);
 void conn_poll(conn *c);
 /* Out of the polled list; the caller restarts reading or is closing c. */
 void conn_poll_leave(conn *c);
+/* Run the poll timer on the next loop turn (a polled connection was released). */
+void conn_poll_kick(listener *l);
 
 /* ---- ring.c ---- */
 

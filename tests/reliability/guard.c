@@ -1,0 +1,247 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * guard: the hostile and unlucky peers of issue 14, each a subcommand, for the scripts
+ * in tests/reliability/ that check the daemon holds against them: queriers that never
+ * read their replies, tricklers, silent half-generations, oversized queries, a refused
+ * newcomer. Each prints one JSON line of what it saw and exits 0, or says why not.
+ *
+ *   guard noread   --socket S --queries N --hold-ms T   queries out, replies never read
+ *   guard bigquery --socket S --bytes N                  a STATS query for an N-byte name
+ *   guard trickle  --socket S --conns N --every-ms T --hold-ms H   a frame, a byte at a time
+ *   guard halfgen  --socket S --conns N --hold-ms H      a Begin each, then silence
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "harness_frame.h"
+
+static uint8_t *query_frame(Metricsd__Query__Kind kind, const char *model, size_t *n)
+{
+    Metricsd__Envelope env = METRICSD__ENVELOPE__INIT;
+    Metricsd__Query q = METRICSD__QUERY__INIT;
+    q.has_kind = 1;
+    q.kind = kind;
+    q.model = (char *)model;
+    env.msg_case = METRICSD__ENVELOPE__MSG_QUERY;
+    env.query = &q;
+    return th_frame(&env, n);
+}
+
+/* Send n queries and never read; keep the connection for hold_ms. */
+static int cmd_noread(const char *sock, long queries, int hold_ms)
+{
+    int fd = th_connect(sock);
+    if (fd < 0) {
+        fprintf(stderr, "guard noread: cannot connect to %s\n", sock);
+        return 1;
+    }
+    size_t n1, n2;
+    uint8_t *f1 = query_frame(METRICSD__QUERY__KIND__STATUS, NULL, &n1);
+    uint8_t *f2 = query_frame(METRICSD__QUERY__KIND__STATS, NULL, &n2);
+    long sent = 0;
+    int64_t until = th_now_ns() + (int64_t)hold_ms * 1000000;
+    /* The daemon may stop reading (that is the point): a send that would block is
+     * not retried forever, only until hold_ms is up. */
+    for (; sent < queries && th_now_ns() < until; sent++) {
+        const uint8_t *f = sent % 2 ? f2 : f1;
+        size_t n = sent % 2 ? n2 : n1, off = 0;
+        while (off < n && th_now_ns() < until) {
+            ssize_t k = send(fd, f + off, n - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+            if (k > 0) {
+                off += (size_t)k;
+            } else if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+                struct pollfd p = { fd, POLLOUT, 0 };
+                poll(&p, 1, 50);
+            } else if (k < 0 && errno != EINTR) {
+                goto done;
+            }
+        }
+        if (off < n)
+            break;
+    }
+done:
+    while (th_now_ns() < until)
+        th_sleep_ms(20);
+    printf("{\"queries_sent\": %ld}\n", sent);
+    free(f1);
+    free(f2);
+    close(fd);
+    return 0;
+}
+
+/* A STATS query naming a model of `bytes` bytes: a reply must come, with an error. */
+static int cmd_bigquery(const char *sock, long bytes)
+{
+    char *model = malloc((size_t)bytes + 1);
+    memset(model, 'm', (size_t)bytes);
+    model[bytes] = '\0';
+    size_t n;
+    uint8_t *f = query_frame(METRICSD__QUERY__KIND__STATS, model, &n);
+    int fd = th_connect(sock);
+    if (fd < 0 || th_send_all(fd, f, n) != 0) {
+        fprintf(stderr, "guard bigquery: cannot connect or send\n");
+        return 1;
+    }
+    /* One reply frame: 4-byte little-endian length, then the Envelope. */
+    uint8_t hdr[4];
+    size_t got = 0;
+    struct pollfd p = { fd, POLLIN, 0 };
+    while (got < 4) {
+        if (poll(&p, 1, 10000) <= 0)
+            break;
+        ssize_t k = recv(fd, hdr + got, 4 - got, 0);
+        if (k <= 0)
+            break;
+        got += (size_t)k;
+    }
+    if (got < 4) {
+        printf("{\"reply\": false}\n");
+        return 0;
+    }
+    uint32_t len = (uint32_t)hdr[0] | (uint32_t)hdr[1] << 8 | (uint32_t)hdr[2] << 16 |
+                   (uint32_t)hdr[3] << 24;
+    uint8_t *body = malloc(len ? len : 1);
+    got = 0;
+    while (got < len && poll(&p, 1, 10000) > 0) {
+        ssize_t k = recv(fd, body + got, len - got, 0);
+        if (k <= 0)
+            break;
+        got += (size_t)k;
+    }
+    Metricsd__Envelope *env = got == len ? metricsd__envelope__unpack(NULL, len, body) : NULL;
+    if (env == NULL || env->msg_case != METRICSD__ENVELOPE__MSG_REPLY) {
+        printf("{\"reply\": false}\n");
+        return 0;
+    }
+    printf("{\"reply\": true, \"error\": %d, \"message\": \"%s\"}\n", env->reply->error,
+           env->reply->message ? env->reply->message : "");
+    metricsd__envelope__free_unpacked(env, NULL);
+    free(body);
+    free(f);
+    free(model);
+    close(fd);
+    return 0;
+}
+
+/* conns connections each sending a good frame one byte every every_ms, for hold_ms;
+ * prints how many the daemon closed. */
+static int cmd_trickle(const char *sock, int conns, int every_ms, int hold_ms)
+{
+    int *fd = calloc((size_t)conns, sizeof(int));
+    size_t n;
+    uint8_t *f = th_good_frame("trickle", &n);
+    int open_n = 0;
+    for (int i = 0; i < conns; i++)
+        if ((fd[i] = th_connect(sock)) >= 0)
+            open_n++;
+    int64_t until = th_now_ns() + (int64_t)hold_ms * 1000000;
+    size_t off = 0;
+    while (th_now_ns() < until) {
+        for (int i = 0; i < conns; i++)
+            if (fd[i] >= 0 && send(fd[i], f + off % n, 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0 &&
+                errno != EAGAIN) {
+                close(fd[i]);
+                fd[i] = -1;
+            }
+        off++;
+        th_sleep_ms(every_ms);
+    }
+    int closed = 0;
+    for (int i = 0; i < conns; i++) {
+        if (fd[i] < 0 || th_closed_by_peer(fd[i], 0))
+            closed++;
+        if (fd[i] >= 0)
+            close(fd[i]);
+    }
+    printf("{\"opened\": %d, \"closed_by_daemon\": %d}\n", open_n, closed);
+    free(fd);
+    free(f);
+    return 0;
+}
+
+/* conns connections, each a Hello and one Begin, then silence for hold_ms. */
+static int cmd_halfgen(const char *sock, int conns, int hold_ms)
+{
+    int *fd = calloc((size_t)conns, sizeof(int));
+    int open_n = 0;
+    for (int i = 0; i < conns; i++) {
+        Metricsd__Envelope env = METRICSD__ENVELOPE__INIT;
+        Metricsd__Begin b = METRICSD__BEGIN__INIT;
+        b.model = "halfgen";
+        b.has_gen_id = 1;
+        b.gen_id = (uint64_t)i + 1;
+        env.msg_case = METRICSD__ENVELOPE__MSG_BEGIN;
+        env.begin = &b;
+        size_t n;
+        uint8_t *f = th_frame(&env, &n);
+        if ((fd[i] = th_connect(sock)) >= 0 && th_send_hello(fd[i], "halfgen") == 0 &&
+            th_send_all(fd[i], f, n) == 0)
+            open_n++;
+        free(f);
+    }
+    int64_t until = th_now_ns() + (int64_t)hold_ms * 1000000;
+    while (th_now_ns() < until)
+        th_sleep_ms(20);
+    int closed = 0;
+    for (int i = 0; i < conns; i++) {
+        if (fd[i] < 0 || th_closed_by_peer(fd[i], 0))
+            closed++;
+        if (fd[i] >= 0)
+            close(fd[i]);
+    }
+    printf("{\"opened\": %d, \"closed_by_daemon\": %d}\n", open_n, closed);
+    free(fd);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "socket", required_argument, NULL, 's' },  { "queries", required_argument, NULL, 'q' },
+        { "hold-ms", required_argument, NULL, 'h' }, { "bytes", required_argument, NULL, 'b' },
+        { "conns", required_argument, NULL, 'c' },   { "every-ms", required_argument, NULL, 'e' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *sock = NULL;
+    long queries = 1000, bytes = 100000;
+    int hold_ms = 1000, conns = 1, every_ms = 900, o;
+
+    if (argc < 2) {
+        fprintf(stderr, "usage: guard noread|bigquery|trickle|halfgen [options]\n");
+        return 2;
+    }
+    optind = 2;
+    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (o) {
+        case 's': sock = optarg; break;
+        case 'q': queries = atol(optarg); break;
+        case 'h': hold_ms = atoi(optarg); break;
+        case 'b': bytes = atol(optarg); break;
+        case 'c': conns = atoi(optarg); break;
+        case 'e': every_ms = atoi(optarg); break;
+        default: return 2;
+        }
+    }
+    if (sock == NULL) {
+        fprintf(stderr, "guard: --socket is required\n");
+        return 2;
+    }
+    th_raise_fd_limit(conns + 64);
+    if (strcmp(argv[1], "noread") == 0)
+        return cmd_noread(sock, queries, hold_ms);
+    if (strcmp(argv[1], "bigquery") == 0)
+        return cmd_bigquery(sock, bytes);
+    if (strcmp(argv[1], "trickle") == 0)
+        return cmd_trickle(sock, conns, every_ms, hold_ms);
+    if (strcmp(argv[1], "halfgen") == 0)
+        return cmd_halfgen(sock, conns, hold_ms);
+    fprintf(stderr, "guard: unknown command %s\n", argv[1]);
+    return 2;
+}
