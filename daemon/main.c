@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "lock.h"
 #include "log.h"
 #include "net.h"
 #include "power.h"
@@ -91,6 +92,12 @@ int main(int argc, char **argv)
     if (cfg.log_level >= 0)
         log_set_level(cfg.log_level);
 
+    /* One daemon per database and per socket, before anything is touched. */
+    lock_set locks;
+    if (lock_daemon(&cfg, &locks, why, sizeof(why)) != 0) {
+        log_msg(LOG_ERR, "%s", why);
+        return 1;
+    }
     if ((rc = server_open(&srv, &cfg, why, sizeof(why))) != 0) {
         log_msg(LOG_ERR, "%s", why);
         return 1;
@@ -146,6 +153,7 @@ int main(int argc, char **argv)
                 srv.series.pending_total);
     server_close(&srv);
     uv_loop_close(srv.loop);
+    lock_daemon_release(&locks);
     log_msg(LOG_INFO, "stopped");
     return rc == 0 ? 0 : 1;
 }
