@@ -20,6 +20,9 @@ void config_defaults(config *cfg)
     memset(cfg, 0, sizeof(*cfg));
     cfg->flush_ms = 1000;
     cfg->idle_timeout_ms = 600000;
+    cfg->frame_timeout_ms = 10000;
+    cfg->max_generation_ms = 1800000;
+    cfg->max_queriers = 16;
     cfg->max_series = 1000;
     cfg->max_pending = 65536;
     cfg->map_max = (size_t)16 << 30;
@@ -51,6 +54,14 @@ void config_usage(FILE *f)
             "  --sysfs-root DIR       where sysfs is (default /sys)\n"
             "  --proc-root DIR        where procfs is (default /proc)\n"
             "  --log-level LEVEL      error, warning, notice, info, debug (default info)\n"
+            "  --frame-timeout MS     close a client whose frame is not whole this long\n"
+            "                         after it began (default 10000)\n"
+            "  --max-generation MS    end a generation in flight this long as abandoned\n"
+            "                         (default 1800000)\n"
+            "  --max-queriers N       connections kept for queries (metricsctl) past\n"
+            "                         --max-clients (default 16)\n"
+            "  --salvage OLD NEW      copy what can be read of the database in OLD into a\n"
+            "                         new one in NEW, and exit\n"
             "  --version              print the version and exit\n"
             "  --help                 print this and exit\n");
 }
@@ -79,7 +90,7 @@ int config_parse_args(config *cfg, int argc, char **argv, char *why, size_t why_
 {
     enum { O_SOCKET = 256, O_DB, O_FLUSH, O_IDLE, O_MAXSERIES, O_MAXPENDING, O_MAPMAX,
            O_LOG, O_NOSYNC, O_VERSION, O_HELP, O_MAXCLIENTS, O_SAMPLE, O_SYSFS, O_PROC,
-           O_MAPINITIAL };
+           O_MAPINITIAL, O_FRAMETIMEOUT, O_MAXGEN, O_MAXQUERIERS, O_SALVAGE };
     static const struct option opts[] = {
         { "socket", required_argument, NULL, O_SOCKET },
         { "db", required_argument, NULL, O_DB },
@@ -97,6 +108,10 @@ int config_parse_args(config *cfg, int argc, char **argv, char *why, size_t why_
         { "sysfs-root", required_argument, NULL, O_SYSFS },
         { "proc-root", required_argument, NULL, O_PROC },
         { "map-initial", required_argument, NULL, O_MAPINITIAL },
+        { "frame-timeout", required_argument, NULL, O_FRAMETIMEOUT },
+        { "max-generation", required_argument, NULL, O_MAXGEN },
+        { "max-queriers", required_argument, NULL, O_MAXQUERIERS },
+        { "salvage", required_argument, NULL, O_SALVAGE },
         { 0 },
     };
     const char *socket_arg = NULL, *db_arg = NULL;
@@ -169,6 +184,25 @@ int config_parse_args(config *cfg, int argc, char **argv, char *why, size_t why_
             if (copy_path(cfg->proc_root, sizeof(cfg->proc_root), optarg) != 0)
                 goto bad_value;
             break;
+        case O_FRAMETIMEOUT:
+            if (parse_uint(optarg, 86400000, &v) || v == 0)
+                goto bad_value;
+            cfg->frame_timeout_ms = (unsigned)v;
+            break;
+        case O_MAXGEN:
+            if (parse_uint(optarg, 604800000, &v) || v == 0)
+                goto bad_value;
+            cfg->max_generation_ms = (unsigned)v;
+            break;
+        case O_MAXQUERIERS:
+            if (parse_uint(optarg, 100000, &v))
+                goto bad_value;
+            cfg->max_queriers = v;
+            break;
+        case O_SALVAGE:
+            if (copy_path(cfg->salvage_from, sizeof(cfg->salvage_from), optarg) != 0)
+                goto bad_value;
+            break;
         case O_VERSION:
             return CONFIG_VERSION;
         case O_HELP:
@@ -176,6 +210,14 @@ int config_parse_args(config *cfg, int argc, char **argv, char *why, size_t why_
         default:
             return CONFIG_USAGE; /* getopt said what was wrong */
         }
+    }
+    if (cfg->salvage_from[0]) {
+        /* --salvage OLD NEW: NEW is the one argument left. */
+        if (optind + 1 != argc || copy_path(cfg->salvage_to, sizeof(cfg->salvage_to), argv[optind]) != 0) {
+            snprintf(why, why_len, "--salvage takes two directories: --salvage OLD NEW");
+            return CONFIG_USAGE;
+        }
+        return CONFIG_SALVAGE;
     }
     if (optind < argc) {
         snprintf(why, why_len, "unexpected argument '%s'", argv[optind]);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "dbcheck.h"
 #include "lock.h"
 #include "log.h"
 #include "net.h"
@@ -79,6 +80,8 @@ int main(int argc, char **argv)
     case CONFIG_HELP:
         config_usage(stdout);
         return 0;
+    case CONFIG_SALVAGE:
+        return dbcheck_salvage(cfg.salvage_from, cfg.salvage_to, stdout);
     default:
         if (why[0])
             fprintf(stderr, "metricsd: %s\n", why);
@@ -96,6 +99,12 @@ int main(int argc, char **argv)
     lock_set locks;
     if (lock_daemon(&cfg, &locks, why, sizeof(why)) != 0) {
         log_msg(LOG_ERR, "%s", why);
+        return 1;
+    }
+    /* The file judged before anything maps it: a bad one is refused, untouched. */
+    if (dbcheck_run(cfg.db_dir, why, sizeof(why)) != 0) {
+        log_msg(LOG_ERR, "%s", why);
+        lock_daemon_release(&locks);
         return 1;
     }
     if ((rc = server_open(&srv, &cfg, why, sizeof(why))) != 0) {
