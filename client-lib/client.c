@@ -108,6 +108,8 @@ static void build_hello(metricsd_client *c)
     h.dropped = c->dropped_since_hello;
     h.has_dropped_total = 1;
     h.dropped_total = c->dropped_total;
+    h.has_acks = 1;
+    h.acks = 1;
     env.msg_case = METRICSD__ENVELOPE__MSG_HELLO;
     env.hello = &h;
 
@@ -124,8 +126,64 @@ static void on_connected(metricsd_client *c)
     build_hello(c);
 }
 
+/* Frames the daemon sent this connection (it sends only Ack and Refused to an engine):
+ * read without blocking and noted. Returns 0, or -1 when the daemon closed it (the
+ * caller disconnects). */
+static int take_daemon_frames(metricsd_client *c)
+{
+    if (c->fd < 0 || c->state != CONNECTED)
+        return 0;
+    for (;;) {
+        ssize_t n = recv(c->fd, c->rx + c->rx_len, sizeof(c->rx) - c->rx_len, MSG_DONTWAIT);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n == 0)
+            return -1;
+        if (n < 0)
+            return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
+        c->rx_len += (size_t)n;
+        while (c->rx_len >= FRAME_HEADER_BYTES) {
+            size_t len = le32(c->rx);
+            if (len > sizeof(c->rx) - FRAME_HEADER_BYTES)
+                return -1; /* not a frame the daemon sends an engine */
+            if (c->rx_len < FRAME_HEADER_BYTES + len)
+                break;
+            Metricsd__Envelope *env = metricsd__envelope__unpack(NULL, len, c->rx + FRAME_HEADER_BYTES);
+            if (env != NULL && env->msg_case == METRICSD__ENVELOPE__MSG_ACK) {
+                c->daemon_acks = true;
+                if (env->ack->generations > c->gens_acked)
+                    c->gens_acked = env->ack->generations;
+            } else if (env != NULL && env->msg_case == METRICSD__ENVELOPE__MSG_REFUSED) {
+                c->daemon_acks = true; /* it took nothing past its last Ack */
+            }
+            if (env != NULL)
+                metricsd__envelope__free_unpacked(env, NULL);
+            c->rx_len -= FRAME_HEADER_BYTES + len;
+            memmove(c->rx, c->rx + FRAME_HEADER_BYTES + len, c->rx_len);
+        }
+    }
+}
+
+/* The connection ends: Generation frames the daemon did not say it took are counted
+ * as dropped (and reported in the next Hello). Only with a daemon that acks: one that
+ * does not would make every connection look lossy. */
+static void settle_acks(metricsd_client *c)
+{
+    take_daemon_frames(c);
+    if (c->daemon_acks && c->gens_on_conn > c->gens_acked) {
+        uint64_t lost = c->gens_on_conn - c->gens_acked;
+        c->dropped_total += lost;
+        c->dropped_since_hello += lost;
+    }
+    c->gens_on_conn = c->gens_acked = 0;
+    c->daemon_acks = false;
+    c->rx_len = 0;
+}
+
 static void disconnect(metricsd_client *c)
 {
+    settle_acks(c);
+    int stale_shm = c->ring == RING_OFFERED || c->ring == RING_SWITCHING;
     mdc_ring_drop(c);
     c->full_until_ns = 0;
     if (c->fd >= 0)
@@ -134,6 +192,8 @@ static void disconnect(metricsd_client *c)
     c->state = DISCONNECTED;
     c->hello_len = c->hello_off = 0;
     drop_front_partial(c);
+    if (stale_shm)
+        mdc_ring_forget_queued(c);
 }
 
 static void try_connect(metricsd_client *c, int64_t now)
@@ -247,6 +307,9 @@ static void consume(metricsd_client *c, size_t n)
             return;
         }
         n -= rest;
+        if (sendbuf_front(&c->q)[FRAME_HEADER_BYTES] == TAG_GENERATION &&
+            ++c->gens_on_conn % 256 == 0 && take_daemon_frames(c) != 0)
+            c->full_until_ns = 0; /* the daemon closed: the next send finds out */
         sendbuf_pop(&c->q, fl);
         c->front_off = 0;
         c->sent++;
@@ -478,6 +541,8 @@ void metricsd_close(metricsd_client *c)
 
     pthread_mutex_lock(&c->mu);
     flush_locked(c, true);
+    /* Acks left unread would make our close a reset for the daemon. */
+    take_daemon_frames(c);
     /* What is in the ring stays there for the daemon, which empties it on our EOF. */
     if (c->fd >= 0)
         close(c->fd);
@@ -506,6 +571,9 @@ void metricsd_client_get_stats(metricsd_client *c, metricsd_client_stats *st)
     if (c == NULL)
         return;
     pthread_mutex_lock(&c->mu);
+    /* What the daemon said (an Ack, a refusal, its close) counts before we report. */
+    if (take_daemon_frames(c) != 0)
+        disconnect(c);
     st->sent = c->sent;
     st->dropped = c->dropped_total;
     st->connects = c->connects;

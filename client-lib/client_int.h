@@ -85,6 +85,13 @@ struct metricsd_client {
     uint64_t sent, connects;
     uint64_t dropped_total, dropped_since_hello;
     uint64_t begins_dropped;  /* Begin frames are not events: counted apart */
+    /* The daemon's Acks (client.c, take_daemon_frames): Generation frames handed to
+     * this connection and how many the daemon said it took. When a connection the
+     * daemon acks ends, the difference is counted as dropped. */
+    uint64_t gens_on_conn, gens_acked;
+    bool daemon_acks;         /* an Ack or Refused came on this connection */
+    uint8_t rx[256];          /* daemon frames, reassembled */
+    size_t rx_len;
 
     /* The shared ring (ring.c), under mu. */
     enum ring_mode ring;
@@ -218,5 +225,8 @@ ssize_t mdc_ring_send_fd(metricsd_client *c, const struct iovec *iov, int n);
 long mdc_ring_write(metricsd_client *c, const struct iovec *iov, int n);
 /* Forget the ring (disconnect, fork, close): unmapped, never written again. */
 void mdc_ring_drop(metricsd_client *c);
+/* After a disconnect with a ring offered or switching: Shm frames still queued belong
+ * to the old connection; drop them (the new one offers afresh). */
+void mdc_ring_forget_queued(metricsd_client *c);
 
 #endif

@@ -40,6 +40,47 @@ void mdc_ring_drop(metricsd_client *c)
     c->busy_frames = 0;
 }
 
+void mdc_ring_forget_queued(metricsd_client *c)
+{
+    /* Rotate every queued frame through the buffer once, leaving out the Shm ones: an
+     * offer whose memfd went with the old connection, or a start for a ring that no
+     * longer exists, would be refused as ring_invalid on the new one. */
+    size_t n = 0;
+    for (size_t off = 0; off + FRAME_HEADER_BYTES < sendbuf_len(&c->q);) {
+        struct iovec iov[2];
+        uint8_t hdr[FRAME_HEADER_BYTES + 1];
+        int k = sendbuf_iov(&c->q, off, iov), got = 0;
+        for (int i = 0; i < k && got < (int)sizeof(hdr); i++)
+            for (size_t j = 0; j < iov[i].iov_len && got < (int)sizeof(hdr); j++)
+                hdr[got++] = ((uint8_t *)iov[i].iov_base)[j];
+        off += FRAME_HEADER_BYTES + ((size_t)hdr[0] | (size_t)hdr[1] << 8 | (size_t)hdr[2] << 16 |
+                                     (size_t)hdr[3] << 24);
+        n++;
+    }
+    for (size_t i = 0; i < n && sendbuf_len(&c->q) > 0; i++) {
+        const uint8_t *f = sendbuf_front(&c->q);
+        size_t len = FRAME_HEADER_BYTES + ((size_t)f[0] | (size_t)f[1] << 8 | (size_t)f[2] << 16 |
+                                           (size_t)f[3] << 24);
+        if (f[FRAME_HEADER_BYTES] == ((6u << 3) | 2u)) {
+            sendbuf_pop(&c->q, len);
+            continue;
+        }
+        uint8_t *copy = malloc(len);
+        if (copy == NULL) {
+            sendbuf_pop(&c->q, len);
+            continue; /* a frame lost for want of memory: rare, and not an event's */
+        }
+        memcpy(copy, f, len);
+        sendbuf_pop(&c->q, len);
+        uint8_t *p = sendbuf_reserve(&c->q, len);
+        if (p != NULL)
+            memcpy(p, copy, len);
+        else if (copy[FRAME_HEADER_BYTES] == TAG_GENERATION)
+            c->dropped_total++, c->dropped_since_hello++;
+        free(copy);
+    }
+}
+
 /* Queue a Shm frame like any other; false when the buffer has no room. */
 static bool queue_shm(metricsd_client *c, uint32_t bytes, bool start)
 {

@@ -33,7 +33,8 @@
     X(TOO_MANY_CONNECTIONS, "too_many_connections")                                    \
     X(NO_MEMORY, "no_memory")                                                          \
     X(RING_INVALID, "ring_invalid")                                                    \
-    X(RING_CORRUPT, "ring_corrupt")
+    X(RING_CORRUPT, "ring_corrupt")                                                    \
+    X(FRAME_TIMEOUT, "frame_timeout")
 
 /* Other counters. poll_switches: connections switched to polled reads (net/conn_poll.c,
  * POLL_*); poll_exits: polled connections that went back to epoll or closed, so
@@ -43,7 +44,10 @@
  * wake bytes that brought one back. turn_yields: connections that used their share of
  * a loop turn (FRAMES_PER_TURN frames) and waited for the next; reply_holds: times a
  * connection was not read because its replies were unread; replies_unread_closed:
- * connections closed because all replies together reached their bound. */
+ * connections closed because all replies together reached their bound.
+ * generations_expired: generations in flight past --max-generation, ended as
+ * abandoned (also in abandoned_in_flight); acks_sent, refusals_sent: Ack and Refused
+ * frames sent to clients (docs/transport.md). */
 #define STAT_COUNTERS(X)                                                               \
     X(CONNECTIONS, "connections")                                                      \
     X(FRAMES, "frames")                                                                \
@@ -72,7 +76,10 @@
     X(RING_WAKES, "ring_wakes")                                                        \
     X(TURN_YIELDS, "turn_yields")                                                      \
     X(REPLY_HOLDS, "reply_holds")                                                      \
-    X(REPLIES_UNREAD_CLOSED, "replies_unread_closed")
+    X(REPLIES_UNREAD_CLOSED, "replies_unread_closed")                                  \
+    X(FLIGHTS_EXPIRED, "generations_expired")                                          \
+    X(ACKS, "acks_sent")                                                               \
+    X(REFUSALS, "refusals_sent")
 
 #define COUNTER_ENUM(id, name) id,
 enum reject_reason { REJECT_REASONS(COUNTER_ENUM) REJECT__COUNT };

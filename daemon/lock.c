@@ -50,10 +50,10 @@ int lock_take(const char *path, const char *what, int *out_fd, char *why, size_t
         if (e == EWOULDBLOCK) {
             long pid = holder_pid(fd);
             if (pid > 0)
-                snprintf(why, why_len, "another metricsd (pid %ld) is running on %s (lock %s)",
+                snprintf(why, why_len, "another metricsd (pid %ld) is already serving %s (lock %s)",
                          pid, what, path);
             else
-                snprintf(why, why_len, "another metricsd is running on %s (lock %s)", what, path);
+                snprintf(why, why_len, "another metricsd is already serving %s (lock %s)", what, path);
             close(fd);
             return -EBUSY;
         }

@@ -5,8 +5,10 @@
  */
 #include "net_int.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "log.h"
 
@@ -27,6 +29,7 @@ static void on_conn_closed(uv_handle_t *h)
         listener *l = c->l;
         memset(c, 0, sizeof(*c));
         c->is_spare = 1;
+        c->pool = -1;
         l->spare = c;
         return;
     }
@@ -40,7 +43,11 @@ void conn_close(conn *c, const char *why)
 
     if (c->closing)
         return;
+    /* What it sent and we took, told before it goes: the library counts the rest. */
+    conn_ack(c, 1);
     c->closing = 1;
+    if (c->pool >= 0 && l->in_pool[c->pool] > 0)
+        l->in_pool[c->pool]--;
     if (c->hold & HOLD_TURN)
         l->n_turn_held--;
     c->hold = 0;
@@ -70,6 +77,64 @@ void conn_close(conn *c, const char *why)
         c->next->prev = c->prev;
     srv->clients--;
     uv_close((uv_handle_t *)&c->pipe, on_conn_closed);
+}
+
+/* A small frame written now, past libuv's queue: only when that queue is empty (or
+ * the bytes would land in the middle of a reply). 0 when it went out whole. */
+static int send_now(conn *c, const Metricsd__Envelope *env)
+{
+    uint8_t buf[512];
+    uv_os_fd_t fd;
+    if (c->write_queued != 0 || frame_size(env) > sizeof(buf) ||
+        uv_fileno((uv_handle_t *)&c->pipe, &fd) != 0)
+        return -1;
+    size_t n = frame_encode(env, buf);
+    ssize_t k;
+    do
+        k = send(fd, buf, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+    while (k < 0 && errno == EINTR);
+    return k == (ssize_t)n ? 0 : -1;
+}
+
+void conn_refuse(conn *c, enum reject_reason why, const char *message)
+{
+    Metricsd__Envelope env = METRICSD__ENVELOPE__INIT;
+    Metricsd__Refused r = METRICSD__REFUSED__INIT;
+    r.reason = (char *)reject_name(why);
+    r.message = (char *)message;
+    env.msg_case = METRICSD__ENVELOPE__MSG_REFUSED;
+    env.refused = &r;
+    if (send_now(c, &env) == 0)
+        stat_counts[REFUSALS]++;
+    conn_reject(c, why);
+    conn_close(c, message);
+}
+
+void conn_ack(conn *c, int final)
+{
+    if (!c->wants_acks || c->closing || (c->gens_taken == c->gens_acked && !final))
+        return;
+    Metricsd__Envelope env = METRICSD__ENVELOPE__INIT;
+    Metricsd__Ack a = METRICSD__ACK__INIT;
+    a.has_generations = 1;
+    a.generations = c->gens_taken;
+    env.msg_case = METRICSD__ENVELOPE__MSG_ACK;
+    env.ack = &a;
+    if (final) {
+        /* The connection closes next: libuv would cancel a queued write. */
+        if (send_now(c, &env) == 0)
+            stat_counts[ACKS]++;
+        c->gens_acked = c->gens_taken;
+        return;
+    }
+    size_t n = frame_size(&env);
+    uint8_t *buf = malloc(n);
+    if (buf == NULL)
+        return; /* the next one says it */
+    frame_encode(&env, buf);
+    c->gens_acked = c->gens_taken;
+    stat_counts[ACKS]++;
+    conn_send(c, buf, n);
 }
 
 void conn_reject(conn *c, enum reject_reason why)

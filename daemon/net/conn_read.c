@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -32,6 +33,54 @@ int conn_read_space(conn *c, uv_buf_t *buf)
 
 static void on_turn_idle(uv_idle_t *h);
 
+/* Drop what c holds of the frame being skipped; the bytes still to come. */
+static size_t skip_bytes(conn *c)
+{
+    frame_reader *r = &c->rd;
+    size_t have = r->len - r->start, take = have < c->skip ? have : c->skip;
+    r->start += take;
+    if (r->start == r->len)
+        r->start = r->len = 0;
+    c->skip -= take;
+    return c->skip;
+}
+
+/* A frame over the client limit: when it is a Query of at most QUERY_SKIP_MAX bytes,
+ * answer it with an error Reply and skip its bytes, so a querier asking about a very
+ * long name learns why instead of being cut off. 0 when so; -1: close. */
+static int too_large_query(conn *c)
+{
+    frame_reader *r = &c->rd;
+    const uint8_t *p = r->buf + r->start;
+    if (r->len - r->start < FRAME_HEADER_BYTES + 1)
+        return -1;
+    uint32_t n = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+    /* Envelope field 4 (query), length-delimited: tag byte 4 << 3 | 2. */
+    if (p[FRAME_HEADER_BYTES] != (4u << 3 | 2u) || n > QUERY_SKIP_MAX)
+        return -1;
+    conn_reject(c, FRAME_TOO_LARGE);
+    c->skip = FRAME_HEADER_BYTES + (size_t)n;
+    skip_bytes(c);
+    Metricsd__Envelope env = METRICSD__ENVELOPE__INIT;
+    Metricsd__Reply rep = METRICSD__REPLY__INIT;
+    char msg[128];
+    snprintf(msg, sizeof(msg), "query too large: %u bytes, at most %u", n, (unsigned)FRAME_MAX_CLIENT);
+    rep.has_error = 1;
+    rep.error = -EMSGSIZE;
+    rep.message = msg;
+    env.msg_case = METRICSD__ENVELOPE__MSG_REPLY;
+    env.reply = &rep;
+    size_t len = frame_size(&env);
+    uint8_t *out = malloc(len);
+    if (out == NULL)
+        return -1;
+    frame_encode(&env, out);
+    if (c->kind == KIND_UNKNOWN)
+        c->kind = KIND_QUERIER;
+    conn_send(c, out, len);
+    return c->closing ? -1 : 0;
+}
+
 /* Dispatch the whole frames c holds, up to its share of this loop turn (none while
  * something holds it, unless the listener is draining). 0 to go on, -1 when c was
  * closed. */
@@ -40,13 +89,15 @@ static int conn_dispatch(conn *c, int from_ring)
     listener *l = c->l;
     const uint8_t *payload;
     size_t len;
-    int rc, done = 0;
+    int rc = 0, done = 0;
 
     if (c->turn != l->turn) {
         c->turn = l->turn;
         c->turn_frames = 0;
     }
     for (;;) {
+        if (c->skip > 0 && skip_bytes(c) > 0)
+            break; /* the rest of an oversized query is still to come */
         if (!l->draining && (c->hold != 0 || c->turn_frames >= FRAMES_PER_TURN)) {
             if (c->hold == 0) {
                 stat_counts[TURN_YIELDS]++;
@@ -69,6 +120,8 @@ static int conn_dispatch(conn *c, int from_ring)
             return 0;
         }
     }
+    if (rc == -EMSGSIZE && too_large_query(c) == 0)
+        return conn_dispatch(c, from_ring);
     if (rc == -EMSGSIZE) {
         conn_reject(c, FRAME_TOO_LARGE);
         conn_close(c, "frame too large");
@@ -210,6 +263,10 @@ static int drain_socket(conn *c)
 void conn_read_failed(conn *c, int err)
 {
     listener *l = c->l;
+    /* A peer that closes with our Acks unread in its socket makes the kernel report
+     * ECONNRESET, after every byte it sent was read: the end of its stream as well. */
+    if (err == UV_ECONNRESET)
+        err = UV_EOF;
     /* The peer is gone: everything it sent is taken now, no share, no hold. */
     int was = l->draining;
     l->draining = 1;

@@ -72,6 +72,21 @@
 #define REPLY_RESUME_BYTES (256u << 10)
 #define REPLY_TOTAL_BYTES (64u << 20)
 
+/* A Query frame over FRAME_MAX_CLIENT, up to this, is answered with an error Reply and
+ * skipped; anything larger (or any other frame over the limit) closes the connection. */
+#define QUERY_SKIP_MAX (16u << 20)
+
+/* Acks (docs/transport.md): an engine that said Hello.acks is told the Generation
+ * frames taken from it every ACK_EVERY of them, on the listener's timer, and before
+ * the daemon closes its connection. */
+#define ACK_EVERY 256u
+
+/* What a connection is, told by its first frame: a Query makes a querier, anything
+ * else an engine. */
+#define KIND_UNKNOWN 0
+#define KIND_ENGINE 1
+#define KIND_QUERIER 2
+
 /* Why a connection is not being read (conn.hold). */
 #define HOLD_TURN 1u    /* used its share of this loop turn */
 #define HOLD_REPLIES 2u /* its replies are unread */
@@ -82,8 +97,14 @@
  * linear probing and backward-shift deletion. gen_id 0 is never tracked. */
 typedef struct flight_slot {
     uint64_t gen_id;
-    series *s;
+    series *s;        /* FLIGHT_REFUSED: its Begin was refused (counted once, there) */
+    uint64_t began_ms;
 } flight_slot;
+
+/* The series of a generation whose Begin was refused for too many series: its
+ * Generation is not counted a second time. */
+extern series flight_refused;
+#define FLIGHT_REFUSED (&flight_refused)
 
 typedef struct flight_table {
     flight_slot *slot;
@@ -92,7 +113,7 @@ typedef struct flight_table {
 
 /* Track id -> s. 0 when added, 1 when id was already there (left as it was),
  * -ENOMEM. */
-int flight_put(flight_table *t, uint64_t id, series *s);
+int flight_put(flight_table *t, uint64_t id, series *s, uint64_t now_ms);
 /* Untrack id: its series, or NULL when id was not in flight. */
 series *flight_take(flight_table *t, uint64_t id);
 /* A generation of s went out of flight now (energy attribution's end time, the
@@ -101,6 +122,8 @@ void flight_end(server *srv, series *s);
 /* End every generation in t as abandoned (its connection is closing); t counts none
  * after (flight_take finds nothing), its memory kept for flight_free. */
 void flight_end_all(flight_table *t, server *srv);
+/* End the generations in t that began before cutoff_ms as abandoned; how many. */
+uint32_t flight_expire(flight_table *t, server *srv, uint64_t cutoff_ms);
 void flight_free(flight_table *t);
 
 /* ---- the connection and the listener ---- */
@@ -135,6 +158,11 @@ typedef struct conn {
     uint64_t turn;       /* listener.turn when turn_frames was counted */
     unsigned turn_frames;
     uint64_t partial_since_ms; /* a frame begun and not complete since then, or 0 */
+    int kind;            /* KIND_* */
+    size_t skip;         /* bytes of an oversized query still to throw away */
+    int pool;            /* 0: a --max-clients slot; 1: one kept for queriers */
+    int wants_acks;      /* its Hello said it reads Ack and Refused */
+    uint64_t gens_taken, gens_acked; /* Generation frames taken; told in the last Ack */
     struct conn *prev, *next;
     struct conn *poll_prev, *poll_next; /* listener.polled */
 } conn;
@@ -149,6 +177,9 @@ struct listener {
     conn *polled;
     uint32_t n_polled;
     uint32_t max_clients;
+    uint32_t max_queriers; /* slots past max_clients that only queriers may keep */
+    uint32_t in_pool[2];   /* connections in each (conn.pool) */
+    uint64_t flights_scanned_ms; /* the last look for generations in flight too long */
     int64_t read_now_ns; /* clock_now_unix_ns() at the read being dispatched */
     uint64_t turn;       /* loop turns, counted by turn_check */
     uv_check_t turn_check;
@@ -170,6 +201,12 @@ void conn_close(conn *c, const char *why);
 void conn_reject(conn *c, enum reject_reason why);
 /* Queue a reply (data is malloc'd and taken); a peer too slow to read is closed. */
 void conn_send(conn *c, uint8_t *data, size_t len);
+/* Tell c why it is refused (a Refused frame, when nothing else is queued to it), count
+ * why, and close it. */
+void conn_refuse(conn *c, enum reject_reason why, const char *message);
+/* Send c an Ack of the Generation frames taken from it, when it asked for acks and
+ * some are untold (always when final: just before the daemon closes it). */
+void conn_ack(conn *c, int final);
 
 /* ---- conn_read.c ---- */
 

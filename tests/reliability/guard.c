@@ -9,6 +9,9 @@
  *   guard bigquery --socket S --bytes N                  a STATS query for an N-byte name
  *   guard trickle  --socket S --conns N --every-ms T --hold-ms H   a frame, a byte at a time
  *   guard halfgen  --socket S --conns N --hold-ms H      a Begin each, then silence
+ *   guard send     --socket S --events N [--every-ms T] [--hold-ms H] [--model M]
+ *        N generations through libmetricsd (one every T ms), then up to H ms for the
+ *        buffer to empty; prints what the library says it sent and dropped
  */
 #include <errno.h>
 #include <getopt.h>
@@ -21,6 +24,7 @@
 
 #include "harness.h"
 #include "harness_frame.h"
+#include "metricsd.h"
 
 static uint8_t *query_frame(Metricsd__Query__Kind kind, const char *model, size_t *n)
 {
@@ -201,15 +205,53 @@ static int cmd_halfgen(const char *sock, int conns, int hold_ms)
     return 0;
 }
 
+/* N events through the library; what it counted. */
+static int cmd_send(const char *sock, long events, int every_ms, int hold_ms, const char *model)
+{
+    metricsd_client *c;
+    metricsd_options o = { .size = sizeof(o), .reconnect_ms = 50 };
+    if (metricsd_connect_opts(&c, sock, "guard", &o) != 0) {
+        fprintf(stderr, "guard send: metricsd_connect_opts failed\n");
+        return 1;
+    }
+    long queued = 0, refused = 0;
+    for (long i = 0; i < events; i++) {
+        if (th_send_good(c, model) == 0)
+            queued++;
+        else
+            refused++;
+        if (every_ms > 0)
+            th_sleep_ms(every_ms);
+    }
+    /* Until the buffer is empty (or hold_ms): the daemon may refuse, close, or ack. */
+    int64_t until = th_now_ns() + (int64_t)hold_ms * 1000000;
+    metricsd_client_stats st;
+    do {
+        metricsd_flush(c);
+        th_sleep_ms(20);
+        metricsd_client_get_stats(c, &st);
+    } while (st.buffered > 0 && th_now_ns() < until);
+    /* Let a last Ack or refusal arrive. */
+    th_sleep_ms(200);
+    metricsd_client_get_stats(c, &st);
+    printf("{\"events\": %ld, \"queued\": %ld, \"dropped\": %llu, \"buffered\": %zu}\n", events, queued,
+           (unsigned long long)st.dropped, (size_t)st.buffered);
+    (void)refused;
+    metricsd_close(c);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
         { "socket", required_argument, NULL, 's' },  { "queries", required_argument, NULL, 'q' },
         { "hold-ms", required_argument, NULL, 'h' }, { "bytes", required_argument, NULL, 'b' },
         { "conns", required_argument, NULL, 'c' },   { "every-ms", required_argument, NULL, 'e' },
+        { "events", required_argument, NULL, 'n' },  { "model", required_argument, NULL, 'm' },
         { NULL, 0, NULL, 0 },
     };
-    const char *sock = NULL;
+    const char *sock = NULL, *model = "guard";
+    long events = 100;
     long queries = 1000, bytes = 100000;
     int hold_ms = 1000, conns = 1, every_ms = 900, o;
 
@@ -226,6 +268,8 @@ int main(int argc, char **argv)
         case 'b': bytes = atol(optarg); break;
         case 'c': conns = atoi(optarg); break;
         case 'e': every_ms = atoi(optarg); break;
+        case 'n': events = atol(optarg); break;
+        case 'm': model = optarg; break;
         default: return 2;
         }
     }
@@ -240,6 +284,8 @@ int main(int argc, char **argv)
         return cmd_bigquery(sock, bytes);
     if (strcmp(argv[1], "trickle") == 0)
         return cmd_trickle(sock, conns, every_ms, hold_ms);
+    if (strcmp(argv[1], "send") == 0)
+        return cmd_send(sock, events, every_ms == 900 ? 0 : every_ms, hold_ms, model);
     if (strcmp(argv[1], "halfgen") == 0)
         return cmd_halfgen(sock, conns, hold_ms);
     fprintf(stderr, "guard: unknown command %s\n", argv[1]);
