@@ -236,53 +236,19 @@ static int merge_records(store *st, MDB_txn *txn, MDB_dbi db, uint32_t from, uin
 /* Two ids for one (model, backend) came from two daemons on one database (before the
  * daemon lock): merge each later id into the first, so every stored request is served
  * again. Returns 0 or an LMDB code; *merged counts the ids merged away. */
+static int load_names(store *st, MDB_txn *txn, dup_series **out, size_t *out_n);
+
 static int merge_duplicates(store *st, long *merged)
 {
     MDB_txn *txn;
-    MDB_cursor *cur;
-    MDB_val k, v;
     dup_series *all = NULL;
-    size_t n = 0, cap = 0;
+    size_t n = 0;
     int rc = txn_begin(st, 0, &txn);
     *merged = 0;
     if (rc != 0)
         return rc;
-    if ((rc = mdb_cursor_open(txn, st->series, &cur)) != 0)
+    if ((rc = load_names(st, txn, &all, &n)) != 0)
         goto out;
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
-         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        Metricsd__SeriesInfo *si = metricsd__series_info__unpack(NULL, v.mv_size, v.mv_data);
-        if (si == NULL || k.mv_size != 4) {
-            if (si)
-                metricsd__series_info__free_unpacked(si, NULL);
-            continue;
-        }
-        if (n == cap) {
-            cap = cap ? cap * 2 : 64;
-            dup_series *p = realloc(all, cap * sizeof(*p));
-            if (p == NULL) {
-                metricsd__series_info__free_unpacked(si, NULL);
-                rc = ENOMEM;
-                break;
-            }
-            all = p;
-        }
-        all[n].id = get_be32(k.mv_data);
-        all[n].model = strdup(si->model ? si->model : "");
-        all[n].backend = strdup(si->backend ? si->backend : "");
-        metricsd__series_info__free_unpacked(si, NULL);
-        if (all[n].model == NULL || all[n].backend == NULL) {
-            free(all[n].model);
-            free(all[n].backend);
-            rc = ENOMEM;
-            break;
-        }
-        n++;
-    }
-    mdb_cursor_close(cur);
-    if (rc != MDB_NOTFOUND)
-        goto out;
-    rc = 0;
     qsort(all, n, sizeof(*all), dup_cmp);
     rollup rec, tmp;
     rollup_init(&rec);
@@ -452,36 +418,109 @@ static int merge_record(store *st, MDB_txn *txn, MDB_dbi db, const uint8_t key[8
     return mdb_put(txn, db, &k, &v, 0);
 }
 
-/* The id stored for (model, backend), or 0: a series another writer created since we
- * loaded (or that we hold under id 0 by mistake) is found, not made twice. */
-static int find_series(store *st, MDB_txn *txn, const char *model, const char *backend,
-                       uint32_t *id)
+/* The names stored, sorted, for create_series to look a new series up: loaded once
+ * per write transaction that creates one, so a flush of many new series scans the
+ * series database once. */
+typedef struct name_index {
+    dup_series *all;
+    size_t n;
+    int loaded;
+} name_index;
+
+static void name_index_free(name_index *ix)
+{
+    for (size_t i = 0; i < ix->n; i++) {
+        free(ix->all[i].model);
+        free(ix->all[i].backend);
+    }
+    free(ix->all);
+    memset(ix, 0, sizeof(*ix));
+}
+
+/* Every stored series' id and names (unsorted). 0 or an LMDB code; *out freed by the
+ * caller, entries included, also on error. */
+static int load_names(store *st, MDB_txn *txn, dup_series **out, size_t *out_n)
 {
     MDB_cursor *cur;
     MDB_val k, v;
-    int rc = mdb_cursor_open(txn, st->series, &cur);
-    *id = 0;
-    if (rc != 0)
+    dup_series *all = NULL;
+    size_t n = 0, cap = 0;
+    int rc;
+    *out = NULL;
+    *out_n = 0;
+    if ((rc = mdb_cursor_open(txn, st->series, &cur)) != 0)
         return rc;
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0 && *id == 0;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
          rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         Metricsd__SeriesInfo *si = metricsd__series_info__unpack(NULL, v.mv_size, v.mv_data);
-        if (si != NULL && k.mv_size == 4 && strcmp(si->model ? si->model : "", model) == 0 &&
-            strcmp(si->backend ? si->backend : "", backend) == 0)
-            *id = get_be32(k.mv_data);
-        if (si)
-            metricsd__series_info__free_unpacked(si, NULL);
+        if (si == NULL || k.mv_size != 4) {
+            if (si)
+                metricsd__series_info__free_unpacked(si, NULL);
+            continue;
+        }
+        if (n == cap) {
+            cap = cap ? cap * 2 : 64;
+            dup_series *p = realloc(all, cap * sizeof(*p));
+            if (p == NULL) {
+                metricsd__series_info__free_unpacked(si, NULL);
+                rc = ENOMEM;
+                break;
+            }
+            all = p;
+        }
+        all[n].id = get_be32(k.mv_data);
+        all[n].model = strdup(si->model ? si->model : "");
+        all[n].backend = strdup(si->backend ? si->backend : "");
+        metricsd__series_info__free_unpacked(si, NULL);
+        if (all[n].model == NULL || all[n].backend == NULL) {
+            free(all[n].model);
+            free(all[n].backend);
+            rc = ENOMEM;
+            break;
+        }
+        n++;
     }
     mdb_cursor_close(cur);
-    return rc == 0 || rc == MDB_NOTFOUND ? 0 : rc;
+    *out = all;
+    *out_n = n;
+    return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
-static int create_series(store *st, MDB_txn *txn, const store_item *it, uint32_t *id)
+/* The id stored for (model, backend), or 0: a series another writer created since we
+ * loaded is found, not made twice, so no two ids ever share a name. */
+static int find_series(store *st, MDB_txn *txn, name_index *ix, const char *model,
+                       const char *backend, uint32_t *id)
+{
+    *id = 0;
+    if (!ix->loaded) {
+        int rc = load_names(st, txn, &ix->all, &ix->n);
+        if (rc != 0)
+            return rc;
+        qsort(ix->all, ix->n, sizeof(*ix->all), dup_cmp);
+        ix->loaded = 1;
+    }
+    size_t lo = 0, hi = ix->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(ix->all[mid].model, model);
+        if (c == 0)
+            c = strcmp(ix->all[mid].backend, backend);
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo < ix->n && strcmp(ix->all[lo].model, model) == 0 && strcmp(ix->all[lo].backend, backend) == 0)
+        *id = ix->all[lo].id;
+    return 0;
+}
+
+static int create_series(store *st, MDB_txn *txn, name_index *ix, const store_item *it, uint32_t *id)
 {
     MDB_val k = { 11, "next_series" }, v;
     uint32_t next = 1;
     uint8_t buf[4];
-    int rc = find_series(st, txn, it->model, it->backend, id);
+    int rc = find_series(st, txn, ix, it->model, it->backend, id);
     if (rc != 0 || *id != 0)
         return rc;
     rc = mdb_get(txn, st->meta, &k, &v);
@@ -520,6 +559,7 @@ static int write_once(store *st, const store_item *items, size_t n, uint32_t *ne
 {
     MDB_txn *txn;
     rollup tmp;
+    name_index ix = { 0 };
     int rc = txn_begin(st, 0, &txn);
     if (rc != 0)
         return rc;
@@ -533,7 +573,7 @@ static int write_once(store *st, const store_item *items, size_t n, uint32_t *ne
             for (size_t j = 0; j < i; j++)
                 if (items[j].id == it->id && new_ids[j] != 0)
                     id = new_ids[j];
-            if (id == 0 && (rc = create_series(st, txn, it, &id)) != 0)
+            if (id == 0 && (rc = create_series(st, txn, &ix, it, &id)) != 0)
                 break;
             new_ids[i] = id;
         }
@@ -546,6 +586,7 @@ static int write_once(store *st, const store_item *items, size_t n, uint32_t *ne
         rc = merge_record(st, txn, st->h1, key, it->delta, &tmp);
     }
     rollup_free(&tmp);
+    name_index_free(&ix);
     if (rc != 0) {
         mdb_txn_abort(txn);
         return rc;

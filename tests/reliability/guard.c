@@ -9,6 +9,7 @@
  *   guard bigquery --socket S --bytes N                  a STATS query for an N-byte name
  *   guard trickle  --socket S --conns N --every-ms T --hold-ms H   a frame, a byte at a time
  *   guard halfgen  --socket S --conns N --hold-ms H      a Begin each, then silence
+ *   guard begingen --socket S --model M --conns N   N Begin + Generation pairs for M
  *   guard send     --socket S --events N [--every-ms T] [--hold-ms H] [--model M]
  *        N generations through libmetricsd (one every T ms), then up to H ms for the
  *        buffer to empty; prints what the library says it sent and dropped
@@ -205,6 +206,50 @@ static int cmd_halfgen(const char *sock, int conns, int hold_ms)
     return 0;
 }
 
+/* n Begin + Generation pairs (gen_id 1..n) for model on one raw connection, then a
+ * STATUS query so they were all read when it returns. */
+static int cmd_begingen(const char *sock, const char *model, int n)
+{
+    int fd = th_connect(sock);
+    if (fd < 0 || th_send_hello(fd, "begingen") != 0)
+        return 1;
+    for (int i = 1; i <= n; i++) {
+        Metricsd__Envelope env = METRICSD__ENVELOPE__INIT;
+        Metricsd__Begin b = METRICSD__BEGIN__INIT;
+        Metricsd__Generation g = METRICSD__GENERATION__INIT;
+        size_t len;
+        b.model = (char *)model;
+        b.backend = "cpu";
+        b.has_gen_id = 1;
+        b.gen_id = (uint64_t)i;
+        env.msg_case = METRICSD__ENVELOPE__MSG_BEGIN;
+        env.begin = &b;
+        uint8_t *f = th_frame(&env, &len);
+        int rc = th_send_all(fd, f, len);
+        free(f);
+        g.model = (char *)model;
+        g.backend = "cpu";
+        g.has_gen_id = 1;
+        g.gen_id = (uint64_t)i;
+        g.has_total_ns = 1;
+        g.total_ns = 5000000;
+        g.has_output_tokens = 1;
+        g.output_tokens = 1;
+        g.has_status = 1;
+        g.status = METRICSD__STATUS__STATUS_OK;
+        env.msg_case = METRICSD__ENVELOPE__MSG_GENERATION;
+        env.generation = &g;
+        f = th_frame(&env, &len);
+        rc |= th_send_all(fd, f, len);
+        free(f);
+        if (rc != 0)
+            return 1;
+    }
+    close(fd);
+    printf("{\"pairs\": %d}\n", n);
+    return 0;
+}
+
 /* N events through the library; what it counted. */
 static int cmd_send(const char *sock, long events, int every_ms, int hold_ms, const char *model)
 {
@@ -284,6 +329,8 @@ int main(int argc, char **argv)
         return cmd_bigquery(sock, bytes);
     if (strcmp(argv[1], "trickle") == 0)
         return cmd_trickle(sock, conns, every_ms, hold_ms);
+    if (strcmp(argv[1], "begingen") == 0)
+        return cmd_begingen(sock, model, conns);
     if (strcmp(argv[1], "send") == 0)
         return cmd_send(sock, events, every_ms == 900 ? 0 : every_ms, hold_ms, model);
     if (strcmp(argv[1], "halfgen") == 0)
