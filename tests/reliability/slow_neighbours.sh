@@ -1,7 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
 # Issue 14, case 4: slow and silent connections cannot hold every slot. Connections are
-# judged by progress: 40 tricklers (a byte every 300 ms of one frame) are closed when a
+# judged by progress: 40 tricklers (a byte every 500 ms of one frame) are closed when a
 # frame is not whole within --frame-timeout and counted (frame_timeout); 10 silent
 # half-generations end as abandoned past --max-generation (generations_expired) and are
 # then idle-closed. While they fill --max-clients, metricsctl still gets in (a slot kept
@@ -10,11 +10,14 @@
 . "$(dirname "$0")/../harness/harness.sh"
 require jq
 
-start_daemon --max-clients 50 --max-queriers 4 --frame-timeout 1500 --max-generation 2500 \
-    --idle-timeout 4000
-"$GUARD" trickle --socket "$SOCK" --conns 40 --every-ms 300 --hold-ms 7000 >"$TMP/trickle.json" &
+# The limits are seconds apart, so that the slots stay full while metricsctl and the
+# newcomer try, however loaded the machine: full from the start until the tricklers'
+# frames time out (8 s); the half-generations expire at 6 s and are idle-closed at 8 s.
+start_daemon --max-clients 50 --max-queriers 4 --frame-timeout 8000 --max-generation 6000 \
+    --idle-timeout 8000
+"$GUARD" trickle --socket "$SOCK" --conns 40 --every-ms 500 --hold-ms 14000 >"$TMP/trickle.json" &
 trick=$!
-"$GUARD" halfgen --socket "$SOCK" --conns 10 --hold-ms 9000 >"$TMP/halfgen.json" &
+"$GUARD" halfgen --socket "$SOCK" --conns 10 --hold-ms 17000 >"$TMP/halfgen.json" &
 half=$!
 wait_for "50 clients" test "$(status_field clients)" -ge 50
 
