@@ -9,10 +9,12 @@
  *   guard bigquery --socket S --bytes N                  a STATS query for an N-byte name
  *   guard trickle  --socket S --conns N --every-ms T --hold-ms H   a frame, a byte at a time
  *   guard halfgen  --socket S --conns N --hold-ms H      a Begin each, then silence
+ *   guard blackhole --socket S --hold-ms H   a listener that never accepts, for H ms
  *   guard begingen --socket S --model M --conns N   N Begin + Generation pairs for M
  *   guard send     --socket S --events N [--every-ms T] [--hold-ms H] [--model M]
- *        N generations through libmetricsd (one every T ms), then up to H ms for the
- *        buffer to empty; prints what the library says it sent and dropped
+ *        [--bytes BUFFER] [--queries BURST]
+ *        N generations through libmetricsd (one every T ms after the first BURST), then
+ *        up to H ms for the buffer to empty; prints what the library sent and dropped
  */
 #include <errno.h>
 #include <getopt.h>
@@ -21,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -206,6 +209,25 @@ static int cmd_halfgen(const char *sock, int conns, int hold_ms)
     return 0;
 }
 
+/* A socket that takes connections into its backlog and never reads them: a client's
+ * bytes fill the socket and the rest waits in its buffer. Then it goes. */
+static int cmd_blackhole(const char *sock, int hold_ms)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock);
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    unlink(sock);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || listen(fd, 16) != 0) {
+        perror("guard blackhole");
+        return 1;
+    }
+    th_sleep_ms(hold_ms);
+    unlink(sock);
+    close(fd);
+    printf("{\"blackhole\": %d}\n", hold_ms);
+    return 0;
+}
+
 /* n Begin + Generation pairs (gen_id 1..n) for model on one raw connection, then a
  * STATUS query so they were all read when it returns. */
 static int cmd_begingen(const char *sock, const char *model, int n)
@@ -251,10 +273,11 @@ static int cmd_begingen(const char *sock, const char *model, int n)
 }
 
 /* N events through the library; what it counted. */
-static int cmd_send(const char *sock, long events, int every_ms, int hold_ms, const char *model)
+static int cmd_send(const char *sock, long events, int every_ms, int hold_ms, const char *model,
+                    long buffer, long burst)
 {
     metricsd_client *c;
-    metricsd_options o = { .size = sizeof(o), .reconnect_ms = 50 };
+    metricsd_options o = { .size = sizeof(o), .reconnect_ms = 50, .buffer_bytes = (size_t)buffer };
     if (metricsd_connect_opts(&c, sock, "guard", &o) != 0) {
         fprintf(stderr, "guard send: metricsd_connect_opts failed\n");
         return 1;
@@ -265,7 +288,7 @@ static int cmd_send(const char *sock, long events, int every_ms, int hold_ms, co
             queued++;
         else
             refused++;
-        if (every_ms > 0)
+        if (every_ms > 0 && i >= burst)
             th_sleep_ms(every_ms);
     }
     /* Until the buffer is empty (or hold_ms): the daemon may refuse, close, or ack. */
@@ -332,7 +355,9 @@ int main(int argc, char **argv)
     if (strcmp(argv[1], "begingen") == 0)
         return cmd_begingen(sock, model, conns);
     if (strcmp(argv[1], "send") == 0)
-        return cmd_send(sock, events, every_ms == 900 ? 0 : every_ms, hold_ms, model);
+        return cmd_send(sock, events, every_ms == 900 ? 0 : every_ms, hold_ms, model, bytes == 100000 ? 0 : bytes, queries == 1000 ? 0 : queries);
+    if (strcmp(argv[1], "blackhole") == 0)
+        return cmd_blackhole(sock, hold_ms);
     if (strcmp(argv[1], "halfgen") == 0)
         return cmd_halfgen(sock, conns, hold_ms);
     fprintf(stderr, "guard: unknown command %s\n", argv[1]);

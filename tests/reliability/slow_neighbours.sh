@@ -26,7 +26,7 @@ timeout 10 "$METRICSCTL" --socket "$SOCK" status --json >"$TMP/full.json" || fai
 "$GUARD" send --socket "$SOCK" --events 799 --hold-ms 1000 >"$TMP/newcomer.json" || fail "newcomer"
 cat "$TMP/newcomer.json"
 [ "$(jq .dropped "$TMP/newcomer.json")" -eq 799 ] || fail "the refused newcomer counted $(jq .dropped "$TMP/newcomer.json") of 799 events as dropped"
-counter_at_least refusals_sent 1
+counter_at_least refusals_sent 1 || fail "no Refused frame sent"
 [ "$(rejected too_many_connections)" -ge 1 ] || fail "no too_many_connections"
 
 wait "$trick" || fail "trickle"

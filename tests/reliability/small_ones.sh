@@ -22,14 +22,14 @@ cat "$TMP/big.json"
 timeout 10 "$METRICSCTL" --socket "$SOCK" status >/dev/null || fail "the daemon stopped answering"
 stop_daemon
 
-# A client that got busy while the daemon was stopped queued a ring offer it could not
-# send; the daemon is replaced; the offer must not reach the new one without its memfd.
-start_daemon
-kill -STOP "$DAEMON_PID"
-"$GUARD" send --socket "$SOCK" --events 20000 --hold-ms 30000 --model ringer >"$TMP/ringer.json" &
+# A busy client whose ring offer waits in its buffer behind what a daemon that never
+# read took into the socket (a listener that never accepts); that daemon goes and a new
+# one comes: the old connection's offer must not reach it without its memfd.
+"$GUARD" send --socket "$SOCK" --events 9000 --queries 6000 --every-ms 1 --bytes 2097152 --hold-ms 30000 \
+    --model ringer >"$TMP/ringer.json" &
 sender=$!
-sleep 1.5
-kill9_daemon
+sleep 0.5
+"$GUARD" blackhole --socket "$SOCK" --hold-ms 1500 >/dev/null || fail "blackhole"
 start_daemon
 wait "$sender" || fail "sender"
 cat "$TMP/ringer.json"
