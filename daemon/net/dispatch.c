@@ -198,6 +198,13 @@ int dispatch_frame(conn *c, const uint8_t *payload, size_t len, int from_ring)
      * connection in a slot kept for queriers must be one. */
     if (c->kind == KIND_UNKNOWN) {
         c->kind = env->msg_case == METRICSD__ENVELOPE__MSG_QUERY ? KIND_QUERIER : KIND_ENGINE;
+        /* A querier moves to a kept slot when one is free, leaving its general slot
+         * to an engine. */
+        if (c->kind == KIND_QUERIER && c->pool == 0 && l->in_pool[1] < l->max_queriers) {
+            l->in_pool[0]--;
+            l->in_pool[1]++;
+            c->pool = 1;
+        }
         if (c->pool == 1 && c->kind != KIND_QUERIER) {
             conn_refuse(c, TOO_MANY_CONNECTIONS,
                         "too many connections: the slots left are kept for queries");

@@ -19,6 +19,8 @@ start_daemon --max-clients 50 --max-queriers 4 --frame-timeout 8000 --max-genera
 trick=$!
 "$GUARD" halfgen --socket "$SOCK" --conns 10 --hold-ms 17000 >"$TMP/halfgen.json" &
 half=$!
+# No query while they connect (a querier takes a slot for a moment), then look.
+sleep 2
 wait_for "50 clients" test "$(status_field clients)" -ge 50
 
 # Full: metricsctl answers from a kept slot; a newcomer engine is refused and counts.
