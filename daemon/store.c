@@ -249,7 +249,8 @@ static int merge_duplicates(store *st, long *merged)
         return rc;
     if ((rc = load_names(st, txn, &all, &n)) != 0)
         goto out;
-    qsort(all, n, sizeof(*all), dup_cmp);
+    if (n > 1)
+        qsort(all, n, sizeof(*all), dup_cmp);
     rollup rec, tmp;
     rollup_init(&rec);
     rollup_init(&tmp);
@@ -496,7 +497,8 @@ static int find_series(store *st, MDB_txn *txn, name_index *ix, const char *mode
         int rc = load_names(st, txn, &ix->all, &ix->n);
         if (rc != 0)
             return rc;
-        qsort(ix->all, ix->n, sizeof(*ix->all), dup_cmp);
+        if (ix->n > 1)
+            qsort(ix->all, ix->n, sizeof(*ix->all), dup_cmp);
         ix->loaded = 1;
     }
     size_t lo = 0, hi = ix->n;
