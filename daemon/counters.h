@@ -34,6 +34,14 @@
     X(NO_MEMORY, "no_memory")                                                          \
     X(RING_INVALID, "ring_invalid")                                                    \
     X(RING_CORRUPT, "ring_corrupt")                                                    \
+    X(HTTP_BAD_REQUEST, "http_bad_request")                                            \
+    X(HTTP_HEADERS_TOO_LARGE, "http_headers_too_large")                                \
+    X(HTTP_TOO_MANY_HEADERS, "http_too_many_headers")                                  \
+    X(HTTP_BODY_TOO_LARGE, "http_body_too_large")                                      \
+    X(HTTP_METHOD, "http_method_not_allowed")                                          \
+    X(HTTP_UNAUTHORIZED, "http_unauthorized")                                          \
+    X(HTTP_REQUEST_TIMEOUT, "http_request_timeout")                                    \
+    X(HTTP_TOO_MANY_CONNECTIONS, "http_too_many_connections")                          \
     X(FRAME_TIMEOUT, "frame_timeout")
 
 /* Other counters. poll_switches: connections switched to polled reads (net/conn_poll.c,
@@ -41,13 +49,16 @@
  * poll_switches - poll_exits are polled now; polled_reads: reads with data in polled
  * mode. rings: shared rings accepted (docs/transport.md); ring_reads: copies out of a
  * ring with data; ring_sleeps: idle rings left for the socket's wake byte; ring_wakes:
- * wake bytes that brought one back. turn_yields: connections that used their share of
- * a loop turn (FRAMES_PER_TURN frames) and waited for the next; reply_holds: times a
- * connection was not read because its replies were unread; replies_unread_closed:
- * connections closed because all replies together reached their bound.
- * generations_expired: generations in flight past --max-generation, ended as
- * abandoned (also in abandoned_in_flight); acks_sent, refusals_sent: Ack and Refused
- * frames sent to clients (docs/transport.md). */
+ * wake bytes that brought one back. http_connections, http_requests: accepted by the
+ * HTTP endpoint (net/http.c); http_not_found: requests for no route; http_idle_closed:
+ * keep-alive connections closed after --http-timeout with no request; http_errors:
+ * requests the daemon could not answer (500). turn_yields: connections that used
+ * their share of a loop turn (FRAMES_PER_TURN frames) and waited for the next;
+ * reply_holds: times a connection was not read because its replies were unread;
+ * replies_unread_closed: connections closed because all replies together reached
+ * their bound. generations_expired: generations in flight past --max-generation,
+ * ended as abandoned (also in abandoned_in_flight); acks_sent, refusals_sent: Ack
+ * and Refused frames sent to clients (docs/transport.md). */
 #define STAT_COUNTERS(X)                                                               \
     X(CONNECTIONS, "connections")                                                      \
     X(FRAMES, "frames")                                                                \
@@ -74,6 +85,11 @@
     X(RING_READS, "ring_reads")                                                        \
     X(RING_SLEEPS, "ring_sleeps")                                                      \
     X(RING_WAKES, "ring_wakes")                                                        \
+    X(HTTP_CONNECTIONS, "http_connections")                                            \
+    X(HTTP_REQUESTS, "http_requests")                                                  \
+    X(HTTP_NOT_FOUND, "http_not_found")                                                \
+    X(HTTP_IDLE_CLOSED, "http_idle_closed")                                            \
+    X(HTTP_ERRORS, "http_errors")                                                      \
     X(TURN_YIELDS, "turn_yields")                                                      \
     X(REPLY_HOLDS, "reply_holds")                                                      \
     X(REPLIES_UNREAD_CLOSED, "replies_unread_closed")                                  \

@@ -25,7 +25,8 @@
 #include "log.h"
 
 /* The databases metricsd keeps in its environment (store.c). */
-static const char *const dbcheck_ours[] = { "meta", "series", "m1", "h1", "events", "samples" };
+static const char *const dbcheck_ours[] = { "meta", "series", "m1", "h1", "events", "samples",
+                                            "life" };
 #define DBCHECK_N_OURS (sizeof(dbcheck_ours) / sizeof(dbcheck_ours[0]))
 
 /* LMDB's meta page (lmdb 0.9, 64-bit): a 16-byte page header, then MDB_meta:

@@ -164,15 +164,7 @@ static int answer_status(server *srv, Metricsd__Reply *reply, uint8_t **out, siz
     return pack_reply(reply, out, len);
 }
 
-/* One output row: a rollup and the names it is reported under. */
-typedef struct row {
-    const char *model, *backend;
-    uint32_t in_flight;
-    uint64_t rss_bytes, gpu_mem_bytes; /* procs, at the last sample */
-    rollup acc;
-} row;
-
-static void fill_stats(Metricsd__SeriesStats *ss, Metricsd__Sketch sk[M__COUNT], const row *r)
+static void fill_stats(Metricsd__SeriesStats *ss, Metricsd__Sketch sk[M__COUNT], const query_row *r)
 {
     Metricsd__Rollup m;
     /* Dense counts: the runs form halves the reply but costs the daemon more than the
@@ -222,24 +214,24 @@ static void fill_stats(Metricsd__SeriesStats *ss, Metricsd__Sketch sk[M__COUNT],
     ss->decode_tps = m.decode_tps;
 }
 
-static int answer_stats(server *srv, const Metricsd__Query *q, Metricsd__Reply *reply,
-                        uint8_t **out, size_t *len)
+int query_rows(server *srv, int64_t window_ns, const char *model, int by_backend,
+               query_row **out, size_t *nout)
 {
     int64_t now = clock_now_unix_ns();
-    int64_t window = q->has_window_ns && q->window_ns > 0 ? q->window_ns : DEFAULT_WINDOW_NS;
-    int64_t start = now - window;
+    int lifetime = window_ns < 0;
+    int64_t start = now - window_ns;
     /* A window is "since start", open at the top: after the wall clock was corrected
      * backwards, what was stored under the earlier clock has keys after now and is
      * still counted (the rule is at clock_now_unix_ns in clock.c). Pending deltas
      * were never bounded above, so stored and live data now agree. */
-    uint32_t from = start > 0 ? clock_minute_of(start) : 0;
-    int by_backend = q->has_by_backend && q->by_backend;
-    const char *model = q->model && q->model[0] ? q->model : NULL;
+    uint32_t from = lifetime || start <= 0 ? 0 : clock_minute_of(start);
     size_t n = srv->series.n, nrows = 0;
-    row *rows = calloc(n ? n : 1, sizeof(*rows));
+    query_row *rows = calloc(n ? n : 1, sizeof(*rows));
     store_reader *rd = NULL;
     int rc;
 
+    if (model != NULL && model[0] == '\0')
+        model = NULL;
     if (rows == NULL)
         return -ENOMEM;
     if ((rc = store_reader_open(srv->st, &rd)) != 0)
@@ -247,7 +239,7 @@ static int answer_stats(server *srv, const Metricsd__Query *q, Metricsd__Reply *
     rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
         series *s = srv->series.all[i];
-        row *r = NULL;
+        query_row *r = NULL;
         if (model != NULL && strcmp(model, s->model) != 0)
             continue;
         if (!by_backend)
@@ -265,14 +257,131 @@ static int answer_stats(server *srv, const Metricsd__Query *q, Metricsd__Reply *
         series_memory(s, &rss, &gpu);
         r->rss_bytes += rss;
         r->gpu_mem_bytes += gpu;
-        rc = query_series_window(srv, rd, s, window, from, &r->acc);
+        if (!lifetime) {
+            rc = query_series_window(srv, rd, s, window_ns, from, &r->acc);
+            continue;
+        }
+        /* Lifetime: the store's total (store.h, "life") and what is not yet in it. */
+        if (s->id != 0 && rd != NULL)
+            rc = store_read_life(rd, s->id, &r->acc);
+        for (uint32_t k = 0; k < s->n_pending && rc == 0; k++)
+            rc = rollup_merge(&r->acc, &s->pending[k].delta);
     }
     store_reader_close(rd);
+    if (rc != 0) {
+        query_rows_free(rows, nrows);
+        return rc;
+    }
+    *out = rows;
+    *nout = nrows;
+    return 0;
+}
+
+void query_rows_free(query_row *rows, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        rollup_free(&rows[i].acc);
+    free(rows);
+}
+
+int query_trend(server *srv, int64_t window_ns, int64_t step_ns, const char *model,
+                query_trend_row **out, size_t *nout, size_t *nsteps, uint32_t *first_minute,
+                uint32_t *step_minutes)
+{
+    int64_t now = clock_now_unix_ns();
+    uint32_t now_min = clock_minute_of(now);
+    uint32_t span = (uint32_t)(window_ns / 60000000000ll);
+    uint32_t step = (uint32_t)(step_ns / 60000000000ll);
+    if (span < 1)
+        span = 1;
+    if (step < 1)
+        step = 1;
+    if (span / step > QUERY_TREND_MAX_STEPS)
+        step = (span + QUERY_TREND_MAX_STEPS - 1) / QUERY_TREND_MAX_STEPS;
+    size_t steps = (span + step - 1) / step;
+    /* The last step ends with the current minute, which is still filling. */
+    uint32_t end = now_min + 1;
+    uint32_t first = end > steps * step ? end - (uint32_t)(steps * step) : 0;
+    size_t n = srv->series.n, nrows = 0;
+    store_reader *rd = NULL;
+    int rc = 0;
+
+    if (model != NULL && model[0] == '\0')
+        model = NULL;
+    query_trend_row *rows = calloc(n ? n : 1, sizeof(*rows));
+    if (rows == NULL)
+        return -ENOMEM;
+    if (store_reader_open(srv->st, &rd) != 0)
+        rd = NULL;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        series *s = srv->series.all[i];
+        query_trend_row *r = NULL;
+        if (model != NULL && strcmp(model, s->model) != 0)
+            continue;
+        for (size_t j = 0; j < nrows; j++)
+            if (strcmp(rows[j].model, s->model) == 0)
+                r = &rows[j];
+        if (r == NULL) {
+            r = &rows[nrows++];
+            r->model = s->model;
+            if ((r->steps = calloc(steps, sizeof(*r->steps))) == NULL) {
+                rc = -ENOMEM;
+                break;
+            }
+            for (size_t k = 0; k < steps; k++)
+                rollup_init(&r->steps[k]);
+        }
+        for (size_t k = 0; k < steps && rc == 0; k++) {
+            uint32_t lo = first + (uint32_t)k * step;
+            if (s->id != 0 && rd != NULL)
+                rc = store_read_window(rd, s->id, lo, lo + step, &r->steps[k]);
+        }
+        for (uint32_t p = 0; p < s->n_pending && rc == 0; p++) {
+            uint32_t m = s->pending[p].minute;
+            if (m >= first && m < first + steps * step)
+                rc = rollup_merge(&r->steps[(m - first) / step], &s->pending[p].delta);
+        }
+    }
+    store_reader_close(rd);
+    if (rc != 0) {
+        query_trend_free(rows, nrows, steps);
+        return rc;
+    }
+    *out = rows;
+    *nout = nrows;
+    *nsteps = steps;
+    *first_minute = first;
+    *step_minutes = step;
+    return 0;
+}
+
+void query_trend_free(query_trend_row *rows, size_t n, size_t steps)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (rows[i].steps != NULL)
+            for (size_t k = 0; k < steps; k++)
+                rollup_free(&rows[i].steps[k]);
+        free(rows[i].steps);
+    }
+    free(rows);
+}
+
+static int answer_stats(server *srv, const Metricsd__Query *q, Metricsd__Reply *reply,
+                        uint8_t **out, size_t *len)
+{
+    int64_t now = clock_now_unix_ns();
+    int64_t window = q->has_window_ns && q->window_ns > 0 ? q->window_ns : DEFAULT_WINDOW_NS;
+    int by_backend = q->has_by_backend && q->by_backend;
+    query_row *rows = NULL;
+    size_t nrows = 0;
+    int rc = query_rows(srv, window, q->model, by_backend, &rows, &nrows);
+    if (rc != 0)
+        return rc;
 
     Metricsd__SeriesStats *ss = calloc(nrows ? nrows : 1, sizeof(*ss));
     Metricsd__SeriesStats **sp = calloc(nrows ? nrows : 1, sizeof(*sp));
     Metricsd__Sketch(*sk)[M__COUNT] = calloc(nrows ? nrows : 1, sizeof(*sk));
-    if (rc == 0 && (ss == NULL || sp == NULL || sk == NULL))
+    if (ss == NULL || sp == NULL || sk == NULL)
         rc = -ENOMEM;
     size_t kept = 0;
     for (size_t i = 0; i < nrows && rc == 0; i++) {
@@ -292,9 +401,7 @@ static int answer_stats(server *srv, const Metricsd__Query *q, Metricsd__Reply *
         reply->now_unix_ns = now;
         rc = pack_reply(reply, out, len);
     }
-    for (size_t i = 0; i < nrows; i++)
-        rollup_free(&rows[i].acc);
-    free(rows);
+    query_rows_free(rows, nrows);
     free(ss);
     free(sp);
     free(sk);

@@ -1,0 +1,18 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ctl_json: metricsctl's JSON documents, shared with the daemon's HTTP API.
+ */
+#ifndef METRICSD_CTL_JSON_H
+#define METRICSD_CTL_JSON_H
+
+#include <jansson.h>
+
+#include "metricsd.h"
+
+/* {"models": [...], "window_s": N}: the document of `metricsctl stats --json`. A new
+ * reference; the caller decrefs it. */
+json_t *ctl_json_stats(const metricsd_stats *st);
+/* The document of `metricsctl power --json`. */
+json_t *ctl_json_power(const metricsd_power *p);
+
+#endif
