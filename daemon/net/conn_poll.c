@@ -111,7 +111,8 @@ static void on_poll_tick(uv_timer_t *t)
     for (conn *c = l->polled, *next; c != NULL; c = next) {
         next = c->poll_next; /* dispatch closes only c itself */
         if (c->hold != 0)
-            continue; /* a held ring: not read, and not idle either */
+            continue; /* held (its turn's share used, or a ring's replies unread): not
+                       * read, and not idle either */
         int got = poll_read(c, &more);
         if (got < 0 || !c->polled)
             continue; /* closed, or held and out of the poll list */

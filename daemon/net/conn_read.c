@@ -157,11 +157,12 @@ void conn_hold(conn *c, unsigned why)
     listener *l = c->l;
     if (c->closing || (c->hold & why) == why)
         return;
-    if (c->hold == 0) {
-        /* A polled socket leaves the poll list (the tick would read it); a ring stays
-         * polled and the tick skips it while held. */
-        if (c->polled && !c->ring_on)
-            conn_poll_leave(c);
+    /* A polled connection stays polled for a turn's hold (the tick skips it while
+     * held), so it still counts as polled; one whose replies are unread, which may last,
+     * leaves the poll list so the timer does not tick for it. A ring stays polled. */
+    if ((why & HOLD_REPLIES) && c->polled && !c->ring_on)
+        conn_poll_leave(c);
+    if (c->hold == 0 || (why & HOLD_REPLIES)) {
         if (!c->polled)
             uv_read_stop((uv_stream_t *)&c->pipe);
     }
@@ -326,7 +327,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     if (conn_received(c, (size_t)nread, 0) != 0 || c->polled)
         return;
     /* Reads with data faster than the poll timer would tick: poll this one. */
-    uint64_t now = c->last_active_ms;
+    uint64_t now = uv_now(c->l->srv->loop); /* not last_active_ms: that moves on whole frames */
     if (now - c->burst_ms > POLL_ENTER_WINDOW_MS) {
         c->burst_ms = now;
         c->burst_reads = 0;
