@@ -73,16 +73,16 @@ static const setting settings[] = {
     { "no-sync", "storage", "no_sync", T_BOOL, FIELD(no_sync), 0, 1, false, NULL, "no",
       "skip fsync on each write (tests only: a crash may lose the last writes)" },
 
-    { "max-series", "limits", "max_series", T_SIZE, FIELD(max_series), 1, 10000000, false,
+    { "max-series", "limits", "max_series", T_SIZE, FIELD(max_series), 1, 10000000, true,
       "N", "1000", "refuse new (model, backend) pairs past N" },
     { "max-clients", "limits", "max_clients", T_SIZE, FIELD(max_clients), 0, 10000000,
       false, "N", "0",
       "refuse connections past N (0: what the open-file limit leaves after\n"
       "a reserve for the store and samplers)" },
     { "max-pending", "limits", "max_pending", T_SIZE, FIELD(max_pending), 1, 100000000,
-      false, "N", "65536", "minute deltas kept while the disk refuses" },
+      true, "N", "65536", "minute deltas kept while the disk refuses" },
     { "idle-timeout", "limits", "idle_timeout", T_UINT, FIELD(idle_timeout_ms), 1,
-      86400000, false, "MS", "600000", "close clients silent this long, in milliseconds" },
+      86400000, true, "MS", "600000", "close clients silent this long, in milliseconds" },
     { "frame-timeout", "limits", "frame_timeout", T_UINT, FIELD(frame_timeout_ms), 1,
       86400000, false, "MS", "10000",
       "close a client whose frame is not whole this long after it began\n"

@@ -120,6 +120,19 @@ static void on_connection(uv_stream_t *server_stream, int status)
  * abandoned past --max-generation, and a connection with nothing in flight that
  * completes no frame for --idle-timeout goes. Engines that asked are told what was
  * taken. */
+/* The idle timer's period: a quarter of the shortest of the idle timeout, the frame
+ * timeout and the longest generation, so each is acted on within 1.25 times itself;
+ * Acks go out on this tick too, so at least once a second. */
+static unsigned idle_tick(const config *cfg)
+{
+    unsigned tick = cfg->idle_timeout_ms;
+    if (cfg->frame_timeout_ms < tick)
+        tick = cfg->frame_timeout_ms;
+    if (cfg->max_generation_ms < tick)
+        tick = cfg->max_generation_ms;
+    return tick / 4 > 1000 ? 1000 : tick / 4 ? tick / 4 : 1;
+}
+
 static void on_idle_timer(uv_timer_t *t)
 {
     listener *l = t->data;
@@ -293,15 +306,7 @@ int listener_start(server *srv, listener **out, char *why, size_t why_len)
             l->max_clients, l->max_queriers);
     uv_timer_init(srv->loop, &l->idle_timer);
     l->idle_timer.data = l;
-    unsigned tick = srv->cfg.idle_timeout_ms;
-    if (srv->cfg.frame_timeout_ms < tick)
-        tick = srv->cfg.frame_timeout_ms;
-    if (srv->cfg.max_generation_ms < tick)
-        tick = srv->cfg.max_generation_ms;
-    /* A quarter of the shortest: a limit is acted on within 1.25 times itself. Acks
-     * go out on this tick too, so at least every second. */
-    tick = tick / 4 > 1000 ? 1000 : tick / 4 ? tick / 4 : 1;
-    uv_timer_start(&l->idle_timer, on_idle_timer, tick, tick);
+    uv_timer_start(&l->idle_timer, on_idle_timer, idle_tick(&srv->cfg), idle_tick(&srv->cfg));
     uv_timer_init(srv->loop, &l->poll_timer);
     l->poll_timer.data = l;
     conn_turn_init(l);
@@ -359,4 +364,10 @@ size_t listener_clients(const listener *l)
     for (const conn *c = l->conns; c; c = c->next)
         n += !c->closing && !c->is_spare;
     return n;
+}
+
+void listener_idle_timeout_changed(listener *l)
+{
+    unsigned tick = idle_tick(&l->srv->cfg);
+    uv_timer_start(&l->idle_timer, on_idle_timer, tick, tick);
 }
