@@ -44,10 +44,12 @@ refuse "$TMP/foreign" "not metricsd"
 "$STORE_CRAFT" foreign-meta "$TMP/fmeta" || fail "store_craft foreign-meta"
 refuse "$TMP/fmeta" "not a metricsd database"
 
-# Corrupt pages: everything after the two meta pages overwritten.
+# Corrupt pages: everything after the two meta pages overwritten with 0xff (the same
+# damage every run: page numbers and sizes past any end).
 cp -r "$DB" "$TMP/corrupt"
 pages=$((size / 4096))
-dd if=/dev/urandom of="$TMP/corrupt/data.mdb" bs=4096 seek=2 count=$((pages - 2)) conv=notrunc status=none
+head -c $(((pages - 2) * 4096)) /dev/zero | tr '\0' '\377' |
+    dd of="$TMP/corrupt/data.mdb" bs=4096 seek=2 conv=notrunc status=none
 refuse "$TMP/corrupt" corrupt
 grep -q -- "--salvage" "$TMP/bad.log" || fail "the refusal offers no way out"
 
