@@ -25,5 +25,14 @@ int reply_power(qctx *q, const Metricsd__Reply *r, metricsd_power **out);
 /* The daemon status of a STATUS reply (*out freed with metricsd_daemon_status_free).
  * Returns 0, -EPROTO (no status), -E2BIG, -ETIMEDOUT or -ENOMEM. */
 int reply_status(qctx *q, const Metricsd__Reply *r, metricsd_daemon_status **out);
+/* The records of an EVENTS reply (*out freed with metricsd_events_free); since_ns is the
+ * window asked for (0: the default 24 h). Unbounded, as the daemon uses it on its own
+ * reply too. Returns 0, -EPROTO (no events) or -ENOMEM. */
+int reply_events(const Metricsd__Reply *r, int64_t since_ns, metricsd_events **out);
+/* One generation of an EVENTS reply, or NULL (out of memory). */
+metricsd_generation *reply_generation(const Metricsd__GenEvent *e);
+/* The records of a HEALTH reply (*out freed with metricsd_health_free). Returns 0,
+ * -EPROTO (no report) or -ENOMEM. */
+int reply_health(const Metricsd__Reply *r, metricsd_health **out);
 
 #endif

@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "cmd_ext.h"
+#include "ctl_json.h"
 #include "metricsd.h"
 
 int ctl_parse_duration(const char *s, int64_t *ns)
@@ -67,72 +68,6 @@ static int events_usage_error(const char *fmt, const char *arg)
     fprintf(stderr, fmt, arg);
     fprintf(stderr, "\nTry 'metricsctl events --help'.\n");
     return 2;
-}
-
-static const char *status_name(metricsd_status s)
-{
-    switch (s) {
-    case METRICSD_OK:
-        return "ok";
-    case METRICSD_ERROR:
-        return "error";
-    case METRICSD_CANCELLED:
-        return "cancelled";
-    case METRICSD_TIMEOUT:
-        return "timeout";
-    }
-    return "?";
-}
-
-/* "all", "sample", "error", "slow-ttft", "slow-e2e", joined by '+'. */
-static void kept_words(char *buf, size_t n, unsigned kept)
-{
-    static const char *w[] = { "all", "sample", "error", "slow-ttft", "slow-e2e" };
-    size_t off = 0;
-    buf[0] = '\0';
-    for (int i = 0; i < 5; i++)
-        if (kept & (1u << i))
-            off += (size_t)snprintf(buf + off, off < n ? n - off : 0, "%s%s", off ? "+" : "", w[i]);
-}
-
-static json_t *jnum(double v)
-{
-    return isfinite(v) ? json_real(v) : json_null();
-}
-
-static json_t *gen_json(const metricsd_generation *g)
-{
-    char kept[64];
-    json_t *labels = json_object();
-    for (size_t i = 0; i < g->n_labels; i++)
-        json_object_set_new(labels, g->labels[i].key, json_string(g->labels[i].value));
-    kept_words(kept, sizeof(kept), g->kept);
-    json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:i,s:s,s:s,s:b,s:I,s:I}", "request_id", g->request_id,
-                          "model", g->model, "backend", g->backend, "engine", g->engine, "pid",
-                          g->pid, "status", status_name(g->status), "error_kind", g->error_kind,
-                          "cold_start", g->cold_start, "start_unix_ns", (json_int_t)g->start_unix_ns,
-                          "end_unix_ns", (json_int_t)g->end_unix_ns);
-    json_object_set_new(o, "gpu_layers", g->gpu_layers >= 0 ? json_integer(g->gpu_layers) : json_null());
-    json_object_set_new(o, "queue_ms", jnum(g->queue_ms));
-    json_object_set_new(o, "load_ms", jnum(g->load_ms));
-    json_object_set_new(o, "prefill_ms", jnum(g->prefill_ms));
-    json_object_set_new(o, "ttft_ms", jnum(g->ttft_ms));
-    json_object_set_new(o, "decode_ms", jnum(g->decode_ms));
-    json_object_set_new(o, "e2e_ms", jnum(g->e2e_ms));
-    json_object_set_new(o, "tpot_ms", jnum(g->tpot_ms));
-    json_object_set_new(o, "decode_tps", jnum(g->decode_tps));
-    json_object_set_new(o, "itl_count", json_integer((json_int_t)g->itl_count));
-    json_object_set_new(o, "itl_p50_ms", jnum(g->itl_p50_ms));
-    json_object_set_new(o, "itl_p99_ms", jnum(g->itl_p99_ms));
-    json_object_set_new(o, "itl_max_ms", jnum(g->itl_max_ms));
-    json_object_set_new(o, "prompt_tokens", json_integer((json_int_t)g->prompt_tokens));
-    json_object_set_new(o, "cached_prompt_tokens", json_integer((json_int_t)g->cached_prompt_tokens));
-    json_object_set_new(o, "output_tokens", json_integer((json_int_t)g->output_tokens));
-    json_object_set_new(o, "joules", jnum(g->joules));
-    json_object_set_new(o, "kept", json_string(kept));
-    json_object_set_new(o, "seq", json_integer((json_int_t)g->seq));
-    json_object_set_new(o, "labels", labels);
-    return o;
 }
 
 static const char *fmt(char *buf, size_t n, double v)
@@ -246,18 +181,7 @@ int ctl_events_main(int argc, char **argv)
     if (rc != 0)
         return events_fail(rc, q.socket_path);
     if (json) {
-        json_t *arr = json_array();
-        for (size_t i = 0; i < ev->n_events; i++)
-            json_array_append_new(arr, gen_json(ev->events[i]));
-        json_t *root = json_pack("{s:o,s:I,s:I,s:I,s:b,s:f}", "events", arr, "generations",
-                                 (json_int_t)ev->generations, "kept", (json_int_t)ev->kept,
-                                 "matched", (json_int_t)ev->matched, "sampled", ev->sampled,
-                                 "window_s", (double)ev->since_ns / 1e9);
-        json_object_set_new(root, "rule", json_pack("{s:i,s:i,s:i,s:i}", "all_per_minute",
-                                                    (int)ev->all_per_minute, "sample_per_minute",
-                                                    (int)ev->sample_per_minute, "slowest_per_minute",
-                                                    (int)ev->slowest_per_minute, "errors_per_minute",
-                                                    (int)ev->errors_per_minute));
+        json_t *root = ctl_json_events(ev);
         char *s = json_dumps(root, JSON_INDENT(2) | JSON_REAL_PRECISION(10));
         if (s)
             puts(s);
@@ -288,10 +212,10 @@ int ctl_events_main(int argc, char **argv)
             struct tm tm;
             localtime_r(&t, &tm);
             strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
-            kept_words(kept, sizeof(kept), g->kept);
+            ctl_kept_words(kept, sizeof(kept), g->kept);
             printf("%-19s %-*s %-*s %-9s %8s %8s %8s %7s %6" PRId64 " %6" PRId64 " %8s %-18s %s\n",
                    when, wm, g->model, wr, g->request_id[0] ? g->request_id : "-",
-                   status_name(g->status), fmt(b[0], sizeof(b[0]), g->ttft_ms),
+                   ctl_status_name(g->status), fmt(b[0], sizeof(b[0]), g->ttft_ms),
                    fmt(b[1], sizeof(b[1]), g->e2e_ms), fmt(b[2], sizeof(b[2]), g->tpot_ms),
                    fmt(b[3], sizeof(b[3]), g->decode_tps), g->prompt_tokens, g->output_tokens,
                    fmt(b[4], sizeof(b[4]), g->joules), kept, g->error_kind);

@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "cmd_ext.h"
+#include "ctl_json.h"
 #include "metricsd.h"
 
 #define EXIT_UNKNOWN 3
@@ -37,11 +38,6 @@ static int health_usage_error(const char *fmt, const char *arg)
     fprintf(stderr, fmt, arg);
     fprintf(stderr, "\nTry 'metricsctl health --help'.\n");
     return EXIT_UNKNOWN;
-}
-
-static json_t *jnum(double v)
-{
-    return isfinite(v) ? json_real(v) : json_null();
 }
 
 static void when(char *buf, size_t n, int64_t ns)
@@ -114,42 +110,7 @@ int ctl_health_main(int argc, char **argv)
     }
     int state = h->n_entities == 0 ? METRICSD_HEALTH_UNKNOWN : h->state;
     if (json) {
-        json_t *ents = json_array(), *hist = json_array();
-        for (size_t i = 0; i < h->n_entities; i++) {
-            const metricsd_health_entity *e = h->entities[i];
-            json_t *comps = json_array();
-            for (size_t k = 0; k < e->n_components; k++) {
-                const metricsd_health_component *cp = e->components[k];
-                json_t *o = json_pack("{s:s,s:s,s:s,s:s}", "name", cp->name, "state",
-                                      metricsd_health_state_name(cp->state), "rule", cp->rule,
-                                      "reason", cp->reason);
-                json_object_set_new(o, "value", jnum(cp->value));
-                json_object_set_new(o, "threshold", jnum(cp->threshold));
-                json_array_append_new(comps, o);
-            }
-            json_array_append_new(ents, json_pack("{s:s,s:s,s:I,s:I,s:o}", "name", e->name, "state",
-                                                  metricsd_health_state_name(e->state),
-                                                  "since_unix_ns", (json_int_t)e->since_unix_ns,
-                                                  "requests", (json_int_t)e->requests,
-                                                  "components", comps));
-        }
-        for (size_t i = 0; i < h->n_history; i++) {
-            const metricsd_health_change *ch = h->history[i];
-            json_array_append_new(hist, json_pack("{s:I,s:s,s:s,s:s,s:s}", "unix_ns",
-                                                  (json_int_t)ch->unix_ns, "name", ch->name, "old",
-                                                  metricsd_health_state_name(ch->old_state), "new",
-                                                  metricsd_health_state_name(ch->new_state),
-                                                  "reason", ch->reason));
-        }
-        json_t *root = json_pack("{s:s,s:o,s:f,s:I,s:I,s:I}", "state", metricsd_health_state_name(state),
-                                 "entities", ents, "window_s", (double)h->window_ns / 1e9,
-                                 "alerts_started", (json_int_t)h->alerts_started, "alerts_failed",
-                                 (json_int_t)h->alerts_failed, "alerts_killed",
-                                 (json_int_t)h->alerts_killed);
-        if (q.history)
-            json_object_set_new(root, "history", hist);
-        else
-            json_decref(hist);
+        json_t *root = ctl_json_health(h, q.history);
         char *s = json_dumps(root, JSON_INDENT(2) | JSON_REAL_PRECISION(10));
         if (s)
             puts(s);

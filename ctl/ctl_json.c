@@ -1,12 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * ctl_json: the JSON of `metricsctl stats --json` and `power --json`, built with
+ * ctl_json: the JSON of `metricsctl stats`, `power`, `events` and `health --json`, built with
  * jansson from the library's result records. The daemon's HTTP API (/api/v1/stats,
- * /api/v1/power) links the same code, so both answer with the same document.
+ * /api/v1/power, /api/v1/events, /api/v1/health) links the same code, so both answer with the same document.
  */
 #include "ctl_json.h"
 
 #include <math.h>
+#include <stdio.h>
 
 static json_t *jnum(double v)
 {
@@ -98,3 +99,123 @@ json_t *ctl_json_power(const metricsd_power *p)
                      (json_int_t)p->last_sample_unix_ns);
 }
 
+const char *ctl_status_name(metricsd_status s)
+{
+    switch (s) {
+    case METRICSD_OK:
+        return "ok";
+    case METRICSD_ERROR:
+        return "error";
+    case METRICSD_CANCELLED:
+        return "cancelled";
+    case METRICSD_TIMEOUT:
+        return "timeout";
+    }
+    return "?";
+}
+
+/* "all", "sample", "error", "slow-ttft", "slow-e2e", joined by '+'. */
+void ctl_kept_words(char *buf, size_t n, unsigned kept)
+{
+    static const char *w[] = { "all", "sample", "error", "slow-ttft", "slow-e2e" };
+    size_t off = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < 5; i++)
+        if (kept & (1u << i))
+            off += (size_t)snprintf(buf + off, off < n ? n - off : 0, "%s%s", off ? "+" : "", w[i]);
+}
+
+json_t *ctl_json_generation(const metricsd_generation *g)
+{
+    char kept[64];
+    json_t *labels = json_object();
+    for (size_t i = 0; i < g->n_labels; i++)
+        json_object_set_new(labels, g->labels[i].key, json_string(g->labels[i].value));
+    ctl_kept_words(kept, sizeof(kept), g->kept);
+    json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:i,s:s,s:s,s:b,s:I,s:I}", "request_id", g->request_id,
+                          "model", g->model, "backend", g->backend, "engine", g->engine, "pid",
+                          g->pid, "status", ctl_status_name(g->status), "error_kind", g->error_kind,
+                          "cold_start", g->cold_start, "start_unix_ns", (json_int_t)g->start_unix_ns,
+                          "end_unix_ns", (json_int_t)g->end_unix_ns);
+    json_object_set_new(o, "gpu_layers", g->gpu_layers >= 0 ? json_integer(g->gpu_layers) : json_null());
+    json_object_set_new(o, "queue_ms", jnum(g->queue_ms));
+    json_object_set_new(o, "load_ms", jnum(g->load_ms));
+    json_object_set_new(o, "prefill_ms", jnum(g->prefill_ms));
+    json_object_set_new(o, "ttft_ms", jnum(g->ttft_ms));
+    json_object_set_new(o, "decode_ms", jnum(g->decode_ms));
+    json_object_set_new(o, "e2e_ms", jnum(g->e2e_ms));
+    json_object_set_new(o, "tpot_ms", jnum(g->tpot_ms));
+    json_object_set_new(o, "decode_tps", jnum(g->decode_tps));
+    json_object_set_new(o, "itl_count", json_integer((json_int_t)g->itl_count));
+    json_object_set_new(o, "itl_p50_ms", jnum(g->itl_p50_ms));
+    json_object_set_new(o, "itl_p99_ms", jnum(g->itl_p99_ms));
+    json_object_set_new(o, "itl_max_ms", jnum(g->itl_max_ms));
+    json_object_set_new(o, "prompt_tokens", json_integer((json_int_t)g->prompt_tokens));
+    json_object_set_new(o, "cached_prompt_tokens", json_integer((json_int_t)g->cached_prompt_tokens));
+    json_object_set_new(o, "output_tokens", json_integer((json_int_t)g->output_tokens));
+    json_object_set_new(o, "joules", jnum(g->joules));
+    json_object_set_new(o, "kept", json_string(kept));
+    json_object_set_new(o, "seq", json_integer((json_int_t)g->seq));
+    json_object_set_new(o, "labels", labels);
+    return o;
+}
+
+json_t *ctl_json_events(const metricsd_events *ev)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; i < ev->n_events; i++)
+        json_array_append_new(arr, ctl_json_generation(ev->events[i]));
+    json_t *root = json_pack("{s:o,s:I,s:I,s:I,s:b,s:f}", "events", arr, "generations",
+                             (json_int_t)ev->generations, "kept", (json_int_t)ev->kept,
+                             "matched", (json_int_t)ev->matched, "sampled", ev->sampled,
+                             "window_s", (double)ev->since_ns / 1e9);
+    json_object_set_new(root, "rule", json_pack("{s:i,s:i,s:i,s:i}", "all_per_minute",
+                                                (int)ev->all_per_minute, "sample_per_minute",
+                                                (int)ev->sample_per_minute, "slowest_per_minute",
+                                                (int)ev->slowest_per_minute, "errors_per_minute",
+                                                (int)ev->errors_per_minute));
+    return root;
+}
+
+json_t *ctl_json_health(const metricsd_health *h, int history)
+{
+    /* Nothing seen (or MODEL not seen) is unknown, not healthy. */
+    int state = h->n_entities == 0 ? METRICSD_HEALTH_UNKNOWN : h->state;
+    json_t *ents = json_array(), *hist = json_array();
+    for (size_t i = 0; i < h->n_entities; i++) {
+        const metricsd_health_entity *e = h->entities[i];
+        json_t *comps = json_array();
+        for (size_t k = 0; k < e->n_components; k++) {
+            const metricsd_health_component *cp = e->components[k];
+            json_t *o = json_pack("{s:s,s:s,s:s,s:s}", "name", cp->name, "state",
+                                  metricsd_health_state_name(cp->state), "rule", cp->rule,
+                                  "reason", cp->reason);
+            json_object_set_new(o, "value", jnum(cp->value));
+            json_object_set_new(o, "threshold", jnum(cp->threshold));
+            json_array_append_new(comps, o);
+        }
+        json_array_append_new(ents, json_pack("{s:s,s:s,s:I,s:I,s:o}", "name", e->name, "state",
+                                              metricsd_health_state_name(e->state),
+                                              "since_unix_ns", (json_int_t)e->since_unix_ns,
+                                              "requests", (json_int_t)e->requests,
+                                              "components", comps));
+    }
+    for (size_t i = 0; i < h->n_history; i++) {
+        const metricsd_health_change *ch = h->history[i];
+        json_array_append_new(hist, json_pack("{s:I,s:s,s:s,s:s,s:s}", "unix_ns",
+                                              (json_int_t)ch->unix_ns, "name", ch->name, "old",
+                                              metricsd_health_state_name(ch->old_state), "new",
+                                              metricsd_health_state_name(ch->new_state),
+                                              "reason", ch->reason));
+    }
+    json_t *root = json_pack("{s:s,s:o,s:f,s:I,s:I,s:I}", "state", metricsd_health_state_name(state),
+                             "entities", ents, "window_s", (double)h->window_ns / 1e9,
+                             "alerts_started", (json_int_t)h->alerts_started, "alerts_failed",
+                             (json_int_t)h->alerts_failed, "alerts_killed",
+                             (json_int_t)h->alerts_killed);
+    if (history)
+        json_object_set_new(root, "history", hist);
+    else
+        json_decref(hist);
+    return root;
+}

@@ -14,5 +14,17 @@
 json_t *ctl_json_stats(const metricsd_stats *st);
 /* The document of `metricsctl power --json`. */
 json_t *ctl_json_power(const metricsd_power *p);
+/* The document of `metricsctl events --json`. */
+json_t *ctl_json_events(const metricsd_events *ev);
+/* One generation of it. */
+json_t *ctl_json_generation(const metricsd_generation *g);
+/* The document of `metricsctl health --json`; history: with the "history" array
+ * (--history). A model-less, entity-less answer is "unknown". */
+json_t *ctl_json_health(const metricsd_health *h, int history);
+/* "ok", "error", "cancelled", "timeout". */
+const char *ctl_status_name(metricsd_status s);
+/* Why a generation was kept: "all", "sample", "error", "slow-ttft", "slow-e2e",
+ * joined by '+'. */
+void ctl_kept_words(char *buf, size_t n, unsigned kept);
 
 #endif

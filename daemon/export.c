@@ -16,6 +16,7 @@
 #include "counters.h"
 #include "ctl_json.h"
 #include "frame.h"
+#include "health.h"
 #include "power.h"
 #include "query.h"
 #include "reply.h"
@@ -35,8 +36,16 @@ int export_metrics(server *srv, int proto, export_buf *out)
         rnames[i] = reject_name(i);
     store_get_info(srv->st, &info);
     Metricsd__PowerReport *rep = srv->power ? power_report(srv->power) : NULL;
+    /* Every model's and the daemon's health, as `metricsctl health` sees it. Without
+     * it (out of memory) /metrics still answers, only without the health families. */
+    Metricsd__Query hq = METRICSD__QUERY__INIT;
+    Metricsd__HealthReport *hr = NULL;
+    hq.has_kind = 1;
+    hq.kind = METRICSD__QUERY__KIND__HEALTH;
+    if (health_query(srv, &hq, &hr) != 0)
+        hr = NULL;
     export_prom_input in = {
-        .rows = rows, .n_rows = n, .power = rep,
+        .rows = rows, .n_rows = n, .power = rep, .health = hr,
         .stat_names = snames, .stat_values = stat_counts, .n_stats = STAT__COUNT,
         .reject_names = rnames, .reject_values = reject_counts, .n_rejects = REJECT__COUNT,
         .clients = srv->clients, .in_flight = srv->in_flight, .series = (uint32_t)srv->series.n,
@@ -45,6 +54,8 @@ int export_metrics(server *srv, int proto, export_buf *out)
     rc = proto ? export_prom_proto(&in, out) : export_prom_text(&in, out);
     if (rep != NULL)
         power_report_free(rep);
+    if (hr != NULL)
+        health_report_free(hr);
     query_rows_free(rows, n);
     return rc;
 }
@@ -130,6 +141,61 @@ int export_power_json(server *srv, export_buf *out)
         return rc;
     rc = dump(ctl_json_power(p), out);
     metricsd_power_free(p);
+    return rc;
+}
+
+int export_events_json(server *srv, const metricsd_events_opts *o, export_buf *out)
+{
+    Metricsd__Query q = METRICSD__QUERY__INIT;
+    Metricsd__Envelope *env;
+    metricsd_events *ev;
+    /* The Query metricsd_query_events builds from the same options. */
+    q.has_kind = 1;
+    q.kind = METRICSD__QUERY__KIND__EVENTS;
+    q.model = (char *)o->model;
+    q.has_window_ns = o->since_ns > 0;
+    q.window_ns = o->since_ns;
+    q.has_errors_only = o->errors_only != 0;
+    q.errors_only = o->errors_only != 0;
+    q.has_slowest = o->slowest > 0;
+    q.slowest = o->slowest;
+    q.by = (char *)o->by;
+    q.request_id = (char *)o->request_id;
+    q.has_limit = o->limit > 0;
+    q.limit = o->limit;
+    int rc = ask(srv, &q, &env);
+    if (rc != 0)
+        return rc;
+    rc = reply_events(env->reply, o->since_ns, &ev);
+    metricsd__envelope__free_unpacked(env, NULL);
+    if (rc != 0)
+        return rc;
+    rc = dump(ctl_json_events(ev), out);
+    metricsd_events_free(ev);
+    return rc;
+}
+
+int export_health_json(server *srv, const metricsd_health_opts *o, export_buf *out)
+{
+    Metricsd__Query q = METRICSD__QUERY__INIT;
+    Metricsd__Envelope *env;
+    metricsd_health *h;
+    q.has_kind = 1;
+    q.kind = METRICSD__QUERY__KIND__HEALTH;
+    q.model = (char *)o->model;
+    q.has_history = o->history != 0;
+    q.history = o->history != 0;
+    q.has_window_ns = o->since_ns > 0;
+    q.window_ns = o->since_ns;
+    int rc = ask(srv, &q, &env);
+    if (rc != 0)
+        return rc;
+    rc = reply_health(env->reply, &h);
+    metricsd__envelope__free_unpacked(env, NULL);
+    if (rc != 0)
+        return rc;
+    rc = dump(ctl_json_health(h, o->history), out);
+    metricsd_health_free(h);
     return rc;
 }
 

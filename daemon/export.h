@@ -2,7 +2,7 @@
 /*
  * export: the documents the HTTP endpoint serves, built from the server's state on
  * the loop: the Prometheus exposition (export_prom.h) of the lifetime rows, and the
- * JSON of `metricsctl stats --json` / `power --json` (the same code: the query's
+ * JSON of `metricsctl stats`, `power`, `events`, `health --json` (the same code: the query's
  * Reply, turned into the library's records by reply.c and into JSON by ctl_json.c),
  * and the per-step trend the dashboard draws. net/http_routes.c calls these; they
  * know nothing of HTTP.
@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "export_prom.h"
+#include "metricsd.h"
 #include "server.h"
 
 /* /metrics: text 0.0.4, or the protobuf exposition when proto. 0 or -ENOMEM. */
@@ -23,6 +24,11 @@ int export_stats_json(server *srv, int64_t window_ns, const char *model, int by_
                       export_buf *out);
 /* /api/v1/power. */
 int export_power_json(server *srv, export_buf *out);
+/* /api/v1/events: the options of metricsctl events (socket_path and timeout_ms
+ * unused). */
+int export_events_json(server *srv, const metricsd_events_opts *o, export_buf *out);
+/* /api/v1/health: the options of metricsctl health. */
+int export_health_json(server *srv, const metricsd_health_opts *o, export_buf *out);
 /* /api/v1/trend: per model, per step, requests, errors, tokens/s, TTFT/TPOT/e2e
  * p50/p95/p99 (ms), joules per token and watts where measured. */
 int export_trend_json(server *srv, int64_t window_ns, int64_t step_ns, const char *model,

@@ -615,6 +615,39 @@ static int write_all(sink *k, const export_prom_input *in)
     }
     family_end(k);
 
+    if (in->health != NULL) {
+        /* A state set (one series per state, 1 for the current one), the idiom of
+         * Prometheus's own enums, so `metricsd_health_state{state="unhealthy"} == 1`
+         * alerts and no one has to know a numbering. */
+        static const char *const states[] = { "healthy", "degraded", "unhealthy" };
+        family(k, "metricsd_health_state",
+               "Health of a model (metricsctl health): 1 for its current state, 0 for the others.",
+               F_GAUGE);
+        for (size_t i = 0; i < in->health->n_entities; i++) {
+            const Metricsd__HealthEntity *e = in->health->entities[i];
+            if (e->name == NULL || strcmp(e->name, "daemon") == 0)
+                continue;
+            for (uint32_t j = 0; j < 3; j++) {
+                label l[2] = { { "gen_ai_request_model", e->name }, { "state", states[j] } };
+                value(k, l, 2, e->state == j ? 1 : 0);
+            }
+        }
+        family_end(k);
+        family(k, "metricsd_daemon_health_state",
+               "Health of the daemon itself (metricsctl health): 1 for its current state, 0 for the others.",
+               F_GAUGE);
+        for (size_t i = 0; i < in->health->n_entities; i++) {
+            const Metricsd__HealthEntity *e = in->health->entities[i];
+            if (e->name == NULL || strcmp(e->name, "daemon") != 0)
+                continue;
+            for (uint32_t j = 0; j < 3; j++) {
+                label l[1] = { { "state", states[j] } };
+                value(k, l, 1, e->state == j ? 1 : 0);
+            }
+        }
+        family_end(k);
+    }
+
     if (in->power != NULL && in->power->n_devices > 0) {
         family(k, "metricsd_device_power_watts", "Power drawn by a device at the last sample.",
                F_GAUGE);

@@ -35,6 +35,8 @@ typedef struct export_prom_input {
     const query_row *rows;
     size_t n_rows;
     const Metricsd__PowerReport *power;
+    /* Every model's and the daemon's health (the entity "daemon"); may be NULL. */
+    const Metricsd__HealthReport *health;
     const char *const *stat_names;
     const uint64_t *stat_values;
     size_t n_stats;

@@ -2,7 +2,8 @@
 /*
  * http_routes: what each path answers. The documents come from export.h (core);
  * here are only the paths, the URL parameters (the options of metricsctl: since,
- * model, by, and step for the trend) and the status codes.
+ * model, by, and step for the trend; events' errors, slowest, by, request, limit;
+ * health's history) and the status codes.
  */
 #include <errno.h>
 #include <math.h>
@@ -145,6 +146,79 @@ static int query_opts(const http_request *rq, http_response *rs, int64_t *since,
     return 0;
 }
 
+/* A count 1..100000 (metricsctl's --slowest and --limit). 0 or -1. */
+static int count_param(const char *v, unsigned *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long n = strtoul(v, &end, 10);
+    if (errno || *end || end == v || v[0] == '-' || n == 0 || n > 100000)
+        return -1;
+    *out = (unsigned)n;
+    return 0;
+}
+
+/* A flag: present bare or as 1/true/yes (errors, history). */
+static int flag_param(const http_request *rq, const char *name)
+{
+    char v[16];
+    if (!param(rq->query, name, v, sizeof(v)))
+        return 0;
+    return v[0] == '\0' || strcmp(v, "1") == 0 || strcmp(v, "true") == 0 || strcmp(v, "yes") == 0;
+}
+
+/* The options of `metricsctl events`: model, since, errors, slowest, by, request, limit. */
+static void route_events(server *srv, const http_request *rq, http_response *rs)
+{
+    char model[512], by[16], request[512], v[64];
+    metricsd_events_opts o = { .size = sizeof(o) };
+    if (param(rq->query, "model", model, sizeof(model)) && model[0])
+        o.model = model;
+    if (param(rq->query, "since", v, sizeof(v)) && duration(v, &o.since_ns) != 0) {
+        json_error(rs, 400, "bad duration for since (use 30s, 5m, 1h, 7d)");
+        return;
+    }
+    o.errors_only = flag_param(rq, "errors");
+    if (param(rq->query, "slowest", v, sizeof(v)) && count_param(v, &o.slowest) != 0) {
+        json_error(rs, 400, "slowest takes 1..100000");
+        return;
+    }
+    if (param(rq->query, "limit", v, sizeof(v)) && count_param(v, &o.limit) != 0) {
+        json_error(rs, 400, "limit takes 1..100000");
+        return;
+    }
+    if (param(rq->query, "by", by, sizeof(by))) {
+        if (strcmp(by, "ttft") && strcmp(by, "e2e") && strcmp(by, "tpot") && strcmp(by, "itl")) {
+            json_error(rs, 400, "by takes ttft, e2e, tpot or itl");
+            return;
+        }
+        if (o.slowest == 0) {
+            json_error(rs, 400, "by goes with slowest=N");
+            return;
+        }
+        o.by = by;
+    }
+    if (param(rq->query, "request", request, sizeof(request)) && request[0])
+        o.request_id = request;
+    answered(rs, export_events_json(srv, &o, &rs->body));
+}
+
+/* The options of `metricsctl health`: model, history, since (how far back the
+ * history goes). */
+static void route_health(server *srv, const http_request *rq, http_response *rs)
+{
+    char model[512], v[64];
+    metricsd_health_opts o = { .size = sizeof(o) };
+    if (param(rq->query, "model", model, sizeof(model)) && model[0])
+        o.model = model;
+    o.history = flag_param(rq, "history");
+    if (param(rq->query, "since", v, sizeof(v)) && duration(v, &o.since_ns) != 0) {
+        json_error(rs, 400, "bad duration for since (use 30s, 5m, 1h, 7d)");
+        return;
+    }
+    answered(rs, export_health_json(srv, &o, &rs->body));
+}
+
 void http_route(server *srv, const http_request *rq, http_response *rs)
 {
     char model[512];
@@ -162,6 +236,10 @@ void http_route(server *srv, const http_request *rq, http_response *rs)
             answered(rs, export_stats_json(srv, since, model[0] ? model : NULL, by, &rs->body));
     } else if (strcmp(rq->path, "/api/v1/power") == 0) {
         answered(rs, export_power_json(srv, &rs->body));
+    } else if (strcmp(rq->path, "/api/v1/events") == 0) {
+        route_events(srv, rq, rs);
+    } else if (strcmp(rq->path, "/api/v1/health") == 0) {
+        route_health(srv, rq, rs);
     } else if (strcmp(rq->path, "/api/v1/trend") == 0) {
         char v[64];
         int64_t step = 0;
@@ -178,6 +256,6 @@ void http_route(server *srv, const http_request *rq, http_response *rs)
         answered(rs, rs->body.oom ? -ENOMEM : 0);
     } else {
         stat_counts[HTTP_NOT_FOUND]++;
-        json_error(rs, 404, "no such path: try /metrics, /api/v1/stats, /api/v1/power, /api/v1/trend or /");
+        json_error(rs, 404, "no such path: try /metrics, /api/v1/stats, /api/v1/events, /api/v1/health, /api/v1/power, /api/v1/trend or /");
     }
 }

@@ -1,7 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
-# The JSON API against metricsctl: /api/v1/stats with each of metricsctl's options as
-# URL parameters, and /api/v1/power, are byte for byte what `metricsctl ... --json`
+# The JSON API against metricsctl: /api/v1/stats, /api/v1/events and /api/v1/health
+# with each of metricsctl's options as URL parameters, and /api/v1/power, are byte for byte what `metricsctl ... --json`
 # prints (sampling off, so nothing moves between the two); /api/v1/trend's steps add
 # up to the window's requests; bad parameters are 400 with words, unknown paths 404,
 # HEAD has GET's headers and no body, and the counters count them.
@@ -11,14 +11,20 @@ require curl python3 jq
 HP=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 start_daemon --http "127.0.0.1:$HP" --sample-interval 0
 "$ITEST" send --socket "$SOCK" --procs 1 --threads 2 --total 1200 --seed 41 || fail "send"
-wait_flushed 1200
+# Three failed generations with request ids web-0..2 (evsend), for events' request= and errors=.
+"$BUILD_DIR/tests/evsend" "$SOCK" ev-model 3 50 error web || fail "evsend"
+wait_flushed 1203
 U="http://127.0.0.1:$HP"
 
 same() { # same URL-PATH METRICSCTL-ARGS...
     local path=$1
     shift
     curl -sf "$U$path" >"$TMP/http.json" || fail "GET $path"
-    "$METRICSCTL" "$@" >"$TMP/ctl.json" || fail "metricsctl $*"
+    local rc=0
+    "$METRICSCTL" "$@" >"$TMP/ctl.json" || rc=$?
+    # health exits 1/2/3 for degraded, unhealthy, unknown: its document is still printed.
+    [ "$rc" -eq 0 ] || { [ "${path#/api/v1/health}" != "$path" ] && [ "$rc" -le 3 ]; } ||
+        fail "metricsctl $* (exit $rc)"
     cmp -s "$TMP/http.json" "$TMP/ctl.json" ||
         fail "GET $path differs from metricsctl $*: $(diff "$TMP/http.json" "$TMP/ctl.json" | head -5)"
     echo "GET $path = metricsctl $* ($(wc -c <"$TMP/http.json") bytes)"
@@ -29,6 +35,23 @@ same "/api/v1/stats?by=backend&since=2h" stats --by backend --since 2h --json
 same "/api/v1/stats?model=phi-3-mini" stats phi-3-mini --json
 same "/api/v1/stats?model=no%20such%20model" stats "no such model" --json
 same /api/v1/power power --json
+# Single generations and health, each with metricsctl's options as URL parameters.
+same /api/v1/events events --json
+same "/api/v1/events?model=phi-3-mini&limit=7" events --model phi-3-mini --limit 7 --json
+same "/api/v1/events?slowest=5&by=e2e&since=2h" events --slowest 5 --by e2e --since 2h --json
+same "/api/v1/events?errors=1&limit=20" events --errors --limit 20 --json
+jq -e '[.events[] | select(.request_id | startswith("web-"))] | length == 3' "$TMP/http.json" >/dev/null ||
+    fail "errors=1 lacks the three failed generations"
+RID=web-1
+same "/api/v1/events?request=$RID" events --request "$RID" --json
+jq -e '.events | length == 1 and .[0].request_id == "web-1" and .[0].status == "error"' "$TMP/http.json" >/dev/null ||
+    fail "request=$RID: $(head -c 300 "$TMP/http.json")"
+same /api/v1/health health --json
+same "/api/v1/health?model=phi-3-mini" health phi-3-mini --json
+same "/api/v1/health?history=1&since=1h" health --history --since 1h --json
+same "/api/v1/health?model=no%20such%20model" health "no such model" --json
+jq -e '.entities | map(.name) | index("phi-3-mini") != null and index("daemon") != null' \
+    /dev/stdin <<<"$(curl -sf "$U/api/v1/health")" >/dev/null || fail "health lacks the model or the daemon"
 
 # The trend: per-step requests add up to the window's, per model.
 curl -sf "$U/api/v1/trend?since=1h&step=5m" >"$TMP/trend.json" || fail "GET /api/v1/trend"
@@ -41,7 +64,7 @@ got = {m["model"]: sum(p["requests"] for p in m["points"]) for m in t["models"]}
 steps = {len(m["points"]) for m in t["models"]}
 print("trend: step", t["step_s"], "s,", steps, "steps; requests", got)
 ok = got == want and t["step_s"] == 300 and steps == {12}
-last = [m["points"][-1] for m in t["models"]]
+last = [m["points"][-1] for m in t["models"] if m["model"] != "ev-model"]  # its generations all failed
 ok &= all(p["ttft_ms"] and p["ttft_ms"]["p95"] > 0 for p in last)
 sys.exit(0 if ok else 1)
 PY
@@ -51,6 +74,10 @@ status() { curl -s -o "$TMP/body" -w '%{http_code}' "$@"; }
     fail "a bad since: $(cat "$TMP/body")"
 [ "$(status "$U/api/v1/stats?by=model")" = 400 ] || fail "a bad by"
 [ "$(status "$U/api/v1/trend?step=x")" = 400 ] || fail "a bad step"
+[ "$(status "$U/api/v1/events?slowest=0")" = 400 ] || fail "a bad slowest"
+[ "$(status "$U/api/v1/events?by=ttft")" = 400 ] && grep -q "slowest" "$TMP/body" || fail "by without slowest"
+[ "$(status "$U/api/v1/events?slowest=3&by=speed")" = 400 ] || fail "a bad by for events"
+[ "$(status "$U/api/v1/health?since=never")" = 400 ] || fail "a bad since for health"
 [ "$(status "$U/nowhere")" = 404 ] && jq -e .error "$TMP/body" >/dev/null || fail "an unknown path"
 [ "$(counter http_not_found)" -eq 1 ] || fail "http_not_found = $(counter http_not_found)"
 curl -sfI "$U/metrics" >"$TMP/head" || fail "HEAD /metrics"

@@ -4,19 +4,24 @@
 # daemon holding known generations, with no network but the daemon's loopback port.
 # The rendered DOM (--dump-dom, after the page's scripts ran in virtual time) must
 # list every model with the figures of `metricsctl stats --since 1h --json`, printed
-# as metricsctl prints them; screenshots at a laptop's and a phone's width must not be
+# as metricsctl prints them, and each model's and the daemon's health as `metricsctl
+# health --json` has it; screenshots at a laptop's and a phone's width must not be
 # blank (many distinct colours: the charts' lines and text), and the page must not
 # be wider than a phone's screen.
 . "$(dirname "$0")/../harness/harness.sh"
-require curl python3 identify
+require curl python3 identify jq
 CHROMIUM=$(command -v chromium || command -v chromium-browser || true)
 [ -n "$CHROMIUM" ] || skip "chromium not installed"
 
 HP=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 start_daemon --http "127.0.0.1:$HP"
 "$ITEST" send --socket "$SOCK" --procs 1 --threads 2 --total 900 --seed 21 || fail "send"
-wait_flushed 900
+# A model that only fails: unhealthy, with its reason on the page.
+"$BUILD_DIR/tests/evsend" "$SOCK" failing-model 4 50 error web || fail "evsend"
+wait_flushed 904
 "$METRICSCTL" stats --since 1h --json >"$TMP/stats.json" || fail "metricsctl stats"
+"$METRICSCTL" health --json >"$TMP/health.json" || [ $? -le 3 ] # 1/2: degraded/unhealthy
+jq -e '(.entities | length > 2) and any(.entities[]; .name == "failing-model" and .state == "unhealthy")' "$TMP/health.json" >/dev/null || fail "metricsctl health: $(cat "$TMP/health.json")"
 
 # Chromium keeps its profile, caches and crash dumps in $TMP, and never leaves it.
 browse() {
@@ -28,8 +33,8 @@ browse() {
 browse --window-size=1280,1500 --dump-dom >"$TMP/dom.html" || fail "chromium --dump-dom"
 [ -s "$TMP/dom.html" ] || fail "chromium dumped nothing"
 
-python3 - "$TMP/dom.html" "$TMP/stats.json" <<'PY' || fail "the page's figures differ from metricsctl's"
-import json, sys
+python3 - "$TMP/dom.html" "$TMP/stats.json" "$TMP/health.json" <<'PY' || fail "the page's figures differ from metricsctl's"
+import json, re, sys
 from html.parser import HTMLParser
 
 class Rows(HTMLParser):
@@ -78,7 +83,7 @@ for model, m in sorted(want.items()):
     checks = [("requests", str(m["requests"])), ("error-rate", num(m["error_rate"] * 100))]
     for key, cls in (("ttft_ms", "ttft"), ("tpot_ms", "tpot"), ("e2e_ms", "e2e")):
         s = m[key]
-        checks.append((cls, f"{num(s['p50'])} / {num(s['p95'])} / {num(s['p99'])}"))
+        checks.append((cls, f"{num(s['p50'])} / {num(s['p95'])} / {num(s['p99'])}" if s["count"] else "-"))
     checks.append(("tps", num(m["decode_tps"]["p50"])))
     for cls, text in checks:
         got = row.get(cls, ("(missing)", None))[0]
@@ -86,7 +91,28 @@ for model, m in sorted(want.items()):
             print(f"{model} {cls}: page shows {got!r}, metricsctl {text!r}")
             ok = False
     print(f"{model}: requests {row.get('requests', ('?',))[0]}, TTFT ms {row.get('ttft', ('?',))[0]}, "
-          f"e2e ms {row.get('e2e', ('?',))[0]}")
+          f"e2e ms {row.get('e2e', ('?',))[0]}, health {row.get('health-cell', ('?',))[0]}")
+# Health: each model's state in its row (the reasons beside it), the daemon's in the header.
+health = {e["name"]: e for e in json.load(open(sys.argv[3]))["entities"]}
+for model in want:
+    h = health.get(model)
+    state = h["state"] if h else "unknown"
+    got = p.rows.get(model, {}).get("health-cell", ("(missing)",))[0]
+    if got != state:
+        print(f"{model} health: page shows {got!r}, metricsctl {state!r}")
+        ok = False
+    why = "; ".join(c["name"] + ": " + c["reason"] for c in (h["components"] if h else [])
+                    if c["state"] != "healthy")
+    if p.rows.get(model, {}).get("reasons", ("(missing)",))[0] != why:
+        print(f"{model} reasons: page shows {p.rows.get(model, {}).get('reasons')!r}, metricsctl {why!r}")
+        ok = False
+dom = open(sys.argv[1]).read()
+m = re.search(r'id="daemon-health"[^>]*>.*?data-state="(\w+)"', dom, re.S)
+if not m or m.group(1) != health["daemon"]["state"]:
+    print("the daemon's health in the header:", m and m.group(1), "metricsctl:", health["daemon"]["state"])
+    ok = False
+else:
+    print("daemon health on the page:", m.group(1))
 sys.exit(0 if ok else 1)
 PY
 

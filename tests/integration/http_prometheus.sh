@@ -31,6 +31,24 @@ curl -sf -H "Authorization: Bearer $(cat "$TMP/token")" "http://127.0.0.1:$HP/me
 promtool check metrics <"$TMP/metrics.txt" >"$TMP/promtool.out" 2>&1 ||
     fail "promtool check metrics: $(cat "$TMP/promtool.out")"
 echo "promtool check metrics: accepted ($(wc -l <"$TMP/metrics.txt") lines)"
+# Health as a state set: per model (and for the daemon) exactly one state is 1, the
+# one metricsctl health reports.
+"$METRICSCTL" health --json >"$TMP/health.json" || [ $? -le 3 ] # 1/2: degraded/unhealthy
+python3 - "$TMP/metrics.txt" "$TMP/health.json" <<'PY' || fail "the health gauges disagree with metricsctl health"
+import json, re, sys
+text, health = open(sys.argv[1]).read(), json.load(open(sys.argv[2]))
+ok = "# TYPE metricsd_health_state gauge" in text and "# TYPE metricsd_daemon_health_state gauge" in text
+for e in health["entities"]:
+    if e["name"] == "daemon":
+        pat = r'^metricsd_daemon_health_state\{state="(\w+)"\} (\S+)$'
+    else:
+        pat = r'^metricsd_health_state\{gen_ai_request_model="%s",state="(\w+)"\} (\S+)$' % re.escape(e["name"])
+    got = {s: float(v) for s, v in re.findall(pat, text, re.M)}
+    want = {s: 1.0 if s == e["state"] else 0.0 for s in ("healthy", "degraded", "unhealthy")}
+    print(e["name"], "health gauges", got)
+    ok &= got == want
+sys.exit(0 if ok else 1)
+PY
 
 cat >"$TMP/prom.yml" <<EOF
 global:
