@@ -346,9 +346,10 @@ int metricsd_record(metricsd_client *c, const metricsd_event *ev)
     m.has_gen_id = 1; /* 0: no Begin */
     m.has_gpu_layers = e.gpu_layers != 0;
     m.gpu_layers = e.gpu_layers;
-    m.has_start_unix_ns = 1;
-    m.start_unix_ns = e.start_unix_ns != 0 ? e.start_unix_ns
-                                           : clock_ns(CLOCK_REALTIME) - e.total_ns;
+    /* An explicit start places the event in the minute it ended (start + total_ns):
+     * an engine's own history. Without one the daemon counts it as it arrives. */
+    m.has_start_unix_ns = e.start_unix_ns != 0;
+    m.start_unix_ns = e.start_unix_ns;
     /* Durations go as given (0 meaning unknown); the daemon validates them. */
     m.has_queue_ns = e.has_queue != 0;
     m.queue_ns = e.queue_ns;

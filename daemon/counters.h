@@ -33,7 +33,8 @@
     X(TOO_MANY_CONNECTIONS, "too_many_connections")                                    \
     X(NO_MEMORY, "no_memory")                                                          \
     X(RING_INVALID, "ring_invalid")                                                    \
-    X(RING_CORRUPT, "ring_corrupt")
+    X(RING_CORRUPT, "ring_corrupt")                                                    \
+    X(START_TOO_OLD, "start_too_old")
 
 /* Other counters. poll_switches: connections switched to polled reads (net/conn_poll.c,
  * POLL_*); poll_exits: polled connections that went back to epoll or closed, so
@@ -66,7 +67,8 @@
     X(RINGS, "rings")                                                                  \
     X(RING_READS, "ring_reads")                                                        \
     X(RING_SLEEPS, "ring_sleeps")                                                      \
-    X(RING_WAKES, "ring_wakes")
+    X(RING_WAKES, "ring_wakes")                                                        \
+    X(SOURCES_ABSENT, "sources_absent")
 
 #define COUNTER_ENUM(id, name) id,
 enum reject_reason { REJECT_REASONS(COUNTER_ENUM) REJECT__COUNT };

@@ -151,3 +151,14 @@ int ingest_apply(rollup *r, const Metricsd__Generation *g, const sketch *itl, in
     /* A checked value can only fail for want of memory. */
     return failed ? -ENOMEM : 0;
 }
+
+int64_t ingest_end_unix_ns(const Metricsd__Generation *g, int64_t now_unix_ns)
+{
+    /* Live generations (those with a Begin) count as they arrive, so a wall clock
+     * that steps (daemon/clock.c) moves them as it moves the daemon's minutes. */
+    if (g->gen_id != 0 || !g->has_start_unix_ns || g->start_unix_ns <= 0)
+        return now_unix_ns;
+    int64_t end = g->start_unix_ns + (g->has_total_ns ? g->total_ns : 0);
+    /* A clock ahead of the daemon's, or a start in the future, counts as now. */
+    return end > now_unix_ns ? now_unix_ns : end;
+}

@@ -803,7 +803,7 @@ static void test_record(void **state)
     };
     assert_int_equal(metricsd_record(c, &ev), 0);
 
-    /* start_unix_ns 0: now - total_ns. */
+    /* start_unix_ns 0: not sent. */
     struct timespec t0, t1;
     clock_gettime(CLOCK_REALTIME, &t0);
     metricsd_event ev2 = { .size = sizeof(ev2), .model = "rec2", .total_ns = 5000000000 };
@@ -849,9 +849,10 @@ static void test_record(void **state)
     assert_false(r->has_queue);
     assert_false(r->has_ttft);
     assert_false(r->has_itl);
-    int64_t lo = (int64_t)t0.tv_sec * 1000000000 + t0.tv_nsec - 5000000000;
-    int64_t hi = (int64_t)t1.tv_sec * 1000000000 + t1.tv_nsec - 5000000000;
-    assert_true(r->start_unix_ns >= lo && r->start_unix_ns <= hi);
+    /* No start given: none is sent, and the daemon counts the event on arrival. */
+    (void)t0;
+    (void)t1;
+    assert_int_equal(r->start_unix_ns, 0);
 
     metricsd_close(c);
     conn_free(&k);

@@ -16,6 +16,7 @@
 #include "ingest.h"
 #include "log.h"
 #include "query.h"
+#include "store.h"
 
 static const char *backend_of(const char *b)
 {
@@ -121,11 +122,16 @@ static void handle_generation(conn *c, const Metricsd__Generation *g)
     if (why >= 0) {
         conn_reject(c, why);
     } else if ((s = series_for(c, g->model, g->backend)) != NULL) {
-        int64_t now = c->l->read_now_ns;
-        uint32_t minute = clock_minute_of(now);
+        int64_t now = c->l->read_now_ns, at = ingest_end_unix_ns(g, now);
+        uint32_t minute = clock_minute_of(at);
+        if (minute < store_m1_horizon(srv->st, clock_minute_of(now))) {
+            conn_reject(c, START_TOO_OLD);
+            sketch_free(&itl);
+            return;
+        }
         rollup *delta = series_delta(&srv->series, s, minute, &lost);
         stat_counts[PENDING_DROPPED] += lost;
-        if (delta == NULL || ingest_apply(delta, g, &itl, now) != 0) {
+        if (delta == NULL || ingest_apply(delta, g, &itl, at) != 0) {
             conn_reject(c, NO_MEMORY);
         } else {
             stat_counts[GENERATIONS]++;

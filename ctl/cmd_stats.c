@@ -1,0 +1,274 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * `metricsctl stats [MODEL]`: per model (or per model and backend) the request counts
+ * and the latency, throughput, energy and memory figures of the window. The table
+ * shows the columns people look at first and fits the width (120 by default);
+ * --wide shows every column and --columns picks them.
+ */
+#include <inttypes.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctl.h"
+
+extern const ctl_command ctl_cmd_stats;
+
+/* Every column stats can show; `deflt` ones are shown without --wide/--columns, and
+ * when they do not fit the width the ones with the highest `drop` go first. */
+static const struct {
+    const char *key, *head, *head2;
+    int right, deflt, drop;
+} stats_cols[] = {
+    { "model", "MODEL", "", 0, 1, 0 },
+    { "backend", "BACKEND", "", 0, 1, 0 },
+    { "reqs", "REQS", "", 1, 1, 0 },
+    { "err", "ERR%", "", 1, 1, 0 },
+    { "ttft", "TTFT ms", "p50/p95/p99", 0, 1, 0 },
+    { "tpot", "TPOT ms", "p50/p95/p99", 0, 1, 4 },
+    { "e2e", "E2E ms", "p50/p95/p99", 0, 1, 3 },
+    { "tps", "TOK/S", "p50", 1, 1, 2 },
+    { "jtok", "J/TOK", "", 1, 1, 1 },
+    { "watts", "W", "avg", 1, 1, 1 },
+    { "itl", "ITL ms", "p50/p95/p99", 0, 0, 0 },
+    { "queue", "QUEUE ms", "p95", 1, 0, 0 },
+    { "cold", "COLD", "starts", 1, 0, 0 },
+    { "prompt", "PROMPT", "tokens", 1, 0, 0 },
+    { "output", "OUTPUT", "tokens", 1, 0, 0 },
+    { "cancelled", "CANCEL", "", 1, 0, 0 },
+    { "timeouts", "TIMEOUT", "", 1, 0, 0 },
+    { "inflight", "NOW", "in flight", 1, 0, 0 },
+    { "rss", "RSS", "MiB", 1, 0, 0 },
+    { "gpu", "GPU", "MiB", 1, 0, 0 },
+};
+#define STATS_NCOLS (sizeof(stats_cols) / sizeof(stats_cols[0]))
+
+typedef struct stats_args {
+    int wide, by_backend;
+    const char *columns;
+} stats_args;
+
+enum { O_WIDE = 1000, O_COLUMNS, O_BY };
+
+static int stats_opt(ctl_ctx *ctx, void *ud, int id, const char *arg)
+{
+    stats_args *a = ud;
+    switch (id) {
+    case O_WIDE:
+        a->wide = 1;
+        return 0;
+    case O_COLUMNS:
+        a->columns = arg;
+        return 0;
+    case O_BY:
+        if (strcmp(arg, "backend") != 0)
+            return ctl_usage_error(ctx, "--by takes 'backend', not '%s'", arg);
+        a->by_backend = 1;
+        return 0;
+    }
+    return CTL_USAGE;
+}
+
+json_t *ctl_model_json(const metricsd_model_stats *m)
+{
+    json_t *o = json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:f,s:I,s:I,s:I,s:I}", "model", m->model,
+                          "backend", m->backend, "requests", (json_int_t)m->requests, "errors",
+                          (json_int_t)m->errors, "cancelled", (json_int_t)m->cancelled,
+                          "timeouts", (json_int_t)m->timeouts, "error_rate", m->error_rate,
+                          "output_tokens", (json_int_t)m->output_tokens, "prompt_tokens",
+                          (json_int_t)m->prompt_tokens, "cold_starts", (json_int_t)m->cold_starts,
+                          "in_flight", (json_int_t)m->in_flight);
+    json_object_set_new(o, "ttft_ms", ctl_jsummary(&m->ttft_ms));
+    json_object_set_new(o, "tpot_ms", ctl_jsummary(&m->tpot_ms));
+    json_object_set_new(o, "itl_ms", ctl_jsummary(&m->itl_ms));
+    json_object_set_new(o, "e2e_ms", ctl_jsummary(&m->e2e_ms));
+    json_object_set_new(o, "queue_ms", ctl_jsummary(&m->queue_ms));
+    json_object_set_new(o, "decode_tps", ctl_jsummary(&m->decode_tps));
+    json_object_set_new(o, "first_unix_ns", json_integer((json_int_t)m->first_unix_ns));
+    json_object_set_new(o, "last_unix_ns", json_integer((json_int_t)m->last_unix_ns));
+    /* Energy and memory (docs/energy.md); null when unknown. */
+    json_object_set_new(o, "joules", ctl_jnum(m->joules));
+    json_object_set_new(o, "joules_per_token", ctl_jnum(m->joules_per_token));
+    json_object_set_new(o, "watts_avg", ctl_jnum(m->watts_avg));
+    json_object_set_new(o, "attributed_tokens", json_integer((json_int_t)m->attributed_tokens));
+    json_object_set_new(o, "battery_tokens", json_integer((json_int_t)m->battery_tokens));
+    json_object_set_new(o, "battery_joules", ctl_jnum(m->battery_joules));
+    json_object_set_new(o, "battery_pct_per_1k_tokens", ctl_jnum(m->battery_pct_per_1k_tokens));
+    json_object_set_new(o, "rss_bytes", ctl_jbytes(m->rss_bytes));
+    json_object_set_new(o, "gpu_mem_bytes", ctl_jbytes(m->gpu_mem_bytes));
+    return o;
+}
+
+static void stats_cell(ctl_table *t, const char *key, const metricsd_model_stats *m)
+{
+    char b[96];
+    if (strcmp(key, "model") == 0)
+        ctl_table_cell(t, "%s", m->model);
+    else if (strcmp(key, "backend") == 0)
+        ctl_table_cell(t, "%s", m->backend[0] ? m->backend : "*");
+    else if (strcmp(key, "reqs") == 0)
+        ctl_table_cell(t, "%" PRIu64, m->requests);
+    else if (strcmp(key, "err") == 0)
+        ctl_table_cell(t, "%.1f", m->error_rate * 100);
+    else if (strcmp(key, "ttft") == 0)
+        ctl_table_cell(t, "%s", ctl_triple(b, sizeof(b), &m->ttft_ms));
+    else if (strcmp(key, "tpot") == 0)
+        ctl_table_cell(t, "%s", ctl_triple(b, sizeof(b), &m->tpot_ms));
+    else if (strcmp(key, "itl") == 0)
+        ctl_table_cell(t, "%s", ctl_triple(b, sizeof(b), &m->itl_ms));
+    else if (strcmp(key, "e2e") == 0)
+        ctl_table_cell(t, "%s", ctl_triple(b, sizeof(b), &m->e2e_ms));
+    else if (strcmp(key, "tps") == 0)
+        ctl_table_cell(t, "%s", ctl_num(b, sizeof(b), m->decode_tps.count ? m->decode_tps.p50 : NAN));
+    else if (strcmp(key, "watts") == 0)
+        ctl_table_cell(t, "%s", ctl_num(b, sizeof(b), m->watts_avg));
+    else if (strcmp(key, "queue") == 0)
+        ctl_table_cell(t, "%s", ctl_num(b, sizeof(b), m->queue_ms.count ? m->queue_ms.p95 : NAN));
+    else if (strcmp(key, "jtok") == 0)
+        ctl_table_cell(t, "%s", ctl_num(b, sizeof(b), m->joules_per_token));
+    else if (strcmp(key, "cold") == 0)
+        ctl_table_cell(t, "%" PRIu64, m->cold_starts);
+    else if (strcmp(key, "prompt") == 0)
+        ctl_table_cell(t, "%" PRIu64, m->prompt_tokens);
+    else if (strcmp(key, "output") == 0)
+        ctl_table_cell(t, "%" PRIu64, m->output_tokens);
+    else if (strcmp(key, "cancelled") == 0)
+        ctl_table_cell(t, "%" PRIu64, m->cancelled);
+    else if (strcmp(key, "timeouts") == 0)
+        ctl_table_cell(t, "%" PRIu64, m->timeouts);
+    else if (strcmp(key, "inflight") == 0)
+        ctl_table_cell(t, "%u", m->in_flight);
+    else if (strcmp(key, "rss") == 0)
+        ctl_table_cell(t, "%s", ctl_mib(b, sizeof(b), m->rss_bytes));
+    else if (strcmp(key, "gpu") == 0)
+        ctl_table_cell(t, "%s", ctl_mib(b, sizeof(b), m->gpu_mem_bytes));
+}
+
+/* Which columns to show: --columns, else --wide, else the defaults cut to the width. */
+static int stats_pick(const ctl_ctx *ctx, const stats_args *a, unsigned char shown[STATS_NCOLS])
+{
+    memset(shown, 0, STATS_NCOLS);
+    if (a->columns != NULL) {
+        char *list = strdup(a->columns), *save = NULL;
+        if (list == NULL)
+            return -1;
+        for (char *k = strtok_r(list, ",", &save); k; k = strtok_r(NULL, ",", &save)) {
+            size_t i;
+            for (i = 0; i < STATS_NCOLS && strcmp(stats_cols[i].key, k) != 0; i++)
+                ;
+            if (i == STATS_NCOLS) {
+                ctl_usage_error(ctx, "unknown column '%s' (columns: model, backend, reqs, err, "
+                                     "ttft, tpot, itl, e2e, tps, watts, queue, jtok, cold, "
+                                     "prompt, output, cancelled, timeouts, inflight, rss, gpu)", k);
+                free(list);
+                return -1;
+            }
+            shown[i] = 1;
+        }
+        free(list);
+        shown[0] = 1; /* rows without their model name mean nothing */
+        return 0;
+    }
+    for (size_t i = 0; i < STATS_NCOLS; i++)
+        shown[i] = a->wide || stats_cols[i].deflt;
+    return 0;
+}
+
+static int stats_run(ctl_ctx *ctx, int argc, char **argv)
+{
+    stats_args a = { 0 };
+    static const struct option own[] = {
+        { "wide", no_argument, NULL, O_WIDE },
+        { "columns", required_argument, NULL, O_COLUMNS },
+        { "by", required_argument, NULL, O_BY },
+        { 0 },
+    };
+    char **pos;
+    int npos, rc;
+    if (ctl_parse(ctx, &ctl_cmd_stats, argc, argv, own, stats_opt, &a, &pos, &npos, &rc) != 0)
+        return rc;
+    if (npos > 1)
+        return ctl_usage_error(ctx, "unexpected argument '%s'", pos[1]);
+    const char *model = npos ? pos[0] : NULL;
+    unsigned char shown[STATS_NCOLS];
+    if (stats_pick(ctx, &a, shown) != 0)
+        return CTL_USAGE;
+
+    metricsd_stats *st;
+    if (ctl_query_stats(ctx, model, ctx->since_ns, a.by_backend, &st, &rc) != 0)
+        return rc;
+    char dur[32];
+    ctl_duration(dur, sizeof(dur), st->window_ns);
+    if (ctx->json) {
+        json_t *models = json_array();
+        for (size_t i = 0; i < st->n_models; i++)
+            json_array_append_new(models, ctl_model_json(st->models[i]));
+        ctl_print_json(json_pack("{s:o,s:f,s:s}", "models", models, "window_s",
+                                 (double)st->window_ns / 1e9, "window", dur));
+    } else if (st->n_models == 0) {
+        if (model)
+            printf("No generations of %s in the last %s.\n", model, dur);
+        else
+            printf("No generations in the last %s.\n", dur);
+    } else {
+        ctl_table *t = ctl_table_new();
+        int merged = 0;
+        for (size_t c = 0; c < STATS_NCOLS; c++)
+            ctl_table_col(t, stats_cols[c].head, stats_cols[c].head2, stats_cols[c].right);
+        for (size_t i = 0; i < st->n_models; i++) {
+            ctl_table_row(t);
+            merged |= st->models[i]->backend[0] == '\0';
+            for (size_t c = 0; c < STATS_NCOLS; c++)
+                stats_cell(t, stats_cols[c].key, st->models[i]);
+        }
+        /* Cut to the width: the default columns that matter least go first, then the
+         * model names are shortened (never below 12). */
+        int width = ctl_width(ctx), hidden = 0;
+        if (!a.wide && a.columns == NULL) {
+            for (int d = 1; d <= 4 && ctl_table_width(t, shown) > width; d++)
+                for (size_t c = 0; c < STATS_NCOLS; c++)
+                    if (shown[c] && stats_cols[c].drop == d) {
+                        shown[c] = 0;
+                        hidden++;
+                    }
+        }
+        int over = ctl_table_width(t, shown) - width, maxw = 0;
+        if (over > 0) {
+            unsigned char first[STATS_NCOLS] = { 1 };
+            int w0 = ctl_table_width(t, first);
+            maxw = w0 - over < 12 ? 12 : w0 - over;
+        }
+        printf("%s", ctl_bold(ctx));
+        ctl_table_print(t, stdout, shown, maxw);
+        printf("%s", ctl_reset(ctx));
+        ctl_table_free(t);
+        for (size_t i = 0; i < st->n_models; i++) {
+            const metricsd_model_stats *m = st->models[i];
+            if (!isnan(m->battery_pct_per_1k_tokens))
+                printf("%s on battery: %.3f %% of the battery per 1,000 tokens\n", m->model,
+                       m->battery_pct_per_1k_tokens);
+        }
+        printf("Last %s.", dur);
+        if (merged)
+            printf(" BACKEND * = every backend merged (--by backend splits them).");
+        if (hidden)
+            printf(" %d column%s hidden to fit %d columns (--wide shows all).", hidden,
+                   hidden > 1 ? "s" : "", width);
+        printf("\n");
+    }
+    metricsd_stats_free(st);
+    return CTL_OK;
+}
+
+const ctl_command ctl_cmd_stats = {
+    .name = "stats",
+    .args = "[MODEL]",
+    .summary = "per model: requests, errors, TTFT, TPOT, E2E, tok/s",
+    .help = "  --by backend           one row per (model, backend) instead of merged (*)\n"
+            "  --wide                 every column: also ITL, queue p95, cold starts,\n"
+            "                         token counts, cancellations, timeouts, memory\n"
+            "  --columns A,B,...      these columns: model, backend, reqs, err, ttft, tpot, itl,\n"
+            "                         e2e, tps, watts, queue, jtok, cold, prompt, output,\n"
+            "                         cancelled, timeouts, inflight, rss, gpu\n",
+    .run = stats_run,
+};
