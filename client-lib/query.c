@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "frame.h"
+#include "query_int.h"
 #include "paths.h"
 #include "sized.h"
 #include "sketch_pb.h"
@@ -80,7 +81,7 @@ static int open_socket(const char *path, int64_t deadline, int *out)
 
 /* Send q and wait for the Reply; the caller frees *out with
  * metricsd__envelope__free_unpacked. */
-static int roundtrip(const metricsd_query_opts *o, Metricsd__Query *q, Metricsd__Envelope **out)
+int roundtrip(const metricsd_query_opts *o, Metricsd__Query *q, Metricsd__Envelope **out)
 {
     Metricsd__Envelope env = METRICSD__ENVELOPE__INIT;
     int64_t deadline = mono_ms() + (o->timeout_ms > 0 ? o->timeout_ms : 5000);
@@ -149,7 +150,7 @@ static int roundtrip(const metricsd_query_opts *o, Metricsd__Query *q, Metricsd_
     return rc;
 }
 
-static void summarize(metricsd_summary *sum, const Metricsd__Sketch *msg, double unit)
+void summarize(metricsd_summary *sum, const Metricsd__Sketch *msg, double unit)
 {
     sketch s;
     memset(sum, 0, sizeof(*sum));
@@ -172,7 +173,7 @@ static void summarize(metricsd_summary *sum, const Metricsd__Sketch *msg, double
 }
 
 /* The caller's options, read no further than its size (metricsd.h, the ABI rule). */
-static int opts_in(const metricsd_query_opts *in, metricsd_query_opts *o, const void *out)
+int opts_in(const metricsd_query_opts *in, metricsd_query_opts *o, const void *out)
 {
     if (out == NULL)
         return -EINVAL;
@@ -185,12 +186,108 @@ static int opts_in(const metricsd_query_opts *in, metricsd_query_opts *o, const 
 }
 
 /* A result record of `size` bytes, zeroed, that begins with its size. */
-static void *record_new(size_t size)
+void *record_new(size_t size)
 {
     void *r = calloc(1, size);
     if (r != NULL)
         memcpy(r, &size, sizeof(size));
     return r;
+}
+
+/* A model record with the sketches its figures came from, kept for
+ * metricsd_model_quantile; the public part first, so the record is freed as one. */
+typedef struct query_model {
+    metricsd_model_stats pub;
+    sketch sk[METRICSD_METRIC__COUNT];
+    uint8_t have[METRICSD_METRIC__COUNT];
+    double unit[METRICSD_METRIC__COUNT];
+} query_model;
+
+metricsd_model_stats *query_model_new(void)
+{
+    query_model *q = calloc(1, sizeof(*q));
+    if (q == NULL)
+        return NULL;
+    q->pub.size = sizeof(q->pub);
+    return &q->pub;
+}
+
+void query_model_free(metricsd_model_stats *m)
+{
+    if (m == NULL)
+        return;
+    query_model *q = (query_model *)m;
+    for (int i = 0; i < METRICSD_METRIC__COUNT; i++)
+        if (q->have[i])
+            sketch_free(&q->sk[i]);
+    free((char *)m->model);
+    free((char *)m->backend);
+    free(q);
+}
+
+static int query_keep(query_model *q, metricsd_metric which, const Metricsd__Sketch *msg, double unit)
+{
+    q->unit[which] = unit;
+    if (msg == NULL)
+        return 0;
+    if (sketch_pb_load(&q->sk[which], msg) != 0)
+        return 0; /* undecodable: the summary is empty too */
+    q->have[which] = 1;
+    return 0;
+}
+
+double metricsd_model_quantile(const metricsd_model_stats *m, metricsd_metric which, double q)
+{
+    if (m == NULL || (int)which < 0 || which >= METRICSD_METRIC__COUNT || !(q >= 0 && q <= 1))
+        return NAN;
+    const query_model *qm = (const query_model *)m;
+    if (!qm->have[which] || qm->sk[which].count == 0)
+        return NAN;
+    return sketch_quantile(&qm->sk[which], q) / qm->unit[which];
+}
+
+int query_model_fill(metricsd_model_stats *m, const Metricsd__SeriesStats *ss)
+{
+    query_model *qm = (query_model *)m;
+    m->requests = ss->requests;
+    m->errors = ss->errors;
+    m->cancelled = ss->cancelled;
+    m->timeouts = ss->timeouts;
+    m->cold_starts = ss->cold_starts;
+    m->prompt_tokens = ss->prompt_tokens;
+    m->output_tokens = ss->output_tokens;
+    m->error_rate = ss->requests ? (double)(ss->errors + ss->timeouts) / (double)ss->requests : 0;
+    summarize(&m->ttft_ms, ss->ttft, 1e6);
+    summarize(&m->tpot_ms, ss->tpot, 1e6);
+    summarize(&m->itl_ms, ss->itl, 1e6);
+    summarize(&m->e2e_ms, ss->e2e, 1e6);
+    summarize(&m->queue_ms, ss->queue, 1e6);
+    summarize(&m->decode_tps, ss->decode_tps, 1);
+    m->first_unix_ns = ss->first_unix_ns;
+    m->last_unix_ns = ss->last_unix_ns;
+    m->in_flight = ss->in_flight;
+    m->attributed_tokens = ss->attributed_tokens;
+    m->joules = ss->has_joules ? ss->joules : NAN;
+    m->joules_per_token = ss->has_joules && ss->attributed_tokens > 0
+                              ? ss->joules / (double)ss->attributed_tokens
+                              : NAN;
+    m->watts_avg = ss->has_joules && ss->energy_busy_ns > 0
+                       ? ss->joules / ((double)ss->energy_busy_ns / 1e9)
+                       : NAN;
+    m->battery_joules = ss->has_battery_joules ? ss->battery_joules : NAN;
+    m->battery_tokens = ss->battery_tokens;
+    m->battery_pct_per_1k_tokens = ss->has_battery_pct && ss->battery_tokens > 0
+                                       ? ss->battery_pct * 1000.0 / (double)ss->battery_tokens
+                                       : NAN;
+    m->rss_bytes = ss->rss_bytes;
+    m->gpu_mem_bytes = ss->gpu_mem_bytes;
+    query_keep(qm, METRICSD_TTFT, ss->ttft, 1e6);
+    query_keep(qm, METRICSD_TPOT, ss->tpot, 1e6);
+    query_keep(qm, METRICSD_ITL, ss->itl, 1e6);
+    query_keep(qm, METRICSD_E2E, ss->e2e, 1e6);
+    query_keep(qm, METRICSD_QUEUE, ss->queue, 1e6);
+    query_keep(qm, METRICSD_DECODE_TPS, ss->decode_tps, 1);
+    return 0;
 }
 
 int metricsd_query_stats(const metricsd_query_opts *opts, metricsd_stats **out)
@@ -223,7 +320,7 @@ int metricsd_query_stats(const metricsd_query_opts *opts, metricsd_stats **out)
     st->now_unix_ns = r->now_unix_ns;
     for (size_t i = 0; i < r->n_series; i++) {
         const Metricsd__SeriesStats *ss = r->series[i];
-        metricsd_model_stats *m = record_new(sizeof(*m));
+        metricsd_model_stats *m = query_model_new();
         if (m != NULL) {
             st->models[st->n_models++] = m;
             m->model = strdup(ss->model ? ss->model : "");
@@ -234,38 +331,11 @@ int metricsd_query_stats(const metricsd_query_opts *opts, metricsd_stats **out)
             metricsd__envelope__free_unpacked(env, NULL);
             return -ENOMEM;
         }
-        m->requests = ss->requests;
-        m->errors = ss->errors;
-        m->cancelled = ss->cancelled;
-        m->timeouts = ss->timeouts;
-        m->cold_starts = ss->cold_starts;
-        m->prompt_tokens = ss->prompt_tokens;
-        m->output_tokens = ss->output_tokens;
-        m->error_rate = ss->requests ? (double)(ss->errors + ss->timeouts) / (double)ss->requests : 0;
-        summarize(&m->ttft_ms, ss->ttft, 1e6);
-        summarize(&m->tpot_ms, ss->tpot, 1e6);
-        summarize(&m->itl_ms, ss->itl, 1e6);
-        summarize(&m->e2e_ms, ss->e2e, 1e6);
-        summarize(&m->queue_ms, ss->queue, 1e6);
-        summarize(&m->decode_tps, ss->decode_tps, 1);
-        m->first_unix_ns = ss->first_unix_ns;
-        m->last_unix_ns = ss->last_unix_ns;
-        m->in_flight = ss->in_flight;
-        m->attributed_tokens = ss->attributed_tokens;
-        m->joules = ss->has_joules ? ss->joules : NAN;
-        m->joules_per_token = ss->has_joules && ss->attributed_tokens > 0
-                                  ? ss->joules / (double)ss->attributed_tokens
-                                  : NAN;
-        m->watts_avg = ss->has_joules && ss->energy_busy_ns > 0
-                           ? ss->joules / ((double)ss->energy_busy_ns / 1e9)
-                           : NAN;
-        m->battery_joules = ss->has_battery_joules ? ss->battery_joules : NAN;
-        m->battery_tokens = ss->battery_tokens;
-        m->battery_pct_per_1k_tokens = ss->has_battery_pct && ss->battery_tokens > 0
-                                           ? ss->battery_pct * 1000.0 / (double)ss->battery_tokens
-                                           : NAN;
-        m->rss_bytes = ss->rss_bytes;
-        m->gpu_mem_bytes = ss->gpu_mem_bytes;
+        if (query_model_fill(m, ss) != 0) {
+            metricsd_stats_free(st);
+            metricsd__envelope__free_unpacked(env, NULL);
+            return -ENOMEM;
+        }
     }
     metricsd__envelope__free_unpacked(env, NULL);
     *out = st;
@@ -276,11 +346,8 @@ void metricsd_stats_free(metricsd_stats *st)
 {
     if (st == NULL)
         return;
-    for (size_t i = 0; i < st->n_models; i++) {
-        free((char *)st->models[i]->model);
-        free((char *)st->models[i]->backend);
-        free(st->models[i]);
-    }
+    for (size_t i = 0; i < st->n_models; i++)
+        query_model_free(st->models[i]);
     free(st->models);
     free(st);
 }

@@ -100,6 +100,9 @@ json_t *ctl_jbytes(uint64_t v);
 json_t *ctl_jstr(const char *s);
 /* One model's record as stats --json writes it (cmd_stats.c). */
 json_t *ctl_model_json(const metricsd_model_stats *m);
+/* A trend as trend --json writes it: with metric NULL every figure of each step
+ * (export's form), else that metric's (cmd_trend.c). */
+json_t *ctl_trend_json(const metricsd_trend *t, const char *metric);
 /* Print with two-space indentation and drop the reference. */
 void ctl_print_json(json_t *j);
 

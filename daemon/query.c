@@ -210,6 +210,113 @@ static void fill_stats(Metricsd__SeriesStats *ss, Metricsd__Sketch sk[M__COUNT],
     ss->decode_tps = m.decode_tps;
 }
 
+/* The most steps one reply carries (a day of minutes). */
+#define QUERY_MAX_STEPS 1440
+
+/* Reply.steps: for each of the n kept rows, its figures step by step over the window.
+ * The rollups come from the store's minute and hour records (store_read_window picks
+ * whole hours from h1) and the pending deltas; the query cache is for whole windows
+ * and is not used. Everything allocated here hangs off *mem, freed by steps_free. */
+typedef struct steps_mem {
+    rollup *acc;                   /* n * nsteps */
+    Metricsd__SeriesStats *ss;     /* n * nsteps */
+    Metricsd__SeriesStats **sp;    /* n * nsteps */
+    Metricsd__Sketch (*sk)[M__COUNT];
+    Metricsd__SeriesSteps *rows;   /* n */
+    Metricsd__SeriesSteps **rp;    /* n */
+    size_t cells;
+} steps_mem;
+
+static void steps_free(steps_mem *m)
+{
+    for (size_t i = 0; m->acc != NULL && i < m->cells; i++)
+        rollup_free(&m->acc[i]);
+    free(m->acc);
+    free(m->ss);
+    free(m->sp);
+    free(m->sk);
+    free(m->rows);
+    free(m->rp);
+}
+
+static int answer_steps(server *srv, const Metricsd__Query *q, int64_t start, int64_t now,
+                        row *const *kept, size_t n, int by_backend, Metricsd__Reply *reply,
+                        steps_mem *mem)
+{
+    const int64_t min_ns = 60ll * 1000000000;
+    if (q->step_ns <= 0 || q->step_ns % min_ns != 0)
+        return -EINVAL;
+    uint32_t step_min = (uint32_t)(q->step_ns / min_ns);
+    uint32_t first = start > 0 ? clock_minute_of(start) / step_min * step_min : 0;
+    uint32_t last = clock_minute_of(now);
+    size_t nsteps = (size_t)(last - first) / step_min + 1;
+    if (nsteps > QUERY_MAX_STEPS)
+        return -E2BIG;
+    mem->cells = n * nsteps;
+    mem->acc = calloc(mem->cells ? mem->cells : 1, sizeof(*mem->acc));
+    mem->ss = calloc(mem->cells ? mem->cells : 1, sizeof(*mem->ss));
+    mem->sp = calloc(mem->cells ? mem->cells : 1, sizeof(*mem->sp));
+    mem->sk = calloc(mem->cells ? mem->cells : 1, sizeof(*mem->sk));
+    mem->rows = calloc(n ? n : 1, sizeof(*mem->rows));
+    mem->rp = calloc(n ? n : 1, sizeof(*mem->rp));
+    if (!mem->acc || !mem->ss || !mem->sp || !mem->sk || !mem->rows || !mem->rp) {
+        free(mem->acc);
+        mem->acc = NULL;
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < mem->cells; i++)
+        rollup_init(&mem->acc[i]);
+    store_reader *rd = NULL;
+    int rc = store_reader_open(srv->st, &rd);
+    if (rc != 0)
+        log_limited(1, LOG_ERR, "query: cannot read the store: %s", strerror(-rc));
+    rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        rollup *acc = &mem->acc[i * nsteps];
+        for (size_t k = 0; k < srv->series.n && rc == 0; k++) {
+            series *s = srv->series.all[k];
+            if (strcmp(s->model, kept[i]->model) != 0 ||
+                (by_backend && strcmp(s->backend, kept[i]->backend) != 0))
+                continue;
+            for (size_t t = 0; t < nsteps && rc == 0; t++) {
+                uint32_t lo = first + (uint32_t)t * step_min;
+                if (s->id != 0 && rd != NULL)
+                    rc = store_read_window(rd, s->id, lo, lo + step_min, &acc[t]);
+            }
+            /* Live deltas past the last step (a clock stepped back) count in it. */
+            for (uint32_t p = 0; p < s->n_pending && rc == 0; p++) {
+                uint32_t m = s->pending[p].minute;
+                if (m < first)
+                    continue;
+                size_t t = (m - first) / step_min;
+                rc = rollup_merge(&acc[t < nsteps ? t : nsteps - 1], &s->pending[p].delta);
+            }
+        }
+        for (size_t t = 0; t < nsteps; t++) {
+            row r = { .model = kept[i]->model, .backend = kept[i]->backend, .acc = acc[t] };
+            fill_stats(&mem->ss[i * nsteps + t], mem->sk[i * nsteps + t], &r);
+            mem->ss[i * nsteps + t].has_in_flight = 0;
+            mem->sp[i * nsteps + t] = &mem->ss[i * nsteps + t];
+        }
+        metricsd__series_steps__init(&mem->rows[i]);
+        mem->rows[i].model = (char *)kept[i]->model;
+        mem->rows[i].backend = (char *)kept[i]->backend;
+        mem->rows[i].n_steps = nsteps;
+        mem->rows[i].steps = &mem->sp[i * nsteps];
+        mem->rp[i] = &mem->rows[i];
+    }
+    store_reader_close(rd);
+    if (rc == 0) {
+        reply->n_steps = n;
+        reply->steps = mem->rp;
+        reply->has_step_ns = 1;
+        reply->step_ns = q->step_ns;
+        reply->has_first_step_unix_ns = 1;
+        reply->first_step_unix_ns = (int64_t)first * min_ns;
+    }
+    return rc;
+}
+
 static int answer_stats(server *srv, const Metricsd__Query *q, Metricsd__Reply *reply,
                         uint8_t **out, size_t *len)
 {
@@ -263,14 +370,21 @@ static int answer_stats(server *srv, const Metricsd__Query *q, Metricsd__Reply *
     if (rc == 0 && (ss == NULL || sp == NULL || sk == NULL))
         rc = -ENOMEM;
     size_t kept = 0;
+    row **kept_rows = calloc(nrows ? nrows : 1, sizeof(*kept_rows));
+    steps_mem smem = { 0 };
+    if (rc == 0 && kept_rows == NULL)
+        rc = -ENOMEM;
     for (size_t i = 0; i < nrows && rc == 0; i++) {
         /* A series with nothing in the window and nothing in flight is not shown. */
         if (rows[i].acc.requests == 0 && rows[i].in_flight == 0)
             continue;
         fill_stats(&ss[kept], sk[kept], &rows[i]);
         sp[kept] = &ss[kept];
+        kept_rows[kept] = &rows[i];
         kept++;
     }
+    if (rc == 0 && q->has_step_ns)
+        rc = answer_steps(srv, q, start, now, kept_rows, kept, by_backend, reply, &smem);
     if (rc == 0) {
         reply->n_series = kept;
         reply->series = sp;
@@ -280,6 +394,8 @@ static int answer_stats(server *srv, const Metricsd__Query *q, Metricsd__Reply *
         reply->now_unix_ns = now;
         rc = pack_reply(reply, out, len);
     }
+    steps_free(&smem);
+    free(kept_rows);
     for (size_t i = 0; i < nrows; i++)
         rollup_free(&rows[i].acc);
     free(rows);
@@ -330,7 +446,9 @@ int query_answer(server *srv, const Metricsd__Query *q, uint8_t **out, size_t *l
         Metricsd__Reply err = METRICSD__REPLY__INIT;
         err.has_error = 1;
         err.error = rc;
-        err.message = rc == -EINVAL ? "unknown query kind" : (char *)strerror(-rc);
+        err.message = rc == -EINVAL ? "unknown query kind or bad step"
+                      : rc == -E2BIG ? "more than 1440 steps: use a longer step"
+                                     : (char *)strerror(-rc);
         rc = pack_reply(&err, out, len);
     }
     return rc;

@@ -55,9 +55,10 @@
  *    (older) library you run against -- test it with METRICSD_HAS before reading it.
  *
  * ABI history (the SONAME stays libmetricsd.so.0 while the version is 0.x):
- *  0.1 (this header) query results became pointer arrays of records that begin with
- *      size; a `size` below sizeof(size_t) is rejected, where 0 used to mean "this
- *      version".
+ *  0.1 query results became pointer arrays of records that begin with size; a `size`
+ *      below sizeof(size_t) is rejected, where 0 used to mean "this version".
+ *      Added since, at the ends (nothing moved): metricsd_query_opts.step_ns,
+ *      metricsd_query_trend, metricsd_model_quantile.
  */
 #ifndef METRICSD_H
 #define METRICSD_H
@@ -276,6 +277,9 @@ typedef struct metricsd_query_opts {
     const char *model;         /* NULL: all models */
     int64_t window_ns;         /* 0: 24 hours */
     int by_backend;            /* one row per (model, backend) */
+    /* metricsd_query_trend's step, a whole number of minutes; 0: 1 hour. Steps
+     * are aligned to multiples of it since the epoch (hours on the hour). */
+    int64_t step_ns;
 } metricsd_query_opts;
 
 /* Statistics per model (or per model and backend) over the window. Returns 0 and sets
@@ -283,6 +287,50 @@ typedef struct metricsd_query_opts {
  * -EPROTO, a connection error (-ENOENT, -ECONNREFUSED, ...), or the daemon's error. */
 METRICSD_EXPORT int metricsd_query_stats(const metricsd_query_opts *opts, metricsd_stats **out);
 METRICSD_EXPORT void metricsd_stats_free(metricsd_stats *st);
+
+/* The metrics with a distribution, for metricsd_model_quantile. */
+typedef enum metricsd_metric {
+    METRICSD_TTFT = 0,       /* ms */
+    METRICSD_TPOT = 1,       /* ms */
+    METRICSD_ITL = 2,        /* ms */
+    METRICSD_E2E = 3,        /* ms */
+    METRICSD_QUEUE = 4,      /* ms */
+    METRICSD_DECODE_TPS = 5, /* tokens/s */
+    METRICSD_METRIC__COUNT
+} metricsd_metric;
+
+/* Any quantile q (0 to 1) of one metric of a record that metricsd_query_stats or
+ * metricsd_query_trend returned (never one the caller made), in the units of its
+ * summary, read from the sketch the summary came from: within the sketch's relative
+ * error (0.54 %, docs/metrics.md) of the exact value. NAN when the record holds no
+ * value of that metric, or q is out of range. Valid until the result is freed. */
+METRICSD_EXPORT double metricsd_model_quantile(const metricsd_model_stats *m,
+                                               metricsd_metric which, double q);
+
+/* metricsd_query_trend: each row of metricsd_query_stats (same model filter and
+ * by_backend) step by step over the window. steps[k] covers [first_step_unix_ns +
+ * k * step_ns, + step_ns); a step without generations has requests 0 and empty
+ * summaries; in_flight is 0 in steps. The first step starts at or before the window's
+ * start (aligned), the last holds now. */
+typedef struct metricsd_trend_series {
+    size_t size;                   /* the library's sizeof(metricsd_trend_series) */
+    const char *model;
+    const char *backend;           /* "" when merged over backends */
+    size_t n_steps;
+    metricsd_model_stats **steps;  /* n_steps pointers, oldest first */
+} metricsd_trend_series;
+
+typedef struct metricsd_trend {
+    size_t size;                   /* the library's sizeof(metricsd_trend) */
+    int64_t window_ns, step_ns, first_step_unix_ns, now_unix_ns;
+    size_t n_series;
+    metricsd_trend_series **series; /* n_series pointers */
+} metricsd_trend;
+
+/* Returns as metricsd_query_stats does; -EINVAL also for a step that is not a whole
+ * number of minutes, and the daemon's -E2BIG for more than 1,440 steps. */
+METRICSD_EXPORT int metricsd_query_trend(const metricsd_query_opts *opts, metricsd_trend **out);
+METRICSD_EXPORT void metricsd_trend_free(metricsd_trend *t);
 
 typedef struct metricsd_counter {
     size_t size;               /* the library's sizeof(metricsd_counter) */
