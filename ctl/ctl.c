@@ -392,8 +392,15 @@ void ctl_table_print(const ctl_table *t, FILE *f, const unsigned char *shown, in
         }
     if (max_first > 0 && w0 > max_first)
         w0 = max_first;
+    /* Each line is built in memory so that trailing blanks can be cut. */
+    char *buf = NULL;
+    size_t blen = 0;
+    FILE *out = f;
     for (int line = 0; line < t->rows + 1 + has2; line++) {
         int first = 1;
+        f = open_memstream(&buf, &blen);
+        if (f == NULL)
+            f = out;
         for (int i = 0; i < t->ncols; i++) {
             if (shown != NULL && !shown[i])
                 continue;
@@ -425,7 +432,16 @@ void ctl_table_print(const ctl_table *t, FILE *f, const unsigned char *shown, in
             }
             ctl_pad(f, s, w, t->cols[i].right, i == last);
         }
-        fputc('\n', f);
+        if (f != out) {
+            fclose(f);
+            while (blen > 0 && buf[blen - 1] == ' ')
+                blen--;
+            fwrite(buf, 1, blen, out);
+            free(buf);
+            buf = NULL;
+            f = out;
+        }
+        fputc('\n', out);
     }
 }
 

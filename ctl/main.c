@@ -17,6 +17,7 @@
     X(models)           \
     X(stats)            \
     X(power)            \
+    X(compare)          \
     X(trend)            \
     X(send)             \
     X(import)
