@@ -10,7 +10,8 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 PACKAGES="build-essential cmake pkg-config libuv1-dev libprotobuf-c-dev protobuf-c-compiler
-liblmdb-dev lmdb-utils libcmocka-dev libjansson-dev jq systemd clang libclang-rt-14-dev libfaketime"
+liblmdb-dev lmdb-utils libcmocka-dev libjansson-dev jq systemd clang libclang-rt-14-dev libfaketime
+tmux"
 JOBS=$(nproc 2>/dev/null || echo 2)
 
 deps() {

@@ -523,3 +523,12 @@ int ctl_sender_drain(metricsd_client *c, int timeout_ms)
         nanosleep(&nap, NULL);
     }
 }
+
+double ctl_window_span_s(const metricsd_stats *st)
+{
+    const int64_t min_ns = 60000000000ll;
+    int64_t start = st->now_unix_ns - st->window_ns;
+    int64_t from = start > 0 ? start / min_ns * min_ns : 0;
+    double s = (double)(st->now_unix_ns - from) / 1e9;
+    return s > 1 ? s : 1;
+}

@@ -117,6 +117,9 @@ int ctl_sender_drain(metricsd_client *c, int timeout_ms);
  * (-1 with *rc set). */
 int ctl_query_stats(const ctl_ctx *ctx, const char *model, int64_t window_ns, int by_backend,
                     metricsd_stats **out, int *rc);
+/* Seconds the window of st covers: windows are whole minutes (the minute holding
+ * now - window, up to now), so per-second rates divide by this. */
+double ctl_window_span_s(const metricsd_stats *st);
 /* The record of (model[, backend]) in st, or NULL. backend NULL: the first. */
 const metricsd_model_stats *ctl_find_model(const metricsd_stats *st, const char *model,
                                            const char *backend);

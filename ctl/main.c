@@ -19,6 +19,9 @@
     X(power)            \
     X(compare)          \
     X(trend)            \
+    X(top)              \
+    X(line)             \
+    X(export)           \
     X(send)             \
     X(import)
 
