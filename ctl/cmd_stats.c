@@ -233,7 +233,7 @@ static int stats_run(ctl_ctx *ctx, int argc, char **argv)
                     }
         }
         int over = ctl_table_width(t, shown) - width, maxw = 0;
-        if (over > 0) {
+        if (over > 0 && !a.wide && a.columns == NULL) {
             unsigned char first[STATS_NCOLS] = { 1 };
             int w0 = ctl_table_width(t, first);
             maxw = w0 - over < 12 ? 12 : w0 - over;

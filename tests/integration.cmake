@@ -23,3 +23,4 @@ metricsd_script_test(integration_shared_ring integration/shared_ring.sh LABELS i
 metricsd_script_test(integration_install_pkgconfig integration/install.sh LABELS integration)
 metricsd_script_test(integration_cli integration/cli.sh LABELS integration)
 metricsd_script_test(integration_systemd_units integration/systemd.sh SKIP LABELS integration)
+metricsd_script_test(integration_ctl_commands integration/ctl_commands.sh LABELS integration)
