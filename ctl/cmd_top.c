@@ -279,9 +279,9 @@ static int top_run(ctl_ctx *ctx, int argc, char **argv)
                 /* Give the terminal back, stop for real, take it again on SIGCONT. */
                 top_tstp = 0;
                 top_leave();
-                signal(SIGTSTP, SIG_DFL);
-                raise(SIGTSTP);
-                sigaction(SIGTSTP, &sa, NULL);
+                /* SIGSTOP, not SIGTSTP again: the kernel drops a default SIGTSTP for
+                 * an orphaned process group (a shell without job control). */
+                raise(SIGSTOP);
                 if (top_enter() != 0)
                     top_stop = 1;
                 break;

@@ -24,3 +24,4 @@ metricsd_script_test(integration_install_pkgconfig integration/install.sh LABELS
 metricsd_script_test(integration_cli integration/cli.sh LABELS integration)
 metricsd_script_test(integration_systemd_units integration/systemd.sh SKIP LABELS integration)
 metricsd_script_test(integration_ctl_commands integration/ctl_commands.sh LABELS integration)
+metricsd_script_test(integration_ctl_top integration/ctl_top.sh SKIP LABELS integration)
