@@ -150,7 +150,7 @@ int roundtrip(const metricsd_query_opts *o, Metricsd__Query *q, Metricsd__Envelo
     return rc;
 }
 
-void summarize(metricsd_summary *sum, const Metricsd__Sketch *msg, double unit)
+static void summarize(metricsd_summary *sum, const Metricsd__Sketch *msg, double unit)
 {
     sketch s;
     memset(sum, 0, sizeof(*sum));
@@ -220,9 +220,22 @@ void query_model_free(metricsd_model_stats *m)
     for (int i = 0; i < METRICSD_METRIC__COUNT; i++)
         if (q->have[i])
             sketch_free(&q->sk[i]);
+    for (size_t i = 0; m->error_kinds != NULL && i < m->n_error_kinds; i++) {
+        free((char *)m->error_kinds[i]->name);
+        free(m->error_kinds[i]);
+    }
+    free(m->error_kinds);
     free((char *)m->model);
     free((char *)m->backend);
     free(q);
+}
+
+static int query_kind_cmp(const void *a, const void *b)
+{
+    const metricsd_counter *x = *(metricsd_counter *const *)a, *y = *(metricsd_counter *const *)b;
+    if (x->value != y->value)
+        return x->value < y->value ? 1 : -1;
+    return strcmp(x->name, y->name);
 }
 
 static int query_keep(query_model *q, metricsd_metric which, const Metricsd__Sketch *msg, double unit)
@@ -287,6 +300,22 @@ int query_model_fill(metricsd_model_stats *m, const Metricsd__SeriesStats *ss)
     query_keep(qm, METRICSD_E2E, ss->e2e, 1e6);
     query_keep(qm, METRICSD_QUEUE, ss->queue, 1e6);
     query_keep(qm, METRICSD_DECODE_TPS, ss->decode_tps, 1);
+    query_keep(qm, METRICSD_LOAD, ss->load, 1e6);
+    query_keep(qm, METRICSD_PREFILL, ss->prefill, 1e6);
+    summarize(&m->load_ms, ss->load, 1e6);
+    summarize(&m->prefill_ms, ss->prefill, 1e6);
+    if ((m->error_kinds = calloc(ss->n_error_kinds + 1, sizeof(*m->error_kinds))) == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < ss->n_error_kinds; i++) {
+        metricsd_counter *k = record_new(sizeof(*k));
+        if (k == NULL)
+            return -ENOMEM;
+        m->error_kinds[m->n_error_kinds++] = k;
+        if ((k->name = strdup(ss->error_kinds[i]->name ? ss->error_kinds[i]->name : "")) == NULL)
+            return -ENOMEM;
+        k->value = ss->error_kinds[i]->value;
+    }
+    qsort(m->error_kinds, m->n_error_kinds, sizeof(*m->error_kinds), query_kind_cmp);
     return 0;
 }
 

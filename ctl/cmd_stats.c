@@ -38,6 +38,8 @@ static const struct {
     { "cancelled", "CANCEL", "", 1, 0, 0 },
     { "timeouts", "TIMEOUT", "", 1, 0, 0 },
     { "inflight", "NOW", "in flight", 1, 0, 0 },
+    { "load", "LOAD ms", "p50/p95/p99", 0, 0, 0 },
+    { "prefill", "PREFILL ms", "p50/p95/p99", 0, 0, 0 },
     { "rss", "RSS", "MiB", 1, 0, 0 },
     { "gpu", "GPU", "MiB", 1, 0, 0 },
 };
@@ -84,6 +86,13 @@ json_t *ctl_model_json(const metricsd_model_stats *m)
     json_object_set_new(o, "e2e_ms", ctl_jsummary(&m->e2e_ms));
     json_object_set_new(o, "queue_ms", ctl_jsummary(&m->queue_ms));
     json_object_set_new(o, "decode_tps", ctl_jsummary(&m->decode_tps));
+    json_object_set_new(o, "load_ms", ctl_jsummary(&m->load_ms));
+    json_object_set_new(o, "prefill_ms", ctl_jsummary(&m->prefill_ms));
+    json_t *kinds = json_object();
+    for (size_t i = 0; i < m->n_error_kinds; i++)
+        json_object_set_new(kinds, m->error_kinds[i]->name,
+                            json_integer((json_int_t)m->error_kinds[i]->value));
+    json_object_set_new(o, "error_kinds", kinds);
     json_object_set_new(o, "first_unix_ns", json_integer((json_int_t)m->first_unix_ns));
     json_object_set_new(o, "last_unix_ns", json_integer((json_int_t)m->last_unix_ns));
     /* Energy and memory (docs/energy.md); null when unknown. */
@@ -138,6 +147,10 @@ static void stats_cell(ctl_table *t, const char *key, const metricsd_model_stats
         ctl_table_cell(t, "%" PRIu64, m->timeouts);
     else if (strcmp(key, "inflight") == 0)
         ctl_table_cell(t, "%u", m->in_flight);
+    else if (strcmp(key, "load") == 0)
+        ctl_table_cell(t, "%s", ctl_triple(b, sizeof(b), &m->load_ms));
+    else if (strcmp(key, "prefill") == 0)
+        ctl_table_cell(t, "%s", ctl_triple(b, sizeof(b), &m->prefill_ms));
     else if (strcmp(key, "rss") == 0)
         ctl_table_cell(t, "%s", ctl_mib(b, sizeof(b), m->rss_bytes));
     else if (strcmp(key, "gpu") == 0)
@@ -159,7 +172,8 @@ static int stats_pick(const ctl_ctx *ctx, const stats_args *a, unsigned char sho
             if (i == STATS_NCOLS) {
                 ctl_usage_error(ctx, "unknown column '%s' (columns: model, backend, reqs, err, "
                                      "ttft, tpot, itl, e2e, tps, watts, queue, jtok, cold, "
-                                     "prompt, output, cancelled, timeouts, inflight, rss, gpu)", k);
+                                     "prompt, output, cancelled, timeouts, inflight, load, "
+                                     "prefill, rss, gpu)", k);
                 free(list);
                 return -1;
             }
@@ -244,6 +258,17 @@ static int stats_run(ctl_ctx *ctx, int argc, char **argv)
         ctl_table_free(t);
         for (size_t i = 0; i < st->n_models; i++) {
             const metricsd_model_stats *m = st->models[i];
+            /* The most common error kinds, three at most. */
+            if (m->n_error_kinds > 0) {
+                printf("%s%s%s%s errors:", m->model, m->backend[0] ? " (" : "", m->backend,
+                       m->backend[0] ? ")" : "");
+                for (size_t k = 0; k < m->n_error_kinds && k < 3; k++)
+                    printf("%s %s %" PRIu64, k ? "," : "", m->error_kinds[k]->name,
+                           m->error_kinds[k]->value);
+                if (m->n_error_kinds > 3)
+                    printf(", %zu more kinds", m->n_error_kinds - 3);
+                printf("\n");
+            }
             if (!isnan(m->battery_pct_per_1k_tokens))
                 printf("%s on battery: %.3f %% of the battery per 1,000 tokens\n", m->model,
                        m->battery_pct_per_1k_tokens);
@@ -266,9 +291,10 @@ const ctl_command ctl_cmd_stats = {
     .summary = "per model: requests, errors, TTFT, TPOT, E2E, tok/s",
     .help = "  --by backend           one row per (model, backend) instead of merged (*)\n"
             "  --wide                 every column: also ITL, queue p95, cold starts,\n"
-            "                         token counts, cancellations, timeouts, memory\n"
+            "                         token counts, cancellations, timeouts, load and\n"
+            "                         prefill times, memory\n"
             "  --columns A,B,...      these columns: model, backend, reqs, err, ttft, tpot, itl,\n"
             "                         e2e, tps, watts, queue, jtok, cold, prompt, output,\n"
-            "                         cancelled, timeouts, inflight, rss, gpu\n",
+            "                         cancelled, timeouts, inflight, load, prefill, rss, gpu\n",
     .run = stats_run,
 };

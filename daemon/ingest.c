@@ -96,6 +96,8 @@ int ingest_check(const Metricsd__Generation *g, sketch *itl)
     if (g->has_status && (g->status < METRICSD__STATUS__STATUS_OK ||
                           g->status > METRICSD__STATUS__STATUS_TIMEOUT))
         return STATUS_INVALID;
+    if (g->error_kind != NULL && g->error_kind[0] != '\0' && !ingest_name_valid(g->error_kind))
+        return NAME_INVALID;
     if (g->n_labels > 8)
         return TOO_MANY_LABELS;
     for (size_t i = 0; i < g->n_labels; i++)
@@ -132,8 +134,23 @@ int ingest_apply(rollup *r, const Metricsd__Generation *g, const sketch *itl, in
         r->first_unix_ns = now_unix_ns;
     if (now_unix_ns > r->last_unix_ns)
         r->last_unix_ns = now_unix_ns;
-    if (status != METRICSD__STATUS__STATUS_OK)
-        return 0;
+    /* The load time of a cold start counts whatever the status: a load that ended in
+     * an error still took that long. */
+    if (g->load_ns > 0)
+        failed |= sketch_record(&r->sk[M_LOAD], (double)g->load_ns) != 0;
+    if (status != METRICSD__STATUS__STATUS_OK) {
+        /* The kinds of errors and timeouts (the error rate's numerator); one without
+         * a kind counts under its status. Cancellations are the caller's choice. */
+        if (status != METRICSD__STATUS__STATUS_CANCELLED) {
+            const char *kind = g->error_kind != NULL && g->error_kind[0] ? g->error_kind
+                               : status == METRICSD__STATUS__STATUS_TIMEOUT ? "timeout"
+                                                                            : "unspecified";
+            failed |= rollup_add_kind(r, kind, 1) != 0;
+        }
+        return failed ? -ENOMEM : 0;
+    }
+    if (g->prefill_ns > 0)
+        failed |= sketch_record(&r->sk[M_PREFILL], (double)g->prefill_ns) != 0;
 
     if (g->has_ttft_ns && g->output_tokens >= 1)
         failed |= sketch_record(&r->sk[M_TTFT], (double)g->ttft_ns) != 0;

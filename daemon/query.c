@@ -208,6 +208,10 @@ static void fill_stats(Metricsd__SeriesStats *ss, Metricsd__Sketch sk[M__COUNT],
     ss->e2e = m.e2e;
     ss->queue = m.queue;
     ss->decode_tps = m.decode_tps;
+    ss->load = m.load;
+    ss->prefill = m.prefill;
+    ss->n_error_kinds = m.n_error_kinds;
+    ss->error_kinds = m.error_kinds;
 }
 
 /* The most steps one reply carries (a day of minutes). */

@@ -55,7 +55,9 @@ TABLE(generation, metricsd__generation__descriptor,
       [16] = VARINT(SINT64), [17] = VARINT(ENUM), [18] = STRING,
       [19] = MESSAGE(direct_fields_sketch), [20] = MESSAGES(direct_fields_label));
 
-TABLE(series_stats, metricsd__series_stats__descriptor,
+/* SeriesStats and Rollup: load, prefill, error_kinds. */
+static const uint32_t rare_high[] = { 180, 181, 182 };
+TABLE_HIGH(series_stats, metricsd__series_stats__descriptor, rare_high,
       [1] = STRING, [2] = STRING, [3] = VARINT(UINT64), [4] = VARINT(UINT64),
       [5] = VARINT(UINT64), [6] = VARINT(UINT64), [7] = VARINT(UINT64),
       [8] = VARINT(UINT64), [9] = VARINT(UINT64), [10] = MESSAGE(direct_fields_sketch),
@@ -73,7 +75,7 @@ TABLE_HIGH(reply, metricsd__reply__descriptor, reply_high,
       [4] = MESSAGES(direct_fields_series_stats), [5] = VARINT(INT64), [6] = VARINT(INT64),
       [7] = FALLBACK_MESSAGE);
 
-TABLE(rollup, metricsd__rollup__descriptor,
+TABLE_HIGH(rollup, metricsd__rollup__descriptor, rare_high,
       [1] = VARINT(UINT64), [2] = VARINT(UINT64), [3] = VARINT(UINT64), [4] = VARINT(UINT64),
       [5] = VARINT(UINT64), [6] = VARINT(UINT64), [7] = VARINT(UINT64),
       [8] = MESSAGE(direct_fields_sketch), [9] = MESSAGE(direct_fields_sketch),

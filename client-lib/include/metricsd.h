@@ -259,6 +259,15 @@ typedef struct metricsd_model_stats {
     /* procs: resident and GPU memory of the engine processes that serve the model, at
      * the last sample; 0 when unknown. A process serving two models counts in both. */
     uint64_t rss_bytes, gpu_mem_bytes;
+    /* Added at the end (test with METRICSD_HAS): the model load time of cold starts
+     * (metricsd_load_ns, metricsd_event.load_ns > 0), the engine's own prompt
+     * processing time (metricsd_event.prefill_ns > 0, OK generations), and the most
+     * common error kinds of errors and timeouts (metricsd_error_kind; one without a
+     * kind counts as "timeout" or "unspecified"), most common first: at most 8 names
+     * per stored minute, the rest under "other". */
+    metricsd_summary load_ms, prefill_ms;
+    size_t n_error_kinds;
+    struct metricsd_counter **error_kinds; /* n_error_kinds pointers */
 } metricsd_model_stats;
 
 typedef struct metricsd_stats {
@@ -296,6 +305,8 @@ typedef enum metricsd_metric {
     METRICSD_E2E = 3,        /* ms */
     METRICSD_QUEUE = 4,      /* ms */
     METRICSD_DECODE_TPS = 5, /* tokens/s */
+    METRICSD_LOAD = 6,       /* ms */
+    METRICSD_PREFILL = 7,    /* ms */
     METRICSD_METRIC__COUNT
 } metricsd_metric;
 

@@ -74,6 +74,11 @@ near "$(m llama-3-8b-instruct .ttft_ms.p50)" 140 || fail "ttft p50 $(m llama-3-8
 near "$(m llama-3-8b-instruct .tpot_ms.max)" "$(jq -n '2600 / 19')" || fail "tpot max $(m llama-3-8b-instruct .tpot_ms.max)"
 [ "$(m phi-3-mini .errors)" = 1 ] && [ "$(m phi-3-mini .requests)" = 3 ] || fail "phi errors"
 near "$(m phi-3-mini .error_rate)" "$(jq -n '1/3')" || fail "phi error rate"
+# Every field kept: the error kind, the load time of the one cold start.
+[ "$(m phi-3-mini '.error_kinds | tojson')" = '{"oom":1}' ] || fail "phi error kinds $(m phi-3-mini .error_kinds)"
+[ "$(m llama-3-8b-instruct '.error_kinds | length')" = 0 ] || fail "llama has error kinds"
+[ "$(m llama-3-8b-instruct .load_ms.count)" = 1 ] && eq "$(m llama-3-8b-instruct .load_ms.max)" 2000 \
+    || fail "llama load time $(m llama-3-8b-instruct .load_ms)"
 for k in count mean min max p50 p90 p95 p99 p999; do
     [ "$(m phi-3-mini ".e2e_ms | has(\"$k\")")" = true ] || fail "e2e_ms has no $k"
 done
@@ -210,6 +215,12 @@ grep -Eq "^  reqs .*  min 0\.00  max 5\.00$" "$TMP/trend.txt" || fail "trend req
 expect_rc 2 ctl trend olla --since 2d --step 1m
 ctl stats olla --json | jq -e '.models[0].cold_starts == 1 and .models[0].requests == 8' >/dev/null \
     || fail "imported cold start"
+# prompt_eval_duration is the prefill: 5 of 200 ms and 3 of 400 ms; load_duration 1 s once
+ctl stats olla --json >"$TMP/olla.json"
+jq -e '.models[0].prefill_ms.count == 8 and .models[0].load_ms.count == 1 and .models[0].load_ms.max == 1000' \
+    "$TMP/olla.json" >/dev/null || fail "imported prefill and load: $(jq -c '.models[0] | [.prefill_ms, .load_ms]' "$TMP/olla.json")"
+near "$(jq .models[0].prefill_ms.p50 "$TMP/olla.json")" 200 && near "$(jq .models[0].prefill_ms.p99 "$TMP/olla.json")" 400 \
+    || fail "imported prefill quantiles"
 
 # ---- export ----
 ctl export --format csv --model olla --since 4h --step 1h >"$TMP/export.csv"
