@@ -114,6 +114,7 @@ struct metricsd_gen {
     uint64_t tokens;
     bool has_scheduled, has_prompt;
     int gpu_layers;
+    int has_gpu_layers; /* gpu_layers was set, 0 included */
     char *model, *backend, *engine, *request_id, *error_kind;
     unsigned n_labels;
     struct label labels[METRICSD_MAX_LABELS];

@@ -139,23 +139,48 @@ METRICSD_EXPORT int metricsd_flush(metricsd_client *c);
  * sizeof(size_t) makes metricsd_begin fail). Strings are copied. */
 typedef struct metricsd_gen_opts {
     size_t size;
-    const char *backend;    /* "cuda", "rocm", "metal", "vulkan", "cpu", ... */
-    const char *engine;     /* defaults to the client name */
-    const char *request_id;
-    int gpu_layers;
+    const char *backend;    /* "cuda", "rocm", "metal", "vulkan", "cpu", ...: the series'
+                             * second key (stats --by backend) */
+    const char *engine;     /* defaults to the client name; sent with the generation */
+    const char *request_id; /* the engine's id of the request; sent, for matching logs */
+    int gpu_layers;         /* layers offloaded to the GPU; sent when not 0 or when
+                             * has_gpu_layers is set */
+    /* Added at the end: 1 says gpu_layers is set even when it is 0 (a CPU-only run);
+     * an older caller's 0 here keeps the old meaning (0 = unset). */
+    int has_gpu_layers;
 } metricsd_gen_opts;
 
-/* Start a generation of `model` now; sends a small Begin frame so the daemon knows
+/* Where each call goes in an engine's loop, and what it becomes (docs/metrics.md has
+ * the definitions):
+ *
+ *     request arrives          metricsd_begin        start; what is in flight (top)
+ *     slot or batch assigned   metricsd_scheduled    queue = start -> here (QUEUE)
+ *     model loaded for it      metricsd_load_ns      load time; > 0 = cold start (COLD,
+ *                                                    LOAD ms)
+ *     prompt counted           metricsd_prompt       PROMPT tokens, cached tokens
+ *     first token SAMPLED      metricsd_first_token  TTFT = start -> here; call it after
+ *                                                    the sampler returns the first token,
+ *                                                    not when the prompt's decode returns
+ *     each further token       metricsd_token(s)     ITL (each gap), TPOT and decode
+ *                                                    tokens/s (first -> last token)
+ *     failure                  metricsd_error_kind   the error kinds stats lists
+ *     any time                 metricsd_label        labels (sent with the generation)
+ *     done, failed, cancelled  metricsd_end          E2E = start -> here; status counts
+ *
+ * Start a generation of `model` now; sends a small Begin frame so the daemon knows
  * what is in flight. opts may be NULL. Returns NULL (and counts a drop) when out of
  * memory, past METRICSD_MAX_IN_FLIGHT, or opts->size is below sizeof(size_t). */
 METRICSD_EXPORT metricsd_gen *metricsd_begin(metricsd_client *c, const char *model,
                                              const metricsd_gen_opts *opts);
-/* The generation left the queue (queue = start -> now). */
+/* The generation left the queue (queue = start -> now): when the engine assigns it a
+ * slot or puts it in a batch. Not calling it leaves the queue unknown. */
 METRICSD_EXPORT void metricsd_scheduled(metricsd_gen *g);
-/* The first output token is out (TTFT = start -> now). */
+/* The first output token is out (TTFT = start -> now): call it once the first token
+ * has been sampled, so TTFT includes the prompt's processing and the first sample. */
 METRICSD_EXPORT void metricsd_first_token(metricsd_gen *g);
-/* One more output token; no syscall: a clock read and a histogram increment. Calling
- * it before metricsd_first_token counts as the first token. */
+/* One more output token, after it is sampled; no syscall: a clock read and a
+ * histogram increment. Calling it before metricsd_first_token counts as the first
+ * token. */
 METRICSD_EXPORT void metricsd_token(metricsd_gen *g);
 /* n more output tokens at once (a batch decoded together): the gap since the last
  * token is spread evenly over them. */
@@ -188,7 +213,14 @@ typedef struct metricsd_event {
     const char *request_id;
     int gpu_layers;
     int has_queue;             /* queue_ns is meaningful */
-    int64_t start_unix_ns;     /* 0: now - total_ns */
+    int64_t start_unix_ns;     /* 0: counted when it arrives. Else when it started: it
+                                * counts in the minute it ended (start + total_ns), no
+                                * later than now, so an engine's (or an import's) history
+                                * lands in its minutes; one older than the daemon keeps
+                                * minutes is refused (start_too_old in status) */
+    /* queue_ns: QUEUE; load_ns > 0: a cold start and LOAD ms; prefill_ns: PREFILL ms
+     * (the engine's prompt processing); ttft_ns: TTFT; decode_ns (first to last token)
+     * over output_tokens - 1: TPOT and decode tokens/s; total_ns: E2E. */
     int64_t queue_ns, load_ns, prefill_ns, ttft_ns, decode_ns, total_ns;
     int64_t prompt_tokens, cached_prompt_tokens, output_tokens;
     metricsd_status status;
@@ -197,6 +229,7 @@ typedef struct metricsd_event {
     size_t n_itl;
     const metricsd_label_kv *labels;
     size_t n_labels;
+    int has_gpu_layers;        /* added at the end: as in metricsd_gen_opts */
 } metricsd_event;
 
 /* Queue one event. Returns 0, -EINVAL (no model, or ev->size below sizeof(size_t)),
