@@ -225,6 +225,7 @@ void query_model_free(metricsd_model_stats *m)
         free(m->error_kinds[i]);
     }
     free(m->error_kinds);
+    free((char *)m->group);
     free((char *)m->model);
     free((char *)m->backend);
     free(q);
@@ -300,6 +301,8 @@ int query_model_fill(metricsd_model_stats *m, const Metricsd__SeriesStats *ss)
     query_keep(qm, METRICSD_E2E, ss->e2e, 1e6);
     query_keep(qm, METRICSD_QUEUE, ss->queue, 1e6);
     query_keep(qm, METRICSD_DECODE_TPS, ss->decode_tps, 1);
+    if ((m->group = strdup(ss->group ? ss->group : "")) == NULL)
+        return -ENOMEM;
     query_keep(qm, METRICSD_LOAD, ss->load, 1e6);
     query_keep(qm, METRICSD_PREFILL, ss->prefill, 1e6);
     summarize(&m->load_ms, ss->load, 1e6);
@@ -336,6 +339,7 @@ int metricsd_query_stats(const metricsd_query_opts *opts, metricsd_stats **out)
     q.window_ns = o->window_ns;
     q.has_by_backend = 1;
     q.by_backend = o->by_backend != 0;
+    q.group_by = (char *)o->group_by;
     if ((rc = roundtrip(o, &q, &env)) != 0)
         return rc;
     const Metricsd__Reply *r = env->reply;

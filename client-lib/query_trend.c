@@ -72,6 +72,7 @@ int metricsd_query_trend(const metricsd_query_opts *opts, metricsd_trend **out)
     q.window_ns = oc.window_ns;
     q.has_by_backend = 1;
     q.by_backend = oc.by_backend != 0;
+    q.group_by = (char *)oc.group_by;
     q.has_step_ns = 1;
     q.step_ns = step;
     if ((rc = roundtrip(&oc, &q, &env)) != 0)

@@ -48,6 +48,8 @@ static const struct {
 typedef struct stats_args {
     int wide, by_backend;
     const char *columns;
+    char group_by[80];   /* "" or engine, gpu_layers, start, label.KEY */
+    char group_head[80]; /* its column's header */
 } stats_args;
 
 enum { O_WIDE = 1000, O_COLUMNS, O_BY };
@@ -63,9 +65,23 @@ static int stats_opt(ctl_ctx *ctx, void *ud, int id, const char *arg)
         a->columns = arg;
         return 0;
     case O_BY:
-        if (strcmp(arg, "backend") != 0)
-            return ctl_usage_error(ctx, "--by takes 'backend', not '%s'", arg);
-        a->by_backend = 1;
+        if (strcmp(arg, "backend") == 0) {
+            a->by_backend = 1;
+        } else if (strcmp(arg, "engine") == 0 || strcmp(arg, "gpu_layers") == 0 ||
+                   strcmp(arg, "start") == 0) {
+            snprintf(a->group_by, sizeof(a->group_by), "%s", arg);
+            snprintf(a->group_head, sizeof(a->group_head), "%s",
+                     arg[0] == 'e' ? "ENGINE" : arg[0] == 'g' ? "GPU LAYERS" : "START");
+        } else if (strncmp(arg, "label:", 6) == 0 && arg[6] != '\0' && strlen(arg) < 60) {
+            snprintf(a->group_by, sizeof(a->group_by), "label.%s", arg + 6);
+            snprintf(a->group_head, sizeof(a->group_head), "%s", arg + 6);
+            for (char *p = a->group_head; *p; p++)
+                if (*p >= 'a' && *p <= 'z')
+                    *p = (char)(*p - 'a' + 'A');
+        } else {
+            return ctl_usage_error(ctx, "--by takes backend, engine, gpu_layers, start or "
+                                        "label:KEY, not '%s'", arg);
+        }
         return 0;
     }
     return CTL_USAGE;
@@ -86,6 +102,7 @@ json_t *ctl_model_json(const metricsd_model_stats *m)
     json_object_set_new(o, "e2e_ms", ctl_jsummary(&m->e2e_ms));
     json_object_set_new(o, "queue_ms", ctl_jsummary(&m->queue_ms));
     json_object_set_new(o, "decode_tps", ctl_jsummary(&m->decode_tps));
+    json_object_set_new(o, "group", ctl_jstr(m->group));
     json_object_set_new(o, "load_ms", ctl_jsummary(&m->load_ms));
     json_object_set_new(o, "prefill_ms", ctl_jsummary(&m->prefill_ms));
     json_t *kinds = json_object();
@@ -108,11 +125,13 @@ json_t *ctl_model_json(const metricsd_model_stats *m)
     return o;
 }
 
-static void stats_cell(ctl_table *t, const char *key, const metricsd_model_stats *m)
+static void stats_cell(ctl_table *t, const char *key, const metricsd_model_stats *m, int grouped)
 {
     char b[96];
     if (strcmp(key, "model") == 0)
         ctl_table_cell(t, "%s", m->model);
+    else if (strcmp(key, "backend") == 0 && grouped)
+        ctl_table_cell(t, "%s", METRICSD_HAS(metricsd_model_stats, m, group) && m->group[0] ? m->group : "-");
     else if (strcmp(key, "backend") == 0)
         ctl_table_cell(t, "%s", m->backend[0] ? m->backend : "*");
     else if (strcmp(key, "reqs") == 0)
@@ -209,16 +228,23 @@ static int stats_run(ctl_ctx *ctx, int argc, char **argv)
         return CTL_USAGE;
 
     metricsd_stats *st;
-    if (ctl_query_stats(ctx, model, ctx->since_ns, a.by_backend, &st, &rc) != 0)
-        return rc;
+    metricsd_query_opts q = { .size = sizeof(q), .socket_path = ctx->socket, .model = model,
+                              .window_ns = ctx->since_ns, .by_backend = a.by_backend,
+                              .group_by = a.group_by[0] ? a.group_by : NULL };
+    if ((rc = metricsd_query_stats(&q, &st)) != 0)
+        return ctl_fail(ctx, rc);
+    int grouped = a.group_by[0] != '\0';
     char dur[32];
     ctl_duration(dur, sizeof(dur), st->window_ns);
     if (ctx->json) {
         json_t *models = json_array();
         for (size_t i = 0; i < st->n_models; i++)
             json_array_append_new(models, ctl_model_json(st->models[i]));
-        ctl_print_json(json_pack("{s:o,s:f,s:s}", "models", models, "window_s",
-                                 (double)st->window_ns / 1e9, "window", dur));
+        json_t *j = json_pack("{s:o,s:f,s:s}", "models", models, "window_s",
+                              (double)st->window_ns / 1e9, "window", dur);
+        if (grouped)
+            json_object_set_new(j, "by", json_string(a.group_by));
+        ctl_print_json(j);
     } else if (st->n_models == 0) {
         if (model)
             printf("No generations of %s in the last %s.\n", model, dur);
@@ -228,12 +254,13 @@ static int stats_run(ctl_ctx *ctx, int argc, char **argv)
         ctl_table *t = ctl_table_new();
         int merged = 0;
         for (size_t c = 0; c < STATS_NCOLS; c++)
-            ctl_table_col(t, stats_cols[c].head, stats_cols[c].head2, stats_cols[c].right);
+            ctl_table_col(t, grouped && c == 1 ? a.group_head : stats_cols[c].head,
+                          stats_cols[c].head2, stats_cols[c].right);
         for (size_t i = 0; i < st->n_models; i++) {
             ctl_table_row(t);
-            merged |= st->models[i]->backend[0] == '\0';
+            merged |= !grouped && st->models[i]->backend[0] == '\0';
             for (size_t c = 0; c < STATS_NCOLS; c++)
-                stats_cell(t, stats_cols[c].key, st->models[i]);
+                stats_cell(t, stats_cols[c].key, st->models[i], grouped);
         }
         /* Cut to the width: the default columns that matter least go first, then the
          * model names are shortened (never below 12). */
@@ -290,6 +317,11 @@ const ctl_command ctl_cmd_stats = {
     .args = "[MODEL]",
     .summary = "per model: requests, errors, TTFT, TPOT, E2E, tok/s",
     .help = "  --by backend           one row per (model, backend) instead of merged (*)\n"
+            "  --by engine|gpu_layers|start|label:KEY\n"
+            "                         one row per model and engine, GPU layers, start (cold\n"
+            "                         or warm: whether the generation loaded the model), or\n"
+            "                         value of a label key the daemon declares\n"
+            "                         (metricsd --label-dimension KEY); - where not given\n"
             "  --wide                 every column: also ITL, queue p95, cold starts,\n"
             "                         token counts, cancellations, timeouts, load and\n"
             "                         prefill times, memory\n"

@@ -21,6 +21,7 @@ void config_defaults(config *cfg)
     cfg->flush_ms = 1000;
     cfg->idle_timeout_ms = 600000;
     cfg->max_series = 1000;
+    cfg->label_values_max = 16;
     cfg->max_pending = 65536;
     cfg->map_max = (size_t)16 << 30;
     cfg->sample_ms = 1000;
@@ -51,6 +52,10 @@ void config_usage(FILE *f)
             "  --sysfs-root DIR       where sysfs is (default /sys)\n"
             "  --proc-root DIR        where procfs is (default /proc)\n"
             "  --log-level LEVEL      error, warning, notice, info, debug (default info)\n"
+            "  --label-dimension KEY  the label KEY is a dimension: stats --by label:KEY\n"
+            "                         (repeatable, up to 4 keys)\n"
+            "  --label-values N       distinct values kept per label dimension; more count\n"
+            "                         as \"other\" (label_values_capped; default 16)\n"
             "  --version              print the version and exit\n"
             "  --help                 print this and exit\n");
 }
@@ -79,7 +84,7 @@ int config_parse_args(config *cfg, int argc, char **argv, char *why, size_t why_
 {
     enum { O_SOCKET = 256, O_DB, O_FLUSH, O_IDLE, O_MAXSERIES, O_MAXPENDING, O_MAPMAX,
            O_LOG, O_NOSYNC, O_VERSION, O_HELP, O_MAXCLIENTS, O_SAMPLE, O_SYSFS, O_PROC,
-           O_MAPINITIAL };
+           O_MAPINITIAL, O_LABELDIM, O_LABELVALUES };
     static const struct option opts[] = {
         { "socket", required_argument, NULL, O_SOCKET },
         { "db", required_argument, NULL, O_DB },
@@ -97,6 +102,8 @@ int config_parse_args(config *cfg, int argc, char **argv, char *why, size_t why_
         { "sysfs-root", required_argument, NULL, O_SYSFS },
         { "proc-root", required_argument, NULL, O_PROC },
         { "map-initial", required_argument, NULL, O_MAPINITIAL },
+        { "label-dimension", required_argument, NULL, O_LABELDIM },
+        { "label-values", required_argument, NULL, O_LABELVALUES },
         { 0 },
     };
     const char *socket_arg = NULL, *db_arg = NULL;
@@ -137,6 +144,23 @@ int config_parse_args(config *cfg, int argc, char **argv, char *why, size_t why_
             if (parse_uint(optarg, 1ul << 30, &v) || v == 0)
                 goto bad_value;
             cfg->map_max = (size_t)v << 20;
+            break;
+        case O_LABELDIM:
+            /* A key is a name without '=' or control characters: it is written into
+             * the series' dims as label.KEY=VALUE. */
+            if (optarg[0] == '\0' || strlen(optarg) >= sizeof(cfg->label_dims[0]) ||
+                strpbrk(optarg, "=\x1f") != NULL)
+                goto bad_value;
+            if (cfg->n_label_dims == CONFIG_MAX_LABEL_DIMS) {
+                snprintf(why, why_len, "at most %d --label-dimension keys", CONFIG_MAX_LABEL_DIMS);
+                return CONFIG_USAGE;
+            }
+            snprintf(cfg->label_dims[cfg->n_label_dims++], sizeof(cfg->label_dims[0]), "%s", optarg);
+            break;
+        case O_LABELVALUES:
+            if (parse_uint(optarg, 1000, &v) || v == 0)
+                goto bad_value;
+            cfg->label_values_max = (unsigned)v;
             break;
         case O_MAPINITIAL:
             if (parse_uint(optarg, 1ul << 30, &v) || v == 0)

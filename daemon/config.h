@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#define CONFIG_MAX_LABEL_DIMS 4
+
 typedef struct config {
     char socket_path[108];
     char db_dir[4096];
@@ -27,6 +29,11 @@ typedef struct config {
     char proc_root[2048];     /* default /proc */
     int log_level;            /* LOG_*; -1: log.c's default */
     int socket_given, db_given; /* set, so config_finish leaves them */
+    /* Label keys that are series dimensions (stats --by label:KEY), and the most
+     * distinct values each takes; further values count as "other". */
+    char label_dims[CONFIG_MAX_LABEL_DIMS][64];
+    unsigned n_label_dims;
+    unsigned label_values_max;  /* default 16 */
 } config;
 
 /* What config_parse_args found. */

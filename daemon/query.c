@@ -155,6 +155,7 @@ static int answer_status(server *srv, Metricsd__Reply *reply, uint8_t **out, siz
 /* One output row: a rollup and the names it is reported under. */
 typedef struct row {
     const char *model, *backend;
+    char group[256];                   /* the value of Query.group_by; "" without one */
     uint32_t in_flight;
     uint64_t rss_bytes, gpu_mem_bytes; /* procs, at the last sample */
     rollup acc;
@@ -169,6 +170,7 @@ static void fill_stats(Metricsd__SeriesStats *ss, Metricsd__Sketch sk[M__COUNT],
     metricsd__series_stats__init(ss);
     ss->model = (char *)r->model;
     ss->backend = (char *)r->backend;
+    ss->group = r->group[0] ? (char *)r->group : NULL;
 #define COPY(f)                                                                        \
     do {                                                                               \
         ss->has_##f = 1;                                                               \
@@ -243,6 +245,19 @@ static void steps_free(steps_mem *m)
     free(m->rp);
 }
 
+/* Whether series s belongs in row r (the grouping of answer_stats). */
+static int row_has(const row *r, const series *s, int by_backend, const char *group_by)
+{
+    char v[256];
+    return strcmp(s->model, r->model) == 0 && (!by_backend || strcmp(s->backend, r->backend) == 0) &&
+           (group_by == NULL || strcmp(series_dim(s->dims, group_by, v, sizeof(v)), r->group) == 0);
+}
+
+static const char *group_of(const Metricsd__Query *q)
+{
+    return q->group_by != NULL && q->group_by[0] ? q->group_by : NULL;
+}
+
 static int answer_steps(server *srv, const Metricsd__Query *q, int64_t start, int64_t now,
                         row *const *kept, size_t n, int by_backend, Metricsd__Reply *reply,
                         steps_mem *mem)
@@ -279,8 +294,7 @@ static int answer_steps(server *srv, const Metricsd__Query *q, int64_t start, in
         rollup *acc = &mem->acc[i * nsteps];
         for (size_t k = 0; k < srv->series.n && rc == 0; k++) {
             series *s = srv->series.all[k];
-            if (strcmp(s->model, kept[i]->model) != 0 ||
-                (by_backend && strcmp(s->backend, kept[i]->backend) != 0))
+            if (!row_has(kept[i], s, by_backend, group_of(q)))
                 continue;
             for (size_t t = 0; t < nsteps && rc == 0; t++) {
                 uint32_t lo = first + (uint32_t)t * step_min;
@@ -298,6 +312,7 @@ static int answer_steps(server *srv, const Metricsd__Query *q, int64_t start, in
         }
         for (size_t t = 0; t < nsteps; t++) {
             row r = { .model = kept[i]->model, .backend = kept[i]->backend, .acc = acc[t] };
+            memcpy(r.group, kept[i]->group, sizeof(r.group));
             fill_stats(&mem->ss[i * nsteps + t], mem->sk[i * nsteps + t], &r);
             mem->ss[i * nsteps + t].has_in_flight = 0;
             mem->sp[i * nsteps + t] = &mem->ss[i * nsteps + t];
@@ -349,14 +364,15 @@ static int answer_stats(server *srv, const Metricsd__Query *q, Metricsd__Reply *
         row *r = NULL;
         if (model != NULL && strcmp(model, s->model) != 0)
             continue;
-        if (!by_backend)
-            for (size_t j = 0; j < nrows; j++)
-                if (strcmp(rows[j].model, s->model) == 0)
-                    r = &rows[j];
+        for (size_t j = 0; j < nrows && r == NULL; j++)
+            if (row_has(&rows[j], s, by_backend, group_of(q)))
+                r = &rows[j];
         if (r == NULL) {
             r = &rows[nrows++];
             r->model = s->model;
             r->backend = by_backend ? s->backend : "";
+            if (group_of(q) != NULL)
+                series_dim(s->dims, group_of(q), r->group, sizeof(r->group));
             rollup_init(&r->acc);
         }
         r->in_flight += s->in_flight;

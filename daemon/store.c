@@ -275,7 +275,7 @@ int store_load_series(store *st, store_series_cb cb, void *ud)
             continue;
         }
         ret = cb(ud, get_be32(k.mv_data), si->model ? si->model : "",
-                 si->backend ? si->backend : "");
+                 si->backend ? si->backend : "", si->dims ? si->dims : "");
         metricsd__series_info__free_unpacked(si, NULL);
         if (ret != 0)
             break;
@@ -335,7 +335,8 @@ static int create_series(store *st, MDB_txn *txn, const store_item *it, uint32_t
     si.id = next;
     si.model = (char *)it->model;
     si.backend = (char *)it->backend;
-    uint8_t val[1024];
+    si.dims = it->dims != NULL && it->dims[0] ? (char *)it->dims : NULL;
+    uint8_t val[4096];
     size_t n = metricsd__series_info__get_packed_size(&si);
     if (n > sizeof(val))
         return EINVAL;

@@ -16,8 +16,9 @@
  *   Sketch         every field                      every field
  *   Reply          -                                every field but status (3), power (7)
  *                                                   and steps (180-182, past the table)
- *   SeriesStats    -                                every field but load, prefill and
- *                                                   error_kinds (180-182, past the table)
+ *   SeriesStats    -                                every field but load, prefill,
+ *                                                   error_kinds, group (180-184, past
+ *                                                   the table)
  *   Rollup         every field but 180-182          - (the store packs with protobuf-c)
  *
  * "Every field" is a promise checked twice. The tables direct_fields_* below name each

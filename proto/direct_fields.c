@@ -55,9 +55,10 @@ TABLE(generation, metricsd__generation__descriptor,
       [16] = VARINT(SINT64), [17] = VARINT(ENUM), [18] = STRING,
       [19] = MESSAGE(direct_fields_sketch), [20] = MESSAGES(direct_fields_label));
 
-/* SeriesStats and Rollup: load, prefill, error_kinds. */
+/* SeriesStats and Rollup: load, prefill, error_kinds; SeriesStats' group. */
 static const uint32_t rare_high[] = { 180, 181, 182 };
-TABLE_HIGH(series_stats, metricsd__series_stats__descriptor, rare_high,
+static const uint32_t stats_high[] = { 180, 181, 182, 184 };
+TABLE_HIGH(series_stats, metricsd__series_stats__descriptor, stats_high,
       [1] = STRING, [2] = STRING, [3] = VARINT(UINT64), [4] = VARINT(UINT64),
       [5] = VARINT(UINT64), [6] = VARINT(UINT64), [7] = VARINT(UINT64),
       [8] = VARINT(UINT64), [9] = VARINT(UINT64), [10] = MESSAGE(direct_fields_sketch),

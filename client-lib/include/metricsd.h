@@ -301,6 +301,8 @@ typedef struct metricsd_model_stats {
     metricsd_summary load_ms, prefill_ms;
     size_t n_error_kinds;
     struct metricsd_counter **error_kinds; /* n_error_kinds pointers */
+    const char *group;         /* the row's value of opts->group_by; "" otherwise, and
+                                * for generations that did not carry it */
 } metricsd_model_stats;
 
 typedef struct metricsd_stats {
@@ -322,6 +324,10 @@ typedef struct metricsd_query_opts {
     /* metricsd_query_trend's step, a whole number of minutes; 0: 1 hour. Steps
      * are aligned to multiples of it since the epoch (hours on the hour). */
     int64_t step_ns;
+    /* Rows by model and one dimension instead of backend: "engine", "gpu_layers",
+     * "start" (cold when the generation loaded the model, else warm) or "label.KEY"
+     * for a label key the daemon declares (--label-dimension). NULL: none. */
+    const char *group_by;
 } metricsd_query_opts;
 
 /* Statistics per model (or per model and backend) over the window. Returns 0 and sets

@@ -5,7 +5,8 @@
 # by field), status's summary and non-zero counters, compare's marks with and without
 # a real difference, import ollama with good and bad lines (counts, line numbers and
 # the minutes the history lands in), trend's steps over that history, export in its
-# three formats, line, and the exit codes of every command.
+# three formats, line, stats --by engine|gpu_layers|start|label:KEY with the label
+# values' bound, and the exit codes of every command.
 . "$(dirname "$0")/../harness/harness.sh"
 EXPECTED=$(dirname "$0")/expected
 ctl() { "$METRICSCTL" --socket "$SOCK" "$@"; }
@@ -248,4 +249,27 @@ ctl line phi-3-mini --since 1h --json | jq -e '.health == "errors" and .requests
 # The four compare models made 1,200 output tokens each, more than any other.
 ctl line --since 1h --json | jq -r .model | grep -Eq '^(same-a|same-b|shifted|doubled)$' \
     || fail "line does not pick the busiest by output tokens"
+# ---- stats --by engine|gpu_layers|start|label:KEY, gpu_layers 0 apart from unset ----
+stop_daemon
+start_daemon --sample-interval 0 --label-dimension lora --label-values 2
+ctl send --model dimmed --engine llama.cpp --gpu-layers 0 --ttft-ms 100 --e2e-ms 500 --tokens 10 --label lora=a || fail send
+ctl send --model dimmed --engine llama.cpp --gpu-layers 33 --ttft-ms 50 --e2e-ms 300 --tokens 10 --label lora=b || fail send
+ctl send --model dimmed --engine vllm --gpu-layers 33 --ttft-ms 60 --e2e-ms 300 --tokens 10 --load-ms 3000 --label lora=c || fail send
+ctl send --model dimmed --ttft-ms 70 --e2e-ms 300 --tokens 10 || fail send
+wait_for "4 dimmed generations" [ "$(requests_of dimmed)" = 4 ]
+by() { ctl stats dimmed --by "$1" --json | jq -r '[.models[] | "\(.group // "-")=\(.requests)"] | sort | join(",")'; }
+[ "$(by engine)" = "llama.cpp=2,metricsctl=1,vllm=1" ] || fail "--by engine: $(by engine)"
+[ "$(by gpu_layers)" = "-=1,0=1,33=2" ] || fail "--by gpu_layers (0 is not unset): $(by gpu_layers)"
+[ "$(by start)" = "cold=1,warm=3" ] || fail "--by start: $(by start)"
+# lora takes at most 2 values: a and b; c is "other", counted
+[ "$(by label:lora)" = "-=1,a=1,b=1,other=1" ] || fail "--by label:lora: $(by label:lora)"
+[ "$(counter label_values_capped)" = 1 ] || fail "label_values_capped $(counter label_values_capped)"
+ctl stats dimmed --by gpu_layers --columns model,backend,reqs >"$TMP/by.txt"
+head -1 "$TMP/by.txt" | grep -Eq "^MODEL +GPU LAYERS +REQS$" || fail "--by gpu_layers header: $(head -1 "$TMP/by.txt")"
+# merged, the four are one row; the dimensions survive a restart
+[ "$(ctl stats dimmed --json | jq '.models | length')" = 1 ] || fail "dimmed is not one row merged"
+stop_daemon
+start_daemon --sample-interval 0 --label-dimension lora --label-values 2
+[ "$(by engine)" = "llama.cpp=2,metricsctl=1,vllm=1" ] || fail "--by engine after a restart: $(by engine)"
+expect_rc 2 ctl stats --by colour
 echo "metricsctl commands: ok"
