@@ -69,7 +69,8 @@
     X(RING_SLEEPS, "ring_sleeps")                                                      \
     X(RING_WAKES, "ring_wakes")                                                        \
     X(SOURCES_ABSENT, "sources_absent")                                                \
-    X(LABEL_VALUES_CAPPED, "label_values_capped")
+    X(LABEL_VALUES_CAPPED, "label_values_capped")                                      \
+    X(DIMS_FOLDED, "dims_folded")
 
 #define COUNTER_ENUM(id, name) id,
 enum reject_reason { REJECT_REASONS(COUNTER_ENUM) REJECT__COUNT };

@@ -376,10 +376,14 @@ static int answer_stats(server *srv, const Metricsd__Query *q, Metricsd__Reply *
             rollup_init(&r->acc);
         }
         r->in_flight += s->in_flight;
-        uint64_t rss, gpu;
-        series_memory(s, &rss, &gpu);
-        r->rss_bytes += rss;
-        r->gpu_mem_bytes += gpu;
+        /* The processes of a (model, backend) are noted on its base series and on
+         * each dims series: count them once, from the base where there is one. */
+        if (s->dims[0] == '\0' || series_find(&srv->series, s->model, s->backend) == NULL) {
+            uint64_t rss, gpu;
+            series_memory(s, &rss, &gpu);
+            r->rss_bytes += rss;
+            r->gpu_mem_bytes += gpu;
+        }
         rc = query_series_window(srv, rd, s, window, from, &r->acc);
     }
     store_reader_close(rd);

@@ -76,6 +76,17 @@ static series *series_for_gen(conn *c, const Metricsd__Generation *g)
         }
     }
     s = series_get_dims(&srv->series, g->model, backend, dims, &err);
+    if (s == NULL && err == -ENOSPC) {
+        /* Past the cap a known (model, backend) keeps its generations: in its base
+         * series, or another of its series, without this one's dimensions. */
+        s = series_find(&srv->series, g->model, backend);
+        for (size_t i = 0; s == NULL && i < srv->series.n; i++)
+            if (strcmp(srv->series.all[i]->model, g->model) == 0 &&
+                strcmp(srv->series.all[i]->backend, backend) == 0)
+                s = srv->series.all[i];
+        if (s != NULL)
+            stat_counts[DIMS_FOLDED]++;
+    }
     if (s == NULL)
         conn_reject(c, err == -ENOSPC ? TOO_MANY_SERIES : NO_MEMORY);
     return s;
