@@ -9,22 +9,39 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-PACKAGES="build-essential cmake pkg-config libuv1-dev libprotobuf-c-dev protobuf-c-compiler
-liblmdb-dev lmdb-utils libcmocka-dev libjansson-dev jq systemd clang libclang-rt-14-dev libfaketime
+# Debian packages, one list per purpose (append to the one yours belongs to):
+#   BUILD_PACKAGES  build the daemon, library and metricsctl (all `./run.sh demo` needs)
+#   TEST_PACKAGES   the suite's tools: cmocka, lmdb-utils (mdb_stat), libfaketime,
+#                   systemd (systemd-analyze, systemd-socket-activate), jq, python3
+#                   (the sd_notify listener), clang + libclang-rt (the fuzz pass),
+#                   lintian, dpkg-dev and file (the .deb check), man-db + groff (man pages),
+#                   prometheus + curl (promtool, a real scraper), chromium + imagemagick
+#                   (the dashboard in a headless browser, its screenshots)
+#   BENCH_PACKAGES  what the benchmarks add (nothing so far)
+BUILD_PACKAGES="build-essential cmake pkg-config libuv1-dev libprotobuf-c-dev protobuf-c-compiler
+liblmdb-dev libjansson-dev libinih-dev libsystemd-dev libhttp-parser-dev libjs-chart.js"
+TEST_PACKAGES="libcmocka-dev lmdb-utils libfaketime systemd jq python3 clang libclang-rt-14-dev
+lintian dpkg-dev file man-db groff-base procps prometheus chromium imagemagick curl
 tmux"
+BENCH_PACKAGES=""
 JOBS=$(nproc 2>/dev/null || echo 2)
 
+# deps PACKAGE...: install those not installed yet, saying which and letting apt's own
+# progress through (no silent minute).
 deps() {
     local missing=()
-    for p in $PACKAGES; do
+    for p in "$@"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
     done
     if [ ${#missing[@]} -gt 0 ]; then
         local sudo=
+        # root (a fresh container has no sudo) runs apt itself.
         [ "$(id -u)" -eq 0 ] || sudo=sudo
-        echo "run.sh: installing ${missing[*]}"
-        $sudo apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+        echo "run.sh: installing ${#missing[@]} packages: ${missing[*]}"
+        echo "run.sh: apt-get update"
+        $sudo apt-get update -q
+        echo "run.sh: apt-get install"
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
     fi
 }
 
@@ -32,13 +49,16 @@ deps() {
 build() {
     local dir=$1
     shift
+    echo "run.sh: building in $dir/"
     cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMETRICSD_WERROR=ON "$@" >/dev/null
     cmake --build "$dir" -j "$JOBS" >/dev/null
 }
 
 demo() {
-    deps
-    build build
+    # shellcheck disable=SC2086 # word lists
+    deps $BUILD_PACKAGES
+    # Without the tests and benchmarks: they need TEST_PACKAGES (cmocka).
+    build build -DMETRICSD_TESTS=OFF -DMETRICSD_BENCH=OFF
     local ctl=build/ctl/metricsctl daemon=build/daemon/metricsd
     if "$ctl" status >/dev/null 2>&1; then
         echo "run.sh: metricsd is already running; using it"
@@ -91,7 +111,8 @@ run_suite() {
 }
 
 test_all() {
-    deps
+    # shellcheck disable=SC2086 # word lists
+    deps $BUILD_PACKAGES $TEST_PACKAGES
     local rc=0
     echo "== build and suite under ASan+UBSan (build-asan/)"
     build build-asan -DMETRICSD_SANITIZE=address,undefined -DMETRICSD_BENCH=OFF
@@ -99,18 +120,19 @@ test_all() {
         run_suite build-asan || rc=1
     fuzz || rc=1
     echo "== build and suite (build/)"
-    build build
+    build build -DMETRICSD_TESTS=ON -DMETRICSD_BENCH=ON
     run_suite build || rc=1
     return $rc
 }
 
 case "${1:-}" in
-deps) deps ;;
-fuzz) deps && fuzz ;;
-build) deps && build build ;;
+# shellcheck disable=SC2086 # word lists
+deps) deps $BUILD_PACKAGES $TEST_PACKAGES $BENCH_PACKAGES ;;
+fuzz) deps $BUILD_PACKAGES $TEST_PACKAGES && fuzz ;;
+build) deps $BUILD_PACKAGES $TEST_PACKAGES && build build -DMETRICSD_TESTS=ON ;;
 demo) demo ;;
 test) test_all ;;
-bench) deps && build build && for b in build/bench/*; do [ -x "$b" ] && [ -f "$b" ] && "$b"; done ;;
+bench) deps $BUILD_PACKAGES $TEST_PACKAGES $BENCH_PACKAGES && build build -DMETRICSD_TESTS=ON -DMETRICSD_BENCH=ON && for b in build/bench/*; do [ -x "$b" ] && [ -f "$b" ] && "$b"; done ;;
 *)
     echo "usage: ./run.sh demo|test|deps|build|bench|fuzz" >&2
     exit 2

@@ -202,7 +202,7 @@ static int compare_run(ctl_ctx *ctx, int argc, char **argv)
             json_array_append_new(arr, o);
         }
         ctl_print_json(json_pack("{s:s,s:s,s:o,s:o,s:o,s:f}", "a_name", pos[0], "b_name", pos[1],
-                                 "a", ctl_model_json(side[0].m), "b", ctl_model_json(side[1].m),
+                                 "a", ctl_json_model(side[0].m), "b", ctl_json_model(side[1].m),
                                  "metrics", arr, "window_s", (double)st->window_ns / 1e9));
         goto out;
     }

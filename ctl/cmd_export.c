@@ -257,7 +257,7 @@ static int export_run(ctl_ctx *ctx, int argc, char **argv)
         if (a.format == F_JSON) {
             json_t *rows = json_array();
             for (size_t i = 0; i < st->n_models; i++)
-                json_array_append_new(rows, ctl_model_json(st->models[i]));
+                json_array_append_new(rows, ctl_json_model(st->models[i]));
             ctl_print_json(json_pack("{s:f,s:I,s:I,s:o}", "window_s", (double)st->window_ns / 1e9,
                                      "start_unix_ns", (json_int_t)start, "now_unix_ns",
                                      (json_int_t)st->now_unix_ns, "models", rows));

@@ -11,45 +11,6 @@
 
 extern const ctl_command ctl_cmd_power;
 
-static json_t *power_json(const metricsd_power *p)
-{
-    json_t *devs = json_array(), *procs = json_array();
-    for (size_t i = 0; i < p->n_devices; i++) {
-        const metricsd_power_device *d = p->devices[i];
-        json_t *o = json_pack("{s:s,s:s,s:s,s:b}", "name", d->name, "kind", d->kind, "source",
-                              d->source, "available", d->available);
-        json_object_set_new(o, "unavailable_reason", ctl_jstr(d->unavailable_reason));
-        json_object_set_new(o, "note", ctl_jstr(d->note));
-        json_object_set_new(o, "power_w", ctl_jnum(d->power_w));
-        json_object_set_new(o, "util_pct", ctl_jnum(d->util_pct));
-        json_object_set_new(o, "mem_used_bytes", ctl_jbytes(d->mem_used_bytes));
-        json_object_set_new(o, "mem_total_bytes", ctl_jbytes(d->mem_total_bytes));
-        json_object_set_new(o, "temp_c", ctl_jnum(d->temp_c));
-        json_object_set_new(o, "energy_j", ctl_jnum(d->energy_j));
-        json_object_set_new(o, "attributed_j", ctl_jnum(d->attributed_j));
-        json_object_set_new(o, "idle_j", ctl_jnum(d->idle_j));
-        if (d->battery_status[0]) {
-            json_object_set_new(o, "battery_status", json_string(d->battery_status));
-            json_object_set_new(o, "capacity_pct", ctl_jnum(d->capacity_pct));
-            json_object_set_new(o, "energy_now_j", ctl_jnum(d->energy_now_j));
-            json_object_set_new(o, "energy_full_j", ctl_jnum(d->energy_full_j));
-            json_object_set_new(o, "ac_online",
-                                d->ac_online < 0 ? json_null() : json_boolean(d->ac_online));
-        }
-        json_array_append_new(devs, o);
-    }
-    for (size_t i = 0; i < p->n_processes; i++) {
-        const metricsd_power_process *q = p->processes[i];
-        json_array_append_new(procs, json_pack("{s:i,s:o,s:o,s:s}", "pid", q->pid, "rss_bytes",
-                                               ctl_jbytes(q->rss_bytes), "gpu_mem_bytes",
-                                               ctl_jbytes(q->gpu_mem_bytes), "models", q->models));
-    }
-    return json_pack("{s:o,s:o,s:i,s:I,s:I}", "devices", devs, "processes", procs,
-                     "sample_interval_ms", (int)p->sample_interval_ms, "since_unix_ns",
-                     (json_int_t)p->since_unix_ns, "last_sample_unix_ns",
-                     (json_int_t)p->last_sample_unix_ns);
-}
-
 static int power_run(ctl_ctx *ctx, int argc, char **argv)
 {
     char **pos;
@@ -63,7 +24,7 @@ static int power_run(ctl_ctx *ctx, int argc, char **argv)
     if ((rc = metricsd_query_power(&q, &p)) != 0)
         return ctl_fail(ctx, rc);
     if (ctx->json) {
-        ctl_print_json(power_json(p));
+        ctl_print_json(ctl_json_power(p));
         metricsd_power_free(p);
         return CTL_OK;
     }

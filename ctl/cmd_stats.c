@@ -87,44 +87,6 @@ static int stats_opt(ctl_ctx *ctx, void *ud, int id, const char *arg)
     return CTL_USAGE;
 }
 
-json_t *ctl_model_json(const metricsd_model_stats *m)
-{
-    json_t *o = json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:f,s:I,s:I,s:I,s:I}", "model", m->model,
-                          "backend", m->backend, "requests", (json_int_t)m->requests, "errors",
-                          (json_int_t)m->errors, "cancelled", (json_int_t)m->cancelled,
-                          "timeouts", (json_int_t)m->timeouts, "error_rate", m->error_rate,
-                          "output_tokens", (json_int_t)m->output_tokens, "prompt_tokens",
-                          (json_int_t)m->prompt_tokens, "cold_starts", (json_int_t)m->cold_starts,
-                          "in_flight", (json_int_t)m->in_flight);
-    json_object_set_new(o, "ttft_ms", ctl_jsummary(&m->ttft_ms));
-    json_object_set_new(o, "tpot_ms", ctl_jsummary(&m->tpot_ms));
-    json_object_set_new(o, "itl_ms", ctl_jsummary(&m->itl_ms));
-    json_object_set_new(o, "e2e_ms", ctl_jsummary(&m->e2e_ms));
-    json_object_set_new(o, "queue_ms", ctl_jsummary(&m->queue_ms));
-    json_object_set_new(o, "decode_tps", ctl_jsummary(&m->decode_tps));
-    json_object_set_new(o, "group", ctl_jstr(m->group));
-    json_object_set_new(o, "load_ms", ctl_jsummary(&m->load_ms));
-    json_object_set_new(o, "prefill_ms", ctl_jsummary(&m->prefill_ms));
-    json_t *kinds = json_object();
-    for (size_t i = 0; i < m->n_error_kinds; i++)
-        json_object_set_new(kinds, m->error_kinds[i]->name,
-                            json_integer((json_int_t)m->error_kinds[i]->value));
-    json_object_set_new(o, "error_kinds", kinds);
-    json_object_set_new(o, "first_unix_ns", json_integer((json_int_t)m->first_unix_ns));
-    json_object_set_new(o, "last_unix_ns", json_integer((json_int_t)m->last_unix_ns));
-    /* Energy and memory (docs/energy.md); null when unknown. */
-    json_object_set_new(o, "joules", ctl_jnum(m->joules));
-    json_object_set_new(o, "joules_per_token", ctl_jnum(m->joules_per_token));
-    json_object_set_new(o, "watts_avg", ctl_jnum(m->watts_avg));
-    json_object_set_new(o, "attributed_tokens", json_integer((json_int_t)m->attributed_tokens));
-    json_object_set_new(o, "battery_tokens", json_integer((json_int_t)m->battery_tokens));
-    json_object_set_new(o, "battery_joules", ctl_jnum(m->battery_joules));
-    json_object_set_new(o, "battery_pct_per_1k_tokens", ctl_jnum(m->battery_pct_per_1k_tokens));
-    json_object_set_new(o, "rss_bytes", ctl_jbytes(m->rss_bytes));
-    json_object_set_new(o, "gpu_mem_bytes", ctl_jbytes(m->gpu_mem_bytes));
-    return o;
-}
-
 static void stats_cell(ctl_table *t, const char *key, const metricsd_model_stats *m, int grouped)
 {
     char b[96];
@@ -239,7 +201,7 @@ static int stats_run(ctl_ctx *ctx, int argc, char **argv)
     if (ctx->json) {
         json_t *models = json_array();
         for (size_t i = 0; i < st->n_models; i++)
-            json_array_append_new(models, ctl_model_json(st->models[i]));
+            json_array_append_new(models, ctl_json_model(st->models[i]));
         json_t *j = json_pack("{s:o,s:f,s:s}", "models", models, "window_s",
                               (double)st->window_ns / 1e9, "window", dur);
         if (grouped)

@@ -135,7 +135,7 @@ json_t *ctl_trend_json(const metricsd_trend *t, const char *metric)
             json_t *o;
             int64_t at = t->first_step_unix_ns + (int64_t)k * t->step_ns;
             if (mt == NULL) {
-                o = ctl_model_json(m);
+                o = ctl_json_model(m);
                 json_object_del(o, "model");
                 json_object_del(o, "backend");
                 json_object_del(o, "in_flight");

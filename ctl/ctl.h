@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "ctl_json.h"
 #include "metricsd.h"
 
 /* Exit codes (STYLE.md): 0 done, 1 failed, 2 usage error. */
@@ -98,8 +99,6 @@ json_t *ctl_jnum(double v);
 json_t *ctl_jsummary(const metricsd_summary *s);
 json_t *ctl_jbytes(uint64_t v);
 json_t *ctl_jstr(const char *s);
-/* One model's record as stats --json writes it (cmd_stats.c). */
-json_t *ctl_model_json(const metricsd_model_stats *m);
 /* A trend as trend --json writes it: with metric NULL every figure of each step
  * (export's form), else that metric's (cmd_trend.c). */
 json_t *ctl_trend_json(const metricsd_trend *t, const char *metric);

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * config: what the daemon is told to do. Defaults, then the command line, then the
- * paths that follow from the environment; a configuration file, when it comes, is
- * read between the defaults and the flags. Nothing here exits or logs: errors come
- * back as text for main to print.
+ * config: what the daemon is told to do. One table of settings (config.c) gives each
+ * its flag, its key in the INI file, its type, its default and whether SIGHUP applies
+ * it live; the usage text, the flag parser, the file reader and --print-config all
+ * walk it. Precedence: defaults, then the file, then the flags. Nothing here exits or
+ * logs: errors come back as text for main to print.
  */
 #ifndef METRICSD_CONFIG_H
 #define METRICSD_CONFIG_H
@@ -11,7 +12,18 @@
 #include <stddef.h>
 #include <stdio.h>
 
+/* Room for the settings' sources; config.c checks its table fits. */
+#define CONFIG_MAX_SETTINGS 64
+/* Label keys that can be dimensions at once. */
 #define CONFIG_MAX_LABEL_DIMS 4
+
+/* Where a setting's value came from (--print-config says). */
+enum config_source {
+    CONFIG_SRC_DEFAULT = 0,
+    CONFIG_SRC_FILE,  /* cfg->config_path, at src_line[i] */
+    CONFIG_SRC_FLAG,
+    CONFIG_SRC_ENV,   /* a default taken from the environment ($STATE_DIRECTORY, ...) */
+};
 
 typedef struct config {
     char socket_path[108];
@@ -29,14 +41,30 @@ typedef struct config {
     char proc_root[2048];     /* default /proc */
     int log_level;            /* LOG_*; -1: log.c's default */
     int socket_given, db_given; /* set, so config_finish leaves them */
+    /* HTTP (net/http.c): off while http_port is 0. http_host is numeric (IPv4, or
+     * IPv6 without brackets); a non-loopback one needs http_token_file. */
+    char http_host[64];
+    unsigned http_port;
+    char http_token_file[4096];
+    size_t http_max_conns;    /* HTTP connections past this are refused; default 128 */
+    unsigned http_timeout_ms; /* a request must arrive, and an idle keep-alive connection
+                                 is kept, this long; default 10000 */
     /* Label keys that are series dimensions (stats --by label:KEY), and the most
      * distinct values each takes; further values count as "other". */
     char label_dims[CONFIG_MAX_LABEL_DIMS][64];
     unsigned n_label_dims;
     unsigned label_values_max;  /* default 16 */
+
+    /* The file, and where each setting came from (index: the table's order). */
+    char config_path[4096];   /* the file read; "" when none */
+    int config_given;         /* --config FILE: a missing file is then an error */
+    int config_found;         /* the file existed and was read */
+    int print_config;         /* --print-config: print and exit */
+    unsigned char src[CONFIG_MAX_SETTINGS];     /* enum config_source */
+    unsigned src_line[CONFIG_MAX_SETTINGS];     /* the file's line, for CONFIG_SRC_FILE */
 } config;
 
-/* What config_parse_args found. */
+/* What config_parse_args and config_load found. */
 enum config_result {
     CONFIG_RUN = 0,      /* run the daemon with *cfg */
     CONFIG_HELP = 1,     /* --help: print config_usage to stdout, exit 0 */
@@ -47,15 +75,44 @@ enum config_result {
 
 /* Every field at its default; the paths empty (config_finish fills them). */
 void config_defaults(config *cfg);
-/* Apply the command line to cfg. Returns an enum config_result; on a negative one
- * why holds one line without the program's name (getopt's own complaint, when there
- * is one, was already printed to stderr: why is then empty). */
+/* Apply the command line to cfg (flags only: no file is read). Returns an enum
+ * config_result; on a negative one why holds one line without the program's name
+ * (getopt's own complaint, when there is one, was already printed to stderr: why is
+ * then empty). */
 int config_parse_args(config *cfg, int argc, char **argv, char *why, size_t why_len);
+/* Apply an INI file to cfg; each setting it names records the file and the line.
+ * Returns 0, -ENOENT when the file does not exist (cfg untouched), or -EINVAL with
+ * why = "FILE:LINE: what is wrong" (the first error; cfg then half applied, so read
+ * into a scratch copy). */
+int config_read_file(config *cfg, const char *path, char *why, size_t why_len);
+/* The whole load: defaults, the file (--config FILE, else
+ * $XDG_CONFIG_HOME/metricsd/metricsd.conf, else ~/.config/metricsd/metricsd.conf; a
+ * missing default file is no error), then the flags, which win. Same results as
+ * config_parse_args; a bad file is CONFIG_FAILED. Used at start and on SIGHUP. */
+int config_load(config *cfg, int argc, char **argv, char *why, size_t why_len);
 /* Fill the paths not given: the socket from $METRICSD_SOCKET / $XDG_RUNTIME_DIR, the
- * database from $XDG_STATE_HOME / $HOME (making its parent directories). Returns
- * CONFIG_RUN or CONFIG_FAILED with why set. */
+ * database from $STATE_DIRECTORY (systemd's StateDirectory=), else $XDG_STATE_HOME /
+ * $HOME. Creates nothing. Returns CONFIG_RUN or CONFIG_FAILED with why set. */
 int config_finish(config *cfg, char *why, size_t why_len);
+/* Parse --http's ADDR:PORT ("127.0.0.1:9464", "[::1]:9464", "localhost:9464") into
+ * cfg->http_host and http_port. Returns 0 or -1. */
+int config_parse_http(config *cfg, const char *s);
+/* 1 when cfg->http_host is a loopback address (127.0.0.0/8, ::1). */
+int config_http_loopback(const config *cfg);
+/* Make the database's parent directories (~/.local/state) when it is the default
+ * one, as a user's tools expect; the last level is the store's to make (0700). */
+void config_make_dirs(const config *cfg);
 /* The --help text. */
 void config_usage(FILE *f);
+/* --print-config: every setting, its value and where it came from, as an INI file. */
+void config_print(const config *cfg, FILE *f);
+/* The example file: every key, commented out at its default, with its help. */
+void config_print_example(FILE *f);
+
+/* SIGHUP: take from next what can change live into cur (with its source); for each
+ * setting that changed but cannot, call note(ctx, line) with why it waits for a
+ * restart, and likewise one line per setting applied. Returns the number applied. */
+int config_apply_live(config *cur, const config *next,
+                      void (*note)(void *ctx, int applied, const char *line), void *ctx);
 
 #endif

@@ -34,6 +34,14 @@
     X(NO_MEMORY, "no_memory")                                                          \
     X(RING_INVALID, "ring_invalid")                                                    \
     X(RING_CORRUPT, "ring_corrupt")                                                    \
+    X(HTTP_BAD_REQUEST, "http_bad_request")                                            \
+    X(HTTP_HEADERS_TOO_LARGE, "http_headers_too_large")                                \
+    X(HTTP_TOO_MANY_HEADERS, "http_too_many_headers")                                  \
+    X(HTTP_BODY_TOO_LARGE, "http_body_too_large")                                      \
+    X(HTTP_METHOD, "http_method_not_allowed")                                          \
+    X(HTTP_UNAUTHORIZED, "http_unauthorized")                                          \
+    X(HTTP_REQUEST_TIMEOUT, "http_request_timeout")                                    \
+    X(HTTP_TOO_MANY_CONNECTIONS, "http_too_many_connections")                          \
     X(START_TOO_OLD, "start_too_old")
 
 /* Other counters. poll_switches: connections switched to polled reads (net/conn_poll.c,
@@ -41,7 +49,10 @@
  * poll_switches - poll_exits are polled now; polled_reads: reads with data in polled
  * mode. rings: shared rings accepted (docs/transport.md); ring_reads: copies out of a
  * ring with data; ring_sleeps: idle rings left for the socket's wake byte; ring_wakes:
- * wake bytes that brought one back. */
+ * wake bytes that brought one back. http_connections, http_requests: accepted by the
+ * HTTP endpoint (net/http.c); http_not_found: requests for no route; http_idle_closed:
+ * keep-alive connections closed after --http-timeout with no request; http_errors:
+ * requests the daemon could not answer (500). */
 #define STAT_COUNTERS(X)                                                               \
     X(CONNECTIONS, "connections")                                                      \
     X(FRAMES, "frames")                                                                \
@@ -68,6 +79,11 @@
     X(RING_READS, "ring_reads")                                                        \
     X(RING_SLEEPS, "ring_sleeps")                                                      \
     X(RING_WAKES, "ring_wakes")                                                        \
+    X(HTTP_CONNECTIONS, "http_connections")                                            \
+    X(HTTP_REQUESTS, "http_requests")                                                  \
+    X(HTTP_NOT_FOUND, "http_not_found")                                                \
+    X(HTTP_IDLE_CLOSED, "http_idle_closed")                                            \
+    X(HTTP_ERRORS, "http_errors")                                                      \
     X(SOURCES_ABSENT, "sources_absent")                                                \
     X(LABEL_VALUES_CAPPED, "label_values_capped")                                      \
     X(DIMS_FOLDED, "dims_folded")

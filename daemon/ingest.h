@@ -4,7 +4,7 @@
  * functions over the decoded message, so unit tests and the fuzzer drive them without
  * a socket.
  *
- * Derived metrics (DESIGN.md "The wire"): TTFT = ttft_ns; TPOT = decode_ns /
+ * Derived metrics (docs/architecture.md, "What the figures mean"): TTFT = ttft_ns; TPOT = decode_ns /
  * (output_tokens - 1); decode tokens/s = (output_tokens - 1) / decode time; e2e =
  * total_ns; queue = queue_ns when present; ITL from the event's sketch. Latency
  * distributions take only generations with status OK, so a timeout at 30 s does not

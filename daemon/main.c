@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * metricsd: the daemon's entry point, wiring only. Reads the configuration
- * (config.c), opens the server's state (server.c), starts the listener (net/), the
- * samplers (power/) and the flush timer on one libuv loop, and on SIGTERM or SIGINT
- * flushes and exits 0.
+ * (config.c: defaults, file, flags), opens the server's state (server.c), starts the
+ * listener and, when asked, the HTTP endpoint (net/), the samplers (power/), the
+ * flush timer and the service's notifications (service.c) on one libuv loop; on SIGHUP re-reads the configuration
+ * and applies what can change live; on SIGTERM or SIGINT flushes and exits 0.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -15,6 +16,7 @@
 #include "power.h"
 #include "query.h"
 #include "server.h"
+#include "service.h"
 #include "store.h"
 
 static void on_flush_timer(uv_timer_t *t)
@@ -44,13 +46,45 @@ static void on_prewarm(uv_idle_t *h)
         uv_idle_stop(h);
 }
 
+/* The command line, kept for SIGHUP: the file is re-read and the flags still win. */
+static int saved_argc;
+static char **saved_argv;
+
+static void apply_log_level(int level)
+{
+    log_set_level(level >= 0 ? level : LOG_INFO);
+}
+
+static void on_reload_note(void *ctx, int applied, const char *line)
+{
+    (void)ctx;
+    log_msg(applied ? LOG_INFO : LOG_NOTICE, "SIGHUP: %s", line);
+}
+
 static void on_sighup(uv_signal_t *sig, int signum)
 {
-    (void)sig;
+    server *srv = sig->data;
+    config next;
+    char why[600];
+    unsigned old_flush = srv->cfg.flush_ms;
     (void)signum;
-    /* SIGHUP is for configuration; until a config file exists there is nothing to
-     * re-read, and the daemon must not die of it. */
-    log_msg(LOG_INFO, "SIGHUP: no configuration file to re-read");
+
+    service_reloading();
+    if (config_load(&next, saved_argc, saved_argv, why, sizeof(why)) != CONFIG_RUN ||
+        config_finish(&next, why, sizeof(why)) != CONFIG_RUN) {
+        /* The whole file is refused: nothing of it is applied. */
+        log_msg(LOG_ERR, "SIGHUP: %s; the settings in force are kept", why);
+        service_reloaded();
+        return;
+    }
+    int n = config_apply_live(&srv->cfg, &next, on_reload_note, NULL);
+    apply_log_level(srv->cfg.log_level);
+    if (srv->cfg.flush_ms != old_flush)
+        uv_timer_start(&srv->flush_timer, on_flush_timer, srv->cfg.flush_ms, srv->cfg.flush_ms);
+    log_msg(LOG_INFO, "SIGHUP: configuration re-read from %s: %d setting%s changed",
+            next.config_found ? next.config_path : "defaults and flags (no file)", n,
+            n == 1 ? "" : "s");
+    service_reloaded();
 }
 
 static void on_signal(uv_signal_t *sig, int signum)
@@ -64,12 +98,14 @@ int main(int argc, char **argv)
 {
     static server srv;
     listener *l;
+    http *web = NULL;
     config cfg;
     char why[512];
     int rc;
 
-    config_defaults(&cfg);
-    switch ((rc = config_parse_args(&cfg, argc, argv, why, sizeof(why)))) {
+    saved_argc = argc;
+    saved_argv = argv;
+    switch ((rc = config_load(&cfg, argc, argv, why, sizeof(why)))) {
     case CONFIG_RUN:
         break;
     case CONFIG_VERSION:
@@ -78,6 +114,9 @@ int main(int argc, char **argv)
     case CONFIG_HELP:
         config_usage(stdout);
         return 0;
+    case CONFIG_FAILED:
+        fprintf(stderr, "metricsd: %s\n", why);
+        return 1;
     default:
         if (why[0])
             fprintf(stderr, "metricsd: %s\n", why);
@@ -88,6 +127,15 @@ int main(int argc, char **argv)
         fprintf(stderr, "metricsd: %s\n", why);
         return 1;
     }
+    if (cfg.print_config == 2) {
+        config_print_example(stdout);
+        return 0;
+    }
+    if (cfg.print_config) {
+        config_print(&cfg, stdout);
+        return 0;
+    }
+    config_make_dirs(&cfg);
     if (cfg.log_level >= 0)
         log_set_level(cfg.log_level);
 
@@ -97,6 +145,14 @@ int main(int argc, char **argv)
     }
     if ((rc = listener_start(&srv, &l, why, sizeof(why))) != 0) {
         log_msg(LOG_ERR, "%s", why);
+        server_close(&srv);
+        return 1;
+    }
+    if ((rc = http_start(&srv, &web, why, sizeof(why))) != 0) {
+        log_msg(LOG_ERR, "%s", why);
+        listener_stop(l);
+        uv_run(srv.loop, UV_RUN_DEFAULT);
+        listener_free(l);
         server_close(&srv);
         return 1;
     }
@@ -118,16 +174,23 @@ int main(int argc, char **argv)
     sigterm.data = sigint.data = &srv;
     uv_signal_start(&sigterm, on_signal, SIGTERM);
     uv_signal_start(&sigint, on_signal, SIGINT);
+    sighup.data = &srv;
     uv_signal_start(&sighup, on_sighup, SIGHUP);
     signal(SIGPIPE, SIG_IGN);
     log_msg(LOG_INFO, "metricsd %s serving %s, database %s (%zu series), flush every %u ms",
             METRICSD_DAEMON_VERSION, srv.cfg.socket_path, srv.cfg.db_dir, srv.series.n,
             srv.cfg.flush_ms);
+    if (srv.cfg.config_found)
+        log_msg(LOG_INFO, "configuration from %s", srv.cfg.config_path);
+    service_start(&srv, l);
 
     uv_run(srv.loop, UV_RUN_DEFAULT);
 
+    service_stop();
+
     /* Shutdown: stop taking input, end connections, write what is pending. */
     listener_stop(l);
+    http_stop(web);
     power_stop(srv.power);
     uv_timer_stop(&srv.flush_timer);
     uv_close((uv_handle_t *)&srv.flush_timer, NULL);
@@ -138,6 +201,7 @@ int main(int argc, char **argv)
     uv_close((uv_handle_t *)&sighup, NULL);
     uv_run(srv.loop, UV_RUN_DEFAULT);
     listener_free(l);
+    http_free(web);
     power_flush(srv.power);
     power_free(srv.power);
     rc = server_flush(&srv);

@@ -152,16 +152,7 @@ static int answer_status(server *srv, Metricsd__Reply *reply, uint8_t **out, siz
     return pack_reply(reply, out, len);
 }
 
-/* One output row: a rollup and the names it is reported under. */
-typedef struct row {
-    const char *model, *backend;
-    char group[256];                   /* the value of Query.group_by; "" without one */
-    uint32_t in_flight;
-    uint64_t rss_bytes, gpu_mem_bytes; /* procs, at the last sample */
-    rollup acc;
-} row;
-
-static void fill_stats(Metricsd__SeriesStats *ss, Metricsd__Sketch sk[M__COUNT], const row *r)
+static void fill_stats(Metricsd__SeriesStats *ss, Metricsd__Sketch sk[M__COUNT], const query_row *r)
 {
     Metricsd__Rollup m;
     /* Dense counts: the runs form halves the reply but costs the daemon more than the
@@ -170,7 +161,6 @@ static void fill_stats(Metricsd__SeriesStats *ss, Metricsd__Sketch sk[M__COUNT],
     metricsd__series_stats__init(ss);
     ss->model = (char *)r->model;
     ss->backend = (char *)r->backend;
-    ss->group = r->group[0] ? (char *)r->group : NULL;
 #define COPY(f)                                                                        \
     do {                                                                               \
         ss->has_##f = 1;                                                               \
@@ -214,6 +204,181 @@ static void fill_stats(Metricsd__SeriesStats *ss, Metricsd__Sketch sk[M__COUNT],
     ss->prefill = m.prefill;
     ss->n_error_kinds = m.n_error_kinds;
     ss->error_kinds = m.error_kinds;
+    ss->group = r->group[0] ? (char *)r->group : NULL;
+}
+
+/* Whether series s belongs in row r: its model, its backend with by_backend, its
+ * value of the dimension group_by (series.h) with one. */
+static int row_has(const query_row *r, const series *s, int by_backend, const char *group_by)
+{
+    char v[256];
+    return strcmp(s->model, r->model) == 0 && (!by_backend || strcmp(s->backend, r->backend) == 0) &&
+           (group_by == NULL || strcmp(series_dim(s->dims, group_by, v, sizeof(v)), r->group) == 0);
+}
+
+int query_rows(server *srv, int64_t window_ns, const char *model, int by_backend,
+               query_row **out, size_t *nout)
+{
+    return query_rows_by(srv, window_ns, model, by_backend, NULL, out, nout);
+}
+
+int query_rows_by(server *srv, int64_t window_ns, const char *model, int by_backend,
+                  const char *group_by, query_row **out, size_t *nout)
+{
+    int64_t now = clock_now_unix_ns();
+    int lifetime = window_ns < 0;
+    int64_t start = now - window_ns;
+    /* A window is "since start", open at the top: after the wall clock was corrected
+     * backwards, what was stored under the earlier clock has keys after now and is
+     * still counted (the rule is at clock_now_unix_ns in clock.c). Pending deltas
+     * were never bounded above, so stored and live data now agree. */
+    uint32_t from = lifetime || start <= 0 ? 0 : clock_minute_of(start);
+    size_t n = srv->series.n, nrows = 0;
+    query_row *rows = calloc(n ? n : 1, sizeof(*rows));
+    store_reader *rd = NULL;
+    int rc;
+
+    if (model != NULL && model[0] == '\0')
+        model = NULL;
+    if (rows == NULL)
+        return -ENOMEM;
+    if ((rc = store_reader_open(srv->st, &rd)) != 0)
+        log_limited(1, LOG_ERR, "query: cannot read the store: %s", strerror(-rc));
+    rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        series *s = srv->series.all[i];
+        query_row *r = NULL;
+        if (model != NULL && strcmp(model, s->model) != 0)
+            continue;
+        if (group_by != NULL && group_by[0] == '\0')
+            group_by = NULL;
+        for (size_t j = 0; j < nrows && r == NULL; j++)
+            if (row_has(&rows[j], s, by_backend, group_by))
+                r = &rows[j];
+        if (r == NULL) {
+            r = &rows[nrows++];
+            r->model = s->model;
+            r->backend = by_backend ? s->backend : "";
+            if (group_by != NULL)
+                series_dim(s->dims, group_by, r->group, sizeof(r->group));
+            rollup_init(&r->acc);
+        }
+        r->in_flight += s->in_flight;
+        /* The processes of a (model, backend) are noted on its base series and on
+         * each dims series: count them once, from the base where there is one. */
+        if (s->dims[0] == '\0' || series_find(&srv->series, s->model, s->backend) == NULL) {
+            uint64_t rss, gpu;
+            series_memory(s, &rss, &gpu);
+            r->rss_bytes += rss;
+            r->gpu_mem_bytes += gpu;
+        }
+        if (!lifetime) {
+            rc = query_series_window(srv, rd, s, window_ns, from, &r->acc);
+            continue;
+        }
+        /* Lifetime: the store's total (store.h, "life") and what is not yet in it. */
+        if (s->id != 0 && rd != NULL)
+            rc = store_read_life(rd, s->id, &r->acc);
+        for (uint32_t k = 0; k < s->n_pending && rc == 0; k++)
+            rc = rollup_merge(&r->acc, &s->pending[k].delta);
+    }
+    store_reader_close(rd);
+    if (rc != 0) {
+        query_rows_free(rows, nrows);
+        return rc;
+    }
+    *out = rows;
+    *nout = nrows;
+    return 0;
+}
+
+void query_rows_free(query_row *rows, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        rollup_free(&rows[i].acc);
+    free(rows);
+}
+
+int query_trend(server *srv, int64_t window_ns, int64_t step_ns, const char *model,
+                query_trend_row **out, size_t *nout, size_t *nsteps, uint32_t *first_minute,
+                uint32_t *step_minutes)
+{
+    int64_t now = clock_now_unix_ns();
+    uint32_t now_min = clock_minute_of(now);
+    uint32_t span = (uint32_t)(window_ns / 60000000000ll);
+    uint32_t step = (uint32_t)(step_ns / 60000000000ll);
+    if (span < 1)
+        span = 1;
+    if (step < 1)
+        step = 1;
+    if (span / step > QUERY_TREND_MAX_STEPS)
+        step = (span + QUERY_TREND_MAX_STEPS - 1) / QUERY_TREND_MAX_STEPS;
+    size_t steps = (span + step - 1) / step;
+    /* The last step ends with the current minute, which is still filling. */
+    uint32_t end = now_min + 1;
+    uint32_t first = end > steps * step ? end - (uint32_t)(steps * step) : 0;
+    size_t n = srv->series.n, nrows = 0;
+    store_reader *rd = NULL;
+    int rc = 0;
+
+    if (model != NULL && model[0] == '\0')
+        model = NULL;
+    query_trend_row *rows = calloc(n ? n : 1, sizeof(*rows));
+    if (rows == NULL)
+        return -ENOMEM;
+    if (store_reader_open(srv->st, &rd) != 0)
+        rd = NULL;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        series *s = srv->series.all[i];
+        query_trend_row *r = NULL;
+        if (model != NULL && strcmp(model, s->model) != 0)
+            continue;
+        for (size_t j = 0; j < nrows; j++)
+            if (strcmp(rows[j].model, s->model) == 0)
+                r = &rows[j];
+        if (r == NULL) {
+            r = &rows[nrows++];
+            r->model = s->model;
+            if ((r->steps = calloc(steps, sizeof(*r->steps))) == NULL) {
+                rc = -ENOMEM;
+                break;
+            }
+            for (size_t k = 0; k < steps; k++)
+                rollup_init(&r->steps[k]);
+        }
+        for (size_t k = 0; k < steps && rc == 0; k++) {
+            uint32_t lo = first + (uint32_t)k * step;
+            if (s->id != 0 && rd != NULL)
+                rc = store_read_window(rd, s->id, lo, lo + step, &r->steps[k]);
+        }
+        for (uint32_t p = 0; p < s->n_pending && rc == 0; p++) {
+            uint32_t m = s->pending[p].minute;
+            if (m >= first && m < first + steps * step)
+                rc = rollup_merge(&r->steps[(m - first) / step], &s->pending[p].delta);
+        }
+    }
+    store_reader_close(rd);
+    if (rc != 0) {
+        query_trend_free(rows, nrows, steps);
+        return rc;
+    }
+    *out = rows;
+    *nout = nrows;
+    *nsteps = steps;
+    *first_minute = first;
+    *step_minutes = step;
+    return 0;
+}
+
+void query_trend_free(query_trend_row *rows, size_t n, size_t steps)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (rows[i].steps != NULL)
+            for (size_t k = 0; k < steps; k++)
+                rollup_free(&rows[i].steps[k]);
+        free(rows[i].steps);
+    }
+    free(rows);
 }
 
 /* The most steps one reply carries (a day of minutes). */
@@ -245,21 +410,13 @@ static void steps_free(steps_mem *m)
     free(m->rp);
 }
 
-/* Whether series s belongs in row r (the grouping of answer_stats). */
-static int row_has(const row *r, const series *s, int by_backend, const char *group_by)
-{
-    char v[256];
-    return strcmp(s->model, r->model) == 0 && (!by_backend || strcmp(s->backend, r->backend) == 0) &&
-           (group_by == NULL || strcmp(series_dim(s->dims, group_by, v, sizeof(v)), r->group) == 0);
-}
-
 static const char *group_of(const Metricsd__Query *q)
 {
     return q->group_by != NULL && q->group_by[0] ? q->group_by : NULL;
 }
 
 static int answer_steps(server *srv, const Metricsd__Query *q, int64_t start, int64_t now,
-                        row *const *kept, size_t n, int by_backend, Metricsd__Reply *reply,
+                        query_row *const *kept, size_t n, int by_backend, Metricsd__Reply *reply,
                         steps_mem *mem)
 {
     const int64_t min_ns = 60ll * 1000000000;
@@ -311,7 +468,7 @@ static int answer_steps(server *srv, const Metricsd__Query *q, int64_t start, in
             }
         }
         for (size_t t = 0; t < nsteps; t++) {
-            row r = { .model = kept[i]->model, .backend = kept[i]->backend, .acc = acc[t] };
+            query_row r = { .model = kept[i]->model, .backend = kept[i]->backend, .acc = acc[t] };
             memcpy(r.group, kept[i]->group, sizeof(r.group));
             fill_stats(&mem->ss[i * nsteps + t], mem->sk[i * nsteps + t], &r);
             mem->ss[i * nsteps + t].has_in_flight = 0;
@@ -341,60 +498,20 @@ static int answer_stats(server *srv, const Metricsd__Query *q, Metricsd__Reply *
 {
     int64_t now = clock_now_unix_ns();
     int64_t window = q->has_window_ns && q->window_ns > 0 ? q->window_ns : DEFAULT_WINDOW_NS;
-    int64_t start = now - window;
-    /* A window is "since start", open at the top: after the wall clock was corrected
-     * backwards, what was stored under the earlier clock has keys after now and is
-     * still counted (the rule is at clock_now_unix_ns in clock.c). Pending deltas
-     * were never bounded above, so stored and live data now agree. */
-    uint32_t from = start > 0 ? clock_minute_of(start) : 0;
     int by_backend = q->has_by_backend && q->by_backend;
-    const char *model = q->model && q->model[0] ? q->model : NULL;
-    size_t n = srv->series.n, nrows = 0;
-    row *rows = calloc(n ? n : 1, sizeof(*rows));
-    store_reader *rd = NULL;
-    int rc;
-
-    if (rows == NULL)
-        return -ENOMEM;
-    if ((rc = store_reader_open(srv->st, &rd)) != 0)
-        log_limited(1, LOG_ERR, "query: cannot read the store: %s", strerror(-rc));
-    rc = 0;
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        series *s = srv->series.all[i];
-        row *r = NULL;
-        if (model != NULL && strcmp(model, s->model) != 0)
-            continue;
-        for (size_t j = 0; j < nrows && r == NULL; j++)
-            if (row_has(&rows[j], s, by_backend, group_of(q)))
-                r = &rows[j];
-        if (r == NULL) {
-            r = &rows[nrows++];
-            r->model = s->model;
-            r->backend = by_backend ? s->backend : "";
-            if (group_of(q) != NULL)
-                series_dim(s->dims, group_of(q), r->group, sizeof(r->group));
-            rollup_init(&r->acc);
-        }
-        r->in_flight += s->in_flight;
-        /* The processes of a (model, backend) are noted on its base series and on
-         * each dims series: count them once, from the base where there is one. */
-        if (s->dims[0] == '\0' || series_find(&srv->series, s->model, s->backend) == NULL) {
-            uint64_t rss, gpu;
-            series_memory(s, &rss, &gpu);
-            r->rss_bytes += rss;
-            r->gpu_mem_bytes += gpu;
-        }
-        rc = query_series_window(srv, rd, s, window, from, &r->acc);
-    }
-    store_reader_close(rd);
+    query_row *rows = NULL;
+    size_t nrows = 0;
+    int rc = query_rows_by(srv, window, q->model, by_backend, group_of(q), &rows, &nrows);
+    if (rc != 0)
+        return rc;
 
     Metricsd__SeriesStats *ss = calloc(nrows ? nrows : 1, sizeof(*ss));
     Metricsd__SeriesStats **sp = calloc(nrows ? nrows : 1, sizeof(*sp));
     Metricsd__Sketch(*sk)[M__COUNT] = calloc(nrows ? nrows : 1, sizeof(*sk));
-    if (rc == 0 && (ss == NULL || sp == NULL || sk == NULL))
+    if (ss == NULL || sp == NULL || sk == NULL)
         rc = -ENOMEM;
     size_t kept = 0;
-    row **kept_rows = calloc(nrows ? nrows : 1, sizeof(*kept_rows));
+    query_row **kept_rows = calloc(nrows ? nrows : 1, sizeof(*kept_rows));
     steps_mem smem = { 0 };
     if (rc == 0 && kept_rows == NULL)
         rc = -ENOMEM;
@@ -408,7 +525,7 @@ static int answer_stats(server *srv, const Metricsd__Query *q, Metricsd__Reply *
         kept++;
     }
     if (rc == 0 && q->has_step_ns)
-        rc = answer_steps(srv, q, start, now, kept_rows, kept, by_backend, reply, &smem);
+        rc = answer_steps(srv, q, now - window, now, kept_rows, kept, by_backend, reply, &smem);
     if (rc == 0) {
         reply->n_series = kept;
         reply->series = sp;
@@ -420,9 +537,7 @@ static int answer_stats(server *srv, const Metricsd__Query *q, Metricsd__Reply *
     }
     steps_free(&smem);
     free(kept_rows);
-    for (size_t i = 0; i < nrows; i++)
-        rollup_free(&rows[i].acc);
-    free(rows);
+    query_rows_free(rows, nrows);
     free(ss);
     free(sp);
     free(sk);

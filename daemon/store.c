@@ -17,7 +17,7 @@
 
 struct store {
     MDB_env *env;
-    MDB_dbi meta, series, m1, h1, events, samples;
+    MDB_dbi meta, series, m1, h1, events, samples, life;
     char *dir;
     size_t map_size, map_max;
     int m1_days, h1_days, samples_days;
@@ -73,7 +73,8 @@ static int open_dbs(store *st, char *why, size_t why_len)
         (rc = mdb_dbi_open(txn, "m1", MDB_CREATE, &st->m1)) ||
         (rc = mdb_dbi_open(txn, "h1", MDB_CREATE, &st->h1)) ||
         (rc = mdb_dbi_open(txn, "events", MDB_CREATE, &st->events)) ||
-        (rc = mdb_dbi_open(txn, "samples", MDB_CREATE, &st->samples))) {
+        (rc = mdb_dbi_open(txn, "samples", MDB_CREATE, &st->samples)) ||
+        (rc = mdb_dbi_open(txn, "life", MDB_CREATE, &st->life))) {
         mdb_txn_abort(txn);
         return mdb_errno(rc);
     }
@@ -186,6 +187,72 @@ static int txn_begin(store *st, unsigned flags, MDB_txn **txn)
     return rc;
 }
 
+static int merge_record(store *st, MDB_txn *txn, MDB_dbi db, const uint8_t key[8],
+                        const rollup *delta, rollup *tmp);
+
+/* A database written before the lifetime totals existed: give each series without
+ * one the sum of what its hours hold (h1 holds every stored minute). One write
+ * transaction at open; nothing to do on every later start. */
+static int life_backfill(store *st)
+{
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    MDB_val k, v;
+    rollup acc, tmp;
+    int rc = txn_begin(st, 0, &txn), changed = 0;
+    if (rc != 0)
+        return rc;
+    if ((rc = mdb_cursor_open(txn, st->series, &cur)) != 0) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
+    rollup_init(&acc);
+    rollup_init(&tmp);
+    store_reader rd = { st, txn };
+    for (int c = mdb_cursor_get(cur, &k, &v, MDB_FIRST); c == 0 && rc == 0;
+         c = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size != 4)
+            continue;
+        uint8_t key[8];
+        memcpy(key, k.mv_data, 4);
+        put_be32(key + 4, 0);
+        MDB_val lk = { 8, key }, lv;
+        if (mdb_get(txn, st->life, &lk, &lv) == 0)
+            continue;
+        rollup_reset(&acc);
+        if ((rc = store_read_hours(&rd, get_be32(key), 0, UINT32_MAX, &acc)) != 0)
+            break;
+        if (acc.requests == 0 && acc.first_unix_ns == 0)
+            continue;
+        rc = merge_record(st, txn, st->life, key, &acc, &tmp);
+        changed = 1;
+    }
+    mdb_cursor_close(cur);
+    rollup_free(&acc);
+    rollup_free(&tmp);
+    if (rc != 0 || !changed) {
+        mdb_txn_abort(txn);
+        return rc < 0 ? -rc : rc;
+    }
+    return mdb_txn_commit(txn);
+}
+
+int store_read_life(store_reader *rd, uint32_t id, rollup *acc)
+{
+    uint8_t key[8];
+    MDB_val k = { 8, key }, v;
+    put_be32(key, id);
+    put_be32(key + 4, 0);
+    int rc = mdb_get(rd->txn, rd->st->life, &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    if (rc != 0)
+        return mdb_errno(rc);
+    if (rollup_merge_packed_in(acc, v.mv_data, v.mv_size, &rd->st->unpack) != 0)
+        log_limited(0, LOG_ERR, "store: a lifetime record does not decode; skipped");
+    return 0;
+}
+
 int store_open(store **out, const char *dir, const store_opts *opts, char *why, size_t why_len)
 {
     store_opts def = { 0 };
@@ -234,6 +301,9 @@ int store_open(store **out, const char *dir, const store_opts *opts, char *why, 
         free(st);
         return rc;
     }
+    if ((rc = life_backfill(st)) != 0)
+        log_msg(LOG_WARN, "store: cannot fill the lifetime totals of older series: %s",
+                mdb_strerror(rc));
     *out = st;
     return 0;
 }
@@ -379,7 +449,12 @@ static int write_once(store *st, const store_item *items, size_t n, uint32_t *ne
         if ((rc = merge_record(st, txn, st->m1, key, it->delta, &tmp)) != 0)
             break;
         put_be32(key + 4, it->minute / 60);
-        rc = merge_record(st, txn, st->h1, key, it->delta, &tmp);
+        if ((rc = merge_record(st, txn, st->h1, key, it->delta, &tmp)) != 0)
+            break;
+        /* The lifetime total: the same delta, so it equals the sum of every minute
+         * ever written, whatever retention removes later. */
+        put_be32(key + 4, 0);
+        rc = merge_record(st, txn, st->life, key, it->delta, &tmp);
     }
     rollup_free(&tmp);
     if (rc != 0) {

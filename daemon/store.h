@@ -8,6 +8,9 @@
  *   events   reserved for recent raw events (drill-down)
  *   samples  (u32 source id, u32 unix seconds), big-endian -> PowerDevice (one
  *            sampler reading of one device)
+ *   life     (u32 series id, u32 0), big-endian -> Rollup: every delta ever written
+ *            for the series, untouched by retention (the lifetime totals that
+ *            /metrics exports as counters)
  * Big-endian keys sort by series, then time, so a window is one cursor range.
  *
  * Writes: one write transaction per flush (store_write): every pending (series,
@@ -86,6 +89,8 @@ int store_read_window(store_reader *rd, uint32_t id, uint32_t from, uint32_t to,
  * unusable), or a negative errno from the store. */
 int store_sub_minutes(store_reader *rd, uint32_t id, uint32_t from, uint32_t to, rollup *acc,
                       rollup *scratch);
+/* acc += the lifetime total of series id (nothing when it has none yet). */
+int store_read_life(store_reader *rd, uint32_t id, rollup *acc);
 /* *first = first_unix_ns of the earliest m1 record of series id in [from, to) that has
  * one, or 0. Returns 0 or a negative errno. */
 int store_first_unix_ns(store_reader *rd, uint32_t id, uint32_t from, uint32_t to,

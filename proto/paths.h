@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * paths: where the socket is when nobody says (DESIGN.md "The wire"), shared by the
+ * paths: where the socket is when nobody says (docs/architecture.md, "The wire"), shared by the
  * daemon and the client library so the two can never disagree.
  */
 #ifndef METRICSD_PATHS_H

@@ -23,5 +23,8 @@ metricsd_script_test(integration_shared_ring integration/shared_ring.sh LABELS i
 metricsd_script_test(integration_install_pkgconfig integration/install.sh LABELS integration)
 metricsd_script_test(integration_cli integration/cli.sh LABELS integration)
 metricsd_script_test(integration_systemd_units integration/systemd.sh SKIP LABELS integration)
+metricsd_script_test(integration_sd_notify integration/sd_notify.sh SKIP LABELS integration)
+metricsd_script_test(integration_config_reload integration/config_reload.sh LABELS integration)
+metricsd_script_test(integration_deb_package integration/deb_package.sh SKIP TIMEOUT 600 LABELS integration package)
 metricsd_script_test(integration_ctl_commands integration/ctl_commands.sh LABELS integration)
 metricsd_script_test(integration_ctl_top integration/ctl_top.sh SKIP LABELS integration)

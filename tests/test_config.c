@@ -147,14 +147,228 @@ static void finish_fills_paths_from_the_environment(void **state)
     assert_int_equal(rmdir(tmp), 0);
 }
 
+/* A file with the given text in a fresh temp dir; its path in path. */
+static void write_file(char *path, size_t n, const char *dir, const char *text)
+{
+    snprintf(path, n, "%s/metricsd.conf", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static int load(config *cfg, char *why, size_t n, ...)
+{
+    char *argv[32] = { "metricsd" };
+    int argc = 1;
+    va_list ap;
+    va_start(ap, n);
+    for (char *a; (a = va_arg(ap, char *)) != NULL && argc < 31;)
+        argv[argc++] = a;
+    va_end(ap);
+    return config_load(cfg, argc, argv, why, n);
+}
+
+static void file_sets_keys_and_flags_win(void **state)
+{
+    (void)state;
+    config c;
+    char why[512], dir[] = "/tmp/metricsd-test-config-XXXXXX", path[256], out[4096];
+    assert_non_null(mkdtemp(dir));
+    write_file(path, sizeof(path), dir,
+               "; a comment\n"
+               "[storage]\n"
+               "flush_interval = 250 ; inline comment\n"
+               "map-max = 3\n"              /* the flag's spelling works too */
+               "\n"
+               "[limits]\n"
+               "max_series = 5\n"
+               "[daemon]\n"
+               "log_level = debug\n"
+               "socket = /run/f.sock\n");
+    assert_int_equal(load(&c, why, sizeof(why), "--config", path, "--max-series", "9", NULL),
+                     CONFIG_RUN);
+    assert_int_equal(c.flush_ms, 250);
+    assert_int_equal(c.map_max, (size_t)3 << 20);
+    assert_int_equal(c.max_series, 9); /* the flag wins */
+    assert_int_equal(c.log_level, LOG_DEBUG);
+    assert_string_equal(c.socket_path, "/run/f.sock");
+    assert_int_equal(c.socket_given, 1); /* config_finish leaves it */
+    assert_int_equal(c.config_found, 1);
+
+    /* --print-config says where each came from. */
+    FILE *f = fmemopen(out, sizeof(out), "w");
+    config_print(&c, f);
+    fclose(f);
+    assert_non_null(strstr(out, "flush_interval = 250 ; file:3, live\n"));
+    assert_non_null(strstr(out, "map_max = 3 ; file:4\n"));
+    assert_non_null(strstr(out, "max_series = 9 ; flag --max-series\n"));
+    assert_non_null(strstr(out, "max_pending = 65536 ; default\n"));
+    assert_non_null(strstr(out, "log_level = debug ; file:9, live\n"));
+
+    /* The default place: $XDG_CONFIG_HOME/metricsd/metricsd.conf; absent is no error. */
+    setenv("XDG_CONFIG_HOME", "/nonexistent-metricsd", 1);
+    assert_int_equal(load(&c, why, sizeof(why), NULL), CONFIG_RUN);
+    assert_int_equal(c.config_found, 0);
+    assert_string_equal(c.config_path, "/nonexistent-metricsd/metricsd/metricsd.conf");
+    assert_int_equal(c.flush_ms, 1000);
+    /* A file named with --config must exist. */
+    assert_int_equal(load(&c, why, sizeof(why), "--config", "/nonexistent-metricsd/x.conf", NULL),
+                     CONFIG_FAILED);
+    assert_string_equal(why, "cannot read /nonexistent-metricsd/x.conf: No such file or directory");
+    unsetenv("XDG_CONFIG_HOME");
+    unlink(path);
+    assert_int_equal(rmdir(dir), 0);
+}
+
+static void file_errors_name_the_line(void **state)
+{
+    (void)state;
+    config c;
+    char why[512], dir[] = "/tmp/metricsd-test-config-XXXXXX", path[256], want[512];
+    static const struct { const char *text, *err; } cases[] = {
+        { "[storage]\nflush_interval = 0\n",
+          "2: bad value '0' for flush_interval in [storage]: expected a whole number from 1 to 3600000" },
+        { "[storage]\nflush_interval = 12x\n",
+          "2: bad value '12x' for flush_interval in [storage]: expected a whole number from 1 to 3600000" },
+        { "[daemon]\n\nlog_level = loud\n",
+          "3: bad value 'loud' for log_level in [daemon]: expected error, warning, notice, info or debug" },
+        { "[storage]\nno_sync = maybe\n", "2: bad value 'maybe' for no_sync in [storage]: expected yes or no" },
+        { "[power]\nmax_series = 3\n", "2: 'max_series' belongs in [limits], not [power]" },
+        { "max_series = 3\n", "1: 'max_series' belongs in [limits]" },
+        { "[limits]\nmax_serie = 3\n", "2: unknown key 'max_serie' in [limits]" },
+        { "[limits]\nmax_series 3\n", "2: not a 'key = value' line, a [section] or a comment" },
+        { "[limits\n", "1: not a 'key = value' line, a [section] or a comment" },
+        /* The first error is the one told. */
+        { "[limits]\nmax_series = 3\nbogus = 1\nmax_pending = x\n", "3: unknown key 'bogus' in [limits]" },
+    };
+    assert_non_null(mkdtemp(dir));
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        write_file(path, sizeof(path), dir, cases[i].text);
+        assert_int_equal(load(&c, why, sizeof(why), "--config", path, NULL), CONFIG_FAILED);
+        snprintf(want, sizeof(want), "%s:%s", path, cases[i].err);
+        assert_string_equal(why, want);
+    }
+    /* A line past inih's buffer is an error, not two lines. */
+    char longline[400];
+    memset(longline, 'a', sizeof(longline));
+    memcpy(longline, "[power]\nsysfs_root = /", 22);
+    snprintf(longline + 300, 100, "\nproc_root = /p\n");
+    write_file(path, sizeof(path), dir, longline);
+    assert_int_equal(load(&c, why, sizeof(why), "--config", path, NULL), CONFIG_FAILED);
+    snprintf(want, sizeof(want), "%s:2: line too long (at most 198 characters)", path);
+    assert_string_equal(why, want);
+    unlink(path);
+    assert_int_equal(rmdir(dir), 0);
+}
+
+static void note_count(void *ctx, int applied, const char *line)
+{
+    int *n = ctx;
+    n[applied ? 0 : 1]++;
+    (void)line;
+}
+
+static void reload_applies_only_live_settings(void **state)
+{
+    (void)state;
+    config cur, next;
+    char why[256];
+    int n[2] = { 0, 0 };
+    assert_int_equal(parse(&cur, why, sizeof(why), NULL), CONFIG_RUN);
+    assert_int_equal(parse(&next, why, sizeof(why), "--flush-interval", "300", "--log-level",
+                           "debug", "--max-series", "4", NULL),
+                     CONFIG_RUN);
+    assert_int_equal(config_apply_live(&cur, &next, note_count, n), 2);
+    assert_int_equal(n[0], 2); /* flush_interval and log_level applied */
+    assert_int_equal(n[1], 1); /* max_series waits for a restart */
+    assert_int_equal(cur.flush_ms, 300);
+    assert_int_equal(cur.log_level, LOG_DEBUG);
+    assert_int_equal(cur.max_series, 1000);
+}
+
+static void finish_takes_systemd_state_directory(void **state)
+{
+    (void)state;
+    config c;
+    char why[256];
+    setenv("STATE_DIRECTORY", "/var/lib/u/metricsd:/var/lib/u/other", 1);
+    assert_int_equal(parse(&c, why, sizeof(why), NULL), CONFIG_RUN);
+    assert_int_equal(config_finish(&c, why, sizeof(why)), CONFIG_RUN);
+    assert_string_equal(c.db_dir, "/var/lib/u/metricsd");
+    assert_int_equal(c.src[2], CONFIG_SRC_ENV);
+    /* --db wins over it. */
+    assert_int_equal(parse(&c, why, sizeof(why), "--db", "/d", NULL), CONFIG_RUN);
+    assert_int_equal(config_finish(&c, why, sizeof(why)), CONFIG_RUN);
+    assert_string_equal(c.db_dir, "/d");
+    unsetenv("STATE_DIRECTORY");
+}
+
+/* --http and its rule: loopback unless a token file is given. */
+static void http_flags(void **state)
+{
+    (void)state;
+    config c;
+    char why[256];
+    config_defaults(&c);
+    assert_int_equal(c.http_port, 0); /* off by default */
+    assert_int_equal(c.http_max_conns, 128);
+    assert_int_equal(c.http_timeout_ms, 10000);
+    assert_int_equal(parse(&c, why, sizeof(why), "--socket", "/s", "--db", "/d", "--http",
+                           "127.0.0.1:9464", "--http-max-connections", "7", "--http-timeout",
+                           "1500", NULL),
+                     CONFIG_RUN);
+    assert_string_equal(c.http_host, "127.0.0.1");
+    assert_int_equal(c.http_port, 9464);
+    assert_int_equal(c.http_max_conns, 7);
+    assert_int_equal(c.http_timeout_ms, 1500);
+    assert_int_equal(config_finish(&c, why, sizeof(why)), CONFIG_RUN);
+
+    assert_int_equal(config_parse_http(&c, "[::1]:80"), 0);
+    assert_string_equal(c.http_host, "::1");
+    assert_true(config_http_loopback(&c));
+    assert_int_equal(config_parse_http(&c, "localhost:8080"), 0);
+    assert_string_equal(c.http_host, "127.0.0.1");
+    assert_int_equal(config_parse_http(&c, "127.3.2.1:1"), 0);
+    assert_true(config_http_loopback(&c));
+    assert_int_equal(config_parse_http(&c, "0.0.0.0:9464"), 0);
+    assert_false(config_http_loopback(&c));
+    assert_int_equal(config_parse_http(&c, "[::ffff:127.0.0.1]:9"), 0);
+    assert_true(config_http_loopback(&c));
+    assert_int_equal(config_parse_http(&c, "9464"), -1);
+    assert_int_equal(config_parse_http(&c, "127.0.0.1:0"), -1);
+    assert_int_equal(config_parse_http(&c, "127.0.0.1:65536"), -1);
+    assert_int_equal(config_parse_http(&c, "example.org:80"), -1);
+    assert_int_equal(config_parse_http(&c, ":80"), -1);
+
+    /* A remote address needs a token file. */
+    assert_int_equal(parse(&c, why, sizeof(why), "--socket", "/s", "--db", "/d", "--http",
+                           "192.168.1.5:9464", NULL),
+                     CONFIG_RUN);
+    assert_int_equal(config_finish(&c, why, sizeof(why)), CONFIG_FAILED);
+    assert_non_null(strstr(why, "needs --http-token-file"));
+    assert_int_equal(parse(&c, why, sizeof(why), "--socket", "/s", "--db", "/d", "--http",
+                           "192.168.1.5:9464", "--http-token-file", "/etc/t", NULL),
+                     CONFIG_RUN);
+    assert_int_equal(config_finish(&c, why, sizeof(why)), CONFIG_RUN);
+    assert_string_equal(c.http_token_file, "/etc/t");
+    assert_int_equal(parse(&c, why, sizeof(why), "--http", "nonsense", NULL), CONFIG_USAGE);
+    assert_string_equal(why, "bad value 'nonsense' for --http");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(http_flags),
         cmocka_unit_test(defaults_are_the_documented_ones),
         cmocka_unit_test(flags_set_their_fields),
         cmocka_unit_test(usage_errors_come_back_as_text),
         cmocka_unit_test(help_and_version_are_results),
         cmocka_unit_test(finish_fills_paths_from_the_environment),
+        cmocka_unit_test(file_sets_keys_and_flags_win),
+        cmocka_unit_test(file_errors_name_the_line),
+        cmocka_unit_test(reload_applies_only_live_settings),
+        cmocka_unit_test(finish_takes_systemd_state_directory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,7 +2,7 @@
 /*
  * Unit tests of daemon/ingest: every reason ingest_check gives for refusing an event,
  * the edges that must still pass, and the metrics ingest_apply derives, each worked
- * out by hand from the definitions in DESIGN.md ("The wire").
+ * out by hand from the definitions in docs/architecture.md ("What the figures mean").
  */
 #include <errno.h>
 #include <math.h>

@@ -141,7 +141,7 @@ static void test_index_table_boundaries(void **state)
 {
     assert_true(sketch_tables_ok());
     (void)state;
-    /* Every in-octave boundary B[k] = 2^(k/2^s) (rounded to double, as DESIGN.md and
+    /* Every in-octave boundary B[k] = 2^(k/2^s) (rounded to double, as docs/architecture.md and
      * sketch.c define it) at scales 1..8, in octaves from subnormal to huge. B * 2^e is
      * the upper edge of bucket e*2^s + k - 1. */
     static const int octaves[] = {-1030, -1022, -300, -20, -1, 0, 1, 7, 33, 500, 1023};

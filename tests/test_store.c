@@ -122,6 +122,20 @@ static void counted(rollup *r, uint64_t requests)
 
 enum { MINUTES, HOURS };
 
+/* Requests in series id's lifetime total. */
+static uint64_t life_requests(store *st, uint32_t id)
+{
+    store_reader *rd;
+    rollup r;
+    rollup_init(&r);
+    assert_int_equal(store_reader_open(st, &rd), 0);
+    assert_int_equal(store_read_life(rd, id, &r), 0);
+    store_reader_close(rd);
+    uint64_t n = r.requests;
+    rollup_free(&r);
+    return n;
+}
+
 /* A fresh rollup holding what one range read returns. */
 static void read_range(store *st, int which, uint32_t id, uint32_t from, uint32_t to, rollup *out)
 {
@@ -697,15 +711,69 @@ static void test_retention(void **state)
     /* The series themselves stay. */
     assert_int_equal(info.series, 2);
 
+    /* The lifetime totals keep everything retention removed. */
+    assert_int_equal(life_requests(st, a), 1 + 2 + 4 + 8 + 16);
+    assert_int_equal(life_requests(st, b), 32);
+
     /* Nothing more to do at the same time; an hour later minute 28,799,160 is past
      * 1 day too, and hour 479,962 past 2 days. */
     assert_int_equal(store_retention(st, now), 0);
     assert_int_equal(store_retention(st, now + 60), 2);
     assert_int_equal(requests_in(st, MINUTES, a, 0, UINT32_MAX), 4);
     assert_int_equal(requests_in(st, HOURS, a, 0, UINT32_MAX), 1 + 2 + 4);
+    /* A year on, every record is gone but the lifetime totals are not. */
+    assert_true(store_retention(st, now + 3 * 1440) > 0);
+    assert_int_equal(requests_in(st, HOURS, a, 0, UINT32_MAX), 0);
+    assert_int_equal(life_requests(st, a), 31);
     for (int i = 0; i < 6; i++)
         rollup_free(&d[i]);
     store_close(st);
+}
+
+/* A database from before the lifetime totals (no "life" records): opening it fills
+ * each series' total from its hours, once. */
+static void test_life_backfill(void **state)
+{
+    fx *f = *state;
+    store *st = open_ok(f, &fast);
+    rollup d[3];
+    uint32_t a = 0;
+    store_item items[3];
+    for (int i = 0; i < 3; i++) {
+        counted(&d[i], 10u << i);
+        items[i] = (store_item){ &a, "a", "cpu", 28800000u + 90u * (uint32_t)i, &d[i], NULL };
+    }
+    assert_int_equal(store_write(st, items, 3), 0);
+    assert_int_equal(life_requests(st, a), 70);
+    store_close(st);
+
+    /* Drop the "life" database by hand, as an older daemon's file would be. */
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    assert_int_equal(mdb_env_create(&env), 0);
+    mdb_env_set_maxdbs(env, 8);
+    assert_int_equal(mdb_env_open(env, f->db, 0, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "life", 0, &dbi), 0);
+    assert_int_equal(mdb_drop(txn, dbi, 1), 0);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+
+    st = open_ok(f, &fast);
+    assert_int_equal(life_requests(st, a), 70);
+    /* New deltas add to the filled total. */
+    counted(&d[0], 5);
+    items[0].minute = 28800300u;
+    assert_int_equal(store_write(st, items, 1), 0);
+    assert_int_equal(life_requests(st, a), 75);
+    store_close(st);
+    /* And a second open does not fill it again. */
+    st = open_ok(f, &fast);
+    assert_int_equal(life_requests(st, a), 75);
+    store_close(st);
+    for (int i = 0; i < 3; i++)
+        rollup_free(&d[i]);
 }
 
 /* Retention across many B-tree pages: 30 series x 200 minutes, the first 120 minutes
@@ -760,6 +828,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_map_cap_enospc, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retention, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retention_many, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_life_backfill, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -308,3 +308,11 @@ void listener_free(listener *l)
         free(l->spare);
     free(l);
 }
+
+size_t listener_clients(const listener *l)
+{
+    size_t n = 0;
+    for (const conn *c = l->conns; c; c = c->next)
+        n += !c->closing && !c->is_spare;
+    return n;
+}

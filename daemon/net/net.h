@@ -34,7 +34,24 @@ int listener_start(server *srv, listener **out, char *why, size_t why_len);
  * (their in-flight generations end as abandoned) and remove the socket file if we
  * created it. */
 void listener_stop(listener *l);
+/* Connections open now (for the service's STATUS= line). */
+size_t listener_clients(const listener *l);
 /* Free l once the loop has run the close callbacks listener_stop started. */
 void listener_free(listener *l);
+
+/* The HTTP endpoint (net/http.c), when srv->cfg.http_port is set: GET /metrics
+ * (Prometheus text 0.0.4, or the protobuf exposition with native histograms when the
+ * Accept header asks for it), /api/v1/stats, /api/v1/power, /api/v1/trend (JSON) and
+ * / (the dashboard page), on srv->loop. Every limit is in http_int.h and each refusal
+ * is counted (counters.h, http_*). *out stays NULL when HTTP is off. Returns 0 or a
+ * negative errno with *why set (the port is taken, the token file unreadable). */
+typedef struct http http;
+int http_start(server *srv, http **out, char *why, size_t why_len);
+/* The port it listens on, or -1. */
+int http_port(const http *h);
+/* Stop listening and close every connection; free with http_free once the loop has
+ * run the close callbacks. */
+void http_stop(http *h);
+void http_free(http *h);
 
 #endif

@@ -120,6 +120,10 @@ int th_daemon_start(th_daemon *d, const char *bin, const char *db_dir, const cha
         snprintf(d->db, sizeof d->db, "%s", db_dir);
     else
         snprintf(d->db, sizeof d->db, "%s/db", d->dir);
+    /* Never the user's own configuration file: an empty config home of the test's. */
+    char cfg_home[sizeof d->dir + 8];
+    snprintf(cfg_home, sizeof cfg_home, "%s/config", d->dir);
+    setenv("XDG_CONFIG_HOME", cfg_home, 1);
     const char *argv[48];
     int n = 0;
     argv[n++] = bin;

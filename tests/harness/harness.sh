@@ -29,6 +29,8 @@ DB=$TMP/db
 DAEMON_PID=
 # Never the user's own daemon, even from a command that forgets --socket.
 export METRICSD_SOCKET=$SOCK
+# Nor the user's configuration file: the test's own (empty) config home.
+export XDG_CONFIG_HOME=$TMP/config
 TH_AT_EXIT=()
 
 at_exit() { TH_AT_EXIT+=("$*"); }
@@ -89,7 +91,7 @@ require() {
     done
 }
 
-command -v jq >/dev/null 2>&1 || fail "jq is needed to read metricsctl --json"
+require jq # metricsctl --json is read with it
 
 # wait_serving TIMEOUT_S: until the daemon answers a status query, or fail.
 wait_serving() {

@@ -5,6 +5,8 @@
 # is down, --since and --by parsing, model filtering, a newer database schema refused.
 . "$(dirname "$0")/../harness/harness.sh"
 
+require mdb_load # lmdb-utils
+
 expect_rc() { # expect_rc RC CMD...
     local want=$1 rc=0
     shift

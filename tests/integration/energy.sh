@@ -10,6 +10,8 @@
 #  (d) the laptop and amdgpu fixture trees as whole machines.
 . "$(dirname "$0")/../harness/harness.sh"
 
+require mdb_stat # lmdb-utils
+
 export METRICSD_NVML_LIBRARY=$FAKE_NVML
 export FAKE_NVML_SCRIPT=$TMP/nvml.script
 EMPTY=$TMP/empty-sys

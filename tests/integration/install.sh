@@ -3,7 +3,10 @@
 # An engine links the installed library the documented ways (pkg-config, and CMake's
 # find_package(metricsd 0.1) with the shared and the static library), the library
 # exports nothing but metricsd_*, the install writes nothing outside its prefix, and
-# each engine's generation reaches the daemon.
+# each engine's generation reaches the daemon. The installed programs and an engine
+# built with pkg-config run without LD_LIBRARY_PATH (RUNPATH $ORIGIN/../lib, and the
+# .pc's -rpath), the .pc finds its prefix from where it lies, the static archive,
+# man pages and example configuration are installed, and the installed daemon serves.
 . "$(dirname "$0")/../harness/harness.sh"
 
 # Staged with DESTDIR, so that a file installed outside --prefix shows up.
@@ -40,13 +43,47 @@ int main(int argc, char **argv)
 }
 C
 pc=$(dirname "$(find "$TMP/prefix" -name metricsd.pc | head -n1)")
-# The .pc was configured for the build's prefix; point it at the test prefix.
-sed -i "s|^prefix=.*|prefix=$TMP/prefix|" "$pc/metricsd.pc"
+# The .pc is relocatable: `--prefix` at install time is enough, no edit.
+inc=$(PKG_CONFIG_PATH=$pc pkg-config --variable=includedir metricsd)
+[ -f "$inc/metricsd.h" ] || fail "the installed .pc's includedir ($inc) has no metricsd.h"
+for f in "$(dirname "$lib")/libmetricsd.a" "$TMP/prefix/share/man/man1/metricsd.1.gz" \
+    "$TMP/prefix/share/man/man1/metricsctl.1.gz" "$TMP/prefix/share/doc/metricsd/examples/metricsd.conf" \
+    "$TMP/prefix/lib/systemd/user/metricsd.socket"; do
+    [ -f "$f" ] || fail "not installed: ${f#$TMP/prefix/}"
+done
+grep -q "^ExecStart=$TMP/prefix/bin/metricsd$" "$TMP/prefix/lib/systemd/user/metricsd.service" ||
+    fail "the installed unit does not start the installed daemon: $(grep ExecStart "$TMP/prefix/lib/systemd/user/metricsd.service")"
+# The man pages render without a warning (man-db; groff's own checks with -ww).
+if command -v man >/dev/null 2>&1; then
+    for page in metricsd metricsctl; do
+        MANWIDTH=80 man --warnings=w -l "$TMP/prefix/share/man/man1/$page.1.gz" >"$TMP/$page.txt" 2>"$TMP/$page.err" ||
+            fail "man -l $page.1.gz: $(cat "$TMP/$page.err")"
+        [ ! -s "$TMP/$page.err" ] || fail "man $page warns: $(cat "$TMP/$page.err")"
+        grep -q "^NAME" "$TMP/$page.txt" && grep -q -- "--socket" "$TMP/$page.txt" || fail "man $page: $(head -c 300 "$TMP/$page.txt")"
+    done
+else
+    echo "man is not installed (man-db): the pages' rendering is not checked"
+fi
+# Each daemon option in --help is in its man page.
+for opt in $("$TMP/prefix/bin/metricsd" --help | grep -oE '^  --[a-z-]+' | sed 's/^  //'); do
+    zcat "$TMP/prefix/share/man/man1/metricsd.1.gz" | sed 's/\\-/-/g' | grep -q -- "$opt" || fail "metricsd(1) lacks $opt"
+done
+# The example file is one the daemon takes (every key commented out: the defaults).
+"$TMP/prefix/bin/metricsd" --config "$TMP/prefix/share/doc/metricsd/examples/metricsd.conf" --print-config \
+    >"$TMP/example.out" 2>&1 || fail "the installed example config: $(cat "$TMP/example.out")"
+grep -q "^flush_interval = 1000 ; default" "$TMP/example.out" || fail "example config: $(cat "$TMP/example.out")"
+# The installed programs find the installed library on their own.
+(
+    unset LD_LIBRARY_PATH
+    "$TMP/prefix/bin/metricsd" --version >"$TMP/version.out" 2>&1 || fail "installed metricsd --version: $(cat "$TMP/version.out")"
+    "$TMP/prefix/bin/metricsctl" --help >/dev/null 2>&1 || fail "installed metricsctl --help"
+) || exit 1
+grep -q "^metricsd 0\.1" "$TMP/version.out" || fail "metricsd --version: $(cat "$TMP/version.out")"
 # An instrumented library needs an instrumented program (the ASan runtime comes first).
 san=
 [ -z "${SANITIZE:-}" ] || san="-fsanitize=$SANITIZE"
-cc $san -o "$TMP/engine" "$TMP/engine.c" $(PKG_CONFIG_PATH=$pc pkg-config --cflags --libs metricsd) \
-    -Wl,-rpath,"$(dirname "$lib")" || fail "an engine does not build against the installed library"
+cc $san -o "$TMP/engine" "$TMP/engine.c" $(PKG_CONFIG_PATH=$pc pkg-config --cflags --libs metricsd) ||
+    fail "an engine does not build against the installed library"
 
 # CMake: find_package(metricsd 0.1) finds the installed package (version file included),
 # with a shared and a static target; a request for 1.0 is refused (SameMajorVersion).
@@ -77,6 +114,9 @@ if cmake -S "$TMP/too-new" -B "$TMP/too-new/build" -DCMAKE_PREFIX_PATH="$TMP/pre
     fail "find_package(metricsd 1.0) accepted version 0.x"
 fi
 
+# The installed daemon, and the engines, with no library path from outside.
+METRICSD=$TMP/prefix/bin/metricsd
+unset LD_LIBRARY_PATH
 start_daemon
 "$TMP/engine" "$SOCK" || fail "engine"
 "$TMP/consumer/build/engine_shared" "$SOCK" || fail "engine_shared (find_package)"
@@ -85,5 +125,6 @@ wait_flushed 3
 n=$("$METRICSCTL" --socket "$SOCK" stats installed-model --json | jq '.models[0].requests')
 [ "$n" = "3" ] || fail "installed engines' generations: requests=$n"
 echo "installed library: exports only metricsd_*, soname $soname, nothing outside the prefix;"
-echo "engines built with pkg-config and find_package(metricsd 0.1) (shared, static): ok"
+echo "engines built with pkg-config and find_package(metricsd 0.1) (shared, static), and the"
+echo "installed metricsd and metricsctl, run without LD_LIBRARY_PATH: ok"
 stop_daemon

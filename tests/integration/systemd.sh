@@ -1,17 +1,29 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
-# The systemd side with systemd's own tools: the user units pass systemd-analyze verify,
+# The systemd side with systemd's own tools: the installed user units (Type=notify,
+# WatchdogSec, StateDirectory) pass systemd-analyze verify, man pages included,
 # and the daemon serves on a socket passed by socket activation (systemd-socket-activate
 # sets LISTEN_FDS/LISTEN_PID as systemd does), leaving that socket to its owner on exit.
 . "$(dirname "$0")/../harness/harness.sh"
 
-require systemd-analyze systemd-socket-activate
+require systemd-analyze systemd-socket-activate man pgrep
 
-mkdir -m 700 "$TMP/runtime" "$TMP/units"
-sed "s|^ExecStart=[^ ]*|ExecStart=$METRICSD|" "$BUILD_DIR/systemd/metricsd.service" >"$TMP/units/metricsd.service"
-cp "$(dirname "$0")/../../systemd/metricsd.socket" "$TMP/units/"
-XDG_RUNTIME_DIR=$TMP/runtime systemd-analyze --user verify "$TMP/units/metricsd.socket" \
-    "$TMP/units/metricsd.service" >"$TMP/verify.log" 2>&1 || fail "systemd-analyze verify: $(cat "$TMP/verify.log")"
+# The units as installed (into a staging directory: nothing outside $TMP), with the
+# installed man pages their Documentation= names.
+mkdir -m 700 "$TMP/runtime"
+DESTDIR=$TMP/stage cmake --install "$BUILD_DIR" --prefix /usr/local >/dev/null || fail "cmake --install"
+units=$TMP/stage/usr/local/lib/systemd/user
+[ -f "$units/metricsd.service" ] && [ -f "$units/metricsd.socket" ] || fail "units not installed under the prefix"
+grep -q "^Type=notify$" "$units/metricsd.service" || fail "the service is not Type=notify"
+grep -q "^WatchdogSec=" "$units/metricsd.service" || fail "the service has no WatchdogSec"
+grep -q "^StateDirectory=metricsd$" "$units/metricsd.service" || fail "the service has no StateDirectory"
+# ExecStart names the installed daemon; verify checks that it exists, so point it at
+# the staged one.
+sed -i "s|^ExecStart=/usr/local/bin/metricsd|ExecStart=$TMP/stage/usr/local/bin/metricsd|" "$units/metricsd.service"
+XDG_RUNTIME_DIR=$TMP/runtime MANPATH=$TMP/stage/usr/local/share/man systemd-analyze --user verify \
+    "$units/metricsd.socket" "$units/metricsd.service" >"$TMP/verify.log" 2>&1 ||
+    fail "systemd-analyze verify: $(cat "$TMP/verify.log")"
+[ ! -s "$TMP/verify.log" ] || fail "systemd-analyze verify warns: $(cat "$TMP/verify.log")"
 
 systemd-socket-activate -l "$SOCK" "$METRICSD" --socket "$SOCK" --db "$DB" --flush-interval 200 \
     >>"$TMP/daemon.log" 2>&1 &

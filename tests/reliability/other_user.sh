@@ -36,7 +36,7 @@ chmod 0666 "$SOCK"
 cat "$TMP/nobody.json"
 [ "$(rejected peer_uid)" -eq 1 ] || fail "peer_uid $(rejected peer_uid), want 1"
 [ "$(requests_of other-user-model)" -eq 0 ] || fail "the other user's event was stored"
-# Root is served (DESIGN.md: its own uid and root), so the refusal above is the uid's.
+# Root is served (docs/architecture.md, "The wire": its own uid and root), so the refusal above is the uid's.
 "$RELIAB" as-user --socket "$SOCK" --uid 0 --gid 0 --expect served >"$TMP/root.json" \
     || fail "as root: $(cat "$TMP/root.json")"
 [ "$(rejected peer_uid)" -eq 1 ] || fail "root counted as another user"

@@ -13,6 +13,8 @@
 #     readers-full, no daemon).
 . "$(dirname "$0")/../harness/harness.sh"
 
+require mdb_stat # lmdb-utils
+
 start_daemon --flush-interval 100 --sample-interval 0
 "$ITEST" send --socket "$SOCK" --procs 1 --threads 2 --total 2000 --seed 31 || fail "send"
 wait_flushed 2000

@@ -13,17 +13,19 @@
  *                                  processes, then read through the daemon's store
  *                                  module: it must clear them and read (store.c)
  *
- * Invariants of `check`: the six named databases and no other; meta holds schema 1
+ * Invariants of `check`: the seven named databases and no other; meta holds schema 1
  * and next_series; series keys are 4 bytes and decode (id = key < next_series); m1,
  * h1 and samples keys are 8 bytes, values decode (Rollup by rollup_merge_packed,
  * PowerDevice); m1 and h1 name stored series; in a rollup errors + cancelled +
  * timeouts <= requests and each latency sketch holds at most `requests` values; every
  * m1 minute's hour has an h1 record, and (h1 and m1 are written in one transaction)
  * the m1 requests of each (series, hour) add up to its h1 requests exactly, unless
- * --trimmed says retention may have removed minutes (then <=).
+ * --trimmed says retention may have removed minutes (then <=); and each series'
+ * lifetime total (life) holds as many requests as its hours, or more once trimmed.
  */
 #include <errno.h>
 #include <lmdb.h>
+#include <sys/prctl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,6 +57,8 @@ static uint32_t be32(const void *p)
 typedef struct sinfo {
     uint32_t id;
     char *model, *backend;
+    uint64_t h1_requests, life_requests; /* over all its hours; its lifetime total */
+    int have_life;
 } sinfo;
 
 typedef struct hour_sum {
@@ -123,8 +127,9 @@ static int cmd_check(const char *dir, int trimmed)
     MDB_val k, v;
     rollup r;
     int rc;
-    const char *names[] = { "meta", "series", "m1", "h1", "events", "samples" };
-    uint64_t counts[6] = { 0 };
+    const char *names[] = { "meta", "series", "m1", "h1", "events", "samples", "life" };
+    enum { N_DBS = 7 };
+    uint64_t counts[N_DBS] = { 0 };
     uint32_t next_series = 0, min_minute = UINT32_MAX, max_minute = 0;
 
     if ((rc = mdb_env_create(&env)) != 0 || (rc = mdb_env_set_maxdbs(env, 8)) != 0 ||
@@ -145,7 +150,7 @@ static int cmd_check(const char *dir, int trimmed)
     for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
          rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         int known = 0;
-        for (int i = 0; i < 6; i++)
+        for (int i = 0; i < N_DBS; i++)
             if (k.mv_size == strlen(names[i]) && memcmp(k.mv_data, names[i], k.mv_size) == 0)
                 known = 1;
         if (!known)
@@ -155,11 +160,11 @@ static int cmd_check(const char *dir, int trimmed)
     if (rc != MDB_NOTFOUND)
         BAD("walking the main database: %s", mdb_strerror(rc));
     mdb_cursor_close(cur);
-    if (seen != 6)
-        BAD("%d of the 6 named databases exist", seen);
+    if (seen != N_DBS)
+        BAD("%d of the %d named databases exist", seen, N_DBS);
 
     rollup_init(&r);
-    for (int d = 0; d < 6; d++) {
+    for (int d = 0; d < N_DBS; d++) {
         if ((rc = mdb_dbi_open(txn, names[d], 0, &dbi)) != 0) {
             BAD("cannot open database %s: %s", names[d], mdb_strerror(rc));
             continue;
@@ -191,7 +196,7 @@ static int cmd_check(const char *dir, int trimmed)
                         BAD("series %u has no model", be32(k.mv_data));
                     series = realloc(series, (n_series + 1) * sizeof(*series));
                     series[n_series++] = (sinfo){ be32(k.mv_data), strdup(si->model ? si->model : ""),
-                                                  strdup(si->backend ? si->backend : "") };
+                                                  strdup(si->backend ? si->backend : ""), 0, 0, 0 };
                 }
                 if (si)
                     metricsd__series_info__free_unpacked(si, NULL);
@@ -218,6 +223,22 @@ static int cmd_check(const char *dir, int trimmed)
                     hour_sum *h = hour_of(id, t);
                     h->have_h1 = 1;
                     h->h1_requests = r.requests;
+                    if (s != NULL)
+                        ((sinfo *)s)->h1_requests += r.requests;
+                }
+            } else if (d == 6) { /* life: one lifetime total per stored series */
+                if (k.mv_size != 8 || be32((uint8_t *)k.mv_data + 4) != 0) {
+                    BAD("life key of %zu bytes", k.mv_size);
+                    continue;
+                }
+                uint32_t id = be32(k.mv_data);
+                sinfo *s = (sinfo *)find_series(id);
+                if (s == NULL)
+                    BAD("life record of series %u, which is not stored", id);
+                check_rollup(names[d], id, 0, &v, &r);
+                if (s != NULL) {
+                    s->have_life = 1;
+                    s->life_requests = r.requests;
                 }
             } else if (d == 5) { /* samples */
                 Metricsd__PowerDevice *pd = metricsd__power_device__unpack(NULL, v.mv_size, v.mv_data);
@@ -233,9 +254,19 @@ static int cmd_check(const char *dir, int trimmed)
     }
     rollup_free(&r);
 
-    for (size_t i = 0; i < n_series; i++)
+    for (size_t i = 0; i < n_series; i++) {
         if (series[i].id >= next_series)
             BAD("series %u is not below next_series %u", series[i].id, next_series);
+        /* Written in the same transaction as the hours, so equal to their sum until
+         * retention removes hours (then at least it). */
+        if (series[i].h1_requests > 0 && !series[i].have_life)
+            BAD("series %u has hours but no lifetime total", series[i].id);
+        else if (trimmed ? series[i].life_requests < series[i].h1_requests
+                         : series[i].life_requests != series[i].h1_requests)
+            BAD("series %u: lifetime total %llu requests, its hours %llu", series[i].id,
+                (unsigned long long)series[i].life_requests,
+                (unsigned long long)series[i].h1_requests);
+    }
     for (size_t i = 0; i < n_hours; i++) {
         hour_sum *h = &hours[i];
         if (!h->have_h1 && h->m1_requests > 0)
@@ -267,6 +298,12 @@ static int cmd_hold(const char *dir, const char *ready)
     MDB_dbi dbi;
     MDB_stat st;
     int rc;
+    /* Never outlive the test that started it: killed with its parent (a test killed by
+     * ctest's timeout cannot run its cleanup), and gone after 10 minutes anyway. */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() == 1)
+        return 1;
+    alarm(600);
     if ((rc = mdb_env_create(&env)) != 0 || (rc = mdb_env_set_maxdbs(env, 8)) != 0 ||
         (rc = mdb_env_open(env, dir, MDB_RDONLY | MDB_NOTLS, 0600)) != 0 ||
         (rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn)) != 0 ||
