@@ -202,8 +202,8 @@ static void file_sets_keys_and_flags_win(void **state)
     fclose(f);
     assert_non_null(strstr(out, "flush_interval = 250 ; file:3, live\n"));
     assert_non_null(strstr(out, "map_max = 3 ; file:4\n"));
-    assert_non_null(strstr(out, "max_series = 9 ; flag --max-series\n"));
-    assert_non_null(strstr(out, "max_pending = 65536 ; default\n"));
+    assert_non_null(strstr(out, "max_series = 9 ; flag --max-series, live\n"));
+    assert_non_null(strstr(out, "max_pending = 65536 ; default, live\n"));
     assert_non_null(strstr(out, "log_level = debug ; file:9, live\n"));
 
     /* The default place: $XDG_CONFIG_HOME/metricsd/metricsd.conf; absent is no error. */
@@ -277,14 +277,17 @@ static void reload_applies_only_live_settings(void **state)
     int n[2] = { 0, 0 };
     assert_int_equal(parse(&cur, why, sizeof(why), NULL), CONFIG_RUN);
     assert_int_equal(parse(&next, why, sizeof(why), "--flush-interval", "300", "--log-level",
-                           "debug", "--max-series", "4", NULL),
+                           "debug", "--max-series", "4", "--map-max", "5", "--socket", "/x",
+                           NULL),
                      CONFIG_RUN);
-    assert_int_equal(config_apply_live(&cur, &next, note_count, n), 2);
-    assert_int_equal(n[0], 2); /* flush_interval and log_level applied */
-    assert_int_equal(n[1], 1); /* max_series waits for a restart */
+    assert_int_equal(config_apply_live(&cur, &next, note_count, n), 3);
+    assert_int_equal(n[0], 3); /* flush_interval, log_level and max_series applied */
+    assert_int_equal(n[1], 2); /* map_max and socket wait for a restart */
     assert_int_equal(cur.flush_ms, 300);
     assert_int_equal(cur.log_level, LOG_DEBUG);
-    assert_int_equal(cur.max_series, 1000);
+    assert_int_equal(cur.max_series, 4);
+    assert_int_equal(cur.map_max, (size_t)16384 << 20);
+    assert_string_equal(cur.socket_path, "");
 }
 
 static void finish_takes_systemd_state_directory(void **state)

@@ -316,3 +316,9 @@ size_t listener_clients(const listener *l)
         n += !c->closing && !c->is_spare;
     return n;
 }
+
+void listener_idle_timeout_changed(listener *l)
+{
+    unsigned ms = l->srv->cfg.idle_timeout_ms, tick = ms / 4 ? ms / 4 : 1;
+    uv_timer_start(&l->idle_timer, on_idle_timer, tick, tick);
+}

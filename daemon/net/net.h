@@ -34,6 +34,8 @@ int listener_start(server *srv, listener **out, char *why, size_t why_len);
  * (their in-flight generations end as abandoned) and remove the socket file if we
  * created it. */
 void listener_stop(listener *l);
+/* SIGHUP changed srv->cfg.idle_timeout_ms: check at the new timeout's pace. */
+void listener_idle_timeout_changed(listener *l);
 /* Connections open now (for the service's STATUS= line). */
 size_t listener_clients(const listener *l);
 /* Free l once the loop has run the close callbacks listener_stop started. */
