@@ -199,11 +199,8 @@ static int stats_run(ctl_ctx *ctx, int argc, char **argv)
     char dur[32];
     ctl_duration(dur, sizeof(dur), st->window_ns);
     if (ctx->json) {
-        json_t *models = json_array();
-        for (size_t i = 0; i < st->n_models; i++)
-            json_array_append_new(models, ctl_json_model(st->models[i]));
-        json_t *j = json_pack("{s:o,s:f,s:s}", "models", models, "window_s",
-                              (double)st->window_ns / 1e9, "window", dur);
+        /* The document of the HTTP API's /api/v1/stats too (ctl_json.c). */
+        json_t *j = ctl_json_stats(st);
         if (grouped)
             json_object_set_new(j, "by", json_string(a.group_by));
         ctl_print_json(j);

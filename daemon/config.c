@@ -268,6 +268,12 @@ static int setting_set(config *cfg, const setting *s, const char *val)
         return 0;
     case T_PATH:
     case T_SOCKET:
+        /* An optional path (default "none", as http_token_file) may be set empty, which
+         * is how --print-config writes it unset. */
+        if (val[0] == '\0' && s->type == T_PATH && strcmp(s->def, "none") == 0) {
+            ((char *)field(cfg, s))[0] = '\0';
+            return 0;
+        }
         if (val[0] == '\0' || strlen(val) >= s->size)
             return -1;
         snprintf(field(cfg, s), s->size, "%s", val);

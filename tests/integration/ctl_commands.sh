@@ -83,7 +83,7 @@ near "$(m phi-3-mini .error_rate)" "$(jq -n '1/3')" || fail "phi error rate"
 for k in count mean min max p50 p90 p95 p99 p999; do
     [ "$(m phi-3-mini ".e2e_ms | has(\"$k\")")" = true ] || fail "e2e_ms has no $k"
 done
-[ "$(jq -r .window "$TMP/stats.json")" = 24h ] || fail "window $(jq -r .window "$TMP/stats.json")"
+eq "$(jq -r .window_s "$TMP/stats.json")" 86400 || fail "window $(jq -r .window_s "$TMP/stats.json")"
 
 # Tables at fixed widths, against the expected files.
 ctl stats --width 120 >"$TMP/stats120.txt"
