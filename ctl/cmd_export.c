@@ -277,7 +277,7 @@ static int export_run(ctl_ctx *ctx, int argc, char **argv)
     metricsd_trend *t;
     if ((rc = metricsd_query_trend(&q, &t)) != 0) {
         if (rc == -E2BIG)
-            return ctl_usage_error(ctx, "%s", "more than 1440 steps: use a longer --step");
+            return ctl_usage_error(ctx, "%s", "more than 1441 steps: use a longer --step");
         return ctl_fail(ctx, rc);
     }
     if (a.format == F_JSON) {

@@ -381,8 +381,9 @@ void query_trend_free(query_trend_row *rows, size_t n, size_t steps)
     free(rows);
 }
 
-/* The most steps one reply carries (a day of minutes). */
-#define QUERY_MAX_STEPS 1440
+/* The most steps one reply carries: a day of minutes, both ends (the minute that holds
+ * the window's start and the one that holds now) included. */
+#define QUERY_MAX_STEPS 1441
 
 /* Reply.steps: for each of the n kept rows, its figures step by step over the window.
  * The rollups come from the store's minute and hour records (store_read_window picks
@@ -586,7 +587,7 @@ int query_answer(server *srv, const Metricsd__Query *q, uint8_t **out, size_t *l
         err.has_error = 1;
         err.error = rc;
         err.message = rc == -EINVAL ? "unknown query kind or bad step"
-                      : rc == -E2BIG ? "more than 1440 steps: use a longer step"
+                      : rc == -E2BIG ? "more than 1441 steps: use a longer step"
                                      : (char *)strerror(-rc);
         rc = pack_reply(&err, out, len);
     }

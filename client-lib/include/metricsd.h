@@ -378,7 +378,8 @@ typedef struct metricsd_trend {
 } metricsd_trend;
 
 /* Returns as metricsd_query_stats does; -EINVAL also for a step that is not a whole
- * number of minutes, and the daemon's -E2BIG for more than 1,440 steps. */
+ * number of minutes, and the daemon's -E2BIG for more than 1,441 steps (a day of
+ * 1-minute steps, both ends, fits). */
 METRICSD_EXPORT int metricsd_query_trend(const metricsd_query_opts *opts, metricsd_trend **out);
 METRICSD_EXPORT void metricsd_trend_free(metricsd_trend *t);
 

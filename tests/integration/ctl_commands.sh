@@ -214,6 +214,9 @@ grep -Eq "^  p99  .*  min (19[89]|20[012])  max 1[34][0-9][0-9]$" "$TMP/trend.tx
 ctl trend olla --since 4h --step 1h --metric requests >"$TMP/trend.txt"
 grep -Eq "^  reqs .*  min 0\.00  max 5\.00$" "$TMP/trend.txt" || fail "trend requests: $(cat "$TMP/trend.txt")"
 expect_rc 2 ctl trend olla --since 2d --step 1m
+# a day of 1-minute steps fits: 1,441 with both ends
+[ "$(ctl trend olla --since 24h --step 1m --json | jq '.series[0].steps | length')" = 1441 ] || fail "24h in 1m steps"
+
 ctl stats olla --json | jq -e '.models[0].cold_starts == 1 and .models[0].requests == 8' >/dev/null \
     || fail "imported cold start"
 # prompt_eval_duration is the prefill: 5 of 200 ms and 3 of 400 ms; load_duration 1 s once
