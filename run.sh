@@ -16,14 +16,15 @@ cd "$(dirname "$0")"
 #                   (the sd_notify listener), clang + libclang-rt (the fuzz pass),
 #                   lintian, dpkg-dev and file (the .deb check), man-db + groff (man pages),
 #                   prometheus + curl (promtool, a real scraper), chromium + imagemagick
-#                   (the dashboard in a headless browser, its screenshots)
-#   BENCH_PACKAGES  what the benchmarks add (nothing so far)
+#                   (the dashboard in a headless browser, its screenshots),
+#                   python3-torch (the Python package's torch example: about 45 s, 640 MB)
+#   BENCH_PACKAGES  what the benchmarks add: python3-prometheus-client (bench/python_client.py)
 BUILD_PACKAGES="build-essential cmake pkg-config libuv1-dev libprotobuf-c-dev protobuf-c-compiler
 liblmdb-dev libjansson-dev libinih-dev libsystemd-dev libhttp-parser-dev libjs-chart.js"
 TEST_PACKAGES="libcmocka-dev lmdb-utils libfaketime systemd jq python3 clang libclang-rt-14-dev
 lintian dpkg-dev file man-db groff-base procps prometheus chromium imagemagick curl
-tmux"
-BENCH_PACKAGES=""
+tmux python3-torch"
+BENCH_PACKAGES="python3-prometheus-client"
 JOBS=$(nproc 2>/dev/null || echo 2)
 
 # deps PACKAGE...: install those not installed yet, saying which and letting apt's own
@@ -132,7 +133,8 @@ fuzz) deps $BUILD_PACKAGES $TEST_PACKAGES && fuzz ;;
 build) deps $BUILD_PACKAGES $TEST_PACKAGES && build build -DMETRICSD_TESTS=ON ;;
 demo) demo ;;
 test) test_all ;;
-bench) deps $BUILD_PACKAGES $TEST_PACKAGES $BENCH_PACKAGES && build build -DMETRICSD_TESTS=ON -DMETRICSD_BENCH=ON && for b in build/bench/*; do [ -x "$b" ] && [ -f "$b" ] && "$b"; done ;;
+bench) deps $BUILD_PACKAGES $TEST_PACKAGES $BENCH_PACKAGES && build build -DMETRICSD_TESTS=ON -DMETRICSD_BENCH=ON && for b in build/bench/*; do [ -x "$b" ] && [ -f "$b" ] && "$b"; done &&
+    PYTHONDONTWRITEBYTECODE=1 python3 bench/python_client.py --build build ;;
 *)
     echo "usage: ./run.sh demo|test|deps|build|bench|fuzz" >&2
     exit 2

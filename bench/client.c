@@ -151,7 +151,7 @@ static void run_mode(const char *mode, metricsd_client *c, int gens, mode_result
     tail tb, tt, te, tn;
     uint64_t seed = 42;
     struct rusage ru0, ru1;
-    metricsd_client_stats st0, st1;
+    metricsd_client_stats st0 = { .size = sizeof(st0) }, st1 = { .size = sizeof(st1) };
 
     memset(res, 0, sizeof(*res));
     res->token_ns = token_bulk(c, 201);

@@ -4,3 +4,12 @@
 add_executable(bench_client client.c)
 target_link_libraries(bench_client PRIVATE bench_common metricsd_static metricsd_flags m)
 set_target_properties(bench_client PROPERTIES OUTPUT_NAME client)
+
+# bench_client_threads: 8 threads on one client, metricsd_end's tail and the waits in
+# the kernel per second, a row per library (--before DIR: another build's .so). Links
+# the shared library so that LD_LIBRARY_PATH can swap it.
+add_executable(bench_client_threads client_threads.c)
+target_link_libraries(bench_client_threads PRIVATE metricsd Threads::Threads metricsd_flags)
+target_compile_definitions(bench_client_threads PRIVATE BENCH_DAEMON_PATH="$<TARGET_FILE:metricsd-daemon>")
+set_target_properties(bench_client_threads PROPERTIES OUTPUT_NAME client_threads)
+add_dependencies(bench_client_threads metricsd-daemon)

@@ -82,7 +82,7 @@ static void sender(shared *sh, int idx, const char *socket, int clients, int mod
     while (!atomic_load(&sh->start))
         th_sleep_ms(1);
     long sent = 0;
-    metricsd_client_stats st;
+    metricsd_client_stats st = { .size = sizeof(metricsd_client_stats) };
     int64_t cpu0 = bench_thread_cpu_ns();
     while (!atomic_load_explicit(&sh->stop, memory_order_relaxed)) {
         /* Never drop: when the buffer is nearly full, let the daemon catch up. */

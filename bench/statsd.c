@@ -148,7 +148,7 @@ static double metricsd_round(const th_daemon *d, long ms, long *delivered)
     metricsd_flush(c);
     int64_t acc0 = th_counter(d->socket, "generations_accepted");
     long sent = 0, k = 0;
-    metricsd_client_stats st;
+    metricsd_client_stats st = { .size = sizeof(metricsd_client_stats) };
     int64_t t0 = th_now_ns(), end = t0 + ms * 1000000;
     while (th_now_ns() < end) {
         if ((sent & 15) == 0) {

@@ -6,6 +6,11 @@
  * fork() are all handled here, on the caller's threads: there is no background thread.
  * This file holds the connection, the buffer and the client's life; gen.c the
  * generations (begin, tokens, end, record).
+ *
+ * No thread waits for another's system call: whoever finds the sender role free takes
+ * it and connects, sends or writes the ring with the lock released; threads that come
+ * meanwhile append their frame and return, and the sender takes it on its next turn of
+ * the loop, so frames keep their order and none waits behind a send().
  */
 #include "metricsd.h"
 
@@ -17,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <sys/un.h>
 #include <time.h>
@@ -42,11 +48,12 @@ static pthread_once_t g_atfork_once = PTHREAD_ONCE_INIT;
 atomic_uint mdc_fork_epoch;
 
 static void drop_front_partial(metricsd_client *c);
-static void disconnect(metricsd_client *c);
+static void disconnect(metricsd_client *c, mdc_release *r);
 
 /* Every client's lock is held across fork(), so the child never inherits a buffer in
  * the middle of an update. Holding them costs fork() at most one short critical
- * section per client: none of them blocks. */
+ * section per client: none of them makes a system call. A sender in the middle of a
+ * send() holds no lock; the child simply has no sender. */
 static void atfork_prepare(void)
 {
     pthread_mutex_lock(&g_reg_mu);
@@ -69,9 +76,13 @@ static void atfork_child(void)
     atomic_fetch_add_explicit(&mdc_fork_epoch, 1, memory_order_relaxed);
     int pid = (int)getpid();
     for (metricsd_client *c = g_clients; c != NULL; c = c->reg_next) {
-        /* Closes our copy of the socket and unmaps the ring, which is the parent's too
-         * (MAP_SHARED), without writing to either. */
-        disconnect(c);
+        /* The ring is the parent's too (MAP_SHARED): its frames are the parent's to
+         * send again, so it is unmapped here without being read. */
+        c->ring = RING_NONE;
+        c->sending = false;
+        mdc_release r;
+        disconnect(c, &r);
+        mdc_release_now(&r);
         c->ring_unanswered = 0;
         sendbuf_clear(&c->q);
         c->front_off = 0;
@@ -81,6 +92,7 @@ static void atfork_child(void)
         c->sent = c->connects = 0;
         c->dropped_total = c->dropped_since_hello = c->hello_dropped = 0;
         c->begins_dropped = 0;
+        c->peer_refused = c->disconnects = c->ring_resent = c->ring_dropped = 0;
         pthread_mutex_unlock(&c->mu);
     }
     pthread_mutex_unlock(&g_reg_mu);
@@ -91,7 +103,62 @@ static void atfork_register(void)
     pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 }
 
-/* ---- connection ---- */
+/* Whether c is a live client (the registry; for the calls that are not hot). */
+static bool client_live(const metricsd_client *c)
+{
+    bool live = false;
+    pthread_mutex_lock(&g_reg_mu);
+    for (const metricsd_client *k = g_clients; k != NULL && !live; k = k->reg_next)
+        live = k == c;
+    pthread_mutex_unlock(&g_reg_mu);
+    return live;
+}
+
+/* ---- who is at the other end ---- */
+
+/* The socket's directory: a real directory (lstat: a symlink is refused, not
+ * followed), owned by us or root, and writable by nobody else, so nobody else can put
+ * a socket of their own at the path. A path without a directory part is refused only
+ * by the peer check. 0, -ENOENT (no such directory: no daemon either), or -EPERM. */
+static int dir_check(const char *path)
+{
+    char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
+    struct stat sb;
+    const char *slash = strrchr(path, '/');
+    if (slash == NULL)
+        return 0;
+    size_t n = slash == path ? 1 : (size_t)(slash - path);
+    if (n >= sizeof(dir))
+        return -EPERM;
+    memcpy(dir, path, n);
+    dir[n] = '\0';
+    uid_t me = getuid();
+    if (lstat(dir, &sb) != 0)
+        return errno == ENOENT || errno == ENOTDIR ? -ENOENT : -EPERM;
+    return S_ISDIR(sb.st_mode) && (sb.st_uid == me || sb.st_uid == 0) &&
+                   (sb.st_mode & (S_IWGRP | S_IWOTH)) == 0
+               ? 0
+               : -EPERM;
+}
+
+/* The daemon's uid, as the kernel recorded it when it called listen(). */
+static bool peer_ok(int fd)
+{
+    struct ucred cr;
+    socklen_t len = sizeof(cr);
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) != 0 || len != sizeof(cr))
+        return false;
+    return cr.uid == getuid() || cr.uid == 0;
+}
+
+int mdc_socket_check(const char *path, int fd)
+{
+    if (fd < 0)
+        return dir_check(path);
+    return peer_ok(fd) ? 0 : -EPERM;
+}
+
+/* ---- connection (by the sender; system calls with c->mu released) ---- */
 
 static void build_hello(metricsd_client *c)
 {
@@ -117,92 +184,112 @@ static void build_hello(metricsd_client *c)
     c->hello_len = frame_size(&env) <= sizeof(c->hello) ? frame_encode(&env, c->hello) : 0;
 }
 
-static void on_connected(metricsd_client *c)
+/* Under mu. Whatever the connection held is handed to r, to release without mu. */
+static void disconnect(metricsd_client *c, mdc_release *r)
 {
-    c->state = CONNECTED;
-    c->connects++;
-    build_hello(c);
-}
-
-static void disconnect(metricsd_client *c)
-{
-    mdc_ring_drop(c);
+    if (c->state == CONNECTED)
+        c->disconnects++;
+    /* Frames the daemon did not take from the ring go back to the buffer's front. */
+    mdc_ring_end(c, r);
+    r->fd = c->fd;
     c->full_until_ns = 0;
-    if (c->fd >= 0)
-        close(c->fd);
     c->fd = -1;
     c->state = DISCONNECTED;
     c->hello_len = c->hello_off = 0;
     drop_front_partial(c);
 }
 
-static void try_connect(metricsd_client *c, int64_t now)
-{
-    c->last_attempt_ns = now;
-    /* A socket whose connect failed is still unconnected and is kept for the next
-     * attempt: a call that tries while the daemon is away pays for one connect()
-     * (a path lookup), not socket() + connect() + close(). */
-    if (c->fd < 0)
-        c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (c->fd < 0)
-        return;
-    if (connect(c->fd, (const struct sockaddr *)&c->addr, c->addr_len) == 0) {
-        on_connected(c);
-    } else if (errno == EINPROGRESS || errno == EAGAIN || errno == EINTR) {
-        /* EAGAIN: the daemon's backlog is full; the attempt is retried while
-         * CONNECTING (see advance_connect). */
-        c->state = CONNECTING;
-    } else if (errno == ECONNREFUSED || errno == ENOENT) {
-        /* The daemon is not running. Quietly wait, keeping the socket. */
-        c->state = DISCONNECTED;
-    } else {
-        disconnect(c);
-    }
-}
+/* Outcomes of one connection step, made without mu. */
+enum step {
+    STEP_WAIT,      /* in progress (or the backlog is full): look again later */
+    STEP_CONNECTED, /* connected, and the peer passed the check */
+    STEP_REFUSED,   /* the directory or the peer failed the check: socket closed */
+    STEP_ABSENT,    /* no daemon: the socket is kept for the next attempt */
+    STEP_FAILED     /* any other failure: socket closed */
+};
 
-/* A pending connect: finished, failed, or still going? One zero-timeout poll. */
-static void advance_connect(metricsd_client *c, int64_t now)
+/* One attempt, or one look at an attempt in progress, on fd (a fresh socket when -1).
+ * Without mu: reads only what is fixed at connect. */
+static enum step connect_io(const metricsd_client *c, int *fdp, bool in_progress, int64_t since,
+                            int64_t now)
 {
-    struct pollfd p = { .fd = c->fd, .events = POLLOUT };
+    int fd = *fdp;
+    if (!in_progress) {
+        /* A socket whose connect failed is still unconnected and is kept for the next
+         * attempt: a call that tries while the daemon is away pays for one connect()
+         * (a path lookup), not socket() + connect() + close(). */
+        int dc = dir_check(c->addr.sun_path);
+        if (dc != 0)
+            return dc == -ENOENT ? STEP_ABSENT : STEP_REFUSED;
+        if (fd < 0 &&
+            (fd = *fdp = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0)
+            return STEP_ABSENT; /* out of descriptors: as if absent, retried later */
+        if (connect(fd, (const struct sockaddr *)&c->addr, c->addr_len) == 0)
+            return peer_ok(fd) ? STEP_CONNECTED : STEP_REFUSED;
+        if (errno == EINPROGRESS || errno == EAGAIN || errno == EINTR)
+            return STEP_WAIT; /* EAGAIN: the backlog is full; retried while CONNECTING */
+        if (errno == ECONNREFUSED || errno == ENOENT)
+            return STEP_ABSENT; /* not running: keep the socket, wait quietly */
+        return STEP_FAILED;
+    }
+    struct pollfd p = { .fd = fd, .events = POLLOUT };
     int err = 0;
     socklen_t elen = sizeof(err);
-
-    if (poll(&p, 1, 0) <= 0 || p.revents == 0) {
-        if (now - c->last_attempt_ns >= c->reconnect_ns)
-            disconnect(c); /* give up this attempt; the next one is due now */
-        return;
-    }
+    if (poll(&p, 1, 0) <= 0 || p.revents == 0)
+        return now - since >= c->reconnect_ns ? STEP_FAILED : STEP_WAIT;
     if ((p.revents & (POLLERR | POLLHUP | POLLNVAL)) != 0 ||
-        getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &elen) != 0 || err != 0) {
-        disconnect(c);
-        return;
-    }
+        getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) != 0 || err != 0)
+        return STEP_FAILED;
     /* Writable: connect again to learn the outcome (a Unix socket refused with EAGAIN
      * is still unconnected and this retries it). */
-    if (connect(c->fd, (const struct sockaddr *)&c->addr, c->addr_len) == 0 || errno == EISCONN)
-        on_connected(c);
-    else if (errno == EALREADY || errno == EINPROGRESS || errno == EAGAIN || errno == EINTR) {
-        if (now - c->last_attempt_ns >= c->reconnect_ns)
-            disconnect(c);
-    } else
-        disconnect(c);
+    if (connect(fd, (const struct sockaddr *)&c->addr, c->addr_len) == 0 || errno == EISCONN)
+        return peer_ok(fd) ? STEP_CONNECTED : STEP_REFUSED;
+    if (errno == EALREADY || errno == EINPROGRESS || errno == EAGAIN || errno == EINTR)
+        return now - since >= c->reconnect_ns ? STEP_FAILED : STEP_WAIT;
+    return STEP_FAILED;
 }
 
-/* Called with something to send: connect if due, or see whether a connect finished. */
-static void ensure_connected(metricsd_client *c)
+/* The sender, under mu: connect if due, or look at the attempt in progress. mu is
+ * released around the system calls. */
+static void connect_step(metricsd_client *c)
 {
-    if (c->state == CONNECTED)
-        return;
     int64_t now = mono_ns();
-    if (c->state == CONNECTING)
-        advance_connect(c, now);
-    else if (c->last_attempt_ns == 0 || now - c->last_attempt_ns >= c->reconnect_ns)
-        try_connect(c, now);
+    bool in_progress = c->state == CONNECTING;
+    if (!in_progress && c->last_attempt_ns != 0 && now - c->last_attempt_ns < c->reconnect_ns)
+        return;
+    if (!in_progress)
+        c->last_attempt_ns = now;
+    int fd = c->fd;
+    int64_t since = c->last_attempt_ns;
+    pthread_mutex_unlock(&c->mu);
+    enum step st = connect_io(c, &fd, in_progress, since, now);
+    if ((st == STEP_REFUSED || st == STEP_FAILED) && fd >= 0) {
+        close(fd); /* never a byte to a refused peer; a failed socket is not reused */
+        fd = -1;
+    }
+    pthread_mutex_lock(&c->mu);
+    c->fd = fd;
+    switch (st) {
+    case STEP_CONNECTED:
+        c->state = CONNECTED;
+        c->connects++;
+        build_hello(c);
+        break;
+    case STEP_WAIT:
+        c->state = CONNECTING;
+        break;
+    case STEP_REFUSED:
+        c->peer_refused++;
+        c->state = DISCONNECTED;
+        break;
+    default: /* not running, or failed: try again after the interval */
+        c->state = DISCONNECTED;
+        break;
+    }
 }
-
 /* ---- the outgoing buffer ---- */
 
-static void count_drop(metricsd_client *c, unsigned tag)
+void mdc_count_frame_drop(metricsd_client *c, unsigned tag)
 {
     if (tag == TAG_BEGIN) {
         c->begins_dropped++;
@@ -219,7 +306,7 @@ static void drop_front_partial(metricsd_client *c)
     if (c->front_off == 0 || sendbuf_len(&c->q) < FRAME_HEADER_BYTES + 1)
         return;
     const uint8_t *f = sendbuf_front(&c->q);
-    count_drop(c, f[FRAME_HEADER_BYTES]);
+    mdc_count_frame_drop(c, f[FRAME_HEADER_BYTES]);
     sendbuf_pop(&c->q, FRAME_HEADER_BYTES + le32(f));
     c->front_off = 0;
 }
@@ -266,84 +353,163 @@ static int iov_limit(struct iovec *iov, int n, size_t limit)
     return n;
 }
 
-
-/* Write as much as the socket takes now (unless it was full a moment ago and `force`
- * is not set). Returns 0 when nothing is left, -EAGAIN when bytes remain, -ENOTCONN
- * when not connected. */
-static int flush_locked(metricsd_client *c, bool force)
+/* Under mu, by the sender: the connection is over; its resources are released with mu
+ * dropped for the close() and munmap(). */
+static void sender_disconnect(metricsd_client *c)
 {
-    /* Drops while connected are reported in a fresh Hello on the same connection, at
-     * most once per reconnect interval, between two frames. */
-    /* Not while switching to the ring: a Hello goes before the buffered frames, and
-     * switch_left counts the bytes up to Shm{start} without it. */
-    if (c->dropped_since_hello > 0 && c->state == CONNECTED && c->hello_off == c->hello_len &&
-        c->front_off == 0 && c->ring != RING_SWITCHING &&
-        mono_ns() - c->hello_ns >= c->reconnect_ns)
-        build_hello(c);
-    if (pending_bytes(c) == 0)
-        return 0;
-    ensure_connected(c);
-    if (c->state != CONNECTED)
-        return c->state == CONNECTING ? -EAGAIN : -ENOTCONN;
-    if (c->full_until_ns != 0) {
-        if (!force && mono_ns() < c->full_until_ns)
-            return -EAGAIN;
-        c->full_until_ns = 0;
-    }
+    mdc_release r;
+    disconnect(c, &r);
+    pthread_mutex_unlock(&c->mu);
+    mdc_release_now(&r);
+    pthread_mutex_lock(&c->mu);
+}
 
-    while (pending_bytes(c) > 0) {
+/* The sender role's work, under mu (released around every system call): write as much
+ * as the connection takes now (unless it was full a moment ago and `force` is not
+ * set), including frames other threads append meanwhile. Returns 0 when nothing is
+ * left, -EAGAIN when bytes remain, -ENOTCONN when not connected. */
+static int sender_run(metricsd_client *c, bool force)
+{
+    bool probed = false;
+    for (;;) {
+        /* Drops while connected are reported in a fresh Hello on the same connection,
+         * at most once per reconnect interval, between two frames; not while switching
+         * to the ring (switch_left counts the bytes up to Shm{start} without it). */
+        if (c->dropped_since_hello > 0 && c->state == CONNECTED && c->hello_off == c->hello_len &&
+            c->front_off == 0 && c->ring != RING_SWITCHING &&
+            mono_ns() - c->hello_ns >= c->reconnect_ns)
+            build_hello(c);
+        if (c->state == CONNECTED && c->ring == RING_ON && force && !probed &&
+            pending_bytes(c) == 0) {
+            /* Nothing to write, but the ring may hold frames of a daemon that died:
+             * metricsd_flush looks, so that they go to the next one. */
+            probed = true;
+            int fd = c->fd;
+            pthread_mutex_unlock(&c->mu);
+            bool gone = mdc_peer_gone(fd);
+            pthread_mutex_lock(&c->mu);
+            if (gone)
+                sender_disconnect(c);
+            continue;
+        }
+        if (pending_bytes(c) == 0)
+            return 0;
+        if (c->state != CONNECTED) {
+            connect_step(c);
+            if (c->state != CONNECTED)
+                return c->state == CONNECTING ? -EAGAIN : -ENOTCONN;
+            continue;
+        }
+        if (c->full_until_ns != 0) {
+            if (!force && mono_ns() < c->full_until_ns)
+                return -EAGAIN;
+            c->full_until_ns = 0;
+        }
+        if (c->offer_due && c->ring == RING_NONE) {
+            c->offer_due = false;
+            int mfd;
+            void *map;
+            pthread_mutex_unlock(&c->mu);
+            bool made = mdc_ring_offer_make(&mfd, &map);
+            pthread_mutex_lock(&c->mu);
+            if (made && !mdc_ring_offer_commit(c, mfd, map)) {
+                mdc_release r = { -1, mfd, map };
+                pthread_mutex_unlock(&c->mu);
+                mdc_release_now(&r);
+                pthread_mutex_lock(&c->mu);
+            }
+        }
+        mdc_ring_advance(c);
+
+        /* What to write, taken under mu: bytes already queued never move (only the
+         * sender pops them), and frames appended meanwhile land after them. */
         struct iovec iov[3];
         int n_iov = 0;
         if (c->hello_off < c->hello_len)
             iov[n_iov++] = (struct iovec){ c->hello + c->hello_off, c->hello_len - c->hello_off };
         n_iov += sendbuf_iov(&c->q, c->front_off, iov + n_iov);
-        if (c->ring == RING_ON) {
-            /* The same bytes the socket would take, into the shared ring. */
-            long put = mdc_ring_write(c, iov, n_iov);
-            if (put < 0) {
-                disconnect(c);
-                return -ENOTCONN;
-            }
-            if (put == 0)
-                return -EAGAIN;
-            consume(c, (size_t)put);
-            continue;
-        }
-        if (c->ring == RING_SWITCHING)
+        enum ring_mode mode = c->ring;
+        int fd = c->fd, pass_fd = c->ring_pass_fd;
+        if (mode == RING_SWITCHING)
             n_iov = iov_limit(iov, n_iov, c->switch_left);
-        struct msghdr msg = { .msg_iov = iov, .msg_iovlen = (size_t)n_iov };
+        pthread_mutex_unlock(&c->mu);
 
-        /* One run of bytes (nearly always): send, which spares the kernel copying in
-         * a msghdr and an iovec array. */
-        ssize_t n = c->ring_pass_fd >= 0 ? mdc_ring_send_fd(c, iov, n_iov)
-                    : n_iov == 1         ? send(c->fd, iov[0].iov_base, iov[0].iov_len,
-                                                MSG_NOSIGNAL | MSG_DONTWAIT)
-                                         : sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+        ssize_t n;
+        int err = 0;
+        bool gone = false;
+        if (mode == RING_ON) {
+            /* The same bytes the socket would take, into the shared ring. */
+            n = mdc_ring_write(c, iov, n_iov, force && !probed, &gone);
+            probed = true;
+        } else {
+            struct msghdr msg = { .msg_iov = iov, .msg_iovlen = (size_t)n_iov };
+            /* One run of bytes (nearly always): send, which spares the kernel copying
+             * in a msghdr and an iovec array. */
+            n = pass_fd >= 0 ? mdc_ring_send_fd(fd, pass_fd, iov, n_iov)
+                : n_iov == 1 ? send(fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL | MSG_DONTWAIT)
+                             : sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+            err = n < 0 ? errno : 0;
+            if (n > 0 && pass_fd >= 0)
+                close(pass_fd); /* in flight with those bytes: the daemon has its copy */
+        }
+
+        pthread_mutex_lock(&c->mu);
+        if (n > 0 && pass_fd >= 0 && mode != RING_ON)
+            c->ring_pass_fd = -1;
         if (n > 0) {
             consume(c, (size_t)n);
             /* Shm{start} went out whole: what follows goes into the ring. */
-            if (c->ring == RING_SWITCHING && (c->switch_left -= (size_t)n) == 0) {
+            if (mode == RING_SWITCHING && (c->switch_left -= (size_t)n) == 0) {
                 c->ring = RING_ON;
                 c->ring_probe_ns = mono_ns();
             }
-        } else if (n < 0 && errno == EINTR) {
+        }
+        if (mode == RING_ON) {
+            if (gone) {
+                sender_disconnect(c);
+                return -ENOTCONN;
+            }
+            if (n == 0)
+                return -EAGAIN; /* the ring is full */
+        } else if (n < 0 && err == EINTR) {
             continue;
-        } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS ||
-                             errno == ENOMEM)) {
+        } else if (n < 0 && (err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS || err == ENOMEM)) {
             /* Socket full, or the kernel short of memory for a moment: try later. */
             c->full_until_ns = mono_ns() + SEND_BACKOFF_NS;
             return -EAGAIN;
-        } else {
+        } else if (n <= 0) {
             /* EPIPE, ECONNRESET, ...: the daemon went away. Reconnect later. */
-            disconnect(c);
+            sender_disconnect(c);
             return -ENOTCONN;
         }
     }
+}
+
+/* Under mu: send if nobody else is; a thread that finds a sender leaves its frame to
+ * it. */
+static int pump(metricsd_client *c, bool force)
+{
+    if (c->sending)
+        return pending_bytes(c) > 0 ? -EAGAIN : 0;
+    c->sending = true;
+    int rc = sender_run(c, force);
+    c->sending = false;
+    return rc;
+}
+
+int mdc_count_drop(metricsd_client *c)
+{
+    if (c->magic != MDC_CLIENT_MAGIC)
+        return -EBADF;
+    pthread_mutex_lock(&c->mu);
+    c->dropped_total++;
+    c->dropped_since_hello++;
+    pthread_mutex_unlock(&c->mu);
     return 0;
 }
 
-/* Queue env as one whole frame and try to send. Returns 0 or -ENOBUFS (counted). */
-int mdc_enqueue(metricsd_client *c, const Metricsd__Envelope *env)
+int mdc_enqueue(metricsd_client *c, const Metricsd__Envelope *env, metricsd_gen *link,
+                metricsd_gen *unlink)
 {
     size_t bound = frame_direct_bound(env);
     unsigned tag = env->msg_case == METRICSD__ENVELOPE__MSG_BEGIN ? TAG_BEGIN : TAG_GENERATION;
@@ -351,6 +517,22 @@ int mdc_enqueue(metricsd_client *c, const Metricsd__Envelope *env)
     int rc = 0;
 
     pthread_mutex_lock(&c->mu);
+    if (link != NULL) {
+        link->prev = NULL;
+        link->next = c->gens;
+        if (c->gens != NULL)
+            c->gens->prev = link;
+        c->gens = link;
+    }
+    if (unlink != NULL) {
+        if (unlink->prev != NULL)
+            unlink->prev->next = unlink->next;
+        else
+            c->gens = unlink->next;
+        if (unlink->next != NULL)
+            unlink->next->prev = unlink->prev;
+        unlink->prev = unlink->next = NULL;
+    }
     /* Room for the frame's longest encoding, then the rest given back: the frame is
      * walked once. When even that bound does not fit, the exact size decides. */
     if (bound > 0 && bound <= FRAME_HEADER_BYTES + FRAME_MAX_CLIENT &&
@@ -369,12 +551,12 @@ int mdc_enqueue(metricsd_client *c, const Metricsd__Envelope *env)
             frame_encode(env, p);
     }
     if (p == NULL) {
-        count_drop(c, tag);
+        mdc_count_frame_drop(c, tag);
         rc = -ENOBUFS;
     } else {
         mdc_ring_note_frame(c);
     }
-    flush_locked(c, false);
+    pump(c, false);
     pthread_mutex_unlock(&c->mu);
     return rc;
 }
@@ -443,6 +625,7 @@ int metricsd_connect_opts(metricsd_client **out, const char *socket_path,
     c->ring_disabled = tr != NULL && strcmp(tr, "socket") == 0;
     atomic_init(&c->in_flight, 0);
     atomic_init(&c->next_gen_id, 1);
+    c->magic = MDC_CLIENT_MAGIC;
 
     pthread_once(&g_atfork_once, atfork_register);
     mdc_ticks_init();
@@ -453,10 +636,13 @@ int metricsd_connect_opts(metricsd_client **out, const char *socket_path,
     g_clients = c;
     pthread_mutex_unlock(&g_reg_mu);
 
-    /* First attempt now, without blocking; a daemon that is down is not an error. */
+    /* First attempt now, without blocking; a daemon that is down (or a socket that
+     * fails the peer check) is not an error: it is tried again later. */
     pthread_mutex_lock(&c->mu);
-    try_connect(c, mono_ns());
-    flush_locked(c, true);
+    c->sending = true;
+    connect_step(c);
+    sender_run(c, true);
+    c->sending = false;
     pthread_mutex_unlock(&c->mu);
 
     *out = c;
@@ -465,7 +651,8 @@ int metricsd_connect_opts(metricsd_client **out, const char *socket_path,
 
 void metricsd_close(metricsd_client *c)
 {
-    if (c == NULL)
+    /* Looked up before anything of c is read: a second close does nothing. */
+    if (c == NULL || !client_live(c))
         return;
     pthread_mutex_lock(&g_reg_mu);
     if (c->reg_prev != NULL)
@@ -477,12 +664,22 @@ void metricsd_close(metricsd_client *c)
     pthread_mutex_unlock(&g_reg_mu);
 
     pthread_mutex_lock(&c->mu);
-    flush_locked(c, true);
-    /* What is in the ring stays there for the daemon, which empties it on our EOF. */
-    if (c->fd >= 0)
-        close(c->fd);
-    mdc_ring_drop(c);
+    pump(c, true);
+    /* What is in the ring stays there for the daemon, which empties it on our EOF:
+     * the mapping goes without being read back. */
+    c->ring = RING_NONE;
+    mdc_release r;
+    disconnect(c, &r);
+    c->magic = 0;
+    metricsd_gen *g = c->gens;
+    c->gens = NULL;
     pthread_mutex_unlock(&c->mu);
+    mdc_release_now(&r);
+    while (g != NULL) {
+        metricsd_gen *next = g->next;
+        mdc_gen_free(g);
+        g = next;
+    }
     pthread_mutex_destroy(&c->mu);
     sendbuf_free(&c->q);
     free(c);
@@ -492,24 +689,45 @@ int metricsd_flush(metricsd_client *c)
 {
     if (c == NULL)
         return -EINVAL;
+    if (!client_live(c))
+        return -EBADF;
     pthread_mutex_lock(&c->mu);
-    int rc = flush_locked(c, true);
+    int rc = pump(c, true);
     pthread_mutex_unlock(&c->mu);
     return rc;
 }
 
-void metricsd_client_get_stats(metricsd_client *c, metricsd_client_stats *st)
+int metricsd_client_get_stats(metricsd_client *c, metricsd_client_stats *st)
 {
+    metricsd_client_stats v;
+    size_t size;
+    int rc = 0;
+
     if (st == NULL)
-        return;
-    memset(st, 0, sizeof(*st));
+        return -EINVAL;
+    memcpy(&size, st, sizeof(size));
+    if (size < sizeof(size_t))
+        return -EINVAL;
+    memset(&v, 0, sizeof(v));
     if (c == NULL)
-        return;
-    pthread_mutex_lock(&c->mu);
-    st->sent = c->sent;
-    st->dropped = c->dropped_total;
-    st->connects = c->connects;
-    st->buffered = pending_bytes(c);
-    st->connected = c->state == CONNECTED;
-    pthread_mutex_unlock(&c->mu);
+        rc = -EINVAL;
+    else if (!client_live(c))
+        rc = -EBADF;
+    else {
+        pthread_mutex_lock(&c->mu);
+        v.sent = c->sent;
+        v.dropped = c->dropped_total;
+        v.connects = c->connects;
+        v.buffered = pending_bytes(c);
+        v.connected = c->state == CONNECTED;
+        v.ring = c->ring == RING_ON;
+        v.peer_refused = c->peer_refused;
+        v.disconnects = c->disconnects;
+        v.ring_resent = c->ring_resent;
+        v.ring_dropped = c->ring_dropped;
+        pthread_mutex_unlock(&c->mu);
+    }
+    v.size = size < sizeof(v) ? size : sizeof(v);
+    memcpy(st, &v, v.size);
+    return rc;
 }

@@ -56,7 +56,11 @@ enum ring_mode {
 #define RING_BUSY_NS 16000000ll
 /* Connections whose offer was never accepted before the client stops offering. */
 #define RING_MAX_UNANSWERED 2u
+/* Live objects carry these; close and end clear them (metricsd.h, "Threads"). */
+#define MDC_CLIENT_MAGIC 0x6d64636cu /* "mdcl" */
+#define MDC_GEN_MAGIC 0x6d646765u    /* "mdge" */
 struct metricsd_client {
+    uint32_t magic;
     pthread_mutex_t mu;
     struct metricsd_client *reg_prev, *reg_next; /* registry, for fork handling */
 
@@ -66,7 +70,11 @@ struct metricsd_client {
     char name[STR_MAX + 1];
     int64_t reconnect_ns;
 
-    /* Under mu. */
+    /* Under mu. The sender role (`sending`): the one thread that holds it connects,
+     * sends and writes the ring with mu released, and changes the connection's state
+     * (fd, state, hello, ring) only with mu held, so that others may read it under mu.
+     * Everyone else only appends whole frames to q. */
+    bool sending;
     int fd;
     enum conn_state state;
     int pid;                  /* ours; updated in a forked child */
@@ -85,11 +93,18 @@ struct metricsd_client {
     uint64_t sent, connects;
     uint64_t dropped_total, dropped_since_hello;
     uint64_t begins_dropped;  /* Begin frames are not events: counted apart */
+    uint64_t peer_refused, disconnects, ring_resent, ring_dropped;
+    struct metricsd_gen *gens; /* open generations (freed by close), under mu */
 
     /* The shared ring (ring.c), under mu. */
     enum ring_mode ring;
     shmring_hdr *ring_hdr;    /* the mapping: header page, then RING_BYTES of data */
     uint64_t ring_tail;       /* bytes put in, our own count */
+    /* A frame boundary at or before the daemon's head whose bytes are still intact in
+     * the ring: from here the frames the daemon has not taken can be found when the
+     * connection ends. The sender never writes over it. */
+    uint64_t ring_walk;
+    bool offer_due;           /* busy: the sender makes an offer */
     int ring_pass_fd;         /* the memfd, passed with the next bytes sent; -1: none */
     size_t switch_left;       /* RING_SWITCHING: bytes for the socket, up to Shm{start} */
     int64_t ring_probe_ns;    /* last check that the daemon is still there */
@@ -105,7 +120,9 @@ struct metricsd_client {
 struct label { char *key, *value; };
 
 struct metricsd_gen {
+    uint32_t magic;
     metricsd_client *c;
+    struct metricsd_gen *prev, *next; /* the client's open generations, under c->mu */
     uint64_t gen_id;          /* 0 when its Begin was never queued */
     unsigned fork_epoch;      /* process the Begin was sent from */
     int64_t start_ns, start_unix_ns, scheduled_ns, first_ns; /* CLOCK_MONOTONIC */
@@ -205,19 +222,50 @@ static inline size_t pending_bytes(const metricsd_client *c)
  * Begin in the child. */
 extern atomic_uint mdc_fork_epoch;
 
-/* Queue env as one whole frame and try to send. Returns 0 or -ENOBUFS (counted). */
-int mdc_enqueue(metricsd_client *c, const Metricsd__Envelope *env);
+/* Queue env as one whole frame and try to send. `link` is a generation to add to the
+ * client's open list, `unlink` one to take off it (either NULL), in the same critical
+ * section. Returns 0 or -ENOBUFS (counted). */
+int mdc_enqueue(metricsd_client *c, const Metricsd__Envelope *env, metricsd_gen *link,
+                metricsd_gen *unlink);
+/* A drop counted for an event that never became a frame; -EBADF for a closed client. */
+int mdc_count_drop(metricsd_client *c);
+void mdc_gen_free(metricsd_gen *g);
+/* The peer check (metricsd.h): with fd -1, the socket path's directory; with a
+ * connected fd, the peer's uid. 0, -EPERM, or (a directory that is not there)
+ * -ENOENT. The query side uses it too. */
+int mdc_socket_check(const char *path, int fd);
 
-/* ring.c, all under c->mu. A frame was queued: count it towards offering a ring (the
- * offer is queued as a frame), or queue the switch once the daemon accepted. */
-void mdc_ring_note_frame(metricsd_client *c);
-/* sendmsg of iov with the ring's memfd attached (c->ring_pass_fd, closed once it went
- * out with some bytes). As send() returns. */
-ssize_t mdc_ring_send_fd(metricsd_client *c, const struct iovec *iov, int n);
-/* Put bytes in the ring and wake the daemon if it sleeps. Returns the bytes taken (0:
- * the ring is full), or -1 when the daemon is gone (the caller disconnects). */
-long mdc_ring_write(metricsd_client *c, const struct iovec *iov, int n);
-/* Forget the ring (disconnect, fork, close): unmapped, never written again. */
+/* What a disconnect leaves to release once c->mu is dropped (no syscall under it). */
+typedef struct mdc_release {
+    int fd, pass_fd;
+    void *map;
+} mdc_release;
+void mdc_release_now(mdc_release *r);
+
+/* ring.c. The offer's system calls (memfd, mmap), by the sender without c->mu; then
+ * mdc_ring_offer_commit with it queues the offer (false: nothing to offer). */
+bool mdc_ring_offer_make(int *fd, void **map);
+bool mdc_ring_offer_commit(metricsd_client *c, int fd, void *map);
+/* Forget the ring now (fork's child, close): unmapped, never written again. */
 void mdc_ring_drop(metricsd_client *c);
+/* A frame of this first payload byte was dropped: counted (events apart from Begins). */
+void mdc_count_frame_drop(metricsd_client *c, unsigned tag);
+/* Under c->mu, by the sender: queue the switch once the daemon accepted. */
+void mdc_ring_advance(metricsd_client *c);
+/* A frame was queued (under c->mu): count it towards offering a ring. */
+void mdc_ring_note_frame(metricsd_client *c);
+/* sendmsg of iov with the memfd pass_fd attached. As send() returns. */
+ssize_t mdc_ring_send_fd(int fd, int pass_fd, const struct iovec *iov, int n);
+/* By the sender without c->mu: put bytes in the ring, wake the daemon if it sleeps,
+ * and check every reconnect interval (or when `probe`) that it is still there.
+ * Returns the bytes taken (0: the ring is full); *gone when the daemon is gone or its
+ * head cannot be right (the caller consumes what was taken, then disconnects). */
+long mdc_ring_write(metricsd_client *c, const struct iovec *iov, int n, bool probe,
+                    bool *gone);
+/* Whether the peer of fd has gone (EOF or error; bytes it sent are read and ignored). */
+bool mdc_peer_gone(int fd);
+/* The connection ends (under c->mu): frames the daemon did not take go back to the
+ * front of the buffer, or are counted as dropped; the mapping is handed to r. */
+void mdc_ring_end(metricsd_client *c, mdc_release *r);
 
 #endif

@@ -8,6 +8,7 @@
 #include "paths.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <string.h>
 
 int metricsd_default_socket(char *buf, size_t n)
@@ -39,8 +40,21 @@ const char *metricsd_strerror(int err)
         return "out of memory";
     case -ENAMETOOLONG:
         return "socket path too long";
-    default:
-        return err < 0 ? strerror(-err) : "unknown error";
+    case -EPERM:
+        return "refused: the socket's directory or the daemon belongs to another user, "
+               "or others may write to the directory";
+    case -E2BIG:
+        return "the daemon's answer needs more memory than its size allows";
+    case -EBADF:
+        return "the client or generation was already closed";
+    case -ECONNRESET:
+        return "the daemon closed the connection before answering";
+    default: {
+        /* Negated only inside int's range (INT_MIN has no positive); strerrordesc_np
+         * is thread-safe where strerror is not. */
+        const char *d = err < 0 && err > INT_MIN ? strerrordesc_np(-err) : NULL;
+        return d != NULL ? d : "unknown error";
+    }
     }
 }
 

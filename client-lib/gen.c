@@ -14,14 +14,19 @@
 
 static void count_event_drop(metricsd_client *c)
 {
-    pthread_mutex_lock(&c->mu);
-    c->dropped_total++;
-    c->dropped_since_hello++;
-    pthread_mutex_unlock(&c->mu);
+    (void)mdc_count_drop(c);
+}
+
+/* A generation the caller may still use: not NULL, not ended, not freed by close
+ * (metricsd.h: "Threads" says what this does and does not catch). */
+static inline bool gen_live(const metricsd_gen *g)
+{
+    return g != NULL && g->magic == MDC_GEN_MAGIC;
 }
 
 static void gen_free(metricsd_gen *g)
 {
+    g->magic = 0;
     free(g->model);
     free(g->backend);
     free(g->engine);
@@ -39,7 +44,7 @@ metricsd_gen *metricsd_begin(metricsd_client *c, const char *model, const metric
 {
     metricsd_gen_opts o;
 
-    if (c == NULL)
+    if (c == NULL || c->magic != MDC_CLIENT_MAGIC)
         return NULL;
     if (opts != NULL && sized_copy_in(&o, sizeof(o), opts) != 0) {
         count_event_drop(c);
@@ -57,6 +62,7 @@ metricsd_gen *metricsd_begin(metricsd_client *c, const char *model, const metric
         count_event_drop(c);
         return NULL;
     }
+    g->magic = MDC_GEN_MAGIC;
     g->start_ns = mono_ns();
     g->start_unix_ns = clock_ns(CLOCK_REALTIME);
     g->c = c;
@@ -88,14 +94,18 @@ metricsd_gen *metricsd_begin(metricsd_client *c, const char *model, const metric
     b.start_unix_ns = g->start_unix_ns;
     env.msg_case = METRICSD__ENVELOPE__MSG_BEGIN;
     env.begin = &b;
-    if (mdc_enqueue(c, &env) == 0)
-        g->gen_id = b.gen_id;
+    /* Linked into the client's open list in the same critical section. gen_id is set
+     * before, and cleared when the Begin was dropped: nothing reads it meanwhile (the
+     * generation is not yet the caller's). */
+    g->gen_id = b.gen_id;
+    if (mdc_enqueue(c, &env, g, NULL) != 0)
+        g->gen_id = 0;
     return g;
 }
 
 void metricsd_scheduled(metricsd_gen *g)
 {
-    if (g == NULL)
+    if (!gen_live(g))
         return;
     g->scheduled_ns = mono_ns();
     g->has_scheduled = true;
@@ -103,7 +113,7 @@ void metricsd_scheduled(metricsd_gen *g)
 
 void metricsd_first_token(metricsd_gen *g)
 {
-    if (g == NULL || g->tokens > 0)
+    if (!gen_live(g) || g->tokens > 0)
         return;
     g->first_ns = mono_ns();
     g->first_tick = g->last_tick = mdc_ticks();
@@ -146,7 +156,7 @@ static void fold_pending(metricsd_gen *g)
 
 void metricsd_token(metricsd_gen *g)
 {
-    if (g == NULL)
+    if (!gen_live(g))
         return;
     uint64_t now = mdc_ticks();
     if (g->tokens == 0) {
@@ -168,7 +178,7 @@ void metricsd_token(metricsd_gen *g)
 
 void metricsd_tokens(metricsd_gen *g, unsigned n)
 {
-    if (g == NULL || n == 0)
+    if (!gen_live(g) || n == 0)
         return;
     int64_t mono = mono_ns();
     uint64_t now = mdc_ticks();
@@ -188,7 +198,7 @@ void metricsd_tokens(metricsd_gen *g, unsigned n)
 
 void metricsd_prompt(metricsd_gen *g, int64_t prompt_tokens, int64_t cached_prompt_tokens)
 {
-    if (g == NULL)
+    if (!gen_live(g))
         return;
     g->prompt_tokens = prompt_tokens;
     g->cached_prompt_tokens = cached_prompt_tokens;
@@ -197,19 +207,19 @@ void metricsd_prompt(metricsd_gen *g, int64_t prompt_tokens, int64_t cached_prom
 
 void metricsd_load_ns(metricsd_gen *g, int64_t load_ns)
 {
-    if (g != NULL)
+    if (gen_live(g))
         g->load_ns = load_ns;
 }
 
 void metricsd_error_kind(metricsd_gen *g, const char *kind)
 {
-    if (g != NULL)
+    if (gen_live(g))
         str_set(&g->error_kind, kind);
 }
 
 void metricsd_label(metricsd_gen *g, const char *key, const char *value)
 {
-    if (g == NULL || key == NULL)
+    if (!gen_live(g) || key == NULL)
         return;
     if (value == NULL)
         value = "";
@@ -234,6 +244,8 @@ int metricsd_end(metricsd_gen *g, metricsd_status status)
 {
     if (g == NULL)
         return 0;
+    if (!gen_live(g) || g->c->magic != MDC_CLIENT_MAGIC)
+        return -EBADF;
     int64_t now = mono_ns();
     uint64_t now_tick = mdc_ticks();
     metricsd_client *c = g->c;
@@ -301,7 +313,7 @@ int metricsd_end(metricsd_gen *g, metricsd_status status)
     env.msg_case = METRICSD__ENVELOPE__MSG_GENERATION;
     env.generation = &m;
 
-    int rc = mdc_enqueue(c, &env);
+    int rc = mdc_enqueue(c, &env, NULL, g);
     sketch_pb_scratch_free(&scr);
     atomic_fetch_sub_explicit(&c->in_flight, 1, memory_order_relaxed);
     gen_free(g);
@@ -312,6 +324,8 @@ int metricsd_record(metricsd_client *c, const metricsd_event *ev)
 {
     if (c == NULL || ev == NULL)
         return -EINVAL;
+    if (c->magic != MDC_CLIENT_MAGIC)
+        return -EBADF;
     /* An older caller's shorter struct: copy what it has, zero the rest. */
     metricsd_event e;
     if (sized_copy_in(&e, sizeof(e), ev) != 0 || e.model == NULL || e.model[0] == '\0')
@@ -407,8 +421,13 @@ int metricsd_record(metricsd_client *c, const metricsd_event *ev)
     env.msg_case = METRICSD__ENVELOPE__MSG_GENERATION;
     env.generation = &m;
 
-    int rc = mdc_enqueue(c, &env);
+    int rc = mdc_enqueue(c, &env, NULL, NULL);
     sketch_pb_scratch_free(&scr);
     sketch_free(&itl);
     return rc;
+}
+
+void mdc_gen_free(metricsd_gen *g)
+{
+    gen_free(g);
 }

@@ -1,42 +1,41 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The query side of libmetricsd: one connection per call, one Query out, one Reply
- * back, waited for with poll() up to a deadline. Quantiles are computed here from the
- * sketches the daemon sends, so every figure printed traces back to one sketch.
+ * back, waited for with poll() up to a deadline, then turned into records by reply.c.
+ *
+ * The daemon at the other end is not trusted to be sane: every query goes through one
+ * roundtrip() that checks the peer, bounds the reply's size and decodes it with a
+ * counting allocator (qctx.h: a budget proportional to the reply's wire size,
+ * metricsd.h), and the caller builds its result with reply_* on the same qctx, which
+ * charges the same budget and checks the same deadline. A new query call allocates
+ * through that qctx and nothing else.
  */
 #include "metricsd.h"
 
 #include <errno.h>
-#include <math.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "client_int.h"
 #include "frame.h"
 #include "paths.h"
-#include "sized.h"
+#include "qctx.h"
 #include "query_int.h"
 #include "reply.h"
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+#include "sized.h"
 
 static int wait_fd(int fd, short events, int64_t deadline)
 {
     struct pollfd p = { .fd = fd, .events = events };
     for (;;) {
-        int64_t left = deadline - mono_ms();
+        int64_t left = deadline - qctx_mono_ms();
         if (left <= 0)
             return -ETIMEDOUT;
-        int rc = poll(&p, 1, (int)left);
+        int rc = poll(&p, 1, left > INT32_MAX ? INT32_MAX : (int)left);
         if (rc > 0)
             return 0;
         if (rc < 0 && errno != EINTR)
@@ -58,6 +57,9 @@ static int open_socket(const char *path, int64_t deadline, int *out)
     if (strlen(path) >= sizeof(sa.sun_path))
         return -ENAMETOOLONG;
     strcpy(sa.sun_path, path);
+    /* Only a daemon of our own uid (or root) hears the query and answers it. */
+    if ((rc = mdc_socket_check(path, -1)) != 0)
+        return rc;
     fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -errno;
@@ -75,21 +77,36 @@ static int open_socket(const char *path, int64_t deadline, int *out)
             return rc;
         }
     }
+    if ((rc = mdc_socket_check(path, fd)) != 0) {
+        close(fd);
+        return rc;
+    }
     *out = fd;
     return 0;
 }
 
-/* Send q and wait for the Reply; the caller frees *out with
- * metricsd__envelope__free_unpacked. */
-int roundtrip(const metricsd_query_opts *o, Metricsd__Query *q, Metricsd__Envelope **out)
+/* Free what roundtrip returned. */
+void query_env_free(qctx *q, Metricsd__Envelope *env)
+{
+    metricsd__envelope__free_unpacked(env, &q->pa);
+}
+
+/* Send q and wait for the Reply, decoded within the budget; the caller builds its
+ * result on ctx (reply_*, or qctx_new / qctx_strdup / qctx_step) and frees *out with
+ * query_env_free. The daemon's own error comes back only when it is a negative errno. */
+int roundtrip(const metricsd_query_opts *o, Metricsd__Query *q, qctx *ctx,
+                     Metricsd__Envelope **out)
 {
     Metricsd__Envelope env = METRICSD__ENVELOPE__INIT;
-    int64_t deadline = mono_ms() + (o->timeout_ms > 0 ? o->timeout_ms : 5000);
+    int64_t deadline = qctx_mono_ms() + (o->timeout_ms > 0 ? o->timeout_ms : 5000);
     frame_reader rd;
     uint8_t *buf;
     size_t n, off = 0;
     int fd = -1, rc;
 
+    /* The budget is set once the reply's length is known. */
+    qctx_init(ctx, deadline, 0);
+    *out = NULL;
     env.msg_case = METRICSD__ENVELOPE__MSG_QUERY;
     env.query = q;
     if ((buf = malloc(frame_size(&env))) == NULL)
@@ -106,10 +123,10 @@ int roundtrip(const metricsd_query_opts *o, Metricsd__Query *q, Metricsd__Envelo
         else if (w < 0 && (errno == EAGAIN || errno == EINTR))
             rc = wait_fd(fd, POLLOUT, deadline);
         else
-            rc = -errno;
+            rc = w == 0 ? -EPROTO : -errno;
     }
     free(buf);
-    frame_reader_init(&rd, FRAME_MAX_REPLY);
+    frame_reader_init(&rd, METRICSD_QUERY_MAX_REPLY);
     while (rc == 0) {
         const uint8_t *payload;
         size_t len;
@@ -117,16 +134,22 @@ int roundtrip(const metricsd_query_opts *o, Metricsd__Query *q, Metricsd__Envelo
         size_t room;
         int got = frame_reader_next(&rd, &payload, &len);
         if (got == 1) {
-            *out = metricsd__envelope__unpack(NULL, len, payload);
-            if (*out == NULL || (*out)->msg_case != METRICSD__ENVELOPE__MSG_REPLY) {
-                if (*out)
-                    metricsd__envelope__free_unpacked(*out, NULL);
+            /* The budget: proportional to the bytes on the wire, and capped. */
+            ctx->budget = len > (METRICSD_QUERY_MEM_MAX - METRICSD_QUERY_MEM_BASE) /
+                                    METRICSD_QUERY_MEM_FACTOR
+                              ? METRICSD_QUERY_MEM_MAX
+                              : METRICSD_QUERY_MEM_BASE + len * METRICSD_QUERY_MEM_FACTOR;
+            *out = metricsd__envelope__unpack(&ctx->pa, len, payload);
+            if (*out == NULL)
+                rc = qctx_fail(ctx) == -ENOMEM ? -EPROTO : ctx->err;
+            else if ((*out)->msg_case != METRICSD__ENVELOPE__MSG_REPLY || (*out)->reply == NULL)
                 rc = -EPROTO;
-            }
+            else if (qctx_mono_ms() >= deadline)
+                rc = -ETIMEDOUT;
             break;
         }
         if (got < 0) {
-            rc = got;
+            rc = got; /* -EMSGSIZE: a length over the limit */
             break;
         }
         if ((rc = frame_reader_space(&rd, 65536, &p, &room)) != 0)
@@ -140,12 +163,18 @@ int roundtrip(const metricsd_query_opts *o, Metricsd__Query *q, Metricsd__Envelo
             rc = wait_fd(fd, POLLIN, deadline);
         else
             rc = -errno;
+        if (rc == 0 && qctx_mono_ms() >= deadline)
+            rc = -ETIMEDOUT; /* a reply dripping in never outlasts the deadline */
     }
     frame_reader_free(&rd);
     close(fd);
     if (rc == 0 && (*out)->reply->has_error && (*out)->reply->error != 0) {
-        rc = (*out)->reply->error < 0 ? (*out)->reply->error : -EPROTO;
-        metricsd__envelope__free_unpacked(*out, NULL);
+        int32_t e = (*out)->reply->error;
+        rc = e < 0 && e >= -4095 ? e : -EPROTO;
+    }
+    if (rc != 0 && *out != NULL) {
+        query_env_free(ctx, *out);
+        *out = NULL;
     }
     return rc;
 }
@@ -163,13 +192,12 @@ int opts_in(const metricsd_query_opts *in, metricsd_query_opts *o, const void *o
     return sized_copy_in(o, sizeof(*o), in);
 }
 
-
 int metricsd_query_stats(const metricsd_query_opts *opts, metricsd_stats **out)
 {
     metricsd_query_opts oc, *o = &oc;
     Metricsd__Query q = METRICSD__QUERY__INIT;
     Metricsd__Envelope *env;
-    metricsd_stats *st;
+    qctx ctx;
     int rc;
 
     if ((rc = opts_in(opts, &oc, out)) != 0)
@@ -182,41 +210,11 @@ int metricsd_query_stats(const metricsd_query_opts *opts, metricsd_stats **out)
     q.has_by_backend = 1;
     q.by_backend = o->by_backend != 0;
     q.group_by = (char *)o->group_by;
-    if ((rc = roundtrip(o, &q, &env)) != 0)
+    if ((rc = roundtrip(o, &q, &ctx, &env)) != 0)
         return rc;
-    rc = reply_stats(env->reply, &st);
-    metricsd__envelope__free_unpacked(env, NULL);
-    if (rc != 0)
-        return rc;
-    *out = st;
-    return 0;
-}
-
-static int copy_counters(Metricsd__Counter **in, size_t n, metricsd_counter ***out, size_t *nout)
-{
-    *nout = 0;
-    *out = calloc(n ? n : 1, sizeof(**out));
-    if (*out == NULL)
-        return -ENOMEM;
-    for (size_t i = 0; i < n; i++) {
-        metricsd_counter *k = record_new(sizeof(*k));
-        if (k == NULL)
-            return -ENOMEM;
-        (*out)[(*nout)++] = k;
-        if ((k->name = strdup(in[i]->name ? in[i]->name : "")) == NULL)
-            return -ENOMEM;
-        k->value = in[i]->value;
-    }
-    return 0;
-}
-
-static void free_counters(metricsd_counter **k, size_t n)
-{
-    for (size_t i = 0; k != NULL && i < n; i++) {
-        free((char *)k[i]->name);
-        free(k[i]);
-    }
-    free(k);
+    rc = reply_stats(&ctx, env->reply, out);
+    query_env_free(&ctx, env);
+    return rc;
 }
 
 int metricsd_query_status(const metricsd_query_opts *opts, metricsd_daemon_status **out)
@@ -224,61 +222,18 @@ int metricsd_query_status(const metricsd_query_opts *opts, metricsd_daemon_statu
     metricsd_query_opts oc, *o = &oc;
     Metricsd__Query q = METRICSD__QUERY__INIT;
     Metricsd__Envelope *env;
-    metricsd_daemon_status *st;
+    qctx ctx;
     int rc;
 
     if ((rc = opts_in(opts, &oc, out)) != 0)
         return rc;
     q.has_kind = 1;
     q.kind = METRICSD__QUERY__KIND__STATUS;
-    if ((rc = roundtrip(o, &q, &env)) != 0)
+    if ((rc = roundtrip(o, &q, &ctx, &env)) != 0)
         return rc;
-    const Metricsd__DaemonStatus *ds = env->reply->status;
-    if (ds == NULL) {
-        metricsd__envelope__free_unpacked(env, NULL);
-        return -EPROTO;
-    }
-    st = record_new(sizeof(*st));
-    if (st == NULL) {
-        metricsd__envelope__free_unpacked(env, NULL);
-        return -ENOMEM;
-    }
-    st->version = strdup(ds->version ? ds->version : "");
-    st->socket_path = strdup(ds->socket_path ? ds->socket_path : "");
-    st->db_path = strdup(ds->db_path ? ds->db_path : "");
-    st->pid = ds->pid;
-    st->started_unix_ns = ds->started_unix_ns;
-    st->now_unix_ns = env->reply->now_unix_ns;
-    st->last_flush_unix_ns = ds->last_flush_unix_ns;
-    st->clients = ds->clients;
-    st->in_flight = ds->in_flight;
-    st->series = ds->series;
-    st->flush_interval_ms = ds->flush_interval_ms;
-    st->db_bytes = ds->db_bytes;
-    st->db_map_bytes = ds->db_map_bytes;
-    st->pending_minutes = ds->pending_minutes;
-    rc = copy_counters(ds->counters, ds->n_counters, &st->counters, &st->n_counters);
-    if (rc == 0)
-        rc = copy_counters(ds->rejected, ds->n_rejected, &st->rejected, &st->n_rejected);
-    metricsd__envelope__free_unpacked(env, NULL);
-    if (rc != 0 || st->version == NULL || st->socket_path == NULL || st->db_path == NULL) {
-        metricsd_daemon_status_free(st);
-        return -ENOMEM;
-    }
-    *out = st;
-    return 0;
-}
-
-void metricsd_daemon_status_free(metricsd_daemon_status *st)
-{
-    if (st == NULL)
-        return;
-    free_counters(st->counters, st->n_counters);
-    free_counters(st->rejected, st->n_rejected);
-    free((char *)st->version);
-    free((char *)st->socket_path);
-    free((char *)st->db_path);
-    free(st);
+    rc = reply_status(&ctx, env->reply, out);
+    query_env_free(&ctx, env);
+    return rc;
 }
 
 int metricsd_query_power(const metricsd_query_opts *opts, metricsd_power **out)
@@ -286,20 +241,16 @@ int metricsd_query_power(const metricsd_query_opts *opts, metricsd_power **out)
     metricsd_query_opts oc, *o = &oc;
     Metricsd__Query q = METRICSD__QUERY__INIT;
     Metricsd__Envelope *env;
-    metricsd_power *p;
+    qctx ctx;
     int rc;
 
     if ((rc = opts_in(opts, &oc, out)) != 0)
         return rc;
     q.has_kind = 1;
     q.kind = METRICSD__QUERY__KIND__POWER;
-    if ((rc = roundtrip(o, &q, &env)) != 0)
+    if ((rc = roundtrip(o, &q, &ctx, &env)) != 0)
         return rc;
-    rc = reply_power(env->reply, &p);
-    metricsd__envelope__free_unpacked(env, NULL);
-    if (rc != 0)
-        return rc;
-    *out = p;
-    return 0;
+    rc = reply_power(&ctx, env->reply, out);
+    query_env_free(&ctx, env);
+    return rc;
 }
-

@@ -2,7 +2,8 @@
 /*
  * metricsd_query_trend: a STATS query with a step, answered with each row's figures
  * step by step (Reply.steps). The records are the same model records stats returns,
- * so every figure of a step (and metricsd_model_quantile) works as it does there.
+ * so every figure of a step (and metricsd_model_quantile) works as it does there; like
+ * every query they are built on the budget and deadline of the reply's qctx.
  */
 #include "metricsd.h"
 
@@ -29,26 +30,28 @@ void metricsd_trend_free(metricsd_trend *t)
     free(t);
 }
 
-static int trend_series(const Metricsd__SeriesSteps *in, metricsd_trend_series **out)
+static int trend_series(qctx *q, const Metricsd__SeriesSteps *in, metricsd_trend_series **out)
 {
-    metricsd_trend_series *s = record_new(sizeof(*s));
+    metricsd_trend_series *s = qctx_record(q, sizeof(*s));
     if (s == NULL)
-        return -ENOMEM;
+        return qctx_fail(q);
     *out = s;
-    s->model = strdup(in->model ? in->model : "");
-    s->backend = strdup(in->backend ? in->backend : "");
-    s->steps = calloc(in->n_steps ? in->n_steps : 1, sizeof(*s->steps));
-    if (s->model == NULL || s->backend == NULL || s->steps == NULL)
-        return -ENOMEM;
+    s->model = qctx_strdup(q, in->model);
+    s->backend = qctx_strdup(q, in->backend);
+    if (s->model == NULL || s->backend == NULL || (s->steps = qctx_array(q, in->n_steps)) == NULL)
+        return qctx_fail(q);
     for (size_t k = 0; k < in->n_steps; k++) {
-        metricsd_model_stats *m = query_model_new();
+        metricsd_model_stats *m = query_model_new(q);
         if (m == NULL)
-            return -ENOMEM;
+            return qctx_fail(q);
         s->steps[s->n_steps++] = m;
-        m->model = strdup(s->model);
-        m->backend = strdup(s->backend);
-        if (m->model == NULL || m->backend == NULL || query_model_fill(m, in->steps[k]) != 0)
-            return -ENOMEM;
+        m->model = qctx_strdup(q, s->model);
+        m->backend = qctx_strdup(q, s->backend);
+        if (m->model == NULL || m->backend == NULL)
+            return qctx_fail(q);
+        int rc = query_model_fill(q, m, in->steps[k]);
+        if (rc != 0)
+            return rc;
     }
     return 0;
 }
@@ -58,6 +61,7 @@ int metricsd_query_trend(const metricsd_query_opts *opts, metricsd_trend **out)
     metricsd_query_opts oc;
     Metricsd__Query q = METRICSD__QUERY__INIT;
     Metricsd__Envelope *env;
+    qctx ctx;
     int rc;
 
     if ((rc = opts_in(opts, &oc, out)) != 0)
@@ -75,19 +79,22 @@ int metricsd_query_trend(const metricsd_query_opts *opts, metricsd_trend **out)
     q.group_by = (char *)oc.group_by;
     q.has_step_ns = 1;
     q.step_ns = step;
-    if ((rc = roundtrip(&oc, &q, &env)) != 0)
+    if ((rc = roundtrip(&oc, &q, &ctx, &env)) != 0)
         return rc;
     const Metricsd__Reply *r = env->reply;
     /* A daemon that predates steps answers the totals only. */
     if (!r->has_step_ns) {
-        metricsd__envelope__free_unpacked(env, NULL);
+        query_env_free(&ctx, env);
         return -EPROTONOSUPPORT;
     }
-    metricsd_trend *t = record_new(sizeof(*t));
-    if (t == NULL || (t->series = calloc(r->n_steps ? r->n_steps : 1, sizeof(*t->series))) == NULL) {
+    /* The records are built on the context the reply was decoded with: one budget and
+     * one deadline cover both (qctx.h). */
+    metricsd_trend *t = qctx_record(&ctx, sizeof(*t));
+    if (t == NULL || (t->series = qctx_array(&ctx, r->n_steps)) == NULL) {
         free(t);
-        metricsd__envelope__free_unpacked(env, NULL);
-        return -ENOMEM;
+        rc = qctx_fail(&ctx);
+        query_env_free(&ctx, env);
+        return rc;
     }
     t->window_ns = r->window_ns;
     t->step_ns = r->step_ns;
@@ -95,11 +102,11 @@ int metricsd_query_trend(const metricsd_query_opts *opts, metricsd_trend **out)
     t->now_unix_ns = r->now_unix_ns;
     rc = 0;
     for (size_t i = 0; i < r->n_steps && rc == 0; i++) {
-        rc = trend_series(r->steps[i], &t->series[t->n_series]);
+        rc = trend_series(&ctx, r->steps[i], &t->series[t->n_series]);
         if (t->series[t->n_series] != NULL)
             t->n_series++;
     }
-    metricsd__envelope__free_unpacked(env, NULL);
+    query_env_free(&ctx, env);
     if (rc != 0) {
         metricsd_trend_free(t);
         return rc;

@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * reply: a Reply message turned into the records of metricsd.h (metricsd_stats,
- * metricsd_power), quantiles computed from the sketches it carries. The library's
- * queries use it after their round trip; the daemon's HTTP API uses it on the reply
- * it builds itself, so both print the same figures from the same code.
+ * metricsd_power, metricsd_daemon_status), quantiles computed from the sketches it
+ * carries. The library's queries use it after their round trip, on the budget and
+ * deadline the reply was decoded with (qctx.h), so a hostile reply is refused with a
+ * named error; the daemon's HTTP API uses it on the reply it builds itself, so both
+ * print the same figures from the same code.
  */
 #include "reply.h"
 
@@ -16,13 +18,13 @@
 
 #include "sketch_pb.h"
 
-/* A result record of `size` bytes, zeroed, that begins with its size. */
-void *record_new(size_t size)
+/* q, or when NULL an unbounded context in *local. */
+static qctx *reply_ctx(qctx *q, qctx *local)
 {
-    void *r = calloc(1, size);
-    if (r != NULL)
-        memcpy(r, &size, sizeof(size));
-    return r;
+    if (q != NULL)
+        return q;
+    qctx_init(local, INT64_MAX, SIZE_MAX);
+    return local;
 }
 
 static void summarize(metricsd_summary *sum, const Metricsd__Sketch *msg, double unit)
@@ -56,13 +58,13 @@ typedef struct query_model {
     double unit[METRICSD_METRIC__COUNT];
 } query_model;
 
-metricsd_model_stats *query_model_new(void)
+metricsd_model_stats *query_model_new(qctx *q)
 {
-    query_model *q = calloc(1, sizeof(*q));
-    if (q == NULL)
+    query_model *m = qctx_new(q, sizeof(*m));
+    if (m == NULL)
         return NULL;
-    q->pub.size = sizeof(q->pub);
-    return &q->pub;
+    m->pub.size = sizeof(m->pub);
+    return &m->pub;
 }
 
 void query_model_free(metricsd_model_stats *m)
@@ -92,11 +94,17 @@ static int query_kind_cmp(const void *a, const void *b)
     return strcmp(x->name, y->name);
 }
 
-static void query_keep(query_model *q, metricsd_metric which, const Metricsd__Sketch *msg, double unit)
+/* Keep the sketch of `which`; its buckets are charged to q's budget like any other
+ * allocation of the result (sketch_pb_load allocates them with malloc, freed with the
+ * record). False once a bound is crossed. */
+static bool query_keep(qctx *q, query_model *m, metricsd_metric which, const Metricsd__Sketch *msg,
+                       double unit)
 {
-    q->unit[which] = unit;
-    if (msg != NULL && sketch_pb_load(&q->sk[which], msg) == 0)
-        q->have[which] = 1; /* undecodable: the summary is empty too */
+    m->unit[which] = unit;
+    if (msg == NULL || sketch_pb_load(&m->sk[which], msg) != 0)
+        return qctx_step(q); /* undecodable: the summary is empty too */
+    m->have[which] = 1;
+    return qctx_charge(q, (size_t)m->sk[which].cap * sizeof(*m->sk[which].counts));
 }
 
 double metricsd_model_quantile(const metricsd_model_stats *m, metricsd_metric which, double q)
@@ -109,7 +117,7 @@ double metricsd_model_quantile(const metricsd_model_stats *m, metricsd_metric wh
     return sketch_quantile(&qm->sk[which], q) / qm->unit[which];
 }
 
-int query_model_fill(metricsd_model_stats *m, const Metricsd__SeriesStats *ss)
+int query_model_fill(qctx *q, metricsd_model_stats *m, const Metricsd__SeriesStats *ss)
 {
     query_model *qm = (query_model *)m;
     m->requests = ss->requests;
@@ -119,13 +127,18 @@ int query_model_fill(metricsd_model_stats *m, const Metricsd__SeriesStats *ss)
     m->cold_starts = ss->cold_starts;
     m->prompt_tokens = ss->prompt_tokens;
     m->output_tokens = ss->output_tokens;
-    m->error_rate = ss->requests ? (double)(ss->errors + ss->timeouts) / (double)ss->requests : 0;
+    /* In double: errors + timeouts from a hostile daemon may not fit a uint64_t. */
+    m->error_rate = ss->requests ? ((double)ss->errors + (double)ss->timeouts) /
+                                       (double)ss->requests
+                                 : 0;
     summarize(&m->ttft_ms, ss->ttft, 1e6);
     summarize(&m->tpot_ms, ss->tpot, 1e6);
     summarize(&m->itl_ms, ss->itl, 1e6);
     summarize(&m->e2e_ms, ss->e2e, 1e6);
     summarize(&m->queue_ms, ss->queue, 1e6);
     summarize(&m->decode_tps, ss->decode_tps, 1);
+    summarize(&m->load_ms, ss->load, 1e6);
+    summarize(&m->prefill_ms, ss->prefill, 1e6);
     m->first_unix_ns = ss->first_unix_ns;
     m->last_unix_ns = ss->last_unix_ns;
     m->in_flight = ss->in_flight;
@@ -144,54 +157,53 @@ int query_model_fill(metricsd_model_stats *m, const Metricsd__SeriesStats *ss)
                                        : NAN;
     m->rss_bytes = ss->rss_bytes;
     m->gpu_mem_bytes = ss->gpu_mem_bytes;
-    query_keep(qm, METRICSD_TTFT, ss->ttft, 1e6);
-    query_keep(qm, METRICSD_TPOT, ss->tpot, 1e6);
-    query_keep(qm, METRICSD_ITL, ss->itl, 1e6);
-    query_keep(qm, METRICSD_E2E, ss->e2e, 1e6);
-    query_keep(qm, METRICSD_QUEUE, ss->queue, 1e6);
-    query_keep(qm, METRICSD_DECODE_TPS, ss->decode_tps, 1);
-    if ((m->group = strdup(ss->group ? ss->group : "")) == NULL)
-        return -ENOMEM;
-    query_keep(qm, METRICSD_LOAD, ss->load, 1e6);
-    query_keep(qm, METRICSD_PREFILL, ss->prefill, 1e6);
-    summarize(&m->load_ms, ss->load, 1e6);
-    summarize(&m->prefill_ms, ss->prefill, 1e6);
-    if ((m->error_kinds = calloc(ss->n_error_kinds + 1, sizeof(*m->error_kinds))) == NULL)
-        return -ENOMEM;
+    if (!query_keep(q, qm, METRICSD_TTFT, ss->ttft, 1e6) ||
+        !query_keep(q, qm, METRICSD_TPOT, ss->tpot, 1e6) ||
+        !query_keep(q, qm, METRICSD_ITL, ss->itl, 1e6) ||
+        !query_keep(q, qm, METRICSD_E2E, ss->e2e, 1e6) ||
+        !query_keep(q, qm, METRICSD_QUEUE, ss->queue, 1e6) ||
+        !query_keep(q, qm, METRICSD_DECODE_TPS, ss->decode_tps, 1) ||
+        !query_keep(q, qm, METRICSD_LOAD, ss->load, 1e6) ||
+        !query_keep(q, qm, METRICSD_PREFILL, ss->prefill, 1e6))
+        return qctx_fail(q);
+    if ((m->group = qctx_strdup(q, ss->group)) == NULL)
+        return qctx_fail(q);
+    if ((m->error_kinds = qctx_array(q, ss->n_error_kinds)) == NULL)
+        return qctx_fail(q);
     for (size_t i = 0; i < ss->n_error_kinds; i++) {
-        metricsd_counter *k = record_new(sizeof(*k));
+        metricsd_counter *k = qctx_record(q, sizeof(*k));
         if (k == NULL)
-            return -ENOMEM;
+            return qctx_fail(q);
         m->error_kinds[m->n_error_kinds++] = k;
-        if ((k->name = strdup(ss->error_kinds[i]->name ? ss->error_kinds[i]->name : "")) == NULL)
-            return -ENOMEM;
+        if ((k->name = qctx_strdup(q, ss->error_kinds[i]->name)) == NULL)
+            return qctx_fail(q);
         k->value = ss->error_kinds[i]->value;
     }
     qsort(m->error_kinds, m->n_error_kinds, sizeof(*m->error_kinds), query_kind_cmp);
     return 0;
 }
 
-int reply_stats(const Metricsd__Reply *r, metricsd_stats **out)
+int reply_stats(qctx *qin, const Metricsd__Reply *r, metricsd_stats **out)
 {
-    metricsd_stats *st;
-    st = record_new(sizeof(*st));
-    if (st == NULL || (st->models = calloc(r->n_series ? r->n_series : 1, sizeof(*st->models))) == NULL) {
+    qctx local, *q = reply_ctx(qin, &local);
+    metricsd_stats *st = qctx_record(q, sizeof(*st));
+    if (st == NULL || (st->models = qctx_array(q, r->n_series)) == NULL) {
         free(st);
-        return -ENOMEM;
+        return qctx_fail(q);
     }
     st->window_ns = r->window_ns;
     st->now_unix_ns = r->now_unix_ns;
     for (size_t i = 0; i < r->n_series; i++) {
         const Metricsd__SeriesStats *ss = r->series[i];
-        metricsd_model_stats *m = query_model_new();
+        metricsd_model_stats *m = query_model_new(q);
         if (m != NULL) {
             st->models[st->n_models++] = m;
-            m->model = strdup(ss->model ? ss->model : "");
-            m->backend = strdup(ss->backend ? ss->backend : "");
+            m->model = qctx_strdup(q, ss->model);
+            m->backend = qctx_strdup(q, ss->backend);
         }
-        if (m == NULL || m->model == NULL || m->backend == NULL || query_model_fill(m, ss) != 0) {
+        if (m == NULL || m->model == NULL || m->backend == NULL || query_model_fill(q, m, ss) != 0) {
             metricsd_stats_free(st);
-            return -ENOMEM;
+            return qctx_fail(q);
         }
     }
     *out = st;
@@ -208,9 +220,80 @@ void metricsd_stats_free(metricsd_stats *st)
     free(st);
 }
 
-static char *dup_or_empty(const char *s)
+static int copy_counters(qctx *q, Metricsd__Counter **in, size_t n, metricsd_counter ***out,
+                         size_t *nout)
 {
-    return strdup(s ? s : "");
+    *nout = 0;
+    if ((*out = qctx_array(q, n)) == NULL)
+        return qctx_fail(q);
+    for (size_t i = 0; i < n; i++) {
+        metricsd_counter *k = qctx_record(q, sizeof(*k));
+        if (k == NULL)
+            return qctx_fail(q);
+        (*out)[(*nout)++] = k;
+        if ((k->name = qctx_strdup(q, in[i]->name)) == NULL)
+            return qctx_fail(q);
+        k->value = in[i]->value;
+    }
+    return 0;
+}
+
+static void free_counters(metricsd_counter **k, size_t n)
+{
+    for (size_t i = 0; k != NULL && i < n; i++) {
+        free((char *)k[i]->name);
+        free(k[i]);
+    }
+    free(k);
+}
+
+int reply_status(qctx *qin, const Metricsd__Reply *r, metricsd_daemon_status **out)
+{
+    qctx local, *q = reply_ctx(qin, &local);
+    const Metricsd__DaemonStatus *ds = r->status;
+    metricsd_daemon_status *st;
+    int rc;
+    if (ds == NULL)
+        return -EPROTO;
+    if ((st = qctx_record(q, sizeof(*st))) == NULL)
+        return qctx_fail(q);
+    st->version = qctx_strdup(q, ds->version);
+    st->socket_path = qctx_strdup(q, ds->socket_path);
+    st->db_path = qctx_strdup(q, ds->db_path);
+    st->pid = ds->pid;
+    st->started_unix_ns = ds->started_unix_ns;
+    st->now_unix_ns = r->now_unix_ns;
+    st->last_flush_unix_ns = ds->last_flush_unix_ns;
+    st->clients = ds->clients;
+    st->in_flight = ds->in_flight;
+    st->series = ds->series;
+    st->flush_interval_ms = ds->flush_interval_ms;
+    st->db_bytes = ds->db_bytes;
+    st->db_map_bytes = ds->db_map_bytes;
+    st->pending_minutes = ds->pending_minutes;
+    rc = copy_counters(q, ds->counters, ds->n_counters, &st->counters, &st->n_counters);
+    if (rc == 0)
+        rc = copy_counters(q, ds->rejected, ds->n_rejected, &st->rejected, &st->n_rejected);
+    if (rc == 0 && (st->version == NULL || st->socket_path == NULL || st->db_path == NULL))
+        rc = qctx_fail(q);
+    if (rc != 0) {
+        metricsd_daemon_status_free(st);
+        return rc;
+    }
+    *out = st;
+    return 0;
+}
+
+void metricsd_daemon_status_free(metricsd_daemon_status *st)
+{
+    if (st == NULL)
+        return;
+    free_counters(st->counters, st->n_counters);
+    free_counters(st->rejected, st->n_rejected);
+    free((char *)st->version);
+    free((char *)st->socket_path);
+    free((char *)st->db_path);
+    free(st);
 }
 
 static double opt_num(int has, double v)
@@ -218,18 +301,43 @@ static double opt_num(int has, double v)
     return has ? v : NAN;
 }
 
-int reply_power(const Metricsd__Reply *reply, metricsd_power **out)
+/* The process's models joined with commas: one pass to size, one to copy (linear in
+ * the reply, however many names it holds). */
+static char *join_models(qctx *q, char **models, size_t n)
 {
+    size_t len = 1;
+    for (size_t k = 0; k < n; k++) {
+        if (!qctx_step(q))
+            return NULL;
+        len += (models[k] ? strlen(models[k]) : 0) + 1;
+    }
+    char *s = qctx_new(q, len), *at = s;
+    if (s == NULL)
+        return NULL;
+    for (size_t k = 0; k < n; k++) {
+        size_t m = models[k] ? strlen(models[k]) : 0;
+        if (k > 0)
+            *at++ = ',';
+        memcpy(at, models[k] ? models[k] : "", m);
+        at += m;
+    }
+    *at = '\0';
+    return s;
+}
+
+int reply_power(qctx *qin, const Metricsd__Reply *reply, metricsd_power **out)
+{
+    qctx local, *q = reply_ctx(qin, &local);
     metricsd_power *p;
     int bad = 0;
     const Metricsd__PowerReport *r = reply->power;
     if (r == NULL)
         return -EPROTO;
-    p = record_new(sizeof(*p));
-    if (p == NULL || (p->devices = calloc(r->n_devices + 1, sizeof(*p->devices))) == NULL ||
-        (p->processes = calloc(r->n_processes + 1, sizeof(*p->processes))) == NULL) {
+    p = qctx_record(q, sizeof(*p));
+    if (p == NULL || (p->devices = qctx_array(q, r->n_devices)) == NULL ||
+        (p->processes = qctx_array(q, r->n_processes)) == NULL) {
         metricsd_power_free(p);
-        return -ENOMEM;
+        return qctx_fail(q);
     }
     p->now_unix_ns = reply->now_unix_ns;
     p->since_unix_ns = r->since_unix_ns;
@@ -237,18 +345,18 @@ int reply_power(const Metricsd__Reply *reply, metricsd_power **out)
     p->sample_interval_ms = r->sample_interval_ms;
     for (size_t i = 0; i < r->n_devices && !bad; i++) {
         const Metricsd__PowerDevice *d = r->devices[i];
-        metricsd_power_device *m = record_new(sizeof(*m));
+        metricsd_power_device *m = qctx_record(q, sizeof(*m));
         if (m == NULL) {
             bad = 1;
             break;
         }
         p->devices[p->n_devices++] = m;
-        m->name = dup_or_empty(d->name);
-        m->kind = dup_or_empty(d->kind);
-        m->source = dup_or_empty(d->source);
-        m->unavailable_reason = dup_or_empty(d->unavailable_reason);
-        m->note = dup_or_empty(d->note);
-        m->battery_status = dup_or_empty(d->battery_status);
+        m->name = qctx_strdup(q, d->name);
+        m->kind = qctx_strdup(q, d->kind);
+        m->source = qctx_strdup(q, d->source);
+        m->unavailable_reason = qctx_strdup(q, d->unavailable_reason);
+        m->note = qctx_strdup(q, d->note);
+        m->battery_status = qctx_strdup(q, d->battery_status);
         bad |= !m->name || !m->kind || !m->source || !m->unavailable_reason || !m->note ||
                !m->battery_status;
         m->available = d->has_available && d->available;
@@ -267,8 +375,7 @@ int reply_power(const Metricsd__Reply *reply, metricsd_power **out)
     }
     for (size_t i = 0; i < r->n_processes && !bad; i++) {
         const Metricsd__PowerProcess *d = r->processes[i];
-        metricsd_power_process *m = record_new(sizeof(*m));
-        size_t len = 1;
+        metricsd_power_process *m = qctx_record(q, sizeof(*m));
         if (m == NULL) {
             bad = 1;
             break;
@@ -277,22 +384,12 @@ int reply_power(const Metricsd__Reply *reply, metricsd_power **out)
         m->pid = d->pid;
         m->rss_bytes = d->rss_bytes;
         m->gpu_mem_bytes = d->gpu_mem_bytes;
-        for (size_t k = 0; k < d->n_models; k++)
-            len += strlen(d->models[k] ? d->models[k] : "") + 1;
-        char *s = calloc(1, len);
-        if ((m->models = s) == NULL) {
+        if ((m->models = join_models(q, d->models, d->n_models)) == NULL)
             bad = 1;
-            break;
-        }
-        for (size_t k = 0; k < d->n_models; k++) {
-            if (k > 0)
-                strcat(s, ",");
-            strcat(s, d->models[k] ? d->models[k] : "");
-        }
     }
     if (bad) {
         metricsd_power_free(p);
-        return -ENOMEM;
+        return qctx_fail(q);
     }
     *out = p;
     return 0;

@@ -10,9 +10,15 @@
  * Nothing here blocks, and nothing the daemon writes in the ring can hurt the client:
  * the daemon's head is checked against our own tail before any copy, and the memfd is
  * sealed against shrinking, so no page of the mapping can vanish under a write.
+ *
+ * Nothing is lost uncounted when a ring connection ends: the client keeps a frame
+ * boundary at or before the daemon's head (ring_walk) and never writes over it, so
+ * the frames the daemon had not taken are still in the ring, whole, and go back to the
+ * front of the send buffer for the next connection (or are counted as dropped).
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -23,21 +29,161 @@
 #include "frame.h"
 
 #define RING_MAP_BYTES ((size_t)SHMRING_HDR_BYTES + RING_BYTES)
+/* The first payload byte of a Hello frame (field 1). */
+#define TAG_HELLO ((1u << 3) | 2u)
+
+static uint8_t *ring_data(const metricsd_client *c)
+{
+    return (uint8_t *)c->ring_hdr + SHMRING_HDR_BYTES;
+}
+
+/* n bytes of the ring from stream position `at`, across the wrap. */
+static void ring_read(const metricsd_client *c, uint64_t at, uint8_t *dst, size_t n)
+{
+    size_t off = (size_t)(at & (RING_BYTES - 1)), first = RING_BYTES - off;
+    if (first > n)
+        first = n;
+    memcpy(dst, ring_data(c) + off, first);
+    memcpy(dst + first, ring_data(c), n - first);
+}
+
+/* Length of the frame that starts at `at` (header included), or 0 when its header is
+ * not one we could have written (the daemon scribbled on the shared pages). */
+static size_t ring_frame_len(const metricsd_client *c, uint64_t at)
+{
+    uint8_t h[FRAME_HEADER_BYTES];
+    ring_read(c, at, h, sizeof(h));
+    uint32_t len = (uint32_t)h[0] | (uint32_t)h[1] << 8 | (uint32_t)h[2] << 16 |
+                   (uint32_t)h[3] << 24;
+    return len >= 1 && len <= FRAME_MAX_CLIENT ? FRAME_HEADER_BYTES + (size_t)len : 0;
+}
+
+/* Move ring_walk over the frames the daemon has wholly taken. -1: a frame header
+ * that cannot be ours. */
+static int walk_to(metricsd_client *c, uint64_t head)
+{
+    while (c->ring_walk != head) {
+        size_t fl = ring_frame_len(c, c->ring_walk);
+        if (fl == 0)
+            return -1;
+        if (fl > head - c->ring_walk)
+            break; /* the frame the daemon is in the middle of */
+        c->ring_walk += fl;
+    }
+    return 0;
+}
 
 void mdc_ring_drop(metricsd_client *c)
 {
-    if (c->ring_hdr != NULL)
-        munmap(c->ring_hdr, RING_MAP_BYTES);
-    if (c->ring_pass_fd >= 0)
-        close(c->ring_pass_fd);
+    mdc_release r = { -1, -1, NULL };
+    mdc_ring_end(c, &r);
+    mdc_release_now(&r);
+}
+
+/* Length of the frame at b[0..n) (header included), or 0 when it is not one we could
+ * have written or runs past n. */
+static size_t frame_len_in(const uint8_t *b, size_t n)
+{
+    if (n < FRAME_HEADER_BYTES + 1)
+        return 0;
+    uint32_t len = (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 |
+                   (uint32_t)b[3] << 24;
+    if (len < 1 || len > FRAME_MAX_CLIENT || len > n - FRAME_HEADER_BYTES)
+        return 0;
+    return FRAME_HEADER_BYTES + (size_t)len;
+}
+
+void mdc_ring_end(metricsd_client *c, mdc_release *r)
+{
+    if (c->ring == RING_ON && c->ring_hdr != NULL) {
+        uint64_t head = atomic_load_explicit(&c->ring_hdr->head, memory_order_acquire);
+        uint64_t tail = c->ring_tail;
+        /* A head that cannot be right: keep every frame we can still find. */
+        if (head - c->ring_walk > tail - c->ring_walk || walk_to(c, head) != 0)
+            head = c->ring_walk;
+        /* The bytes from ring_walk to the tail, copied out first: a daemon still alive
+         * could change the shared pages while they are parsed. */
+        size_t n = (size_t)(tail - c->ring_walk);
+        uint8_t *snap = n > 0 ? malloc(n) : NULL;
+        if (snap != NULL) {
+            ring_read(c, c->ring_walk, snap, n);
+            /* Whole frames, oldest first. One that runs past the tail is the send
+             * buffer's front frame, still whole there. Hellos are not sent again: the
+             * next connection opens with its own. */
+            size_t keep = 0, end = 0, fl;
+            for (size_t at = 0; (fl = frame_len_in(snap + at, n - at)) != 0; at += fl) {
+                if (snap[at + FRAME_HEADER_BYTES] != TAG_HELLO)
+                    keep += fl;
+                end = at + fl;
+            }
+            /* Oldest out first when the buffer cannot take them all. */
+            size_t room = c->q.cap - sendbuf_len(&c->q), at = 0;
+            for (; at < end && keep > room; at += fl) {
+                fl = frame_len_in(snap + at, end - at);
+                uint8_t tag = snap[at + FRAME_HEADER_BYTES];
+                if (tag == TAG_HELLO)
+                    continue;
+                keep -= fl;
+                mdc_count_frame_drop(c, tag);
+                c->ring_dropped++;
+            }
+            uint8_t *p = keep > 0 ? sendbuf_prepend(&c->q, keep) : NULL;
+            for (; at < end; at += fl) {
+                fl = frame_len_in(snap + at, end - at);
+                uint8_t tag = snap[at + FRAME_HEADER_BYTES];
+                if (tag == TAG_HELLO)
+                    continue;
+                if (p != NULL) {
+                    memcpy(p, snap + at, fl);
+                    p += fl;
+                    c->ring_resent++;
+                } else {
+                    mdc_count_frame_drop(c, tag); /* no memory to rebuild the buffer */
+                    c->ring_dropped++;
+                }
+            }
+            free(snap);
+        } else if (n > 0) {
+            /* No memory even to look: count what the ring holds as dropped. */
+            uint64_t at = c->ring_walk;
+            size_t fl;
+            while (at != tail && (fl = ring_frame_len(c, at)) != 0 && fl <= tail - at) {
+                uint8_t tag;
+                ring_read(c, at + FRAME_HEADER_BYTES, &tag, 1);
+                if (tag != TAG_HELLO) {
+                    mdc_count_frame_drop(c, tag);
+                    c->ring_dropped++;
+                }
+                at += fl;
+            }
+        }
+        /* The front frame's first bytes went into the ring, which is gone with the
+         * connection: it goes out whole on the next one. */
+        c->front_off = 0;
+    }
     if (c->ring == RING_OFFERED)
         c->ring_unanswered++;
+    r->map = c->ring_hdr;
+    r->pass_fd = c->ring_pass_fd;
     c->ring_hdr = NULL;
     c->ring_pass_fd = -1;
     c->ring = RING_NONE;
-    c->ring_tail = 0;
+    c->ring_tail = c->ring_walk = 0;
     c->switch_left = 0;
     c->busy_frames = 0;
+    c->offer_due = false;
+}
+
+void mdc_release_now(mdc_release *r)
+{
+    if (r->map != NULL)
+        munmap(r->map, RING_MAP_BYTES);
+    if (r->pass_fd >= 0)
+        close(r->pass_fd);
+    if (r->fd >= 0)
+        close(r->fd);
+    r->map = NULL;
+    r->fd = r->pass_fd = -1;
 }
 
 /* Queue a Shm frame like any other; false when the buffer has no room. */
@@ -62,51 +208,62 @@ static bool queue_shm(metricsd_client *c, uint32_t bytes, bool start)
     return true;
 }
 
-/* Make the ring and queue its offer; the memfd goes with the next bytes sent, so it
- * reaches the daemon no later than the offer. A failure on our side (no memfd, no
- * memory, no room) leaves the connection on the socket until the next busy spell. */
-static void offer(metricsd_client *c)
+/* The ring's memory. A failure (no memfd, no memory) leaves the connection on the
+ * socket until the next busy spell. */
+bool mdc_ring_offer_make(int *fdp, void **mapp)
 {
     int fd = memfd_create("metricsd-ring", MFD_CLOEXEC | MFD_ALLOW_SEALING);
     void *m = MAP_FAILED;
 
     if (fd < 0)
-        return;
+        return false;
     if (ftruncate(fd, (off_t)RING_MAP_BYTES) == 0 &&
         fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) == 0)
         m = mmap(NULL, RING_MAP_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    if (m == MAP_FAILED || !queue_shm(c, RING_BYTES, false)) {
-        if (m != MAP_FAILED)
-            munmap(m, RING_MAP_BYTES);
+    if (m == MAP_FAILED) {
         close(fd);
-        return;
+        return false;
     }
     shmring_hdr *h = m;
     h->magic = SHMRING_MAGIC;
     h->version = SHMRING_VERSION;
     h->bytes = RING_BYTES;
     h->hdr_bytes = SHMRING_HDR_BYTES;
-    c->ring_hdr = h;
+    *fdp = fd;
+    *mapp = m;
+    return true;
+}
+
+/* Queue the offer; the memfd goes with the next bytes sent, so it reaches the daemon
+ * no later than the offer. False (the caller releases fd and map): no room. */
+bool mdc_ring_offer_commit(metricsd_client *c, int fd, void *map)
+{
+    if (c->ring != RING_NONE || c->state != CONNECTED || !queue_shm(c, RING_BYTES, false))
+        return false;
+    c->ring_hdr = map;
     c->ring_pass_fd = fd;
-    c->ring_tail = 0;
+    c->ring_tail = c->ring_walk = 0;
     c->ring = RING_OFFERED;
+    return true;
+}
+
+void mdc_ring_advance(metricsd_client *c)
+{
+    /* Accepted: queue the switch. Every byte queued so far, Shm{start} included, still
+     * goes on the socket; every byte queued after it, into the ring. */
+    if (c->ring == RING_OFFERED &&
+        atomic_load_explicit(&c->ring_hdr->state, memory_order_acquire) == SHMRING_ACCEPTED &&
+        queue_shm(c, 0, true)) {
+        c->ring = RING_SWITCHING;
+        c->switch_left = pending_bytes(c);
+    }
 }
 
 void mdc_ring_note_frame(metricsd_client *c)
 {
-    if (c->ring == RING_OFFERED) {
-        /* Accepted: queue the switch. Every byte queued so far, Shm{start} included,
-         * still goes on the socket; every byte queued after it, into the ring. */
-        if (atomic_load_explicit(&c->ring_hdr->state, memory_order_acquire) == SHMRING_ACCEPTED &&
-            queue_shm(c, 0, true)) {
-            c->ring = RING_SWITCHING;
-            c->switch_left = pending_bytes(c);
-        }
-        return;
-    }
     /* Busy: RING_BUSY_FRAMES frames within RING_BUSY_NS; one clock read per
      * RING_BUSY_FRAMES frames. */
-    if (c->ring != RING_NONE || c->state != CONNECTED || c->ring_disabled ||
+    if (c->ring != RING_NONE || c->state != CONNECTED || c->ring_disabled || c->offer_due ||
         c->ring_unanswered >= RING_MAX_UNANSWERED || ++c->busy_frames < RING_BUSY_FRAMES)
         return;
     int64_t now = mono_ns();
@@ -114,10 +271,10 @@ void mdc_ring_note_frame(metricsd_client *c)
     c->busy_ns = now;
     c->busy_frames = 0;
     if (busy)
-        offer(c);
+        c->offer_due = true;
 }
 
-ssize_t mdc_ring_send_fd(metricsd_client *c, const struct iovec *iov, int n)
+ssize_t mdc_ring_send_fd(int fd, int pass_fd, const struct iovec *iov, int n)
 {
     union {
         char buf[CMSG_SPACE(sizeof(int))];
@@ -130,55 +287,98 @@ ssize_t mdc_ring_send_fd(metricsd_client *c, const struct iovec *iov, int n)
     cm->cmsg_level = SOL_SOCKET;
     cm->cmsg_type = SCM_RIGHTS;
     cm->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(cm), &c->ring_pass_fd, sizeof(int));
-    ssize_t k = sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (k > 0) {
-        /* In flight with the first of those bytes: the daemon holds its own copy. */
-        close(c->ring_pass_fd);
-        c->ring_pass_fd = -1;
+    memcpy(CMSG_DATA(cm), &pass_fd, sizeof(int));
+    return sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+bool mdc_peer_gone(int fd)
+{
+    struct pollfd p = { .fd = fd, .events = POLLIN | POLLRDHUP };
+    int k = poll(&p, 1, 0);
+    if (k < 0)
+        return errno != EINTR && errno != ENOMEM && errno != EAGAIN;
+    if (k == 0)
+        return false;
+    /* The kernel reports the peer's close even with bytes unread before it: one byte
+     * the daemon wrote cannot hide its death. */
+    if ((p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) != 0)
+        return true;
+    if ((p.revents & POLLIN) != 0) {
+        /* The daemon sends nothing on an event connection today (an acknowledgement
+         * would be read here): bytes are read and ignored, a few KiB per look. */
+        uint8_t b[1024];
+        for (int i = 0; i < 4; i++) {
+            ssize_t r = recv(fd, b, sizeof(b), MSG_DONTWAIT);
+            if (r == 0)
+                return true;
+            if (r < 0)
+                return errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR;
+            if ((size_t)r < sizeof(b))
+                break;
+        }
+    }
+    return false;
+}
+
+/* iov cut to its first `limit` bytes, into out; how many iovecs remain. */
+static int iov_cut(const struct iovec *iov, int n, size_t limit, struct iovec *out)
+{
+    int k = 0;
+    for (int i = 0; i < n && limit > 0; i++) {
+        out[k] = iov[i];
+        if (out[k].iov_len > limit)
+            out[k].iov_len = limit;
+        limit -= out[k].iov_len;
+        k++;
     }
     return k;
 }
 
-/* Is the daemon still at the other end? A peek that finds EOF says it left. */
-static int daemon_gone(metricsd_client *c)
-{
-    char b;
-    ssize_t n = recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
-    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
-}
-
-long mdc_ring_write(metricsd_client *c, const struct iovec *iov, int n)
+long mdc_ring_write(metricsd_client *c, const struct iovec *iov, int n, bool probe, bool *gone)
 {
     shmring_hdr *h = c->ring_hdr;
+    *gone = false;
     /* The daemon closed this connection (it stopped, or closed it for its own
      * reasons): the frame stays ours, for the next connection. */
-    if (atomic_load_explicit(&h->state, memory_order_acquire) == SHMRING_CLOSED)
-        return -1;
-    long put = shmring_put(h, (uint8_t *)h + SHMRING_HDR_BYTES, RING_BYTES, &c->ring_tail, iov, n);
-    if (put < 0)
-        return -1; /* the daemon's head is impossible: give the ring up */
+    if (atomic_load_explicit(&h->state, memory_order_acquire) == SHMRING_CLOSED) {
+        *gone = true;
+        return 0;
+    }
+    /* A daemon that died leaves no EOF to notice while it is polled: look once per
+     * reconnect interval (one clock read per write; the vDSO, no syscall). */
+    int64_t now = mono_ns();
+    if (probe || now - c->ring_probe_ns >= c->reconnect_ns) {
+        c->ring_probe_ns = now;
+        if (mdc_peer_gone(c->fd)) {
+            *gone = true;
+            return 0;
+        }
+    }
+    uint64_t head = atomic_load_explicit(&h->head, memory_order_acquire);
+    if (head - c->ring_walk > c->ring_tail - c->ring_walk || walk_to(c, head) != 0) {
+        *gone = true; /* the daemon's head cannot be right: give the ring up */
+        return 0;
+    }
+    /* Never write over ring_walk: the frame the daemon is inside stays whole. */
+    struct iovec cut[4];
+    int k = iov_cut(iov, n < 4 ? n : 4, RING_BYTES - (size_t)(c->ring_tail - c->ring_walk), cut);
+    if (k == 0)
+        return 0;
+    long put = shmring_put(h, ring_data(c), RING_BYTES, &c->ring_tail, cut, k);
+    if (put < 0) {
+        *gone = true;
+        return 0;
+    }
     /* Publish, then look for a sleeping daemon; the daemon sets `sleeping`, then looks
      * at the tail. With a full fence on both sides one of us sees the other. */
     atomic_thread_fence(memory_order_seq_cst);
     if (atomic_load_explicit(&h->sleeping, memory_order_relaxed) != 0 &&
         atomic_exchange_explicit(&h->sleeping, 0, memory_order_acq_rel) != 0) {
         static const char wake = 0;
-        ssize_t k = send(c->fd, &wake, 1, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (k < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-            return -1;
-        c->ring_probe_ns = mono_ns();
-        return put;
-    }
-    /* A daemon that died leaves no EOF to notice while it is polled: look once per
-     * reconnect interval, or whenever the ring is full. */
-    if (put == 0 || (c->ring_tail & 4095u) < (uint64_t)put) {
-        int64_t now = mono_ns();
-        if (now - c->ring_probe_ns >= c->reconnect_ns) {
-            c->ring_probe_ns = now;
-            if (daemon_gone(c))
-                return -1;
-        }
+        ssize_t w = send(c->fd, &wake, 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+            *gone = true;
+        c->ring_probe_ns = now;
     }
     return put;
 }

@@ -101,3 +101,21 @@ int sendbuf_iov(const sendbuf *q, size_t skip, struct iovec iov[2])
         iov[n++] = (struct iovec){ q->buf, q->b_end };
     return n;
 }
+
+uint8_t *sendbuf_prepend(sendbuf *q, size_t n)
+{
+    size_t older = q->a_end - q->a, len = older + q->b_end;
+    if (n > q->cap || len > q->cap - n)
+        return NULL;
+    uint8_t *nb = malloc(q->cap);
+    if (nb == NULL)
+        return NULL;
+    memcpy(nb + n, q->buf + q->a, older);
+    memcpy(nb + n + older, q->buf, q->b_end);
+    free(q->buf);
+    q->buf = nb;
+    q->a = 0;
+    q->a_end = n + len;
+    q->b_end = 0;
+    return nb;
+}

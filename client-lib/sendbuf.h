@@ -38,6 +38,11 @@ void sendbuf_shrink(sendbuf *q, const uint8_t *p, size_t reserved, size_t used);
 const uint8_t *sendbuf_front(const sendbuf *q);
 /* Retire the front n bytes: whole frames, so never more than the older run holds. */
 void sendbuf_pop(sendbuf *q, size_t n);
+/* Room for n bytes before every waiting byte (frames going back to the front): the
+ * buffer is rebuilt as one run, a malloc of cap and a copy, so it is for rare events (a
+ * ring connection that ended). Returns where the caller writes those n bytes; NULL
+ * when n + sendbuf_len > cap or out of memory (nothing changed). */
+uint8_t *sendbuf_prepend(sendbuf *q, size_t n);
 /* The waiting bytes less the first skip, as at most two iovecs; returns how many. */
 int sendbuf_iov(const sendbuf *q, size_t skip, struct iovec iov[2]);
 

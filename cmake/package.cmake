@@ -24,6 +24,9 @@ set(CPACK_DEBIAN_PACKAGE_SECTION utils)
 set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
 set(CPACK_DEBIAN_PACKAGE_HOMEPAGE "https://github.com/metricsd/metricsd")
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
+# The Python package (bindings/python, in /usr/lib/python3/dist-packages) needs an
+# interpreter; dpkg-shlibdeps' libraries are added to this.
+set(CPACK_DEBIAN_PACKAGE_DEPENDS "python3:any")
 # The shlibs file (so packages built against libmetricsd depend on this one) and the
 # ldconfig trigger Debian uses for a shared library (without it: lintian's error
 # lacks-ldconfig-trigger) are ours. CPack still writes postinst/postrm calling ldconfig

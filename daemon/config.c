@@ -26,6 +26,7 @@ enum setting_type {
     T_SIZE,   /* size_t, min..max */
     T_MB,     /* size_t in bytes, given in MB (min..max MB) */
     T_PATH,   /* char[], not empty */
+    T_OPTPATH, /* char[], empty for none (so --print-config's "key = " reads back) */
     T_SOCKET, /* char[108]: sun_path's limit, said in its own words */
     T_LEVEL,  /* int, a log level name */
     T_BOOL,   /* int 0/1; as a flag it takes no value and sets 1 */
@@ -96,7 +97,7 @@ static const setting settings[] = {
     { "http", "http", "http", T_ADDR, FIELD(http_host), 0, 0, false, "ADDR:PORT", "off",
       "serve /metrics (Prometheus), /api/v1/ and the dashboard page over\n"
       "HTTP here: a loopback address unless http_token_file is set" },
-    { "http-token-file", "http", "http_token_file", T_PATH, FIELD(http_token_file), 0, 0,
+    { "http-token-file", "http", "http_token_file", T_OPTPATH, FIELD(http_token_file), 0, 0,
       false, "PATH", "none",
       "every HTTP request must carry 'Authorization: Bearer TOKEN', TOKEN\n"
       "being this file's first line" },
@@ -226,6 +227,9 @@ static void expected(const setting *s, char *buf, size_t n)
     case T_PATH:
         snprintf(buf, n, "a path of at most %zu bytes", s->size - 1);
         break;
+    case T_OPTPATH:
+        snprintf(buf, n, "a path of at most %zu bytes, or nothing for none", s->size - 1);
+        break;
     case T_SOCKET:
         snprintf(buf, n, "a path of at most %zu bytes", s->size - 1);
         break;
@@ -275,6 +279,11 @@ static int setting_set(config *cfg, const setting *s, const char *val)
             return 0;
         }
         if (val[0] == '\0' || strlen(val) >= s->size)
+            return -1;
+        snprintf(field(cfg, s), s->size, "%s", val);
+        return 0;
+    case T_OPTPATH:
+        if (strlen(val) >= s->size)
             return -1;
         snprintf(field(cfg, s), s->size, "%s", val);
         return 0;
@@ -348,6 +357,7 @@ static void setting_format(const config *cfg, const setting *s, char *buf, size_
         snprintf(buf, n, "%zu", *(const size_t *)p >> 20);
         break;
     case T_PATH:
+    case T_OPTPATH:
     case T_SOCKET:
         snprintf(buf, n, "%s", (const char *)p);
         break;

@@ -105,7 +105,7 @@ int export_stats_json(server *srv, int64_t window_ns, const char *model, int by_
     int rc = ask(srv, &q, &env);
     if (rc != 0)
         return rc;
-    rc = reply_stats(env->reply, &st);
+    rc = reply_stats(NULL, env->reply, &st); /* our own reply: unbounded */
     metricsd__envelope__free_unpacked(env, NULL);
     if (rc != 0)
         return rc;
@@ -124,7 +124,7 @@ int export_power_json(server *srv, export_buf *out)
     int rc = ask(srv, &q, &env);
     if (rc != 0)
         return rc;
-    rc = reply_power(env->reply, &p);
+    rc = reply_power(NULL, env->reply, &p);
     metricsd__envelope__free_unpacked(env, NULL);
     if (rc != 0)
         return rc;

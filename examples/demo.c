@@ -275,7 +275,7 @@ int main(int argc, char **argv)
     for (double end = now_s() + 1.0; metricsd_flush(cfg.client) == -EAGAIN && now_s() < end;)
         nanosleep(&(struct timespec){ 0, 5000000 }, NULL);
 
-    metricsd_client_stats st;
+    metricsd_client_stats st = { .size = sizeof(metricsd_client_stats) };
     metricsd_client_get_stats(cfg.client, &st);
     printf("metricsd-demo: %llu generations (ok %llu, error %llu, cancelled %llu), %llu output "
            "tokens, %d threads, %.1f s at %gx; client: sent %llu frames, dropped %llu, "

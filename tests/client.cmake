@@ -14,3 +14,6 @@ set_tests_properties(client_static_archive PROPERTIES ENVIRONMENT "SANITIZE=${ME
 add_test(NAME client_embed_build COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/integration/embed.sh
   ${PROJECT_SOURCE_DIR} ${CMAKE_CURRENT_BINARY_DIR}/embed)
 set_tests_properties(client_embed_build PROPERTIES TIMEOUT 300)
+# libmetricsd against a hostile fake daemon and a careless engine (issue 13).
+metricsd_unit_test(test_client_hostile SOURCES test_client_hostile.c LIBS metricsd_client_internal)
+set_tests_properties(test_client_hostile PROPERTIES TIMEOUT 120)

@@ -28,3 +28,11 @@ metricsd_script_test(integration_config_reload integration/config_reload.sh LABE
 metricsd_script_test(integration_deb_package integration/deb_package.sh SKIP TIMEOUT 600 LABELS integration package)
 metricsd_script_test(integration_ctl_commands integration/ctl_commands.sh LABELS integration)
 metricsd_script_test(integration_ctl_top integration/ctl_top.sh SKIP LABELS integration)
+
+# ring_kill: the daemon SIGKILLed under a shared ring; attempted = stored + dropped
+# exactly, after a restart on the same database (issue 13).
+add_executable(ring_kill integration/ring_kill.c)
+target_link_libraries(ring_kill PRIVATE metricsd_harness metricsd_client_internal metricsd_flags)
+add_test(NAME ring_kill COMMAND ring_kill $<TARGET_FILE:metricsd-daemon>)
+set_tests_properties(ring_kill PROPERTIES TIMEOUT 240 LABELS "integration")
+metricsd_script_test(integration_socket_dir integration/socket_dir.sh LABELS integration)

@@ -23,9 +23,39 @@
  * library reconnects by itself, at most once per `reconnect_ms`. After fork() the
  * child never writes into the parent's connection: it opens its own.
  *
+ * Whom it talks to: only a daemon of the caller's own uid, or root. Before each
+ * connection attempt the socket's directory is checked with lstat (a real directory,
+ * not a symlink, owned by the caller or root, not writable by group or others), and
+ * after connect() the peer's uid with SO_PEERCRED. A connection that fails either
+ * check is closed before a byte is written; it is counted (stats.peer_refused) and the
+ * events stay buffered (or are dropped and counted, as when no daemon runs).
+ *
+ * A dead daemon is noticed on either transport within one reconnect interval of the
+ * next send or metricsd_flush (on the shared ring by a poll() for POLLRDHUP, which
+ * unread bytes cannot hide). Frames still in a ring that the daemon had not taken
+ * when its connection ended are sent again on the next connection, ahead of newer
+ * ones (stats.ring_resent), or, when the buffer has no room for them, dropped and
+ * counted (stats.ring_dropped, and in stats.dropped). Bytes that the kernel took into a
+ * dead daemon's socket buffer are not known to the library and are not counted.
+ *
  * Threads: a client may be used from many threads at once. A generation belongs to
  * one thread at a time. Every function taking a metricsd_gen * accepts NULL and then
- * does nothing, so an engine need not check metricsd_begin's result.
+ * does nothing, so an engine need not check metricsd_begin's result. No thread waits
+ * for another's system call: the thread that finds nobody sending becomes the sender
+ * and calls send() after releasing the client's lock; the others only copy their frame
+ * into the buffer (a memcpy under the lock) and return.
+ *
+ * metricsd_close must not overlap any other call on the same client or on its
+ * generations (the caller joins its threads first); after it returns, the client and
+ * every generation still open on it are freed. Use after close is a bug in the
+ * caller, but calls are defended where it is cheap: metricsd_flush,
+ * metricsd_client_get_stats and a second metricsd_close look the client up in the
+ * library's list of live clients and return -EBADF (do nothing) for one that is not
+ * there, without touching its memory; every other call checks a magic number in the
+ * client or generation (cleared by close and by metricsd_end) and then returns -EBADF,
+ * NULL or nothing. That second check reads freed memory: it catches a stale pointer
+ * until the allocator hands that memory out again, not after; it never hangs (no call
+ * takes a lock before the check passes).
  *
  * Errors: functions that can fail return 0 or a negative errno; metricsd_strerror()
  * turns it into words.
@@ -37,15 +67,18 @@
  *    type and meaning. The structs without a size field are frozen: they never
  *    change, and a later version adds new fields or calls instead
  *    (metricsd_summary, embedded by value; metricsd_label_kv, an array the caller
- *    lays out; metricsd_client_stats, filled in the caller's memory).
+ *    lays out).
  *  - Structs the caller fills in (metricsd_options, metricsd_gen_opts, metricsd_event,
- *    metricsd_query_opts) begin with `size_t size`, which the caller sets to
+ *    metricsd_query_opts, and metricsd_client_stats, which the library fills in the
+ *    caller's memory) begin with `size_t size`, which the caller sets to
  *    sizeof(the struct) as it compiled it. The library reads only the first `size`
  *    bytes (it copies min(size, its own sizeof) into a zeroed struct), so a field past
  *    an older caller's size is 0 and takes its default. size 0, or smaller than
  *    sizeof(size_t), is an error: -EINVAL (metricsd_begin returns NULL and counts a
  *    drop). A caller's size larger than the library's sizeof (a newer header on an
  *    older library) is accepted; the fields the library does not know are not read.
+ *    metricsd_client_get_stats writes only min(size, its own sizeof) bytes and sets
+ *    `size` to that, so METRICSD_HAS tells which fields it filled.
  *  - Query results are allocated by the library. Every result record and every
  *    top-level result struct begins with `size_t size`, the library's sizeof of that
  *    record, and the records of a list are reached through an array of POINTERS
@@ -55,10 +88,18 @@
  *    (older) library you run against -- test it with METRICSD_HAS before reading it.
  *
  * ABI history (the SONAME stays libmetricsd.so.0 while the version is 0.x):
- *  0.1 query results became pointer arrays of records that begin with size; a `size`
- *      below sizeof(size_t) is rejected, where 0 used to mean "this version".
- *      Added since, at the ends (nothing moved): metricsd_query_opts.step_ns,
- *      metricsd_query_trend, metricsd_model_quantile.
+ *  0.1 (this header) query results became pointer arrays of records that begin with
+ *      size; a `size` below sizeof(size_t) is rejected, where 0 used to mean "this
+ *      version".
+ *  0.1, later: metricsd_client_stats begins with `size_t size` (set by the caller; it was
+ *      frozen without one) and gained the peer, ring and disconnect counters;
+ *      metricsd_client_get_stats returns int. New error codes: -EPERM (peer refused),
+ *      -E2BIG (a reply over the memory budget), -EBADF (a closed client).
+ *  0.1, later: added at the ends (nothing moved): metricsd_gen_opts.has_gpu_layers,
+ *      metricsd_event.has_gpu_layers, metricsd_model_stats' load_ms, prefill_ms,
+ *      error kinds and group, metricsd_query_opts.step_ns and group_by;
+ *      metricsd_query_trend (metricsd_trend, metricsd_trend_series, both sized) and
+ *      metricsd_model_quantile.
  */
 #ifndef METRICSD_H
 #define METRICSD_H
@@ -112,8 +153,10 @@ typedef struct metricsd_options {
 /* Create a client. socket_path NULL means the default: $METRICSD_SOCKET, else
  * $XDG_RUNTIME_DIR/metricsd/metricsd.sock, else /tmp/metricsd-$UID/metricsd.sock.
  * client_name names the engine (Hello.client_name). Returns 0 even when the daemon is
- * not running (the client connects later by itself); -EINVAL (also for an opts->size
- * below sizeof(size_t)), -ENOMEM otherwise.
+ * not running (the client connects later by itself, and also when the socket fails
+ * the peer check, which is counted and retried); -EINVAL (out NULL, an empty
+ * socket_path, or an opts->size below sizeof(size_t)), -ENAMETOOLONG (the path, given
+ * or default, does not fit a Unix socket address: 107 bytes), -ENOMEM.
  * Free with metricsd_close.
  *
  * A connection that sends more than 1,000 frames a second moves to a ring of shared
@@ -126,13 +169,16 @@ METRICSD_EXPORT int metricsd_connect(metricsd_client **out, const char *socket_p
 METRICSD_EXPORT int metricsd_connect_opts(metricsd_client **out, const char *socket_path,
                                           const char *client_name,
                                           const metricsd_options *opts);
-/* Try once, without blocking, to send what is buffered; then free the client. Open
- * generations of this client must not be used afterwards. */
+/* Try once, without blocking, to send what is buffered; then free the client and every
+ * generation still open on it (they must not be used afterwards). See "Threads" above
+ * for what may not overlap it. NULL, or a client already closed, is ignored. */
 METRICSD_EXPORT void metricsd_close(metricsd_client *c);
 /* Try once, without blocking, to send what is buffered (connecting first if the
  * reconnect interval allows). Returns 0 when nothing is left buffered (also when not
  * connected and the buffer is empty), -EAGAIN when bytes remain or a connection is
- * still being made, -ENOTCONN when bytes wait and there is no connection. */
+ * still being made or another thread is sending, -ENOTCONN when bytes wait and there is
+ * no connection, -EINVAL for NULL, -EBADF for a closed client. On a ring connection it
+ * also checks that the daemon is still there. */
 METRICSD_EXPORT int metricsd_flush(metricsd_client *c);
 
 /* Per-generation options. `size` as for metricsd_options (required: a size below
@@ -169,7 +215,8 @@ typedef struct metricsd_gen_opts {
  *
  * Start a generation of `model` now; sends a small Begin frame so the daemon knows
  * what is in flight. opts may be NULL. Returns NULL (and counts a drop) when out of
- * memory, past METRICSD_MAX_IN_FLIGHT, or opts->size is below sizeof(size_t). */
+ * memory, past METRICSD_MAX_IN_FLIGHT, or opts->size is below sizeof(size_t); NULL
+ * without counting for a NULL or closed client. */
 METRICSD_EXPORT metricsd_gen *metricsd_begin(metricsd_client *c, const char *model,
                                              const metricsd_gen_opts *opts);
 /* The generation left the queue (queue = start -> now): when the engine assigns it a
@@ -194,7 +241,9 @@ METRICSD_EXPORT void metricsd_load_ns(metricsd_gen *g, int64_t load_ns);
 METRICSD_EXPORT void metricsd_error_kind(metricsd_gen *g, const char *kind);
 METRICSD_EXPORT void metricsd_label(metricsd_gen *g, const char *key, const char *value);
 /* Finish: queue one Generation frame and try to send it without blocking. g is freed.
- * Returns 0, or -ENOBUFS when the event was dropped (buffer full; counted). */
+ * Returns 0 (also for NULL), -ENOBUFS when the event was dropped (buffer full, or the
+ * frame over 64 KiB; counted), -EBADF for a generation already ended or freed by
+ * metricsd_close (when detectable, see "Threads"). */
 METRICSD_EXPORT int metricsd_end(metricsd_gen *g, metricsd_status status);
 
 typedef struct metricsd_label_kv {
@@ -204,7 +253,7 @@ typedef struct metricsd_label_kv {
 
 /* A generation whose durations the engine measured itself (Ollama's and llama.cpp's
  * per-response timings). Durations in ns; they are passed to the daemon as given and
- * validated there. */
+ * validated there (any int64_t value is safe to pass, INT64_MIN included). */
 typedef struct metricsd_event {
     size_t size;               /* sizeof(metricsd_event) */
     const char *model;         /* required */
@@ -232,20 +281,36 @@ typedef struct metricsd_event {
     int has_gpu_layers;        /* added at the end: as in metricsd_gen_opts */
 } metricsd_event;
 
-/* Queue one event. Returns 0, -EINVAL (no model, or ev->size below sizeof(size_t)),
- * -ENOBUFS (dropped; counted). */
+/* Queue one event. Returns 0, -EINVAL (c or ev NULL, no model, or ev->size below
+ * sizeof(size_t)), -ENOBUFS (dropped; counted), -EBADF (a closed client, when
+ * detectable). */
 METRICSD_EXPORT int metricsd_record(metricsd_client *c, const metricsd_event *ev);
 
-/* Counters of this client, for an engine's own diagnostics. Frozen (ABI rule). */
+/* Counters of this client, for an engine's own diagnostics. Set `size` to
+ * sizeof(metricsd_client_stats); the library writes min(size, its sizeof) bytes and
+ * sets size to that (ABI rule). Every event the engine handed over (metricsd_end,
+ * metricsd_record) is, once the buffer is empty, either delivered or in `dropped`. */
 typedef struct metricsd_client_stats {
-    uint64_t sent;        /* frames fully written to the socket */
-    uint64_t dropped;     /* events dropped (buffer full, no memory) */
-    uint64_t connects;    /* successful connections */
-    uint64_t buffered;    /* bytes waiting now */
-    int connected;
+    size_t size;
+    uint64_t sent;         /* frames written to the socket or the ring (a frame sent
+                              again after its ring ended counts again) */
+    uint64_t dropped;      /* events dropped (buffer full, no memory, ring_dropped) */
+    uint64_t connects;     /* connections made (that passed the peer check) */
+    uint64_t buffered;     /* bytes waiting now */
+    int connected;         /* 1 while connected */
+    int ring;              /* 1 while frames go through a shared ring */
+    uint64_t peer_refused; /* attempts refused: directory or peer uid (see above) */
+    uint64_t disconnects;  /* connections that ended: daemon gone, error, refused ring */
+    uint64_t ring_resent;  /* frames left in an ended ring, queued again */
+    uint64_t ring_dropped; /* frames left in an ended ring, dropped for want of room
+                              (events among them are in `dropped` too) */
 } metricsd_client_stats;
-METRICSD_EXPORT void metricsd_client_get_stats(metricsd_client *c, metricsd_client_stats *st);
+/* Returns 0; -EINVAL when st is NULL or st->size is below sizeof(size_t) (nothing
+ * written); -EINVAL for a NULL client and -EBADF for a closed one (then the counters
+ * read 0). */
+METRICSD_EXPORT int metricsd_client_get_stats(metricsd_client *c, metricsd_client_stats *st);
 
+/* Words for any int (never NULL; safe for INT_MIN and positive values). */
 METRICSD_EXPORT const char *metricsd_strerror(int err);
 METRICSD_EXPORT const char *metricsd_version(void);
 /* The socket path the library uses when given NULL. Writes at most n bytes
@@ -261,7 +326,33 @@ METRICSD_EXPORT int metricsd_default_socket(char *buf, size_t n);
  * Results: each call allocates one result the caller frees with its _free function;
  * every string and record in it lives until then. Records are reached through arrays
  * of pointers and begin with `size` (ABI rule above).
+ *
+ * Bounds, whatever the daemon sends: a reply frame of at most METRICSD_QUERY_MAX_REPLY
+ * bytes (-EMSGSIZE past it); memory for decoding it and building the result of at most
+ * METRICSD_QUERY_MEM_FACTOR times its wire size plus METRICSD_QUERY_MEM_BASE, never
+ * more than METRICSD_QUERY_MEM_MAX (-E2BIG past it, counted in bytes requested from
+ * malloc; the reply's own bytes, held while it is decoded, come on top, as does one
+ * sketch's scratch of 16 KiB at a time); and the whole call, connecting, decoding and building included, returns
+ * within timeout_ms (-ETIMEDOUT) plus one bounded step (at most 256 records). A reply
+ * that is not a Reply, does not decode, lacks the part the call asked for, or carries
+ * an error that is not a negative errno (-4095..-1) is -EPROTO. The socket is checked
+ * as the sending side checks it (-EPERM).
+ *
+ * Every query call returns 0, or: -EINVAL (out NULL, opts->size below sizeof(size_t)),
+ * -ENAMETOOLONG (socket path), -EPERM (peer check), -ENOENT / -ECONNREFUSED (no
+ * daemon), another connect() or socket errno, -ECONNRESET (closed before a whole
+ * reply), -ETIMEDOUT, -EMSGSIZE, -E2BIG, -EPROTO, -ENOMEM, or the daemon's own error
+ * (a negative errno it sent).
  */
+/* The factor: a series record costs about 2,000 bytes decoded and built (protobuf-c's
+ * message of about 400 bytes, and the 784-byte metricsd_model_stats with the eight
+ * sketches it keeps for metricsd_model_quantile, on x86-64), and a real one carries at
+ * least its name, counts and sketches on the wire (40 bytes and up); an empty entry
+ * (2 bytes) is 1,000 times its size, so a flood of them is still refused. */
+#define METRICSD_QUERY_MAX_REPLY (64u * 1024u * 1024u)
+#define METRICSD_QUERY_MEM_FACTOR 128u
+#define METRICSD_QUERY_MEM_BASE (1024u * 1024u)
+#define METRICSD_QUERY_MEM_MAX (256u * 1024u * 1024u)
 /* Embedded by value in metricsd_model_stats, so frozen. */
 typedef struct metricsd_summary {
     uint64_t count;
@@ -331,8 +422,7 @@ typedef struct metricsd_query_opts {
 } metricsd_query_opts;
 
 /* Statistics per model (or per model and backend) over the window. Returns 0 and sets
- * *out; -EINVAL (opts->size below sizeof(size_t), or out NULL), -ENOMEM, -ETIMEDOUT,
- * -EPROTO, a connection error (-ENOENT, -ECONNREFUSED, ...), or the daemon's error. */
+ * *out, or an error listed above (*out is then untouched). */
 METRICSD_EXPORT int metricsd_query_stats(const metricsd_query_opts *opts, metricsd_stats **out);
 METRICSD_EXPORT void metricsd_stats_free(metricsd_stats *st);
 

@@ -146,7 +146,9 @@ static int prepare_dir(const char *path, char *why, size_t why_len)
         snprintf(why, why_len, "%s belongs to another user", dir);
         return -EPERM;
     }
-    /* Only the socket's own directory is ours to tighten; leave /run/user alone. */
+    /* Only the socket's own directory is ours to tighten; leave /run/user alone. The
+     * clients refuse a directory that group or others may write to (metricsd.h): one of
+     * ours that was left so is made 0700 before the socket is bound. */
     if ((sb.st_mode & 077) != 0 && chmod(dir, 0700) != 0) {
         snprintf(why, why_len, "cannot chmod 0700 %s: %s", dir, strerror(errno));
         return -errno;

@@ -30,7 +30,14 @@ screen() { $TM capture-pane -p -t t; }
 shows() { screen | grep -q "$1"; }
 start_pane() {
     rm -f "$TMP/top.rc" "$TMP/stty.before" "$TMP/stty.after"
-    $TM new-session -d -s t -x 120 -y 20 "bash $TMP/pane.sh" || fail "tmux new-session"
+    # A tmux server starting on a loaded machine can die before its first client is
+    # answered ("server exited unexpectedly"): start it once more before failing.
+    $TM new-session -d -s t -x 120 -y 20 "bash $TMP/pane.sh" 2>"$TMP/tmux.err" || {
+        $TM kill-server 2>/dev/null
+        sleep 0.5
+        $TM new-session -d -s t -x 120 -y 20 "bash $TMP/pane.sh" \
+            || fail "tmux new-session: $(cat "$TMP/tmux.err")"
+    }
     wait_for "top draws its table" shows "^MODEL  *IN FLIGHT"
 }
 top_pid() { pgrep -f -n -- "$METRICSCTL --socket $SOCK top" || true; }

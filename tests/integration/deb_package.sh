@@ -38,7 +38,8 @@ for f in /usr/bin/metricsd /usr/bin/metricsctl \
     /usr/lib/systemd/user/metricsd.service /usr/lib/systemd/user/metricsd.socket \
     /usr/share/man/man1/metricsd.1.gz /usr/share/man/man1/metricsctl.1.gz \
     /usr/share/doc/metricsd/examples/metricsd.conf /usr/share/doc/metricsd/copyright \
-    /usr/share/doc/metricsd/changelog.gz; do
+    /usr/share/doc/metricsd/changelog.gz /usr/lib/python3/dist-packages/metricsd/__init__.py \
+    /usr/lib/python3/dist-packages/metricsd/_paths.py; do
     grep -qx "$f" "$TMP/contents" || fail "the package lacks $f"
 done
 # Nothing outside /usr.

@@ -49,7 +49,7 @@ int main(int argc, char **argv)
     long phase = 1000, linger = 0;
     int quick = 0;
     metricsd_client *c;
-    metricsd_client_stats cs;
+    metricsd_client_stats cs = { .size = sizeof(metricsd_client_stats) };
     metricsd_gen_opts opts = { .size = sizeof(opts), .backend = "cuda" };
 
     for (int i = 1; i < argc; i++) {

@@ -330,7 +330,7 @@ static int cmd_hostile(const char *sock)
 static int cmd_absent(const char *sock, const char *daemon, const char *db)
 {
     metricsd_client *c;
-    metricsd_client_stats cs;
+    metricsd_client_stats cs = { .size = sizeof(metricsd_client_stats) };
     metricsd_options o = { .size = sizeof(o), .buffer_bytes = 4096, .reconnect_ms = 100 };
     double worst = 0;
 

@@ -574,7 +574,7 @@ int hostile_run(const char *sock, long max_series)
     atomic_store(&g_good_stop, 1);
     pthread_join(th, NULL);
     CHECK(th_drain(good, 100, 10000) == 0, "good client could not drain");
-    metricsd_client_stats cs;
+    metricsd_client_stats cs = { .size = sizeof(metricsd_client_stats) };
     metricsd_client_get_stats(good, &cs);
     CHECK(cs.dropped == 0, "good client dropped %llu", (unsigned long long)cs.dropped);
     long good_sent = atomic_load(&g_good_sent);

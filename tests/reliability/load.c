@@ -148,7 +148,7 @@ int load_run(const load_opts *o)
         /* Still stopped: what the clients hold now arrives after SIGCONT. */
         buffered_at_cont = 0;
         for (int i = 0; i < nc; i++) {
-            metricsd_client_stats cs;
+            metricsd_client_stats cs = { .size = sizeof(metricsd_client_stats) };
             metricsd_client_get_stats(cl[i], &cs);
             buffered_at_cont += (long)cs.buffered;
         }
@@ -174,7 +174,7 @@ int load_run(const load_opts *o)
     int64_t max_call = 0;
     int undrained = th_drain_all(cl, nc, o->reconnect_ms, 60000);
     for (int i = 0; i < nc; i++) {
-        metricsd_client_stats cs;
+        metricsd_client_stats cs = { .size = sizeof(metricsd_client_stats) };
         metricsd_client_get_stats(cl[i], &cs);
         dropped += (long)cs.dropped;
     }
