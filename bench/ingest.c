@@ -49,6 +49,9 @@ typedef struct point {
 
 /* Senders use the socket only, as before the shared ring: the side-by-side row. */
 static int socket_only;
+/* The daemon keeps no single generations (--no-events): the row beside events on,
+ * the default (docs/events.md). */
+static int events_off;
 
 static void sender(shared *sh, int idx, const char *socket, int clients, int models,
                    enum kind kind)
@@ -125,7 +128,7 @@ static int run_point(point *p, long duration_ms)
     th_daemon d;
     char maxc[32];
     snprintf(maxc, sizeof maxc, "%d", MAX_CLIENTS + 16);
-    const char *extra[] = { "--max-series", "2000", NULL };
+    const char *extra[] = { "--max-series", "2000", events_off ? "--no-events" : NULL, NULL };
     if (bench_daemon_start(&d, NULL, extra) != 0)
         return -1;
     shared *sh = mmap(NULL, sizeof(shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -207,6 +210,18 @@ int main(int argc, char **argv)
     char buf[160], fig[128];
     point main_pt, kinds[3];
 
+    if (argc > 1 && strcmp(argv[1], "--events") == 0) {
+        /* Events on and off side by side, 8 clients with ITL, median of 3 each. */
+        point on, off;
+        printf("-- events on (the default)\n");
+        median_point(&on, 8, 10, K_ITL, 3, ms);
+        printf("-- events off\n");
+        events_off = 1;
+        median_point(&off, 8, 10, K_ITL, 3, ms);
+        printf("events on %.0f /s, %.0f ns CPU/event; off %.0f /s, %.0f ns CPU/event\n", on.rate,
+               on.cpu_ns_per_event, off.rate, off.cpu_ns_per_event);
+        return 0;
+    }
     if (argc > 1 && strcmp(argv[1], "--kinds") == 0) {
         /* Only the three kinds at 8 clients, once: for comparing two daemon builds
          * (METRICSD_BENCH_DAEMON) run after run. */
@@ -223,7 +238,11 @@ int main(int argc, char **argv)
     for (int k = 0; k < 3; k++)
         median_point(&kinds[k], 8, 10, (enum kind)k, reps, ms);
     main_pt = kinds[K_ITL];
-    point sock_pt;
+    point sock_pt, off_pt;
+    printf("-- the same, 8 clients with ITL, the daemon keeping no single generations (--no-events)\n");
+    events_off = 1;
+    median_point(&off_pt, 8, 10, K_ITL, reps, ms);
+    events_off = 0;
     printf("-- the same, 8 clients with ITL, senders on the socket only (METRICSD_TRANSPORT=socket)\n");
     socket_only = 1;
     median_point(&sock_pt, 8, 10, K_ITL, reps, ms);
@@ -245,7 +264,7 @@ int main(int argc, char **argv)
     const char *B = "ingest";
     printf("\nsummary (medians)\n");
     snprintf(buf, sizeof buf, "%.0f /s", main_pt.rate);
-    bench_row(B, "events/s, 8 clients, 10 models, with ITL (wall)", buf, ">= 1,000,000 /s",
+    bench_row(B, "events/s, 8 clients, 10 models, with ITL, events on (wall)", buf, ">= 1,000,000 /s",
               main_pt.rate >= 1e6);
     snprintf(buf, sizeof buf, "%.0f ns = %.2f M events/s per core", main_pt.cpu_ns_per_event,
              1e3 / main_pt.cpu_ns_per_event);
@@ -263,6 +282,10 @@ int main(int argc, char **argv)
              sock_pt.rate, sock_pt.rate > 0 ? main_pt.rate / sock_pt.rate : 0,
              sock_pt.cpu_ns_per_event, sock_pt.sender_cpu_ns_per_event);
     bench_row(B, "the same on the socket only (no shared ring)", buf, "", -1);
+    snprintf(buf, sizeof buf, "%.0f /s wall (events on %.2fx of it); daemon %.0f ns CPU/event (on: %.0f)",
+             off_pt.rate, off_pt.rate > 0 ? main_pt.rate / off_pt.rate : 0, off_pt.cpu_ns_per_event,
+             main_pt.cpu_ns_per_event);
+    bench_row(B, "the same with events off (--no-events)", buf, "", -1);
     for (int k = 1; k < 3; k++) {
         snprintf(fig, sizeof fig, "8 clients, %s", kind_names[k]);
         snprintf(buf, sizeof buf, "%.0f /s wall; %.0f ns CPU/event (%.2f M/s per core)",

@@ -131,7 +131,7 @@ struct metricsd_gen {
     uint64_t tokens;
     bool has_scheduled, has_prompt;
     int gpu_layers;
-    int has_gpu_layers; /* gpu_layers was set, 0 included */
+    int gpu_layers_set;   /* send gpu_layers even when 0 */
     char *model, *backend, *engine, *request_id, *error_kind;
     unsigned n_labels;
     struct label labels[METRICSD_MAX_LABELS];

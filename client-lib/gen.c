@@ -75,7 +75,7 @@ metricsd_gen *metricsd_begin(metricsd_client *c, const char *model, const metric
         g->engine = str_dup(o.engine);
         g->request_id = str_dup(o.request_id);
         g->gpu_layers = o.gpu_layers;
-        g->has_gpu_layers = o.has_gpu_layers != 0 || o.gpu_layers != 0;
+        g->gpu_layers_set = o.gpu_layers_set != 0 || o.gpu_layers != 0;
     }
     if (g->model == NULL) {
         atomic_fetch_sub_explicit(&c->in_flight, 1, memory_order_relaxed);
@@ -264,7 +264,7 @@ int metricsd_end(metricsd_gen *g, metricsd_status status)
     m.backend = g->backend;
     m.engine = g->engine != NULL ? g->engine : c->name;
     m.request_id = g->request_id;
-    m.has_gpu_layers = g->has_gpu_layers;
+    m.has_gpu_layers = g->gpu_layers_set;
     m.gpu_layers = g->gpu_layers;
     m.has_start_unix_ns = 1;
     m.start_unix_ns = g->start_unix_ns;
@@ -360,7 +360,7 @@ int metricsd_record(metricsd_client *c, const metricsd_event *ev)
     }
     m.has_gen_id = 1; /* 0: no Begin */
     /* 0 is a count too (a CPU-only engine), when the caller says it is set. */
-    m.has_gpu_layers = e.gpu_layers != 0 || e.has_gpu_layers != 0;
+    m.has_gpu_layers = e.gpu_layers != 0 || e.gpu_layers_set != 0;
     m.gpu_layers = e.gpu_layers;
     /* An explicit start places the event in the minute it ended (start + total_ns):
      * an engine's own history. Without one the daemon counts it as it arrives. */

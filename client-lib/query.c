@@ -86,7 +86,7 @@ static int open_socket(const char *path, int64_t deadline, int *out)
 }
 
 /* Free what roundtrip returned. */
-void query_env_free(qctx *q, Metricsd__Envelope *env)
+static void query_env_free(qctx *q, Metricsd__Envelope *env)
 {
     metricsd__envelope__free_unpacked(env, &q->pa);
 }
@@ -94,7 +94,7 @@ void query_env_free(qctx *q, Metricsd__Envelope *env)
 /* Send q and wait for the Reply, decoded within the budget; the caller builds its
  * result on ctx (reply_*, or qctx_new / qctx_strdup / qctx_step) and frees *out with
  * query_env_free. The daemon's own error comes back only when it is a negative errno. */
-int roundtrip(const metricsd_query_opts *o, Metricsd__Query *q, qctx *ctx,
+static int roundtrip(const metricsd_query_opts *o, Metricsd__Query *q, qctx *ctx,
                      Metricsd__Envelope **out)
 {
     Metricsd__Envelope env = METRICSD__ENVELOPE__INIT;
@@ -180,7 +180,7 @@ int roundtrip(const metricsd_query_opts *o, Metricsd__Query *q, qctx *ctx,
 }
 
 /* The caller's options, read no further than its size (metricsd.h, the ABI rule). */
-int opts_in(const metricsd_query_opts *in, metricsd_query_opts *o, const void *out)
+int mdq_opts_in(const metricsd_query_opts *in, metricsd_query_opts *o, const void *out)
 {
     if (out == NULL)
         return -EINVAL;
@@ -200,7 +200,7 @@ int metricsd_query_stats(const metricsd_query_opts *opts, metricsd_stats **out)
     qctx ctx;
     int rc;
 
-    if ((rc = opts_in(opts, &oc, out)) != 0)
+    if ((rc = mdq_opts_in(opts, &oc, out)) != 0)
         return rc;
     q.has_kind = 1;
     q.kind = METRICSD__QUERY__KIND__STATS;
@@ -225,7 +225,7 @@ int metricsd_query_status(const metricsd_query_opts *opts, metricsd_daemon_statu
     qctx ctx;
     int rc;
 
-    if ((rc = opts_in(opts, &oc, out)) != 0)
+    if ((rc = mdq_opts_in(opts, &oc, out)) != 0)
         return rc;
     q.has_kind = 1;
     q.kind = METRICSD__QUERY__KIND__STATUS;
@@ -244,7 +244,7 @@ int metricsd_query_power(const metricsd_query_opts *opts, metricsd_power **out)
     qctx ctx;
     int rc;
 
-    if ((rc = opts_in(opts, &oc, out)) != 0)
+    if ((rc = mdq_opts_in(opts, &oc, out)) != 0)
         return rc;
     q.has_kind = 1;
     q.kind = METRICSD__QUERY__KIND__POWER;
@@ -253,4 +253,16 @@ int metricsd_query_power(const metricsd_query_opts *opts, metricsd_power **out)
     rc = reply_power(&ctx, env->reply, out);
     query_env_free(&ctx, env);
     return rc;
+}
+
+/* For the other query files (query_int.h). */
+int mdq_roundtrip(const metricsd_query_opts *o, Metricsd__Query *q, qctx *ctx,
+                  Metricsd__Envelope **out)
+{
+    return roundtrip(o, q, ctx, out);
+}
+
+void mdq_env_free(qctx *ctx, Metricsd__Envelope *env)
+{
+    query_env_free(ctx, env);
 }

@@ -64,7 +64,7 @@ int metricsd_query_trend(const metricsd_query_opts *opts, metricsd_trend **out)
     qctx ctx;
     int rc;
 
-    if ((rc = opts_in(opts, &oc, out)) != 0)
+    if ((rc = mdq_opts_in(opts, &oc, out)) != 0)
         return rc;
     int64_t step = oc.step_ns > 0 ? oc.step_ns : 3600ll * 1000000000;
     if (step % (60ll * 1000000000) != 0)
@@ -79,12 +79,12 @@ int metricsd_query_trend(const metricsd_query_opts *opts, metricsd_trend **out)
     q.group_by = (char *)oc.group_by;
     q.has_step_ns = 1;
     q.step_ns = step;
-    if ((rc = roundtrip(&oc, &q, &ctx, &env)) != 0)
+    if ((rc = mdq_roundtrip(&oc, &q, &ctx, &env)) != 0)
         return rc;
     const Metricsd__Reply *r = env->reply;
     /* A daemon that predates steps answers the totals only. */
     if (!r->has_step_ns) {
-        query_env_free(&ctx, env);
+        mdq_env_free(&ctx, env);
         return -EPROTONOSUPPORT;
     }
     /* The records are built on the context the reply was decoded with: one budget and
@@ -93,7 +93,7 @@ int metricsd_query_trend(const metricsd_query_opts *opts, metricsd_trend **out)
     if (t == NULL || (t->series = qctx_array(&ctx, r->n_steps)) == NULL) {
         free(t);
         rc = qctx_fail(&ctx);
-        query_env_free(&ctx, env);
+        mdq_env_free(&ctx, env);
         return rc;
     }
     t->window_ns = r->window_ns;
@@ -106,7 +106,7 @@ int metricsd_query_trend(const metricsd_query_opts *opts, metricsd_trend **out)
         if (t->series[t->n_series] != NULL)
             t->n_series++;
     }
-    query_env_free(&ctx, env);
+    mdq_env_free(&ctx, env);
     if (rc != 0) {
         metricsd_trend_free(t);
         return rc;

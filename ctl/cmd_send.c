@@ -63,7 +63,7 @@ static int send_opt(ctl_ctx *ctx, void *ud, int id, const char *arg)
         if (send_count(ctx, "gpu-layers", arg, &n) != 0 || n > 100000)
             return CTL_USAGE;
         a->ev.gpu_layers = (int)n;
-        a->ev.has_gpu_layers = 1; /* --gpu-layers 0 is a CPU-only run, not unset */
+        a->ev.gpu_layers_set = 1; /* --gpu-layers 0 is a CPU-only run, not unset */
         return 0;
     case O_TTFT: return send_ms(ctx, "ttft-ms", arg, &a->ttft_ms);
     case O_E2E: return send_ms(ctx, "e2e-ms", arg, &a->e2e_ms);

@@ -31,6 +31,9 @@ enum setting_type {
     T_LEVEL,  /* int, a log level name */
     T_BOOL,   /* int 0/1; as a flag it takes no value and sets 1 */
     T_KEYS,   /* label keys, comma-separated; each flag or file line adds its keys */
+    T_DOUBLE, /* double, min..max */
+    T_PCT,    /* double kept as a fraction, given in percent (min..max %) */
+    T_STRING, /* char[], may be empty */
     T_ADDR,   /* ADDR:PORT into http_host and http_port ("" or "off": no HTTP) */
 };
 
@@ -94,6 +97,54 @@ static const setting settings[] = {
     { "proc-root", "power", "proc_root", T_PATH, FIELD(proc_root), 0, 0, false, "DIR",
       "/proc", "where procfs is" },
 
+    /* Single generations (docs/events.md). The rule sizes what each series holds for
+     * its open minute, so none of it changes live. */
+    { "no-events", "events", "no_events", T_BOOL, FIELD(events_off), 0, 1, false, NULL, "no",
+      "keep no single generations" },
+    { "events-all", "events", "all_per_minute", T_UINT, FIELD(events_all_per_minute), 0,
+      100000, false, "N", "100",
+      "keep every generation of a series-minute up to N; past N a\n"
+      "sample, the slowest and the errors" },
+    { "events-sample", "events", "sample_per_minute", T_UINT, FIELD(events_sample), 0, 100000,
+      false, "N", "20", "uniform sample of the rest of such a minute" },
+    { "events-slowest", "events", "slowest_per_minute", T_UINT, FIELD(events_slowest), 0,
+      100000, false, "N", "5", "and its N slowest by TTFT and by e2e" },
+    { "events-errors", "events", "errors_per_minute", T_UINT, FIELD(events_errors), 0, 100000,
+      false, "N", "100", "and its errors, up to N" },
+    { "events-max-per-series", "events", "max_per_series", T_SIZE, FIELD(events_max_per_series),
+      1, 100000000, false, "N", "10000", "kept generations per series; the oldest go first" },
+    { "events-max-age", "events", "max_age", T_UINT, FIELD(events_max_age_s), 1,
+      10u * 365 * 86400, false, "S", "604800", "age cap of kept generations, in seconds" },
+    { "events-max-mb", "events", "max_mb", T_MB, FIELD(events_max_bytes), 1, 1ul << 30, false,
+      "MB", "256", "size cap of all kept generations, in MB" },
+
+    /* Health (docs/health.md). The thresholds are read at each evaluation, so SIGHUP
+     * applies them; the window sizes the live slots, so it waits for a restart. */
+    { "health-window", "health", "window", T_UINT, FIELD(health_window_s), 1, 86400, false,
+      "S", "300", "the trailing window the health rules judge, in seconds" },
+    { "health-min-requests", "health", "min_requests", T_UINT, FIELD(health_min_requests), 1,
+      100000000, true, "N", "20", "latency rules need N generations in the window" },
+    { "health-error-degraded", "health", "error_degraded", T_PCT, FIELD(health_error_degraded),
+      0, 100, true, "PCT", "5", "error rate that degrades a model, in percent" },
+    { "health-error-unhealthy", "health", "error_unhealthy", T_PCT,
+      FIELD(health_error_unhealthy), 0, 100, true, "PCT", "25",
+      "error rate that makes a model unhealthy, in percent" },
+    { "health-ttft-p95-ms", "health", "ttft_p95_ms", T_DOUBLE, FIELD(health_ttft_p95_ms), 0,
+      86400000, true, "MS", "10000", "p95 TTFT above this degrades a model" },
+    { "health-ttft-factor", "health", "ttft_factor", T_DOUBLE, FIELD(health_ttft_factor), 1,
+      1000, true, "K", "2", "p95 TTFT K times the model's 24 h p95 degrades it" },
+    { "health-tps-factor", "health", "tps_factor", T_DOUBLE, FIELD(health_tps_factor), 1, 1000,
+      true, "K", "2", "decode tok/s K times under the model's 24 h p50 degrades it" },
+    { "health-gpu-util", "health", "gpu_util", T_DOUBLE, FIELD(health_gpu_util_pct), 0, 100,
+      true, "PCT", "5",
+      "a GPU model whose GPU stays under PCT busy while it generates\nis degraded" },
+    { "health-alert-command", "health", "alert_command", T_STRING, FIELD(health_alert_command),
+      0, 0, true, "CMD", "none",
+      "run with /bin/sh -c on a change of state, with\n"
+      "METRICSD_HEALTH_{NAME,OLD,NEW,REASON} set" },
+    { "health-alert-timeout", "health", "alert_timeout", T_UINT, FIELD(health_alert_timeout_ms),
+      1, 3600000, true, "MS", "10000", "kill an alert command after MS milliseconds" },
+
     { "http", "http", "http", T_ADDR, FIELD(http_host), 0, 0, false, "ADDR:PORT", "off",
       "serve /metrics (Prometheus), /api/v1/ and the dashboard page over\n"
       "HTTP here: a loopback address unless http_token_file is set" },
@@ -136,6 +187,22 @@ void config_defaults(config *cfg)
     cfg->log_level = -1;
     snprintf(cfg->sysfs_root, sizeof(cfg->sysfs_root), "/sys");
     snprintf(cfg->proc_root, sizeof(cfg->proc_root), "/proc");
+    cfg->events_all_per_minute = 100;
+    cfg->events_sample = 20;
+    cfg->events_slowest = 5;
+    cfg->events_errors = 100;
+    cfg->events_max_per_series = 10000;
+    cfg->events_max_age_s = 7 * 86400;
+    cfg->events_max_bytes = (size_t)256 << 20;
+    cfg->health_window_s = 300;
+    cfg->health_min_requests = 20;
+    cfg->health_error_degraded = 0.05;
+    cfg->health_error_unhealthy = 0.25;
+    cfg->health_ttft_p95_ms = 10000;
+    cfg->health_ttft_factor = 2.0;
+    cfg->health_tps_factor = 2.0;
+    cfg->health_gpu_util_pct = 5;
+    cfg->health_alert_timeout_ms = 10000;
     cfg->http_max_conns = 128;
     cfg->http_timeout_ms = 10000;
 }
@@ -243,10 +310,28 @@ static void expected(const setting *s, char *buf, size_t n)
         snprintf(buf, n, "label keys (no '=' or control characters) separated by commas, "
                          "at most %d in all", CONFIG_MAX_LABEL_DIMS);
         break;
+    case T_DOUBLE:
+    case T_PCT:
+        snprintf(buf, n, "a number from %lu to %lu", s->min, s->max);
+        break;
+    case T_STRING:
+        snprintf(buf, n, "text of at most %zu bytes", s->size - 1);
+        break;
     case T_ADDR:
         snprintf(buf, n, "ADDR:PORT (a numeric IPv4 address, [IPv6] or localhost), or off");
         break;
     }
+}
+
+static int parse_number(const char *s, double min, double max, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !(v >= min && v <= max))
+        return -1;
+    *out = v;
+    return 0;
 }
 
 /* Set the setting from text. Returns 0, or -1 when the value is not one it takes. */
@@ -272,13 +357,9 @@ static int setting_set(config *cfg, const setting *s, const char *val)
         return 0;
     case T_PATH:
     case T_SOCKET:
-        /* An optional path (default "none", as http_token_file) may be set empty, which
-         * is how --print-config writes it unset. */
-        if (val[0] == '\0' && s->type == T_PATH && strcmp(s->def, "none") == 0) {
-            ((char *)field(cfg, s))[0] = '\0';
-            return 0;
-        }
-        if (val[0] == '\0' || strlen(val) >= s->size)
+        /* An optional path (default "none", as http_token_file) may be set empty: unset,
+         * which is also how --print-config writes it. */
+        if ((val[0] == '\0' && strcmp(s->def, "none") != 0) || strlen(val) >= s->size)
             return -1;
         snprintf(field(cfg, s), s->size, "%s", val);
         return 0;
@@ -321,6 +402,19 @@ static int setting_set(config *cfg, const setting *s, const char *val)
         }
         return 0;
     }
+    case T_DOUBLE:
+    case T_PCT: {
+        double d;
+        if (parse_number(val, (double)s->min, (double)s->max, &d))
+            return -1;
+        *(double *)field(cfg, s) = s->type == T_PCT ? d / 100 : d;
+        return 0;
+    }
+    case T_STRING:
+        if (strlen(val) >= s->size)
+            return -1;
+        snprintf(field(cfg, s), s->size, "%s", val);
+        return 0;
     case T_ADDR:
         if (val[0] == '\0' || strcmp(val, "off") == 0) {
             cfg->http_host[0] = '\0';
@@ -376,6 +470,15 @@ static void setting_format(const config *cfg, const setting *s, char *buf, size_
             snprintf(buf, n, "none");
         break;
     }
+    case T_DOUBLE:
+        snprintf(buf, n, "%g", *(const double *)p);
+        break;
+    case T_PCT:
+        snprintf(buf, n, "%g", *(const double *)p * 100);
+        break;
+    case T_STRING:
+        snprintf(buf, n, "%s", (const char *)p);
+        break;
     case T_ADDR:
         if (cfg->http_port == 0)
             snprintf(buf, n, "off");

@@ -62,6 +62,27 @@ typedef struct config {
     int print_config;         /* --print-config: print and exit */
     unsigned char src[CONFIG_MAX_SETTINGS];     /* enum config_source */
     unsigned src_line[CONFIG_MAX_SETTINGS];     /* the file's line, for CONFIG_SRC_FILE */
+
+    /* Single generations (events.h, docs/events.md). */
+    int events_off;                 /* --no-events: keep none */
+    unsigned events_all_per_minute; /* every generation of a series-minute up to this; 100 */
+    unsigned events_sample;         /* past it, a uniform sample of this many; 20 */
+    unsigned events_slowest;        /* and the slowest this many by TTFT and by e2e; 5 */
+    unsigned events_errors;         /* and every error, up to this many; 100 */
+    size_t events_max_per_series;   /* count cap per series; 10000 */
+    unsigned events_max_age_s;      /* age cap; 7 days */
+    size_t events_max_bytes;        /* total size cap of the events database; 256 MiB */
+    /* Health (health.h, docs/health.md). */
+    unsigned health_window_s;       /* trailing window; 300 */
+    unsigned health_min_requests;   /* fewer in the window: latency rules say nothing; 20 */
+    double health_error_degraded;   /* error rate, fraction; 0.05 */
+    double health_error_unhealthy;  /* 0.25 */
+    double health_ttft_p95_ms;      /* absolute p95 TTFT threshold (degraded); 10000 */
+    double health_ttft_factor;      /* p95 TTFT over the trailing 24 h p95; 2.0 */
+    double health_tps_factor;       /* decode tok/s p50 under baseline / this; 2.0 */
+    double health_gpu_util_pct;     /* GPU busy below this while generating: idle; 5 */
+    char health_alert_command[1024]; /* run through /bin/sh -c on a change; "" none */
+    unsigned health_alert_timeout_ms; /* killed past this; 10000 */
 } config;
 
 /* What config_parse_args and config_load found. */

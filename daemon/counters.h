@@ -52,7 +52,13 @@
  * wake bytes that brought one back. http_connections, http_requests: accepted by the
  * HTTP endpoint (net/http.c); http_not_found: requests for no route; http_idle_closed:
  * keep-alive connections closed after --http-timeout with no request; http_errors:
- * requests the daemon could not answer (500). */
+ * requests the daemon could not answer (500).
+ * events_kept: single generations kept (events.h);
+ * events_not_kept: those the sampling rule left out; events_errors_unkept: errors past
+ * the per-minute cap; events_dropped: kept ones lost (no memory, or waiting too long
+ * for a store that refused them). health_changes: changes of state (health.h);
+ * alerts_*: the alert command started, failed (non-zero exit or could not start),
+ * killed at its timeout, and skipped (a change while one still ran). */
 #define STAT_COUNTERS(X)                                                               \
     X(CONNECTIONS, "connections")                                                      \
     X(FRAMES, "frames")                                                                \
@@ -86,7 +92,16 @@
     X(HTTP_ERRORS, "http_errors")                                                      \
     X(SOURCES_ABSENT, "sources_absent")                                                \
     X(LABEL_VALUES_CAPPED, "label_values_capped")                                      \
-    X(DIMS_FOLDED, "dims_folded")
+    X(DIMS_FOLDED, "dims_folded")                                                      \
+    X(EVENTS_KEPT, "events_kept")                                                      \
+    X(EVENTS_NOT_KEPT, "events_not_kept")                                              \
+    X(EVENTS_ERRORS_UNKEPT, "events_errors_unkept")                                    \
+    X(EVENTS_DROPPED, "events_dropped")                                                \
+    X(HEALTH_CHANGES, "health_changes")                                                \
+    X(ALERTS_STARTED, "alerts_started")                                                \
+    X(ALERTS_FAILED, "alerts_failed")                                                  \
+    X(ALERTS_KILLED, "alerts_killed")                                                  \
+    X(ALERTS_SKIPPED, "alerts_skipped")
 
 #define COUNTER_ENUM(id, name) id,
 enum reject_reason { REJECT_REASONS(COUNTER_ENUM) REJECT__COUNT };

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "health.h"
 #include "log.h"
 #include "net.h"
 #include "power.h"
@@ -25,6 +26,8 @@ static void on_flush_timer(uv_timer_t *t)
     /* Slots of queriers killed mid-read pin old pages; see store_check_readers. */
     store_check_readers(srv->st);
     server_flush(srv);
+    /* The health rules judge what the flush just made durable (health.h). */
+    health_evaluate(srv);
     /* Sampler readings go in their own small transaction, once per flush. */
     power_flush(srv->power);
     /* Retention once a minute's worth of flushes: a scan over the keys that expire. */
@@ -171,6 +174,7 @@ int main(int argc, char **argv)
         return 1;
     }
     power_start(srv.power);
+    health_open(&srv);
     uv_idle_init(srv.loop, &prewarm);
     prewarm.data = &srv;
     uv_idle_start(&prewarm, on_prewarm);
@@ -200,6 +204,7 @@ int main(int argc, char **argv)
     listener_stop(l);
     http_stop(web);
     power_stop(srv.power);
+    health_close(&srv);
     uv_timer_stop(&srv.flush_timer);
     uv_close((uv_handle_t *)&srv.flush_timer, NULL);
     uv_idle_stop(&prewarm);
@@ -212,7 +217,7 @@ int main(int argc, char **argv)
     http_free(web);
     power_flush(srv.power);
     power_free(srv.power);
-    rc = server_flush(&srv);
+    rc = server_flush_at(&srv, 1);
     if (rc != 0)
         log_msg(LOG_ERR, "final flush failed: %s; %zu minute deltas lost", strerror(-rc),
                 srv.series.pending_total);

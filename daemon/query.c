@@ -12,6 +12,8 @@
 
 #include "clock.h"
 #include "counters.h"
+#include "events.h"
+#include "health.h"
 #include "frame.h"
 #include "log.h"
 #include "power.h"
@@ -80,8 +82,8 @@ static int pack_reply(Metricsd__Reply *reply, uint8_t **out, size_t *len)
 static int answer_status(server *srv, Metricsd__Reply *reply, uint8_t **out, size_t *len)
 {
     Metricsd__DaemonStatus ds = METRICSD__DAEMON_STATUS__INIT;
-    Metricsd__Counter cs[STAT__COUNT + 3], rs[REJECT__COUNT];
-    Metricsd__Counter *cp[STAT__COUNT + 3], *rp[REJECT__COUNT];
+    Metricsd__Counter cs[STAT__COUNT + 8], rs[REJECT__COUNT];
+    Metricsd__Counter *cp[STAT__COUNT + 8], *rp[REJECT__COUNT];
     store_info info;
     size_t nc = 0;
 
@@ -112,6 +114,22 @@ static int answer_status(server *srv, Metricsd__Reply *reply, uint8_t **out, siz
     cs[nc].value = info.reopens;
     cp[nc] = &cs[nc];
     nc++;
+    /* Single generations on disk (events.h) and the health history (health.h). */
+    const struct { const char *name; uint64_t v; } more[] = {
+        { "events_stored", info.events_records },
+        { "events_stored_bytes", info.events_bytes },
+        { "events_trimmed", info.events_trimmed },
+        { "events_waiting", events_waiting(NULL) },
+        { "health_history", info.health_records },
+    };
+    for (size_t i = 0; i < sizeof(more) / sizeof(more[0]); i++) {
+        metricsd__counter__init(&cs[nc]);
+        cs[nc].name = (char *)more[i].name;
+        cs[nc].has_value = 1;
+        cs[nc].value = more[i].v;
+        cp[nc] = &cs[nc];
+        nc++;
+    }
     for (int i = 0; i < REJECT__COUNT; i++) {
         metricsd__counter__init(&rs[i]);
         rs[i].name = (char *)reject_name(i);
@@ -577,6 +595,28 @@ int query_answer(server *srv, const Metricsd__Query *q, uint8_t **out, size_t *l
     case METRICSD__QUERY__KIND__POWER:
         rc = answer_power(srv, &reply, out, len);
         break;
+    case METRICSD__QUERY__KIND__HEALTH: {
+        Metricsd__HealthReport *hr = NULL;
+        if ((rc = health_query(srv, q, &hr)) == 0) {
+            reply.health = hr;
+            reply.has_now_unix_ns = 1;
+            reply.now_unix_ns = clock_now_unix_ns();
+            rc = pack_reply(&reply, out, len);
+            health_report_free(hr);
+        }
+        break;
+    }
+    case METRICSD__QUERY__KIND__EVENTS: {
+        Metricsd__EventsReply *er = NULL;
+        if ((rc = events_query(srv, q, &er)) == 0) {
+            reply.events = er;
+            reply.has_now_unix_ns = 1;
+            reply.now_unix_ns = clock_now_unix_ns();
+            rc = pack_reply(&reply, out, len);
+            events_reply_free(er);
+        }
+        break;
+    }
     default:
         rc = -EINVAL;
         break;
@@ -586,7 +626,7 @@ int query_answer(server *srv, const Metricsd__Query *q, uint8_t **out, size_t *l
         Metricsd__Reply err = METRICSD__REPLY__INIT;
         err.has_error = 1;
         err.error = rc;
-        err.message = rc == -EINVAL ? "unknown query kind or bad step"
+        err.message = rc == -EINVAL ? "unknown query kind, option or bad step"
                       : rc == -E2BIG ? "more than 1441 steps: use a longer step"
                                      : (char *)strerror(-rc);
         rc = pack_reply(&err, out, len);

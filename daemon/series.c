@@ -4,6 +4,8 @@
  */
 #include "series.h"
 
+#include "events.h"
+#include "health.h"
 #include "qcache.h"
 
 #include <errno.h>
@@ -54,6 +56,8 @@ int series_table_init(series_table *t, size_t max_series, size_t max_pending)
 static void series_destroy(series *s)
 {
     qcache_free(s);
+    events_series_free(s);
+    health_series_free(s);
     for (uint32_t i = 0; i < s->n_pending; i++)
         rollup_free(&s->pending[i].delta);
     free(s->pending);

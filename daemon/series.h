@@ -41,6 +41,8 @@ typedef struct series {
     uint32_t n_pending, cap_pending;
     series_pending *pending; /* ordered by arrival, not necessarily by minute */
     struct qcache *qc;       /* query windows kept for the next query (qcache.h) */
+    struct events_series *ev; /* single generations of the open minute (events.h) */
+    struct health_series *hl; /* the health window, live (health.h) */
     struct series *hnext;
 } series;
 

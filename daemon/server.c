@@ -13,6 +13,7 @@
 
 #include "clock.h"
 #include "counters.h"
+#include "events.h"
 #include "log.h"
 #include "qcache.h"
 #include "store.h"
@@ -31,7 +32,10 @@ int server_open(server *srv, const config *cfg, char *why, size_t why_len)
     srv->cfg = *cfg;
     why[0] = '\0';
     store_opts so = { .map_initial = cfg->map_initial, .map_max = cfg->map_max,
-                      .no_sync = cfg->no_sync };
+                      .no_sync = cfg->no_sync,
+                      .events_max_per_series = cfg->events_max_per_series,
+                      .events_max_age_ns = (int64_t)cfg->events_max_age_s * 1000000000,
+                      .events_max_bytes = cfg->events_max_bytes };
     if ((rc = store_open(&srv->st, cfg->db_dir, &so, why, why_len)) != 0) {
         if (why[0] == '\0')
             snprintf(why, why_len, "%s", strerror(-rc));
@@ -52,6 +56,7 @@ int server_open(server *srv, const config *cfg, char *why, size_t why_len)
 
 void server_close(server *srv)
 {
+    events_close(srv);
     series_table_free(&srv->series);
     store_close(srv->st);
     srv->st = NULL;
@@ -59,14 +64,23 @@ void server_close(server *srv)
 
 int server_flush(server *srv)
 {
+    return server_flush_at(srv, 0);
+}
+
+int server_flush_at(server *srv, int final)
+{
     series_table *t = &srv->series;
     store_item *items;
-    size_t n = 0;
+    store_event *ev;
+    size_t n = 0, nev = 0;
     int rc;
 
-    if (t->pending_total == 0)
+    /* Kept generations go in the same transaction as the deltas they belong to. */
+    if (events_take(srv, clock_now_unix_ns(), final, &ev, &nev) != 0)
+        nev = 0;
+    if (t->pending_total == 0 && nev == 0)
         return 0;
-    items = malloc(t->pending_total * sizeof(*items));
+    items = malloc((t->pending_total ? t->pending_total : 1) * sizeof(*items));
     if (items == NULL)
         return -ENOMEM;
     for (size_t i = 0; i < t->n; i++) {
@@ -81,12 +95,13 @@ int server_flush(server *srv)
             n++;
         }
     }
-    rc = store_write(srv->st, items, n);
+    rc = store_write_all(srv->st, items, n, ev, nev);
     free(items);
+    events_written(srv, rc == 0);
     if (rc != 0) {
         stat_counts[FLUSH_ERRORS]++;
-        log_limited(5, LOG_ERR, "flush of %zu minute deltas failed: %s; kept in memory (%zu of at most %zu)",
-                    n, strerror(-rc), t->pending_total, t->max_pending);
+        log_limited(5, LOG_ERR, "flush of %zu kept generations and %zu minute deltas failed: %s; kept in memory (%zu of at most %zu)",
+                    nev, n, strerror(-rc), t->pending_total, t->max_pending);
         return rc;
     }
     /* The query cache holds what the store holds: give it the same deltas. */

@@ -40,6 +40,9 @@ void server_close(server *srv);
 /* Write every pending delta in one transaction. Returns 0 or a negative errno; on
  * failure the deltas stay pending (bounded by max_pending). */
 int server_flush(server *srv);
+/* The same; final: the last flush before exit, which also writes the sample and
+ * slowest of minutes still open (events.h). */
+int server_flush_at(server *srv, int final);
 /* Delete what retention no longer keeps, and query cache entries that reach past it
  * or went unused (qcache.h). Once a minute. */
 void server_retention(server *srv);

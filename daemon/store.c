@@ -14,27 +14,9 @@
 #include <sys/stat.h>
 
 #include "log.h"
+#include "store_int.h"
 
-struct store {
-    MDB_env *env;
-    MDB_dbi meta, series, m1, h1, events, samples, life;
-    char *dir;
-    size_t map_size, map_max;
-    int m1_days, h1_days, samples_days;
-    int no_sync;
-    uint64_t readers_cleared; /* stale reader slots cleared since start */
-    uint64_t map_growths, reopens;
-    uint8_t *scratch;
-    size_t scratch_cap;
-    frame_arena unpack; /* stored rollups decode here: no malloc per record */
-};
-
-struct store_reader {
-    store *st;
-    MDB_txn *txn;
-};
-
-static void put_be32(uint8_t *p, uint32_t v)
+void store_put_be32(uint8_t *p, uint32_t v)
 {
     p[0] = (uint8_t)(v >> 24);
     p[1] = (uint8_t)(v >> 16);
@@ -42,12 +24,12 @@ static void put_be32(uint8_t *p, uint32_t v)
     p[3] = (uint8_t)v;
 }
 
-static uint32_t get_be32(const uint8_t *p)
+uint32_t store_get_be32(const uint8_t *p)
 {
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
-static int mdb_errno(int rc)
+int store_mdb_errno(int rc)
 {
     switch (rc) {
     case 0:
@@ -67,27 +49,28 @@ static int open_dbs(store *st, char *why, size_t why_len)
     MDB_txn *txn;
     int rc = mdb_txn_begin(st->env, NULL, 0, &txn);
     if (rc != 0)
-        return mdb_errno(rc);
+        return store_mdb_errno(rc);
     if ((rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &st->meta)) ||
         (rc = mdb_dbi_open(txn, "series", MDB_CREATE, &st->series)) ||
         (rc = mdb_dbi_open(txn, "m1", MDB_CREATE, &st->m1)) ||
         (rc = mdb_dbi_open(txn, "h1", MDB_CREATE, &st->h1)) ||
         (rc = mdb_dbi_open(txn, "events", MDB_CREATE, &st->events)) ||
         (rc = mdb_dbi_open(txn, "samples", MDB_CREATE, &st->samples)) ||
-        (rc = mdb_dbi_open(txn, "life", MDB_CREATE, &st->life))) {
+        (rc = mdb_dbi_open(txn, "life", MDB_CREATE, &st->life)) ||
+        (rc = mdb_dbi_open(txn, "health", MDB_CREATE, &st->health))) {
         mdb_txn_abort(txn);
-        return mdb_errno(rc);
+        return store_mdb_errno(rc);
     }
     MDB_val k = { 6, "schema" }, v;
     rc = mdb_get(txn, st->meta, &k, &v);
     if (rc == MDB_NOTFOUND) {
         uint8_t ver[4];
-        put_be32(ver, STORE_SCHEMA_VERSION);
+        store_put_be32(ver, STORE_SCHEMA_VERSION);
         v.mv_size = 4;
         v.mv_data = ver;
         rc = mdb_put(txn, st->meta, &k, &v, 0);
     } else if (rc == 0) {
-        uint32_t have = v.mv_size == 4 ? get_be32(v.mv_data) : UINT32_MAX;
+        uint32_t have = v.mv_size == 4 ? store_get_be32(v.mv_data) : UINT32_MAX;
         if (have > STORE_SCHEMA_VERSION) {
             snprintf(why, why_len,
                      "database schema version %u is newer than this metricsd understands "
@@ -99,9 +82,9 @@ static int open_dbs(store *st, char *why, size_t why_len)
     }
     if (rc != 0) {
         mdb_txn_abort(txn);
-        return mdb_errno(rc);
+        return store_mdb_errno(rc);
     }
-    return mdb_errno(mdb_txn_commit(txn));
+    return store_mdb_errno(mdb_txn_commit(txn));
 }
 
 /* Create and open st->env at st->map_size. Returns an LMDB or errno code. */
@@ -112,7 +95,7 @@ static int env_open(store *st)
         st->env = NULL;
         return rc;
     }
-    mdb_env_set_maxdbs(st->env, 8);
+    mdb_env_set_maxdbs(st->env, 16);
     mdb_env_set_maxreaders(st->env, STORE_MAX_READERS);
     /* The map may already be larger than we ask (a grown database): LMDB keeps the
      * file's size when it is bigger. */
@@ -169,7 +152,7 @@ static int env_reopen(store *st)
 /* mdb_txn_begin with the ways back from two conditions: an env LMDB has marked
  * unusable (reopen it), and a reader table full of slots from dead processes (clear
  * them, once). */
-static int txn_begin(store *st, unsigned flags, MDB_txn **txn)
+int store_txn_begin(store *st, unsigned flags, MDB_txn **txn)
 {
     int rc = MDB_PANIC;
     for (int attempt = 0; attempt < 2; attempt++) {
@@ -199,7 +182,7 @@ static int life_backfill(store *st)
     MDB_cursor *cur;
     MDB_val k, v;
     rollup acc, tmp;
-    int rc = txn_begin(st, 0, &txn), changed = 0;
+    int rc = store_txn_begin(st, 0, &txn), changed = 0;
     if (rc != 0)
         return rc;
     if ((rc = mdb_cursor_open(txn, st->series, &cur)) != 0) {
@@ -215,12 +198,12 @@ static int life_backfill(store *st)
             continue;
         uint8_t key[8];
         memcpy(key, k.mv_data, 4);
-        put_be32(key + 4, 0);
+        store_put_be32(key + 4, 0);
         MDB_val lk = { 8, key }, lv;
         if (mdb_get(txn, st->life, &lk, &lv) == 0)
             continue;
         rollup_reset(&acc);
-        if ((rc = store_read_hours(&rd, get_be32(key), 0, UINT32_MAX, &acc)) != 0)
+        if ((rc = store_read_hours(&rd, store_get_be32(key), 0, UINT32_MAX, &acc)) != 0)
             break;
         if (acc.requests == 0 && acc.first_unix_ns == 0)
             continue;
@@ -241,13 +224,13 @@ int store_read_life(store_reader *rd, uint32_t id, rollup *acc)
 {
     uint8_t key[8];
     MDB_val k = { 8, key }, v;
-    put_be32(key, id);
-    put_be32(key + 4, 0);
+    store_put_be32(key, id);
+    store_put_be32(key + 4, 0);
     int rc = mdb_get(rd->txn, rd->st->life, &k, &v);
     if (rc == MDB_NOTFOUND)
         return 0;
     if (rc != 0)
-        return mdb_errno(rc);
+        return store_mdb_errno(rc);
     if (rollup_merge_packed_in(acc, v.mv_data, v.mv_size, &rd->st->unpack) != 0)
         log_limited(0, LOG_ERR, "store: a lifetime record does not decode; skipped");
     return 0;
@@ -284,18 +267,24 @@ int store_open(store **out, const char *dir, const store_opts *opts, char *why, 
     st->h1_days = opts->h1_retention_days > 0 ? opts->h1_retention_days : 400;
     st->samples_days = opts->samples_retention_days > 0 ? opts->samples_retention_days : 7;
     st->no_sync = opts->no_sync;
+    st->ev_max_per_series = opts->events_max_per_series ? opts->events_max_per_series : 10000;
+    st->ev_max_age_ns = opts->events_max_age_ns > 0 ? opts->events_max_age_ns : 7ll * 86400 * 1000000000;
+    st->ev_max_bytes = opts->events_max_bytes ? opts->events_max_bytes : (size_t)256 << 20;
 
     if ((rc = env_open(st)) != 0) {
         snprintf(why, why_len, "cannot open the database in %s: %s", dir, mdb_strerror(rc));
         frame_arena_free(&st->unpack);
         free(st->dir);
         free(st);
-        return mdb_errno(rc) ? mdb_errno(rc) : -EIO;
+        return store_mdb_errno(rc) ? store_mdb_errno(rc) : -EIO;
     }
     /* Reader slots left by killed queriers would pin old pages forever. */
     store_check_readers(st);
-    if ((rc = open_dbs(st, why, why_len)) != 0) {
+    if ((rc = open_dbs(st, why, why_len)) != 0 ||
+        (rc = store_mdb_errno(store_events_count(st))) != 0) {
         mdb_env_close(st->env);
+        free(st->ev_count);
+        free(st->ev_pend);
         frame_arena_free(&st->unpack);
         free(st->dir);
         free(st);
@@ -315,6 +304,8 @@ void store_close(store *st)
     if (st->env != NULL)
         mdb_env_close(st->env);
     free(st->scratch);
+    free(st->ev_count);
+    free(st->ev_pend);
     frame_arena_free(&st->unpack);
     free(st->dir);
     free(st);
@@ -330,9 +321,9 @@ int store_load_series(store *st, store_series_cb cb, void *ud)
     MDB_txn *txn;
     MDB_cursor *cur;
     MDB_val k, v;
-    int rc = txn_begin(st, MDB_RDONLY, &txn);
+    int rc = store_txn_begin(st, MDB_RDONLY, &txn);
     if (rc != 0)
-        return mdb_errno(rc);
+        return store_mdb_errno(rc);
     mdb_cursor_open(txn, st->series, &cur);
     int ret = 0;
     for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
@@ -344,7 +335,7 @@ int store_load_series(store *st, store_series_cb cb, void *ud)
                 metricsd__series_info__free_unpacked(si, NULL);
             continue;
         }
-        ret = cb(ud, get_be32(k.mv_data), si->model ? si->model : "",
+        ret = cb(ud, store_get_be32(k.mv_data), si->model ? si->model : "",
                  si->backend ? si->backend : "", si->dims ? si->dims : "");
         metricsd__series_info__free_unpacked(si, NULL);
         if (ret != 0)
@@ -391,10 +382,10 @@ static int create_series(store *st, MDB_txn *txn, const store_item *it, uint32_t
     uint8_t buf[4];
     int rc = mdb_get(txn, st->meta, &k, &v);
     if (rc == 0 && v.mv_size == 4)
-        next = get_be32(v.mv_data);
+        next = store_get_be32(v.mv_data);
     else if (rc != 0 && rc != MDB_NOTFOUND)
         return rc;
-    put_be32(buf, next + 1);
+    store_put_be32(buf, next + 1);
     v.mv_size = 4;
     v.mv_data = buf;
     if ((rc = mdb_put(txn, st->meta, &k, &v, 0)) != 0)
@@ -411,7 +402,7 @@ static int create_series(store *st, MDB_txn *txn, const store_item *it, uint32_t
     if (n > sizeof(val))
         return EINVAL;
     metricsd__series_info__pack(&si, val);
-    put_be32(buf, next);
+    store_put_be32(buf, next);
     k.mv_size = 4;
     k.mv_data = buf;
     v.mv_size = n;
@@ -422,11 +413,12 @@ static int create_series(store *st, MDB_txn *txn, const store_item *it, uint32_t
     return 0;
 }
 
-static int write_once(store *st, const store_item *items, size_t n, uint32_t *new_ids)
+static int write_once(store *st, const store_item *items, size_t n, uint32_t *new_ids,
+                      const store_event *ev, size_t nev)
 {
     MDB_txn *txn;
     rollup tmp;
-    int rc = txn_begin(st, 0, &txn);
+    int rc = store_txn_begin(st, 0, &txn);
     if (rc != 0)
         return rc;
     rollup_init(&tmp);
@@ -444,34 +436,45 @@ static int write_once(store *st, const store_item *items, size_t n, uint32_t *ne
             new_ids[i] = id;
         }
         uint8_t key[8];
-        put_be32(key, id);
-        put_be32(key + 4, it->minute);
+        store_put_be32(key, id);
+        store_put_be32(key + 4, it->minute);
         if ((rc = merge_record(st, txn, st->m1, key, it->delta, &tmp)) != 0)
             break;
-        put_be32(key + 4, it->minute / 60);
+        store_put_be32(key + 4, it->minute / 60);
         if ((rc = merge_record(st, txn, st->h1, key, it->delta, &tmp)) != 0)
             break;
         /* The lifetime total: the same delta, so it equals the sum of every minute
          * ever written, whatever retention removes later. */
-        put_be32(key + 4, 0);
+        store_put_be32(key + 4, 0);
         rc = merge_record(st, txn, st->life, key, it->delta, &tmp);
     }
     rollup_free(&tmp);
+    if (rc == 0 && nev > 0)
+        rc = store_events_put(st, txn, items, n, new_ids, ev, nev);
     if (rc != 0) {
         mdb_txn_abort(txn);
+        store_events_commit(st, 0);
         return rc;
     }
-    return mdb_txn_commit(txn);
+    rc = mdb_txn_commit(txn);
+    store_events_commit(st, rc == 0);
+    return rc;
 }
 
 int store_write(store *st, const store_item *items, size_t n)
+{
+    return store_write_all(st, items, n, NULL, 0);
+}
+
+int store_write_all(store *st, const store_item *items, size_t n, const store_event *ev,
+                    size_t nev)
 {
     uint32_t *new_ids = calloc(n ? n : 1, sizeof(*new_ids));
     int rc, cleared = 0;
     if (new_ids == NULL)
         return -ENOMEM;
     for (;;) {
-        rc = write_once(st, items, n, new_ids);
+        rc = write_once(st, items, n, new_ids, ev, nev);
         if (rc != MDB_MAP_FULL)
             break;
         /* Slots of dead readers pin old pages, which then cannot be reused: clear
@@ -500,7 +503,7 @@ int store_write(store *st, const store_item *items, size_t n)
             if (new_ids[i] != 0)
                 *items[i].id = new_ids[i];
     free(new_ids);
-    return mdb_errno(rc);
+    return store_mdb_errno(rc);
 }
 
 int store_reader_open(store *st, store_reader **out)
@@ -508,10 +511,10 @@ int store_reader_open(store *st, store_reader **out)
     store_reader *rd = calloc(1, sizeof(*rd));
     if (rd == NULL)
         return -ENOMEM;
-    int rc = txn_begin(st, MDB_RDONLY, &rd->txn);
+    int rc = store_txn_begin(st, MDB_RDONLY, &rd->txn);
     if (rc != 0) {
         free(rd);
-        return mdb_errno(rc);
+        return store_mdb_errno(rc);
     }
     rd->st = st;
     *out = rd;
@@ -541,14 +544,14 @@ static int each_record(store_reader *rd, MDB_dbi db, uint32_t id, uint32_t from,
 
     if (from >= to)
         return 0;
-    put_be32(key, id);
-    put_be32(key + 4, from);
+    store_put_be32(key, id);
+    store_put_be32(key + 4, from);
     if ((rc = mdb_cursor_open(rd->txn, db, &cur)) != 0)
-        return mdb_errno(rc);
+        return store_mdb_errno(rc);
     for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
          rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        uint32_t at = get_be32((uint8_t *)k.mv_data + 4);
-        if (k.mv_size != 8 || get_be32(k.mv_data) != id || at >= to)
+        uint32_t at = store_get_be32((uint8_t *)k.mv_data + 4);
+        if (k.mv_size != 8 || store_get_be32(k.mv_data) != id || at >= to)
             break;
         if ((stop = cb(rd, ud, at, v.mv_data, v.mv_size)) != 0)
             break;
@@ -556,7 +559,7 @@ static int each_record(store_reader *rd, MDB_dbi db, uint32_t id, uint32_t from,
     mdb_cursor_close(cur);
     if (stop != 0)
         return stop;
-    return rc == 0 || rc == MDB_NOTFOUND ? 0 : mdb_errno(rc);
+    return rc == 0 || rc == MDB_NOTFOUND ? 0 : store_mdb_errno(rc);
 }
 
 static int merge_cb(store_reader *rd, void *ud, uint32_t at, const uint8_t *data, size_t len)
@@ -640,21 +643,21 @@ uint32_t store_m1_horizon(const store *st, uint32_t now_minute)
 int store_write_samples(store *st, const store_sample *smp, size_t n)
 {
     MDB_txn *txn;
-    int rc = txn_begin(st, 0, &txn);
+    int rc = store_txn_begin(st, 0, &txn);
     if (rc != 0)
-        return mdb_errno(rc);
+        return store_mdb_errno(rc);
     for (size_t i = 0; i < n && rc == 0; i++) {
         uint8_t key[8];
-        put_be32(key, smp[i].source);
-        put_be32(key + 4, smp[i].unix_s);
+        store_put_be32(key, smp[i].source);
+        store_put_be32(key + 4, smp[i].unix_s);
         MDB_val k = { 8, key }, v = { smp[i].len, (void *)smp[i].value };
         rc = mdb_put(txn, st->samples, &k, &v, 0);
     }
     if (rc != 0) {
         mdb_txn_abort(txn);
-        return mdb_errno(rc);
+        return store_mdb_errno(rc);
     }
-    return mdb_errno(mdb_txn_commit(txn));
+    return store_mdb_errno(mdb_txn_commit(txn));
 }
 
 int store_read_samples(store *st, uint32_t source, uint32_t from, uint32_t to,
@@ -664,20 +667,20 @@ int store_read_samples(store *st, uint32_t source, uint32_t from, uint32_t to,
     MDB_cursor *cur;
     uint8_t key[8];
     MDB_val k = { 8, key }, v;
-    int rc = txn_begin(st, MDB_RDONLY, &txn), ret = 0;
+    int rc = store_txn_begin(st, MDB_RDONLY, &txn), ret = 0;
     if (rc != 0)
-        return mdb_errno(rc);
+        return store_mdb_errno(rc);
     if ((rc = mdb_cursor_open(txn, st->samples, &cur)) != 0) {
         mdb_txn_abort(txn);
-        return mdb_errno(rc);
+        return store_mdb_errno(rc);
     }
-    put_be32(key, source);
-    put_be32(key + 4, from);
+    store_put_be32(key, source);
+    store_put_be32(key + 4, from);
     for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0 && ret == 0;
          rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         uint32_t t;
-        if (k.mv_size != 8 || get_be32(k.mv_data) != source ||
-            (t = get_be32((uint8_t *)k.mv_data + 4)) >= to)
+        if (k.mv_size != 8 || store_get_be32(k.mv_data) != source ||
+            (t = store_get_be32((uint8_t *)k.mv_data + 4)) >= to)
             break;
         ret = cb(ud, t, v.mv_data, v.mv_size);
     }
@@ -685,7 +688,7 @@ int store_read_samples(store *st, uint32_t source, uint32_t from, uint32_t to,
     mdb_txn_abort(txn);
     if (ret != 0)
         return ret;
-    return rc == 0 || rc == MDB_NOTFOUND ? 0 : mdb_errno(rc);
+    return rc == 0 || rc == MDB_NOTFOUND ? 0 : store_mdb_errno(rc);
 }
 
 /* Delete records of db whose time part is below cutoff, for every series. */
@@ -699,7 +702,7 @@ static long expire(MDB_txn *txn, MDB_dbi db, uint32_t cutoff)
         return -EIO;
     rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
     while (rc == 0) {
-        if (k.mv_size == 8 && get_be32((uint8_t *)k.mv_data + 4) < cutoff) {
+        if (k.mv_size == 8 && store_get_be32((uint8_t *)k.mv_data + 4) < cutoff) {
             if (mdb_cursor_del(cur, 0) != 0)
                 break;
             n++;
@@ -709,11 +712,11 @@ static long expire(MDB_txn *txn, MDB_dbi db, uint32_t cutoff)
         }
         /* Jump to the next series: (id + 1, 0). */
         uint8_t key[8];
-        uint32_t id = get_be32(k.mv_data);
+        uint32_t id = store_get_be32(k.mv_data);
         if (id == UINT32_MAX)
             break;
-        put_be32(key, id + 1);
-        put_be32(key + 4, 0);
+        store_put_be32(key, id + 1);
+        store_put_be32(key + 4, 0);
         k.mv_size = 8;
         k.mv_data = key;
         rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
@@ -727,20 +730,23 @@ long store_retention(store *st, uint32_t now_minute)
     MDB_txn *txn;
     uint32_t m1_cut = store_m1_horizon(st, now_minute);
     uint32_t h1_cut = now_minute / 60 > (uint32_t)st->h1_days * 24u ? now_minute / 60 - (uint32_t)st->h1_days * 24u : 0;
-    int rc = txn_begin(st, 0, &txn);
+    int rc = store_txn_begin(st, 0, &txn);
     if (rc != 0)
-        return mdb_errno(rc);
+        return store_mdb_errno(rc);
     long n = expire(txn, st->m1, m1_cut);
     long n2 = expire(txn, st->h1, h1_cut);
     /* Samples are keyed by seconds: the same scan with a cutoff in seconds. */
     uint64_t now_s = (uint64_t)now_minute * 60u, keep_s = (uint64_t)st->samples_days * 86400u;
     long n3 = expire(txn, st->samples, now_s > keep_s ? (uint32_t)(now_s - keep_s) : 0);
-    if (n < 0 || n2 < 0 || n3 < 0) {
+    long n4 = store_events_expire(st, txn, (int64_t)now_minute * 60000000000ll);
+    if (n < 0 || n2 < 0 || n3 < 0 || n4 < 0) {
         mdb_txn_abort(txn);
+        store_events_commit(st, 0);
         return -EIO;
     }
     rc = mdb_txn_commit(txn);
-    return rc == 0 ? n + n2 + n3 : mdb_errno(rc);
+    store_events_commit(st, rc == 0);
+    return rc == 0 ? n + n2 + n3 + n4 : store_mdb_errno(rc);
 }
 
 void store_get_info(store *st, store_info *info)
@@ -759,7 +765,7 @@ void store_get_info(store *st, store_info *info)
     snprintf(path, sizeof(path), "%s/data.mdb", st->dir);
     if (stat(path, &sb) == 0)
         info->file_bytes = (uint64_t)sb.st_blocks * 512u;
-    int rc = txn_begin(st, MDB_RDONLY, &txn);
+    int rc = store_txn_begin(st, MDB_RDONLY, &txn);
     if (st->env != NULL) {
         mdb_env_info(st->env, &ei);
         info->map_bytes = ei.me_mapsize;
@@ -773,6 +779,14 @@ void store_get_info(store *st, store_info *info)
             info->series = s.ms_entries;
         if (mdb_stat(txn, st->samples, &s) == 0)
             info->samples_records = s.ms_entries;
+        if (mdb_stat(txn, st->events, &s) == 0) {
+            info->events_records = s.ms_entries;
+            info->events_bytes = (uint64_t)s.ms_psize *
+                                 (s.ms_branch_pages + s.ms_leaf_pages + s.ms_overflow_pages);
+        }
+        if (mdb_stat(txn, st->health, &s) == 0)
+            info->health_records = s.ms_entries;
+        info->events_trimmed = st->ev_trimmed;
         mdb_txn_abort(txn);
     }
 }

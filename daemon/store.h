@@ -5,7 +5,9 @@
  *   series   u32 id (big-endian) -> SeriesInfo
  *   m1       (u32 series id, u32 minute since the epoch), big-endian -> Rollup
  *   h1       (u32 series id, u32 hour since the epoch), big-endian -> Rollup
- *   events   reserved for recent raw events (drill-down)
+ *   events   (u32 series id, u64 arrival unix ns, u32 sequence), big-endian ->
+ *            GenEvent (one kept generation; events.h says which are kept)
+ *   health   (u64 unix ns, u32 sequence), big-endian -> HealthChange (health.h)
  *   samples  (u32 source id, u32 unix seconds), big-endian -> PowerDevice (one
  *            sampler reading of one device)
  *   life     (u32 series id, u32 0), big-endian -> Rollup: every delta ever written
@@ -36,6 +38,7 @@
 #define STORE_SCHEMA_VERSION 1
 
 typedef struct store store;
+typedef struct store_reader store_reader;
 
 typedef struct store_opts {
     size_t map_initial; /* default 64 MiB */
@@ -44,6 +47,9 @@ typedef struct store_opts {
     int h1_retention_days;  /* default 400 */
     int samples_retention_days; /* default 7 */
     int no_sync;        /* tests only: MDB_NOSYNC */
+    size_t events_max_per_series; /* default 10000 */
+    int64_t events_max_age_ns;    /* default 7 days */
+    size_t events_max_bytes;      /* default 256 MiB */
 } store_opts;
 
 /* Open (creating dir 0700 and the file 0600 when absent). Returns 0, -EPROTO when the
@@ -72,8 +78,35 @@ typedef struct store_item {
  * full), -EIO. */
 int store_write(store *st, const store_item *items, size_t n);
 
+/* One kept generation for store_write_all. *id is its series' id; 0 when the series is
+ * created by an item of the same transaction (same id pointer). value is a packed
+ * GenEvent. */
+typedef struct store_event {
+    const uint32_t *id;
+    int64_t unix_ns;
+    uint32_t seq;
+    const uint8_t *value;
+    size_t len;
+} store_event;
+
+/* store_write, with events put in the same transaction; a series past its count cap
+ * loses its oldest records in it too. All or nothing. */
+int store_write_all(store *st, const store_item *items, size_t n, const store_event *ev,
+                    size_t nev);
+/* Call cb for each event of series id with unix_ns >= from_ns, in time order, until
+ * it returns non-zero (returned). Reads in rd's snapshot. */
+typedef int (*store_event_cb)(void *ud, int64_t unix_ns, const uint8_t *value, size_t len);
+int store_read_events(store_reader *rd, uint32_t id, int64_t from_ns, store_event_cb cb,
+                      void *ud);
+/* Records of series id on disk. */
+uint64_t store_event_count(const store *st, uint32_t id);
+
+/* Health history: put one packed HealthChange under (unix_ns, seq), in its own small
+ * transaction; read the changes since from_ns in time order. */
+int store_put_health(store *st, int64_t unix_ns, uint32_t seq, const uint8_t *value, size_t len);
+int store_read_health(store *st, int64_t from_ns, store_event_cb cb, void *ud);
+
 /* Read side. A reader is one read transaction (a consistent snapshot). */
-typedef struct store_reader store_reader;
 int store_reader_open(store *st, store_reader **out);
 void store_reader_close(store_reader *rd);
 /* acc += every m1 record of series id with from <= minute < to. */
@@ -126,6 +159,7 @@ typedef struct store_info {
     uint64_t map_growths;
     uint64_t readers_cleared; /* stale reader slots cleared (at open, and since) */
     uint64_t reopens;         /* env opened again after LMDB declared it unusable */
+    uint64_t events_records, events_bytes, events_trimmed, health_records;
 } store_info;
 void store_get_info(store *st, store_info *info);
 

@@ -14,8 +14,9 @@
  *   Generation     every field                      every field
  *   Label          every field                      every field
  *   Sketch         every field                      every field
- *   Reply          -                                every field but status (3), power (7)
- *                                                   and steps (180-182, past the table)
+ *   Reply          -                                every field but status (3), power (7),
+ *                                                   steps (180-182), events (220),
+ *                                                   health (221), past the table
  *   SeriesStats    -                                every field but load, prefill,
  *                                                   error_kinds, group (180-184, past
  *                                                   the table)
@@ -31,8 +32,8 @@
  * entry the code does not honour fails it too.
  *
  * Everything else falls back to protobuf-c, which then decides:
- *   - writing: an Envelope of another case (Hello, Query, Shm), a Reply with status or
- *     power set, any message with unknown fields (only a decoded one has them);
+ *   - writing: an Envelope of another case (Hello, Query, Shm), a Reply with status, power,
+ *     events or health set, any message with unknown fields (only a decoded one has them);
  *   - reading: any bytes not in the canonical form our writers and protobuf-c produce
  *     (a field twice, an unexpected wire type, a field number the table lacks, unpacked
  *     repeated numbers, a Generation with more than DIRECT_MAX_LABELS labels, a value
@@ -182,13 +183,14 @@ static inline int wire_field(wire_cursor *w, const direct_field *tab, uint32_t n
     if (wire_varint(w, &key) != 0 || (key >> 3) >= n)
         return -1;
     uint32_t f = (uint32_t)(key >> 3);
-    uint64_t bit = 1ull << f;
     unsigned accept = tab[f].accept;
     /* A repeated message's accept has DIRECT_MANY, so it never equals the first test
-     * and is judged by the second, which leaves out the seen bit. */
+     * and is judged by the second, which leaves out the seen bit. Only fields below
+     * 64 are ever accepted (direct_fields_match), so the shift below is defined. */
     if (accept != (DIRECT_ACCEPT | (key & 7)) &&
         accept != (DIRECT_ACCEPT | DIRECT_MANY | (key & 7)))
         return -1;
+    uint64_t bit = 1ull << f;
     if ((*seen & bit) && !(accept & DIRECT_MANY))
         return -1;
     *seen |= bit;

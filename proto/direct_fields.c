@@ -69,8 +69,9 @@ TABLE_HIGH(series_stats, metricsd__series_stats__descriptor, stats_high,
       [22] = DOUBLE, [23] = DOUBLE, [24] = VARINT(UINT64), [25] = VARINT(UINT64),
       [26] = VARINT(UINT64));
 
-/* Reply.steps, step_ns, first_step_unix_ns: a STATS reply with a step. */
-static const uint32_t reply_high[] = { 180, 181, 182 };
+/* Reply.steps, step_ns, first_step_unix_ns (a STATS reply with a step), events and
+ * health: all rare, protobuf-c's to write and read. */
+static const uint32_t reply_high[] = { 180, 181, 182, 220, 221 };
 TABLE_HIGH(reply, metricsd__reply__descriptor, reply_high,
       [1] = VARINT(INT32), [2] = STRING, [3] = FALLBACK_MESSAGE,
       [4] = MESSAGES(direct_fields_series_stats), [5] = VARINT(INT64), [6] = VARINT(INT64),
@@ -120,9 +121,13 @@ static int direct_fields_fail(char *why, size_t whylen, const char *fmt, const c
 static int direct_fields_match_depth(const direct_message *m, char *why, size_t whylen, int depth)
 {
     const ProtobufCMessageDescriptor *desc = m->desc;
-    if (m->n > 64) /* the readers keep one bit per field number in a uint64_t */
-        return direct_fields_fail(why, whylen, "%s%s: a table of %u numbers, over 64", desc->name,
-                                  "", m->n);
+    /* The readers keep one bit per field number in a uint64_t, so every field they
+     * handle is below 64; a fallback field may have any number (no reader accepts it:
+     * wire_field turns it down before it looks at the bits). */
+    for (uint32_t id = 64; id < m->n; id++)
+        if (m->fields[id].on)
+            return direct_fields_fail(why, whylen, "%s%s: field %u is handled, over 63",
+                                      desc->name, "", id);
     if (depth > 8)
         return direct_fields_fail(why, whylen, "%s%s: tables nest too deep (%u)", desc->name, "",
                                   (unsigned)depth);

@@ -16,3 +16,7 @@ target_link_libraries(energy_driver PRIVATE metricsd metricsd_flags)
 metricsd_script_test(energy_attribution integration/energy.sh LABELS integration energy)
 set_property(TEST energy_attribution APPEND PROPERTY ENVIRONMENT
   "FAKE_NVML=$<TARGET_FILE:fake-nvml>;ENERGY_DRIVER=$<TARGET_FILE:energy_driver>;FIXTURES=${CMAKE_CURRENT_SOURCE_DIR}/fixtures")
+
+# Issue 20: health's GPU-acceleration rule against the fake NVML library.
+metricsd_script_test(health_gpu_idle integration/health_gpu.sh LABELS integration energy)
+set_property(TEST health_gpu_idle APPEND PROPERTY ENVIRONMENT "FAKE_NVML=$<TARGET_FILE:fake-nvml>")

@@ -15,6 +15,11 @@ target_link_libraries(polltest PRIVATE metricsd_harness metricsd_client_internal
 add_executable(ringtest integration/ringtest.c)
 target_link_libraries(ringtest PRIVATE metricsd_harness metricsd_client_internal Threads::Threads m metricsd_flags)
 
+# evsend: known generations for the events and health test.
+add_executable(evsend integration/evsend.c)
+target_link_libraries(evsend PRIVATE metricsd metricsd_harness metricsd_flags)
+metricsd_script_test(integration_events_health integration/events_health.sh TIMEOUT 120 LABELS integration)
+
 metricsd_script_test(integration_stats_restart_kill integration/stats_restart_kill.sh LABELS integration)
 metricsd_script_test(integration_hostile_frames integration/hostile_frames.sh LABELS integration)
 metricsd_script_test(integration_daemon_absent integration/daemon_absent.sh LABELS integration)

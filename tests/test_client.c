@@ -828,9 +828,9 @@ static void test_record(void **state)
     clock_gettime(CLOCK_REALTIME, &t0);
     metricsd_event ev2 = { .size = sizeof(ev2), .model = "rec2", .total_ns = 5000000000 };
     assert_int_equal(metricsd_record(c, &ev2), 0);
-    /* gpu_layers 0 with has_gpu_layers: a CPU-only run, sent as 0 (not left unset). */
+    /* gpu_layers 0 with gpu_layers_set: a CPU-only run, sent as 0 (not left unset). */
     metricsd_event ev3 = { .size = sizeof(ev3), .model = "rec3", .gpu_layers = 0,
-                           .has_gpu_layers = 1 };
+                           .gpu_layers_set = 1 };
     assert_int_equal(metricsd_record(c, &ev3), 0);
     clock_gettime(CLOCK_REALTIME, &t1);
 
@@ -843,7 +843,7 @@ static void test_record(void **state)
     const rec *r = &k.recs[1];
     assert_true(r->has_gpu_layers);
     assert_int_equal(r->gpu_layers, 12);
-    assert_false(k.recs[2].has_gpu_layers); /* 0 without has_gpu_layers: unset */
+    assert_false(k.recs[2].has_gpu_layers); /* 0 without gpu_layers_set: unset */
     assert_true(k.recs[3].has_gpu_layers);
     assert_int_equal(k.recs[3].gpu_layers, 0);
     assert_int_equal(r->kind, REC_GEN);

@@ -375,7 +375,8 @@ static void every_field_is_read_directly(void **state)
     frame_arena_free(&a);
 }
 
-/* Reply's status and power are protobuf-c's: a Reply with either goes there whole. */
+/* Reply's status, power, events and health are protobuf-c's: a Reply with any of them
+ * goes there whole. */
 static void fallback_fields_go_to_protobuf_c(void **state)
 {
     (void)state;
@@ -403,6 +404,18 @@ static void fallback_fields_go_to_protobuf_c(void **state)
     r.has_step_ns = 1;
     r.step_ns = 60000000000;
     assert_false(direct_write_ok(&env));
+    r.has_step_ns = 0;
+    /* events (220) and health (221): numbered past the readers' 64 bits, fallback. */
+    Metricsd__EventsReply ev = METRICSD__EVENTS_REPLY__INIT;
+    Metricsd__HealthReport hr = METRICSD__HEALTH_REPORT__INIT;
+    r.power = NULL;
+    r.events = &ev;
+    assert_false(direct_write_ok(&env));
+    r.events = NULL;
+    r.health = &hr;
+    assert_false(direct_write_ok(&env));
+    r.health = NULL;
+    assert_true(direct_write_ok(&env));
 }
 
 /* A table that lacks a field, types one differently, or has one the schema lacks is

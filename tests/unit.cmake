@@ -21,3 +21,4 @@ metricsd_unit_test(test_sketch_ops SOURCES test_sketch_ops.c LIBS metricsd_sketc
 target_include_directories(test_sketch_ops PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/support)
 metricsd_unit_test(test_direct_schema SOURCES test_direct_schema.c LIBS metricsd_proto)
 target_include_directories(test_direct_schema PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/support)
+metricsd_unit_test(test_events SOURCES test_events.c LIBS metricsd_core)

@@ -95,11 +95,12 @@
  *      frozen without one) and gained the peer, ring and disconnect counters;
  *      metricsd_client_get_stats returns int. New error codes: -EPERM (peer refused),
  *      -E2BIG (a reply over the memory budget), -EBADF (a closed client).
- *  0.1, later: added at the ends (nothing moved): metricsd_gen_opts.has_gpu_layers,
- *      metricsd_event.has_gpu_layers, metricsd_model_stats' load_ms, prefill_ms,
+ *  0.1, later: added at the ends (nothing moved): metricsd_model_stats' load_ms, prefill_ms,
  *      error kinds and group, metricsd_query_opts.step_ns and group_by;
  *      metricsd_query_trend (metricsd_trend, metricsd_trend_series, both sized) and
  *      metricsd_model_quantile.
+ *  0.1, later still: the events, generation and health queries; gpu_layers_set at the
+ *      end of metricsd_gen_opts and metricsd_event.
  */
 #ifndef METRICSD_H
 #define METRICSD_H
@@ -190,10 +191,11 @@ typedef struct metricsd_gen_opts {
     const char *engine;     /* defaults to the client name; sent with the generation */
     const char *request_id; /* the engine's id of the request; sent, for matching logs */
     int gpu_layers;         /* layers offloaded to the GPU; sent when not 0 or when
-                             * has_gpu_layers is set */
-    /* Added at the end: 1 says gpu_layers is set even when it is 0 (a CPU-only run);
-     * an older caller's 0 here keeps the old meaning (0 = unset). */
-    int has_gpu_layers;
+                             * gpu_layers_set is set */
+    /* 1: gpu_layers is sent even when 0 (an engine running on the CPU says so; the
+     * daemon's health then checks it against the GPUs it samples). 0: gpu_layers is
+     * sent only when not 0, as before this field. */
+    int gpu_layers_set;
 } metricsd_gen_opts;
 
 /* Where each call goes in an engine's loop, and what it becomes (docs/metrics.md has
@@ -278,7 +280,7 @@ typedef struct metricsd_event {
     size_t n_itl;
     const metricsd_label_kv *labels;
     size_t n_labels;
-    int has_gpu_layers;        /* added at the end: as in metricsd_gen_opts */
+    int gpu_layers_set;        /* as in metricsd_gen_opts */
 } metricsd_event;
 
 /* Queue one event. Returns 0, -EINVAL (c or ev NULL, no model, or ev->size below
@@ -538,6 +540,143 @@ METRICSD_EXPORT void metricsd_power_free(metricsd_power *p);
 METRICSD_EXPORT int metricsd_query_status(const metricsd_query_opts *opts,
                                           metricsd_daemon_status **out);
 METRICSD_EXPORT void metricsd_daemon_status_free(metricsd_daemon_status *st);
+
+/*
+ * Single generations (docs/events.md): what the daemon kept of each generation, for a
+ * drill-down or the badge under one chat message. The daemon keeps every generation
+ * of a series while it sees at most a threshold a minute, and past it a sample, every
+ * error and the slowest; metricsd_events says when what it returns is such a sample.
+ */
+/* Why a generation was kept (metricsd_generation.kept), bits. */
+#define METRICSD_KEPT_ALL 1        /* its minute was under the threshold so far */
+#define METRICSD_KEPT_SAMPLE 2     /* in the uniform sample of the rest of its minute */
+#define METRICSD_KEPT_ERROR 4      /* it did not end OK */
+#define METRICSD_KEPT_SLOW_TTFT 8  /* among the slowest of its minute by TTFT */
+#define METRICSD_KEPT_SLOW_E2E 16  /* ... by end-to-end time */
+
+typedef struct metricsd_events_opts {
+    size_t size;               /* sizeof(metricsd_events_opts) */
+    const char *socket_path;   /* NULL: the default */
+    int timeout_ms;            /* 0: 5000 */
+    const char *model;         /* NULL: every model */
+    int64_t since_ns;          /* how far back; 0: 24 hours */
+    int errors_only;           /* only generations that did not end OK */
+    unsigned slowest;          /* > 0: the N slowest by `by`, slowest first */
+    const char *by;            /* "ttft" (NULL), "e2e", "tpot", "itl" (its p99) */
+    const char *request_id;    /* only this request's generations */
+    unsigned limit;            /* without slowest: the newest N (0: 100) */
+} metricsd_events_opts;
+
+/* One kept generation. Durations in ms and figures NAN when the engine did not send
+ * them; tpot_ms and decode_tps are derived as the stats are (decode time over the
+ * gaps between output tokens). */
+typedef struct metricsd_generation {
+    size_t size;               /* the library's sizeof(metricsd_generation) */
+    const char *request_id;    /* "" when none */
+    const char *model, *backend, *engine, *error_kind;
+    int pid;                   /* the sending process, 0 when unknown */
+    metricsd_status status;
+    int cold_start;
+    int gpu_layers;            /* -1 when not sent */
+    int64_t start_unix_ns;     /* 0 when not sent */
+    int64_t end_unix_ns;       /* when the daemon received it */
+    double queue_ms, load_ms, prefill_ms, ttft_ms, decode_ms, e2e_ms;
+    int64_t prompt_tokens, cached_prompt_tokens, output_tokens;
+    double tpot_ms, decode_tps;
+    uint64_t itl_count;
+    double itl_p50_ms, itl_p99_ms, itl_max_ms;
+    double joules;             /* energy attributed (docs/events.md); NAN when none */
+    unsigned kept;             /* METRICSD_KEPT_* */
+    uint64_t seq;              /* the daemon's arrival order */
+    size_t n_labels;
+    const metricsd_label_kv *labels; /* n_labels, by value (a frozen struct) */
+} metricsd_generation;
+
+typedef struct metricsd_events {
+    size_t size;               /* the library's sizeof(metricsd_events) */
+    int64_t now_unix_ns, since_ns;
+    uint64_t generations;      /* generations of the matching models in the window */
+    uint64_t kept;             /* of which the daemon kept */
+    uint64_t matched;          /* kept ones that match every filter */
+    int sampled;               /* 1: not every generation of the window is kept */
+    unsigned all_per_minute, sample_per_minute, slowest_per_minute, errors_per_minute;
+    size_t n_events;
+    metricsd_generation **events; /* newest first, or slowest first with `slowest` */
+} metricsd_events;
+
+/* The kept generations that match opts. Returns as metricsd_query_stats does (-EINVAL
+ * also for an unknown `by`). */
+METRICSD_EXPORT int metricsd_query_events(const metricsd_events_opts *opts, metricsd_events **out);
+METRICSD_EXPORT void metricsd_events_free(metricsd_events *ev);
+/* The badge under one message, one call: the generation of opts->request_id, or else
+ * the last generation of opts->model (or of any model). Other filters apply as for
+ * metricsd_query_events. Returns 0, -ENOENT when there is none, or as
+ * metricsd_query_events; free *out with metricsd_generation_free. */
+METRICSD_EXPORT int metricsd_query_generation(const metricsd_events_opts *opts,
+                                              metricsd_generation **out);
+METRICSD_EXPORT void metricsd_generation_free(metricsd_generation *g);
+
+/*
+ * Health (docs/health.md): each model and the daemon rated healthy, degraded or
+ * unhealthy by rules the daemon evaluates at every flush, with the reason for each
+ * component; and the history of changes of state.
+ */
+#define METRICSD_HEALTHY 0
+#define METRICSD_DEGRADED 1
+#define METRICSD_UNHEALTHY 2
+#define METRICSD_HEALTH_UNKNOWN 3
+
+typedef struct metricsd_health_opts {
+    size_t size;               /* sizeof(metricsd_health_opts) */
+    const char *socket_path;
+    int timeout_ms;
+    const char *model;         /* NULL: every model and the daemon */
+    int history;               /* also the changes of state */
+    int64_t since_ns;          /* history this far back; 0: 7 days */
+} metricsd_health_opts;
+
+typedef struct metricsd_health_component {
+    size_t size;
+    const char *name;          /* "error_rate", "ttft_p95", "gpu", ... */
+    int state;                 /* METRICSD_HEALTHY ... */
+    const char *rule;          /* what was compared */
+    double value, threshold;   /* NAN when not a number */
+    const char *reason;        /* one sentence */
+} metricsd_health_component;
+
+typedef struct metricsd_health_entity {
+    size_t size;
+    const char *name;          /* a model, or "daemon" */
+    int state;
+    int64_t since_unix_ns;     /* in this state since */
+    uint64_t requests;         /* generations in the window */
+    size_t n_components;
+    metricsd_health_component **components;
+} metricsd_health_entity;
+
+typedef struct metricsd_health_change {
+    size_t size;
+    int64_t unix_ns;
+    const char *name;
+    int old_state, new_state;
+    const char *reason;
+} metricsd_health_change;
+
+typedef struct metricsd_health {
+    size_t size;
+    int64_t now_unix_ns, evaluated_unix_ns, window_ns;
+    int state;                 /* the worst over the entities returned */
+    size_t n_entities;
+    metricsd_health_entity **entities;
+    size_t n_history;
+    metricsd_health_change **history; /* oldest first */
+    uint64_t alerts_started, alerts_failed, alerts_killed;
+} metricsd_health;
+
+METRICSD_EXPORT int metricsd_query_health(const metricsd_health_opts *opts, metricsd_health **out);
+METRICSD_EXPORT void metricsd_health_free(metricsd_health *h);
+/* "healthy", "degraded", "unhealthy", "unknown". */
+METRICSD_EXPORT const char *metricsd_health_state_name(int state);
 
 #ifdef __cplusplus
 }

@@ -13,6 +13,8 @@
 #include "net_int.h"
 
 #include "clock.h"
+#include "events.h"
+#include "health.h"
 #include "ingest.h"
 #include "log.h"
 #include "query.h"
@@ -206,6 +208,8 @@ static void handle_generation(conn *c, const Metricsd__Generation *g)
                 if (srv->on_battery)
                     delta->battery_tokens += (uint64_t)g->output_tokens;
             }
+            events_note(srv, s, g, &itl, c->pid, now, delta, began == s);
+            health_note(srv, s, g, now);
         }
     }
     sketch_free(&itl);

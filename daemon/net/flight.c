@@ -7,6 +7,8 @@
  */
 #include "net_int.h"
 
+#include "health.h"
+
 #include <errno.h>
 #include <stdlib.h>
 
@@ -86,6 +88,7 @@ void flight_end_all(flight_table *t, server *srv)
         if (t->slot[i].gen_id != 0) {
             flight_end(srv, t->slot[i].s);
             stat_counts[ABANDONED]++;
+            health_note_abandoned(srv, t->slot[i].s);
         }
     }
     t->n = 0;

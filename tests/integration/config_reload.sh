@@ -35,7 +35,7 @@ echo "$again" | grep -q "^max_series = 60 ; file:" || fail "read back: $again"
 # The example file is one too: every key at its default.
 "$METRICSD" --example-config >"$TMP/example.conf"
 # (The keys from --help, which lists each option's "[section] key".)
-keys=$("$METRICSD" --help | sed -nE 's/^ +\[[a-z_]+\] ([a-z_]+).*/\1/p')
+keys=$("$METRICSD" --help | sed -nE 's/^ +\[[a-z_]+\] ([a-z0-9_]+).*/\1/p')
 [ "$(echo "$keys" | wc -w)" -ge 14 ] || fail "--help names too few keys: $keys"
 for key in $keys; do
     grep -q "^#$key =" "$TMP/example.conf" || fail "the example file lacks $key"

@@ -43,7 +43,7 @@ int main(void)
     FIELD(metricsd_gen_opts, engine);
     FIELD(metricsd_gen_opts, request_id);
     FIELD(metricsd_gen_opts, gpu_layers);
-    FIELD(metricsd_gen_opts, has_gpu_layers);
+    FIELD(metricsd_gen_opts, gpu_layers_set);
     END();
     BEGIN(metricsd_label_kv);
     FIELD(metricsd_label_kv, key);
@@ -73,7 +73,7 @@ int main(void)
     FIELD(metricsd_event, n_itl);
     FIELD(metricsd_event, labels);
     FIELD(metricsd_event, n_labels);
-    FIELD(metricsd_event, has_gpu_layers);
+    FIELD(metricsd_event, gpu_layers_set);
     END();
     BEGIN(metricsd_client_stats);
     FIELD(metricsd_client_stats, size);

@@ -22,6 +22,8 @@
  * the m1 requests of each (series, hour) add up to its h1 requests exactly, unless
  * --trimmed says retention may have removed minutes (then <=); and each series'
  * lifetime total (life) holds as many requests as its hours, or more once trimmed.
+ * events keys are 16 bytes (series id, ns, sequence) of a stored series and decode as
+ * GenEvent of that series' model; health keys are 12 bytes and decode as HealthChange.
  */
 #include <errno.h>
 #include <lmdb.h>
@@ -127,12 +129,12 @@ static int cmd_check(const char *dir, int trimmed)
     MDB_val k, v;
     rollup r;
     int rc;
-    const char *names[] = { "meta", "series", "m1", "h1", "events", "samples", "life" };
-    enum { N_DBS = 7 };
+    const char *names[] = { "meta", "series", "m1", "h1", "events", "samples", "life", "health" };
+    enum { N_DBS = 8 };
     uint64_t counts[N_DBS] = { 0 };
     uint32_t next_series = 0, min_minute = UINT32_MAX, max_minute = 0;
 
-    if ((rc = mdb_env_create(&env)) != 0 || (rc = mdb_env_set_maxdbs(env, 8)) != 0 ||
+    if ((rc = mdb_env_create(&env)) != 0 || (rc = mdb_env_set_maxdbs(env, 16)) != 0 ||
         (rc = mdb_env_open(env, dir, MDB_RDONLY | MDB_NOTLS, 0600)) != 0) {
         BAD("cannot open the env in %s: %s", dir, mdb_strerror(rc));
         return 1;
@@ -240,6 +242,24 @@ static int cmd_check(const char *dir, int trimmed)
                     s->have_life = 1;
                     s->life_requests = r.requests;
                 }
+            } else if (d == 4) { /* events: series come first, so ids are known */
+                Metricsd__GenEvent *ge = metricsd__gen_event__unpack(NULL, v.mv_size, v.mv_data);
+                const sinfo *s = k.mv_size == 16 ? find_series(be32(k.mv_data)) : NULL;
+                if (k.mv_size != 16 || ge == NULL)
+                    BAD("an events record does not decode (key %zu bytes)", k.mv_size);
+                else if (s == NULL)
+                    BAD("events record of series %u, which is not stored", be32(k.mv_data));
+                else if (ge->model == NULL || strcmp(ge->model, s->model) != 0)
+                    BAD("events record of series %u names model %s", be32(k.mv_data),
+                        ge->model ? ge->model : "(none)");
+                if (ge)
+                    metricsd__gen_event__free_unpacked(ge, NULL);
+            } else if (d == 7) { /* health */
+                Metricsd__HealthChange *hc = metricsd__health_change__unpack(NULL, v.mv_size, v.mv_data);
+                if (k.mv_size != 12 || hc == NULL)
+                    BAD("a health record does not decode (key %zu bytes)", k.mv_size);
+                if (hc)
+                    metricsd__health_change__free_unpacked(hc, NULL);
             } else if (d == 5) { /* samples */
                 Metricsd__PowerDevice *pd = metricsd__power_device__unpack(NULL, v.mv_size, v.mv_data);
                 if (k.mv_size != 8 || pd == NULL)
@@ -304,7 +324,7 @@ static int cmd_hold(const char *dir, const char *ready)
     if (getppid() == 1)
         return 1;
     alarm(600);
-    if ((rc = mdb_env_create(&env)) != 0 || (rc = mdb_env_set_maxdbs(env, 8)) != 0 ||
+    if ((rc = mdb_env_create(&env)) != 0 || (rc = mdb_env_set_maxdbs(env, 16)) != 0 ||
         (rc = mdb_env_open(env, dir, MDB_RDONLY | MDB_NOTLS, 0600)) != 0 ||
         (rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn)) != 0 ||
         (rc = mdb_dbi_open(txn, "m1", 0, &dbi)) != 0 || (rc = mdb_stat(txn, dbi, &st)) != 0) {

@@ -34,7 +34,7 @@ class Options(Structure):
 
 class GenOpts(Structure):
     _fields_ = [("size", c_size_t), ("backend", c_char_p), ("engine", c_char_p),
-                ("request_id", c_char_p), ("gpu_layers", c_int), ("has_gpu_layers", c_int)]
+                ("request_id", c_char_p), ("gpu_layers", c_int), ("gpu_layers_set", c_int)]
 
 
 class LabelKV(Structure):
@@ -50,7 +50,7 @@ class Event(Structure):
                 ("cached_prompt_tokens", c_int64), ("output_tokens", c_int64),
                 ("status", c_int), ("error_kind", c_char_p), ("itl_ns", POINTER(c_int64)),
                 ("n_itl", c_size_t), ("labels", POINTER(LabelKV)), ("n_labels", c_size_t),
-                ("has_gpu_layers", c_int)]
+                ("gpu_layers_set", c_int)]
 
 
 class ClientStats(Structure):
