@@ -88,6 +88,16 @@ static const setting settings[] = {
       true, "N", "65536", "minute deltas kept while the disk refuses" },
     { "idle-timeout", "limits", "idle_timeout", T_UINT, FIELD(idle_timeout_ms), 1,
       86400000, true, "MS", "600000", "close clients silent this long, in milliseconds" },
+    { "frame-timeout", "limits", "frame_timeout", T_UINT, FIELD(frame_timeout_ms), 1,
+      86400000, false, "MS", "10000",
+      "close a client whose frame is not whole this long after it began\n"
+      "(a trickle of bytes is no progress), in milliseconds" },
+    { "max-generation", "limits", "max_generation", T_UINT, FIELD(max_generation_ms), 1,
+      604800000, false, "MS", "1800000",
+      "end a generation in flight this long as abandoned, in milliseconds" },
+    { "max-queriers", "limits", "max_queriers", T_SIZE, FIELD(max_queriers), 0, 100000,
+      false, "N", "16",
+      "connections kept for queries (metricsctl) past max_clients" },
 
     { "sample-interval", "power", "sample_interval", T_UINT, FIELD(sample_ms), 0, 3600000,
       false, "MS", "1000",
@@ -179,6 +189,9 @@ void config_defaults(config *cfg)
     memset(cfg, 0, sizeof(*cfg));
     cfg->flush_ms = 1000;
     cfg->idle_timeout_ms = 600000;
+    cfg->frame_timeout_ms = 10000;
+    cfg->max_generation_ms = 1800000;
+    cfg->max_queriers = 16;
     cfg->max_series = 1000;
     cfg->label_values_max = 16;
     cfg->max_pending = 65536;
@@ -541,6 +554,8 @@ void config_usage(FILE *f)
             "  --print-config          print the settings in force, each with where it came\n"
             "                          from (default, file:LINE, flag, environment), and exit\n"
             "  --example-config        print an example file (every key at its default) and exit\n"
+            "  --salvage OLD NEW       copy what can be read of the database in OLD into a\n"
+            "                          new one in NEW, and exit\n"
             "  --version               print the version and exit\n"
             "  --help                  print this and exit\n"
             "SIGHUP re-reads the file; a file with an error is refused whole and logged.\n");
@@ -548,8 +563,8 @@ void config_usage(FILE *f)
 
 int config_parse_args(config *cfg, int argc, char **argv, char *why, size_t why_len)
 {
-    enum { O_FIRST = 256, O_CONFIG = 1000, O_PRINT, O_EXAMPLE, O_VERSION, O_HELP };
-    static struct option opts[NSETTINGS + 6];
+    enum { O_FIRST = 256, O_CONFIG = 1000, O_PRINT, O_EXAMPLE, O_VERSION, O_HELP, O_SALVAGE };
+    static struct option opts[NSETTINGS + 7];
     if (!opts[0].name) {
         for (size_t i = 0; i < NSETTINGS; i++)
             opts[i] = (struct option){ settings[i].flag,
@@ -561,6 +576,7 @@ int config_parse_args(config *cfg, int argc, char **argv, char *why, size_t why_
         opts[NSETTINGS + 2] = (struct option){ "example-config", no_argument, NULL, O_EXAMPLE };
         opts[NSETTINGS + 3] = (struct option){ "version", no_argument, NULL, O_VERSION };
         opts[NSETTINGS + 4] = (struct option){ "help", no_argument, NULL, O_HELP };
+        opts[NSETTINGS + 5] = (struct option){ "salvage", required_argument, NULL, O_SALVAGE };
     }
     int c;
 
@@ -598,6 +614,13 @@ int config_parse_args(config *cfg, int argc, char **argv, char *why, size_t why_
         case O_EXAMPLE:
             cfg->print_config = 2;
             break;
+        case O_SALVAGE:
+            if (optarg[0] == '\0' || strlen(optarg) >= sizeof(cfg->salvage_from)) {
+                snprintf(why, why_len, "bad value '%s' for --salvage", optarg);
+                return CONFIG_USAGE;
+            }
+            snprintf(cfg->salvage_from, sizeof(cfg->salvage_from), "%s", optarg);
+            break;
         case O_VERSION:
             return CONFIG_VERSION;
         case O_HELP:
@@ -605,6 +628,16 @@ int config_parse_args(config *cfg, int argc, char **argv, char *why, size_t why_
         default:
             return CONFIG_USAGE; /* getopt said what was wrong */
         }
+    }
+    if (cfg->salvage_from[0]) {
+        /* --salvage OLD NEW: an action, not a setting; NEW is the one argument left. */
+        if (optind + 1 != argc || argv[optind][0] == '\0' ||
+            strlen(argv[optind]) >= sizeof(cfg->salvage_to)) {
+            snprintf(why, why_len, "--salvage takes two directories: --salvage OLD NEW");
+            return CONFIG_USAGE;
+        }
+        snprintf(cfg->salvage_to, sizeof(cfg->salvage_to), "%s", argv[optind]);
+        return CONFIG_SALVAGE;
     }
     if (optind < argc) {
         snprintf(why, why_len, "unexpected argument '%s'", argv[optind]);
@@ -753,7 +786,15 @@ int config_load(config *cfg, int argc, char **argv, char *why, size_t why_len)
     int rc;
 
     config_defaults(&flags);
-    if ((rc = config_parse_args(&flags, argc, argv, why, why_len)) != CONFIG_RUN)
+    rc = config_parse_args(&flags, argc, argv, why, why_len);
+    if (rc == CONFIG_SALVAGE) {
+        /* An action on two directories: no file, no other setting. */
+        config_defaults(cfg);
+        memcpy(cfg->salvage_from, flags.salvage_from, sizeof(cfg->salvage_from));
+        memcpy(cfg->salvage_to, flags.salvage_to, sizeof(cfg->salvage_to));
+        return rc;
+    }
+    if (rc != CONFIG_RUN)
         return rc;
     config_defaults(cfg);
     cfg->config_given = flags.config_given;

@@ -41,6 +41,10 @@ typedef struct config {
     char proc_root[2048];     /* default /proc */
     int log_level;            /* LOG_*; -1: log.c's default */
     int socket_given, db_given; /* set, so config_finish leaves them */
+    unsigned frame_timeout_ms;  /* a frame begun must be whole this soon; default 10 s */
+    unsigned max_generation_ms; /* a generation in flight longer is abandoned; 30 min */
+    size_t max_queriers;        /* slots past max_clients kept for queries; default 16 */
+    char salvage_from[4096], salvage_to[4096]; /* --salvage OLD NEW */
     /* HTTP (net/http.c): off while http_port is 0. http_host is numeric (IPv4, or
      * IPv6 without brackets); a non-loopback one needs http_token_file. */
     char http_host[64];
@@ -90,6 +94,7 @@ enum config_result {
     CONFIG_RUN = 0,      /* run the daemon with *cfg */
     CONFIG_HELP = 1,     /* --help: print config_usage to stdout, exit 0 */
     CONFIG_VERSION = 2,  /* --version: print the version, exit 0 */
+    CONFIG_SALVAGE = 3,  /* --salvage OLD NEW: copy what reads into a new database */
     CONFIG_FAILED = -1,  /* cannot run (why says): exit 1 */
     CONFIG_USAGE = -2,   /* a usage error (why says): a hint, exit 2 */
 };

@@ -42,7 +42,8 @@
     X(HTTP_UNAUTHORIZED, "http_unauthorized")                                          \
     X(HTTP_REQUEST_TIMEOUT, "http_request_timeout")                                    \
     X(HTTP_TOO_MANY_CONNECTIONS, "http_too_many_connections")                          \
-    X(START_TOO_OLD, "start_too_old")
+    X(START_TOO_OLD, "start_too_old")                                                  \
+    X(FRAME_TIMEOUT, "frame_timeout")
 
 /* Other counters. poll_switches: connections switched to polled reads (net/conn_poll.c,
  * POLL_*); poll_exits: polled connections that went back to epoll or closed, so
@@ -58,7 +59,14 @@
  * the per-minute cap; events_dropped: kept ones lost (no memory, or waiting too long
  * for a store that refused them). health_changes: changes of state (health.h);
  * alerts_*: the alert command started, failed (non-zero exit or could not start),
- * killed at its timeout, and skipped (a change while one still ran). */
+ * killed at its timeout, and skipped (a change while one still ran).
+ * turn_yields: connections that used
+ * their share of a loop turn (FRAMES_PER_TURN frames) and waited for the next;
+ * reply_holds: times a connection was not read because its replies were unread;
+ * replies_unread_closed: connections closed because all replies together reached
+ * their bound. generations_expired: generations in flight past --max-generation,
+ * ended as abandoned (also in abandoned_in_flight); acks_sent, refusals_sent: Ack
+ * and Refused frames sent to clients (docs/transport.md). */
 #define STAT_COUNTERS(X)                                                               \
     X(CONNECTIONS, "connections")                                                      \
     X(FRAMES, "frames")                                                                \
@@ -101,7 +109,13 @@
     X(ALERTS_STARTED, "alerts_started")                                                \
     X(ALERTS_FAILED, "alerts_failed")                                                  \
     X(ALERTS_KILLED, "alerts_killed")                                                  \
-    X(ALERTS_SKIPPED, "alerts_skipped")
+    X(ALERTS_SKIPPED, "alerts_skipped")                                                \
+    X(TURN_YIELDS, "turn_yields")                                                      \
+    X(REPLY_HOLDS, "reply_holds")                                                      \
+    X(REPLIES_UNREAD_CLOSED, "replies_unread_closed")                                  \
+    X(FLIGHTS_EXPIRED, "generations_expired")                                          \
+    X(ACKS, "acks_sent")                                                               \
+    X(REFUSALS, "refusals_sent")
 
 #define COUNTER_ENUM(id, name) id,
 enum reject_reason { REJECT_REASONS(COUNTER_ENUM) REJECT__COUNT };

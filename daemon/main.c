@@ -12,6 +12,8 @@
 
 #include "config.h"
 #include "health.h"
+#include "dbcheck.h"
+#include "lock.h"
 #include "log.h"
 #include "net.h"
 #include "power.h"
@@ -124,6 +126,8 @@ int main(int argc, char **argv)
     case CONFIG_HELP:
         config_usage(stdout);
         return 0;
+    case CONFIG_SALVAGE:
+        return dbcheck_salvage(cfg.salvage_from, cfg.salvage_to, stdout);
     case CONFIG_FAILED:
         fprintf(stderr, "metricsd: %s\n", why);
         return 1;
@@ -149,6 +153,18 @@ int main(int argc, char **argv)
     if (cfg.log_level >= 0)
         log_set_level(cfg.log_level);
 
+    /* One daemon per database and per socket, before anything is touched. */
+    lock_set locks;
+    if (lock_daemon(&cfg, &locks, why, sizeof(why)) != 0) {
+        log_msg(LOG_ERR, "%s", why);
+        return 1;
+    }
+    /* The file judged before anything maps it: a bad one is refused, untouched. */
+    if (dbcheck_run(cfg.db_dir, why, sizeof(why)) != 0) {
+        log_msg(LOG_ERR, "%s", why);
+        lock_daemon_release(&locks);
+        return 1;
+    }
     if ((rc = server_open(&srv, &cfg, why, sizeof(why))) != 0) {
         log_msg(LOG_ERR, "%s", why);
         return 1;
@@ -223,6 +239,7 @@ int main(int argc, char **argv)
                 srv.series.pending_total);
     server_close(&srv);
     uv_loop_close(srv.loop);
+    lock_daemon_release(&locks);
     log_msg(LOG_INFO, "stopped");
     return rc == 0 ? 0 : 1;
 }

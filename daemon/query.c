@@ -82,8 +82,8 @@ static int pack_reply(Metricsd__Reply *reply, uint8_t **out, size_t *len)
 static int answer_status(server *srv, Metricsd__Reply *reply, uint8_t **out, size_t *len)
 {
     Metricsd__DaemonStatus ds = METRICSD__DAEMON_STATUS__INIT;
-    Metricsd__Counter cs[STAT__COUNT + 8], rs[REJECT__COUNT];
-    Metricsd__Counter *cp[STAT__COUNT + 8], *rp[REJECT__COUNT];
+    Metricsd__Counter cs[STAT__COUNT + 11], rs[REJECT__COUNT];
+    Metricsd__Counter *cp[STAT__COUNT + 11], *rp[REJECT__COUNT];
     store_info info;
     size_t nc = 0;
 
@@ -114,6 +114,18 @@ static int answer_status(server *srv, Metricsd__Reply *reply, uint8_t **out, siz
     cs[nc].value = info.reopens;
     cp[nc] = &cs[nc];
     nc++;
+    /* The reply bounds (docs/transport.md) and what is held against them now. */
+    const char *rname[3] = { "reply_queued_bytes", "reply_limit_per_connection",
+                             "reply_limit_total" };
+    uint64_t rval[3] = { srv->replies_queued, srv->reply_limit_conn, srv->reply_limit_total };
+    for (int i = 0; i < 3; i++) {
+        metricsd__counter__init(&cs[nc]);
+        cs[nc].name = (char *)rname[i];
+        cs[nc].has_value = 1;
+        cs[nc].value = rval[i];
+        cp[nc] = &cs[nc];
+        nc++;
+    }
     /* Single generations on disk (events.h) and the health history (health.h). */
     const struct { const char *name; uint64_t v; } more[] = {
         { "events_stored", info.events_records },

@@ -29,6 +29,8 @@ typedef struct server {
     unsigned flushes_since_retention;
     struct power *power;      /* samplers and energy attribution (power/power.h) */
     int on_battery;           /* the last sample saw a battery discharging */
+    uint64_t replies_queued;  /* reply bytes queued to all connections, unread (net/) */
+    uint64_t reply_limit_conn, reply_limit_total; /* net/'s bounds, for status */
 } server;
 
 /* Fill srv from cfg (copied): open the store at cfg->db_dir, load its series, take

@@ -173,6 +173,107 @@ int store_txn_begin(store *st, unsigned flags, MDB_txn **txn)
 static int merge_record(store *st, MDB_txn *txn, MDB_dbi db, const uint8_t key[8],
                         const rollup *delta, rollup *tmp);
 
+typedef struct dup_series {
+    uint32_t id;
+    char *model, *backend;
+} dup_series;
+
+static int dup_cmp(const void *a, const void *b)
+{
+    const dup_series *x = a, *y = b;
+    int c = strcmp(x->model, y->model);
+    if (c == 0)
+        c = strcmp(x->backend, y->backend);
+    return c != 0 ? c : (x->id > y->id) - (x->id < y->id);
+}
+
+/* Move every record of series `from` in db onto series `to` (merged where both have
+ * the minute or hour). */
+static int merge_records(store *st, MDB_txn *txn, MDB_dbi db, uint32_t from, uint32_t to,
+                         rollup *rec, rollup *tmp)
+{
+    MDB_cursor *cur;
+    uint8_t key[8];
+    MDB_val k = { 8, key }, v;
+    int rc = mdb_cursor_open(txn, db, &cur);
+    if (rc != 0)
+        return rc;
+    store_put_be32(key, from);
+    store_put_be32(key + 4, 0);
+    rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    while (rc == 0 && k.mv_size == 8 && store_get_be32(k.mv_data) == from) {
+        uint8_t to_key[8];
+        store_put_be32(to_key, to);
+        memcpy(to_key + 4, (uint8_t *)k.mv_data + 4, 4);
+        rollup_reset(rec);
+        if (rollup_merge_packed_in(rec, v.mv_data, v.mv_size, &st->unpack) == 0 &&
+            (rc = merge_record(st, txn, db, to_key, rec, tmp)) != 0)
+            break;
+        if ((rc = mdb_cursor_del(cur, 0)) != 0)
+            break;
+        rc = mdb_cursor_get(cur, &k, &v, MDB_GET_CURRENT);
+    }
+    mdb_cursor_close(cur);
+    return rc == 0 || rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* Two ids for one (model, backend) came from two daemons on one database (before the
+ * daemon lock): merge each later id into the first, so every stored request is served
+ * again. Returns 0 or an LMDB code; *merged counts the ids merged away. */
+static int load_names(store *st, MDB_txn *txn, dup_series **out, size_t *out_n);
+
+static int merge_duplicates(store *st, long *merged)
+{
+    MDB_txn *txn;
+    dup_series *all = NULL;
+    size_t n = 0;
+    int rc = store_txn_begin(st, 0, &txn);
+    *merged = 0;
+    if (rc != 0)
+        return rc;
+    if ((rc = load_names(st, txn, &all, &n)) != 0)
+        goto out;
+    if (n > 1)
+        qsort(all, n, sizeof(*all), dup_cmp);
+    rollup rec, tmp;
+    rollup_init(&rec);
+    rollup_init(&tmp);
+    for (size_t i = 1; i < n && rc == 0; i++) {
+        if (strcmp(all[i].model, all[i - 1].model) != 0 || strcmp(all[i].backend, all[i - 1].backend) != 0)
+            continue;
+        /* Sorted by name, then id: the name's first id is the one kept. */
+        size_t keep = i - 1;
+        while (keep > 0 && strcmp(all[keep - 1].model, all[i].model) == 0 &&
+               strcmp(all[keep - 1].backend, all[i].backend) == 0)
+            keep--;
+        uint8_t key[4];
+        store_put_be32(key, all[i].id);
+        MDB_val sk = { 4, key };
+        if ((rc = merge_records(st, txn, st->m1, all[i].id, all[keep].id, &rec, &tmp)) == 0 &&
+            (rc = merge_records(st, txn, st->h1, all[i].id, all[keep].id, &rec, &tmp)) == 0 &&
+            (rc = merge_records(st, txn, st->life, all[i].id, all[keep].id, &rec, &tmp)) == 0 &&
+            (rc = mdb_del(txn, st->series, &sk, NULL)) == 0) {
+            log_msg(LOG_NOTICE, "store: series %u (%s, %s) was stored twice; merged into %u",
+                    all[i].id, all[i].model, all[i].backend, all[keep].id);
+            (*merged)++;
+        }
+    }
+    rollup_free(&rec);
+    rollup_free(&tmp);
+out:
+    for (size_t i = 0; i < n; i++) {
+        free(all[i].model);
+        free(all[i].backend);
+    }
+    free(all);
+    if (rc != 0 || *merged == 0) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
+    return mdb_txn_commit(txn);
+}
+
+
 /* A database written before the lifetime totals existed: give each series without
  * one the sum of what its hours hold (h1 holds every stored minute). One write
  * transaction at open; nothing to do on every later start. */
@@ -280,8 +381,12 @@ int store_open(store **out, const char *dir, const store_opts *opts, char *why, 
     }
     /* Reader slots left by killed queriers would pin old pages forever. */
     store_check_readers(st);
+    long merged = 0;
     if ((rc = open_dbs(st, why, why_len)) != 0 ||
-        (rc = store_mdb_errno(store_events_count(st))) != 0) {
+        (rc = store_mdb_errno(store_events_count(st))) != 0 ||
+        (rc = store_mdb_errno(merge_duplicates(st, &merged))) != 0) {
+        if (why[0] == '\0')
+            snprintf(why, why_len, "cannot open the database in %s: %s", dir, strerror(-rc));
         mdb_env_close(st->env);
         free(st->ev_count);
         free(st->ev_pend);
@@ -375,12 +480,113 @@ static int merge_record(store *st, MDB_txn *txn, MDB_dbi db, const uint8_t key[8
     return mdb_put(txn, db, &k, &v, 0);
 }
 
-static int create_series(store *st, MDB_txn *txn, const store_item *it, uint32_t *id)
+/* The names stored, sorted, for create_series to look a new series up: loaded once
+ * per write transaction that creates one, so a flush of many new series scans the
+ * series database once. */
+typedef struct name_index {
+    dup_series *all;
+    size_t n;
+    int loaded;
+} name_index;
+
+static void name_index_free(name_index *ix)
+{
+    for (size_t i = 0; i < ix->n; i++) {
+        free(ix->all[i].model);
+        free(ix->all[i].backend);
+    }
+    free(ix->all);
+    memset(ix, 0, sizeof(*ix));
+}
+
+/* Every stored series' id and names (unsorted). 0 or an LMDB code; *out freed by the
+ * caller, entries included, also on error. */
+static int load_names(store *st, MDB_txn *txn, dup_series **out, size_t *out_n)
+{
+    MDB_cursor *cur;
+    MDB_val k, v;
+    dup_series *all = NULL;
+    size_t n = 0, cap = 0;
+    int rc;
+    *out = NULL;
+    *out_n = 0;
+    if ((rc = mdb_cursor_open(txn, st->series, &cur)) != 0)
+        return rc;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        Metricsd__SeriesInfo *si = metricsd__series_info__unpack(NULL, v.mv_size, v.mv_data);
+        if (si == NULL || k.mv_size != 4) {
+            if (si)
+                metricsd__series_info__free_unpacked(si, NULL);
+            continue;
+        }
+        if (n == cap) {
+            cap = cap ? cap * 2 : 64;
+            dup_series *p = realloc(all, cap * sizeof(*p));
+            if (p == NULL) {
+                metricsd__series_info__free_unpacked(si, NULL);
+                rc = ENOMEM;
+                break;
+            }
+            all = p;
+        }
+        all[n].id = store_get_be32(k.mv_data);
+        all[n].model = strdup(si->model ? si->model : "");
+        all[n].backend = strdup(si->backend ? si->backend : "");
+        metricsd__series_info__free_unpacked(si, NULL);
+        if (all[n].model == NULL || all[n].backend == NULL) {
+            free(all[n].model);
+            free(all[n].backend);
+            rc = ENOMEM;
+            break;
+        }
+        n++;
+    }
+    mdb_cursor_close(cur);
+    *out = all;
+    *out_n = n;
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* The id stored for (model, backend), or 0: a series another writer created since we
+ * loaded is found, not made twice, so no two ids ever share a name. */
+static int find_series(store *st, MDB_txn *txn, name_index *ix, const char *model,
+                       const char *backend, uint32_t *id)
+{
+    *id = 0;
+    if (!ix->loaded) {
+        int rc = load_names(st, txn, &ix->all, &ix->n);
+        if (rc != 0)
+            return rc;
+        if (ix->n > 1)
+            qsort(ix->all, ix->n, sizeof(*ix->all), dup_cmp);
+        ix->loaded = 1;
+    }
+    size_t lo = 0, hi = ix->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(ix->all[mid].model, model);
+        if (c == 0)
+            c = strcmp(ix->all[mid].backend, backend);
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo < ix->n && strcmp(ix->all[lo].model, model) == 0 && strcmp(ix->all[lo].backend, backend) == 0)
+        *id = ix->all[lo].id;
+    return 0;
+}
+
+static int create_series(store *st, MDB_txn *txn, name_index *ix, const store_item *it, uint32_t *id)
 {
     MDB_val k = { 11, "next_series" }, v;
     uint32_t next = 1;
     uint8_t buf[4];
-    int rc = mdb_get(txn, st->meta, &k, &v);
+    int rc = find_series(st, txn, ix, it->model, it->backend, id);
+    if (rc != 0 || *id != 0)
+        return rc;
+    rc = mdb_get(txn, st->meta, &k, &v);
     if (rc == 0 && v.mv_size == 4)
         next = store_get_be32(v.mv_data);
     else if (rc != 0 && rc != MDB_NOTFOUND)
@@ -418,6 +624,7 @@ static int write_once(store *st, const store_item *items, size_t n, uint32_t *ne
 {
     MDB_txn *txn;
     rollup tmp;
+    name_index ix = { 0 };
     int rc = store_txn_begin(st, 0, &txn);
     if (rc != 0)
         return rc;
@@ -431,7 +638,7 @@ static int write_once(store *st, const store_item *items, size_t n, uint32_t *ne
             for (size_t j = 0; j < i; j++)
                 if (items[j].id == it->id && new_ids[j] != 0)
                     id = new_ids[j];
-            if (id == 0 && (rc = create_series(st, txn, it, &id)) != 0)
+            if (id == 0 && (rc = create_series(st, txn, &ix, it, &id)) != 0)
                 break;
             new_ids[i] = id;
         }
@@ -451,6 +658,7 @@ static int write_once(store *st, const store_item *items, size_t n, uint32_t *ne
     rollup_free(&tmp);
     if (rc == 0 && nev > 0)
         rc = store_events_put(st, txn, items, n, new_ids, ev, nev);
+    name_index_free(&ix);
     if (rc != 0) {
         mdb_txn_abort(txn);
         store_events_commit(st, 0);

@@ -28,3 +28,11 @@ if(METRICSD_FUZZ)
   target_link_libraries(fuzz_frame PRIVATE metricsd_core metricsd_flags)
   target_link_options(fuzz_frame PRIVATE -fsanitize=fuzzer)
 endif()
+
+# Issue 14: the daemon against readers that never read, a second daemon, a bad
+# database file and slow neighbours. `guard` is the hostile peers' side.
+add_executable(guard reliability/guard.c)
+target_link_libraries(guard PRIVATE metricsd_harness metricsd_client_internal metricsd_flags)
+metricsd_script_test(reliability_reply_bounds reliability/reply_bounds.sh SKIP TIMEOUT 120 LABELS reliability)
+metricsd_script_test(reliability_slow_neighbours reliability/slow_neighbours.sh SKIP TIMEOUT 180 LABELS reliability slow)
+metricsd_script_test(reliability_small_ones reliability/small_ones.sh SKIP TIMEOUT 120 LABELS reliability)

@@ -789,14 +789,17 @@ static void test_retention_many(void **state)
     static uint32_t ids[NSER];
     static rollup one;
     static store_item items[NSER * NMIN];
+    static char names[NSER][16];
     counted(&one, 1);
     for (int s = 0; s < NSER; s++) {
         ids[s] = 0;
+        snprintf(names[s], sizeof(names[s]), "model-%d", s);
         for (int m = 0; m < NMIN; m++)
-            items[s * NMIN + m] = (store_item){ &ids[s], s % 2 ? "odd" : "even",
-                                                s % 3 ? "cpu" : "cuda", M0 + (uint32_t)m, &one, NULL };
+            items[s * NMIN + m] = (store_item){ &ids[s], names[s], s % 3 ? "cpu" : "cuda",
+                                                M0 + (uint32_t)m, &one, NULL };
     }
-    /* Six distinct (model, backend) pairs but 30 series: one series per id pointer. */
+    /* 30 (model, backend) pairs, 30 series: one per id pointer (a name is never
+     * stored under two ids). */
     assert_int_equal(store_write(st, items, NSER * NMIN), 0);
     store_info info;
     store_get_info(st, &info);

@@ -50,6 +50,12 @@ void conn_poll_leave(conn *c)
         uv_timer_stop(&l->poll_timer);
 }
 
+void conn_poll_kick(listener *l)
+{
+    if (l->n_polled > 0)
+        uv_timer_start(&l->poll_timer, on_poll_tick, 0, POLL_PERIOD_MS);
+}
+
 /* Read a polled connection until the socket is empty or the tick's share is used, as
  * on_read would have, then its ring. Returns 1 when bytes came, 0 when none, -1 when c
  * was closed; *more is set when bytes may remain. */
@@ -64,6 +70,8 @@ static int poll_read(conn *c, int *more)
         return -1;
     }
     for (i = 0; i < POLL_READS_PER_TICK; i++) {
+        if (c->hold != 0)
+            return got; /* its share is used, or its replies are unread */
         if (conn_read_space(c, &buf) != 0) {
             conn_read_failed(c, UV_ENOBUFS); /* what libuv reports for on_alloc's NULL */
             return -1;
@@ -102,7 +110,12 @@ static void on_poll_tick(uv_timer_t *t)
 
     for (conn *c = l->polled, *next; c != NULL; c = next) {
         next = c->poll_next; /* dispatch closes only c itself */
+        if (c->hold != 0)
+            continue; /* held (its turn's share used, or a ring's replies unread): not
+                       * read, and not idle either */
         int got = poll_read(c, &more);
+        if (got < 0 || !c->polled)
+            continue; /* closed, or held and out of the poll list */
         if (got > 0) {
             c->poll_idle = 0;
         } else if (got == 0 && ++c->poll_idle >= POLL_IDLE_TICKS) {

@@ -106,6 +106,13 @@ static void handle_hello(conn *c, const Metricsd__Hello *h)
         snprintf(c->name, sizeof(c->name), "%s", h->client_name);
     /* The client says how many events it could not send; they count as ours. */
     stat_counts[CLIENT_DROPPED] += h->dropped;
+    if (h->has_acks && h->acks && !c->wants_acks) {
+        /* The first Ack says this daemon acks at all: from then on the library
+         * counts what an ended connection left untold as dropped. */
+        c->wants_acks = 1;
+        c->gens_acked = UINT64_MAX; /* untold, so conn_ack sends even a 0 */
+        conn_ack(c, 0);
+    }
 }
 
 /* The shared ring (docs/transport.md): an offer is mapped or refused (the client then
@@ -156,10 +163,16 @@ static void handle_begin(conn *c, const Metricsd__Begin *b)
         conn_reject(c, TOO_MANY_IN_FLIGHT);
         return;
     }
+    uint64_t now_ms = uv_now(srv->loop);
     series *s = series_for(c, b->model, b->backend);
-    if (s == NULL)
+    if (s == NULL) {
+        /* Refused here and counted once: its Generation, refused the same way, is not
+         * counted again (flight_take finds FLIGHT_REFUSED). */
+        if (series_find(&srv->series, b->model, backend_of(b->backend)) == NULL)
+            flight_put(&c->flights, b->gen_id, FLIGHT_REFUSED, now_ms);
         return;
-    int rc = flight_put(&c->flights, b->gen_id, s);
+    }
+    int rc = flight_put(&c->flights, b->gen_id, s, now_ms);
     if (rc < 0) {
         conn_reject(c, NO_MEMORY);
     } else if (rc == 0) {
@@ -178,11 +191,19 @@ static void handle_generation(conn *c, const Metricsd__Generation *g)
     uint64_t lost;
     sketch itl;
 
+    c->gens_taken++;
+    int refused_at_begin = began == FLIGHT_REFUSED;
+    if (refused_at_begin)
+        began = NULL;
     if (began != NULL)
         flight_end(srv, began);
     int why = ingest_check(g, &itl);
     if (why >= 0) {
         conn_reject(c, why);
+    } else if (refused_at_begin && g->model != NULL &&
+               series_find(&srv->series, g->model, backend_of(g->backend)) == NULL &&
+               srv->series.n >= srv->series.max_series) {
+        /* Its Begin was counted in too_many_series already: one event, one count. */
     } else if ((s = series_for_gen(c, g)) != NULL) {
         int64_t now = c->l->read_now_ns, at = ingest_end_unix_ns(g, now);
         uint32_t minute = clock_minute_of(at);
@@ -245,6 +266,23 @@ int dispatch_frame(conn *c, const uint8_t *payload, size_t len, int from_ring)
         conn_close(c, complex ? "frame too complex" : "frame does not decode");
         return -1;
     }
+    /* The first frame tells a querier (a Query) from an engine (anything else). A
+     * connection in a slot kept for queriers must be one. */
+    if (c->kind == KIND_UNKNOWN) {
+        c->kind = env->msg_case == METRICSD__ENVELOPE__MSG_QUERY ? KIND_QUERIER : KIND_ENGINE;
+        /* A querier moves to a kept slot when one is free, leaving its general slot
+         * to an engine. */
+        if (c->kind == KIND_QUERIER && c->pool == 0 && l->in_pool[1] < l->max_queriers) {
+            l->in_pool[0]--;
+            l->in_pool[1]++;
+            c->pool = 1;
+        }
+        if (c->pool == 1 && c->kind != KIND_QUERIER) {
+            conn_refuse(c, TOO_MANY_CONNECTIONS,
+                        "too many connections: the slots left are kept for queries");
+            return -1;
+        }
+    }
     switch (env->msg_case) {
     case METRICSD__ENVELOPE__MSG_HELLO:
         handle_hello(c, env->hello);
@@ -254,6 +292,8 @@ int dispatch_frame(conn *c, const uint8_t *payload, size_t len, int from_ring)
         break;
     case METRICSD__ENVELOPE__MSG_GENERATION:
         handle_generation(c, env->generation);
+        if (c->gens_taken - c->gens_acked >= ACK_EVERY)
+            conn_ack(c, 0);
         break;
     case METRICSD__ENVELOPE__MSG_QUERY:
         handle_query(c, env->query);

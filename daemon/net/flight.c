@@ -18,7 +18,9 @@ static uint32_t flight_hash(uint64_t id, uint32_t cap)
     return (uint32_t)(id >> 32) & (cap - 1);
 }
 
-int flight_put(flight_table *t, uint64_t id, series *s)
+series flight_refused;
+
+int flight_put(flight_table *t, uint64_t id, series *s, uint64_t now_ms)
 {
     if (t->n + 1 > t->cap / 2) {
         uint32_t cap = t->cap ? t->cap * 2 : 16;
@@ -44,6 +46,7 @@ int flight_put(flight_table *t, uint64_t id, series *s)
         return 1; /* already there */
     t->slot[h].gen_id = id;
     t->slot[h].s = s;
+    t->slot[h].began_ms = now_ms;
     t->n++;
     return 0;
 }
@@ -85,13 +88,34 @@ void flight_end(server *srv, series *s)
 void flight_end_all(flight_table *t, server *srv)
 {
     for (uint32_t i = 0; i < t->cap; i++) {
-        if (t->slot[i].gen_id != 0) {
+        if (t->slot[i].gen_id != 0 && t->slot[i].s != FLIGHT_REFUSED) {
             flight_end(srv, t->slot[i].s);
             stat_counts[ABANDONED]++;
             health_note_abandoned(srv, t->slot[i].s);
         }
     }
     t->n = 0;
+}
+
+uint32_t flight_expire(flight_table *t, server *srv, uint64_t cutoff_ms)
+{
+    uint32_t n = 0;
+    /* flight_take shifts later slots back into the one emptied: look at i again. */
+    for (uint32_t i = 0; i < t->cap && t->n > 0;) {
+        flight_slot *sl = &t->slot[i];
+        if (sl->gen_id == 0 || sl->began_ms >= cutoff_ms) {
+            i++;
+            continue;
+        }
+        series *s = flight_take(t, sl->gen_id);
+        if (s != FLIGHT_REFUSED) {
+            flight_end(srv, s);
+            stat_counts[ABANDONED]++;
+            stat_counts[FLIGHTS_EXPIRED]++;
+            n++;
+        }
+    }
+    return n;
 }
 
 void flight_free(flight_table *t)

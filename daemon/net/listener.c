@@ -66,6 +66,7 @@ static void on_connection(uv_stream_t *server_stream, int status)
     c->l = l;
     c->pid = -1;
     c->rx_fd = -1;
+    c->pool = -1; /* in no pool until accepted */
     frame_reader_init(&c->rd, FRAME_MAX_CLIENT);
     c->last_active_ms = uv_now(srv->loop);
     c->next = l->conns;
@@ -100,27 +101,63 @@ static void on_connection(uv_stream_t *server_stream, int status)
         conn_close(c, "peer is another user");
         return;
     }
-    if (srv->clients > l->max_clients) {
-        conn_reject(c, TOO_MANY_CONNECTIONS);
-        conn_close(c, "too many connections");
+    /* --max-clients slots first; past them, the few kept for queriers (metricsctl
+     * always gets in): a connection in one of those must send a Query first. */
+    if (l->in_pool[0] < l->max_clients) {
+        c->pool = 0;
+    } else if (l->in_pool[1] < l->max_queriers) {
+        c->pool = 1;
+    } else {
+        conn_refuse(c, TOO_MANY_CONNECTIONS, "too many connections");
         return;
     }
+    l->in_pool[c->pool]++;
     conn_read_start(c);
+}
+
+/* Connections judged by progress, not bytes: a frame begun must be whole within
+ * --frame-timeout (a trickle of bytes is no progress), a generation in flight ends as
+ * abandoned past --max-generation, and a connection with nothing in flight that
+ * completes no frame for --idle-timeout goes. Engines that asked are told what was
+ * taken. */
+/* The idle timer's period: a quarter of the shortest of the idle timeout, the frame
+ * timeout and the longest generation, so each is acted on within 1.25 times itself;
+ * Acks go out on this tick too, so at least once a second. */
+static unsigned idle_tick(const config *cfg)
+{
+    unsigned tick = cfg->idle_timeout_ms;
+    if (cfg->frame_timeout_ms < tick)
+        tick = cfg->frame_timeout_ms;
+    if (cfg->max_generation_ms < tick)
+        tick = cfg->max_generation_ms;
+    return tick / 4 > 1000 ? 1000 : tick / 4 ? tick / 4 : 1;
 }
 
 static void on_idle_timer(uv_timer_t *t)
 {
     listener *l = t->data;
-    uint64_t now = uv_now(l->srv->loop), limit = l->srv->cfg.idle_timeout_ms;
+    const config *cfg = &l->srv->cfg;
+    uint64_t now = uv_now(l->srv->loop), limit = cfg->idle_timeout_ms;
+    int scan_flights = now - l->flights_scanned_ms >= cfg->max_generation_ms / 4;
+    if (scan_flights)
+        l->flights_scanned_ms = now;
     for (conn *c = l->conns, *next; c; c = next) {
         next = c->next;
-        /* An engine between requests may stay connected; a half-sent frame or a
-         * connection with nothing in flight that says nothing for the timeout goes. */
-        int partial = frame_reader_pending(&c->rd) > 0;
-        if (now - c->last_active_ms >= limit && (partial || c->flights.n == 0)) {
-            stat_counts[IDLE_CLOSED]++;
-            conn_close(c, partial ? "idle with a partial frame" : "idle");
+        if (c->closing)
+            continue;
+        if (c->partial_since_ms != 0 && c->hold == 0 &&
+            now - c->partial_since_ms >= cfg->frame_timeout_ms) {
+            conn_refuse(c, FRAME_TIMEOUT, "a frame not finished within the frame timeout");
+            continue;
         }
+        if (scan_flights && c->flights.n > 0 && now > cfg->max_generation_ms)
+            flight_expire(&c->flights, l->srv, now - cfg->max_generation_ms);
+        if (now - c->last_active_ms >= limit && c->flights.n == 0) {
+            stat_counts[IDLE_CLOSED]++;
+            conn_close(c, c->partial_since_ms ? "idle with a partial frame" : "idle");
+            continue;
+        }
+        conn_ack(c, 0);
     }
 }
 
@@ -259,16 +296,24 @@ int listener_start(server *srv, listener **out, char *why, size_t why_len)
         snprintf(why, why_len, "cannot listen on %s: %s", srv->cfg.socket_path, uv_strerror(rc));
         goto fail;
     }
-    l->max_clients = clients_cap();
+    /* The querier slots come out of what the open-file limit allows. */
+    uint32_t cap = clients_cap();
+    l->max_queriers = srv->cfg.max_queriers < cap / 2 ? (uint32_t)srv->cfg.max_queriers : cap / 2;
+    l->max_clients = cap - l->max_queriers;
     if (srv->cfg.max_clients > 0 && srv->cfg.max_clients < l->max_clients)
         l->max_clients = (uint32_t)srv->cfg.max_clients;
-    log_msg(LOG_INFO, "serving at most %u connections at once", l->max_clients);
+    if (l->max_clients == 0)
+        l->max_clients = 1;
+    log_msg(LOG_INFO, "serving at most %u connections at once, and %u more for queries",
+            l->max_clients, l->max_queriers);
     uv_timer_init(srv->loop, &l->idle_timer);
     l->idle_timer.data = l;
-    unsigned tick = srv->cfg.idle_timeout_ms / 4 ? srv->cfg.idle_timeout_ms / 4 : 1;
-    uv_timer_start(&l->idle_timer, on_idle_timer, tick, tick);
+    uv_timer_start(&l->idle_timer, on_idle_timer, idle_tick(&srv->cfg), idle_tick(&srv->cfg));
     uv_timer_init(srv->loop, &l->poll_timer);
     l->poll_timer.data = l;
+    conn_turn_init(l);
+    srv->reply_limit_conn = REPLY_HOLD_BYTES;
+    srv->reply_limit_total = REPLY_TOTAL_BYTES;
     *out = l;
     return 0;
 fail:
@@ -285,15 +330,19 @@ void listener_stop(listener *l)
         return;
     /* Frames already in a ring are as received as those in a socket buffer that
      * was read: take them before the connections end. */
+    l->draining = 1; /* every frame taken now: no shares, no holds */
     for (conn *c = l->conns, *next; c != NULL; c = next) {
         next = c->next;
         if (c->ring_on)
             ring_drain(c);
+        else if (c->hold != 0)
+            conn_received(c, 0, 0); /* frames held back for a later turn */
     }
     while (l->conns)
         conn_close(l->conns, NULL);
     uv_timer_stop(&l->idle_timer);
     uv_close((uv_handle_t *)&l->idle_timer, NULL);
+    conn_turn_close(l);
     uv_timer_stop(&l->poll_timer);
     uv_close((uv_handle_t *)&l->poll_timer, NULL);
     uv_close((uv_handle_t *)&l->pipe, NULL);
@@ -321,6 +370,6 @@ size_t listener_clients(const listener *l)
 
 void listener_idle_timeout_changed(listener *l)
 {
-    unsigned ms = l->srv->cfg.idle_timeout_ms, tick = ms / 4 ? ms / 4 : 1;
+    unsigned tick = idle_tick(&l->srv->cfg);
     uv_timer_start(&l->idle_timer, on_idle_timer, tick, tick);
 }

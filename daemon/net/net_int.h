@@ -58,14 +58,53 @@
 #define READ_MAX 65536u
 #define MAX_IN_FLIGHT_PER_CONN 65536u
 
+/* Fair reading: frames of one connection dispatched per loop turn. A read brings up
+ * to READ_MAX bytes, a few thousand small frames; past this share the connection is
+ * held (not read) and its remaining frames are dispatched on the next turns by the
+ * listener's turn handle, after every other connection has had its own share. */
+#define FRAMES_PER_TURN 256u
+/* Replies (docs/transport.md, "Bounds"): a connection whose queued, unread replies
+ * reach REPLY_HOLD_BYTES is not read (no more queries taken from it) until they drain
+ * below REPLY_RESUME_BYTES; so one connection holds at most REPLY_HOLD_BYTES plus one
+ * reply. All connections together hold at most REPLY_TOTAL_BYTES: a reply that would
+ * pass it closes the connection holding the most unread replies first. */
+#define REPLY_HOLD_BYTES (1u << 20)
+#define REPLY_RESUME_BYTES (256u << 10)
+#define REPLY_TOTAL_BYTES (64u << 20)
+
+/* A Query frame over FRAME_MAX_CLIENT, up to this, is answered with an error Reply and
+ * skipped; anything larger (or any other frame over the limit) closes the connection. */
+#define QUERY_SKIP_MAX (16u << 20)
+
+/* Acks (docs/transport.md): an engine that said Hello.acks is told the Generation
+ * frames taken from it every ACK_EVERY of them, on the listener's timer, and before
+ * the daemon closes its connection. */
+#define ACK_EVERY 256u
+
+/* What a connection is, told by its first frame: a Query makes a querier, anything
+ * else an engine. */
+#define KIND_UNKNOWN 0
+#define KIND_ENGINE 1
+#define KIND_QUERIER 2
+
+/* Why a connection is not being read (conn.hold). */
+#define HOLD_TURN 1u    /* used its share of this loop turn */
+#define HOLD_REPLIES 2u /* its replies are unread */
+
 /* ---- flight.c ---- */
 
 /* Generations in flight on one connection: gen_id -> series, open addressing with
  * linear probing and backward-shift deletion. gen_id 0 is never tracked. */
 typedef struct flight_slot {
     uint64_t gen_id;
-    series *s;
+    series *s;        /* FLIGHT_REFUSED: its Begin was refused (counted once, there) */
+    uint64_t began_ms;
 } flight_slot;
+
+/* The series of a generation whose Begin was refused for too many series: its
+ * Generation is not counted a second time. */
+extern series flight_refused;
+#define FLIGHT_REFUSED (&flight_refused)
 
 typedef struct flight_table {
     flight_slot *slot;
@@ -74,7 +113,7 @@ typedef struct flight_table {
 
 /* Track id -> s. 0 when added, 1 when id was already there (left as it was),
  * -ENOMEM. */
-int flight_put(flight_table *t, uint64_t id, series *s);
+int flight_put(flight_table *t, uint64_t id, series *s, uint64_t now_ms);
 /* Untrack id: its series, or NULL when id was not in flight. */
 series *flight_take(flight_table *t, uint64_t id);
 /* A generation of s went out of flight now (energy attribution's end time, the
@@ -83,6 +122,8 @@ void flight_end(server *srv, series *s);
 /* End every generation in t as abandoned (its connection is closing); t counts none
  * after (flight_take finds nothing), its memory kept for flight_free. */
 void flight_end_all(flight_table *t, server *srv);
+/* End the generations in t that began before cutoff_ms as abandoned; how many. */
+uint32_t flight_expire(flight_table *t, server *srv, uint64_t cutoff_ms);
 void flight_free(flight_table *t);
 
 /* ---- the connection and the listener ---- */
@@ -113,6 +154,15 @@ typedef struct conn {
     uint64_t ring_head;  /* bytes taken, our own count */
     int ring_on;
     int rx_fd;           /* a descriptor that came with the bytes, not yet claimed */
+    unsigned hold;       /* HOLD_* bits: not read while any is set */
+    uint64_t turn;       /* listener.turn when turn_frames was counted */
+    unsigned turn_frames;
+    uint64_t partial_since_ms; /* a frame begun and not complete since then, or 0 */
+    int kind;            /* KIND_* */
+    size_t skip;         /* bytes of an oversized query still to throw away */
+    int pool;            /* 0: a --max-clients slot; 1: one kept for queriers */
+    int wants_acks;      /* its Hello said it reads Ack and Refused */
+    uint64_t gens_taken, gens_acked; /* Generation frames taken; told in the last Ack */
     struct conn *prev, *next;
     struct conn *poll_prev, *poll_next; /* listener.polled */
 } conn;
@@ -127,7 +177,15 @@ struct listener {
     conn *polled;
     uint32_t n_polled;
     uint32_t max_clients;
+    uint32_t max_queriers; /* slots past max_clients that only queriers may keep */
+    uint32_t in_pool[2];   /* connections in each (conn.pool) */
+    uint64_t flights_scanned_ms; /* the last look for generations in flight too long */
     int64_t read_now_ns; /* clock_now_unix_ns() at the read being dispatched */
+    uint64_t turn;       /* loop turns, counted by turn_check */
+    uv_check_t turn_check;
+    uv_idle_t turn_idle; /* runs while some connection has HOLD_TURN */
+    uint32_t n_turn_held;
+    int draining;        /* EOF or shutdown: take every frame, no shares or holds */
     int own_path; /* we created the socket file */
     /* One connection kept aside for when malloc fails: the pending connection must
      * still be accepted (and closed), or libuv stops watching the listening socket. */
@@ -143,8 +201,24 @@ void conn_close(conn *c, const char *why);
 void conn_reject(conn *c, enum reject_reason why);
 /* Queue a reply (data is malloc'd and taken); a peer too slow to read is closed. */
 void conn_send(conn *c, uint8_t *data, size_t len);
+/* Tell c why it is refused (a Refused frame, when nothing else is queued to it), count
+ * why, and close it. */
+void conn_refuse(conn *c, enum reject_reason why, const char *message);
+/* Send c an Ack of the Generation frames taken from it, when it asked for acks and
+ * some are untold (always when final: just before the daemon closes it). */
+void conn_ack(conn *c, int final);
 
 /* ---- conn_read.c ---- */
+
+/* Stop reading c for why (HOLD_*); a no-op for a bit already set. */
+void conn_hold(conn *c, unsigned why);
+/* Clear why; once nothing holds c, its frames still held are dispatched and its reads
+ * resume, on the next loop turn. */
+void conn_release(conn *c, unsigned why);
+/* The listener's turn handles (uv_check counting turns, uv_idle resuming held
+ * connections). */
+void conn_turn_init(listener *l);
+void conn_turn_close(listener *l);
 
 /* Read c from epoll (libuv's uv_read_start). 0 or a libuv error. */
 int conn_read_start(conn *c);
@@ -175,6 +249,8 @@ void conn_take_fd(conn *c, int fd);
 void conn_poll(conn *c);
 /* Out of the polled list; the caller restarts reading or is closing c. */
 void conn_poll_leave(conn *c);
+/* Run the poll timer on the next loop turn (a polled connection was released). */
+void conn_poll_kick(listener *l);
 
 /* ---- ring.c ---- */
 

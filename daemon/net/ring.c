@@ -82,6 +82,8 @@ int ring_pull(conn *c, int *more)
 
     for (int i = 0; i < POLL_READS_PER_TICK; i++) {
         uint8_t *p;
+        if (c->hold != 0 && !c->l->draining)
+            return got; /* the turn handle brings it back */
         size_t n;
         if (frame_reader_space(&c->rd, READ_WANT, &p, &n) != 0) {
             conn_reject(c, NO_MEMORY);
