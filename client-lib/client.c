@@ -373,12 +373,16 @@ static void sender_disconnect(metricsd_client *c)
     pthread_mutex_unlock(&c->mu);
     mdc_rx_drain(c, fd); /* the daemon's last Ack, or its Refused */
     pthread_mutex_lock(&c->mu);
+    /* A ring tells more than an Ack: the daemon's head says which frames it took
+     * (a daemon killed between two Acks has still taken them), and those it did not
+     * go back to the buffer in mdc_ring_end (conn_gens_sent less them). */
+    bool ring_told = c->ring == RING_ON;
     disconnect(c, &r);
     /* Generations this connection carried that the daemon did not say it took are
      * dropped: it closed before reading them (or refused the connection). Counted
      * only when it acks at all: an older daemon's silence says nothing. A connection
      * we close ourselves (metricsd_close) is read by the daemon to its end. */
-    if (c->conn_acks) {
+    if (c->conn_acks && !ring_told) {
         uint64_t took = c->conn_refused ? 0 : c->conn_acked;
         if (c->conn_gens_sent > took) {
             uint64_t lost = c->conn_gens_sent - took;
