@@ -391,6 +391,16 @@ static void sender_disconnect(metricsd_client *c)
             c->unacked_dropped += lost;
         }
     }
+    if (c->conn_refused) {
+        /* Refused for want of a slot (or a frame too slow): the events waiting here
+         * are dropped and counted now, not left to a next connection that would wait
+         * in the daemon's backlog and be refused as well, uncounted once we are gone. */
+        while (sendbuf_len(&c->q) >= FRAME_HEADER_BYTES + 1) {
+            const uint8_t *f = sendbuf_front(&c->q);
+            mdc_count_frame_drop(c, f[FRAME_HEADER_BYTES]);
+            sendbuf_pop(&c->q, FRAME_HEADER_BYTES + le32(f));
+        }
+    }
     c->conn_gens_sent = c->conn_acked = 0;
     c->conn_acks = c->conn_refused = false;
     pthread_mutex_unlock(&c->mu);
