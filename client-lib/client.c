@@ -94,6 +94,7 @@ static void atfork_child(void)
         c->begins_dropped = 0;
         c->peer_refused = c->disconnects = c->ring_resent = c->ring_dropped = 0;
         c->unacked_dropped = c->conn_gens_sent = 0;
+        c->refused_until_ns = 0;
         atomic_store(&c->refused, 0);
         pthread_mutex_unlock(&c->mu);
     }
@@ -262,6 +263,8 @@ static void connect_step(metricsd_client *c)
     bool in_progress = c->state == CONNECTING;
     if (!in_progress && c->last_attempt_ns != 0 && now - c->last_attempt_ns < c->reconnect_ns)
         return;
+    if (!in_progress && c->refused_until_ns != 0 && now < c->refused_until_ns)
+        return; /* refused a moment ago: events are dropped until then */
     if (!in_progress)
         c->last_attempt_ns = now;
     int fd = c->fd;
@@ -400,6 +403,7 @@ static void sender_disconnect(metricsd_client *c)
             mdc_count_frame_drop(c, f[FRAME_HEADER_BYTES]);
             sendbuf_pop(&c->q, FRAME_HEADER_BYTES + le32(f));
         }
+        c->refused_until_ns = mono_ns() + MDC_REFUSED_HOLD_NS;
     }
     c->conn_gens_sent = c->conn_acked = 0;
     c->conn_acks = c->conn_refused = false;
@@ -584,9 +588,13 @@ int mdc_enqueue(metricsd_client *c, const Metricsd__Envelope *env, metricsd_gen 
             unlink->next->prev = unlink->prev;
         unlink->prev = unlink->next = NULL;
     }
+    if (c->refused_until_ns != 0 && mono_ns() >= c->refused_until_ns)
+        c->refused_until_ns = 0;
     /* Room for the frame's longest encoding, then the rest given back: the frame is
      * walked once. When even that bound does not fit, the exact size decides. */
-    if (bound > 0 && bound <= FRAME_HEADER_BYTES + FRAME_MAX_CLIENT &&
+    if (c->refused_until_ns != 0) {
+        p = NULL; /* refused a moment ago: dropped, counted below */
+    } else if (bound > 0 && bound <= FRAME_HEADER_BYTES + FRAME_MAX_CLIENT &&
         (p = sendbuf_reserve(&c->q, bound)) != NULL) {
         size_t fl = frame_encode(env, p);
         if (fl > FRAME_HEADER_BYTES + FRAME_MAX_CLIENT) {

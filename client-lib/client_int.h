@@ -41,6 +41,8 @@
 #define MDC_RX_MAX 256
 /* How often the sender reads the daemon's Acks while it writes the socket. */
 #define MDC_RX_EVERY_NS 100000000LL
+/* How long a refused client drops its events before it tries again. */
+#define MDC_REFUSED_HOLD_NS 1000000000LL
 
 enum conn_state { DISCONNECTED, CONNECTING, CONNECTED };
 
@@ -129,6 +131,9 @@ struct metricsd_client {
     /* Under mu: Generation frames sent on this connection (less those a ring handed
      * back), and the counters of what the daemon did not take. */
     uint64_t conn_gens_sent, unacked_dropped;
+    /* Refused: until then events are dropped (counted) and no connection is tried,
+     * so none waits in the daemon's backlog to be refused again (0: not refused). */
+    int64_t refused_until_ns;
     atomic_uint_fast64_t refused;
 
     atomic_uint in_flight;

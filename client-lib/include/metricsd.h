@@ -283,7 +283,9 @@ typedef struct metricsd_client_stats {
      * not sent again, so nothing is delivered twice. Against a daemon that never
      * acks, nothing is counted here. */
     uint64_t refused;         /* connections the daemon refused, saying why (no slot
-                                 left, a frame too slow): their events are dropped */
+                                 left, a frame too slow): the events sent or waiting
+                                 are dropped, and so is every event handed over in
+                                 the next second; then the library tries again */
     uint64_t unacked_dropped; /* events sent on an ended connection but not taken */
 } metricsd_client_stats;
 /* Returns 0; -EINVAL when st is NULL or st->size is below sizeof(size_t) (nothing
