@@ -99,6 +99,17 @@ class Daemon:
             raise AssertionError("metricsctl %s: %s" % (" ".join(args), out.stderr))
         return json.loads(out.stdout)
 
+    def ctl_any(self, *args: str) -> Any:
+        """metricsctl ... --json whatever it exits with (health's exit status is the
+        state); its JSON output."""
+        out = subprocess.run([tool("METRICSCTL"), "--socket", self.socket] + list(args) + ["--json"],
+                             capture_output=True, text=True, timeout=30, env=daemon_env())
+        try:
+            return json.loads(out.stdout)
+        except ValueError:
+            raise AssertionError("metricsctl %s exited %d: %s" % (" ".join(args), out.returncode,
+                                                                 out.stderr))
+
     def ctl_ok(self, *args: str) -> bool:
         out = subprocess.run([tool("METRICSCTL"), "--socket", self.socket] + list(args),
                              capture_output=True, timeout=30, env=daemon_env())
@@ -147,6 +158,27 @@ class DaemonTest(unittest.TestCase):
         c = metricsd.Client(self.d.socket, kw.pop("name", "pytest"), **kw)
         self.addCleanup(c.close)
         return c
+
+    def assertSameJson(self, got: Any, want: Any, path: str = "", rel: float = 1e-8) -> None:
+        """got equals want, floats within `rel` (metricsctl prints 10 significant
+        digits); names the first path that differs."""
+        if isinstance(want, dict):
+            self.assertIsInstance(got, dict, path)
+            self.assertEqual(sorted(got), sorted(want), "keys of %s" % (path or "/"))
+            for k in want:
+                self.assertSameJson(got[k], want[k], path + "/" + k, rel)
+        elif isinstance(want, list):
+            self.assertIsInstance(got, list, path)
+            self.assertEqual(len(got), len(want), "length of %s" % path)
+            for i, (g, w) in enumerate(zip(got, want)):
+                self.assertSameJson(g, w, "%s[%d]" % (path, i), rel)
+        elif isinstance(want, float) or (isinstance(got, float) and isinstance(want, int)
+                                         and not isinstance(want, bool)):
+            self.assertIsInstance(got, (int, float), path)
+            self.assertLessEqual(abs(got - want), rel * abs(want) + 1e-12,
+                                 "%s: %r vs metricsctl's %r" % (path, got, want))
+        else:
+            self.assertEqual(got, want, path)
 
     def assertClose(self, got: Optional[float], want: float, rel: float = SKETCH_REL,
                     msg: str = "") -> None:

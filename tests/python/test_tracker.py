@@ -70,6 +70,27 @@ class Tracker(mdtest.DaemonTest):
         c2 = self.client(name="restarted")
         self.assertEqual(PerformanceTracker(c2, "py-trk2").get_aggregate_stats()["total_requests"], 1)
 
+    def test_current_stats_from_the_daemon(self):
+        """A tracker that has done nothing yet (a restarted server) answers with the
+        model's last generation as the daemon kept it."""
+        c = self.client()
+        self.assertTrue(c.record("py-last", request_id="old", ttft=0.5, total=2.0, prompt_tokens=3,
+                                 output_tokens=4))
+        self.assertTrue(c.record("py-last", request_id="new", ttft=0.125, decode=0.75, total=0.875,
+                                 prompt_tokens=21, output_tokens=16))
+        self.assertTrue(c.flush(10))
+        self.d.wait_flushed(2)
+        cur = PerformanceTracker(c, "py-last").get_current_stats()
+        self.assertEqual(set(cur), OLD_CUR_KEYS)
+        rec = c.generation_record(model="py-last")
+        self.assertEqual(rec.request_id, "new")
+        self.assertEqual((cur["input_tokens"], cur["output_tokens"]), (21, 16))
+        self.assertAlmostEqual(cur["time_to_first_token"], 125.0, places=6)
+        self.assertAlmostEqual(cur["total_time"], 875.0, places=6)
+        self.assertEqual(cur["tokens_per_second"], rec.decode_tps)
+        self.assertIsNotNone(cur["tokens_per_second"])
+        self.assertEqual(PerformanceTracker(c, "py-none").get_current_stats()["input_tokens"], 0)
+
     def test_handles_for_concurrent_generations(self):
         c = self.client()
         t = PerformanceTracker(c, "py-trk3")

@@ -8,6 +8,8 @@
             for tok in engine.generate(...):
                 g.token()                                 # first call: TTFT; then ITL
         print(client.stats("llama-3-8b-q4", since="1h").to_dict())
+        print(client.generation_record(model="llama-3-8b-q4"))   # the last one: the badge
+        print(client.health().state)                      # healthy / degraded / unhealthy
 
 Adapters: ``metricsd.hf.Streamer`` (Hugging Face ``generate(streamer=...)``),
 ``metricsd.ollama.record`` (an Ollama final response), ``metricsd.tracker.PerformanceTracker``
@@ -23,13 +25,15 @@ why).
 from . import _lib
 from .client import Client, Generation, QueryError, Status, parse_duration
 from .records import (ClientStats, DaemonStatus, ModelStats, Power, PowerDevice, PowerProcess,
-                      Stats, Summary)
+                      Stats, Summary, Events, EventsRule, GenerationRecord, Health,
+                      HealthEntity, HealthComponent, HealthChange)
 
 __version__ = "0.1.0"
 
 __all__ = ["Client", "Generation", "Status", "QueryError", "parse_duration", "Stats",
            "ModelStats", "Summary", "DaemonStatus", "Power", "PowerDevice", "PowerProcess",
-           "ClientStats", "available", "library_path", "library_error", "library_version"]
+           "ClientStats", "Events", "EventsRule", "GenerationRecord", "Health",
+           "HealthEntity", "HealthComponent", "HealthChange", "available", "library_path", "library_error", "library_version"]
 
 
 def available() -> bool:

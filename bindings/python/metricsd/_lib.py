@@ -130,6 +130,65 @@ class Power(Structure):
                 ("n_processes", c_size_t), ("processes", POINTER(POINTER(PowerProcess)))]
 
 
+class EventsOpts(Structure):
+    _fields_ = [("size", c_size_t), ("socket_path", c_char_p), ("timeout_ms", c_int),
+                ("model", c_char_p), ("since_ns", c_int64), ("errors_only", c_int),
+                ("slowest", c_uint), ("by", c_char_p), ("request_id", c_char_p),
+                ("limit", c_uint)]
+
+
+class GenerationRec(Structure):
+    """metricsd_generation (named so as not to be taken for client.Generation)."""
+    _fields_ = [("size", c_size_t), ("request_id", c_char_p), ("model", c_char_p),
+                ("backend", c_char_p), ("engine", c_char_p), ("error_kind", c_char_p),
+                ("pid", c_int), ("status", c_int), ("cold_start", c_int),
+                ("gpu_layers", c_int), ("start_unix_ns", c_int64), ("end_unix_ns", c_int64),
+                ("queue_ms", c_double), ("load_ms", c_double), ("prefill_ms", c_double),
+                ("ttft_ms", c_double), ("decode_ms", c_double), ("e2e_ms", c_double),
+                ("prompt_tokens", c_int64), ("cached_prompt_tokens", c_int64),
+                ("output_tokens", c_int64), ("tpot_ms", c_double), ("decode_tps", c_double),
+                ("itl_count", c_uint64), ("itl_p50_ms", c_double), ("itl_p99_ms", c_double),
+                ("itl_max_ms", c_double), ("joules", c_double), ("kept", c_uint),
+                ("seq", c_uint64), ("n_labels", c_size_t), ("labels", POINTER(LabelKV))]
+
+
+class Events(Structure):
+    _fields_ = [("size", c_size_t), ("now_unix_ns", c_int64), ("since_ns", c_int64),
+                ("generations", c_uint64), ("kept", c_uint64), ("matched", c_uint64),
+                ("sampled", c_int), ("all_per_minute", c_uint), ("sample_per_minute", c_uint),
+                ("slowest_per_minute", c_uint), ("errors_per_minute", c_uint),
+                ("n_events", c_size_t), ("events", POINTER(POINTER(GenerationRec)))]
+
+
+class HealthOpts(Structure):
+    _fields_ = [("size", c_size_t), ("socket_path", c_char_p), ("timeout_ms", c_int),
+                ("model", c_char_p), ("history", c_int), ("since_ns", c_int64)]
+
+
+class HealthComponent(Structure):
+    _fields_ = [("size", c_size_t), ("name", c_char_p), ("state", c_int), ("rule", c_char_p),
+                ("value", c_double), ("threshold", c_double), ("reason", c_char_p)]
+
+
+class HealthEntity(Structure):
+    _fields_ = [("size", c_size_t), ("name", c_char_p), ("state", c_int),
+                ("since_unix_ns", c_int64), ("requests", c_uint64), ("n_components", c_size_t),
+                ("components", POINTER(POINTER(HealthComponent)))]
+
+
+class HealthChange(Structure):
+    _fields_ = [("size", c_size_t), ("unix_ns", c_int64), ("name", c_char_p),
+                ("old_state", c_int), ("new_state", c_int), ("reason", c_char_p)]
+
+
+class Health(Structure):
+    _fields_ = [("size", c_size_t), ("now_unix_ns", c_int64), ("evaluated_unix_ns", c_int64),
+                ("window_ns", c_int64), ("state", c_int), ("n_entities", c_size_t),
+                ("entities", POINTER(POINTER(HealthEntity))), ("n_history", c_size_t),
+                ("history", POINTER(POINTER(HealthChange))), ("alerts_started", c_uint64),
+                ("alerts_failed", c_uint64), ("alerts_killed", c_uint64)]
+
+
 # Every struct the binding declares, by its C name (test_abi.py checks each).
 STRUCTS = {
     "metricsd_options": Options, "metricsd_gen_opts": GenOpts,
@@ -139,6 +198,10 @@ STRUCTS = {
     "metricsd_query_opts": QueryOpts, "metricsd_counter": Counter,
     "metricsd_daemon_status": DaemonStatus, "metricsd_power_device": PowerDevice,
     "metricsd_power_process": PowerProcess, "metricsd_power": Power,
+    "metricsd_events_opts": EventsOpts, "metricsd_generation": GenerationRec,
+    "metricsd_events": Events, "metricsd_health_opts": HealthOpts,
+    "metricsd_health_component": HealthComponent, "metricsd_health_entity": HealthEntity,
+    "metricsd_health_change": HealthChange, "metricsd_health": Health,
 }
 
 
@@ -290,11 +353,32 @@ def _declare(fast, slow) -> str:
         (slow, "metricsd_query_power", c_int, [P(QueryOpts), P(P(Power))]),
         (slow, "metricsd_power_free", None, [P(Power)]),
     ]
+    # Calls of ABI 0.1 and later (events, the badge, health): a library from before
+    # them still loads, and those queries then answer "not in this libmetricsd".
+    optional = [
+        (slow, "metricsd_query_events", c_int, [P(EventsOpts), P(P(Events))]),
+        (slow, "metricsd_events_free", None, [P(Events)]),
+        (slow, "metricsd_query_generation", c_int, [P(EventsOpts), P(P(GenerationRec))]),
+        (slow, "metricsd_generation_free", None, [P(GenerationRec)]),
+        (slow, "metricsd_query_health", c_int, [P(HealthOpts), P(P(Health))]),
+        (slow, "metricsd_health_free", None, [P(Health)]),
+        (fast, "metricsd_health_state_name", c_char_p, [c_int]),
+    ]
     for dll, name, res, args in protos:
         fn = getattr(dll, name)
         fn.restype = res
         fn.argtypes = args
+    for dll, name, res, args in optional:
+        fn = getattr(dll, name, None)
+        if fn is not None:
+            fn.restype = res
+            fn.argtypes = args
     return fast.metricsd_version().decode()
+
+
+def has_call(dll: Any, name: str) -> bool:
+    """Whether the loaded library exports `name` (the optional calls above)."""
+    return getattr(dll, name, None) is not None
 
 
 class _Noop:

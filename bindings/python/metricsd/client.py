@@ -22,6 +22,7 @@ import atexit
 import ctypes
 import datetime
 import enum
+import errno
 import os
 import re
 import sys
@@ -32,7 +33,7 @@ from ctypes import byref, c_int64, c_void_p, sizeof
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, TypeVar, Union
 
 from . import _lib
-from .records import ClientStats, DaemonStatus, Power, Stats
+from .records import ClientStats, DaemonStatus, Events, GenerationRecord, Health, Power, Stats
 
 __all__ = ["Client", "Generation", "Status", "QueryError", "parse_duration"]
 
@@ -427,6 +428,149 @@ class Client:
         return self._query("metricsd_query_power", "metricsd_power_free", _lib.Power,
                            Power._from, lambda e: Power(error=e), None, 0, False, timeout,
                            strict)
+
+    # ---- single generations and health (ABI 0.1) ----
+
+    _BY = ("ttft", "e2e", "tpot", "itl")
+
+    def _lib_call(self, fn: str, strict: bool) -> Optional[str]:
+        """None when the query `fn` can be made; else why not (or QueryError)."""
+        lib = self._lib
+        if not lib.ok:
+            why = lib.error or "libmetricsd not loaded"
+        elif not _lib.has_call(lib.slow, fn):
+            why = "this libmetricsd (%s) has no %s; it needs ABI 0.1" % (lib.path, fn)
+        else:
+            return None
+        if strict:
+            raise QueryError(0, why)
+        return why
+
+    def _no_answer(self, rc: int, strict: bool) -> str:
+        msg = "cannot get an answer from metricsd at %s: %s" % (self._socket_name(),
+                                                                _lib.strerror(rc))
+        if strict:
+            raise QueryError(-rc if rc < 0 else rc, msg)
+        return msg
+
+    def _events_opts(self, keep: List[Any], model: Optional[str], since: Duration,
+                     errors: bool, slowest: Optional[int], by: Optional[str],
+                     request_id: Optional[str], limit: Optional[int],
+                     timeout: Optional[float]) -> "_lib.EventsOpts":
+        for name, n in (("slowest", slowest), ("limit", limit)):
+            if n is not None and not (isinstance(n, int) and 1 <= n <= 100000):
+                raise ValueError("bad %s %r (1..100000)" % (name, n))
+        if by is not None and by not in self._BY:
+            raise ValueError("by takes ttft, e2e, tpot or itl, not %r" % (by,))
+        t = self.timeout if timeout is None else timeout
+
+        def enc(x: Optional[str]) -> Optional[bytes]:
+            b = _lib.encode(x)
+            keep.append(b)
+            return b
+
+        return _lib.EventsOpts(sizeof(_lib.EventsOpts), enc(self.socket_path),
+                               max(1, int(t * 1000)), enc(model), parse_duration(since),
+                               1 if errors else 0, int(slowest or 0),
+                               enc(by if slowest else None), enc(request_id), int(limit or 0))
+
+    def events(self, model: Optional[str] = None, since: Duration = "1h", *,
+               errors: bool = False, slowest: Optional[int] = None, by: str = "ttft",
+               request_id: Optional[str] = None, limit: Optional[int] = None,
+               timeout: Optional[float] = None, strict: bool = False) -> Events:
+        """``metricsctl events [--model M] --since SINCE [--errors] [--slowest N --by
+        BY] [--request ID] [--limit N] --json``: the single generations the daemon kept
+        (docs/events.md), newest first (at most `limit`, the daemon's default 100), or
+        with `slowest` the N slowest by `by` ("ttft", "e2e", "tpot", "itl": its p99),
+        slowest first. Each record has request id, tokens, durations in ms, status and
+        error kind, labels. When the daemon gives no answer the result is empty and
+        ``.error`` says why (``strict=True``: QueryError). Bad arguments (an unknown
+        `by`, a limit of 0) raise ValueError: they are the caller's mistake."""
+        keep: List[Any] = []
+        opts = self._events_opts(keep, model, since, errors, slowest, by, request_id, limit,
+                                 timeout)
+        empty = Events(window_s=opts.since_ns / 1e9 if opts.since_ns else 86400.0)
+        why = self._lib_call("metricsd_query_events", strict)
+        if why is not None:
+            empty.error = why
+            return empty
+        out: Any = ctypes.POINTER(_lib.Events)()
+        rc = self._lib.slow.metricsd_query_events(byref(opts), byref(out))
+        if rc != 0 or not out:
+            empty.error = self._no_answer(rc, strict)
+            return empty
+        try:
+            return Events._from(out.contents)
+        finally:
+            self._lib.slow.metricsd_events_free(out)
+
+    def generation_record(self, request_id: Optional[str] = None, model: Optional[str] = None,
+                          since: Duration = None, *, errors: bool = False,
+                          timeout: Optional[float] = None,
+                          strict: bool = False) -> Optional[GenerationRecord]:
+        """The badge under one chat message, in one call (``metricsd_query_generation``):
+        the kept generation of `request_id`, or without one the last generation of
+        `model` (or of any model), over `since` (default: the daemon's 24 h). None when
+        there is none, or when the daemon gives no answer (``strict=True`` raises
+        QueryError for the latter)."""
+        keep: List[Any] = []
+        opts = self._events_opts(keep, model, since, errors, None, None, request_id, None,
+                                 timeout)
+        if self._lib_call("metricsd_query_generation", strict) is not None:
+            return None
+        out: Any = ctypes.POINTER(_lib.GenerationRec)()
+        rc = self._lib.slow.metricsd_query_generation(byref(opts), byref(out))
+        if rc == 0 and out:
+            try:
+                return GenerationRecord._from(out.contents)
+            finally:
+                self._lib.slow.metricsd_generation_free(out)
+        # -ENOENT is both "no such generation" and "no socket there": only the
+        # latter is a metrics problem (strict raises for it).
+        if strict and not (rc == -errno.ENOENT and os.path.exists(self._socket_name())):
+            self._no_answer(rc, strict)
+        return None
+
+    def health(self, model: Optional[str] = None, *, history: bool = False,
+               since: Duration = None, timeout: Optional[float] = None,
+               strict: bool = False) -> Health:
+        """``metricsctl health [MODEL] [--history --since SINCE] --json``: each model and
+        the daemon rated "healthy", "degraded" or "unhealthy" by the daemon's rules
+        (docs/health.md), with every component's rule, value, threshold and reason
+        (``entity.reasons``: those not healthy); ``state`` is the worst of them, or
+        "unknown" when nothing matched. With `history` also the changes of state over
+        `since` (default 7 days). When the daemon gives no answer ``state`` is
+        "unknown" and ``.error`` says why (``strict=True``: QueryError)."""
+        why = self._lib_call("metricsd_query_health", strict)
+        if why is not None:
+            return Health(error=why)
+        t = self.timeout if timeout is None else timeout
+        sock, mod = _lib.encode(self.socket_path), _lib.encode(model)
+        opts = _lib.HealthOpts(sizeof(_lib.HealthOpts), sock, max(1, int(t * 1000)), mod,
+                               1 if history else 0, parse_duration(since))
+        out: Any = ctypes.POINTER(_lib.Health)()
+        rc = self._lib.slow.metricsd_query_health(byref(opts), byref(out))
+        if rc != 0 or not out:
+            return Health(error=self._no_answer(rc, strict))
+        try:
+            return Health._from(out.contents, history=history)
+        finally:
+            self._lib.slow.metricsd_health_free(out)
+
+    async def aevents(self, model: Optional[str] = None, since: Duration = "1h",
+                      **kw: Any) -> Events:
+        """``events`` in a worker thread."""
+        return await asyncio.to_thread(self.events, model, since, **kw)
+
+    async def ageneration_record(self, request_id: Optional[str] = None,
+                                 model: Optional[str] = None,
+                                 **kw: Any) -> Optional[GenerationRecord]:
+        """``generation_record`` in a worker thread."""
+        return await asyncio.to_thread(self.generation_record, request_id, model, **kw)
+
+    async def ahealth(self, model: Optional[str] = None, **kw: Any) -> Health:
+        """``health`` in a worker thread."""
+        return await asyncio.to_thread(self.health, model, **kw)
 
     async def astats(self, model: Optional[str] = None, since: Duration = "1h",
                      **kw: Any) -> Stats:

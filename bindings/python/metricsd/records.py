@@ -17,7 +17,8 @@ from typing import Any, Dict, Iterator, List, Optional
 from . import _lib
 
 __all__ = ["Summary", "ModelStats", "Stats", "DaemonStatus", "PowerDevice", "PowerProcess",
-           "Power", "ClientStats"]
+           "Power", "ClientStats", "GenerationRecord", "EventsRule", "Events",
+           "HealthComponent", "HealthEntity", "HealthChange", "Health"]
 
 
 class _Record:
@@ -353,3 +354,273 @@ class ClientStats(_Record):
     ring_resent: int = 0
     ring_dropped: int = 0
     python_dropped: int = 0
+
+
+# ---- single generations (metricsctl events --json) ----
+
+_STATUS_NAMES = {0: "ok", 1: "error", 2: "cancelled", 3: "timeout"}
+_KEPT_WORDS = ("all", "sample", "error", "slow-ttft", "slow-e2e")  # METRICSD_KEPT_* bits
+
+
+def _kept_words(bits: int) -> str:
+    return "+".join(w for i, w in enumerate(_KEPT_WORDS) if bits & (1 << i))
+
+
+@dataclass
+class GenerationRecord(_Record):
+    """One generation the daemon kept: a record of ``metricsctl events --json``.
+
+    Durations in ms (None when the engine did not send them); ``status`` is "ok",
+    "error", "cancelled" or "timeout"; ``kept`` says why the daemon kept it ("all",
+    "sample", "error", "slow-ttft", "slow-e2e", joined by "+"); ``seq`` is the
+    daemon's arrival order."""
+    request_id: str = ""
+    model: str = ""
+    backend: str = ""
+    engine: str = ""
+    pid: int = 0
+    status: str = "ok"
+    error_kind: str = ""
+    cold_start: bool = False
+    start_unix_ns: int = 0
+    end_unix_ns: int = 0
+    gpu_layers: Optional[int] = None
+    queue_ms: Optional[float] = None
+    load_ms: Optional[float] = None
+    prefill_ms: Optional[float] = None
+    ttft_ms: Optional[float] = None
+    decode_ms: Optional[float] = None
+    e2e_ms: Optional[float] = None
+    tpot_ms: Optional[float] = None
+    decode_tps: Optional[float] = None
+    itl_count: int = 0
+    itl_p50_ms: Optional[float] = None
+    itl_p99_ms: Optional[float] = None
+    itl_max_ms: Optional[float] = None
+    prompt_tokens: int = 0
+    cached_prompt_tokens: int = 0
+    output_tokens: int = 0
+    joules: Optional[float] = None
+    kept: str = ""
+    seq: int = 0
+    labels: Dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @classmethod
+    def _from(cls, g: _lib.GenerationRec) -> "GenerationRecord":
+        S = _lib.GenerationRec
+
+        def v(name: str, default: Any = 0) -> Any:
+            return _get(g, S, name, default)
+
+        def t(name: str) -> str:
+            return _lib.text(v(name, None))
+
+        def f(name: str) -> Optional[float]:
+            x = v(name, None)
+            return None if x is None else _num(x)
+
+        labels: Dict[str, str] = {}
+        n, kv = int(v("n_labels")), v("labels", None)
+        for i in range(n if kv else 0):
+            labels[_lib.text(kv[i].key)] = _lib.text(kv[i].value)
+        gl = int(v("gpu_layers", -1))
+        return cls(request_id=t("request_id"), model=t("model"), backend=t("backend"),
+                   engine=t("engine"), pid=int(v("pid")),
+                   status=_STATUS_NAMES.get(int(v("status")), "?"), error_kind=t("error_kind"),
+                   cold_start=bool(v("cold_start")), start_unix_ns=int(v("start_unix_ns")),
+                   end_unix_ns=int(v("end_unix_ns")), gpu_layers=gl if gl >= 0 else None,
+                   queue_ms=f("queue_ms"), load_ms=f("load_ms"), prefill_ms=f("prefill_ms"),
+                   ttft_ms=f("ttft_ms"), decode_ms=f("decode_ms"), e2e_ms=f("e2e_ms"),
+                   tpot_ms=f("tpot_ms"), decode_tps=f("decode_tps"),
+                   itl_count=int(v("itl_count")), itl_p50_ms=f("itl_p50_ms"),
+                   itl_p99_ms=f("itl_p99_ms"), itl_max_ms=f("itl_max_ms"),
+                   prompt_tokens=int(v("prompt_tokens")),
+                   cached_prompt_tokens=int(v("cached_prompt_tokens")),
+                   output_tokens=int(v("output_tokens")), joules=f("joules"),
+                   kept=_kept_words(int(v("kept"))), seq=int(v("seq")), labels=labels)
+
+
+@dataclass
+class EventsRule(_Record):
+    """The daemon's keeping rule (docs/events.md): every generation up to
+    ``all_per_minute`` a minute per series; past it a sample, the slowest and errors."""
+    all_per_minute: int = 0
+    sample_per_minute: int = 0
+    slowest_per_minute: int = 0
+    errors_per_minute: int = 0
+
+
+@dataclass
+class Events(_Record):
+    """``metricsctl events --json``: the kept generations that match (newest first, or
+    slowest first with ``slowest``), how many the window saw (``generations``), kept
+    (``kept``) and matched (``matched``), and whether what is kept is a sample.
+
+    ``error`` is None, or why the daemon gave no answer (``events`` is then empty)."""
+    events: List[GenerationRecord] = field(default_factory=list)
+    generations: int = 0
+    kept: int = 0
+    matched: int = 0
+    sampled: bool = False
+    window_s: float = 0.0
+    rule: EventsRule = field(default_factory=EventsRule)
+    error: Optional[str] = None
+
+    def __len__(self) -> int:
+        return len(self.events)
+
+    @classmethod
+    def _from(cls, ev: _lib.Events) -> "Events":
+        S = _lib.Events
+
+        def v(name: str, default: Any = 0) -> Any:
+            return _get(ev, S, name, default)
+
+        n, arr = int(v("n_events")), v("events", None)
+        return cls(events=[GenerationRecord._from(arr[i].contents)
+                           for i in range(n) if arr and arr[i]],
+                   generations=int(v("generations")), kept=int(v("kept")),
+                   matched=int(v("matched")), sampled=bool(v("sampled")),
+                   window_s=int(v("since_ns")) / 1e9,
+                   rule=EventsRule(all_per_minute=int(v("all_per_minute")),
+                                   sample_per_minute=int(v("sample_per_minute")),
+                                   slowest_per_minute=int(v("slowest_per_minute")),
+                                   errors_per_minute=int(v("errors_per_minute"))))
+
+
+# ---- health (metricsctl health --json) ----
+
+_HEALTH_NAMES = {0: "healthy", 1: "degraded", 2: "unhealthy", 3: "unknown"}
+
+
+def _state(v: Any) -> str:
+    return _HEALTH_NAMES.get(int(v), "unknown")
+
+
+@dataclass
+class HealthComponent(_Record):
+    """One rule of an entity's health: its state, what was compared (``rule``,
+    ``value`` against ``threshold``, None when not a number) and one sentence why."""
+    name: str = ""
+    state: str = "unknown"
+    rule: str = ""
+    reason: str = ""
+    value: Optional[float] = None
+    threshold: Optional[float] = None
+
+    @classmethod
+    def _from(cls, c: _lib.HealthComponent) -> "HealthComponent":
+        S = _lib.HealthComponent
+
+        def f(name: str) -> Optional[float]:
+            x = _get(c, S, name, None)
+            return None if x is None else _num(x)
+
+        return cls(name=_lib.text(_get(c, S, "name", None)), state=_state(_get(c, S, "state", 3)),
+                   rule=_lib.text(_get(c, S, "rule", None)),
+                   reason=_lib.text(_get(c, S, "reason", None)), value=f("value"),
+                   threshold=f("threshold"))
+
+
+@dataclass
+class HealthEntity(_Record):
+    """A model, or "daemon": its state since ``since_unix_ns``, its generations in
+    the window, and every component (``reasons`` lists those that are not healthy)."""
+    name: str = ""
+    state: str = "unknown"
+    since_unix_ns: int = 0
+    requests: int = 0
+    components: List[HealthComponent] = field(default_factory=list)
+
+    @property
+    def reasons(self) -> List[str]:
+        """The reasons of the components that are not healthy (what the table shows)."""
+        return [c.reason for c in self.components if c.state != "healthy"]
+
+    def component(self, name: str) -> Optional[HealthComponent]:
+        for c in self.components:
+            if c.name == name:
+                return c
+        return None
+
+    @classmethod
+    def _from(cls, e: _lib.HealthEntity) -> "HealthEntity":
+        S = _lib.HealthEntity
+        n, arr = int(_get(e, S, "n_components", 0)), _get(e, S, "components", None)
+        return cls(name=_lib.text(_get(e, S, "name", None)), state=_state(_get(e, S, "state", 3)),
+                   since_unix_ns=int(_get(e, S, "since_unix_ns", 0)),
+                   requests=int(_get(e, S, "requests", 0)),
+                   components=[HealthComponent._from(arr[i].contents)
+                               for i in range(n) if arr and arr[i]])
+
+
+@dataclass
+class HealthChange(_Record):
+    """A change of state of an entity (``old`` -> ``new``), with the reason."""
+    unix_ns: int = 0
+    name: str = ""
+    old: str = "unknown"
+    new: str = "unknown"
+    reason: str = ""
+
+    @classmethod
+    def _from(cls, h: _lib.HealthChange) -> "HealthChange":
+        S = _lib.HealthChange
+        return cls(unix_ns=int(_get(h, S, "unix_ns", 0)), name=_lib.text(_get(h, S, "name", None)),
+                   old=_state(_get(h, S, "old_state", 3)), new=_state(_get(h, S, "new_state", 3)),
+                   reason=_lib.text(_get(h, S, "reason", None)))
+
+
+@dataclass
+class Health(_Record):
+    """``metricsctl health --json``: the worst state over the entities returned
+    ("healthy", "degraded", "unhealthy"; "unknown" when nothing matched or the daemon
+    gave no answer, then ``error`` says why), each entity with its components, the
+    window the rules look at, the alert command's counts, and with ``history=True``
+    the changes of state (oldest first; None otherwise, and left out of to_dict)."""
+    state: str = "unknown"
+    entities: List[HealthEntity] = field(default_factory=list)
+    window_s: float = 0.0
+    alerts_started: int = 0
+    alerts_failed: int = 0
+    alerts_killed: int = 0
+    history: Optional[List[HealthChange]] = None
+    error: Optional[str] = None
+
+    @property
+    def healthy(self) -> bool:
+        return self.state == "healthy"
+
+    def entity(self, name: str) -> Optional[HealthEntity]:
+        """The entity `name` (a model, or "daemon"), or None."""
+        for e in self.entities:
+            if e.name == name:
+                return e
+        return None
+
+    def to_dict(self) -> Dict[str, Any]:
+        d = super().to_dict()
+        if self.history is None:  # metricsctl prints history only with --history
+            d.pop("history", None)
+        if self.error is not None:  # as metricsctl: {"state": "unknown", "error": ...}
+            return {"state": "unknown", "error": self.error}
+        return d
+
+    @classmethod
+    def _from(cls, h: _lib.Health, history: bool = False) -> "Health":
+        S = _lib.Health
+        n, arr = int(_get(h, S, "n_entities", 0)), _get(h, S, "entities", None)
+        ents = [HealthEntity._from(arr[i].contents) for i in range(n) if arr and arr[i]]
+        hist = None
+        if history:
+            nh, harr = int(_get(h, S, "n_history", 0)), _get(h, S, "history", None)
+            hist = [HealthChange._from(harr[i].contents) for i in range(nh) if harr and harr[i]]
+        return cls(state=_state(_get(h, S, "state", 3)) if ents else "unknown", entities=ents,
+                   window_s=int(_get(h, S, "window_ns", 0)) / 1e9,
+                   alerts_started=int(_get(h, S, "alerts_started", 0)),
+                   alerts_failed=int(_get(h, S, "alerts_failed", 0)),
+                   alerts_killed=int(_get(h, S, "alerts_killed", 0)), history=hist)

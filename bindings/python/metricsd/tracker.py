@@ -13,7 +13,8 @@ by metricsd.
 
 The keys are the usual ones: ``get_current_stats()`` gives time_to_first_token (ms),
 tokens_per_second, input_tokens, output_tokens and total_time (ms) of the generation in
-progress or the last one (measured here, in the process); ``get_aggregate_stats()``
+progress (measured here), else of the model's last generation as the daemon kept it
+(``Client.generation_record``), else of the last one completed here; ``get_aggregate_stats()``
 gives total_requests, total_input_tokens, total_output_tokens,
 average_tokens_per_second and total_generation_time (s), answered by the daemon over
 ``since`` (default 24 h), so they survive a restart and cover every process serving the
@@ -48,6 +49,7 @@ class TrackedGeneration:
         self.start_time = time.perf_counter()
         self.first_token_time: Optional[float] = None
         self.end_time: Optional[float] = None
+        self.end_unix_ns = 0
         self.input_tokens = int(input_tokens)
         self.output_tokens = 0
         self.success: Optional[bool] = None
@@ -98,6 +100,7 @@ class TrackedGeneration:
             if self.end_time is not None:
                 return False
             self.end_time = time.perf_counter()
+            self.end_unix_ns = time.time_ns()
             if self._marked_uncounted:  # a mark and no count: the mark's token stands
                 self.output_tokens += 1
                 self._marked_uncounted = False
@@ -211,12 +214,27 @@ class PerformanceTracker:
     # ---- stats ----
 
     def get_current_stats(self) -> Dict[str, Any]:
-        """The generation in progress, else the last completed one (ms, tokens/s)."""
-        t = self._current or self._last
-        if t is None:
+        """The generation in progress (measured here), else the model's last generation
+        as the daemon kept it (so it may come from another process, or from before a
+        restart), else the last one completed here (ms, tokens/s). The daemon's
+        tokens_per_second is its decode rate (output tokens after the first over the
+        decode time). Asking the daemon waits for it up to the client's timeout."""
+        t = self._current
+        if t is not None:
+            return t.to_dict()
+        last = self._last
+        rec = self.client.generation_record(model=self.model, since=self.since)
+        # The daemon stamps a generation when it receives it, after it ended here: one
+        # stamped before our last one ended is an older one (ours is still on its way).
+        if rec is not None and (self.backend is None or rec.backend == self.backend) and \
+                (last is None or rec.end_unix_ns >= last.end_unix_ns):
+            return {"time_to_first_token": rec.ttft_ms, "tokens_per_second": rec.decode_tps,
+                    "input_tokens": rec.prompt_tokens, "output_tokens": rec.output_tokens,
+                    "total_time": rec.e2e_ms}
+        if last is None:
             return {"time_to_first_token": None, "tokens_per_second": None,
                     "input_tokens": 0, "output_tokens": 0, "total_time": None}
-        return t.to_dict()
+        return last.to_dict()
 
     def reset_aggregates(self) -> None:
         """Aggregates count from now on (the daemon's windows are whole minutes, so
