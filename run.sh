@@ -23,7 +23,7 @@ BUILD_PACKAGES="build-essential cmake pkg-config libuv1-dev libprotobuf-c-dev pr
 liblmdb-dev libjansson-dev libinih-dev libsystemd-dev libhttp-parser-dev libjs-chart.js"
 TEST_PACKAGES="libcmocka-dev lmdb-utils libfaketime systemd jq python3 clang libclang-rt-14-dev
 lintian dpkg-dev file man-db groff-base procps prometheus chromium imagemagick curl
-python3-torch"
+tmux python3-torch"
 BENCH_PACKAGES="python3-prometheus-client"
 JOBS=$(nproc 2>/dev/null || echo 2)
 

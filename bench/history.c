@@ -113,7 +113,7 @@ static double db_fill(db *d, uint32_t from, uint32_t to)
         for (uint32_t m = h; m < end; m++)
             for (int s = 0; s < d->models; s++)
                 items[n++] = (store_item){ &d->ids[s], d->names[s], "cuda", m,
-                                           &g_pool[(m * 7u + (uint32_t)s) % POOL] };
+                                           &g_pool[(m * 7u + (uint32_t)s) % POOL], NULL };
         if (store_write(d->st, items, n) != 0) {
             fprintf(stderr, "store_write failed\n");
             exit(1);
@@ -187,9 +187,10 @@ static int64_t bench_clock(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec + clock_ahead_ns;
 }
 
-static int load_series(void *ud, uint32_t id, const char *model, const char *backend)
+static int load_series(void *ud, uint32_t id, const char *model, const char *backend,
+                       const char *dims)
 {
-    return series_add_stored(ud, id, model, backend);
+    return series_add_stored(ud, id, model, backend, dims);
 }
 
 typedef struct qres {

@@ -359,16 +359,13 @@ int metricsd_record(metricsd_client *c, const metricsd_event *ev)
         m.error_kind = error_kind;
     }
     m.has_gen_id = 1; /* 0: no Begin */
+    /* 0 is a count too (a CPU-only engine), when the caller says it is set. */
     m.has_gpu_layers = e.gpu_layers != 0 || e.gpu_layers_set != 0;
     m.gpu_layers = e.gpu_layers;
-    m.has_start_unix_ns = 1;
-    /* now - total, saturating: any int64_t the caller passes is defined behaviour. */
-    int64_t start = clock_ns(CLOCK_REALTIME);
-    if (e.start_unix_ns != 0)
-        start = e.start_unix_ns;
-    else if (__builtin_sub_overflow(start, e.total_ns, &start))
-        start = e.total_ns > 0 ? INT64_MIN : INT64_MAX;
-    m.start_unix_ns = start;
+    /* An explicit start places the event in the minute it ended (start + total_ns):
+     * an engine's own history. Without one the daemon counts it as it arrives. */
+    m.has_start_unix_ns = e.start_unix_ns != 0;
+    m.start_unix_ns = e.start_unix_ns;
     /* Durations go as given (0 meaning unknown); the daemon validates them. */
     m.has_queue_ns = e.has_queue != 0;
     m.queue_ns = e.queue_ns;

@@ -42,7 +42,7 @@ bool qctx_step(qctx *q)
     return true;
 }
 
-static bool qctx_charge(qctx *q, size_t n)
+bool qctx_charge(qctx *q, size_t n)
 {
     if (!qctx_step(q))
         return false;

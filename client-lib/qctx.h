@@ -31,6 +31,9 @@ void qctx_init(qctx *q, int64_t deadline, size_t budget);
 /* One step of work (a record, a string, a name joined): every 256 steps the clock is
  * read. False once a bound has been crossed (q->err says which). */
 bool qctx_step(qctx *q);
+/* n bytes allocated elsewhere (a sketch's buckets) charged to the budget, one step
+ * taken. False once a bound is crossed (q->err). */
+bool qctx_charge(qctx *q, size_t n);
 /* n zeroed bytes charged to the budget, freed with free(); NULL when a bound is
  * crossed (q->err) or malloc fails (q->err stays 0). */
 void *qctx_new(qctx *q, size_t n);

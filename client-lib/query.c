@@ -24,6 +24,7 @@
 #include "frame.h"
 #include "paths.h"
 #include "qctx.h"
+#include "query_int.h"
 #include "reply.h"
 #include "sized.h"
 
@@ -179,8 +180,7 @@ static int roundtrip(const metricsd_query_opts *o, Metricsd__Query *q, qctx *ctx
 }
 
 /* The caller's options, read no further than its size (metricsd.h, the ABI rule). */
-/* The caller's options, read no further than its size (metricsd.h, the ABI rule). */
-static int opts_in(const metricsd_query_opts *in, metricsd_query_opts *o, const void *out)
+int mdq_opts_in(const metricsd_query_opts *in, metricsd_query_opts *o, const void *out)
 {
     if (out == NULL)
         return -EINVAL;
@@ -200,7 +200,7 @@ int metricsd_query_stats(const metricsd_query_opts *opts, metricsd_stats **out)
     qctx ctx;
     int rc;
 
-    if ((rc = opts_in(opts, &oc, out)) != 0)
+    if ((rc = mdq_opts_in(opts, &oc, out)) != 0)
         return rc;
     q.has_kind = 1;
     q.kind = METRICSD__QUERY__KIND__STATS;
@@ -209,6 +209,7 @@ int metricsd_query_stats(const metricsd_query_opts *opts, metricsd_stats **out)
     q.window_ns = o->window_ns;
     q.has_by_backend = 1;
     q.by_backend = o->by_backend != 0;
+    q.group_by = (char *)o->group_by;
     if ((rc = roundtrip(o, &q, &ctx, &env)) != 0)
         return rc;
     rc = reply_stats(&ctx, env->reply, out);
@@ -224,7 +225,7 @@ int metricsd_query_status(const metricsd_query_opts *opts, metricsd_daemon_statu
     qctx ctx;
     int rc;
 
-    if ((rc = opts_in(opts, &oc, out)) != 0)
+    if ((rc = mdq_opts_in(opts, &oc, out)) != 0)
         return rc;
     q.has_kind = 1;
     q.kind = METRICSD__QUERY__KIND__STATUS;
@@ -243,7 +244,7 @@ int metricsd_query_power(const metricsd_query_opts *opts, metricsd_power **out)
     qctx ctx;
     int rc;
 
-    if ((rc = opts_in(opts, &oc, out)) != 0)
+    if ((rc = mdq_opts_in(opts, &oc, out)) != 0)
         return rc;
     q.has_kind = 1;
     q.kind = METRICSD__QUERY__KIND__POWER;

@@ -9,6 +9,8 @@
  */
 #include "reply.h"
 
+#include "query_int.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -47,6 +49,140 @@ static void summarize(metricsd_summary *sum, const Metricsd__Sketch *msg, double
     sketch_free(&s);
 }
 
+/* A model record with the sketches its figures came from, kept for
+ * metricsd_model_quantile; the public part first, so the record is freed as one. */
+typedef struct query_model {
+    metricsd_model_stats pub;
+    sketch sk[METRICSD_METRIC__COUNT];
+    uint8_t have[METRICSD_METRIC__COUNT];
+    double unit[METRICSD_METRIC__COUNT];
+} query_model;
+
+metricsd_model_stats *query_model_new(qctx *q)
+{
+    query_model *m = qctx_new(q, sizeof(*m));
+    if (m == NULL)
+        return NULL;
+    m->pub.size = sizeof(m->pub);
+    return &m->pub;
+}
+
+void query_model_free(metricsd_model_stats *m)
+{
+    if (m == NULL)
+        return;
+    query_model *q = (query_model *)m;
+    for (int i = 0; i < METRICSD_METRIC__COUNT; i++)
+        if (q->have[i])
+            sketch_free(&q->sk[i]);
+    for (size_t i = 0; m->error_kinds != NULL && i < m->n_error_kinds; i++) {
+        free((char *)m->error_kinds[i]->name);
+        free(m->error_kinds[i]);
+    }
+    free(m->error_kinds);
+    free((char *)m->group);
+    free((char *)m->model);
+    free((char *)m->backend);
+    free(q);
+}
+
+static int query_kind_cmp(const void *a, const void *b)
+{
+    const metricsd_counter *x = *(metricsd_counter *const *)a, *y = *(metricsd_counter *const *)b;
+    if (x->value != y->value)
+        return x->value < y->value ? 1 : -1;
+    return strcmp(x->name, y->name);
+}
+
+/* Keep the sketch of `which`; its buckets are charged to q's budget like any other
+ * allocation of the result (sketch_pb_load allocates them with malloc, freed with the
+ * record). False once a bound is crossed. */
+static bool query_keep(qctx *q, query_model *m, metricsd_metric which, const Metricsd__Sketch *msg,
+                       double unit)
+{
+    m->unit[which] = unit;
+    if (msg == NULL || sketch_pb_load(&m->sk[which], msg) != 0)
+        return qctx_step(q); /* undecodable: the summary is empty too */
+    m->have[which] = 1;
+    return qctx_charge(q, (size_t)m->sk[which].cap * sizeof(*m->sk[which].counts));
+}
+
+double metricsd_model_quantile(const metricsd_model_stats *m, metricsd_metric which, double q)
+{
+    if (m == NULL || (int)which < 0 || which >= METRICSD_METRIC__COUNT || !(q >= 0 && q <= 1))
+        return NAN;
+    const query_model *qm = (const query_model *)m;
+    if (!qm->have[which] || qm->sk[which].count == 0)
+        return NAN;
+    return sketch_quantile(&qm->sk[which], q) / qm->unit[which];
+}
+
+int query_model_fill(qctx *q, metricsd_model_stats *m, const Metricsd__SeriesStats *ss)
+{
+    query_model *qm = (query_model *)m;
+    m->requests = ss->requests;
+    m->errors = ss->errors;
+    m->cancelled = ss->cancelled;
+    m->timeouts = ss->timeouts;
+    m->cold_starts = ss->cold_starts;
+    m->prompt_tokens = ss->prompt_tokens;
+    m->output_tokens = ss->output_tokens;
+    /* In double: errors + timeouts from a hostile daemon may not fit a uint64_t. */
+    m->error_rate = ss->requests ? ((double)ss->errors + (double)ss->timeouts) /
+                                       (double)ss->requests
+                                 : 0;
+    summarize(&m->ttft_ms, ss->ttft, 1e6);
+    summarize(&m->tpot_ms, ss->tpot, 1e6);
+    summarize(&m->itl_ms, ss->itl, 1e6);
+    summarize(&m->e2e_ms, ss->e2e, 1e6);
+    summarize(&m->queue_ms, ss->queue, 1e6);
+    summarize(&m->decode_tps, ss->decode_tps, 1);
+    summarize(&m->load_ms, ss->load, 1e6);
+    summarize(&m->prefill_ms, ss->prefill, 1e6);
+    m->first_unix_ns = ss->first_unix_ns;
+    m->last_unix_ns = ss->last_unix_ns;
+    m->in_flight = ss->in_flight;
+    m->attributed_tokens = ss->attributed_tokens;
+    m->joules = ss->has_joules ? ss->joules : NAN;
+    m->joules_per_token = ss->has_joules && ss->attributed_tokens > 0
+                              ? ss->joules / (double)ss->attributed_tokens
+                              : NAN;
+    m->watts_avg = ss->has_joules && ss->energy_busy_ns > 0
+                       ? ss->joules / ((double)ss->energy_busy_ns / 1e9)
+                       : NAN;
+    m->battery_joules = ss->has_battery_joules ? ss->battery_joules : NAN;
+    m->battery_tokens = ss->battery_tokens;
+    m->battery_pct_per_1k_tokens = ss->has_battery_pct && ss->battery_tokens > 0
+                                       ? ss->battery_pct * 1000.0 / (double)ss->battery_tokens
+                                       : NAN;
+    m->rss_bytes = ss->rss_bytes;
+    m->gpu_mem_bytes = ss->gpu_mem_bytes;
+    if (!query_keep(q, qm, METRICSD_TTFT, ss->ttft, 1e6) ||
+        !query_keep(q, qm, METRICSD_TPOT, ss->tpot, 1e6) ||
+        !query_keep(q, qm, METRICSD_ITL, ss->itl, 1e6) ||
+        !query_keep(q, qm, METRICSD_E2E, ss->e2e, 1e6) ||
+        !query_keep(q, qm, METRICSD_QUEUE, ss->queue, 1e6) ||
+        !query_keep(q, qm, METRICSD_DECODE_TPS, ss->decode_tps, 1) ||
+        !query_keep(q, qm, METRICSD_LOAD, ss->load, 1e6) ||
+        !query_keep(q, qm, METRICSD_PREFILL, ss->prefill, 1e6))
+        return qctx_fail(q);
+    if ((m->group = qctx_strdup(q, ss->group)) == NULL)
+        return qctx_fail(q);
+    if ((m->error_kinds = qctx_array(q, ss->n_error_kinds)) == NULL)
+        return qctx_fail(q);
+    for (size_t i = 0; i < ss->n_error_kinds; i++) {
+        metricsd_counter *k = qctx_record(q, sizeof(*k));
+        if (k == NULL)
+            return qctx_fail(q);
+        m->error_kinds[m->n_error_kinds++] = k;
+        if ((k->name = qctx_strdup(q, ss->error_kinds[i]->name)) == NULL)
+            return qctx_fail(q);
+        k->value = ss->error_kinds[i]->value;
+    }
+    qsort(m->error_kinds, m->n_error_kinds, sizeof(*m->error_kinds), query_kind_cmp);
+    return 0;
+}
+
 int reply_stats(qctx *qin, const Metricsd__Reply *r, metricsd_stats **out)
 {
     qctx local, *q = reply_ctx(qin, &local);
@@ -59,57 +195,15 @@ int reply_stats(qctx *qin, const Metricsd__Reply *r, metricsd_stats **out)
     st->now_unix_ns = r->now_unix_ns;
     for (size_t i = 0; i < r->n_series; i++) {
         const Metricsd__SeriesStats *ss = r->series[i];
-        metricsd_model_stats *m = qctx_record(q, sizeof(*m));
+        metricsd_model_stats *m = query_model_new(q);
         if (m != NULL) {
             st->models[st->n_models++] = m;
             m->model = qctx_strdup(q, ss->model);
             m->backend = qctx_strdup(q, ss->backend);
         }
-        if (m == NULL || m->model == NULL || m->backend == NULL) {
+        if (m == NULL || m->model == NULL || m->backend == NULL || query_model_fill(q, m, ss) != 0) {
             metricsd_stats_free(st);
             return qctx_fail(q);
-        }
-        m->requests = ss->requests;
-        m->errors = ss->errors;
-        m->cancelled = ss->cancelled;
-        m->timeouts = ss->timeouts;
-        m->cold_starts = ss->cold_starts;
-        m->prompt_tokens = ss->prompt_tokens;
-        m->output_tokens = ss->output_tokens;
-        /* In double: errors + timeouts from a hostile daemon may not fit a uint64_t. */
-        m->error_rate = ss->requests ? ((double)ss->errors + (double)ss->timeouts) /
-                                           (double)ss->requests
-                                     : 0;
-        summarize(&m->ttft_ms, ss->ttft, 1e6);
-        summarize(&m->tpot_ms, ss->tpot, 1e6);
-        summarize(&m->itl_ms, ss->itl, 1e6);
-        summarize(&m->e2e_ms, ss->e2e, 1e6);
-        summarize(&m->queue_ms, ss->queue, 1e6);
-        summarize(&m->decode_tps, ss->decode_tps, 1);
-        m->first_unix_ns = ss->first_unix_ns;
-        m->last_unix_ns = ss->last_unix_ns;
-        m->in_flight = ss->in_flight;
-        m->attributed_tokens = ss->attributed_tokens;
-        m->joules = ss->has_joules ? ss->joules : NAN;
-        m->joules_per_token = ss->has_joules && ss->attributed_tokens > 0
-                                  ? ss->joules / (double)ss->attributed_tokens
-                                  : NAN;
-        m->watts_avg = ss->has_joules && ss->energy_busy_ns > 0
-                           ? ss->joules / ((double)ss->energy_busy_ns / 1e9)
-                           : NAN;
-        m->battery_joules = ss->has_battery_joules ? ss->battery_joules : NAN;
-        m->battery_tokens = ss->battery_tokens;
-        m->battery_pct_per_1k_tokens = ss->has_battery_pct && ss->battery_tokens > 0
-                                           ? ss->battery_pct * 1000.0 / (double)ss->battery_tokens
-                                           : NAN;
-        m->rss_bytes = ss->rss_bytes;
-        m->gpu_mem_bytes = ss->gpu_mem_bytes;
-        /* Six sketches per record: the clock is read every few hundred of them. */
-        for (int k = 0; k < 6; k++)
-            qctx_step(q);
-        if (q->err != 0) {
-            metricsd_stats_free(st);
-            return q->err;
         }
     }
     *out = st;
@@ -120,11 +214,8 @@ void metricsd_stats_free(metricsd_stats *st)
 {
     if (st == NULL)
         return;
-    for (size_t i = 0; i < st->n_models; i++) {
-        free((char *)st->models[i]->model);
-        free((char *)st->models[i]->backend);
-        free(st->models[i]);
-    }
+    for (size_t i = 0; i < st->n_models; i++)
+        query_model_free(st->models[i]);
     free(st->models);
     free(st);
 }

@@ -17,32 +17,7 @@
 #include "cmd_ext.h"
 #include "metricsd.h"
 
-int ctl_parse_duration(const char *s, int64_t *ns)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end), mul;
-    if (errno || end == s || !(v > 0) || !isfinite(v))
-        return -1;
-    if (strcmp(end, "") == 0 || strcmp(end, "s") == 0)
-        mul = 1e9;
-    else if (strcmp(end, "ms") == 0)
-        mul = 1e6;
-    else if (strcmp(end, "m") == 0)
-        mul = 60e9;
-    else if (strcmp(end, "h") == 0)
-        mul = 3600e9;
-    else if (strcmp(end, "d") == 0)
-        mul = 86400e9;
-    else if (strcmp(end, "w") == 0)
-        mul = 7 * 86400e9;
-    else
-        return -1;
-    if (v * mul > 9.2e18)
-        return -1;
-    *ns = (int64_t)(v * mul);
-    return 0;
-}
+/* ctl_parse_duration is ctl.c's, shared by every command. */
 
 static void events_usage(FILE *f)
 {

@@ -13,10 +13,13 @@ static json_t *jnum(double v)
     return isfinite(v) ? json_real(v) : json_null();
 }
 
+/* Every distribution: its count, mean, min and max, and the quantiles. */
 static json_t *jsummary(const metricsd_summary *s)
 {
-    return json_pack("{s:o,s:o,s:o,s:I}", "p50", jnum(s->p50), "p95", jnum(s->p95), "p99",
-                     jnum(s->p99), "count", (json_int_t)s->count);
+    return json_pack("{s:I,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "count", (json_int_t)s->count,
+                     "mean", jnum(s->mean), "min", jnum(s->min), "max", jnum(s->max), "p50",
+                     jnum(s->p50), "p90", jnum(s->p90), "p95", jnum(s->p95), "p99", jnum(s->p99),
+                     "p999", jnum(s->p999));
 }
 
 /* A byte count, or null when not known (0). */
@@ -25,33 +28,52 @@ static json_t *jbytes(uint64_t v)
     return v ? json_integer((json_int_t)v) : json_null();
 }
 
+json_t *ctl_json_model(const metricsd_model_stats *m)
+{
+    json_t *o = json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:f,s:I,s:I,s:I,s:I}", "model", m->model,
+                          "backend", m->backend, "requests", (json_int_t)m->requests, "errors",
+                          (json_int_t)m->errors, "cancelled", (json_int_t)m->cancelled,
+                          "timeouts", (json_int_t)m->timeouts, "error_rate", m->error_rate,
+                          "output_tokens", (json_int_t)m->output_tokens, "prompt_tokens",
+                          (json_int_t)m->prompt_tokens, "cold_starts", (json_int_t)m->cold_starts,
+                          "in_flight", (json_int_t)m->in_flight);
+    json_object_set_new(o, "ttft_ms", jsummary(&m->ttft_ms));
+    json_object_set_new(o, "tpot_ms", jsummary(&m->tpot_ms));
+    json_object_set_new(o, "itl_ms", jsummary(&m->itl_ms));
+    json_object_set_new(o, "e2e_ms", jsummary(&m->e2e_ms));
+    json_object_set_new(o, "queue_ms", jsummary(&m->queue_ms));
+    json_object_set_new(o, "decode_tps", jsummary(&m->decode_tps));
+    json_object_set_new(o, "first_unix_ns", json_integer((json_int_t)m->first_unix_ns));
+    json_object_set_new(o, "last_unix_ns", json_integer((json_int_t)m->last_unix_ns));
+    /* Energy and memory (docs/energy.md); null when unknown. */
+    json_object_set_new(o, "joules", jnum(m->joules));
+    json_object_set_new(o, "joules_per_token", jnum(m->joules_per_token));
+    json_object_set_new(o, "watts_avg", jnum(m->watts_avg));
+    json_object_set_new(o, "attributed_tokens", json_integer((json_int_t)m->attributed_tokens));
+    json_object_set_new(o, "battery_tokens", json_integer((json_int_t)m->battery_tokens));
+    json_object_set_new(o, "battery_joules", jnum(m->battery_joules));
+    json_object_set_new(o, "battery_pct_per_1k_tokens", jnum(m->battery_pct_per_1k_tokens));
+    json_object_set_new(o, "rss_bytes", jbytes(m->rss_bytes));
+    json_object_set_new(o, "gpu_mem_bytes", jbytes(m->gpu_mem_bytes));
+    /* Fields of later libraries, where the record has them (the ABI rule). */
+    if (METRICSD_HAS(metricsd_model_stats, m, group)) {
+        json_object_set_new(o, "group", m->group[0] ? json_string(m->group) : json_null());
+        json_object_set_new(o, "load_ms", jsummary(&m->load_ms));
+        json_object_set_new(o, "prefill_ms", jsummary(&m->prefill_ms));
+        json_t *kinds = json_object();
+        for (size_t i = 0; i < m->n_error_kinds; i++)
+            json_object_set_new(kinds, m->error_kinds[i]->name,
+                                json_integer((json_int_t)m->error_kinds[i]->value));
+        json_object_set_new(o, "error_kinds", kinds);
+    }
+    return o;
+}
+
 json_t *ctl_json_stats(const metricsd_stats *st)
 {
     json_t *models = json_array();
-    for (size_t i = 0; i < st->n_models; i++) {
-        const metricsd_model_stats *m = st->models[i];
-        json_t *o = json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:f,s:I,s:I,s:I,s:I,s:o,s:o,s:o,s:o,s:o,s:o}",
-                      "model", m->model, "backend", m->backend, "requests",
-                      (json_int_t)m->requests, "errors", (json_int_t)m->errors, "cancelled",
-                      (json_int_t)m->cancelled, "timeouts", (json_int_t)m->timeouts,
-                      "error_rate", m->error_rate, "output_tokens", (json_int_t)m->output_tokens,
-                      "prompt_tokens", (json_int_t)m->prompt_tokens, "cold_starts",
-                      (json_int_t)m->cold_starts, "in_flight", (json_int_t)m->in_flight,
-                      "ttft_ms", jsummary(&m->ttft_ms), "tpot_ms", jsummary(&m->tpot_ms),
-                      "itl_ms", jsummary(&m->itl_ms), "e2e_ms", jsummary(&m->e2e_ms),
-                      "queue_ms", jsummary(&m->queue_ms), "decode_tps", jsummary(&m->decode_tps));
-        /* Energy and memory (docs/energy.md); null when unknown. */
-        json_object_set_new(o, "joules", jnum(m->joules));
-        json_object_set_new(o, "joules_per_token", jnum(m->joules_per_token));
-        json_object_set_new(o, "watts_avg", jnum(m->watts_avg));
-        json_object_set_new(o, "attributed_tokens", json_integer((json_int_t)m->attributed_tokens));
-        json_object_set_new(o, "battery_tokens", json_integer((json_int_t)m->battery_tokens));
-        json_object_set_new(o, "battery_joules", jnum(m->battery_joules));
-        json_object_set_new(o, "battery_pct_per_1k_tokens", jnum(m->battery_pct_per_1k_tokens));
-        json_object_set_new(o, "rss_bytes", jbytes(m->rss_bytes));
-        json_object_set_new(o, "gpu_mem_bytes", jbytes(m->gpu_mem_bytes));
-        json_array_append_new(models, o);
-    }
+    for (size_t i = 0; i < st->n_models; i++)
+        json_array_append_new(models, ctl_json_model(st->models[i]));
     return json_pack("{s:o,s:f}", "models", models, "window_s", (double)st->window_ns / 1e9);
 }
 

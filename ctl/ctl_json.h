@@ -9,6 +9,9 @@
 
 #include "metricsd.h"
 
+/* One model's record: its counters, every distribution with count, mean, min, max and
+ * quantiles, energy, memory, load and prefill times, error kinds and group. */
+json_t *ctl_json_model(const metricsd_model_stats *m);
 /* {"models": [...], "window_s": N}: the document of `metricsctl stats --json`. A new
  * reference; the caller decrefs it. */
 json_t *ctl_json_stats(const metricsd_stats *st);

@@ -30,6 +30,7 @@ enum setting_type {
     T_SOCKET, /* char[108]: sun_path's limit, said in its own words */
     T_LEVEL,  /* int, a log level name */
     T_BOOL,   /* int 0/1; as a flag it takes no value and sets 1 */
+    T_KEYS,   /* label keys, comma-separated; each flag or file line adds its keys */
     T_DOUBLE, /* double, min..max */
     T_PCT,    /* double kept as a fraction, given in percent (min..max %) */
     T_STRING, /* char[], may be empty */
@@ -166,6 +167,15 @@ static const setting settings[] = {
     { "http-timeout", "http", "http_timeout", T_UINT, FIELD(http_timeout_ms), 1, 3600000,
       false, "MS", "10000",
       "a request must arrive within MS, and an idle HTTP connection is\nclosed after MS" },
+
+    { "label-dimension", "series", "label_dimension", T_KEYS, FIELD(label_dims), 0, 0, false,
+      "KEY", "none",
+      "the label KEY is a series dimension (metricsctl stats --by label:KEY);\n"
+      "repeatable, or KEY,KEY; up to 4 keys" },
+    { "label-values", "series", "label_values", T_UINT, FIELD(label_values_max), 1, 1000,
+      false, "N", "16",
+      "distinct values kept per label dimension; further values count as\n"
+      "\"other\" (label_values_capped)" },
 };
 
 #define NSETTINGS (sizeof(settings) / sizeof(settings[0]))
@@ -183,6 +193,7 @@ void config_defaults(config *cfg)
     cfg->max_generation_ms = 1800000;
     cfg->max_queriers = 16;
     cfg->max_series = 1000;
+    cfg->label_values_max = 16;
     cfg->max_pending = 65536;
     cfg->map_max = (size_t)16 << 30;
     cfg->sample_ms = 1000;
@@ -308,6 +319,10 @@ static void expected(const setting *s, char *buf, size_t n)
     case T_BOOL:
         snprintf(buf, n, "yes or no");
         break;
+    case T_KEYS:
+        snprintf(buf, n, "label keys (no '=' or control characters) separated by commas, "
+                         "at most %d in all", CONFIG_MAX_LABEL_DIMS);
+        break;
     case T_DOUBLE:
     case T_PCT:
         snprintf(buf, n, "a number from %lu to %lu", s->min, s->max);
@@ -376,6 +391,30 @@ static int setting_set(config *cfg, const setting *s, const char *val)
             return -1;
         *(int *)field(cfg, s) = level;
         return 0;
+    case T_KEYS: {
+        /* Each key once; a key is a name the series' dims can hold (label.KEY=V).
+         * "none" (what --print-config says for no keys) adds none. */
+        if (val[0] == '\0' || strcmp(val, "none") == 0)
+            return 0;
+        char buf[512];
+        snprintf(buf, sizeof(buf), "%s", val);
+        for (char *save = NULL, *k = strtok_r(buf, ",", &save); k; k = strtok_r(NULL, ",", &save)) {
+            unsigned i;
+            if (k[0] == '\0' || strlen(k) >= sizeof(cfg->label_dims[0]))
+                return -1;
+            for (const char *c = k; *c; c++)
+                if (*c == '=' || (unsigned char)*c < 0x20 || *c == 0x7f)
+                    return -1;
+            for (i = 0; i < cfg->n_label_dims && strcmp(cfg->label_dims[i], k) != 0; i++)
+                ;
+            if (i < cfg->n_label_dims)
+                continue;
+            if (cfg->n_label_dims == CONFIG_MAX_LABEL_DIMS)
+                return -1;
+            snprintf(cfg->label_dims[cfg->n_label_dims++], sizeof(cfg->label_dims[0]), "%s", k);
+        }
+        return 0;
+    }
     case T_DOUBLE:
     case T_PCT: {
         double d;
@@ -435,6 +474,15 @@ static void setting_format(const config *cfg, const setting *s, char *buf, size_
     case T_BOOL:
         snprintf(buf, n, "%s", *(const int *)p ? "yes" : "no");
         break;
+    case T_KEYS: {
+        size_t at = 0;
+        buf[0] = '\0';
+        for (unsigned i = 0; i < cfg->n_label_dims && at < n; i++)
+            at += (size_t)snprintf(buf + at, n - at, "%s%s", i ? "," : "", cfg->label_dims[i]);
+        if (cfg->n_label_dims == 0)
+            snprintf(buf, n, "none");
+        break;
+    }
     case T_DOUBLE:
         snprintf(buf, n, "%g", *(const double *)p);
         break;
@@ -774,6 +822,8 @@ int config_load(config *cfg, int argc, char **argv, char *why, size_t why_len)
         memcpy(field(cfg, &settings[i]), cfield(&flags, &settings[i]), settings[i].size);
         if (settings[i].type == T_ADDR)
             cfg->http_port = flags.http_port; /* the address's other half */
+        if (settings[i].type == T_KEYS)
+            cfg->n_label_dims = flags.n_label_dims; /* the flags' keys replace the file's */
         cfg->src[i] = CONFIG_SRC_FLAG;
     }
     mark_given(cfg);

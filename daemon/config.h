@@ -14,6 +14,8 @@
 
 /* Room for the settings' sources; config.c checks its table fits. */
 #define CONFIG_MAX_SETTINGS 64
+/* Label keys that can be dimensions at once. */
+#define CONFIG_MAX_LABEL_DIMS 4
 
 /* Where a setting's value came from (--print-config says). */
 enum config_source {
@@ -51,6 +53,11 @@ typedef struct config {
     size_t http_max_conns;    /* HTTP connections past this are refused; default 128 */
     unsigned http_timeout_ms; /* a request must arrive, and an idle keep-alive connection
                                  is kept, this long; default 10000 */
+    /* Label keys that are series dimensions (stats --by label:KEY), and the most
+     * distinct values each takes; further values count as "other". */
+    char label_dims[CONFIG_MAX_LABEL_DIMS][64];
+    unsigned n_label_dims;
+    unsigned label_values_max;  /* default 16 */
 
     /* The file, and where each setting came from (index: the table's order). */
     char config_path[4096];   /* the file read; "" when none */

@@ -42,6 +42,7 @@
     X(HTTP_UNAUTHORIZED, "http_unauthorized")                                          \
     X(HTTP_REQUEST_TIMEOUT, "http_request_timeout")                                    \
     X(HTTP_TOO_MANY_CONNECTIONS, "http_too_many_connections")                          \
+    X(START_TOO_OLD, "start_too_old")                                                  \
     X(FRAME_TIMEOUT, "frame_timeout")
 
 /* Other counters. poll_switches: connections switched to polled reads (net/conn_poll.c,
@@ -97,6 +98,9 @@
     X(HTTP_NOT_FOUND, "http_not_found")                                                \
     X(HTTP_IDLE_CLOSED, "http_idle_closed")                                            \
     X(HTTP_ERRORS, "http_errors")                                                      \
+    X(SOURCES_ABSENT, "sources_absent")                                                \
+    X(LABEL_VALUES_CAPPED, "label_values_capped")                                      \
+    X(DIMS_FOLDED, "dims_folded")                                                      \
     X(EVENTS_KEPT, "events_kept")                                                      \
     X(EVENTS_NOT_KEPT, "events_not_kept")                                              \
     X(EVENTS_ERRORS_UNKEPT, "events_errors_unkept")                                    \

@@ -6,6 +6,7 @@
 #include "ingest.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "sketch_pb.h"
@@ -96,6 +97,9 @@ int ingest_check(const Metricsd__Generation *g, sketch *itl)
     if (g->has_status && (g->status < METRICSD__STATUS__STATUS_OK ||
                           g->status > METRICSD__STATUS__STATUS_TIMEOUT))
         return STATUS_INVALID;
+    if ((g->error_kind != NULL && g->error_kind[0] != '\0' && !ingest_name_valid(g->error_kind)) ||
+        (g->engine != NULL && g->engine[0] != '\0' && !ingest_name_valid(g->engine)))
+        return NAME_INVALID;
     if (g->n_labels > 8)
         return TOO_MANY_LABELS;
     for (size_t i = 0; i < g->n_labels; i++)
@@ -132,8 +136,23 @@ int ingest_apply(rollup *r, const Metricsd__Generation *g, const sketch *itl, in
         r->first_unix_ns = now_unix_ns;
     if (now_unix_ns > r->last_unix_ns)
         r->last_unix_ns = now_unix_ns;
-    if (status != METRICSD__STATUS__STATUS_OK)
-        return 0;
+    /* The load time of a cold start counts whatever the status: a load that ended in
+     * an error still took that long. */
+    if (g->load_ns > 0)
+        failed |= sketch_record(&r->sk[M_LOAD], (double)g->load_ns) != 0;
+    if (status != METRICSD__STATUS__STATUS_OK) {
+        /* The kinds of errors and timeouts (the error rate's numerator); one without
+         * a kind counts under its status. Cancellations are the caller's choice. */
+        if (status != METRICSD__STATUS__STATUS_CANCELLED) {
+            const char *kind = g->error_kind != NULL && g->error_kind[0] ? g->error_kind
+                               : status == METRICSD__STATUS__STATUS_TIMEOUT ? "timeout"
+                                                                            : "unspecified";
+            failed |= rollup_add_kind(r, kind, 1) != 0;
+        }
+        return failed ? -ENOMEM : 0;
+    }
+    if (g->prefill_ns > 0)
+        failed |= sketch_record(&r->sk[M_PREFILL], (double)g->prefill_ns) != 0;
 
     if (g->has_ttft_ns && g->output_tokens >= 1)
         failed |= sketch_record(&r->sk[M_TTFT], (double)g->ttft_ns) != 0;
@@ -150,4 +169,56 @@ int ingest_apply(rollup *r, const Metricsd__Generation *g, const sketch *itl, in
         failed |= sketch_merge(&r->sk[M_ITL], itl) != 0;
     /* A checked value can only fail for want of memory. */
     return failed ? -ENOMEM : 0;
+}
+
+int64_t ingest_end_unix_ns(const Metricsd__Generation *g, int64_t now_unix_ns)
+{
+    /* Live generations (those with a Begin) count as they arrive, so a wall clock
+     * that steps (daemon/clock.c) moves them as it moves the daemon's minutes. */
+    if (g->gen_id != 0 || !g->has_start_unix_ns || g->start_unix_ns <= 0)
+        return now_unix_ns;
+    int64_t end = g->start_unix_ns + (g->has_total_ns ? g->total_ns : 0);
+    /* A clock ahead of the daemon's, or a start in the future, counts as now. */
+    return end > now_unix_ns ? now_unix_ns : end;
+}
+
+/* Append "name=value" to buf (unit separators between pairs); 0, or -1 when it does
+ * not fit. */
+static int ingest_dims_put(char *buf, size_t n, size_t *at, const char *name, const char *value)
+{
+    int w = snprintf(buf + *at, n - *at, "%s%s=%s", *at ? "\x1f" : "", name, value);
+    if (w < 0 || (size_t)w >= n - *at)
+        return -1;
+    *at += (size_t)w;
+    return 0;
+}
+
+int ingest_dims(const Metricsd__Generation *g, const char (*label_keys)[64], unsigned n_keys,
+                char *buf, size_t n)
+{
+    size_t at = 0;
+    char num[16];
+    buf[0] = '\0';
+    if (g->engine != NULL && g->engine[0] && ingest_dims_put(buf, n, &at, "engine", g->engine) != 0)
+        return -1;
+    if (g->has_gpu_layers) {
+        snprintf(num, sizeof(num), "%d", g->gpu_layers);
+        if (ingest_dims_put(buf, n, &at, "gpu_layers", num) != 0)
+            return -1;
+    }
+    if (ingest_dims_put(buf, n, &at, "start", g->load_ns > 0 ? "cold" : "warm") != 0)
+        return -1;
+    for (unsigned k = 0; k < n_keys; k++) {
+        const char *value = NULL;
+        for (size_t i = 0; i < g->n_labels && value == NULL; i++)
+            if (g->labels[i]->key != NULL && strcmp(g->labels[i]->key, label_keys[k]) == 0)
+                value = g->labels[i]->value != NULL ? g->labels[i]->value : "";
+        if (value == NULL || value[0] == '\0')
+            continue;
+        char name[80];
+        snprintf(name, sizeof(name), "label.%s", label_keys[k]);
+        if (ingest_dims_put(buf, n, &at, name, value) != 0)
+            return -1;
+    }
+    return 0;
 }

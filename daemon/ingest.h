@@ -37,4 +37,17 @@ int ingest_check(const Metricsd__Generation *g, sketch *itl);
  * Returns 0 or -ENOMEM. */
 int ingest_apply(rollup *r, const Metricsd__Generation *g, const sketch *itl, int64_t now_unix_ns);
 
+/* When g ended, for the minute it counts in: for an event without a Begin (gen_id 0,
+ * metricsd_record) that carries its start, start_unix_ns + total_ns as the engine
+ * measured them (so an imported history lands in its own minutes), never later than
+ * now; otherwise now, the time it arrived. */
+int64_t ingest_end_unix_ns(const Metricsd__Generation *g, int64_t now_unix_ns);
+
+/* The series dimensions of g, canonical (series.h): engine, gpu_layers when the
+ * engine set it, start (cold when load_ns > 0, else warm), then label.KEY for each of
+ * the n_keys declared keys the generation carries, in that order. Returns 0, or -1
+ * when they do not fit in n bytes. */
+int ingest_dims(const Metricsd__Generation *g, const char (*label_keys)[64], unsigned n_keys,
+                char *buf, size_t n);
+
 #endif

@@ -34,7 +34,7 @@ static size_t acc_bytes(const rollup *r)
     size_t n = 0;
     for (int i = 0; i < M__COUNT; i++)
         n += (size_t)r->sk[i].cap * sizeof(uint64_t);
-    return n;
+    return n + (r->kinds != NULL ? sizeof(*r->kinds) : 0);
 }
 
 static void account(qcache_entry *e)

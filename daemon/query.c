@@ -230,10 +230,30 @@ static void fill_stats(Metricsd__SeriesStats *ss, Metricsd__Sketch sk[M__COUNT],
     ss->e2e = m.e2e;
     ss->queue = m.queue;
     ss->decode_tps = m.decode_tps;
+    ss->load = m.load;
+    ss->prefill = m.prefill;
+    ss->n_error_kinds = m.n_error_kinds;
+    ss->error_kinds = m.error_kinds;
+    ss->group = r->group[0] ? (char *)r->group : NULL;
+}
+
+/* Whether series s belongs in row r: its model, its backend with by_backend, its
+ * value of the dimension group_by (series.h) with one. */
+static int row_has(const query_row *r, const series *s, int by_backend, const char *group_by)
+{
+    char v[256];
+    return strcmp(s->model, r->model) == 0 && (!by_backend || strcmp(s->backend, r->backend) == 0) &&
+           (group_by == NULL || strcmp(series_dim(s->dims, group_by, v, sizeof(v)), r->group) == 0);
 }
 
 int query_rows(server *srv, int64_t window_ns, const char *model, int by_backend,
                query_row **out, size_t *nout)
+{
+    return query_rows_by(srv, window_ns, model, by_backend, NULL, out, nout);
+}
+
+int query_rows_by(server *srv, int64_t window_ns, const char *model, int by_backend,
+                  const char *group_by, query_row **out, size_t *nout)
 {
     int64_t now = clock_now_unix_ns();
     int lifetime = window_ns < 0;
@@ -260,21 +280,28 @@ int query_rows(server *srv, int64_t window_ns, const char *model, int by_backend
         query_row *r = NULL;
         if (model != NULL && strcmp(model, s->model) != 0)
             continue;
-        if (!by_backend)
-            for (size_t j = 0; j < nrows; j++)
-                if (strcmp(rows[j].model, s->model) == 0)
-                    r = &rows[j];
+        if (group_by != NULL && group_by[0] == '\0')
+            group_by = NULL;
+        for (size_t j = 0; j < nrows && r == NULL; j++)
+            if (row_has(&rows[j], s, by_backend, group_by))
+                r = &rows[j];
         if (r == NULL) {
             r = &rows[nrows++];
             r->model = s->model;
             r->backend = by_backend ? s->backend : "";
+            if (group_by != NULL)
+                series_dim(s->dims, group_by, r->group, sizeof(r->group));
             rollup_init(&r->acc);
         }
         r->in_flight += s->in_flight;
-        uint64_t rss, gpu;
-        series_memory(s, &rss, &gpu);
-        r->rss_bytes += rss;
-        r->gpu_mem_bytes += gpu;
+        /* The processes of a (model, backend) are noted on its base series and on
+         * each dims series: count them once, from the base where there is one. */
+        if (s->dims[0] == '\0' || series_find(&srv->series, s->model, s->backend) == NULL) {
+            uint64_t rss, gpu;
+            series_memory(s, &rss, &gpu);
+            r->rss_bytes += rss;
+            r->gpu_mem_bytes += gpu;
+        }
         if (!lifetime) {
             rc = query_series_window(srv, rd, s, window_ns, from, &r->acc);
             continue;
@@ -384,6 +411,119 @@ void query_trend_free(query_trend_row *rows, size_t n, size_t steps)
     free(rows);
 }
 
+/* The most steps one reply carries: a day of minutes, both ends (the minute that holds
+ * the window's start and the one that holds now) included. */
+#define QUERY_MAX_STEPS 1441
+
+/* Reply.steps: for each of the n kept rows, its figures step by step over the window.
+ * The rollups come from the store's minute and hour records (store_read_window picks
+ * whole hours from h1) and the pending deltas; the query cache is for whole windows
+ * and is not used. Everything allocated here hangs off *mem, freed by steps_free. */
+typedef struct steps_mem {
+    rollup *acc;                   /* n * nsteps */
+    Metricsd__SeriesStats *ss;     /* n * nsteps */
+    Metricsd__SeriesStats **sp;    /* n * nsteps */
+    Metricsd__Sketch (*sk)[M__COUNT];
+    Metricsd__SeriesSteps *rows;   /* n */
+    Metricsd__SeriesSteps **rp;    /* n */
+    size_t cells;
+} steps_mem;
+
+static void steps_free(steps_mem *m)
+{
+    for (size_t i = 0; m->acc != NULL && i < m->cells; i++)
+        rollup_free(&m->acc[i]);
+    free(m->acc);
+    free(m->ss);
+    free(m->sp);
+    free(m->sk);
+    free(m->rows);
+    free(m->rp);
+}
+
+static const char *group_of(const Metricsd__Query *q)
+{
+    return q->group_by != NULL && q->group_by[0] ? q->group_by : NULL;
+}
+
+static int answer_steps(server *srv, const Metricsd__Query *q, int64_t start, int64_t now,
+                        query_row *const *kept, size_t n, int by_backend, Metricsd__Reply *reply,
+                        steps_mem *mem)
+{
+    const int64_t min_ns = 60ll * 1000000000;
+    if (q->step_ns <= 0 || q->step_ns % min_ns != 0)
+        return -EINVAL;
+    uint32_t step_min = (uint32_t)(q->step_ns / min_ns);
+    uint32_t first = start > 0 ? clock_minute_of(start) / step_min * step_min : 0;
+    uint32_t last = clock_minute_of(now);
+    size_t nsteps = (size_t)(last - first) / step_min + 1;
+    if (nsteps > QUERY_MAX_STEPS)
+        return -E2BIG;
+    mem->cells = n * nsteps;
+    mem->acc = calloc(mem->cells ? mem->cells : 1, sizeof(*mem->acc));
+    mem->ss = calloc(mem->cells ? mem->cells : 1, sizeof(*mem->ss));
+    mem->sp = calloc(mem->cells ? mem->cells : 1, sizeof(*mem->sp));
+    mem->sk = calloc(mem->cells ? mem->cells : 1, sizeof(*mem->sk));
+    mem->rows = calloc(n ? n : 1, sizeof(*mem->rows));
+    mem->rp = calloc(n ? n : 1, sizeof(*mem->rp));
+    if (!mem->acc || !mem->ss || !mem->sp || !mem->sk || !mem->rows || !mem->rp) {
+        free(mem->acc);
+        mem->acc = NULL;
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < mem->cells; i++)
+        rollup_init(&mem->acc[i]);
+    store_reader *rd = NULL;
+    int rc = store_reader_open(srv->st, &rd);
+    if (rc != 0)
+        log_limited(1, LOG_ERR, "query: cannot read the store: %s", strerror(-rc));
+    rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        rollup *acc = &mem->acc[i * nsteps];
+        for (size_t k = 0; k < srv->series.n && rc == 0; k++) {
+            series *s = srv->series.all[k];
+            if (!row_has(kept[i], s, by_backend, group_of(q)))
+                continue;
+            for (size_t t = 0; t < nsteps && rc == 0; t++) {
+                uint32_t lo = first + (uint32_t)t * step_min;
+                if (s->id != 0 && rd != NULL)
+                    rc = store_read_window(rd, s->id, lo, lo + step_min, &acc[t]);
+            }
+            /* Live deltas past the last step (a clock stepped back) count in it. */
+            for (uint32_t p = 0; p < s->n_pending && rc == 0; p++) {
+                uint32_t m = s->pending[p].minute;
+                if (m < first)
+                    continue;
+                size_t t = (m - first) / step_min;
+                rc = rollup_merge(&acc[t < nsteps ? t : nsteps - 1], &s->pending[p].delta);
+            }
+        }
+        for (size_t t = 0; t < nsteps; t++) {
+            query_row r = { .model = kept[i]->model, .backend = kept[i]->backend, .acc = acc[t] };
+            memcpy(r.group, kept[i]->group, sizeof(r.group));
+            fill_stats(&mem->ss[i * nsteps + t], mem->sk[i * nsteps + t], &r);
+            mem->ss[i * nsteps + t].has_in_flight = 0;
+            mem->sp[i * nsteps + t] = &mem->ss[i * nsteps + t];
+        }
+        metricsd__series_steps__init(&mem->rows[i]);
+        mem->rows[i].model = (char *)kept[i]->model;
+        mem->rows[i].backend = (char *)kept[i]->backend;
+        mem->rows[i].n_steps = nsteps;
+        mem->rows[i].steps = &mem->sp[i * nsteps];
+        mem->rp[i] = &mem->rows[i];
+    }
+    store_reader_close(rd);
+    if (rc == 0) {
+        reply->n_steps = n;
+        reply->steps = mem->rp;
+        reply->has_step_ns = 1;
+        reply->step_ns = q->step_ns;
+        reply->has_first_step_unix_ns = 1;
+        reply->first_step_unix_ns = (int64_t)first * min_ns;
+    }
+    return rc;
+}
+
 static int answer_stats(server *srv, const Metricsd__Query *q, Metricsd__Reply *reply,
                         uint8_t **out, size_t *len)
 {
@@ -392,7 +532,7 @@ static int answer_stats(server *srv, const Metricsd__Query *q, Metricsd__Reply *
     int by_backend = q->has_by_backend && q->by_backend;
     query_row *rows = NULL;
     size_t nrows = 0;
-    int rc = query_rows(srv, window, q->model, by_backend, &rows, &nrows);
+    int rc = query_rows_by(srv, window, q->model, by_backend, group_of(q), &rows, &nrows);
     if (rc != 0)
         return rc;
 
@@ -402,14 +542,21 @@ static int answer_stats(server *srv, const Metricsd__Query *q, Metricsd__Reply *
     if (ss == NULL || sp == NULL || sk == NULL)
         rc = -ENOMEM;
     size_t kept = 0;
+    query_row **kept_rows = calloc(nrows ? nrows : 1, sizeof(*kept_rows));
+    steps_mem smem = { 0 };
+    if (rc == 0 && kept_rows == NULL)
+        rc = -ENOMEM;
     for (size_t i = 0; i < nrows && rc == 0; i++) {
         /* A series with nothing in the window and nothing in flight is not shown. */
         if (rows[i].acc.requests == 0 && rows[i].in_flight == 0)
             continue;
         fill_stats(&ss[kept], sk[kept], &rows[i]);
         sp[kept] = &ss[kept];
+        kept_rows[kept] = &rows[i];
         kept++;
     }
+    if (rc == 0 && q->has_step_ns)
+        rc = answer_steps(srv, q, now - window, now, kept_rows, kept, by_backend, reply, &smem);
     if (rc == 0) {
         reply->n_series = kept;
         reply->series = sp;
@@ -419,6 +566,8 @@ static int answer_stats(server *srv, const Metricsd__Query *q, Metricsd__Reply *
         reply->now_unix_ns = now;
         rc = pack_reply(reply, out, len);
     }
+    steps_free(&smem);
+    free(kept_rows);
     query_rows_free(rows, nrows);
     free(ss);
     free(sp);
@@ -489,7 +638,9 @@ int query_answer(server *srv, const Metricsd__Query *q, uint8_t **out, size_t *l
         Metricsd__Reply err = METRICSD__REPLY__INIT;
         err.has_error = 1;
         err.error = rc;
-        err.message = rc == -EINVAL ? "unknown query kind or option" : (char *)strerror(-rc);
+        err.message = rc == -EINVAL ? "unknown query kind, option or bad step"
+                      : rc == -E2BIG ? "more than 1441 steps: use a longer step"
+                                     : (char *)strerror(-rc);
         rc = pack_reply(&err, out, len);
     }
     return rc;

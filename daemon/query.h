@@ -28,6 +28,7 @@ int query_series_window(server *srv, store_reader *rd, series *s, int64_t window
  * table (valid until the series are freed). */
 typedef struct query_row {
     const char *model, *backend;
+    char group[256];                   /* the row's value of group_by; "" without one */
     uint32_t in_flight;
     uint64_t rss_bytes, gpu_mem_bytes; /* the engine processes', at the last sample */
     rollup acc;
@@ -42,6 +43,10 @@ typedef struct query_row {
 int query_rows(server *srv, int64_t window_ns, const char *model, int by_backend,
                query_row **rows, size_t *n);
 void query_rows_free(query_row *rows, size_t n);
+/* The same, rows by model and the value of one series dimension (group_by: "engine",
+ * "gpu_layers", "start", "label.KEY"; series.h) instead of backend; NULL: none. */
+int query_rows_by(server *srv, int64_t window_ns, const char *model, int by_backend,
+                  const char *group_by, query_row **rows, size_t *n);
 
 /* At most this many steps in a trend: the step grows to fit the window. */
 #define QUERY_TREND_MAX_STEPS 240

@@ -24,16 +24,102 @@ void rollup_free(rollup *r)
 {
     for (int i = 0; i < M__COUNT; i++)
         sketch_free(&r->sk[i]);
+    free(r->kinds);
+    r->kinds = NULL;
 }
 
 void rollup_reset(rollup *r)
 {
     sketch sk[M__COUNT];
+    rollup_kinds *k = r->kinds;
     memcpy(sk, r->sk, sizeof(sk));
     memset(r, 0, sizeof(*r));
     memcpy(r->sk, sk, sizeof(sk));
     for (int i = 0; i < M__COUNT; i++)
         sketch_reset(&r->sk[i], SKETCH_DEFAULT_SCALE);
+    if (k != NULL) {
+        k->n = 0;
+        k->other = 0;
+        r->kinds = k; /* the memory is kept, as the sketches' is */
+    }
+}
+
+int rollup_add_kind(rollup *r, const char *kind, uint64_t n)
+{
+    if (n == 0)
+        return 0;
+    if (r->kinds == NULL && (r->kinds = calloc(1, sizeof(*r->kinds))) == NULL)
+        return -ENOMEM;
+    rollup_kinds *k = r->kinds;
+    size_t len = strlen(kind);
+    if (len >= ROLLUP_KIND_NAME || strcmp(kind, ROLLUP_KIND_OTHER) == 0) {
+        k->other += n;
+        return 0;
+    }
+    for (uint32_t i = 0; i < k->n; i++)
+        if (strcmp(k->name[i], kind) == 0) {
+            k->count[i] += n;
+            return 0;
+        }
+    if (k->n == ROLLUP_KINDS) {
+        k->other += n;
+        return 0;
+    }
+    memcpy(k->name[k->n], kind, len + 1);
+    k->count[k->n++] = n;
+    return 0;
+}
+
+/* dst's kinds less src's: by name, what a name lacks from "other". Counts that do not
+ * fit (src was never part of dst) make it -EINVAL. */
+static int kinds_subtract(rollup *dst, const rollup *src)
+{
+    if (src->kinds == NULL)
+        return 0;
+    if (dst->kinds == NULL)
+        return src->kinds->n == 0 && src->kinds->other == 0 ? 0 : -EINVAL;
+    rollup_kinds *d = dst->kinds;
+    const rollup_kinds *k = src->kinds;
+    uint64_t from_other = k->other;
+    for (uint32_t i = 0; i < k->n; i++) {
+        uint32_t j;
+        for (j = 0; j < d->n && strcmp(d->name[j], k->name[i]) != 0; j++)
+            ;
+        uint64_t take = j < d->n ? (k->count[i] < d->count[j] ? k->count[i] : d->count[j]) : 0;
+        if (j < d->n)
+            d->count[j] -= take;
+        from_other += k->count[i] - take;
+    }
+    if (from_other > d->other)
+        return -EINVAL;
+    d->other -= from_other;
+    /* Names down to 0 leave room for the next. */
+    uint32_t w = 0;
+    for (uint32_t i = 0; i < d->n; i++)
+        if (d->count[i] > 0) {
+            if (w != i) {
+                memcpy(d->name[w], d->name[i], sizeof(d->name[w]));
+                d->count[w] = d->count[i];
+            }
+            w++;
+        }
+    d->n = w;
+    return 0;
+}
+
+static int kinds_merge(rollup *dst, const rollup *src)
+{
+    if (src->kinds == NULL)
+        return 0;
+    for (uint32_t i = 0; i < src->kinds->n; i++)
+        if (rollup_add_kind(dst, src->kinds->name[i], src->kinds->count[i]) != 0)
+            return -ENOMEM;
+    if (src->kinds->other > 0) {
+        if (dst->kinds == NULL && (dst->kinds = calloc(1, sizeof(*dst->kinds))) == NULL)
+            return -ENOMEM;
+        dst->kinds->other += src->kinds->other;
+    }
+    return 0;
 }
 
 static void merge_times(rollup *dst, int64_t first, int64_t last)
@@ -51,6 +137,8 @@ int rollup_merge(rollup *dst, const rollup *src)
         if (rc < 0)
             return rc;
     }
+    if (kinds_merge(dst, src) != 0)
+        return -ENOMEM;
     dst->requests += src->requests;
     dst->errors += src->errors;
     dst->cancelled += src->cancelled;
@@ -89,6 +177,8 @@ int rollup_subtract(rollup *dst, const rollup *src)
         if (rc < 0)
             return rc; /* dst may now be part-subtracted: the caller drops it */
     }
+    if (kinds_subtract(dst, src) != 0)
+        return -EINVAL;
     dst->requests -= src->requests;
     dst->errors -= src->errors;
     dst->cancelled -= src->cancelled;
@@ -113,6 +203,8 @@ static Metricsd__Sketch **pb_sketches(const Metricsd__Rollup *m, Metricsd__Sketc
     out[M_E2E] = m->e2e;
     out[M_QUEUE] = m->queue;
     out[M_DECODE_TPS] = m->decode_tps;
+    out[M_LOAD] = m->load;
+    out[M_PREFILL] = m->prefill;
     return out;
 }
 
@@ -126,6 +218,13 @@ int rollup_merge_pb(rollup *dst, const Metricsd__Rollup *m)
         int rc = sketch_pb_merge(&dst->sk[i], sk[i]);
         if (rc < 0)
             return rc;
+    }
+    for (size_t i = 0; i < m->n_error_kinds; i++) {
+        const Metricsd__Counter *c = m->error_kinds[i];
+        if (c == NULL || c->name == NULL)
+            return -EINVAL;
+        if (rollup_add_kind(dst, c->name, c->value) != 0)
+            return -ENOMEM;
     }
     dst->requests += m->requests;
     dst->errors += m->errors;
@@ -172,7 +271,25 @@ void rollup_view(const rollup *r, Metricsd__Rollup *msg, Metricsd__Sketch sk[M__
     Metricsd__Sketch **slots[M__COUNT] = {
         [M_TTFT] = &msg->ttft, [M_TPOT] = &msg->tpot, [M_ITL] = &msg->itl,
         [M_E2E] = &msg->e2e, [M_QUEUE] = &msg->queue, [M_DECODE_TPS] = &msg->decode_tps,
+        [M_LOAD] = &msg->load, [M_PREFILL] = &msg->prefill,
     };
+    rollup_kinds *k = r->kinds;
+    if (k != NULL && (k->n > 0 || k->other > 0)) {
+        size_t n = 0;
+        for (uint32_t i = 0; i <= k->n; i++) {
+            uint64_t v = i < k->n ? k->count[i] : k->other;
+            if (v == 0)
+                continue;
+            metricsd__counter__init(&k->msg[n]);
+            k->msg[n].name = i < k->n ? k->name[i] : (char *)ROLLUP_KIND_OTHER;
+            k->msg[n].has_value = 1;
+            k->msg[n].value = v;
+            k->ptr[n] = &k->msg[n];
+            n++;
+        }
+        msg->n_error_kinds = n;
+        msg->error_kinds = k->ptr;
+    }
     for (int i = 0; i < M__COUNT; i++) {
         if (r->sk[i].count == 0)
             continue; /* an empty sketch costs nothing on disk */

@@ -15,8 +15,27 @@
 #include "sketch.h"
 #include "sketch_pb.h"
 
-/* The metrics with a distribution. Durations are in ns; decode_tps in tokens/s. */
-enum rollup_metric { M_TTFT, M_TPOT, M_ITL, M_E2E, M_QUEUE, M_DECODE_TPS, M__COUNT };
+/* The metrics with a distribution. Durations are in ns; decode_tps in tokens/s. LOAD
+ * (the load time of cold starts) and PREFILL (an engine's prompt processing time) are
+ * the rare ones, stored past the direct reader's table. */
+enum rollup_metric { M_TTFT, M_TPOT, M_ITL, M_E2E, M_QUEUE, M_DECODE_TPS, M_LOAD, M_PREFILL,
+                     M__COUNT };
+
+/* Error kinds a rollup names; further kinds count in "other". */
+#define ROLLUP_KINDS 8
+#define ROLLUP_KIND_NAME 48
+#define ROLLUP_KIND_OTHER "other"
+
+/* The error kinds of a rollup, allocated on the first one (most rollups have none).
+ * msg and ptr are the message view's room (rollup_view). */
+typedef struct rollup_kinds {
+    uint32_t n;
+    char name[ROLLUP_KINDS][ROLLUP_KIND_NAME];
+    uint64_t count[ROLLUP_KINDS];
+    uint64_t other;
+    Metricsd__Counter msg[ROLLUP_KINDS + 1];
+    Metricsd__Counter *ptr[ROLLUP_KINDS + 1];
+} rollup_kinds;
 
 typedef struct rollup {
     uint64_t requests, errors, cancelled, timeouts, cold_starts;
@@ -28,12 +47,16 @@ typedef struct rollup {
     double joules, battery_joules, battery_pct;
     uint64_t energy_busy_ns, attributed_tokens, battery_tokens;
     sketch sk[M__COUNT];
+    rollup_kinds *kinds; /* NULL while no generation named its error kind */
 } rollup;
 
 void rollup_init(rollup *r);
 void rollup_free(rollup *r);
 /* Empty r, keeping its memory. */
 void rollup_reset(rollup *r);
+/* Count n generations that failed with `kind` (a name of at most ROLLUP_KIND_NAME - 1
+ * bytes; longer ones and a ninth name count as "other"). Returns 0 or -ENOMEM. */
+int rollup_add_kind(rollup *r, const char *kind, uint64_t n);
 /* dst += src. Returns 0 or -ENOMEM. */
 int rollup_merge(rollup *dst, const rollup *src);
 /* dst -= src, src having been merged into dst before (rollup_merge's inverse for the

@@ -10,9 +10,10 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
-static uint64_t hash_pair(const char *a, const char *b)
+static uint64_t hash_key(const char *a, const char *b, const char *c)
 {
     uint64_t h = 1469598103934665603ull; /* FNV-1a */
     for (; *a; a++)
@@ -20,7 +21,26 @@ static uint64_t hash_pair(const char *a, const char *b)
     h = (h ^ 0xff) * 1099511628211ull;
     for (; *b; b++)
         h = (h ^ (uint8_t)*b) * 1099511628211ull;
+    h = (h ^ 0xff) * 1099511628211ull;
+    for (; *c; c++)
+        h = (h ^ (uint8_t)*c) * 1099511628211ull;
     return h;
+}
+
+const char *series_dim(const char *dims, const char *name, char *buf, size_t n)
+{
+    size_t len = strlen(name);
+    buf[0] = '\0';
+    for (const char *p = dims; p && *p;) {
+        const char *end = strchr(p, '\x1f');
+        size_t plen = end ? (size_t)(end - p) : strlen(p);
+        if (plen > len && strncmp(p, name, len) == 0 && p[len] == '=') {
+            snprintf(buf, n, "%.*s", (int)(plen - len - 1), p + len + 1);
+            break;
+        }
+        p = end ? end + 1 : NULL;
+    }
+    return buf;
 }
 
 int series_table_init(series_table *t, size_t max_series, size_t max_pending)
@@ -43,6 +63,7 @@ static void series_destroy(series *s)
     free(s->pending);
     free(s->model);
     free(s->backend);
+    free(s->dims);
     free(s);
 }
 
@@ -55,13 +76,22 @@ void series_table_free(series_table *t)
     memset(t, 0, sizeof(*t));
 }
 
-series *series_find(series_table *t, const char *model, const char *backend)
+series *series_find_dims(series_table *t, const char *model, const char *backend,
+                         const char *dims)
 {
-    uint64_t h = hash_pair(model, backend);
+    if (dims == NULL)
+        dims = "";
+    uint64_t h = hash_key(model, backend, dims);
     for (series *s = t->buckets[h % t->n_buckets]; s; s = s->hnext)
-        if (strcmp(s->model, model) == 0 && strcmp(s->backend, backend) == 0)
+        if (strcmp(s->model, model) == 0 && strcmp(s->backend, backend) == 0 &&
+            strcmp(s->dims, dims) == 0)
             return s;
     return NULL;
+}
+
+series *series_find(series_table *t, const char *model, const char *backend)
+{
+    return series_find_dims(t, model, backend, "");
 }
 
 static int grow_buckets(series_table *t)
@@ -72,7 +102,7 @@ static int grow_buckets(series_table *t)
         return -ENOMEM;
     for (size_t i = 0; i < t->n; i++) {
         series *s = t->all[i];
-        uint64_t h = hash_pair(s->model, s->backend) % nb;
+        uint64_t h = hash_key(s->model, s->backend, s->dims) % nb;
         s->hnext = b[h];
         b[h] = s;
     }
@@ -82,7 +112,8 @@ static int grow_buckets(series_table *t)
     return 0;
 }
 
-static series *insert(series_table *t, const char *model, const char *backend, int *err)
+static series *insert(series_table *t, const char *model, const char *backend,
+                      const char *dims, int *err)
 {
     if (t->n >= t->n_buckets && grow_buckets(t) != 0) {
         *err = -ENOMEM;
@@ -99,24 +130,29 @@ static series *insert(series_table *t, const char *model, const char *backend, i
         t->cap_all = cap;
     }
     series *s = calloc(1, sizeof(*s));
-    if (s == NULL || (s->model = strdup(model)) == NULL || (s->backend = strdup(backend)) == NULL) {
+    if (s == NULL || (s->model = strdup(model)) == NULL || (s->backend = strdup(backend)) == NULL ||
+        (s->dims = strdup(dims)) == NULL) {
         if (s) {
             free(s->model);
+            free(s->backend);
             free(s);
         }
         *err = -ENOMEM;
         return NULL;
     }
-    uint64_t h = hash_pair(model, backend) % t->n_buckets;
+    uint64_t h = hash_key(model, backend, dims) % t->n_buckets;
     s->hnext = t->buckets[h];
     t->buckets[h] = s;
     t->all[t->n++] = s;
     return s;
 }
 
-series *series_get(series_table *t, const char *model, const char *backend, int *err)
+series *series_get_dims(series_table *t, const char *model, const char *backend,
+                        const char *dims, int *err)
 {
-    series *s = series_find(t, model, backend);
+    if (dims == NULL)
+        dims = "";
+    series *s = series_find_dims(t, model, backend, dims);
     *err = 0;
     if (s != NULL)
         return s;
@@ -124,15 +160,23 @@ series *series_get(series_table *t, const char *model, const char *backend, int 
         *err = -ENOSPC;
         return NULL;
     }
-    return insert(t, model, backend, err);
+    return insert(t, model, backend, dims, err);
 }
 
-int series_add_stored(series_table *t, uint32_t id, const char *model, const char *backend)
+series *series_get(series_table *t, const char *model, const char *backend, int *err)
+{
+    return series_get_dims(t, model, backend, "", err);
+}
+
+int series_add_stored(series_table *t, uint32_t id, const char *model, const char *backend,
+                      const char *dims)
 {
     int err = 0;
-    series *s = series_find(t, model, backend);
+    if (dims == NULL)
+        dims = "";
+    series *s = series_find_dims(t, model, backend, dims);
     /* Stored series always load, even past the cap; the cap refuses new ones. */
-    if (s == NULL && (s = insert(t, model, backend, &err)) == NULL)
+    if (s == NULL && (s = insert(t, model, backend, dims, &err)) == NULL)
         return err;
     s->id = id;
     return 0;
@@ -279,4 +323,26 @@ void series_memory(const series *s, uint64_t *rss, uint64_t *gpu)
         *rss += s->pid_rss[i];
         *gpu += s->pid_gpu[i];
     }
+}
+
+int series_dim_seen(const series_table *t, const char *name, const char *value, size_t *distinct)
+{
+    /* Values seen so far, told apart by a linear scan: it runs only when a new series
+     * is about to be made, and the values per key are bounded. */
+    char v[256], w[256];
+    size_t nd = 0;
+    int seen = 0;
+    for (size_t i = 0; i < t->n; i++) {
+        series_dim(t->all[i]->dims, name, v, sizeof(v));
+        if (v[0] == '\0')
+            continue;
+        if (strcmp(v, value) == 0)
+            seen = 1;
+        int before = 0;
+        for (size_t j = 0; j < i && !before; j++)
+            before = strcmp(series_dim(t->all[j]->dims, name, w, sizeof(w)), v) == 0;
+        nd += !before;
+    }
+    *distinct = nd;
+    return seen;
 }

@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * series: live state per (model, backend). Each series holds the deltas not yet on
+ * series: live state per (model, backend, dims). dims is what else the engine said of
+ * its generations, canonical ("engine=llama.cpp\x1fgpu_layers=33\x1fstart=warm"; "" for
+ * the base series that holds what is in flight): stats merges series into rows by
+ * model, by backend, or by one dimension. Each series holds the deltas not yet on
  * disk, one rollup per minute they fall in (usually one or two), and the number of
  * its generations in flight. The table is a hash on the name pair, capped at
  * max_series entries.
@@ -22,7 +25,7 @@ typedef struct series_pending {
 
 typedef struct series {
     uint32_t id;             /* store id; 0 until the first flush creates it */
-    char *model, *backend;
+    char *model, *backend, *dims;
     uint32_t in_flight;
     /* Energy attribution (energy.h): since the last sample, the integral of in_flight
      * over time (generation-ns) and the time with in_flight > 0, both on the
@@ -59,11 +62,23 @@ typedef struct series_table {
 int series_table_init(series_table *t, size_t max_series, size_t max_pending);
 void series_table_free(series_table *t);
 
-/* Find or create. Returns NULL with *err = -ENOSPC past max_series, -ENOMEM. */
+/* Find or create. dims NULL means "". Returns NULL with *err = -ENOSPC past
+ * max_series, -ENOMEM. */
 series *series_get(series_table *t, const char *model, const char *backend, int *err);
+series *series_get_dims(series_table *t, const char *model, const char *backend,
+                        const char *dims, int *err);
 series *series_find(series_table *t, const char *model, const char *backend);
+series *series_find_dims(series_table *t, const char *model, const char *backend,
+                         const char *dims);
 /* Add a stored series at start-up (not counted against max_series twice). */
-int series_add_stored(series_table *t, uint32_t id, const char *model, const char *backend);
+int series_add_stored(series_table *t, uint32_t id, const char *model, const char *backend,
+                      const char *dims);
+/* The value of dimension `name` ("engine", "gpu_layers", "start", "label.KEY") in
+ * dims, copied into buf (n bytes); "" when dims lacks it. */
+const char *series_dim(const char *dims, const char *name, char *buf, size_t n);
+/* Whether some series has value for dimension name; *distinct says how many values
+ * it takes over all series. */
+int series_dim_seen(const series_table *t, const char *name, const char *value, size_t *distinct);
 
 /* The delta of series s for `minute`, created if needed. NULL on -ENOMEM. When the
  * bound on deltas is reached the oldest delta of s (or of the table) is dropped and

@@ -18,9 +18,10 @@
 #include "qcache.h"
 #include "store.h"
 
-static int load_series(void *ud, uint32_t id, const char *model, const char *backend)
+static int load_series(void *ud, uint32_t id, const char *model, const char *backend,
+                       const char *dims)
 {
-    return series_add_stored(ud, id, model, backend);
+    return series_add_stored(ud, id, model, backend, dims);
 }
 
 int server_open(server *srv, const config *cfg, char *why, size_t why_len)
@@ -88,6 +89,7 @@ int server_flush_at(server *srv, int final)
             items[n].id = &s->id;
             items[n].model = s->model;
             items[n].backend = s->backend;
+            items[n].dims = s->dims;
             items[n].minute = s->pending[j].minute;
             items[n].delta = &s->pending[j].delta;
             n++;

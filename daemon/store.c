@@ -173,10 +173,25 @@ int store_txn_begin(store *st, unsigned flags, MDB_txn **txn)
 static int merge_record(store *st, MDB_txn *txn, MDB_dbi db, const uint8_t key[8],
                         const rollup *delta, rollup *tmp);
 
+/* A series' identity is its names and its dimensions (stats --by): two ids of one
+ * model and backend but other dimension values are different series. */
 typedef struct dup_series {
     uint32_t id;
-    char *model, *backend;
+    char *model, *backend, *dims;
 } dup_series;
+
+static int dup_same(const dup_series *x, const char *model, const char *backend, const char *dims)
+{
+    return strcmp(x->model, model) == 0 && strcmp(x->backend, backend) == 0 &&
+           strcmp(x->dims, dims) == 0;
+}
+
+static void dup_free(dup_series *d)
+{
+    free(d->model);
+    free(d->backend);
+    free(d->dims);
+}
 
 static int dup_cmp(const void *a, const void *b)
 {
@@ -184,6 +199,8 @@ static int dup_cmp(const void *a, const void *b)
     int c = strcmp(x->model, y->model);
     if (c == 0)
         c = strcmp(x->backend, y->backend);
+    if (c == 0)
+        c = strcmp(x->dims, y->dims);
     return c != 0 ? c : (x->id > y->id) - (x->id < y->id);
 }
 
@@ -239,12 +256,11 @@ static int merge_duplicates(store *st, long *merged)
     rollup_init(&rec);
     rollup_init(&tmp);
     for (size_t i = 1; i < n && rc == 0; i++) {
-        if (strcmp(all[i].model, all[i - 1].model) != 0 || strcmp(all[i].backend, all[i - 1].backend) != 0)
+        if (!dup_same(&all[i - 1], all[i].model, all[i].backend, all[i].dims))
             continue;
         /* Sorted by name, then id: the name's first id is the one kept. */
         size_t keep = i - 1;
-        while (keep > 0 && strcmp(all[keep - 1].model, all[i].model) == 0 &&
-               strcmp(all[keep - 1].backend, all[i].backend) == 0)
+        while (keep > 0 && dup_same(&all[keep - 1], all[i].model, all[i].backend, all[i].dims))
             keep--;
         uint8_t key[4];
         store_put_be32(key, all[i].id);
@@ -261,10 +277,8 @@ static int merge_duplicates(store *st, long *merged)
     rollup_free(&rec);
     rollup_free(&tmp);
 out:
-    for (size_t i = 0; i < n; i++) {
-        free(all[i].model);
-        free(all[i].backend);
-    }
+    for (size_t i = 0; i < n; i++)
+        dup_free(&all[i]);
     free(all);
     if (rc != 0 || *merged == 0) {
         mdb_txn_abort(txn);
@@ -441,7 +455,7 @@ int store_load_series(store *st, store_series_cb cb, void *ud)
             continue;
         }
         ret = cb(ud, store_get_be32(k.mv_data), si->model ? si->model : "",
-                 si->backend ? si->backend : "");
+                 si->backend ? si->backend : "", si->dims ? si->dims : "");
         metricsd__series_info__free_unpacked(si, NULL);
         if (ret != 0)
             break;
@@ -491,10 +505,8 @@ typedef struct name_index {
 
 static void name_index_free(name_index *ix)
 {
-    for (size_t i = 0; i < ix->n; i++) {
-        free(ix->all[i].model);
-        free(ix->all[i].backend);
-    }
+    for (size_t i = 0; i < ix->n; i++)
+        dup_free(&ix->all[i]);
     free(ix->all);
     memset(ix, 0, sizeof(*ix));
 }
@@ -533,10 +545,10 @@ static int load_names(store *st, MDB_txn *txn, dup_series **out, size_t *out_n)
         all[n].id = store_get_be32(k.mv_data);
         all[n].model = strdup(si->model ? si->model : "");
         all[n].backend = strdup(si->backend ? si->backend : "");
+        all[n].dims = strdup(si->dims ? si->dims : "");
         metricsd__series_info__free_unpacked(si, NULL);
-        if (all[n].model == NULL || all[n].backend == NULL) {
-            free(all[n].model);
-            free(all[n].backend);
+        if (all[n].model == NULL || all[n].backend == NULL || all[n].dims == NULL) {
+            dup_free(&all[n]);
             rc = ENOMEM;
             break;
         }
@@ -548,10 +560,10 @@ static int load_names(store *st, MDB_txn *txn, dup_series **out, size_t *out_n)
     return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
-/* The id stored for (model, backend), or 0: a series another writer created since we
+/* The id stored for (model, backend, dims), or 0: a series another writer created since we
  * loaded is found, not made twice, so no two ids ever share a name. */
 static int find_series(store *st, MDB_txn *txn, name_index *ix, const char *model,
-                       const char *backend, uint32_t *id)
+                       const char *backend, const char *dims, uint32_t *id)
 {
     *id = 0;
     if (!ix->loaded) {
@@ -568,12 +580,14 @@ static int find_series(store *st, MDB_txn *txn, name_index *ix, const char *mode
         int c = strcmp(ix->all[mid].model, model);
         if (c == 0)
             c = strcmp(ix->all[mid].backend, backend);
+        if (c == 0)
+            c = strcmp(ix->all[mid].dims, dims);
         if (c < 0)
             lo = mid + 1;
         else
             hi = mid;
     }
-    if (lo < ix->n && strcmp(ix->all[lo].model, model) == 0 && strcmp(ix->all[lo].backend, backend) == 0)
+    if (lo < ix->n && dup_same(&ix->all[lo], model, backend, dims))
         *id = ix->all[lo].id;
     return 0;
 }
@@ -583,7 +597,7 @@ static int create_series(store *st, MDB_txn *txn, name_index *ix, const store_it
     MDB_val k = { 11, "next_series" }, v;
     uint32_t next = 1;
     uint8_t buf[4];
-    int rc = find_series(st, txn, ix, it->model, it->backend, id);
+    int rc = find_series(st, txn, ix, it->model, it->backend, it->dims != NULL ? it->dims : "", id);
     if (rc != 0 || *id != 0)
         return rc;
     rc = mdb_get(txn, st->meta, &k, &v);
@@ -602,7 +616,8 @@ static int create_series(store *st, MDB_txn *txn, name_index *ix, const store_it
     si.id = next;
     si.model = (char *)it->model;
     si.backend = (char *)it->backend;
-    uint8_t val[1024];
+    si.dims = it->dims != NULL && it->dims[0] ? (char *)it->dims : NULL;
+    uint8_t val[4096];
     size_t n = metricsd__series_info__get_packed_size(&si);
     if (n > sizeof(val))
         return EINVAL;

@@ -59,7 +59,8 @@ int store_open(store **out, const char *dir, const store_opts *opts, char *why, 
 void store_close(store *st);
 
 /* Call cb for each stored series. */
-typedef int (*store_series_cb)(void *ud, uint32_t id, const char *model, const char *backend);
+typedef int (*store_series_cb)(void *ud, uint32_t id, const char *model, const char *backend,
+                               const char *dims);
 int store_load_series(store *st, store_series_cb cb, void *ud);
 
 /* One pending delta for store_write. A series with *id == 0 is created in the same
@@ -69,6 +70,7 @@ typedef struct store_item {
     const char *model, *backend;
     uint32_t minute;
     const rollup *delta;
+    const char *dims; /* NULL or "": the base series */
 } store_item;
 
 /* Merge all items into m1 and h1 in one transaction. All or nothing: on error nothing

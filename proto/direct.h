@@ -15,9 +15,12 @@
  *   Label          every field                      every field
  *   Sketch         every field                      every field
  *   Reply          -                                every field but status (3), power (7),
- *                                                   events (220), health (221)
- *   SeriesStats    -                                every field
- *   Rollup         every field                      - (the store packs with protobuf-c)
+ *                                                   steps (180-182), events (220),
+ *                                                   health (221), past the table
+ *   SeriesStats    -                                every field but load, prefill,
+ *                                                   error_kinds, group (180-184, past
+ *                                                   the table)
+ *   Rollup         every field but 180-182          - (the store packs with protobuf-c)
  *
  * "Every field" is a promise checked twice. The tables direct_fields_* below name each
  * field the codecs handle, with its type; the readers take a field's expected wire
@@ -93,6 +96,11 @@ typedef struct direct_message {
     const ProtobufCMessageDescriptor *desc;
     const direct_field *fields; /* [0, n) by number */
     uint32_t n;
+    /* Fallback fields numbered past the table (each helper's range of numbers lies
+     * above 64, where the readers' bit per field cannot reach): a message with one of
+     * them set is protobuf-c's to write, as with a fallback field in the table. */
+    const uint32_t *high;
+    uint32_t n_high;
 } direct_message;
 
 extern const direct_message direct_fields_sketch, direct_fields_label, direct_fields_begin,
@@ -111,6 +119,8 @@ int direct_fields_match(const direct_message *m, char *why, size_t whylen);
  * codecs ask this before every message, at the cost of one load. */
 int direct_fields_usable(enum direct_root r);
 /* 1 when msg (of m's type) has a fallback field set: it is then protobuf-c's to write. */
+/* Whether number id is one of m's fallback fields past its table. */
+int direct_fields_high(const direct_message *m, uint32_t id);
 int direct_fields_fallback_set(const direct_message *m, const ProtobufCMessage *msg);
 
 /* ---- wire primitives (wire.c, and inline here: a frame holds dozens of varints) ---- */

@@ -26,7 +26,15 @@
 #define TABLE(name, descriptor, ...)                                                   \
     static const direct_field name##_fields[] = { __VA_ARGS__ };                        \
     const direct_message direct_fields_##name = {                                       \
-        &(descriptor), name##_fields, (uint32_t)(sizeof(name##_fields) / sizeof(name##_fields[0])) \
+        &(descriptor), name##_fields, (uint32_t)(sizeof(name##_fields) / sizeof(name##_fields[0])), \
+        NULL, 0                                                                         \
+    }
+/* The same with fallback fields past the table (direct.h). */
+#define TABLE_HIGH(name, descriptor, high_, ...)                                        \
+    static const direct_field name##_fields[] = { __VA_ARGS__ };                        \
+    const direct_message direct_fields_##name = {                                       \
+        &(descriptor), name##_fields, (uint32_t)(sizeof(name##_fields) / sizeof(name##_fields[0])), \
+        (high_), (uint32_t)(sizeof(high_) / sizeof((high_)[0]))                           \
     }
 
 TABLE(sketch, metricsd__sketch__descriptor,
@@ -47,7 +55,10 @@ TABLE(generation, metricsd__generation__descriptor,
       [16] = VARINT(SINT64), [17] = VARINT(ENUM), [18] = STRING,
       [19] = MESSAGE(direct_fields_sketch), [20] = MESSAGES(direct_fields_label));
 
-TABLE(series_stats, metricsd__series_stats__descriptor,
+/* SeriesStats and Rollup: load, prefill, error_kinds; SeriesStats' group. */
+static const uint32_t rare_high[] = { 180, 181, 182 };
+static const uint32_t stats_high[] = { 180, 181, 182, 184 };
+TABLE_HIGH(series_stats, metricsd__series_stats__descriptor, stats_high,
       [1] = STRING, [2] = STRING, [3] = VARINT(UINT64), [4] = VARINT(UINT64),
       [5] = VARINT(UINT64), [6] = VARINT(UINT64), [7] = VARINT(UINT64),
       [8] = VARINT(UINT64), [9] = VARINT(UINT64), [10] = MESSAGE(direct_fields_sketch),
@@ -58,12 +69,15 @@ TABLE(series_stats, metricsd__series_stats__descriptor,
       [22] = DOUBLE, [23] = DOUBLE, [24] = VARINT(UINT64), [25] = VARINT(UINT64),
       [26] = VARINT(UINT64));
 
-TABLE(reply, metricsd__reply__descriptor,
+/* Reply.steps, step_ns, first_step_unix_ns (a STATS reply with a step), events and
+ * health: all rare, protobuf-c's to write and read. */
+static const uint32_t reply_high[] = { 180, 181, 182, 220, 221 };
+TABLE_HIGH(reply, metricsd__reply__descriptor, reply_high,
       [1] = VARINT(INT32), [2] = STRING, [3] = FALLBACK_MESSAGE,
       [4] = MESSAGES(direct_fields_series_stats), [5] = VARINT(INT64), [6] = VARINT(INT64),
-      [7] = FALLBACK_MESSAGE, [220] = FALLBACK_MESSAGE, [221] = FALLBACK_MESSAGE);
+      [7] = FALLBACK_MESSAGE);
 
-TABLE(rollup, metricsd__rollup__descriptor,
+TABLE_HIGH(rollup, metricsd__rollup__descriptor, rare_high,
       [1] = VARINT(UINT64), [2] = VARINT(UINT64), [3] = VARINT(UINT64), [4] = VARINT(UINT64),
       [5] = VARINT(UINT64), [6] = VARINT(UINT64), [7] = VARINT(UINT64),
       [8] = MESSAGE(direct_fields_sketch), [9] = MESSAGE(direct_fields_sketch),
@@ -120,6 +134,13 @@ static int direct_fields_match_depth(const direct_message *m, char *why, size_t 
     for (unsigned i = 0; i < desc->n_fields; i++) {
         const ProtobufCFieldDescriptor *fd = &desc->fields[i];
         const direct_field *e = fd->id < m->n ? &m->fields[fd->id] : NULL;
+        if (e == NULL && direct_fields_high(m, fd->id)) {
+            if (fd->label == PROTOBUF_C_LABEL_REQUIRED || (fd->flags & PROTOBUF_C_FIELD_FLAG_ONEOF))
+                return direct_fields_fail(why, whylen,
+                                          "%s.%s (field %u): a fallback field cannot be required",
+                                          desc->name, fd->name, fd->id);
+            continue;
+        }
         if (e == NULL || (!e->on && !e->fallback))
             return direct_fields_fail(why, whylen,
                                       "%s.%s (field %u) is not handled by the direct codec",
@@ -141,6 +162,11 @@ static int direct_fields_match_depth(const direct_message *m, char *why, size_t 
                 return 0;
         }
     }
+    for (uint32_t k = 0; k < m->n_high; k++)
+        if (m->high[k] < m->n || protobuf_c_message_descriptor_get_field(desc, m->high[k]) == NULL)
+            return direct_fields_fail(why, whylen,
+                                      "%s%s: fallback field %u is inside the table or not in the schema",
+                                      desc->name, "", m->high[k]);
     for (uint32_t id = 0; id < m->n; id++) {
         const direct_field *e = &m->fields[id];
         unsigned many = e->repeated && e->type == PROTOBUF_C_TYPE_MESSAGE ? DIRECT_MANY : 0;
@@ -202,7 +228,7 @@ int direct_fields_fallback_set(const direct_message *m, const ProtobufCMessage *
     const ProtobufCMessageDescriptor *desc = m->desc;
     for (unsigned i = 0; i < desc->n_fields; i++) {
         const ProtobufCFieldDescriptor *fd = &desc->fields[i];
-        if (fd->id >= m->n || !m->fields[fd->id].fallback)
+        if (fd->id < m->n ? !m->fields[fd->id].fallback : !direct_fields_high(m, fd->id))
             continue;
         const char *base = (const char *)msg;
         if (fd->label == PROTOBUF_C_LABEL_REPEATED) {
@@ -222,5 +248,13 @@ int direct_fields_fallback_set(const direct_message *m, const ProtobufCMessage *
                 return 1;
         }
     }
+    return 0;
+}
+
+int direct_fields_high(const direct_message *m, uint32_t id)
+{
+    for (uint32_t k = 0; k < m->n_high; k++)
+        if (m->high[k] == id)
+            return 1;
     return 0;
 }

@@ -264,7 +264,8 @@ static int direct_write_reply_whole(const Metricsd__Reply *r)
         return 0; /* a DaemonStatus or a PowerReport: protobuf-c's */
     for (size_t i = 0; i < r->n_series; i++) {
         const Metricsd__SeriesStats *s = r->series[i];
-        if (s->base.n_unknown_fields)
+        if (s->base.n_unknown_fields ||
+            direct_fields_fallback_set(&direct_fields_series_stats, (const ProtobufCMessage *)s))
             return 0;
         for (unsigned f = 10; f <= 15; f++)
             if (direct_write_stats_sketch(s, f) != NULL && direct_write_stats_sketch(s, f)->base.n_unknown_fields)

@@ -31,6 +31,8 @@ metricsd_script_test(integration_systemd_units integration/systemd.sh SKIP LABEL
 metricsd_script_test(integration_sd_notify integration/sd_notify.sh SKIP LABELS integration)
 metricsd_script_test(integration_config_reload integration/config_reload.sh LABELS integration)
 metricsd_script_test(integration_deb_package integration/deb_package.sh SKIP TIMEOUT 600 LABELS integration package)
+metricsd_script_test(integration_ctl_commands integration/ctl_commands.sh LABELS integration)
+metricsd_script_test(integration_ctl_top integration/ctl_top.sh SKIP LABELS integration)
 
 # ring_kill: the daemon SIGKILLed under a shared ring; attempted = stored + dropped
 # exactly, after a restart on the same database (issue 13).

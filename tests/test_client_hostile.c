@@ -295,6 +295,74 @@ static void test_empty_series_flood(void **state)
     free(b);
 }
 
+/* metricsd_query_trend goes through the same round trip and builds its records on the
+ * same budget (issue 18 on issue 13): a sane trend reply comes back whole, and a
+ * quarter of a million empty steps (2 bytes each on the wire, a model record each)
+ * is -E2BIG, not hundreds of MiB. */
+static int trend_against(const uint8_t *bytes, size_t n, metricsd_trend **out)
+{
+    fake f;
+    fake_dir(&f, 0700);
+    fake_bind(&f, true);
+    fake_serve(&f, S_BYTES, bytes, n);
+    metricsd_query_opts o = qopts(&f, 10000);
+    metricsd_trend *t = NULL;
+    int rc = metricsd_query_trend(&o, &t);
+    if (out != NULL)
+        *out = t;
+    else
+        metricsd_trend_free(t);
+    fake_done(&f);
+    return rc;
+}
+
+static void test_trend_bounded(void **state)
+{
+    (void)state;
+    Metricsd__SeriesStats st[3], *sp[3];
+    for (int i = 0; i < 3; i++) {
+        metricsd__series_stats__init(&st[i]);
+        st[i].has_requests = 1;
+        st[i].requests = (uint64_t)(i + 1);
+        sp[i] = &st[i];
+    }
+    Metricsd__SeriesSteps row = METRICSD__SERIES_STEPS__INIT, *rows[1] = { &row };
+    row.model = "alpha";
+    row.backend = "cuda";
+    row.n_steps = 3;
+    row.steps = sp;
+    Metricsd__Reply r = METRICSD__REPLY__INIT;
+    r.has_step_ns = 1;
+    r.step_ns = 3600ll * 1000000000;
+    r.n_steps = 1;
+    r.steps = rows;
+    size_t n;
+    uint8_t *b = reply_frame(&r, &n);
+    metricsd_trend *t = NULL;
+    assert_int_equal(trend_against(b, n, &t), 0);
+    assert_int_equal(t->n_series, 1);
+    assert_string_equal(t->series[0]->model, "alpha");
+    assert_int_equal(t->series[0]->n_steps, 3);
+    assert_int_equal(t->series[0]->steps[2]->requests, 3);
+    assert_string_equal(t->series[0]->steps[2]->backend, "cuda");
+    metricsd_trend_free(t);
+    free(b);
+
+    enum { FLOOD = 256 * 1024 };
+    Metricsd__SeriesStats empty = METRICSD__SERIES_STATS__INIT;
+    Metricsd__SeriesStats **ep = calloc(FLOOD, sizeof(*ep));
+    assert_non_null(ep);
+    for (size_t i = 0; i < FLOOD; i++)
+        ep[i] = &empty;
+    row.n_steps = FLOOD;
+    row.steps = ep;
+    b = reply_frame(&r, &n);
+    assert_true(n < 1024 * 1024);
+    assert_int_equal(trend_against(b, n, NULL), -E2BIG);
+    free(b);
+    free(ep);
+}
+
 /* A power reply whose one process serves a million empty model names: the join is
  * linear (it used to be quadratic and run seconds past the timeout). With time to do
  * it, the names come back joined; with 1 ms, -ETIMEDOUT, soon. */
@@ -723,6 +791,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sane_reply),
         cmocka_unit_test(test_empty_series_flood),
+        cmocka_unit_test(test_trend_bounded),
         cmocka_unit_test(test_power_million_names),
         cmocka_unit_test(test_error_codes),
         cmocka_unit_test(test_bad_shapes),

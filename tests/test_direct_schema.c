@@ -47,6 +47,8 @@ static int missing_fields(const ProtobufCMessageDescriptor *desc, const direct_m
     for (unsigned i = 0; i < desc->n_fields; i++) {
         const ProtobufCFieldDescriptor *fd = &desc->fields[i];
         const direct_field *e = table != NULL && fd->id < table->n ? &table->fields[fd->id] : NULL;
+        if (e == NULL && table != NULL && direct_fields_high(table, fd->id))
+            continue; /* a fallback field past the table: protobuf-c's whenever set */
         if (e == NULL || !(e->on || e->fallback) || e->type != fd->type) {
             print_error("%s.%s (field %u): in metricsd.proto, not in the direct codec\n", path,
                         fd->name, fd->id);
@@ -188,7 +190,7 @@ static void *fill(const ProtobufCMessageDescriptor *desc, const direct_message *
         const ProtobufCFieldDescriptor *fd = &desc->fields[i];
         const direct_field *e = table != NULL && fd->id < table->n ? &table->fields[fd->id] : NULL;
         const direct_message *sub = e != NULL ? e->sub : NULL;
-        if (e != NULL && e->fallback)
+        if ((e != NULL && e->fallback) || (e == NULL && table != NULL && direct_fields_high(table, fd->id)))
             continue;
         if (fd->label == PROTOBUF_C_LABEL_REPEATED) {
             size_t n = 1 + rng_next(g) % 3, es = value_size(fd);
@@ -390,6 +392,19 @@ static void fallback_fields_go_to_protobuf_c(void **state)
     r.status = NULL;
     r.power = &pr;
     assert_false(direct_write_ok(&env));
+    /* Past the table: Reply.steps (180) and step_ns (181) are fallback fields too. */
+    r.power = NULL;
+    assert_true(direct_write_ok(&env));
+    Metricsd__SeriesSteps st = METRICSD__SERIES_STEPS__INIT, *stp = &st;
+    r.n_steps = 1;
+    r.steps = &stp;
+    assert_false(direct_write_ok(&env));
+    r.n_steps = 0;
+    r.steps = NULL;
+    r.has_step_ns = 1;
+    r.step_ns = 60000000000;
+    assert_false(direct_write_ok(&env));
+    r.has_step_ns = 0;
     /* events (220) and health (221): numbered past the readers' 64 bits, fallback. */
     Metricsd__EventsReply ev = METRICSD__EVENTS_REPLY__INIT;
     Metricsd__HealthReport hr = METRICSD__HEALTH_REPORT__INIT;

@@ -93,7 +93,7 @@ static void fill(rollup *r, rollup *whole, uint32_t seed, int n, int64_t t)
         for (int d = 0; d < 2; d++) {
             if (dst[d] == NULL)
                 continue;
-            for (int m = 0; m < M__COUNT; m++)
+            for (int m = 0; m <= M_DECODE_TPS; m++)
                 assert_int_equal(sketch_record(&dst[d]->sk[m], v[m]), 0);
             /* Per generation: one request, and each 7th an error, each 11th a cold
              * start; 100 prompt and 20 output tokens. */
@@ -181,9 +181,9 @@ static void test_write_two_series(void **state)
 
     uint32_t a = 0, b = 0;
     store_item items[] = {
-        { &a, "llama-3-8b-q4", "cuda", M0, &d1 },
-        { &b, "qwen2-7b", "cpu", M0, &d3 },
-        { &a, "llama-3-8b-q4", "cuda", M0 + 1, &d2 }, /* same new series, same batch */
+        { &a, "llama-3-8b-q4", "cuda", M0, &d1, NULL },
+        { &b, "qwen2-7b", "cpu", M0, &d3, NULL },
+        { &a, "llama-3-8b-q4", "cuda", M0 + 1, &d2, NULL }, /* same new series, same batch */
     };
     assert_int_equal(store_write(st, items, 3), 0);
     /* Ids are handed out in item order from 1, and the second item of series a took
@@ -236,7 +236,7 @@ static void test_write_two_series(void **state)
     /* A second flush with known ids creates no series and leaves the ids alone. */
     rollup d4;
     counted(&d4, 1);
-    store_item again[] = { { &b, "qwen2-7b", "cpu", M0 + 5, &d4 } };
+    store_item again[] = { { &b, "qwen2-7b", "cpu", M0 + 5, &d4, NULL } };
     assert_int_equal(store_write(st, again, 1), 0);
     assert_int_equal(b, 2);
     store_get_info(st, &info);
@@ -266,10 +266,10 @@ static void test_key_order(void **state)
     /* Series a gets 1, 2, 4, 8 requests at t[0..3]; series b 16 at t[1]. */
     for (int i = 0; i < 4; i++) {
         counted(&d[i], 1u << i);
-        items[i] = (store_item){ &a, "a", "", t[i], &d[i] };
+        items[i] = (store_item){ &a, "a", "", t[i], &d[i], NULL };
     }
     counted(&d[4], 16);
-    items[4] = (store_item){ &b, "b", "", t[1], &d[4] };
+    items[4] = (store_item){ &b, "b", "", t[1], &d[4], NULL };
     assert_int_equal(store_write(st, items, 5), 0);
     assert_int_equal(a, 1);
     assert_int_equal(b, 2);
@@ -301,7 +301,7 @@ static void test_key_order(void **state)
         ids[k] = 0;
         counted(&rs[k], (uint64_t)k + 1);
         snprintf(names[k], sizeof(names[k]), "model-%d", k);
-        many[k] = (store_item){ &ids[k], names[k], "cpu", t[0], &rs[k] };
+        many[k] = (store_item){ &ids[k], names[k], "cpu", t[0], &rs[k], NULL };
     }
     assert_int_equal(store_write(st, many, NS), 0);
     for (int k = 0; k < NS; k++) {
@@ -345,7 +345,7 @@ static void test_merge_over_flushes(void **state)
         }
         /* Another minute of the same hour, so the hour holds more than the minute. */
         fill(&d2, &whole_h, 200u + (uint32_t)k, 5, 900);
-        store_item items[] = { { &a, "m", "cuda", M0, &d }, { &a, "m", "cuda", M0 + 3, &d2 } };
+        store_item items[] = { { &a, "m", "cuda", M0, &d, NULL }, { &a, "m", "cuda", M0 + 3, &d2, NULL } };
         assert_int_equal(store_write(st, items, 2), 0);
         assert_int_equal(a, 1);
         rollup_free(&d);
@@ -400,8 +400,10 @@ typedef struct seen_series {
     char model[8][32], backend[8][32];
 } seen_series;
 
-static int collect(void *ud, uint32_t id, const char *model, const char *backend)
+static int collect(void *ud, uint32_t id, const char *model, const char *backend,
+                   const char *dims)
 {
+    (void)dims;
     seen_series *s = ud;
     if (s->n == 8)
         return -1;
@@ -424,8 +426,8 @@ static void test_reopen(void **state)
     fill(&d1, &w1, 7, 50, 111);
     fill(&d2, &w2, 8, 20, 222);
     uint32_t a = 0, b = 0;
-    store_item items[] = { { &a, "llama-3-8b-q4", "cuda", M0, &d1 },
-                           { &b, "phi-3", NULL, M0 + 1, &d2 } };
+    store_item items[] = { { &a, "llama-3-8b-q4", "cuda", M0, &d1, NULL },
+                           { &b, "phi-3", NULL, M0 + 1, &d2, NULL } };
     assert_int_equal(store_write(st, items, 2), 0);
     store_close(st);
 
@@ -452,7 +454,7 @@ static void test_reopen(void **state)
     uint32_t c = 0;
     rollup d3;
     counted(&d3, 5);
-    store_item more[] = { { &c, "gemma", "metal", M0, &d3 } };
+    store_item more[] = { { &c, "gemma", "metal", M0, &d3, NULL } };
     assert_int_equal(store_write(st, more, 1), 0);
     assert_int_equal(c, 3);
     /* A callback that says stop stops the walk and its value comes back. */
@@ -535,7 +537,7 @@ static void batch_make(batch *b, int nser, int nmin, const char *prefix)
             rollup_init(&b->deltas[i]);
             fill(&b->deltas[i], NULL, (uint32_t)i * 31u + 7u, 20, 1000 + m);
             b->items[i] = (store_item){ &b->ids[s], b->names[s], "cuda", M0 + (uint32_t)m,
-                                        &b->deltas[i] };
+                                        &b->deltas[i], NULL };
         }
     }
 }
@@ -606,7 +608,7 @@ static void test_map_cap_enospc(void **state)
     rollup_init(&w1);
     fill(&d1, &w1, 42, 10, 5);
     uint32_t a = 0;
-    store_item first[] = { { &a, "kept", "cpu", M0, &d1 } };
+    store_item first[] = { { &a, "kept", "cpu", M0, &d1, NULL } };
     assert_int_equal(store_write(st, first, 1), 0);
     assert_int_equal(a, 1);
 
@@ -625,7 +627,7 @@ static void test_map_cap_enospc(void **state)
     /* The store still takes a small write after the refusal. */
     rollup d2;
     counted(&d2, 3);
-    store_item small[] = { { &a, "kept", "cpu", M0 + 1, &d2 } };
+    store_item small[] = { { &a, "kept", "cpu", M0 + 1, &d2, NULL } };
     assert_int_equal(store_write(st, small, 1), 0);
     store_close(st);
 
@@ -647,7 +649,7 @@ static void test_map_cap_enospc(void **state)
     assert_int_equal(info.h1_records, 1);
 
     uint32_t c = 0;
-    store_item next[] = { { &c, "new", "cpu", M0, &d2 } };
+    store_item next[] = { { &c, "new", "cpu", M0, &d2, NULL } };
     assert_int_equal(store_write(st, next, 1), 0);
     assert_int_equal(c, 2);
 
@@ -688,10 +690,10 @@ static void test_retention(void **state)
     for (int i = 0; i < 5; i++) {
         assert_int_equal(mins[i] / 60, hours[i]);
         counted(&d[i], 1u << i);
-        items[i] = (store_item){ &a, "a", "cpu", mins[i], &d[i] };
+        items[i] = (store_item){ &a, "a", "cpu", mins[i], &d[i], NULL };
     }
     counted(&d[5], 32);
-    items[5] = (store_item){ &b, "b", "cpu", mins[3], &d[5] };
+    items[5] = (store_item){ &b, "b", "cpu", mins[3], &d[5], NULL };
     assert_int_equal(store_write(st, items, 6), 0);
     store_info info;
     store_get_info(st, &info);
@@ -739,7 +741,7 @@ static void test_life_backfill(void **state)
     store_item items[3];
     for (int i = 0; i < 3; i++) {
         counted(&d[i], 10u << i);
-        items[i] = (store_item){ &a, "a", "cpu", 28800000u + 90u * (uint32_t)i, &d[i] };
+        items[i] = (store_item){ &a, "a", "cpu", 28800000u + 90u * (uint32_t)i, &d[i], NULL };
     }
     assert_int_equal(store_write(st, items, 3), 0);
     assert_int_equal(life_requests(st, a), 70);
@@ -794,7 +796,7 @@ static void test_retention_many(void **state)
         snprintf(names[s], sizeof(names[s]), "model-%d", s);
         for (int m = 0; m < NMIN; m++)
             items[s * NMIN + m] = (store_item){ &ids[s], names[s], s % 3 ? "cpu" : "cuda",
-                                                M0 + (uint32_t)m, &one };
+                                                M0 + (uint32_t)m, &one, NULL };
     }
     /* 30 (model, backend) pairs, 30 series: one per id pointer (a name is never
      * stored under two ids). */

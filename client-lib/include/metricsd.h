@@ -95,6 +95,10 @@
  *      frozen without one) and gained the peer, ring and disconnect counters;
  *      metricsd_client_get_stats returns int. New error codes: -EPERM (peer refused),
  *      -E2BIG (a reply over the memory budget), -EBADF (a closed client).
+ *  0.1, later: added at the ends (nothing moved): metricsd_model_stats' load_ms, prefill_ms,
+ *      error kinds and group, metricsd_query_opts.step_ns and group_by;
+ *      metricsd_query_trend (metricsd_trend, metricsd_trend_series, both sized) and
+ *      metricsd_model_quantile.
  *  0.1, later still: the events, generation and health queries; gpu_layers_set at the
  *      end of metricsd_gen_opts and metricsd_event.
  *  0.1, later still: refused and unacked_dropped at the end of metricsd_client_stats.
@@ -183,28 +187,50 @@ METRICSD_EXPORT int metricsd_flush(metricsd_client *c);
  * sizeof(size_t) makes metricsd_begin fail). Strings are copied. */
 typedef struct metricsd_gen_opts {
     size_t size;
-    const char *backend;    /* "cuda", "rocm", "metal", "vulkan", "cpu", ... */
-    const char *engine;     /* defaults to the client name */
-    const char *request_id;
-    int gpu_layers;
+    const char *backend;    /* "cuda", "rocm", "metal", "vulkan", "cpu", ...: the series'
+                             * second key (stats --by backend) */
+    const char *engine;     /* defaults to the client name; sent with the generation */
+    const char *request_id; /* the engine's id of the request; sent, for matching logs */
+    int gpu_layers;         /* layers offloaded to the GPU; sent when not 0 or when
+                             * gpu_layers_set is set */
     /* 1: gpu_layers is sent even when 0 (an engine running on the CPU says so; the
      * daemon's health then checks it against the GPUs it samples). 0: gpu_layers is
      * sent only when not 0, as before this field. */
     int gpu_layers_set;
 } metricsd_gen_opts;
 
-/* Start a generation of `model` now; sends a small Begin frame so the daemon knows
+/* Where each call goes in an engine's loop, and what it becomes (docs/metrics.md has
+ * the definitions):
+ *
+ *     request arrives          metricsd_begin        start; what is in flight (top)
+ *     slot or batch assigned   metricsd_scheduled    queue = start -> here (QUEUE)
+ *     model loaded for it      metricsd_load_ns      load time; > 0 = cold start (COLD,
+ *                                                    LOAD ms)
+ *     prompt counted           metricsd_prompt       PROMPT tokens, cached tokens
+ *     first token SAMPLED      metricsd_first_token  TTFT = start -> here; call it after
+ *                                                    the sampler returns the first token,
+ *                                                    not when the prompt's decode returns
+ *     each further token       metricsd_token(s)     ITL (each gap), TPOT and decode
+ *                                                    tokens/s (first -> last token)
+ *     failure                  metricsd_error_kind   the error kinds stats lists
+ *     any time                 metricsd_label        labels (sent with the generation)
+ *     done, failed, cancelled  metricsd_end          E2E = start -> here; status counts
+ *
+ * Start a generation of `model` now; sends a small Begin frame so the daemon knows
  * what is in flight. opts may be NULL. Returns NULL (and counts a drop) when out of
  * memory, past METRICSD_MAX_IN_FLIGHT, or opts->size is below sizeof(size_t); NULL
  * without counting for a NULL or closed client. */
 METRICSD_EXPORT metricsd_gen *metricsd_begin(metricsd_client *c, const char *model,
                                              const metricsd_gen_opts *opts);
-/* The generation left the queue (queue = start -> now). */
+/* The generation left the queue (queue = start -> now): when the engine assigns it a
+ * slot or puts it in a batch. Not calling it leaves the queue unknown. */
 METRICSD_EXPORT void metricsd_scheduled(metricsd_gen *g);
-/* The first output token is out (TTFT = start -> now). */
+/* The first output token is out (TTFT = start -> now): call it once the first token
+ * has been sampled, so TTFT includes the prompt's processing and the first sample. */
 METRICSD_EXPORT void metricsd_first_token(metricsd_gen *g);
-/* One more output token; no syscall: a clock read and a histogram increment. Calling
- * it before metricsd_first_token counts as the first token. */
+/* One more output token, after it is sampled; no syscall: a clock read and a
+ * histogram increment. Calling it before metricsd_first_token counts as the first
+ * token. */
 METRICSD_EXPORT void metricsd_token(metricsd_gen *g);
 /* n more output tokens at once (a batch decoded together): the gap since the last
  * token is spread evenly over them. */
@@ -239,7 +265,14 @@ typedef struct metricsd_event {
     const char *request_id;
     int gpu_layers;
     int has_queue;             /* queue_ns is meaningful */
-    int64_t start_unix_ns;     /* 0: now - total_ns */
+    int64_t start_unix_ns;     /* 0: counted when it arrives. Else when it started: it
+                                * counts in the minute it ended (start + total_ns), no
+                                * later than now, so an engine's (or an import's) history
+                                * lands in its minutes; one older than the daemon keeps
+                                * minutes is refused (start_too_old in status) */
+    /* queue_ns: QUEUE; load_ns > 0: a cold start and LOAD ms; prefill_ns: PREFILL ms
+     * (the engine's prompt processing); ttft_ns: TTFT; decode_ns (first to last token)
+     * over output_tokens - 1: TPOT and decode tokens/s; total_ns: E2E. */
     int64_t queue_ns, load_ns, prefill_ns, ttft_ns, decode_ns, total_ns;
     int64_t prompt_tokens, cached_prompt_tokens, output_tokens;
     metricsd_status status;
@@ -327,12 +360,13 @@ METRICSD_EXPORT int metricsd_default_socket(char *buf, size_t n);
  * reply), -ETIMEDOUT, -EMSGSIZE, -E2BIG, -EPROTO, -ENOMEM, or the daemon's own error
  * (a negative errno it sent).
  */
-/* The factor: a series record costs about 1,000 bytes decoded and built (protobuf-c's
- * 368-byte message and the 616-byte metricsd_model_stats, on x86-64), and a real one
- * carries at least its name, counts and sketches on the wire (40 bytes and up); an
- * empty entry (2 bytes) is 500 times its size. */
+/* The factor: a series record costs about 2,000 bytes decoded and built (protobuf-c's
+ * message of about 400 bytes, and the 784-byte metricsd_model_stats with the eight
+ * sketches it keeps for metricsd_model_quantile, on x86-64), and a real one carries at
+ * least its name, counts and sketches on the wire (40 bytes and up); an empty entry
+ * (2 bytes) is 1,000 times its size, so a flood of them is still refused. */
 #define METRICSD_QUERY_MAX_REPLY (64u * 1024u * 1024u)
-#define METRICSD_QUERY_MEM_FACTOR 64u
+#define METRICSD_QUERY_MEM_FACTOR 128u
 #define METRICSD_QUERY_MEM_BASE (1024u * 1024u)
 #define METRICSD_QUERY_MEM_MAX (256u * 1024u * 1024u)
 /* Embedded by value in metricsd_model_stats, so frozen. */
@@ -365,6 +399,17 @@ typedef struct metricsd_model_stats {
     /* procs: resident and GPU memory of the engine processes that serve the model, at
      * the last sample; 0 when unknown. A process serving two models counts in both. */
     uint64_t rss_bytes, gpu_mem_bytes;
+    /* Added at the end (test with METRICSD_HAS): the model load time of cold starts
+     * (metricsd_load_ns, metricsd_event.load_ns > 0), the engine's own prompt
+     * processing time (metricsd_event.prefill_ns > 0, OK generations), and the most
+     * common error kinds of errors and timeouts (metricsd_error_kind; one without a
+     * kind counts as "timeout" or "unspecified"), most common first: at most 8 names
+     * per stored minute, the rest under "other". */
+    metricsd_summary load_ms, prefill_ms;
+    size_t n_error_kinds;
+    struct metricsd_counter **error_kinds; /* n_error_kinds pointers */
+    const char *group;         /* the row's value of opts->group_by; "" otherwise, and
+                                * for generations that did not carry it */
 } metricsd_model_stats;
 
 typedef struct metricsd_stats {
@@ -383,12 +428,66 @@ typedef struct metricsd_query_opts {
     const char *model;         /* NULL: all models */
     int64_t window_ns;         /* 0: 24 hours */
     int by_backend;            /* one row per (model, backend) */
+    /* metricsd_query_trend's step, a whole number of minutes; 0: 1 hour. Steps
+     * are aligned to multiples of it since the epoch (hours on the hour). */
+    int64_t step_ns;
+    /* Rows by model and one dimension instead of backend: "engine", "gpu_layers",
+     * "start" (cold when the generation loaded the model, else warm) or "label.KEY"
+     * for a label key the daemon declares (--label-dimension). NULL: none. */
+    const char *group_by;
 } metricsd_query_opts;
 
 /* Statistics per model (or per model and backend) over the window. Returns 0 and sets
  * *out, or an error listed above (*out is then untouched). */
 METRICSD_EXPORT int metricsd_query_stats(const metricsd_query_opts *opts, metricsd_stats **out);
 METRICSD_EXPORT void metricsd_stats_free(metricsd_stats *st);
+
+/* The metrics with a distribution, for metricsd_model_quantile. */
+typedef enum metricsd_metric {
+    METRICSD_TTFT = 0,       /* ms */
+    METRICSD_TPOT = 1,       /* ms */
+    METRICSD_ITL = 2,        /* ms */
+    METRICSD_E2E = 3,        /* ms */
+    METRICSD_QUEUE = 4,      /* ms */
+    METRICSD_DECODE_TPS = 5, /* tokens/s */
+    METRICSD_LOAD = 6,       /* ms */
+    METRICSD_PREFILL = 7,    /* ms */
+    METRICSD_METRIC__COUNT
+} metricsd_metric;
+
+/* Any quantile q (0 to 1) of one metric of a record that metricsd_query_stats or
+ * metricsd_query_trend returned (never one the caller made), in the units of its
+ * summary, read from the sketch the summary came from: within the sketch's relative
+ * error (0.54 %, docs/metrics.md) of the exact value. NAN when the record holds no
+ * value of that metric, or q is out of range. Valid until the result is freed. */
+METRICSD_EXPORT double metricsd_model_quantile(const metricsd_model_stats *m,
+                                               metricsd_metric which, double q);
+
+/* metricsd_query_trend: each row of metricsd_query_stats (same model filter and
+ * by_backend) step by step over the window. steps[k] covers [first_step_unix_ns +
+ * k * step_ns, + step_ns); a step without generations has requests 0 and empty
+ * summaries; in_flight is 0 in steps. The first step starts at or before the window's
+ * start (aligned), the last holds now. */
+typedef struct metricsd_trend_series {
+    size_t size;                   /* the library's sizeof(metricsd_trend_series) */
+    const char *model;
+    const char *backend;           /* "" when merged over backends */
+    size_t n_steps;
+    metricsd_model_stats **steps;  /* n_steps pointers, oldest first */
+} metricsd_trend_series;
+
+typedef struct metricsd_trend {
+    size_t size;                   /* the library's sizeof(metricsd_trend) */
+    int64_t window_ns, step_ns, first_step_unix_ns, now_unix_ns;
+    size_t n_series;
+    metricsd_trend_series **series; /* n_series pointers */
+} metricsd_trend;
+
+/* Returns as metricsd_query_stats does; -EINVAL also for a step that is not a whole
+ * number of minutes, and the daemon's -E2BIG for more than 1,441 steps (a day of
+ * 1-minute steps, both ends, fits). */
+METRICSD_EXPORT int metricsd_query_trend(const metricsd_query_opts *opts, metricsd_trend **out);
+METRICSD_EXPORT void metricsd_trend_free(metricsd_trend *t);
 
 typedef struct metricsd_counter {
     size_t size;               /* the library's sizeof(metricsd_counter) */

@@ -18,6 +18,7 @@
 #include "ingest.h"
 #include "log.h"
 #include "query.h"
+#include "store.h"
 
 static const char *backend_of(const char *b)
 {
@@ -28,6 +29,66 @@ static series *series_for(conn *c, const char *model, const char *backend)
 {
     int err;
     series *s = series_get(&c->l->srv->series, model, backend_of(backend), &err);
+    if (s == NULL)
+        conn_reject(c, err == -ENOSPC ? TOO_MANY_SERIES : NO_MEMORY);
+    return s;
+}
+
+/* The series a generation counts in: its model, backend and dims (ingest_dims), a
+ * declared label's value past --label-values distinct ones taken as "other". */
+static series *series_for_gen(conn *c, const Metricsd__Generation *g)
+{
+    server *srv = c->l->srv;
+    const config *cfg = &srv->cfg;
+    char dims[1024];
+    int err;
+    if (ingest_dims(g, (const char (*)[64])cfg->label_dims, cfg->n_label_dims, dims, sizeof(dims)) != 0)
+        dims[0] = '\0'; /* names are bounded, so only a pathological mix lands here */
+    const char *backend = backend_of(g->backend);
+    series *s = series_find_dims(&srv->series, g->model, backend, dims);
+    if (s == NULL && cfg->n_label_dims > 0) {
+        char rebuilt[1024], v[256], name[80];
+        size_t at = 0, distinct;
+        int capped = 0;
+        rebuilt[0] = '\0';
+        /* Walk the pairs; a label value not yet seen, with the key at its bound, is
+         * replaced. */
+        for (char *p = dims; *p;) {
+            char *end = strchr(p, '\x1f'), *eq = strchr(p, '=');
+            size_t plen = end ? (size_t)(end - p) : strlen(p);
+            char pair[600];
+            snprintf(pair, sizeof(pair), "%.*s", (int)plen, p);
+            if (eq != NULL && strncmp(p, "label.", 6) == 0 && (size_t)(eq - p) < sizeof(name)) {
+                snprintf(name, sizeof(name), "%.*s", (int)(eq - p), p);
+                snprintf(v, sizeof(v), "%.*s", (int)(plen - (size_t)(eq - p) - 1), eq + 1);
+                if (!series_dim_seen(&srv->series, name, v, &distinct) &&
+                    distinct >= cfg->label_values_max) {
+                    snprintf(pair, sizeof(pair), "%s=other", name);
+                    capped = 1;
+                }
+            }
+            at += (size_t)snprintf(rebuilt + at, sizeof(rebuilt) - at, "%s%s", at ? "\x1f" : "", pair);
+            if (at >= sizeof(rebuilt))
+                break;
+            p = end ? end + 1 : p + plen;
+        }
+        if (capped) {
+            stat_counts[LABEL_VALUES_CAPPED]++;
+            snprintf(dims, sizeof(dims), "%s", rebuilt);
+        }
+    }
+    s = series_get_dims(&srv->series, g->model, backend, dims, &err);
+    if (s == NULL && err == -ENOSPC) {
+        /* Past the cap a known (model, backend) keeps its generations: in its base
+         * series, or another of its series, without this one's dimensions. */
+        s = series_find(&srv->series, g->model, backend);
+        for (size_t i = 0; s == NULL && i < srv->series.n; i++)
+            if (strcmp(srv->series.all[i]->model, g->model) == 0 &&
+                strcmp(srv->series.all[i]->backend, backend) == 0)
+                s = srv->series.all[i];
+        if (s != NULL)
+            stat_counts[DIMS_FOLDED]++;
+    }
     if (s == NULL)
         conn_reject(c, err == -ENOSPC ? TOO_MANY_SERIES : NO_MEMORY);
     return s;
@@ -143,12 +204,17 @@ static void handle_generation(conn *c, const Metricsd__Generation *g)
                series_find(&srv->series, g->model, backend_of(g->backend)) == NULL &&
                srv->series.n >= srv->series.max_series) {
         /* Its Begin was counted in too_many_series already: one event, one count. */
-    } else if ((s = series_for(c, g->model, g->backend)) != NULL) {
-        int64_t now = c->l->read_now_ns;
-        uint32_t minute = clock_minute_of(now);
+    } else if ((s = series_for_gen(c, g)) != NULL) {
+        int64_t now = c->l->read_now_ns, at = ingest_end_unix_ns(g, now);
+        uint32_t minute = clock_minute_of(at);
+        if (minute < store_m1_horizon(srv->st, clock_minute_of(now))) {
+            conn_reject(c, START_TOO_OLD);
+            sketch_free(&itl);
+            return;
+        }
         rollup *delta = series_delta(&srv->series, s, minute, &lost);
         stat_counts[PENDING_DROPPED] += lost;
-        if (delta == NULL || ingest_apply(delta, g, &itl, now) != 0) {
+        if (delta == NULL || ingest_apply(delta, g, &itl, at) != 0) {
             conn_reject(c, NO_MEMORY);
         } else {
             stat_counts[GENERATIONS]++;
@@ -156,7 +222,9 @@ static void handle_generation(conn *c, const Metricsd__Generation *g)
             c->served = 1;
             /* Only a generation tracked in flight received energy; its tokens are
              * the joules-per-token denominator. */
-            if (began == s && g->output_tokens > 0) {
+            /* began is the (model, backend) series that held it in flight. */
+            if (began != NULL && began == series_find(&srv->series, s->model, s->backend) &&
+                g->output_tokens > 0) {
                 delta->attributed_tokens += (uint64_t)g->output_tokens;
                 if (srv->on_battery)
                     delta->battery_tokens += (uint64_t)g->output_tokens;

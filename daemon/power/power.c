@@ -94,7 +94,10 @@ int power_open(server *srv, power **out)
         p->src_rc[i] = p->src[i].open(&p->src[i], &env);
         p->src_open[i] = p->src_rc[i] == 0;
         if (p->src_rc[i] != 0) {
-            stat_counts[SAMPLER_ERRORS]++;
+            /* Absent (no library, no such device) is how most machines are, not a
+             * fault: counted apart from sources that fail. */
+            int absent = p->src_rc[i] == -ENODEV || p->src_rc[i] == -ENOENT;
+            stat_counts[absent ? SOURCES_ABSENT : SAMPLER_ERRORS]++;
             log_msg(LOG_INFO, "sampler %s: unavailable: %s", p->src[i].name,
                     p->src[i].unavailable_reason);
         }
@@ -268,8 +271,10 @@ void power_tick_at(power *p, uint64_t now_mono_ns, int64_t now_unix_ns)
             log_limited(50 + i, missing ? LOG_INFO : LOG_WARN, "sampler %s: unavailable: %s",
                         p->src[i].name, p->src[i].unavailable_reason);
         /* Counted: a source found missing (once), and every failing read. */
-        if (rc != 0 && (!missing || rc != p->src_rc[i]))
+        if (rc != 0 && !missing)
             stat_counts[SAMPLER_ERRORS]++;
+        else if (rc != 0 && rc != p->src_rc[i])
+            stat_counts[SOURCES_ABSENT]++;
         p->src_rc[i] = rc;
         to[i] = set.n;
     }
@@ -296,10 +301,19 @@ void power_tick_at(power *p, uint64_t now_mono_ns, int64_t now_unix_ns)
 
     for (int src = 0; src < N_SOURCES; src++) {
         for (size_t k = from[src]; k < to[src]; k++) {
-            const sample_device *d = &set.dev[k];
+            sample_device cur = set.dev[k];
+            const sample_device *d = &cur;
             dev_slot *s = slot_for(p, src, d);
             if (s == NULL)
                 continue;
+            /* A source that counts energy only (RAPL) gets its watts from the
+             * counter's delta over the interval. */
+            if (!(cur.have & SD_POWER) && (cur.have & SD_ENERGY) && s->have_last &&
+                (s->last.have & SD_ENERGY) && s->seen_tick == p->tick && dt > 0 &&
+                cur.energy_j >= s->last.energy_j) {
+                cur.power_w = (cur.energy_j - s->last.energy_j) / dt;
+                cur.have |= SD_POWER;
+            }
             if (s->have_last && s->seen_tick == p->tick && dt > 0) {
                 double e = energy_interval_j(&s->last, d, dt);
                 if (e >= 0) {

@@ -99,7 +99,8 @@ echo "(a) joules survive a restart: ok"
 sleep 0.2
 ctl power >"$TMP/power.txt"
 grep -q "^nvml .*unavailable: .*no-such-libnvidia-ml.so.1" "$TMP/power.txt" || fail "(b) power: $(cat "$TMP/power.txt")"
-[ "$(status_field counters.sampler_errors)" -ge 1 ] || fail "(b) sampler_errors not counted"
+[ "$(status_field counters.sources_absent)" -ge 1 ] || fail "(b) the absent source is not counted in sources_absent"
+[ "$(status_field counters.sampler_errors)" -eq 0 ] || fail "(b) an absent source counted as a sampler error"
 "$ENERGY_DRIVER" --socket "$SOCK" --quick || fail "(b) driver"
 wait_flushed 1
 [ "$(ctl stats energy-a --json | jq '.models[0].requests')" = "2" ] || fail "(b) daemon did not take the generation"

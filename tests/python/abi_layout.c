@@ -43,6 +43,7 @@ int main(void)
     FIELD(metricsd_gen_opts, engine);
     FIELD(metricsd_gen_opts, request_id);
     FIELD(metricsd_gen_opts, gpu_layers);
+    FIELD(metricsd_gen_opts, gpu_layers_set);
     END();
     BEGIN(metricsd_label_kv);
     FIELD(metricsd_label_kv, key);
@@ -72,6 +73,7 @@ int main(void)
     FIELD(metricsd_event, n_itl);
     FIELD(metricsd_event, labels);
     FIELD(metricsd_event, n_labels);
+    FIELD(metricsd_event, gpu_layers_set);
     END();
     BEGIN(metricsd_client_stats);
     FIELD(metricsd_client_stats, size);
@@ -129,6 +131,11 @@ int main(void)
     FIELD(metricsd_model_stats, battery_tokens);
     FIELD(metricsd_model_stats, rss_bytes);
     FIELD(metricsd_model_stats, gpu_mem_bytes);
+    FIELD(metricsd_model_stats, load_ms);
+    FIELD(metricsd_model_stats, prefill_ms);
+    FIELD(metricsd_model_stats, n_error_kinds);
+    FIELD(metricsd_model_stats, error_kinds);
+    FIELD(metricsd_model_stats, group);
     END();
     BEGIN(metricsd_stats);
     FIELD(metricsd_stats, size);
@@ -144,6 +151,8 @@ int main(void)
     FIELD(metricsd_query_opts, model);
     FIELD(metricsd_query_opts, window_ns);
     FIELD(metricsd_query_opts, by_backend);
+    FIELD(metricsd_query_opts, step_ns);
+    FIELD(metricsd_query_opts, group_by);
     END();
     BEGIN(metricsd_counter);
     FIELD(metricsd_counter, size);

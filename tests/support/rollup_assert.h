@@ -17,7 +17,8 @@
 
 static inline void assert_same_rollup(const rollup *a, const rollup *b)
 {
-    static const char *names[M__COUNT] = { "ttft", "tpot", "itl", "e2e", "queue", "decode_tps" };
+    static const char *names[M__COUNT] = { "ttft", "tpot", "itl", "e2e", "queue", "decode_tps",
+                                           "load", "prefill" };
     assert_int_equal(a->requests, b->requests);
     assert_int_equal(a->errors, b->errors);
     assert_int_equal(a->cancelled, b->cancelled);
@@ -35,6 +36,18 @@ static inline void assert_same_rollup(const rollup *a, const rollup *b)
     assert_int_equal(a->battery_tokens, b->battery_tokens);
     for (int m = 0; m < M__COUNT; m++)
         assert_same_sketch(&a->sk[m], &b->sk[m], names[m]);
+    /* Error kinds: the same names with the same counts, in any order. */
+    uint32_t na = a->kinds ? a->kinds->n : 0, nb = b->kinds ? b->kinds->n : 0;
+    assert_int_equal(na, nb);
+    assert_int_equal(a->kinds ? a->kinds->other : 0, b->kinds ? b->kinds->other : 0);
+    for (uint32_t i = 0; i < na; i++) {
+        uint32_t j;
+        for (j = 0; j < nb && strcmp(a->kinds->name[i], b->kinds->name[j]) != 0; j++)
+            ;
+        if (j == nb)
+            fail_msg("error kind %s missing", a->kinds->name[i]);
+        assert_int_equal(a->kinds->count[i], b->kinds->count[j]);
+    }
 }
 
 /* mkdtemp under /tmp into buf (at least 64 bytes). Returns 0 or -1. */

@@ -34,7 +34,7 @@ class Options(Structure):
 
 class GenOpts(Structure):
     _fields_ = [("size", c_size_t), ("backend", c_char_p), ("engine", c_char_p),
-                ("request_id", c_char_p), ("gpu_layers", c_int)]
+                ("request_id", c_char_p), ("gpu_layers", c_int), ("gpu_layers_set", c_int)]
 
 
 class LabelKV(Structure):
@@ -49,7 +49,8 @@ class Event(Structure):
                 ("decode_ns", c_int64), ("total_ns", c_int64), ("prompt_tokens", c_int64),
                 ("cached_prompt_tokens", c_int64), ("output_tokens", c_int64),
                 ("status", c_int), ("error_kind", c_char_p), ("itl_ns", POINTER(c_int64)),
-                ("n_itl", c_size_t), ("labels", POINTER(LabelKV)), ("n_labels", c_size_t)]
+                ("n_itl", c_size_t), ("labels", POINTER(LabelKV)), ("n_labels", c_size_t),
+                ("gpu_layers_set", c_int)]
 
 
 class ClientStats(Structure):
@@ -66,6 +67,10 @@ class Summary(Structure):
                 ("p99", c_double), ("p999", c_double)]
 
 
+class Counter(Structure):
+    _fields_ = [("size", c_size_t), ("name", c_char_p), ("value", c_uint64)]
+
+
 class ModelStats(Structure):
     _fields_ = [("size", c_size_t), ("model", c_char_p), ("backend", c_char_p),
                 ("requests", c_uint64), ("errors", c_uint64), ("cancelled", c_uint64),
@@ -78,7 +83,9 @@ class ModelStats(Structure):
                 ("joules_per_token", c_double), ("watts_avg", c_double),
                 ("battery_pct_per_1k_tokens", c_double), ("attributed_tokens", c_uint64),
                 ("battery_joules", c_double), ("battery_tokens", c_uint64),
-                ("rss_bytes", c_uint64), ("gpu_mem_bytes", c_uint64)]
+                ("rss_bytes", c_uint64), ("gpu_mem_bytes", c_uint64),
+                ("load_ms", Summary), ("prefill_ms", Summary), ("n_error_kinds", c_size_t),
+                ("error_kinds", POINTER(POINTER(Counter))), ("group", c_char_p)]
 
 
 class Stats(Structure):
@@ -88,11 +95,8 @@ class Stats(Structure):
 
 class QueryOpts(Structure):
     _fields_ = [("size", c_size_t), ("socket_path", c_char_p), ("timeout_ms", c_int),
-                ("model", c_char_p), ("window_ns", c_int64), ("by_backend", c_int)]
-
-
-class Counter(Structure):
-    _fields_ = [("size", c_size_t), ("name", c_char_p), ("value", c_uint64)]
+                ("model", c_char_p), ("window_ns", c_int64), ("by_backend", c_int),
+                ("step_ns", c_int64), ("group_by", c_char_p)]
 
 
 class DaemonStatus(Structure):

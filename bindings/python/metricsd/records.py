@@ -132,6 +132,13 @@ class ModelStats(_Record):
     gpu_mem_bytes: Optional[int] = None
     first_unix_ns: int = 0
     last_unix_ns: int = 0
+    # From libraries that fill them in (metricsctl prints them then too): the row's
+    # value of the grouping dimension (None without one), the cold starts' load time,
+    # the engine's prompt processing time, and the errors by kind, most common first.
+    group: Optional[str] = None
+    load_ms: Summary = field(default_factory=Summary)
+    prefill_ms: Summary = field(default_factory=Summary)
+    error_kinds: Dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def _from(cls, m: _lib.ModelStats) -> "ModelStats":
@@ -160,7 +167,11 @@ class ModelStats(_Record):
             battery_tokens=int(g("battery_tokens")), battery_joules=fnum("battery_joules"),
             battery_pct_per_1k_tokens=fnum("battery_pct_per_1k_tokens"),
             rss_bytes=_bytes(int(g("rss_bytes"))), gpu_mem_bytes=_bytes(int(g("gpu_mem_bytes"))),
-            first_unix_ns=int(g("first_unix_ns")), last_unix_ns=int(g("last_unix_ns")))
+            first_unix_ns=int(g("first_unix_ns")), last_unix_ns=int(g("last_unix_ns")),
+            group=_lib.text(g("group", None)) or None,
+            load_ms=Summary._from(g("load_ms", None)),
+            prefill_ms=Summary._from(g("prefill_ms", None)),
+            error_kinds=_counters(g("error_kinds", None), int(g("n_error_kinds"))))
 
 
 @dataclass
