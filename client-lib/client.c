@@ -93,6 +93,9 @@ static void atfork_child(void)
         c->dropped_total = c->dropped_since_hello = c->hello_dropped = 0;
         c->begins_dropped = 0;
         c->peer_refused = c->disconnects = c->ring_resent = c->ring_dropped = 0;
+        c->unacked_dropped = c->conn_gens_sent = 0;
+        c->refused_until_ns = 0;
+        atomic_store(&c->refused, 0);
         pthread_mutex_unlock(&c->mu);
     }
     pthread_mutex_unlock(&g_reg_mu);
@@ -175,6 +178,9 @@ static void build_hello(metricsd_client *c)
     h.dropped = c->dropped_since_hello;
     h.has_dropped_total = 1;
     h.dropped_total = c->dropped_total;
+    /* We read the daemon's Acks: what it did not take counts as dropped (below). */
+    h.has_acks = 1;
+    h.acks = 1;
     env.msg_case = METRICSD__ENVELOPE__MSG_HELLO;
     env.hello = &h;
 
@@ -257,6 +263,8 @@ static void connect_step(metricsd_client *c)
     bool in_progress = c->state == CONNECTING;
     if (!in_progress && c->last_attempt_ns != 0 && now - c->last_attempt_ns < c->reconnect_ns)
         return;
+    if (!in_progress && c->refused_until_ns != 0 && now < c->refused_until_ns)
+        return; /* refused a moment ago: events are dropped until then */
     if (!in_progress)
         c->last_attempt_ns = now;
     int fd = c->fd;
@@ -273,6 +281,10 @@ static void connect_step(metricsd_client *c)
     case STEP_CONNECTED:
         c->state = CONNECTED;
         c->connects++;
+        c->rx_len = 0;
+        c->rx_bad = c->conn_acks = c->conn_refused = false;
+        c->conn_acked = c->conn_gens_sent = 0;
+        c->rx_ns = now;
         build_hello(c);
         break;
     case STEP_WAIT:
@@ -334,6 +346,8 @@ static void consume(metricsd_client *c, size_t n)
             return;
         }
         n -= rest;
+        if (sendbuf_front(&c->q)[FRAME_HEADER_BYTES] == TAG_GENERATION)
+            c->conn_gens_sent++;
         sendbuf_pop(&c->q, fl);
         c->front_off = 0;
         c->sent++;
@@ -358,7 +372,41 @@ static int iov_limit(struct iovec *iov, int n, size_t limit)
 static void sender_disconnect(metricsd_client *c)
 {
     mdc_release r;
+    int fd = c->fd;
+    pthread_mutex_unlock(&c->mu);
+    mdc_rx_drain(c, fd); /* the daemon's last Ack, or its Refused */
+    pthread_mutex_lock(&c->mu);
+    /* A ring tells more than an Ack: the daemon's head says which frames it took
+     * (a daemon killed between two Acks has still taken them), and those it did not
+     * go back to the buffer in mdc_ring_end (conn_gens_sent less them). */
+    bool ring_told = c->ring == RING_ON;
     disconnect(c, &r);
+    /* Generations this connection carried that the daemon did not say it took are
+     * dropped: it closed before reading them (or refused the connection). Counted
+     * only when it acks at all: an older daemon's silence says nothing. A connection
+     * we close ourselves (metricsd_close) is read by the daemon to its end. */
+    if (c->conn_acks && !ring_told) {
+        uint64_t took = c->conn_refused ? 0 : c->conn_acked;
+        if (c->conn_gens_sent > took) {
+            uint64_t lost = c->conn_gens_sent - took;
+            c->dropped_total += lost;
+            c->dropped_since_hello += lost;
+            c->unacked_dropped += lost;
+        }
+    }
+    if (c->conn_refused) {
+        /* Refused for want of a slot (or a frame too slow): the events waiting here
+         * are dropped and counted now, not left to a next connection that would wait
+         * in the daemon's backlog and be refused as well, uncounted once we are gone. */
+        while (sendbuf_len(&c->q) >= FRAME_HEADER_BYTES + 1) {
+            const uint8_t *f = sendbuf_front(&c->q);
+            mdc_count_frame_drop(c, f[FRAME_HEADER_BYTES]);
+            sendbuf_pop(&c->q, FRAME_HEADER_BYTES + le32(f));
+        }
+        c->refused_until_ns = mono_ns() + MDC_REFUSED_HOLD_NS;
+    }
+    c->conn_gens_sent = c->conn_acked = 0;
+    c->conn_acks = c->conn_refused = false;
     pthread_mutex_unlock(&c->mu);
     mdc_release_now(&r);
     pthread_mutex_lock(&c->mu);
@@ -379,14 +427,14 @@ static int sender_run(metricsd_client *c, bool force)
             c->front_off == 0 && c->ring != RING_SWITCHING &&
             mono_ns() - c->hello_ns >= c->reconnect_ns)
             build_hello(c);
-        if (c->state == CONNECTED && c->ring == RING_ON && force && !probed &&
-            pending_bytes(c) == 0) {
-            /* Nothing to write, but the ring may hold frames of a daemon that died:
-             * metricsd_flush looks, so that they go to the next one. */
+        if (c->state == CONNECTED && force && !probed && pending_bytes(c) == 0) {
+            /* Nothing to write, but the ring may hold frames of a daemon that died,
+             * and the daemon may have acked, refused or closed: metricsd_flush looks,
+             * so that frames go to the next daemon and losses are counted. */
             probed = true;
             int fd = c->fd;
             pthread_mutex_unlock(&c->mu);
-            bool gone = mdc_peer_gone(fd);
+            bool gone = mdc_peer_gone(c, fd);
             pthread_mutex_lock(&c->mu);
             if (gone)
                 sender_disconnect(c);
@@ -451,6 +499,10 @@ static int sender_run(metricsd_client *c, bool force)
             err = n < 0 ? errno : 0;
             if (n > 0 && pass_fd >= 0)
                 close(pass_fd); /* in flight with those bytes: the daemon has its copy */
+            /* The daemon's Acks, read now and then so that they never fill the
+             * socket (its last one must get through); a Refused ends the connection. */
+            if (n > 0 && mono_ns() - c->rx_ns >= MDC_RX_EVERY_NS)
+                gone = mdc_peer_gone(c, fd);
         }
 
         pthread_mutex_lock(&c->mu);
@@ -471,6 +523,9 @@ static int sender_run(metricsd_client *c, bool force)
             }
             if (n == 0)
                 return -EAGAIN; /* the ring is full */
+        } else if (gone) {
+            sender_disconnect(c); /* refused or closed: what it took is counted */
+            return -ENOTCONN;
         } else if (n < 0 && err == EINTR) {
             continue;
         } else if (n < 0 && (err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS || err == ENOMEM)) {
@@ -533,9 +588,13 @@ int mdc_enqueue(metricsd_client *c, const Metricsd__Envelope *env, metricsd_gen 
             unlink->next->prev = unlink->prev;
         unlink->prev = unlink->next = NULL;
     }
+    if (c->refused_until_ns != 0 && mono_ns() >= c->refused_until_ns)
+        c->refused_until_ns = 0;
     /* Room for the frame's longest encoding, then the rest given back: the frame is
      * walked once. When even that bound does not fit, the exact size decides. */
-    if (bound > 0 && bound <= FRAME_HEADER_BYTES + FRAME_MAX_CLIENT &&
+    if (c->refused_until_ns != 0) {
+        p = NULL; /* refused a moment ago: dropped, counted below */
+    } else if (bound > 0 && bound <= FRAME_HEADER_BYTES + FRAME_MAX_CLIENT &&
         (p = sendbuf_reserve(&c->q, bound)) != NULL) {
         size_t fl = frame_encode(env, p);
         if (fl > FRAME_HEADER_BYTES + FRAME_MAX_CLIENT) {
@@ -725,6 +784,8 @@ int metricsd_client_get_stats(metricsd_client *c, metricsd_client_stats *st)
         v.disconnects = c->disconnects;
         v.ring_resent = c->ring_resent;
         v.ring_dropped = c->ring_dropped;
+        v.refused = atomic_load_explicit(&c->refused, memory_order_relaxed);
+        v.unacked_dropped = c->unacked_dropped;
         pthread_mutex_unlock(&c->mu);
     }
     v.size = size < sizeof(v) ? size : sizeof(v);

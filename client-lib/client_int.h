@@ -37,6 +37,12 @@
 /* The first payload byte of a frame is the Envelope's oneof tag: field << 3 | 2. */
 #define TAG_BEGIN ((2u << 3) | 2u)
 #define TAG_GENERATION ((3u << 3) | 2u)
+/* The largest daemon frame the library reads (Ack, Refused); larger ones are ignored. */
+#define MDC_RX_MAX 256
+/* How often the sender reads the daemon's Acks while it writes the socket. */
+#define MDC_RX_EVERY_NS 100000000LL
+/* How long a refused client drops its events before it tries again. */
+#define MDC_REFUSED_HOLD_NS 1000000000LL
 
 enum conn_state { DISCONNECTED, CONNECTING, CONNECTED };
 
@@ -112,6 +118,23 @@ struct metricsd_client {
     unsigned busy_frames;
     unsigned ring_unanswered; /* connections whose offer was never accepted */
     bool ring_disabled;       /* METRICSD_TRANSPORT=socket */
+
+    /* Acknowledgements (issue 14). Sender-owned, like ring_tail: the daemon's bytes
+     * are read and parsed by the sender without mu; reset under mu at connect. */
+    uint8_t rx[MDC_RX_MAX];   /* a partial daemon frame */
+    size_t rx_len;
+    bool rx_bad;              /* a frame we cannot read: the rest is read and ignored */
+    bool conn_acks;           /* this daemon acked (or refused) on this connection */
+    bool conn_refused;        /* it sent Refused: it took nothing */
+    uint64_t conn_acked;      /* generations the daemon said it took */
+    int64_t rx_ns;            /* last read of the socket */
+    /* Under mu: Generation frames sent on this connection (less those a ring handed
+     * back), and the counters of what the daemon did not take. */
+    uint64_t conn_gens_sent, unacked_dropped;
+    /* Refused: until then events are dropped (counted) and no connection is tried,
+     * so none waits in the daemon's backlog to be refused again (0: not refused). */
+    int64_t refused_until_ns;
+    atomic_uint_fast64_t refused;
 
     atomic_uint in_flight;
     atomic_uint_fast64_t next_gen_id;
@@ -262,8 +285,13 @@ ssize_t mdc_ring_send_fd(int fd, int pass_fd, const struct iovec *iov, int n);
  * head cannot be right (the caller consumes what was taken, then disconnects). */
 long mdc_ring_write(metricsd_client *c, const struct iovec *iov, int n, bool probe,
                     bool *gone);
-/* Whether the peer of fd has gone (EOF or error; bytes it sent are read and ignored). */
-bool mdc_peer_gone(int fd);
+/* By the sender without c->mu: whether the peer of fd has gone (EOF or error). The
+ * daemon's Ack and Refused frames are read and noted; other bytes are ignored. */
+bool mdc_peer_gone(metricsd_client *c, int fd);
+/* By the sender without c->mu, before fd is closed: read what the daemon left. */
+void mdc_rx_drain(metricsd_client *c, int fd);
+/* Under c->mu: a Generation frame that had been sent is back in the buffer or dropped. */
+void mdc_unsend(metricsd_client *c, unsigned tag);
 /* The connection ends (under c->mu): frames the daemon did not take go back to the
  * front of the buffer, or are counted as dropped; the mapping is handed to r. */
 void mdc_ring_end(metricsd_client *c, mdc_release *r);

@@ -124,6 +124,7 @@ void mdc_ring_end(metricsd_client *c, mdc_release *r)
                 if (tag == TAG_HELLO)
                     continue;
                 keep -= fl;
+                mdc_unsend(c, tag);
                 mdc_count_frame_drop(c, tag);
                 c->ring_dropped++;
             }
@@ -133,6 +134,7 @@ void mdc_ring_end(metricsd_client *c, mdc_release *r)
                 uint8_t tag = snap[at + FRAME_HEADER_BYTES];
                 if (tag == TAG_HELLO)
                     continue;
+                mdc_unsend(c, tag);
                 if (p != NULL) {
                     memcpy(p, snap + at, fl);
                     p += fl;
@@ -151,6 +153,7 @@ void mdc_ring_end(metricsd_client *c, mdc_release *r)
                 uint8_t tag;
                 ring_read(c, at + FRAME_HEADER_BYTES, &tag, 1);
                 if (tag != TAG_HELLO) {
+                    mdc_unsend(c, tag);
                     mdc_count_frame_drop(c, tag);
                     c->ring_dropped++;
                 }
@@ -291,33 +294,109 @@ ssize_t mdc_ring_send_fd(int fd, int pass_fd, const struct iovec *iov, int n)
     return sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
 }
 
-bool mdc_peer_gone(int fd)
+void mdc_unsend(metricsd_client *c, unsigned tag)
+{
+    if (tag == TAG_GENERATION && c->conn_gens_sent > 0)
+        c->conn_gens_sent--;
+}
+
+/* One whole daemon frame: an Ack says how many generations the daemon has taken on
+ * this connection; a Refused says it took nothing and closes. Anything else (a
+ * daemon of another version, noise) is ignored, as before acknowledgements. */
+static void rx_frame(metricsd_client *c, const uint8_t *payload, size_t len)
+{
+    Metricsd__Envelope *env = metricsd__envelope__unpack(NULL, len, payload);
+    if (env == NULL)
+        return;
+    if (env->msg_case == METRICSD__ENVELOPE__MSG_ACK && env->ack != NULL &&
+        env->ack->has_generations) {
+        c->conn_acks = true;
+        if (env->ack->generations > c->conn_acked)
+            c->conn_acked = env->ack->generations;
+    } else if (env->msg_case == METRICSD__ENVELOPE__MSG_REFUSED) {
+        c->conn_acks = true;
+        c->conn_refused = true;
+        atomic_fetch_add_explicit(&c->refused, 1, memory_order_relaxed);
+    }
+    metricsd__envelope__free_unpacked(env, NULL);
+}
+
+/* Bytes from the daemon into c->rx, whole frames parsed as they complete. A frame
+ * longer than MDC_RX_MAX is not one the daemon sends to an engine: from then on the
+ * connection's bytes are read and ignored. */
+static void rx_feed(metricsd_client *c, const uint8_t *b, size_t n)
+{
+    while (n > 0 && !c->rx_bad) {
+        size_t take = MDC_RX_MAX - c->rx_len;
+        if (take > n)
+            take = n;
+        memcpy(c->rx + c->rx_len, b, take);
+        c->rx_len += take;
+        b += take;
+        n -= take;
+        size_t at = 0;
+        while (c->rx_len - at >= FRAME_HEADER_BYTES) {
+            const uint8_t *h = c->rx + at;
+            uint32_t fl = (uint32_t)h[0] | (uint32_t)h[1] << 8 | (uint32_t)h[2] << 16 |
+                          (uint32_t)h[3] << 24;
+            if (fl == 0 || fl > MDC_RX_MAX - FRAME_HEADER_BYTES) {
+                c->rx_bad = true;
+                c->rx_len = 0;
+                return;
+            }
+            if (c->rx_len - at < FRAME_HEADER_BYTES + (size_t)fl)
+                break;
+            rx_frame(c, h + FRAME_HEADER_BYTES, fl);
+            at += FRAME_HEADER_BYTES + (size_t)fl;
+        }
+        memmove(c->rx, c->rx + at, c->rx_len - at);
+        c->rx_len -= at;
+    }
+}
+
+/* Read what the socket holds now (at most `rounds` reads). 1: EOF or an error that
+ * ends the connection; 0: nothing more now. */
+static int rx_read(metricsd_client *c, int fd, int rounds)
+{
+    uint8_t b[1024];
+    for (int i = 0; i < rounds; i++) {
+        ssize_t r = recv(fd, b, sizeof(b), MSG_DONTWAIT);
+        if (r == 0)
+            return 1;
+        if (r < 0)
+            return errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR;
+        rx_feed(c, b, (size_t)r);
+        if ((size_t)r < sizeof(b))
+            break;
+    }
+    return 0;
+}
+
+void mdc_rx_drain(metricsd_client *c, int fd)
+{
+    /* The daemon's last Ack (or its Refused) lies before its EOF: a closed peer's
+     * bytes stay readable. Bounded: a peer that keeps writing is not waited for. */
+    if (fd >= 0)
+        (void)rx_read(c, fd, 64);
+}
+
+bool mdc_peer_gone(metricsd_client *c, int fd)
 {
     struct pollfd p = { .fd = fd, .events = POLLIN | POLLRDHUP };
+    c->rx_ns = mono_ns();
     int k = poll(&p, 1, 0);
     if (k < 0)
         return errno != EINTR && errno != ENOMEM && errno != EAGAIN;
     if (k == 0)
         return false;
+    /* Bytes first (the daemon's Acks), then the close they may come before. */
+    if ((p.revents & POLLIN) != 0 && rx_read(c, fd, 4) != 0)
+        return true;
     /* The kernel reports the peer's close even with bytes unread before it: one byte
      * the daemon wrote cannot hide its death. */
     if ((p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) != 0)
         return true;
-    if ((p.revents & POLLIN) != 0) {
-        /* The daemon sends nothing on an event connection today (an acknowledgement
-         * would be read here): bytes are read and ignored, a few KiB per look. */
-        uint8_t b[1024];
-        for (int i = 0; i < 4; i++) {
-            ssize_t r = recv(fd, b, sizeof(b), MSG_DONTWAIT);
-            if (r == 0)
-                return true;
-            if (r < 0)
-                return errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR;
-            if ((size_t)r < sizeof(b))
-                break;
-        }
-    }
-    return false;
+    return c->conn_refused;
 }
 
 /* iov cut to its first `limit` bytes, into out; how many iovecs remain. */
@@ -349,7 +428,7 @@ long mdc_ring_write(metricsd_client *c, const struct iovec *iov, int n, bool pro
     int64_t now = mono_ns();
     if (probe || now - c->ring_probe_ns >= c->reconnect_ns) {
         c->ring_probe_ns = now;
-        if (mdc_peer_gone(c->fd)) {
+        if (mdc_peer_gone(c, c->fd)) {
             *gone = true;
             return 0;
         }

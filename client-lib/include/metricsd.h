@@ -101,6 +101,7 @@
  *      metricsd_model_quantile.
  *  0.1, later still: the events, generation and health queries; gpu_layers_set at the
  *      end of metricsd_gen_opts and metricsd_event.
+ *  0.1, later still: refused and unacked_dropped at the end of metricsd_client_stats.
  */
 #ifndef METRICSD_H
 #define METRICSD_H
@@ -306,6 +307,19 @@ typedef struct metricsd_client_stats {
     uint64_t ring_resent;  /* frames left in an ended ring, queued again */
     uint64_t ring_dropped; /* frames left in an ended ring, dropped for want of room
                               (events among them are in `dropped` too) */
+    /* Acknowledgements (a daemon that acks: Hello.acks). The daemon says how many
+     * events it has taken on a connection, now and then and before it closes it.
+     * When a connection ends (the daemon closed it, or it died), the events sent on
+     * it beyond the last count are counted here and in `dropped`: the daemon did
+     * not take them (or took them and died before it said so, so a count may
+     * overstate a loss by what a crashed daemon took after its last Ack). They are
+     * not sent again, so nothing is delivered twice. Against a daemon that never
+     * acks, nothing is counted here. */
+    uint64_t refused;         /* connections the daemon refused, saying why (no slot
+                                 left, a frame too slow): the events sent or waiting
+                                 are dropped, and so is every event handed over in
+                                 the next second; then the library tries again */
+    uint64_t unacked_dropped; /* events sent on an ended connection but not taken */
 } metricsd_client_stats;
 /* Returns 0; -EINVAL when st is NULL or st->size is below sizeof(size_t) (nothing
  * written); -EINVAL for a NULL client and -EBADF for a closed one (then the counters

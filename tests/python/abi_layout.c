@@ -87,6 +87,8 @@ int main(void)
     FIELD(metricsd_client_stats, disconnects);
     FIELD(metricsd_client_stats, ring_resent);
     FIELD(metricsd_client_stats, ring_dropped);
+    FIELD(metricsd_client_stats, refused);
+    FIELD(metricsd_client_stats, unacked_dropped);
     END();
     BEGIN(metricsd_summary);
     FIELD(metricsd_summary, count);

@@ -293,7 +293,7 @@ static int cmd_send(const char *sock, long events, int every_ms, int hold_ms, co
     }
     /* Until the buffer is empty (or hold_ms): the daemon may refuse, close, or ack. */
     int64_t until = th_now_ns() + (int64_t)hold_ms * 1000000;
-    metricsd_client_stats st;
+    metricsd_client_stats st = { .size = sizeof(st) };
     do {
         metricsd_flush(c);
         th_sleep_ms(20);
@@ -302,8 +302,10 @@ static int cmd_send(const char *sock, long events, int every_ms, int hold_ms, co
     /* Let a last Ack or refusal arrive. */
     th_sleep_ms(200);
     metricsd_client_get_stats(c, &st);
-    printf("{\"events\": %ld, \"queued\": %ld, \"dropped\": %llu, \"buffered\": %zu}\n", events, queued,
-           (unsigned long long)st.dropped, (size_t)st.buffered);
+    printf("{\"events\": %ld, \"queued\": %ld, \"dropped\": %llu, \"buffered\": %zu, "
+           "\"refused\": %llu, \"unacked_dropped\": %llu, \"connects\": %llu}\n", events, queued,
+           (unsigned long long)st.dropped, (size_t)st.buffered, (unsigned long long)st.refused,
+           (unsigned long long)st.unacked_dropped, (unsigned long long)st.connects);
     (void)refused;
     metricsd_close(c);
     return 0;

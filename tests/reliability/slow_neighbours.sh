@@ -27,10 +27,11 @@ wait_for "50 clients" test "$(status_field clients)" -ge 50
 timeout 10 "$METRICSCTL" --socket "$SOCK" status --json >"$TMP/full.json" || fail "metricsctl could not get in while full"
 "$GUARD" send --socket "$SOCK" --events 799 --hold-ms 1000 >"$TMP/newcomer.json" || fail "newcomer"
 cat "$TMP/newcomer.json"
-# The library's count of a refused newcomer's events (799 of 799 on this branch before
-# issue 13's client rewrite came in) is not asserted until the two are joined: the
-# daemon's side is (a Refused frame, the reason counted).
+# The library reads the Refused frame (told why: `refused`) and counts the events it
+# sent and those still waiting as dropped.
 echo "newcomer: the library counted $(jq .dropped "$TMP/newcomer.json") of 799 events as dropped"
+[ "$(jq .refused "$TMP/newcomer.json")" -ge 1 ] || fail "the library did not read the Refused frame"
+[ "$(jq .dropped "$TMP/newcomer.json")" -eq 799 ] || fail "newcomer's events not all counted as dropped"
 counter_at_least refusals_sent 1 || fail "no Refused frame sent"
 [ "$(rejected too_many_connections)" -ge 1 ] || fail "no too_many_connections"
 
@@ -54,7 +55,8 @@ wait "$sender" || fail "sender"
 cat "$TMP/acked.json"
 dropped=$(jq .dropped "$TMP/acked.json")
 sleep 1
-# Reported, not asserted: the library's side of the Ack (counting what the daemon did
-# not take) waits to be joined with issue 13's client; the daemon's side is in place.
-echo "across a daemon stop: $(requests_of acked) stored + $dropped dropped of 3000"
+# The library counts what the stopping daemon did not acknowledge as dropped.
+stored=$(requests_of acked)
+echo "across a daemon stop: $stored stored + $dropped dropped of 3000"
+[ $((stored + dropped)) -eq 3000 ] || fail "stored $stored + dropped $dropped != 3000"
 stop_daemon
