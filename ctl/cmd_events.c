@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "cmd_ext.h"
+#include "ctl.h"
 #include "ctl_json.h"
 #include "metricsd.h"
 
@@ -43,19 +44,6 @@ static int events_usage_error(const char *fmt, const char *arg)
     fprintf(stderr, fmt, arg);
     fprintf(stderr, "\nTry 'metricsctl events --help'.\n");
     return 2;
-}
-
-static const char *fmt(char *buf, size_t n, double v)
-{
-    if (isnan(v))
-        snprintf(buf, n, "-");
-    else if (fabs(v) >= 100)
-        snprintf(buf, n, "%.0f", v);
-    else if (fabs(v) >= 10)
-        snprintf(buf, n, "%.1f", v);
-    else
-        snprintf(buf, n, "%.2f", v);
-    return buf;
 }
 
 static int events_fail(int rc, const char *socket)
@@ -190,10 +178,10 @@ int ctl_events_main(int argc, char **argv)
             ctl_kept_words(kept, sizeof(kept), g->kept);
             printf("%-19s %-*s %-*s %-9s %8s %8s %8s %7s %6" PRId64 " %6" PRId64 " %8s %-18s %s\n",
                    when, wm, g->model, wr, g->request_id[0] ? g->request_id : "-",
-                   ctl_status_name(g->status), fmt(b[0], sizeof(b[0]), g->ttft_ms),
-                   fmt(b[1], sizeof(b[1]), g->e2e_ms), fmt(b[2], sizeof(b[2]), g->tpot_ms),
-                   fmt(b[3], sizeof(b[3]), g->decode_tps), g->prompt_tokens, g->output_tokens,
-                   fmt(b[4], sizeof(b[4]), g->joules), kept, g->error_kind);
+                   ctl_status_name(g->status), ctl_num(b[0], sizeof(b[0]), g->ttft_ms),
+                   ctl_num(b[1], sizeof(b[1]), g->e2e_ms), ctl_num(b[2], sizeof(b[2]), g->tpot_ms),
+                   ctl_num(b[3], sizeof(b[3]), g->decode_tps), g->prompt_tokens, g->output_tokens,
+                   ctl_num(b[4], sizeof(b[4]), g->joules), kept, g->error_kind);
         }
     }
     if (ev->sampled)
