@@ -28,6 +28,7 @@
 #define POOL 64
 #define GAPS 32
 #define MAX_CLIENTS 64
+#define MAX_MODELS 1000
 
 enum kind { K_ITL, K_NO_ITL, K_BEGIN_END };
 static const char *const kind_names[] = { "Generation with ITL (32 gaps)", "Generation without ITL",
@@ -37,6 +38,7 @@ typedef struct shared {
     atomic_int start, stop, ready;
     atomic_long sent[MAX_CLIENTS];
     atomic_long cpu_ns[MAX_CLIENTS]; /* each sender's CPU time while sending */
+    atomic_long sent_model[MAX_MODELS]; /* generations each model was sent, all senders */
 } shared;
 
 typedef struct point {
@@ -45,7 +47,14 @@ typedef struct point {
     double rate, cpu_ns_per_event, daemon_cpu_share;
     double sender_cpu_ns_per_event; /* all senders' CPU time / events */
     long events;
+    /* Read back after the run: the daemon stopped (SIGTERM: it flushes), started again
+     * on the same database, asked for the stored request counts per model. */
+    long sent, stored;
+    int models_short; /* models whose stored count differs from what they were sent */
 } point;
+
+/* Points whose stored count was not what was sent, over the whole program. */
+static int g_points, g_points_short;
 
 /* Senders use the socket only, as before the shared ring: the side-by-side row. */
 static int socket_only;
@@ -61,6 +70,8 @@ static void sender(shared *sh, int idx, const char *socket, int clients, int mod
     static char names[POOL][64];
     static int64_t gaps[POOL][GAPS];
     static metricsd_event ev[POOL];
+    static int model_of[POOL];
+    static long sent_k[POOL];
     uint64_t seed = 1000 + (uint64_t)idx;
 
     if (socket_only)
@@ -68,7 +79,8 @@ static void sender(shared *sh, int idx, const char *socket, int clients, int mod
     if (metricsd_connect_opts(&c, socket, "bench-ingest", &o) != 0)
         _exit(1);
     for (int k = 0; k < POOL; k++) {
-        snprintf(names[k], sizeof names[k], "model-%04d", (idx + k * clients) % models);
+        model_of[k] = (idx + k * clients) % models;
+        snprintf(names[k], sizeof names[k], "model-%04d", model_of[k]);
         int64_t dec = 0;
         for (int j = 0; j < GAPS; j++)
             dec += gaps[k][j] = (int64_t)bench_lognormal(&seed, 20e6, 0.4);
@@ -110,6 +122,7 @@ static void sender(shared *sh, int idx, const char *socket, int clients, int mod
         } else if (metricsd_record(c, &ev[k]) != 0) {
             continue;
         }
+        sent_k[k]++;
         sent++;
     }
     for (int i = 0; i < 100000; i++) {
@@ -118,19 +131,85 @@ static void sender(shared *sh, int idx, const char *socket, int clients, int mod
         usleep(200);
     }
     atomic_store(&sh->cpu_ns[idx], (long)(bench_thread_cpu_ns() - cpu0));
+    for (int k = 0; k < POOL; k++)
+        atomic_fetch_add(&sh->sent_model[model_of[k]], sent_k[k]);
     atomic_store(&sh->sent[idx], sent);
     metricsd_close(c);
     _exit(0);
 }
 
+/* After the daemon of a point stopped: start another on its database and compare the
+ * requests stored for each model with the generations each was sent. */
+static void read_back(point *p, const shared *sh, const char *dbdir, const char *const *extra)
+{
+    th_daemon d;
+    long sent = 0, stored = 0;
+    int short_models = 0, worst = -1;
+    long worst_sent = 0, worst_stored = 0;
+    p->sent = 0;
+    p->stored = -1;
+    for (int m = 0; m < p->models; m++)
+        sent += atomic_load(&sh->sent_model[m]);
+    p->sent = sent;
+    if (bench_daemon_start(&d, dbdir, extra) != 0) {
+        printf("      stored: the daemon did not start again on the database\n");
+        return;
+    }
+    metricsd_query_opts q = { .size = sizeof q, .socket_path = d.socket, .timeout_ms = 20000 };
+    metricsd_stats *st = NULL;
+    if (metricsd_query_stats(&q, &st) != 0) {
+        printf("      stored: the restarted daemon did not answer the stats query\n");
+        th_daemon_stop(&d);
+        return;
+    }
+    for (int m = 0; m < p->models; m++) {
+        char name[32];
+        long got = 0;
+        snprintf(name, sizeof name, "model-%04d", m);
+        for (size_t i = 0; i < st->n_models; i++)
+            if (strcmp(st->models[i]->model, name) == 0)
+                got += (long)st->models[i]->requests;
+        stored += got;
+        long want = atomic_load(&sh->sent_model[m]);
+        if (got != want) {
+            short_models++;
+            if (worst < 0 || labs(want - got) > labs(worst_sent - worst_stored)) {
+                worst = m;
+                worst_sent = want;
+                worst_stored = got;
+            }
+        }
+    }
+    metricsd_stats_free(st);
+    th_daemon_stop(&d);
+    p->stored = stored;
+    p->models_short = short_models;
+    g_points++;
+    if (short_models)
+        g_points_short++;
+    printf("      stored (read back after a restart): %ld of %ld sent (%ld accepted)%s", stored,
+           sent, p->events, short_models ? "" : ", every model exact\n");
+    if (short_models)
+        printf(": STORED != SENT for %d of %d models (model-%04d: sent %ld, stored %ld)\n",
+               short_models, p->models, worst, worst_sent, worst_stored);
+    fflush(stdout);
+}
+
 static int run_point(point *p, long duration_ms)
 {
     th_daemon d;
-    char maxc[32];
-    snprintf(maxc, sizeof maxc, "%d", MAX_CLIENTS + 16);
+    char dbdir[256];
     const char *extra[] = { "--max-series", "2000", events_off ? "--no-events" : NULL, NULL };
-    if (bench_daemon_start(&d, NULL, extra) != 0)
+    /* A database of our own, so that it outlives the daemon: the stored counts are
+     * read back from a second daemon started on it. */
+    snprintf(dbdir, sizeof dbdir, "%s/metricsd-bench-ingest.XXXXXX",
+             getenv("TMPDIR") && getenv("TMPDIR")[0] ? getenv("TMPDIR") : "/tmp");
+    if (mkdtemp(dbdir) == NULL)
         return -1;
+    if (bench_daemon_start(&d, dbdir, extra) != 0) {
+        th_rmtree(dbdir);
+        return -1;
+    }
     shared *sh = mmap(NULL, sizeof(shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (sh == MAP_FAILED)
         return -1;
@@ -179,17 +258,24 @@ static int run_point(point *p, long duration_ms)
            p->cpu_ns_per_event > 0 ? 1e3 / p->cpu_ns_per_event : 0, 100 * p->daemon_cpu_share,
            p->sender_cpu_ns_per_event, got, (long long)dropped);
     fflush(stdout);
-    munmap(sh, sizeof(*sh));
     th_daemon_stop(&d);
+    read_back(p, sh, dbdir, extra);
+    munmap(sh, sizeof(*sh));
+    th_rmtree(dbdir);
     return got == total ? 0 : -1;
 }
 
 static void median_point(point *out, int clients, int models, enum kind kind, int reps, long ms)
 {
     double rate[9], cpu[9], scpu[9];
+    long sent = 0, stored = 0;
+    int short_models = 0;
     for (int r = 0; r < reps; r++) {
         point p = { .clients = clients, .models = models, .kind = kind };
         run_point(&p, ms);
+        sent += p.sent;
+        stored += p.stored < 0 ? 0 : p.stored;
+        short_models += p.stored < 0 ? models : p.models_short;
         rate[r] = p.rate;
         cpu[r] = p.cpu_ns_per_event;
         scpu[r] = p.sender_cpu_ns_per_event;
@@ -200,6 +286,9 @@ static void median_point(point *out, int clients, int models, enum kind kind, in
     out->kind = kind;
     out->rate = bench_median(rate, (size_t)reps);
     out->cpu_ns_per_event = bench_median(cpu, (size_t)reps);
+    out->sent = sent;
+    out->stored = stored;
+    out->models_short = short_models;
 }
 
 int main(int argc, char **argv)
@@ -266,6 +355,10 @@ int main(int argc, char **argv)
     snprintf(buf, sizeof buf, "%.0f /s", main_pt.rate);
     bench_row(B, "events/s, 8 clients, 10 models, with ITL, events on (wall)", buf, ">= 1,000,000 /s",
               main_pt.rate >= 1e6);
+    snprintf(buf, sizeof buf, "%ld stored of %ld sent%s", main_pt.stored, main_pt.sent,
+             main_pt.models_short ? " (STORED != SENT)" : "");
+    bench_row(B, "the same: requests stored (read back after a restart) / sent", buf,
+              "stored = sent", main_pt.models_short == 0 && main_pt.stored == main_pt.sent);
     snprintf(buf, sizeof buf, "%.0f ns = %.2f M events/s per core", main_pt.cpu_ns_per_event,
              1e3 / main_pt.cpu_ns_per_event);
     bench_row(B, "daemon CPU per event, with ITL", buf, "<= 1,000 ns (1 M/s on one core)",
@@ -288,8 +381,10 @@ int main(int argc, char **argv)
     bench_row(B, "the same with events off (--no-events)", buf, "", -1);
     for (int k = 1; k < 3; k++) {
         snprintf(fig, sizeof fig, "8 clients, %s", kind_names[k]);
-        snprintf(buf, sizeof buf, "%.0f /s wall; %.0f ns CPU/event (%.2f M/s per core)",
-                 kinds[k].rate, kinds[k].cpu_ns_per_event, 1e3 / kinds[k].cpu_ns_per_event);
+        snprintf(buf, sizeof buf, "%.0f /s wall; %.0f ns CPU/event (%.2f M/s per core); "
+                 "stored %ld of %ld sent%s",
+                 kinds[k].rate, kinds[k].cpu_ns_per_event, 1e3 / kinds[k].cpu_ns_per_event,
+                 kinds[k].stored, kinds[k].sent, kinds[k].models_short ? " (STORED != SENT)" : "");
         bench_row(B, fig, buf, "", -1);
     }
     char *p = buf;
@@ -302,6 +397,9 @@ int main(int argc, char **argv)
         p += snprintf(p, sizeof buf - (size_t)(p - buf), "%s%d: %.0fk/%.0fns", i ? ", " : "",
                       mods[i], sweep_m[i].rate / 1e3, sweep_m[i].cpu_ns_per_event);
     bench_row(B, "models -> events/s, CPU/event", buf, "", -1);
+    snprintf(buf, sizeof buf, "%d of %d points exact", g_points - g_points_short, g_points);
+    bench_row(B, "every point: requests stored after a restart = generations sent", buf,
+              "all", g_points > 0 && g_points_short == 0);
     bench_end();
     return 0;
 }
