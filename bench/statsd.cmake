@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
-# bench_statsd: the same latency samples to collectd's statsd plugin and to metricsd,
-# samples/s delivered and the ratio (needs collectd-core; bench/run-all installs it).
+# bench_statsd: the same generations to metricsd, collectd's statsd plugin and netdata's
+# statsd, paced; daemon CPU per generation and per sample, drops and percentile error
+# for each (needs collectd-core and netdata; a system that is missing says so).
 add_executable(bench_statsd statsd.c)
-target_link_libraries(bench_statsd PRIVATE bench_common metricsd_static metricsd_flags m)
+target_link_libraries(bench_statsd PRIVATE bench_common metricsd_static PkgConfig::JANSSON metricsd_flags m)
 set_target_properties(bench_statsd PROPERTIES OUTPUT_NAME statsd)
