@@ -66,7 +66,11 @@
  * replies_unread_closed: connections closed because all replies together reached
  * their bound. generations_expired: generations in flight past --max-generation,
  * ended as abandoned (also in abandoned_in_flight); acks_sent, refusals_sent: Ack
- * and Refused frames sent to clients (docs/transport.md). */
+ * and Refused frames sent to clients (docs/transport.md). stats_queries: STATS and
+ * MODELS queries answered; stats_query_ns: the time spent answering them, summed
+ * (query_answer from the decoded query to the packed reply, on the loop's thread),
+ * and stats_query_ns_max the longest one: the daemon's own share of a query's time,
+ * beside what a client measures end to end. */
 #define STAT_COUNTERS(X)                                                               \
     X(CONNECTIONS, "connections")                                                      \
     X(FRAMES, "frames")                                                                \
@@ -115,7 +119,10 @@
     X(REPLIES_UNREAD_CLOSED, "replies_unread_closed")                                  \
     X(FLIGHTS_EXPIRED, "generations_expired")                                          \
     X(ACKS, "acks_sent")                                                               \
-    X(REFUSALS, "refusals_sent")
+    X(REFUSALS, "refusals_sent")                                                       \
+    X(STATS_QUERIES, "stats_queries")                                                  \
+    X(STATS_QUERY_NS, "stats_query_ns")                                                \
+    X(STATS_QUERY_NS_MAX, "stats_query_ns_max")
 
 #define COUNTER_ENUM(id, name) id,
 enum reject_reason { REJECT_REASONS(COUNTER_ENUM) REJECT__COUNT };
