@@ -7,6 +7,7 @@
 #include "common.h"
 
 #include <dirent.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,11 +90,82 @@ void bench_end(void)
     fflush(stdout);
 }
 
+/* A quantity in text, "1,000,000 /s", "24.1 MiB", "618 ns": its value in the base unit
+ * of its kind (ns, bytes, per second, or a plain number) and the kind; the text after
+ * key (a word such as "max") when key is given and found. 0, or -1 when none. */
+enum { Q_PLAIN, Q_TIME, Q_BYTES, Q_RATE };
+static int parse_qty(const char *s, const char *key, double *v, int *kind)
+{
+    if (key && key[0]) {
+        const char *k = strstr(s, key);
+        if (k == NULL)
+            return -1;
+        s = k + strlen(key);
+    }
+    while (*s && !(*s >= '0' && *s <= '9'))
+        s++;
+    if (!*s)
+        return -1;
+    char num[64];
+    size_t n = 0;
+    for (; *s && n < sizeof num - 1 && ((*s >= '0' && *s <= '9') || *s == '.' || *s == ','); s++)
+        if (*s != ',')
+            num[n++] = *s;
+    num[n] = 0;
+    *v = strtod(num, NULL);
+    while (*s == ' ')
+        s++;
+    static const struct { const char *u; double f; int kind; } units[] = {
+        { "ns", 1, Q_TIME },        { "us", 1e3, Q_TIME },      { "\xc2\xb5s", 1e3, Q_TIME },
+        { "ms", 1e6, Q_TIME },      { "KiB", 1024, Q_BYTES },   { "MiB", 1048576, Q_BYTES },
+        { "GiB", 1073741824.0, Q_BYTES }, { "bytes", 1, Q_BYTES }, { "/s", 1, Q_RATE },
+        { "s", 1e9, Q_TIME },
+    };
+    *kind = Q_PLAIN;
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+        if (strncmp(s, units[i].u, strlen(units[i].u)) == 0) {
+            *v *= units[i].f;
+            *kind = units[i].kind;
+            break;
+        }
+    return 0;
+}
+
+/* The ratio of a row to its target, <= 1 when met: measured / target for "at most"
+ * ("<=") targets, target / measured for "at least" (">=", rates). NAN when the target
+ * or the value is not a quantity of the same kind. */
+static double row_ratio(const char *value, const char *target)
+{
+    const char *le = strstr(target, "<="), *ge = strstr(target, ">=");
+    const char *op = le ? le : ge;
+    if (op == NULL)
+        return NAN;
+    char key[32] = "";
+    /* "max <= 20 us": the value's figure after "max". */
+    size_t kl = (size_t)(op - target);
+    while (kl > 0 && target[kl - 1] == ' ')
+        kl--;
+    if (kl > 0 && kl < sizeof key) {
+        memcpy(key, target, kl);
+        key[kl] = 0;
+    }
+    double t, m;
+    int tk, mk;
+    if (parse_qty(op + 2, NULL, &t, &tk) != 0 || parse_qty(value, key, &m, &mk) != 0 ||
+        tk != mk || t <= 0 || m <= 0)
+        return NAN;
+    return le ? m / t : t / m;
+}
+
 void bench_row(const char *bench, const char *figure, const char *value, const char *target,
                int met)
 {
-    printf("ROW | %s | %s | %s | %s | %s |\n", bench, figure, value,
-           target && target[0] ? target : "-", met < 0 ? "-" : met ? "yes" : "**no**");
+    double r = target && target[0] ? row_ratio(value, target) : NAN;
+    char ratio[32] = "-";
+    if (!isnan(r))
+        snprintf(ratio, sizeof ratio, "%.3f", r);
+    printf("ROW | %s | %s | %s | %s | %s | %s |\n", bench, figure, value,
+           target && target[0] ? target : "-", ratio, met < 0 ? "-" : met ? "yes" : "**no**");
     fflush(stdout);
 }
 

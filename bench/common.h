@@ -26,8 +26,13 @@ void bench_end(void);
 /* 1-minute load average now. */
 double bench_loadavg(void);
 
-/* A result row for bench/run-all: "ROW | bench | figure | value | target | met |".
- * target may be "" (no target; met is then "-"). met: 1 yes, 0 no, -1 no target. */
+/* A result row for bench/run-all: "ROW | bench | figure | value | target | ratio | met |".
+ * target may be "" (no target; met is then "-"). met: 1 yes, 0 no, -1 no target.
+ * ratio: the row's distance to a "<= X unit" or ">= X unit" target, <= 1 when met:
+ * measured / target for "at most", target / measured for "at least" (rates), the
+ * measured figure being the first quantity of value (or the one after the target's
+ * leading word, "max <= 20 us" -> value's "max 75.0 us"); "-" when either is not a
+ * quantity of the same kind (time, bytes, per second). */
 void bench_row(const char *bench, const char *figure, const char *value, const char *target,
                int met);
 
