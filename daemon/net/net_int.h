@@ -252,6 +252,10 @@ void conn_poll_leave(conn *c);
 /* Run the poll timer on the next loop turn (a polled connection was released). */
 void conn_poll_kick(listener *l);
 
+/* Free c's read buffer when it holds no partial frame (the next read mallocs one):
+ * many idle connections then hold no buffers. */
+void conn_reader_release(conn *c);
+
 /* ---- ring.c ---- */
 
 /* Map the ring a Shm offer names (fd: the descriptor that came with it; the caller

@@ -85,6 +85,13 @@ int ring_pull(conn *c, int *more)
         if (c->hold != 0 && !c->l->draining)
             return got; /* the turn handle brings it back */
         size_t n;
+        /* An empty ring takes no read buffer: one held by each of 1,000 idle rings
+         * was 16 MiB of the daemon. (A corrupt tail reads as empty here and is
+         * caught by shmring_take once bytes come.) */
+        if (shmring_waiting(c->ring, c->ring_bytes, c->ring_head) == 0) {
+            conn_reader_release(c);
+            return got;
+        }
         if (frame_reader_space(&c->rd, READ_WANT, &p, &n) != 0) {
             conn_reject(c, NO_MEMORY);
             conn_close(c, "no memory for the read buffer");
