@@ -39,6 +39,7 @@ static const char *ftlib(void)
 typedef struct dbpages {
     const char *name;
     uint64_t pages, entries;
+    double rec_median, rec_max; /* value bytes of its records */
 } dbpages;
 
 /* LMDB's page figures of the database in dir; 0 or -1. */
@@ -68,6 +69,20 @@ static int read_pages(const char *dir, dbpages *dbs, int n, uint64_t *psize, uin
         if (mdb_dbi_open(txn, dbs[i].name, 0, &dbi) == 0 && mdb_stat(txn, dbi, &st) == 0) {
             dbs[i].pages = st.ms_branch_pages + st.ms_leaf_pages + st.ms_overflow_pages;
             dbs[i].entries = st.ms_entries;
+            /* Record sizes, to tell the records from the pages around them. */
+            MDB_cursor *cur;
+            MDB_val k, v;
+            double *sz = calloc(st.ms_entries + 1, sizeof(double));
+            size_t m = 0;
+            if (sz && mdb_cursor_open(txn, dbi, &cur) == 0) {
+                for (int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0 && m < st.ms_entries;
+                     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
+                    sz[m++] = (double)v.mv_size;
+                mdb_cursor_close(cur);
+            }
+            dbs[i].rec_max = m ? bench_max(sz, m) : 0;
+            dbs[i].rec_median = m ? bench_median(sz, m) : 0;
+            free(sz);
         }
     }
     /* The free list (dbi 0): each record is a list of page numbers, its count first. */
@@ -188,9 +203,9 @@ int main(int argc, char **argv)
            series, sent, refused, accepted, clock_min, (double)(end - t0) / 1e9, flushes,
            clock_min > 0 ? (double)flushes / clock_min : 0);
 
-    dbpages dbs[] = { { "m1", 0, 0 },     { "h1", 0, 0 },     { "life", 0, 0 },
-                      { "series", 0, 0 }, { "meta", 0, 0 },   { "events", 0, 0 },
-                      { "samples", 0, 0 }, { "health", 0, 0 } };
+    dbpages dbs[] = { { .name = "m1" },     { .name = "h1" },      { .name = "life" },
+                      { .name = "series" }, { .name = "meta" },    { .name = "events" },
+                      { .name = "samples" }, { .name = "health" } };
     int ndb = (int)(sizeof dbs / sizeof dbs[0]);
     uint64_t psize = 0, last = 0, freep = 0, mainp = 0;
     if (read_pages(dbdir, dbs, ndb, &psize, &last, &freep, &mainp) != 0) {
@@ -207,8 +222,9 @@ int main(int argc, char **argv)
     snprintf(path, sizeof path, "%s/data.mdb", dbdir);
     printf("pages of %llu bytes:", (unsigned long long)psize);
     for (int i = 0; i < ndb; i++)
-        printf(" %s %llu (%llu records)", dbs[i].name, (unsigned long long)dbs[i].pages,
-               (unsigned long long)dbs[i].entries);
+        printf(" %s %llu (%llu records, median %.0f bytes)", dbs[i].name,
+               (unsigned long long)dbs[i].pages, (unsigned long long)dbs[i].entries,
+               dbs[i].rec_median);
     printf("; main %llu; free list %llu pages free; high-water page %llu; file %lld bytes "
            "(%lld on disk)\n",
            (unsigned long long)mainp, (unsigned long long)freep, (unsigned long long)last,
@@ -229,7 +245,10 @@ int main(int argc, char **argv)
     bench_row("storage", "the same, every database in use / the file's high-water mark", buf,
               "", -1);
     free(names);
-    th_rmtree(dbdir);
+    if (getenv("BENCH_STORAGE_KEEP"))
+        printf("the database is kept in %s (BENCH_STORAGE_KEEP)\n", dbdir);
+    else
+        th_rmtree(dbdir);
     bench_end();
     return 0;
 }

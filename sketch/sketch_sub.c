@@ -58,6 +58,29 @@ int sketch_subtract(sketch *dst, const sketch *src)
         src->zero_count > dst->zero_count)
         return -EINVAL;
     int shift = src->scale - dst->scale;
+    if (shift == 0) {
+        /* The common case (a minute leaving a cached window: both at the same scale):
+         * bucket j of src is bucket j + base of dst, two straight loops. src's empty
+         * ends are trimmed first; the rest must lie inside dst. */
+        uint32_t a = 0, b = src->len;
+        while (a < b && src->counts[a] == 0)
+            a++;
+        while (b > a && src->counts[b - 1] == 0)
+            b--;
+        int64_t base = (int64_t)src->offset - dst->offset;
+        if (a < b && (base + a < 0 || base + b > dst->len))
+            return -EINVAL;
+        const uint64_t *sc = src->counts;
+        uint64_t *dc = a < b ? dst->counts + base : NULL;
+        uint64_t bad = 0;
+        for (uint32_t j = a; j < b; j++)
+            bad |= (uint64_t)(sc[j] > dc[j]);
+        if (bad)
+            return -EINVAL;
+        for (uint32_t j = a; j < b; j++)
+            dc[j] -= sc[j];
+        goto counted;
+    }
     /* Check first, so that a src that is not part of dst leaves dst as it was. The
      * buckets of src that share one bucket of dst are summed before the comparison. */
     for (uint32_t j = 0; j < src->len;) {
@@ -74,6 +97,7 @@ int sketch_subtract(sketch *dst, const sketch *src)
     for (uint32_t j = 0; j < src->len; j++)
         if (src->counts[j] != 0)
             dst->counts[at_scale(src->offset + (int32_t)j, shift) - dst->offset] -= src->counts[j];
+counted:
     dst->count -= src->count;
     dst->zero_count -= src->zero_count;
     dst->sum -= src->sum;
