@@ -19,6 +19,7 @@ cd "$(dirname "$0")"
 #                   (the dashboard in a headless browser, its screenshots),
 #                   python3-torch (the Python package's torch example: about 45 s, 640 MB)
 #   BENCH_PACKAGES  what the benchmarks add: python3-prometheus-client (bench/python_client.py),
+#                   valgrind (bench/instructions: the daemon's instructions per frame),
 #                   collectd-core and netdata (bench/statsd.c's side-by-side row; bench_statsd
 #                   runs its own of each; on a machine with systemd, the netdata package
 #                   also enables a system netdata)
@@ -27,7 +28,7 @@ liblmdb-dev libjansson-dev libinih-dev libsystemd-dev libhttp-parser-dev libjs-c
 TEST_PACKAGES="libcmocka-dev lmdb-utils libfaketime systemd jq python3 clang libclang-rt-14-dev
 lintian dpkg-dev file man-db groff-base procps prometheus chromium imagemagick curl
 tmux python3-torch"
-BENCH_PACKAGES="python3-prometheus-client collectd-core netdata"
+BENCH_PACKAGES="python3-prometheus-client valgrind collectd-core netdata"
 JOBS=$(nproc 2>/dev/null || echo 2)
 
 # deps PACKAGE...: install those not installed yet, saying which and letting apt's own
