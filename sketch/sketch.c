@@ -404,6 +404,26 @@ int sketch_merge(sketch *dst, const sketch *src)
 {
     if (src->count == 0 && src->scale >= dst->scale)
         return 0;
+    int32_t el, eh;
+    if (dst->count == 0 && src->scale <= dst->scale && data_range(src, &el, &eh)) {
+        /* Into an empty sketch (a query's row, a record decoded into scratch): a copy
+         * of src's span at src's scale, what the general path below ends with too,
+         * but without centring it in the whole array, which cleared all of it. */
+        uint32_t n = (uint32_t)(eh - el + 1);
+        int rc = reserve(dst, n);
+        if (rc)
+            return rc;
+        memcpy(dst->counts, src->counts + (el - src->offset), (size_t)n * sizeof *dst->counts);
+        dst->scale = src->scale;
+        dst->offset = el;
+        dst->len = n;
+        dst->count = src->count;
+        dst->zero_count = src->zero_count;
+        dst->sum = src->sum;
+        dst->min = src->min;
+        dst->max = src->max;
+        return 0;
+    }
 
     int32_t send = src->offset + (int32_t)src->len;
     int fast = src->scale == dst->scale &&
