@@ -42,8 +42,10 @@ static int export_opt(ctl_ctx *ctx, void *ud, int id, const char *arg)
         a->model = arg;
         return 0;
     case O_STEP:
-        if (ctl_parse_duration(arg, &a->step_ns) != 0 || a->step_ns % 60000000000ll != 0)
-            return ctl_usage_error(ctx, "bad --step '%s' (whole minutes: 1m, 5m, 1h)", arg);
+        if (ctl_opt_duration(ctx, "step", arg, &a->step_ns) != 0)
+            return CTL_USAGE;
+        if (a->step_ns % 60000000000ll != 0)
+            return ctl_usage_error(ctx, "bad --step '%s': whole minutes (1m, 5m, 1h, 1d)", arg);
         return 0;
     case O_BY:
         if (strcmp(arg, "backend") != 0)

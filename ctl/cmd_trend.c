@@ -53,8 +53,10 @@ static int trend_opt(ctl_ctx *ctx, void *ud, int id, const char *arg)
         return 0;
     }
     if (id == O_STEP) {
-        if (ctl_parse_duration(arg, &a->step_ns) != 0 || a->step_ns % 60000000000ll != 0)
-            return ctl_usage_error(ctx, "bad --step '%s' (whole minutes: 1m, 5m, 1h, 1d)", arg);
+        if (ctl_opt_duration(ctx, "step", arg, &a->step_ns) != 0)
+            return CTL_USAGE;
+        if (a->step_ns % 60000000000ll != 0)
+            return ctl_usage_error(ctx, "bad --step '%s': whole minutes (1m, 5m, 1h, 1d)", arg);
         return 0;
     }
     if (id == O_BY) {

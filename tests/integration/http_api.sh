@@ -78,6 +78,22 @@ status() { curl -s -o "$TMP/body" -w '%{http_code}' "$@"; }
 [ "$(status "$U/api/v1/events?by=ttft")" = 400 ] && grep -q "slowest" "$TMP/body" || fail "by without slowest"
 [ "$(status "$U/api/v1/events?slowest=3&by=speed")" = 400 ] || fail "a bad by for events"
 [ "$(status "$U/api/v1/health?since=never")" = 400 ] || fail "a bad since for health"
+# One duration parser (ctl/ctl_value.c) for the API and metricsctl: the same units taken,
+# the same values refused with the same reason.
+for d in 90 250ms 5min 1h30m 1.5h 2w; do
+    [ "$(status "$U/api/v1/stats?since=$d")" = 200 ] || fail "since=$d refused: $(cat "$TMP/body")"
+    "$METRICSCTL" --socket "$SOCK" stats --since "$d" --json >/dev/null || fail "metricsctl --since $d"
+done
+[ "$(curl -sf "$U/api/v1/stats?since=1h30m" | jq .window_s)" = 5400 ] || fail "since=1h30m is not 5400 s"
+for d in 0.0000000001s 1h30 5x 0 -5m 99999999999w; do
+    [ "$(status "$U/api/v1/events?since=$d")" = 400 ] || fail "since=$d taken"
+    why=$(jq -r .error "$TMP/body")
+    why=${why#bad duration for since: }
+    rc=0
+    "$METRICSCTL" --socket "$SOCK" events --since "$d" >/dev/null 2>"$TMP/err" || rc=$?
+    [ "$rc" = 2 ] && grep -qF "for --since: $why" "$TMP/err" ||
+        fail "since=$d: the API says '$why', metricsctl (exit $rc): $(cat "$TMP/err")"
+done
 [ "$(status "$U/nowhere")" = 404 ] && jq -e .error "$TMP/body" >/dev/null || fail "an unknown path"
 [ "$(counter http_not_found)" -eq 1 ] || fail "http_not_found = $(counter http_not_found)"
 curl -sfI "$U/metrics" >"$TMP/head" || fail "HEAD /metrics"
