@@ -62,9 +62,10 @@ static void ctl_print_help(const ctl_command *cmd)
            cmd->args, cmd->summary);
     if (cmd->help[0])
         printf("Options:\n%s", cmd->help);
-    printf("  --since DUR            window back from now: 30s, 5m, 1h, 7d\n"
+    printf("  --since DUR            window back from now: 30s, 5m, 1h30m, 7d\n"
            "  --json                 machine-readable output, the same fields as the table\n"
            "  --width N              table width (default: $COLUMNS, the terminal, or 120)\n"
+           "  --no-color             no colour, even on a terminal\n"
            "  --socket PATH          the daemon's socket\n"
            "  --help                 print this and exit\n");
 }

@@ -51,13 +51,16 @@ static void ctl_usage(void)
            "                         $XDG_RUNTIME_DIR/metricsd/metricsd.sock, else\n"
            "                         /tmp/metricsd-$UID/metricsd.sock)\n"
            "                         here: %s\n"
-           "  --since DUR            window back from now: 30s, 5m, 1h, 7d (default 24h)\n"
+           "  --since DUR            window back from now: 30s, 5m, 1h30m, 7d (default 24h)\n"
            "  --json                 machine-readable output, the same fields as the table\n"
            "  --width N              table width (default: $COLUMNS, the terminal, or 120)\n"
+           "  --no-color             no colour, even on a terminal\n"
            "  --help                 print this (or, after a command, its options) and exit\n\n"
-           "'metricsctl COMMAND --help' lists a command's own options. Colour only on a\n"
-           "terminal, never with NO_COLOR set. Exit status: 0 done, 1 failed, 2 usage error.\n"
-           "Metric definitions: docs/metrics.md.\n",
+           "'metricsctl COMMAND --help' lists a command's own options. A duration (DUR) is\n"
+           "a number and a unit, ms, s, m or min, h, d, w, parts added up (1h30m); a plain\n"
+           "number is seconds. Colour only on a terminal, never with NO_COLOR set. Exit\n"
+           "status: 0 done, 1 failed, 2 usage error (health: 0-3). Metric definitions:\n"
+           "docs/metrics.md; everything: man metricsctl.\n",
            def);
 }
 
