@@ -56,6 +56,23 @@ int ctl_opt_duration(const ctl_ctx *ctx, const char *opt, const char *arg, int64
     return ctl_usage_error(ctx, "bad duration '%s' for --%s: %s", arg, opt, ctl_duration_error(e));
 }
 
+int ctl_opt_step(const ctl_ctx *ctx, const char *arg, int64_t *ns)
+{
+    if (ctl_opt_duration(ctx, "step", arg, ns) != 0)
+        return CTL_USAGE;
+    if (*ns % 60000000000ll != 0)
+        return ctl_usage_error(ctx, "bad --step '%s': whole minutes (1m, 5m, 1h, 1d)", arg);
+    return 0;
+}
+
+int ctl_opt_by_backend(const ctl_ctx *ctx, const char *arg, int *by_backend)
+{
+    if (strcmp(arg, "backend") != 0)
+        return ctl_usage_error(ctx, "--by takes 'backend', not '%s'", arg);
+    *by_backend = 1;
+    return 0;
+}
+
 static void ctl_print_help(const ctl_command *cmd)
 {
     printf("usage: metricsctl %s%s%s [options]\n%s\n\n", cmd->name, cmd->args[0] ? " " : "",
@@ -447,6 +464,19 @@ int ctl_sender_drain(metricsd_client *c, int timeout_ms)
             return rc;
         nanosleep(&nap, NULL);
     }
+}
+
+int ctl_query_trend(const ctl_ctx *ctx, const metricsd_query_opts *q, metricsd_trend **out,
+                    int *rc)
+{
+    int r = metricsd_query_trend(q, out);
+    if (r == 0)
+        return 0;
+    if (r == -E2BIG)
+        *rc = ctl_usage_error(ctx, "%s", "more than 1441 steps: use a longer --step");
+    else
+        *rc = ctl_fail(ctx, r);
+    return -1;
 }
 
 double ctl_window_span_s(const metricsd_stats *st)

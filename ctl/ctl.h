@@ -63,6 +63,10 @@ int ctl_fail(const ctl_ctx *ctx, int rc);
  * with the daemon's HTTP parameters. The value of option --opt as a duration: 0, or
  * the usage error that says why not (CTL_USAGE). */
 int ctl_opt_duration(const ctl_ctx *ctx, const char *opt, const char *arg, int64_t *ns);
+/* --step of trend and export: a duration of whole minutes. 0 or CTL_USAGE. */
+int ctl_opt_step(const ctl_ctx *ctx, const char *arg, int64_t *ns);
+/* --by backend of trend and export (stats takes more): sets *by_backend; 0 or CTL_USAGE. */
+int ctl_opt_by_backend(const ctl_ctx *ctx, const char *arg, int *by_backend);
 /* "12s ago", "4m ago", "3.2h ago", "never". */
 const char *ctl_ago(char *buf, size_t n, int64_t now, int64_t then);
 /* 3 significant digits, at most 2 decimals; "-" for NAN. */
@@ -112,6 +116,10 @@ int ctl_sender_drain(metricsd_client *c, int timeout_ms);
  * (-1 with *rc set). */
 int ctl_query_stats(const ctl_ctx *ctx, const char *model, int64_t window_ns, int by_backend,
                     metricsd_stats **out, int *rc);
+/* The trend of q (trend and export): 0, or -1 with *rc the exit code (a usage error
+ * for more steps than the daemon gives, else ctl_fail's). */
+int ctl_query_trend(const ctl_ctx *ctx, const metricsd_query_opts *q, metricsd_trend **out,
+                    int *rc);
 /* Seconds the window of st covers: windows are whole minutes (the minute holding
  * now - window, up to now), so per-second rates divide by this. */
 double ctl_window_span_s(const metricsd_stats *st);

@@ -275,6 +275,17 @@ static void change(entity *e, int state, int64_t now)
     e->since = now;
 }
 
+/* An entity is as healthy as its least healthy component; a new state is a change. */
+static void settle(entity *e, int64_t now)
+{
+    int st = HEALTH_OK;
+    for (int k = 0; k < e->nc; k++)
+        if (e->c[k].state > st)
+            st = e->c[k].state;
+    if (st != e->state)
+        change(e, st, now);
+}
+
 static int is_gpu_backend(const char *b)
 {
     static const char *gpu[] = { "cuda", "rocm", "hip", "metal", "vulkan", "sycl", "gpu", "opencl" };
@@ -519,23 +530,13 @@ void health_evaluate(struct server *srv)
         if (e->ngrp == 0)
             continue;
         judge_model(srv, e, e->grp, e->ngrp, now, rd, n_gpus);
-        int st = HEALTH_OK;
-        for (int k = 0; k < e->nc; k++)
-            if (e->c[k].state > st)
-                st = e->c[k].state;
-        if (st != e->state)
-            change(e, st, now);
+        settle(e, now);
     }
     store_reader_close(rd);
     entity *d = entity_get("daemon");
     if (d != NULL) {
         judge_daemon(srv, d, now);
-        int st = HEALTH_OK;
-        for (int k = 0; k < d->nc; k++)
-            if (d->c[k].state > st)
-                st = d->c[k].state;
-        if (st != d->state)
-            change(d, st, now);
+        settle(d, now);
     }
     H.evaluated = now;
 }
