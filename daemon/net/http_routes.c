@@ -81,6 +81,8 @@ static int param(const char *query, const char *name, char *out, size_t cap)
 
 static void json_error(http_response *rs, int status, const char *msg)
 {
+    if (status == 400) /* a URL parameter the API does not take: the client's mistake */
+        reject_counts[HTTP_BAD_PARAMETER]++;
     rs->status = status;
     rs->content_type = "application/json";
     export_buf_free(&rs->body);

@@ -85,6 +85,8 @@ for d in 90 250ms 5min 1h30m 1.5h 2w; do
     "$METRICSCTL" --socket "$SOCK" stats --since "$d" --json >/dev/null || fail "metricsctl --since $d"
 done
 [ "$(curl -sf "$U/api/v1/stats?since=1h30m" | jq .window_s)" = 5400 ] || fail "since=1h30m is not 5400 s"
+bad0=$(rejected http_bad_parameter)
+[ "$bad0" -eq 7 ] || fail "http_bad_parameter = $bad0 after 7 bad parameters"
 for d in 0.0000000001s 1h30 5x 0 -5m 99999999999w; do
     [ "$(status "$U/api/v1/events?since=$d")" = 400 ] || fail "since=$d taken"
     why=$(jq -r .error "$TMP/body")
@@ -94,6 +96,8 @@ for d in 0.0000000001s 1h30 5x 0 -5m 99999999999w; do
     [ "$rc" = 2 ] && grep -qF "for --since: $why" "$TMP/err" ||
         fail "since=$d: the API says '$why', metricsctl (exit $rc): $(cat "$TMP/err")"
 done
+[ "$(rejected http_bad_parameter)" -eq $((bad0 + 6)) ] ||
+    fail "http_bad_parameter rose from $bad0 to $(rejected http_bad_parameter), want +6"
 [ "$(status "$U/nowhere")" = 404 ] && jq -e .error "$TMP/body" >/dev/null || fail "an unknown path"
 [ "$(counter http_not_found)" -eq 1 ] || fail "http_not_found = $(counter http_not_found)"
 curl -sfI "$U/metrics" >"$TMP/head" || fail "HEAD /metrics"
