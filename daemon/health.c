@@ -450,9 +450,16 @@ static void judge_daemon(struct server *srv, entity *e, int64_t now)
     uint64_t cd = stat_counts[CLIENT_DROPPED] - old->client_dropped;
     e->nc = 0;
     e->requests = 0;
+    /* The reasons are written apart: one format for both cases printed the window's
+     * length into the words ("flushes succeed300"). */
+    char why[96];
+    if (fe)
+        snprintf(why, sizeof(why), "%llu flushes failed in the last %u s", (unsigned long long)fe,
+                 c->health_window_s);
+    else
+        snprintf(why, sizeof(why), "no flush failed in the last %u s", c->health_window_s);
     comp_add(e, "store_flush", fe ? HEALTH_UNHEALTHY : HEALTH_OK, (double)fe, 0,
-             "flush errors in the window", fe ? "%llu flushes failed in the last %u s" : "flushes succeed%.0llu%.0u",
-             (unsigned long long)fe, c->health_window_s);
+             "flush errors in the window", "%s", why);
     store_info info;
     store_get_info(srv->st, &info);
     double used = info.map_max ? (double)info.map_bytes / (double)info.map_max : 0;
@@ -465,10 +472,13 @@ static void judge_daemon(struct server *srv, entity *e, int64_t now)
                  freep, freep < 1 ? 1 : 5, "free space of the database's file system (%)",
                  "%.1f%% of the database's file system is free (degraded under 5%%)", freep);
     }
+    if (se)
+        snprintf(why, sizeof(why), "%llu sampler readings failed in the last %u s",
+                 (unsigned long long)se, c->health_window_s);
+    else
+        snprintf(why, sizeof(why), "no sampler reading failed in the last %u s", c->health_window_s);
     comp_add(e, "samplers", se ? HEALTH_DEGRADED : HEALTH_OK, (double)se, 0,
-             "sampler readings that failed in the window",
-             se ? "%llu sampler readings failed in the last %u s" : "samplers read%.0llu%.0u",
-             (unsigned long long)se, c->health_window_s);
+             "sampler readings that failed in the window", "%s", why);
     double rr = fr ? (double)rj / (double)fr : 0;
     comp_add(e, "rejected_input", rr >= 0.05 ? HEALTH_DEGRADED : HEALTH_OK, rr, 0.05,
              "rejected inputs / frames in the window",

@@ -25,16 +25,19 @@ same() { # same URL-PATH METRICSCTL-ARGS...
     # health exits 1/2/3 for degraded, unhealthy, unknown: its document is still printed.
     [ "$rc" -eq 0 ] || { [ "${path#/api/v1/health}" != "$path" ] && [ "$rc" -le 3 ]; } ||
         fail "metricsctl $* (exit $rc)"
-    # The daemon's store_disk figure is the file system's free space at the last
-    # evaluation (after every flush): other writers on the machine move it between the
-    # two readings, so health documents that differ only there are the same answer.
+    # Two of the daemon's own figures move between the two readings when a flush (every
+    # 200 ms) re-evaluates health in between: store_disk, the file system's free space,
+    # which other writers on the machine change, and rejected_input, whose reason
+    # counts the frames of the window, metricsctl's queries among them. Health
+    # documents that differ only there are the same answer.
     cmp -s "$TMP/http.json" "$TMP/ctl.json" || { [ "${path#/api/v1/health}" != "$path" ] &&
-        cmp -s <(disk_masked "$TMP/http.json") <(disk_masked "$TMP/ctl.json"); } ||
-        fail "GET $path differs from metricsctl $*: $(diff "$TMP/http.json" "$TMP/ctl.json" | head -5)"
+        cmp -s <(live_masked "$TMP/http.json") <(live_masked "$TMP/ctl.json"); } ||
+        fail "GET $path differs from metricsctl $*: $(diff <(live_masked "$TMP/http.json") <(live_masked "$TMP/ctl.json") | head -8)"
     echo "GET $path = metricsctl $* ($(wc -c <"$TMP/http.json") bytes)"
 }
-disk_masked() {
-    jq -S '(.entities[]?.components[]? | select(.name == "store_disk")) |= (.value = 0 | .reason = "")' "$1"
+live_masked() {
+    jq -S '(.entities[]? | select(.name == "daemon") | .components[]? |
+            select(.name == "store_disk" or .name == "rejected_input")) |= (.value = 0 | .reason = "")' "$1"
 }
 same /api/v1/stats stats --json
 same "/api/v1/stats?since=5m" stats --since 5m --json
@@ -59,6 +62,11 @@ same "/api/v1/health?history=1&since=1h" health --history --since 1h --json
 same "/api/v1/health?model=no%20such%20model" health "no such model" --json
 jq -e '.entities | map(.name) | index("phi-3-mini") != null and index("daemon") != null' \
     /dev/stdin <<<"$(curl -sf "$U/api/v1/health")" >/dev/null || fail "health lacks the model or the daemon"
+# The daemon's flush and sampler components say in words that nothing failed.
+curl -sf "$U/api/v1/health" | jq -e '[.entities[] | select(.name == "daemon") | .components[] |
+    select(.name == "store_flush" or .name == "samplers") | .reason] as $r |
+    ($r | length) == 2 and ($r | all(test("^no (flush|sampler reading) failed in the last 300 s$")))' \
+    >/dev/null || fail "the daemon's reasons: $(curl -sf "$U/api/v1/health" | jq -c '[.entities[].components[].reason]')"
 
 # The trend: per-step requests add up to the window's, per model.
 curl -sf "$U/api/v1/trend?since=1h&step=5m" >"$TMP/trend.json" || fail "GET /api/v1/trend"
