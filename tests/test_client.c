@@ -54,6 +54,7 @@ typedef struct rec {
     int64_t ttft, decode, total, queue, load, prefill, start_unix_ns;
     int64_t prompt_tokens, cached_prompt_tokens, output_tokens;
     uint64_t itl_count, itl_zero;
+    size_t n_raw_gaps; /* of them sent raw */
     double itl_sum, itl_min, itl_max;
     size_t n_labels;
     char label0_value[300];
@@ -216,11 +217,18 @@ static void conn_add(conn *k, const uint8_t *p, size_t len)
         r->n_labels = g->n_labels;
         if (g->n_labels > 0)
             cpy(r->label0_value, sizeof(r->label0_value), g->labels[0]->value);
-        if (g->itl != NULL) {
+        if (g->itl != NULL || g->n_itl_gaps_ns > 0) {
+            /* The gaps as the daemon keeps them: the sketch sent, and every raw gap
+             * (Generation.itl_gaps_ns) recorded into it. */
             sketch s;
             r->has_itl = true;
-            if (sketch_pb_load(&s, g->itl) != 0)
+            r->n_raw_gaps = g->n_itl_gaps_ns;
+            if (g->itl != NULL ? sketch_pb_load(&s, g->itl) != 0
+                               : sketch_init(&s, SKETCH_DEFAULT_SCALE) != 0)
                 k->bad++;
+            for (size_t i = 0; i < g->n_itl_gaps_ns; i++)
+                if (sketch_record(&s, (double)g->itl_gaps_ns[i]) != 0)
+                    k->bad++;
             r->itl_count = sketch_count(&s);
             r->itl_zero = s.zero_count;
             r->itl_sum = s.sum;
@@ -453,7 +461,10 @@ static void test_daemon_appears(void **state)
     assert_int_equal(st.connected, 1);
     assert_int_equal(st.connects, 1);
     assert_int_equal(st.buffered, 0);
-    assert_int_equal(st.sent, k.n);
+    /* Every connection offers a ring as it opens (issue 19), right after its Hello;
+     * this fake daemon never accepts it. */
+    assert_int_equal(k.ring_offers, 1);
+    assert_int_equal(st.sent, k.n + k.ring_offers);
 
     metricsd_close(c);
     conn_free(&k);
@@ -921,7 +932,7 @@ static void test_token_clock(void **state)
     metricsd_gen *g = metricsd_begin(c, "clock", NULL);
     metricsd_first_token(g);
     clock_gettime(CLOCK_MONOTONIC, &a);
-    for (int i = 0; i < 40; i++) { /* 39 gaps: one batch of 32 folded early, 7 at the end */
+    for (int i = 0; i < 40; i++) { /* 40 gaps, all sent raw (Generation.itl_gaps_ns) */
         sleep_ms(3);
         metricsd_token(g);
     }
@@ -933,6 +944,7 @@ static void test_token_clock(void **state)
     const rec *r = &k.recs[k.n - 1];
     double outside = (double)(b.tv_sec - a.tv_sec) * 1e9 + (double)(b.tv_nsec - a.tv_nsec);
     assert_int_equal(r->itl_count, 40);
+    assert_int_equal(r->n_raw_gaps, 40);
     /* 0.1%: the rate's error is a few tens of ns over the time since load. */
     assert_true(r->itl_min >= 3e6 * 0.999);
     assert_true(r->itl_max <= outside);

@@ -102,6 +102,7 @@
  *  0.1, later still: the events, generation and health queries; gpu_layers_set at the
  *      end of metricsd_gen_opts and metricsd_event.
  *  0.1, later still: refused and unacked_dropped at the end of metricsd_client_stats.
+ *  0.1, later still: syscalls and sends at the end of metricsd_client_stats.
  */
 #ifndef METRICSD_H
 #define METRICSD_H
@@ -320,6 +321,14 @@ typedef struct metricsd_client_stats {
                                  are dropped, and so is every event handed over in
                                  the next second; then the library tries again */
     uint64_t unacked_dropped; /* events sent on an ended connection but not taken */
+    /* The library's own system calls for this client (connect, the ring's handshake,
+     * socket writes, the looks at the socket: clock reads are vDSO and not counted),
+     * and the socket writes among them (send, sendmsg, a ring's wake byte). With a
+     * shared ring (every connection offers one, docs/transport.md) frames cost none:
+     * the count grows per connection and once a second (the look that the daemon is
+     * still there), not per frame. */
+    uint64_t syscalls;
+    uint64_t sends;
 } metricsd_client_stats;
 /* Returns 0; -EINVAL when st is NULL or st->size is below sizeof(size_t) (nothing
  * written); -EINVAL for a NULL client and -EBADF for a closed one (then the counters

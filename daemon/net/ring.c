@@ -119,16 +119,30 @@ int ring_drain(conn *c)
     return 0;
 }
 
+int ring_doze(conn *c)
+{
+    shmring_hdr *h = c->ring;
+    /* As ring_sleep: say so, fence, look once more. */
+    atomic_store_explicit(&h->sleeping, SHMRING_DOZING, memory_order_relaxed);
+    atomic_thread_fence(memory_order_seq_cst);
+    if (shmring_waiting(h, c->ring_bytes, c->ring_head) != 0) {
+        atomic_store_explicit(&h->sleeping, SHMRING_AWAKE, memory_order_relaxed);
+        return 0;
+    }
+    stat_counts[RING_DOZES]++;
+    return 1;
+}
+
 int ring_sleep(conn *c)
 {
     shmring_hdr *h = c->ring;
     /* Say we sleep, then look once more: a client that published before seeing the
      * flag left bytes we now see; one that publishes after sees the flag and wakes us
      * (the client fences between its tail and its look at the flag). */
-    atomic_store_explicit(&h->sleeping, 1, memory_order_relaxed);
+    atomic_store_explicit(&h->sleeping, SHMRING_SLEEPING, memory_order_relaxed);
     atomic_thread_fence(memory_order_seq_cst);
     if (shmring_waiting(h, c->ring_bytes, c->ring_head) != 0) {
-        atomic_store_explicit(&h->sleeping, 0, memory_order_relaxed);
+        atomic_store_explicit(&h->sleeping, SHMRING_AWAKE, memory_order_relaxed);
         return 0;
     }
     stat_counts[RING_SLEEPS]++;
