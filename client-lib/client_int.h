@@ -9,8 +9,10 @@
 #define METRICSD_CLIENT_INT_H
 
 #include <pthread.h>
+#include <stdalign.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -166,21 +168,26 @@ struct label { char *key, *value; };
  * they are (Generation.itl_gaps_ns): end converts them to ns, and the daemon records
  * each into its series. More are folded into the sketch MDC_RAW_GAPS at a time. */
 #define MDC_RAW_GAPS 256u
+/* Gaps a token stages in the generation's first line before they are copied, 8 at a
+ * time, into pend. */
+#define MDC_STAGE 8u
 struct metricsd_gen {
-    /* What metricsd_token touches comes first, on one cache line with the first gaps
-     * (issue 19: with cold caches every line is a miss): the magic, the count of
-     * pending gaps, the last tick, the token count and the token clock's kind (a copy
-     * of mdc_tsc, so no global's line is read). */
-    uint32_t magic;
-    uint32_t n_pend;
+    /* What metricsd_token touches is this one cache line (issue 19: with cold caches
+     * every line is a miss): the magic, the count of pending gaps, the last tick, the
+     * token count, the token clock's kind (a copy of mdc_tsc, so no global's line is
+     * read) and the latest gaps, staged. Every MDC_STAGE tokens one of them copies
+     * the stage into pend: a second line, once in 8 tokens. */
+    alignas(64) uint32_t magic;
+    uint32_t n_pend;          /* gaps pending: pend[0, n_pend & ~7) and the stage */
     uint64_t last_tick;
     uint64_t tokens;
     bool tsc;
+    uint32_t stage[MDC_STAGE];
     /* Gaps not yet in the sketch, in ticks: metricsd_token only stores one. They go
-     * raw on the wire at end, converted to ns at the rate of that moment; past
-     * MDC_RAW_GAPS they are folded into the sketch. This keeps the sketch's work (and
-     * the conversion's clock read) out of the token. */
-    uint32_t pend[MDC_RAW_GAPS];
+     * raw on the wire at end, converted in place to ns at the rate of that moment;
+     * past MDC_RAW_GAPS they are folded into the sketch. This keeps the sketch's work
+     * (and the conversion's clock read) out of the token. */
+    alignas(64) uint32_t pend[MDC_RAW_GAPS];
     metricsd_client *c;
     struct metricsd_gen *prev, *next; /* the client's open generations, under c->mu */
     uint64_t gen_id;          /* 0 when its Begin was never queued */
@@ -196,6 +203,8 @@ struct metricsd_gen {
     struct label labels[METRICSD_MAX_LABELS];
     sketch itl;
 };
+_Static_assert(offsetof(struct metricsd_gen, stage) + sizeof(((struct metricsd_gen *)0)->stage) <= 64,
+               "what a token touches fits one cache line");
 
 /* ---- clocks and small helpers ---- */
 

@@ -143,10 +143,18 @@ static double rate_now(void)
  * raw). A refused value (-ENOMEM) just goes unrecorded. The first batch grows the empty
  * sketch once for its range rather than gap by gap; later ones rarely grow it, and do
  * not pay for the scan (a token's budget is a few ns). */
+/* The staged gaps (n_pend % MDC_STAGE of them) into pend, after the whole groups. */
+static void stage_flush(metricsd_gen *g)
+{
+    unsigned k = g->n_pend % MDC_STAGE;
+    memcpy(&g->pend[g->n_pend - k], g->stage, k * sizeof(g->stage[0]));
+}
+
 static void fold_pending(metricsd_gen *g)
 {
     if (g->n_pend == 0)
         return;
+    stage_flush(g);
     double rate = rate_now();
     if (g->itl.count == 0) {
         uint32_t lo = UINT32_MAX, hi = 0;
@@ -175,8 +183,9 @@ __attribute__((noinline, cold)) static void token_slow(metricsd_gen *g, uint64_t
     } else {
         uint64_t gap = now - g->last_tick;
         if (gap <= UINT32_MAX) {
-            fold_pending(g);
-            g->pend[g->n_pend++] = (uint32_t)gap;
+            if (g->n_pend == MDC_RAW_GAPS)
+                fold_pending(g);
+            g->stage[g->n_pend++ % MDC_STAGE] = (uint32_t)gap;
         } else if ((int64_t)gap > 0) {
             sketch_record(&g->itl, (double)gap * rate_now()); /* over 2^32 ticks */
         }
@@ -195,7 +204,10 @@ void metricsd_token(metricsd_gen *g)
         token_slow(g, now);
         return;
     }
-    g->pend[g->n_pend++] = (uint32_t)gap;
+    unsigned i = g->n_pend++;
+    g->stage[i % MDC_STAGE] = (uint32_t)gap;
+    if (i % MDC_STAGE == MDC_STAGE - 1) /* a group of 8: to pend, one line */
+        memcpy(&g->pend[i + 1 - MDC_STAGE], g->stage, sizeof(g->stage));
     g->last_tick = now;
     g->tokens++;
 }
@@ -279,7 +291,6 @@ int metricsd_end(metricsd_gen *g, metricsd_status status)
     sketch_pb_scratch scr = { 0 }; /* the ITL as runs when that is shorter (one malloc) */
     Metricsd__Label lv[METRICSD_MAX_LABELS];
     Metricsd__Label *lp[METRICSD_MAX_LABELS];
-    uint64_t raw[MDC_RAW_GAPS];
 
     bool same_process =
         g->fork_epoch == atomic_load_explicit(&mdc_fork_epoch, memory_order_relaxed);
@@ -325,11 +336,20 @@ int metricsd_end(metricsd_gen *g, metricsd_status status)
     /* The pending gaps go raw (the daemon records each); only a long generation's
      * earlier gaps were folded into the sketch, which then goes too. */
     if (g->n_pend > 0) {
+        /* In place, ticks to ns: no second array to write. A gap of 2^32 ns or more
+         * (a TSC slower than 1 GHz) goes in the sketch instead. */
         double rate = mdc_ns_per_tick(now, now_tick);
-        for (unsigned i = 0; i < g->n_pend; i++)
-            raw[i] = (uint64_t)((double)g->pend[i] * rate);
-        m.n_itl_gaps_ns = g->n_pend;
-        m.itl_gaps_ns = raw;
+        unsigned k = 0;
+        stage_flush(g);
+        for (unsigned i = 0; i < g->n_pend; i++) {
+            double ns = (double)g->pend[i] * rate;
+            if (ns < 4294967296.0)
+                g->pend[k++] = (uint32_t)ns;
+            else
+                sketch_record(&g->itl, ns);
+        }
+        m.n_itl_gaps_ns = k;
+        m.itl_gaps_ns = k > 0 ? g->pend : NULL;
     }
     if (sketch_count(&g->itl) > 0) {
         sketch_pb_view_compact(&g->itl, &itl, &scr);
@@ -420,14 +440,17 @@ int metricsd_record(metricsd_client *c, const metricsd_event *ev)
     m.status = (Metricsd__Status)e.status;
 
     sketch_init(&itl, SKETCH_DEFAULT_SCALE);
-    uint64_t raw[MDC_RAW_GAPS];
+    uint32_t raw[MDC_RAW_GAPS];
     if (e.itl_ns != NULL && e.n_itl <= MDC_RAW_GAPS) {
         /* A short list goes raw (Generation.itl_gaps_ns); negatives are skipped, as
-         * the sketch refuses them. */
+         * the sketch refuses them, and a gap of 2^32 ns or more goes in the sketch. */
         size_t k = 0;
-        for (size_t i = 0; i < e.n_itl; i++)
-            if (e.itl_ns[i] >= 0)
-                raw[k++] = (uint64_t)e.itl_ns[i];
+        for (size_t i = 0; i < e.n_itl; i++) {
+            if (e.itl_ns[i] >= 0 && e.itl_ns[i] <= (int64_t)UINT32_MAX)
+                raw[k++] = (uint32_t)e.itl_ns[i];
+            else if (e.itl_ns[i] > 0)
+                sketch_record(&itl, (double)e.itl_ns[i]);
+        }
         m.n_itl_gaps_ns = k;
         m.itl_gaps_ns = k > 0 ? raw : NULL;
     } else if (e.itl_ns != NULL) {

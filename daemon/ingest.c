@@ -114,10 +114,12 @@ int ingest_check(const Metricsd__Generation *g, sketch *itl)
         if (sketch_pb_borrow(itl, g->itl, runs_buf) != 0)
             return SKETCH_INVALID;
     }
-    /* Raw gaps (a short generation's, issue 19): each a duration like the others. */
-    for (size_t i = 0; i < g->n_itl_gaps_ns; i++)
-        if (g->itl_gaps_ns[i] > (uint64_t)INGEST_MAX_DURATION_NS)
-            return ITL_GAP_INVALID;
+    /* Raw gaps (a short generation's, issue 19): no gap between two of its tokens can
+     * outlast the whole generation. */
+    if (g->has_total_ns)
+        for (size_t i = 0; i < g->n_itl_gaps_ns; i++)
+            if ((int64_t)g->itl_gaps_ns[i] > g->total_ns)
+                return ITL_GAP_INVALID;
     /* n tokens have n - 1 gaps, sketched and raw together. */
     uint64_t gaps = sketch_count(itl) + g->n_itl_gaps_ns;
     if (gaps > 0 && gaps >= (uint64_t)(g->output_tokens > 0 ? g->output_tokens : 1))

@@ -137,7 +137,7 @@ static int direct_read_generation(wire_cursor *w, frame_arena *a, Metricsd__Gene
             g->n_labels++;
             break;
         case 21:
-            if (wire_packed(w, a, &g->itl_gaps_ns, &g->n_itl_gaps_ns) != 0)
+            if (wire_packed32(w, a, &g->itl_gaps_ns, &g->n_itl_gaps_ns) != 0)
                 return -1;
             break;
         default:

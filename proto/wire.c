@@ -51,6 +51,32 @@ int wire_packed(wire_cursor *w, frame_arena *a, uint64_t **out, size_t *n)
     return 0;
 }
 
+int wire_packed32(wire_cursor *w, frame_arena *a, uint32_t **out, size_t *n)
+{
+    wire_cursor in;
+    size_t k = 0;
+    if (*out != NULL || wire_sub(w, &in) != 0)
+        return -1;
+    for (const uint8_t *q = in.p; q < in.end; q++)
+        k += !(*q & 0x80);
+    if (k == 0)
+        return in.p == in.end ? 0 : -1;
+    uint32_t *v = wire_alloc(a, k * sizeof(*v));
+    if (v == NULL)
+        return -1;
+    for (size_t i = 0; i < k; i++) {
+        uint64_t x;
+        if (wire_varint(&in, &x) != 0 || x > UINT32_MAX)
+            return -1;
+        v[i] = (uint32_t)x;
+    }
+    if (in.p != in.end)
+        return -1;
+    *out = v;
+    *n = k;
+    return 0;
+}
+
 int wire_sint32(uint64_t v, int32_t *out)
 {
     if (v > UINT32_MAX)

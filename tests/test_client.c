@@ -87,6 +87,13 @@ static void sleep_ms(long ms)
         ;
 }
 
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 static int64_t now_ms(void)
 {
     struct timespec ts;
@@ -956,6 +963,41 @@ static void test_token_clock(void **state)
     srv_done(&s);
 }
 
+/* A long generation (issue 19): its first MDC_RAW_GAPS (256) gaps are folded into the
+ * sketch when the 257th comes, the rest go raw; the daemon's view of them, sketch and
+ * raw together, holds every gap once and adds up to the decode time. A short one
+ * (test_token_clock) sends every gap raw. */
+static void test_long_generation(void **state)
+{
+    (void)state;
+    srv s;
+    conn k;
+    metricsd_client *c = serve_one(&s, &k, 0);
+
+    metricsd_gen *g = metricsd_begin(c, "long", NULL);
+    metricsd_first_token(g);
+    for (int i = 0; i < 300; i++) { /* 300 gaps: 256 folded, 44 raw */
+        int64_t until = now_ns() + 20000;
+        while (now_ns() < until)
+            ;
+        metricsd_token(g);
+    }
+    assert_int_equal(metricsd_end(g, METRICSD_OK), 0);
+    for (int64_t end = now_ms() + 5000; k.gens < 1 && now_ms() < end;)
+        conn_pump(&k, 20);
+    assert_int_equal(k.gens, 1);
+    const rec *r = &k.recs[k.n - 1];
+    assert_int_equal(r->output_tokens, 301);
+    assert_int_equal(r->itl_count, 300);
+    assert_int_equal(r->n_raw_gaps, 44);
+    assert_true(r->itl_min >= 20000 * 0.999);
+    assert_true(fabs(r->itl_sum - (double)r->decode) <= (double)r->decode * 0.001);
+    metricsd_close(c);
+    conn_free(&k);
+    alarm(0);
+    srv_done(&s);
+}
+
 /* ---- (6c) a hostile daemon's ring ---- */
 
 /* A daemon that accepts the ring the client offers, then writes a head the client
@@ -1535,6 +1577,7 @@ int main(void)
         cmocka_unit_test(test_threads),
         cmocka_unit_test(test_record),
         cmocka_unit_test(test_token_clock),
+        cmocka_unit_test(test_long_generation),
         cmocka_unit_test(test_hostile_ring),
         cmocka_unit_test(test_ring_closed),
         cmocka_unit_test(test_ring_daemon_died),
