@@ -61,7 +61,8 @@ enum ring_mode {
 /* Ring size the client offers. At a million 250-byte frames a second spread over
  * 8 clients, a 1 ms poll finds about 31 KiB waiting in each. */
 #define RING_BYTES (128u * 1024u)
-/* A connection is busy enough for a ring when RING_BUSY_FRAMES frames are queued
+/* Every connection offers a ring as it opens; one whose offer could not be made (no
+ * memfd, no memory) offers again once it is busy: RING_BUSY_FRAMES frames queued
  * within RING_BUSY_NS (1,000 a second). */
 #define RING_BUSY_FRAMES 16u
 #define RING_BUSY_NS 16000000ll

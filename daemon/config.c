@@ -62,6 +62,13 @@ static const setting settings[] = {
       "the Unix socket engines connect to" },
     { "log-level", "daemon", "log_level", T_LEVEL, FIELD(log_level), 0, 0, true, "LEVEL",
       "info", "error, warning, notice, info or debug" },
+    { "scheduling", "daemon", "scheduling", T_STRING, FIELD(scheduling), 0, 0, false,
+      "POLICY", "batch",
+      "batch: run under SCHED_BATCH, which a waking daemon never uses to preempt\n"
+      "an engine's thread (as the systemd unit does); normal: leave it as it is" },
+    { "nice", "daemon", "nice", T_UINT, FIELD(nice), 0, 19, false, "N", "5",
+      "the nice level the daemon takes at start when it runs at a lower one,\n"
+      "so that an engine's threads come first (0: leave it as it is)" },
 
     { "db", "storage", "db", T_PATH, FIELD(db_dir), 0, 0, false, "DIR",
       "$STATE_DIRECTORY (systemd), else $XDG_STATE_HOME/metricsd,\n"
@@ -188,6 +195,8 @@ void config_defaults(config *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
     cfg->flush_ms = 1000;
+    strcpy(cfg->scheduling, "batch");
+    cfg->nice = 5;
     cfg->idle_timeout_ms = 600000;
     cfg->frame_timeout_ms = 10000;
     cfg->max_generation_ms = 1800000;
@@ -879,6 +888,10 @@ int config_finish(config *cfg, char *why, size_t why_len)
     }
     if (!cfg->db_given && default_db(cfg, cfg->db_dir, sizeof(cfg->db_dir)) != 0) {
         snprintf(why, why_len, "no $XDG_STATE_HOME or $HOME for the database; use --db");
+        return CONFIG_FAILED;
+    }
+    if (strcmp(cfg->scheduling, "batch") != 0 && strcmp(cfg->scheduling, "normal") != 0) {
+        snprintf(why, why_len, "scheduling must be batch or normal, not '%s'", cfg->scheduling);
         return CONFIG_FAILED;
     }
     /* Without a token anyone who can reach the port reads every model's figures. */

@@ -162,10 +162,12 @@ typedef struct metricsd_options {
  * or default, does not fit a Unix socket address: 107 bytes), -ENOMEM.
  * Free with metricsd_close.
  *
- * A connection that sends more than 1,000 frames a second moves to a ring of shared
- * memory (a sealed memfd, 132 KiB) that the daemon polls, instead of a send() per
- * frame (docs/transport.md); METRICSD_TRANSPORT=socket in the environment keeps every
- * client on the socket. Tokens are timed with the TSC where the kernel keeps time with
+ * Every connection offers the daemon a ring of shared memory (a sealed memfd,
+ * 132 KiB) as it opens, and once it is accepted frames are copied into it instead of
+ * a send() per frame, however few there are: the daemon polls a busy ring and looks
+ * at an idle one every 20 ms, so a frame may wait that long; metricsd_flush asks for
+ * it at once (docs/transport.md). METRICSD_TRANSPORT=socket in the environment keeps
+ * every client on the socket. Tokens are timed with the TSC where the kernel keeps time with
  * it; METRICSD_CLOCK=monotonic (read at the first connect) uses clock_gettime. */
 METRICSD_EXPORT int metricsd_connect(metricsd_client **out, const char *socket_path,
                                      const char *client_name);

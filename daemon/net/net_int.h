@@ -54,6 +54,9 @@
  * RING_DOZE_TICKS looks sleeps (its client wakes it with a byte, as before). */
 #define RING_DOZE_MS 20
 #define RING_DOZE_TICKS 500 /* 10 s */
+/* A dozing ring's pages read since the last release go back once this many bytes
+ * were (ring.c, ring_doze). */
+#define RING_RELEASE_BYTES (8u * 1024u)
 
 /* Reads of one polled connection (or pulls from its ring) per tick, as libuv bounds
  * the reads per event, so a flood on one connection does not starve the others; one
@@ -158,6 +161,7 @@ typedef struct conn {
     size_t ring_map_len;
     uint32_t ring_bytes; /* our copy: the header's is the client's to scribble on */
     uint64_t ring_head;  /* bytes taken, our own count */
+    uint64_t ring_released; /* ring_head when its pages were last given back */
     int ring_on;
     int dozing;          /* on listener.dozing: the doze timer looks at its ring */
     unsigned doze_idle;  /* doze ticks in a row with nothing in the ring */

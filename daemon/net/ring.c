@@ -54,7 +54,7 @@ const char *ring_map(conn *c, int fd, uint32_t bytes)
             c->ring = h;
             c->ring_map_len = len;
             c->ring_bytes = bytes;
-            c->ring_head = 0;
+            c->ring_head = c->ring_released = 0;
             atomic_store_explicit(&h->head, 0, memory_order_relaxed);
             atomic_store_explicit(&h->sleeping, 0, memory_order_relaxed);
             atomic_store_explicit(&h->state, SHMRING_ACCEPTED, memory_order_release);
@@ -130,6 +130,15 @@ int ring_doze(conn *c)
         return 0;
     }
     stat_counts[RING_DOZES]++;
+    /* Every engine has a ring now, and one that keeps sending cycles through all its
+     * pages: give back the pages read since the last time, once 8 KiB were (one
+     * madvise per 8 KiB of frames, only as the ring goes idle), so the daemon's
+     * resident share of an idle ring stays a few pages. The data stays in the memfd;
+     * a later read faults it back in. */
+    if (c->ring_head - c->ring_released >= RING_RELEASE_BYTES) {
+        madvise((uint8_t *)h + SHMRING_HDR_BYTES, c->ring_bytes, MADV_DONTNEED);
+        c->ring_released = c->ring_head;
+    }
     return 1;
 }
 
