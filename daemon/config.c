@@ -62,13 +62,6 @@ static const setting settings[] = {
       "the Unix socket engines connect to" },
     { "log-level", "daemon", "log_level", T_LEVEL, FIELD(log_level), 0, 0, true, "LEVEL",
       "info", "error, warning, notice, info or debug" },
-    { "scheduling", "daemon", "scheduling", T_STRING, FIELD(scheduling), 0, 0, false,
-      "POLICY", "batch",
-      "batch: run under SCHED_BATCH, which a waking daemon never uses to preempt\n"
-      "an engine's thread (as the systemd unit does); normal: leave it as it is" },
-    { "nice", "daemon", "nice", T_UINT, FIELD(nice), 0, 19, false, "N", "5",
-      "the nice level the daemon takes at start when it runs at a lower one,\n"
-      "so that an engine's threads come first (0: leave it as it is)" },
 
     { "db", "storage", "db", T_PATH, FIELD(db_dir), 0, 0, false, "DIR",
       "$STATE_DIRECTORY (systemd), else $XDG_STATE_HOME/metricsd,\n"
@@ -183,6 +176,13 @@ static const setting settings[] = {
       false, "N", "16",
       "distinct values kept per label dimension; further values count as\n"
       "\"other\" (label_values_capped)" },
+    { "scheduling", "cpu", "scheduling", T_STRING, FIELD(scheduling), 0, 0, false,
+      "POLICY", "batch",
+      "batch: run under SCHED_BATCH, which a waking daemon never uses to preempt\n"
+      "an engine's thread (as the systemd unit does); normal: leave it as it is" },
+    { "nice", "cpu", "nice", T_UINT, FIELD(nice), 0, 19, false, "N", "5",
+      "the nice level the daemon takes at start when it runs at a lower one,\n"
+      "so that an engine's threads come first (0: leave it as it is)" },
 };
 
 #define NSETTINGS (sizeof(settings) / sizeof(settings[0]))
