@@ -186,8 +186,8 @@ int ingest_apply(rollup *r, const Metricsd__Generation *g, const sketch *itl, in
         failed |= sketch_merge(&r->sk[M_ITL], itl) != 0;
     /* Raw gaps straight into the series' sketch: about 40 instructions each, where
      * viewing and merging a sketch of 31 gaps took about 5,000. */
-    for (size_t i = 0; i < g->n_itl_gaps_ns; i++)
-        failed |= sketch_record(&r->sk[M_ITL], (double)g->itl_gaps_ns[i]) != 0;
+    if (g->n_itl_gaps_ns > 0)
+        failed |= sketch_record_u32(&r->sk[M_ITL], g->itl_gaps_ns, g->n_itl_gaps_ns) != 0;
     /* A checked value can only fail for want of memory. */
     return failed ? -ENOMEM : 0;
 }

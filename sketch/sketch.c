@@ -393,6 +393,25 @@ int sketch_record_n(sketch *s, double v, uint64_t n)
     return record(s, v, n);
 }
 
+int sketch_record_u32(sketch *s, const uint32_t *v, size_t n)
+{
+    uint32_t lo = UINT32_MAX, hi = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (v[i] != 0 && v[i] < lo)
+            lo = v[i];
+        if (v[i] > hi)
+            hi = v[i];
+    }
+    /* One growth for the batch's range, so no record below grows the array. */
+    int rc = hi != 0 ? sketch_reserve_range(s, (double)lo, (double)hi) : 0;
+    if (rc != 0)
+        return rc;
+    ensure_tables();
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = record(s, (double)v[i], 1);
+    return rc;
+}
+
 void sketch_downscale(sketch *s, int by)
 {
     if (by > s->scale - SKETCH_MIN_SCALE)
