@@ -54,35 +54,47 @@ int wire_packed(wire_cursor *w, frame_arena *a, uint64_t **out, size_t *n)
 int wire_packed32(wire_cursor *w, frame_arena *a, uint32_t **out, size_t *n)
 {
     wire_cursor in;
-    size_t k = 0;
     if (*out != NULL || wire_sub(w, &in) != 0)
         return -1;
-    for (const uint8_t *q = in.p; q < in.end; q++)
-        k += !(*q & 0x80);
-    if (k == 0)
-        return in.p == in.end ? 0 : -1;
-    uint32_t *v = wire_alloc(a, k * sizeof(*v));
+    if (in.p == in.end)
+        return 0;
+    /* Room for as many values as bytes (each takes one at least): no counting pass.
+     * A Generation's gaps are 3-4 bytes each: with 8 bytes left, a value is taken
+     * from one little-endian word (its length from the first clear top bit), else
+     * byte by byte; at most 5 bytes each (a uint32). */
+    uint32_t *v = wire_alloc(a, (size_t)(in.end - in.p) * sizeof(*v));
     if (v == NULL)
         return -1;
-    /* k values, each ending at one of the k terminator bytes counted above, so no read
-     * passes in.end; at most 5 bytes each (a uint32). A Generation's gaps are 3-4
-     * bytes each: this loop is a few instructions a byte. */
     const uint8_t *q = in.p;
-    for (size_t i = 0; i < k; i++) {
+    size_t k = 0;
+    while (q < in.end) {
         uint64_t x = 0;
-        unsigned sh = 0;
-        uint8_t b;
-        do {
-            b = *q++;
-            x |= (uint64_t)(b & 0x7f) << sh;
-            sh += 7;
-        } while ((b & 0x80) && sh < 35);
-        if ((b & 0x80) || x > UINT32_MAX)
+        if (in.end - q >= 8) {
+            uint64_t word;
+            memcpy(&word, q, 8);
+            uint64_t stop = ~word & 0x8080808080ull;
+            if (stop == 0)
+                return -1; /* over 5 bytes: not a uint32 */
+            unsigned len = ((unsigned)__builtin_ctzll(stop) >> 3) + 1;
+            word &= ~0ull >> (64 - 8 * len);
+            x = (word & 0x7f) | ((word >> 1) & 0x3f80) | ((word >> 2) & 0x1fc000) |
+                ((word >> 3) & 0xfe00000) | ((word >> 4) & 0x7f0000000ull);
+            q += len;
+        } else {
+            unsigned sh = 0;
+            uint8_t b;
+            do {
+                if (q == in.end || sh >= 35)
+                    return -1; /* cut short, or over 5 bytes */
+                b = *q++;
+                x |= (uint64_t)(b & 0x7f) << sh;
+                sh += 7;
+            } while (b & 0x80);
+        }
+        if (x > UINT32_MAX)
             return -1;
-        v[i] = (uint32_t)x;
+        v[k++] = (uint32_t)x;
     }
-    if (q != in.end)
-        return -1;
     *out = v;
     *n = k;
     return 0;

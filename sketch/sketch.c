@@ -407,7 +407,39 @@ int sketch_record_u32(sketch *s, const uint32_t *v, size_t n)
     if (rc != 0)
         return rc;
     ensure_tables();
-    for (size_t i = 0; i < n && rc == 0; i++)
+    /* record() for each, with what it reads of s kept in locals (the scale cannot
+     * change: the range is covered). Same results in the same order: min and max
+     * start from the sketch's own (or the first value), sum adds value by value. */
+    const int scale = s->scale;
+    const int32_t off = s->offset;
+    const uint32_t len = s->len;
+    uint64_t zeros = 0;
+    double sum = s->sum, mn = s->count ? s->min : INFINITY, mx = s->count ? s->max : -INFINITY;
+    size_t i = 0;
+    for (; i < n; i++) {
+        double x = (double)v[i];
+        if (v[i] == 0) {
+            zeros++;
+            mn = mn < 0.0 ? mn : 0.0;
+            mx = mx > 0.0 ? mx : 0.0;
+            continue;
+        }
+        uint32_t at = (uint32_t)(index_of(x, scale) - off);
+        if (UNLIKELY(at >= len))
+            break; /* cannot happen once covered; the rest one by one */
+        s->counts[at]++;
+        sum += x;
+        mn = x < mn ? x : mn;
+        mx = x > mx ? x : mx;
+    }
+    s->count += i;
+    s->zero_count += zeros;
+    s->sum = sum;
+    if (i > 0) {
+        s->min = mn;
+        s->max = mx;
+    }
+    for (; i < n && rc == 0; i++)
         rc = record(s, (double)v[i], 1);
     return rc;
 }
