@@ -44,7 +44,8 @@
     X(HTTP_TOO_MANY_CONNECTIONS, "http_too_many_connections")                          \
     X(START_TOO_OLD, "start_too_old")                                                  \
     X(FRAME_TIMEOUT, "frame_timeout")                                                  \
-    X(ITL_GAP_INVALID, "itl_gap_invalid")
+    X(ITL_GAP_INVALID, "itl_gap_invalid")                                              \
+    X(HTTP_BAD_PARAMETER, "http_bad_parameter")
 
 /* Other counters. poll_switches: connections switched to polled reads (net/conn_poll.c,
  * POLL_*); poll_exits: polled connections that went back to epoll or closed, so

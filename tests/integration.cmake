@@ -27,6 +27,7 @@ metricsd_script_test(integration_polled_reads integration/polled_reads.sh LABELS
 metricsd_script_test(integration_shared_ring integration/shared_ring.sh LABELS integration)
 metricsd_script_test(integration_install_pkgconfig integration/install.sh LABELS integration)
 metricsd_script_test(integration_cli integration/cli.sh LABELS integration)
+metricsd_script_test(integration_ctl_docs integration/ctl_docs.sh LABELS integration)
 metricsd_script_test(integration_systemd_units integration/systemd.sh SKIP LABELS integration)
 metricsd_script_test(integration_sd_notify integration/sd_notify.sh SKIP LABELS integration)
 metricsd_script_test(integration_config_reload integration/config_reload.sh LABELS integration)
