@@ -180,9 +180,10 @@ static const setting settings[] = {
       "POLICY", "batch",
       "batch: run under SCHED_BATCH, which a waking daemon never uses to preempt\n"
       "an engine's thread (as the systemd unit does); normal: leave it as it is" },
-    { "nice", "cpu", "nice", T_UINT, FIELD(nice), 0, 19, false, "N", "5",
+    { "nice", "cpu", "nice", T_UINT, FIELD(nice), 0, 19, false, "N", "0",
       "the nice level the daemon takes at start when it runs at a lower one,\n"
-      "so that an engine's threads come first (0: leave it as it is)" },
+      "so that an engine's threads come first on busy cores (0: leave it as it\n"
+      "is; the systemd unit sets Nice=5)" },
 };
 
 #define NSETTINGS (sizeof(settings) / sizeof(settings[0]))
@@ -196,7 +197,7 @@ void config_defaults(config *cfg)
     memset(cfg, 0, sizeof(*cfg));
     cfg->flush_ms = 1000;
     strcpy(cfg->scheduling, "batch");
-    cfg->nice = 5;
+    cfg->nice = 0;
     cfg->idle_timeout_ms = 600000;
     cfg->frame_timeout_ms = 10000;
     cfg->max_generation_ms = 1800000;
