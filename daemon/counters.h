@@ -44,6 +44,7 @@
     X(HTTP_TOO_MANY_CONNECTIONS, "http_too_many_connections")                          \
     X(START_TOO_OLD, "start_too_old")                                                  \
     X(FRAME_TIMEOUT, "frame_timeout")                                                  \
+    X(ITL_GAP_INVALID, "itl_gap_invalid")                                              \
     X(HTTP_BAD_PARAMETER, "http_bad_parameter")
 
 /* Other counters. poll_switches: connections switched to polled reads (net/conn_poll.c,
@@ -67,11 +68,13 @@
  * replies_unread_closed: connections closed because all replies together reached
  * their bound. generations_expired: generations in flight past --max-generation,
  * ended as abandoned (also in abandoned_in_flight); acks_sent, refusals_sent: Ack
- * and Refused frames sent to clients (docs/transport.md). stats_queries: STATS and
- * MODELS queries answered; stats_query_ns: the time spent answering them, summed
- * (query_answer from the decoded query to the packed reply, on the loop's thread),
- * and stats_query_ns_max the longest one: the daemon's own share of a query's time,
- * beside what a client measures end to end. */
+ * and Refused frames sent to clients (docs/transport.md). ring_dozes: idle rings
+ * left to the slow doze timer (RING_DOZE_MS); ring_doze_reads: doze ticks that found
+ * bytes in a ring (the frames of a low-rate client, taken with no wake byte).
+ * stats_queries: STATS and MODELS queries answered; stats_query_ns: the time spent
+ * answering them, summed (query_answer from the decoded query to the packed reply,
+ * on the loop's thread), and stats_query_ns_max the longest one: the daemon's own
+ * share of a query's time, beside what a client measures end to end. */
 #define STAT_COUNTERS(X)                                                               \
     X(CONNECTIONS, "connections")                                                      \
     X(FRAMES, "frames")                                                                \
@@ -121,6 +124,8 @@
     X(FLIGHTS_EXPIRED, "generations_expired")                                          \
     X(ACKS, "acks_sent")                                                               \
     X(REFUSALS, "refusals_sent")                                                       \
+    X(RING_DOZES, "ring_dozes")                                                        \
+    X(RING_DOZE_READS, "ring_doze_reads")                                              \
     X(STATS_QUERIES, "stats_queries")                                                  \
     X(STATS_QUERY_NS, "stats_query_ns")                                                \
     X(STATS_QUERY_NS_MAX, "stats_query_ns_max")

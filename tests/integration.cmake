@@ -42,3 +42,5 @@ target_link_libraries(ring_kill PRIVATE metricsd_harness metricsd_client_interna
 add_test(NAME ring_kill COMMAND ring_kill $<TARGET_FILE:metricsd-daemon>)
 set_tests_properties(ring_kill PROPERTIES TIMEOUT 240 LABELS "integration")
 metricsd_script_test(integration_socket_dir integration/socket_dir.sh LABELS integration)
+# Issue 19: the daemon takes SCHED_BATCH and nice 5 at start (--scheduling, --nice).
+metricsd_script_test(integration_scheduling integration/scheduling.sh LABELS integration)
