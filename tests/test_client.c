@@ -79,6 +79,12 @@ typedef struct conn {
     bool eof;
 } conn;
 
+/* How long a test waits for what it expects (a frame, a connection, a close) before it
+ * fails: a bound for a hang only, met at once when things work, however loaded the
+ * machine. The alarm of each test is above it. */
+#define WAIT_MS 60000
+#define ALARM_S 180
+
 static void sleep_ms(long ms)
 {
     struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
@@ -345,7 +351,7 @@ static void test_daemon_absent(void **state)
     (void)state;
     srv s;
     srv_init(&s);
-    alarm(30);
+    alarm(ALARM_S);
     metricsd_client *c = client_new(s.path, 4096, 50);
     int ok = 0, nobufs = 0;
     for (int i = 0; i < 200; i++) {
@@ -380,7 +386,7 @@ static void test_daemon_appears(void **state)
     (void)state;
     srv s;
     srv_init(&s);
-    alarm(30);
+    alarm(ALARM_S);
     metricsd_client *c = client_new(s.path, 4096, 50);
     /* Alternate models and statuses so order and content can be checked. */
     static const char *models[2] = { "alpha", "beta" };
@@ -401,11 +407,11 @@ static void test_daemon_appears(void **state)
     srv_listen(&s);
     sleep_ms(60); /* past reconnect_ms */
     metricsd_flush(c);
-    int fd = srv_accept(&s, 2000);
+    int fd = srv_accept(&s, WAIT_MS);
     assert_true(fd >= 0);
     conn k;
     conn_init(&k, fd);
-    for (int64_t end = now_ms() + 5000; k.gens < (size_t)ok && now_ms() < end;) {
+    for (int64_t end = now_ms() + WAIT_MS; k.gens < (size_t)ok && now_ms() < end;) {
         metricsd_flush(c);
         conn_pump(&k, 20);
     }
@@ -445,7 +451,7 @@ static void test_daemon_appears(void **state)
 
     /* Connected now: a new generation goes straight out. */
     assert_int_equal(one_gen(c, "gamma", METRICSD_OK, false), 0);
-    for (int64_t end = now_ms() + 2000; k.gens < (size_t)ok + 1 && now_ms() < end;)
+    for (int64_t end = now_ms() + WAIT_MS; k.gens < (size_t)ok + 1 && now_ms() < end;)
         conn_pump(&k, 20);
     assert_int_equal(k.gens, ok + 1);
     assert_string_equal(k.recs[k.n - 1].model, "gamma");
@@ -480,9 +486,9 @@ static void test_server_never_reads(void **state)
     srv s;
     srv_init(&s);
     srv_listen(&s);
-    alarm(30); /* a blocking send would hang here: the alarm fails the test instead */
+    alarm(ALARM_S); /* a blocking send would hang here: the alarm fails the test instead */
     metricsd_client *c = client_new(s.path, 16384, 50);
-    int fd = srv_accept(&s, 2000);
+    int fd = srv_accept(&s, WAIT_MS);
     assert_true(fd >= 0);
 
     int ok = 0, nobufs = 0;
@@ -506,7 +512,7 @@ static void test_server_never_reads(void **state)
      * second Hello on the same connection reports the drops. */
     conn k;
     conn_init(&k, fd);
-    for (int64_t end = now_ms() + 10000; (k.gens < (size_t)ok || k.hellos < 2) && now_ms() < end;) {
+    for (int64_t end = now_ms() + WAIT_MS; (k.gens < (size_t)ok || k.hellos < 2) && now_ms() < end;) {
         metricsd_flush(c);
         conn_pump(&k, 10);
     }
@@ -514,7 +520,7 @@ static void test_server_never_reads(void **state)
      * (a sanitizer, a loaded CI) a Hello can be built while the drops are still
      * coming, 50 ms after the first, and the rest follow in a third: the counts still
      * add up to 101, and the last Hello's total is 101. */
-    for (int64_t end = now_ms() + 10000;
+    for (int64_t end = now_ms() + WAIT_MS;
          (k.n == 0 || k.recs[k.n - 1].kind != REC_HELLO ||
           k.recs[k.n - 1].dropped_total < 101) &&
          now_ms() < end;) {
@@ -553,9 +559,9 @@ static void test_fork(void **state)
     srv s;
     srv_init(&s);
     srv_listen(&s);
-    alarm(60);
+    alarm(ALARM_S);
     metricsd_client *c = client_new(s.path, 4u << 20, 50);
-    int fd1 = srv_accept(&s, 2000);
+    int fd1 = srv_accept(&s, WAIT_MS);
     assert_true(fd1 >= 0);
     conn k1, k2;
     conn_init(&k1, fd1);
@@ -588,7 +594,7 @@ static void test_fork(void **state)
         for (int i = 0; i < 50; i++)
             if (one_gen(c, "child-model", METRICSD_OK, false) != 0)
                 bad |= 4;
-        int64_t end = now_ms() + 10000;
+        int64_t end = now_ms() + WAIT_MS;
         while (metricsd_flush(c) != 0 && now_ms() < end)
             sleep_ms(1);
         metricsd_client_get_stats(c, &cs);
@@ -604,7 +610,7 @@ static void test_fork(void **state)
         assert_int_equal(record_simple(c, "parent-model"), 0);
         parent_sent++;
     }
-    int64_t end = now_ms() + 20000;
+    int64_t end = now_ms() + WAIT_MS;
     while ((k1.gens < (size_t)parent_sent + 1 || !k2.eof) && now_ms() < end) {
         metricsd_flush(c);
         if (k2.fd < 0) {
@@ -711,7 +717,7 @@ static void test_threads(void **state)
     /* Big enough for every frame (about 100 bytes each, 32000 of them), so that no
      * drop can happen whatever the scheduling: the count must be exact. */
     metricsd_client *c = client_new(s.path, 16u << 20, 50);
-    int fd = srv_accept(&s, 2000);
+    int fd = srv_accept(&s, WAIT_MS);
     assert_true(fd >= 0);
     srvarg sa = { .want = N_THREADS * N_PER_THREAD };
     conn_init(&sa.k, fd);
@@ -793,9 +799,9 @@ static void test_record(void **state)
     srv s;
     srv_init(&s);
     srv_listen(&s);
-    alarm(30);
+    alarm(ALARM_S);
     metricsd_client *c = client_new(s.path, 0, 50);
-    int fd = srv_accept(&s, 2000);
+    int fd = srv_accept(&s, WAIT_MS);
     assert_true(fd >= 0);
 
     assert_int_equal(metricsd_record(c, NULL), -EINVAL);
@@ -836,7 +842,7 @@ static void test_record(void **state)
 
     conn k;
     conn_init(&k, fd);
-    for (int64_t end = now_ms() + 5000; k.gens < 3 && now_ms() < end;)
+    for (int64_t end = now_ms() + WAIT_MS; k.gens < 3 && now_ms() < end;)
         conn_pump(&k, 20);
     assert_int_equal(k.bad, 0);
     assert_int_equal(k.gens, 3);
@@ -895,7 +901,7 @@ static metricsd_client *serve_one(srv *s, conn *k, size_t buffer_bytes)
 {
     srv_init(s);
     srv_listen(s);
-    alarm(30);
+    alarm(ALARM_S);
     metricsd_client *c = client_new(s->path, buffer_bytes, 50);
     int fd = srv_accept(s, 2000);
     assert_true(fd >= 0);
@@ -927,7 +933,7 @@ static void test_token_clock(void **state)
     }
     clock_gettime(CLOCK_MONOTONIC, &b);
     assert_int_equal(metricsd_end(g, METRICSD_OK), 0);
-    for (int64_t end = now_ms() + 5000; k.gens < 1 && now_ms() < end;)
+    for (int64_t end = now_ms() + WAIT_MS; k.gens < 1 && now_ms() < end;)
         conn_pump(&k, 20);
     assert_int_equal(k.gens, 1);
     const rec *r = &k.recs[k.n - 1];
@@ -961,7 +967,7 @@ static void hostile_ring(enum ring_end_mode mode)
 
     /* Busy (16 frames within 16 ms) until the offer comes, bounded. */
     int sent = 0;
-    for (int64_t end = now_ms() + 5000; k.passed_fd < 0 && now_ms() < end;) {
+    for (int64_t end = now_ms() + WAIT_MS; k.passed_fd < 0 && now_ms() < end;) {
         for (int i = 0; i < 64 && sent < 5000; i++, sent++)
             assert_int_equal(record_simple(c, "ring"), 0);
         conn_pump(&k, 20);
@@ -984,7 +990,7 @@ static void hostile_ring(enum ring_end_mode mode)
     /* The switch, then 20 frames into the ring. */
     for (int i = 0; i < 21; i++, sent++)
         assert_int_equal(record_simple(c, "ring"), 0);
-    for (int64_t end = now_ms() + 5000; k.ring_starts == 0 && now_ms() < end;)
+    for (int64_t end = now_ms() + WAIT_MS; k.ring_starts == 0 && now_ms() < end;)
         conn_pump(&k, 20);
     assert_int_equal(k.ring_starts, 1);
     conn_pump(&k, 50);
@@ -1024,7 +1030,7 @@ static void hostile_ring(enum ring_end_mode mode)
         metricsd_client_get_stats(c, &st);
         assert_int_equal(st.connected, 0);
         assert_true(st.buffered > 0);
-        for (int64_t end = now_ms() + 5000; !k.eof && now_ms() < end;)
+        for (int64_t end = now_ms() + WAIT_MS; !k.eof && now_ms() < end;)
             conn_pump(&k, 20);
         assert_true(k.eof);
         assert_int_equal(atomic_load(&h->tail), tail); /* nothing more was put in */
@@ -1032,16 +1038,16 @@ static void hostile_ring(enum ring_end_mode mode)
 
     sleep_ms(60); /* past reconnect_ms */
     metricsd_flush(c);
-    int fd2 = srv_accept(&s, 2000);
+    int fd2 = srv_accept(&s, WAIT_MS);
     assert_true(fd2 >= 0);
     conn_init(&k2, fd2);
-    for (int64_t end = now_ms() + 5000; k2.gens < 1 && now_ms() < end;) {
+    for (int64_t end = now_ms() + WAIT_MS; k2.gens < 1 && now_ms() < end;) {
         metricsd_flush(c);
         conn_pump(&k2, 20);
     }
     /* The fake never advanced the head: every frame it left in the ring comes again,
      * ahead of the newer one, none lost, none counted as dropped. */
-    for (int64_t end = now_ms() + 5000; k2.gens < kr.gens + 1 && now_ms() < end;) {
+    for (int64_t end = now_ms() + WAIT_MS; k2.gens < kr.gens + 1 && now_ms() < end;) {
         metricsd_flush(c);
         conn_pump(&k2, 20);
     }
@@ -1105,9 +1111,9 @@ static void test_partial_frame(void **state)
     srv s;
     srv_init(&s);
     srv_listen(&s);
-    alarm(60);
+    alarm(ALARM_S);
     metricsd_client *c = client_new(s.path, 4u << 20, 50);
-    int fd = srv_accept(&s, 2000);
+    int fd = srv_accept(&s, WAIT_MS);
     assert_true(fd >= 0);
     conn k1;
     conn_init(&k1, fd);
@@ -1143,7 +1149,7 @@ static void test_partial_frame(void **state)
 
     conn k2;
     conn_init(&k2, -1);
-    for (int64_t end = now_ms() + 10000; now_ms() < end;) {
+    for (int64_t end = now_ms() + WAIT_MS; now_ms() < end;) {
         metricsd_flush(c);
         if (k2.fd < 0)
             k2.fd = srv_accept(&s, 10);
@@ -1240,7 +1246,7 @@ static void *qsrv_thread(void *p)
         frame_reader rd;
         frame_reader_init(&rd, FRAME_MAX_REPLY);
         Metricsd__Envelope *in = NULL;
-        for (int64_t end = now_ms() + 5000; in == NULL && now_ms() < end;) {
+        for (int64_t end = now_ms() + WAIT_MS; in == NULL && now_ms() < end;) {
             const uint8_t *payload;
             size_t len;
             uint8_t *buf;
@@ -1398,7 +1404,7 @@ static void test_sizes_honoured(void **state)
     metricsd_event full = { .size = offsetof(metricsd_event, labels), .model = "cut-ev",
                             .total_ns = 1000, .labels = &kv, .n_labels = 1 };
     assert_int_equal(metricsd_record(c, &full), 0);
-    for (int64_t end = now_ms() + 5000; k.gens < 3 && now_ms() < end;) {
+    for (int64_t end = now_ms() + WAIT_MS; k.gens < 3 && now_ms() < end;) {
         metricsd_flush(c);
         conn_pump(&k, 20);
     }
