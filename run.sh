@@ -18,13 +18,14 @@ cd "$(dirname "$0")"
 #                   prometheus + curl (promtool, a real scraper), chromium + imagemagick
 #                   (the dashboard in a headless browser, its screenshots),
 #                   python3-torch (the Python package's torch example: about 45 s, 640 MB)
-#   BENCH_PACKAGES  what the benchmarks add: python3-prometheus-client (bench/python_client.py)
+#   BENCH_PACKAGES  what the benchmarks add: python3-prometheus-client (bench/python_client.py),
+#                   valgrind (bench/instructions: the daemon's instructions per frame)
 BUILD_PACKAGES="build-essential cmake pkg-config libuv1-dev libprotobuf-c-dev protobuf-c-compiler
 liblmdb-dev libjansson-dev libinih-dev libsystemd-dev libhttp-parser-dev libjs-chart.js"
 TEST_PACKAGES="libcmocka-dev lmdb-utils libfaketime systemd jq python3 clang libclang-rt-14-dev
 lintian dpkg-dev file man-db groff-base procps prometheus chromium imagemagick curl
 tmux python3-torch"
-BENCH_PACKAGES="python3-prometheus-client"
+BENCH_PACKAGES="python3-prometheus-client valgrind"
 JOBS=$(nproc 2>/dev/null || echo 2)
 
 # deps PACKAGE...: install those not installed yet, saying which and letting apt's own

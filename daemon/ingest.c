@@ -19,6 +19,16 @@ int ingest_name_valid(const char *s)
     if (s == NULL || *s == '\0')
         return 0;
     while (*p) {
+        /* Printable ASCII, nearly every name, skips the decoder. */
+        const unsigned char *q = p;
+        while (*q >= 0x20 && *q < 0x7f)
+            q++;
+        n += (size_t)(q - p);
+        p = q;
+        if (n > INGEST_MAX_NAME)
+            return 0;
+        if (*p == '\0')
+            break;
         unsigned c = *p;
         int extra;
         uint32_t cp;
@@ -183,13 +193,22 @@ int64_t ingest_end_unix_ns(const Metricsd__Generation *g, int64_t now_unix_ns)
 }
 
 /* Append "name=value" to buf (unit separators between pairs); 0, or -1 when it does
- * not fit. */
+ * not fit. Plain copies: this runs for every Generation frame, where snprintf's
+ * format parsing cost more than the rest of the lookup. */
 static int ingest_dims_put(char *buf, size_t n, size_t *at, const char *name, const char *value)
 {
-    int w = snprintf(buf + *at, n - *at, "%s%s=%s", *at ? "\x1f" : "", name, value);
-    if (w < 0 || (size_t)w >= n - *at)
+    size_t ln = strlen(name), lv = strlen(value), need = (*at ? 1 : 0) + ln + 1 + lv;
+    if (need >= n - *at)
         return -1;
-    *at += (size_t)w;
+    char *p = buf + *at;
+    if (*at)
+        *p++ = '\x1f';
+    memcpy(p, name, ln);
+    p += ln;
+    *p++ = '=';
+    memcpy(p, value, lv);
+    p[lv] = '\0';
+    *at += need;
     return 0;
 }
 
@@ -202,7 +221,18 @@ int ingest_dims(const Metricsd__Generation *g, const char (*label_keys)[64], uns
     if (g->engine != NULL && g->engine[0] && ingest_dims_put(buf, n, &at, "engine", g->engine) != 0)
         return -1;
     if (g->has_gpu_layers) {
-        snprintf(num, sizeof(num), "%d", g->gpu_layers);
+        /* Decimal by hand, as snprintf("%d") would write it. */
+        char tmp[12];
+        size_t k = 0, j = 0;
+        uint32_t u = g->gpu_layers < 0 ? 0u - (uint32_t)g->gpu_layers : (uint32_t)g->gpu_layers;
+        do
+            tmp[k++] = (char)('0' + u % 10);
+        while ((u /= 10) != 0);
+        if (g->gpu_layers < 0)
+            num[j++] = '-';
+        while (k)
+            num[j++] = tmp[--k];
+        num[j] = '\0';
         if (ingest_dims_put(buf, n, &at, "gpu_layers", num) != 0)
             return -1;
     }
@@ -216,7 +246,10 @@ int ingest_dims(const Metricsd__Generation *g, const char (*label_keys)[64], uns
         if (value == NULL || value[0] == '\0')
             continue;
         char name[80];
-        snprintf(name, sizeof(name), "label.%s", label_keys[k]);
+        size_t lk = strnlen(label_keys[k], 63);
+        memcpy(name, "label.", 6);
+        memcpy(name + 6, label_keys[k], lk);
+        name[6 + lk] = '\0';
         if (ingest_dims_put(buf, n, &at, name, value) != 0)
             return -1;
     }

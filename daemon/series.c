@@ -13,18 +13,31 @@
 #include <stdio.h>
 #include <string.h>
 
+/* Eight bytes at a time: a key is hashed for every Generation frame. Each string's
+ * length goes in too, so ("ab", "c") and ("a", "bc") differ. */
+static uint64_t hash_mix(uint64_t h, uint64_t w)
+{
+    h = (h ^ w) * 0x9e3779b97f4a7c15ull;
+    return h ^ (h >> 29);
+}
+
+static uint64_t hash_str(uint64_t h, const char *p)
+{
+    size_t n = strlen(p), i = 0;
+    uint64_t w;
+    for (; i + 8 <= n; i += 8) {
+        memcpy(&w, p + i, 8);
+        h = hash_mix(h, w);
+    }
+    w = 0;
+    for (unsigned k = 0; i < n; i++, k += 8) /* the tail, a byte at a time: no call */
+        w |= (uint64_t)(uint8_t)p[i] << k;
+    return hash_mix(h, w ^ ((uint64_t)n << 56));
+}
+
 static uint64_t hash_key(const char *a, const char *b, const char *c)
 {
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (; *a; a++)
-        h = (h ^ (uint8_t)*a) * 1099511628211ull;
-    h = (h ^ 0xff) * 1099511628211ull;
-    for (; *b; b++)
-        h = (h ^ (uint8_t)*b) * 1099511628211ull;
-    h = (h ^ 0xff) * 1099511628211ull;
-    for (; *c; c++)
-        h = (h ^ (uint8_t)*c) * 1099511628211ull;
-    return h;
+    return hash_str(hash_str(hash_str(0x243f6a8885a308d3ull, a), b), c);
 }
 
 const char *series_dim(const char *dims, const char *name, char *buf, size_t n)

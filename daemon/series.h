@@ -13,6 +13,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "rollup.h"
 
@@ -67,6 +68,13 @@ void series_table_free(series_table *t);
 series *series_get(series_table *t, const char *model, const char *backend, int *err);
 series *series_get_dims(series_table *t, const char *model, const char *backend,
                         const char *dims, int *err);
+/* 1 when base is the (model, backend) series without dims of s (s itself when s has
+ * no dims): the series a Begin of s's generation is held in. */
+static inline int series_base_of(const series *base, const series *s)
+{
+    return base == s || (base->dims[0] == '\0' && strcmp(base->model, s->model) == 0 &&
+                         strcmp(base->backend, s->backend) == 0);
+}
 series *series_find(series_table *t, const char *model, const char *backend);
 series *series_find_dims(series_table *t, const char *model, const char *backend,
                          const char *dims);

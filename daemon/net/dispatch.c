@@ -45,7 +45,9 @@ static series *series_for_gen(conn *c, const Metricsd__Generation *g)
     if (ingest_dims(g, (const char (*)[64])cfg->label_dims, cfg->n_label_dims, dims, sizeof(dims)) != 0)
         dims[0] = '\0'; /* names are bounded, so only a pathological mix lands here */
     const char *backend = backend_of(g->backend);
-    series *s = series_find_dims(&srv->series, g->model, backend, dims);
+    /* Without declared labels nothing needs rewriting: series_get_dims' own lookup is
+     * the only one. */
+    series *s = cfg->n_label_dims > 0 ? series_find_dims(&srv->series, g->model, backend, dims) : NULL;
     if (s == NULL && cfg->n_label_dims > 0) {
         char rebuilt[1024], v[256], name[80];
         size_t at = 0, distinct;
@@ -223,8 +225,7 @@ static void handle_generation(conn *c, const Metricsd__Generation *g)
             /* Only a generation tracked in flight received energy; its tokens are
              * the joules-per-token denominator. */
             /* began is the (model, backend) series that held it in flight. */
-            if (began != NULL && began == series_find(&srv->series, s->model, s->backend) &&
-                g->output_tokens > 0) {
+            if (began != NULL && series_base_of(began, s) && g->output_tokens > 0) {
                 delta->attributed_tokens += (uint64_t)g->output_tokens;
                 if (srv->on_battery)
                     delta->battery_tokens += (uint64_t)g->output_tokens;
