@@ -48,7 +48,7 @@ start_daemon --sample-interval 50 --sysfs-root "$EMPTY" --proc-root /proc
 # are those of the edges as they happened (the driver's done file), by the same hand
 # computation; the 5 % tolerance is for the daemon reading an edge's frame a little
 # after the driver sent it, and the sampling.
-"$ENERGY_DRIVER" --socket "$SOCK" --done "$TMP/done" --linger 30 &
+"$ENERGY_DRIVER" --socket "$SOCK" --done "$TMP/done" --linger 600 & # killed below
 DRIVER=$!
 # The engine's GPU memory, as NVML would list it: 2 GiB for the driver's pid.
 echo "procs=$DRIVER:2147483648" >>"$FAKE_NVML_SCRIPT"
