@@ -25,12 +25,44 @@ static const char *backend_of(const char *b)
     return b != NULL && b[0] != '\0' ? b : "unknown";
 }
 
+/* The slot of conn.recent a model name takes: its length and three of its bytes, a few
+ * instructions where the table's hash reads every byte of three strings. A Begin's
+ * series (no dims) and its Generation's (with dims) take slots in different halves,
+ * so that one engine's two kinds of frame do not push each other out. */
+static unsigned recent_slot(const char *model, int with_dims)
+{
+    size_t n = strlen(model);
+    unsigned half = CONN_RECENT_SERIES / 2, h = 0;
+    if (n > 0)
+        h = (unsigned)n * 31u + (uint8_t)model[0] + 7u * (uint8_t)model[n - 1] +
+            13u * (uint8_t)model[n / 2];
+    return (h ^ (h >> 4)) % half + (with_dims ? half : 0);
+}
+
+/* The series (model, backend, dims) if this connection used it lately, else NULL. */
+static series *recent_find(conn *c, unsigned slot, const char *model, const char *backend,
+                           const char *dims)
+{
+    series *s = c->recent[slot];
+    if (s != NULL && strcmp(s->model, model) == 0 && strcmp(s->backend, backend) == 0 &&
+        strcmp(s->dims, dims) == 0)
+        return s;
+    return NULL;
+}
+
+
 static series *series_for(conn *c, const char *model, const char *backend)
 {
     int err;
-    series *s = series_get(&c->l->srv->series, model, backend_of(backend), &err);
+    unsigned slot = recent_slot(model, 0);
+    series *s = recent_find(c, slot, model, backend_of(backend), "");
+    if (s != NULL)
+        return s;
+    s = series_get(&c->l->srv->series, model, backend_of(backend), &err);
     if (s == NULL)
         conn_reject(c, err == -ENOSPC ? TOO_MANY_SERIES : NO_MEMORY);
+    else
+        c->recent[slot] = s;
     return s;
 }
 
@@ -45,6 +77,10 @@ static series *series_for_gen(conn *c, const Metricsd__Generation *g)
     if (ingest_dims(g, (const char (*)[64])cfg->label_dims, cfg->n_label_dims, dims, sizeof(dims)) != 0)
         dims[0] = '\0'; /* names are bounded, so only a pathological mix lands here */
     const char *backend = backend_of(g->backend);
+    unsigned slot = recent_slot(g->model, dims[0] != '\0');
+    series *hit = cfg->n_label_dims == 0 ? recent_find(c, slot, g->model, backend, dims) : NULL;
+    if (hit != NULL)
+        return hit;
     /* Without declared labels nothing needs rewriting: series_get_dims' own lookup is
      * the only one. */
     series *s = cfg->n_label_dims > 0 ? series_find_dims(&srv->series, g->model, backend, dims) : NULL;
@@ -93,6 +129,8 @@ static series *series_for_gen(conn *c, const Metricsd__Generation *g)
     }
     if (s == NULL)
         conn_reject(c, err == -ENOSPC ? TOO_MANY_SERIES : NO_MEMORY);
+    else if (cfg->n_label_dims == 0)
+        c->recent[slot] = s;
     return s;
 }
 

@@ -128,6 +128,8 @@ void flight_free(flight_table *t);
 
 /* ---- the connection and the listener ---- */
 
+#define CONN_RECENT_SERIES 32 /* half for Begins (no dims), half for Generations */
+
 typedef struct conn {
     uv_pipe_t pipe; /* first: the handle's address is the connection's */
     listener *l;
@@ -165,6 +167,11 @@ typedef struct conn {
     uint64_t gens_taken, gens_acked; /* Generation frames taken; told in the last Ack */
     struct conn *prev, *next;
     struct conn *poll_prev, *poll_next; /* listener.polled */
+    /* The series this connection's frames went to lately, by a cheap hash of the model
+     * name (dispatch.c): an engine sends a few models, so most frames skip the table's
+     * hash. A hit is checked against the series' own names; series live as long as the
+     * daemon, so a pointer here never dangles. */
+    struct series *recent[CONN_RECENT_SERIES];
 } conn;
 
 struct listener {
