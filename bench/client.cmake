@@ -13,3 +13,15 @@ target_link_libraries(bench_client_threads PRIVATE metricsd Threads::Threads met
 target_compile_definitions(bench_client_threads PRIVATE BENCH_DAEMON_PATH="$<TARGET_FILE:metricsd-daemon>")
 set_target_properties(bench_client_threads PROPERTIES OUTPUT_NAME client_threads)
 add_dependencies(bench_client_threads metricsd-daemon)
+
+# bench_client_cold (`client --cold`, issue 19): one generation's calls with cold caches
+# (a buffer larger than L3 streamed between calls), system calls and cache lines per
+# call. Links the shared library, as an engine does.
+add_executable(bench_client_cold client_cold.c)
+target_link_libraries(bench_client_cold PRIVATE bench_common metricsd metricsd_flags m)
+set_target_properties(bench_client_cold PROPERTIES OUTPUT_NAME client_cold)
+add_dependencies(bench_client bench_client_cold)
+add_executable(bench_client_cold_static client_cold.c)
+target_link_libraries(bench_client_cold_static PRIVATE bench_common metricsd_static metricsd_flags m)
+set_target_properties(bench_client_cold_static PROPERTIES OUTPUT_NAME client_cold_static)
+add_dependencies(bench_client_cold bench_client_cold_static)

@@ -84,6 +84,8 @@ static void atfork_child(void)
         disconnect(c, &r);
         mdc_release_now(&r);
         c->ring_unanswered = 0;
+        atomic_store(&c->syscalls, 0);
+        atomic_store(&c->sends, 0);
         sendbuf_clear(&c->q);
         c->front_off = 0;
         c->last_attempt_ns = 0;
@@ -188,6 +190,7 @@ static void build_hello(metricsd_client *c)
     c->hello_ns = mono_ns();
     c->hello_off = 0;
     c->hello_len = frame_size(&env) <= sizeof(c->hello) ? frame_encode(&env, c->hello) : 0;
+    c->hello_frames = c->hello_len > 0;
 }
 
 /* Under mu. Whatever the connection held is handed to r, to release without mu. */
@@ -203,6 +206,7 @@ static void disconnect(metricsd_client *c, mdc_release *r)
     c->fd = -1;
     c->state = DISCONNECTED;
     c->hello_len = c->hello_off = 0;
+    c->hello_frames = 0;
     drop_front_partial(c);
     if (offering)
         mdc_ring_forget_queued(c);
@@ -220,21 +224,23 @@ enum step {
 /* One attempt, or one look at an attempt in progress, on fd (a fresh socket when -1).
  * Without mu: reads only what is fixed at connect. */
 static enum step connect_io(const metricsd_client *c, int *fdp, bool in_progress, int64_t since,
-                            int64_t now)
+                            int64_t now, unsigned *calls)
 {
     int fd = *fdp;
     if (!in_progress) {
         /* A socket whose connect failed is still unconnected and is kept for the next
          * attempt: a call that tries while the daemon is away pays for one connect()
          * (a path lookup), not socket() + connect() + close(). */
+        *calls += 2; /* dir_check: getuid, lstat */
         int dc = dir_check(c->addr.sun_path);
         if (dc != 0)
             return dc == -ENOENT ? STEP_ABSENT : STEP_REFUSED;
+        *calls += fd < 0 ? 2 : 1; /* socket, connect */
         if (fd < 0 &&
             (fd = *fdp = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0)
             return STEP_ABSENT; /* out of descriptors: as if absent, retried later */
         if (connect(fd, (const struct sockaddr *)&c->addr, c->addr_len) == 0)
-            return peer_ok(fd) ? STEP_CONNECTED : STEP_REFUSED;
+            return *calls += 2, peer_ok(fd) ? STEP_CONNECTED : STEP_REFUSED;
         if (errno == EINPROGRESS || errno == EAGAIN || errno == EINTR)
             return STEP_WAIT; /* EAGAIN: the backlog is full; retried while CONNECTING */
         if (errno == ECONNREFUSED || errno == ENOENT)
@@ -244,6 +250,7 @@ static enum step connect_io(const metricsd_client *c, int *fdp, bool in_progress
     struct pollfd p = { .fd = fd, .events = POLLOUT };
     int err = 0;
     socklen_t elen = sizeof(err);
+    *calls += 3; /* poll, getsockopt, connect (at most) */
     if (poll(&p, 1, 0) <= 0 || p.revents == 0)
         return now - since >= c->reconnect_ns ? STEP_FAILED : STEP_WAIT;
     if ((p.revents & (POLLERR | POLLHUP | POLLNVAL)) != 0 ||
@@ -252,7 +259,7 @@ static enum step connect_io(const metricsd_client *c, int *fdp, bool in_progress
     /* Writable: connect again to learn the outcome (a Unix socket refused with EAGAIN
      * is still unconnected and this retries it). */
     if (connect(fd, (const struct sockaddr *)&c->addr, c->addr_len) == 0 || errno == EISCONN)
-        return peer_ok(fd) ? STEP_CONNECTED : STEP_REFUSED;
+        return *calls += 2, peer_ok(fd) ? STEP_CONNECTED : STEP_REFUSED;
     if (errno == EALREADY || errno == EINPROGRESS || errno == EAGAIN || errno == EINTR)
         return now - since >= c->reconnect_ns ? STEP_FAILED : STEP_WAIT;
     return STEP_FAILED;
@@ -273,11 +280,14 @@ static void connect_step(metricsd_client *c)
     int fd = c->fd;
     int64_t since = c->last_attempt_ns;
     pthread_mutex_unlock(&c->mu);
-    enum step st = connect_io(c, &fd, in_progress, since, now);
+    unsigned calls = 0;
+    enum step st = connect_io(c, &fd, in_progress, since, now, &calls);
     if ((st == STEP_REFUSED || st == STEP_FAILED) && fd >= 0) {
         close(fd); /* never a byte to a refused peer; a failed socket is not reused */
         fd = -1;
+        calls++;
     }
+    mdc_sys(c, calls);
     pthread_mutex_lock(&c->mu);
     c->fd = fd;
     switch (st) {
@@ -289,6 +299,11 @@ static void connect_step(metricsd_client *c)
         c->conn_acked = c->conn_gens_sent = 0;
         c->rx_ns = now;
         build_hello(c);
+        /* A ring from the start (issue 19): an engine of a few generations a second
+         * then pays no system call per frame either, and the handshake's calls are
+         * made once per connection, here. */
+        if (!c->ring_disabled && c->ring_unanswered < RING_MAX_UNANSWERED)
+            c->offer_due = true;
         break;
     case STEP_WAIT:
         c->state = CONNECTING;
@@ -337,7 +352,8 @@ static void consume(metricsd_client *c, size_t n)
         }
         n -= h;
         c->hello_off = c->hello_len;
-        c->sent++;
+        c->sent += c->hello_frames;
+        c->hello_frames = 0;
         c->dropped_since_hello -= c->hello_dropped;
         c->hello_dropped = 0;
     }
@@ -411,7 +427,7 @@ static void sender_disconnect(metricsd_client *c)
     c->conn_gens_sent = c->conn_acked = 0;
     c->conn_acks = c->conn_refused = false;
     pthread_mutex_unlock(&c->mu);
-    mdc_release_now(&r);
+    mdc_sys(c, mdc_release_now(&r));
     pthread_mutex_lock(&c->mu);
 }
 
@@ -436,8 +452,11 @@ static int sender_run(metricsd_client *c, bool force)
              * so that frames go to the next daemon and losses are counted. */
             probed = true;
             int fd = c->fd;
+            bool ring_on = c->ring == RING_ON;
             pthread_mutex_unlock(&c->mu);
             bool gone = mdc_peer_gone(c, fd);
+            if (!gone && ring_on)
+                mdc_ring_nudge(c, &gone); /* flush: the daemon takes them now */
             pthread_mutex_lock(&c->mu);
             if (gone)
                 sender_disconnect(c);
@@ -462,11 +481,12 @@ static int sender_run(metricsd_client *c, bool force)
             void *map;
             pthread_mutex_unlock(&c->mu);
             bool made = mdc_ring_offer_make(&mfd, &map);
+            mdc_sys(c, 4); /* memfd_create, ftruncate, fcntl, mmap */
             pthread_mutex_lock(&c->mu);
             if (made && !mdc_ring_offer_commit(c, mfd, map)) {
                 mdc_release r = { -1, mfd, map };
                 pthread_mutex_unlock(&c->mu);
-                mdc_release_now(&r);
+                mdc_sys(c, mdc_release_now(&r));
                 pthread_mutex_lock(&c->mu);
             }
         }
@@ -500,8 +520,11 @@ static int sender_run(metricsd_client *c, bool force)
                 : n_iov == 1 ? send(fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL | MSG_DONTWAIT)
                              : sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
             err = n < 0 ? errno : 0;
-            if (n > 0 && pass_fd >= 0)
+            mdc_sys_send(c);
+            if (n > 0 && pass_fd >= 0) {
                 close(pass_fd); /* in flight with those bytes: the daemon has its copy */
+                mdc_sys(c, 1);
+            }
             /* The daemon's Acks, read now and then so that they never fill the
              * socket (its last one must get through); a Refused ends the connection. */
             if (n > 0 && mono_ns() - c->rx_ns >= MDC_RX_EVERY_NS)
@@ -687,6 +710,8 @@ int metricsd_connect_opts(metricsd_client **out, const char *socket_path,
     c->ring_disabled = tr != NULL && strcmp(tr, "socket") == 0;
     atomic_init(&c->in_flight, 0);
     atomic_init(&c->next_gen_id, 1);
+    atomic_init(&c->syscalls, 0);
+    atomic_init(&c->sends, 0);
     c->magic = MDC_CLIENT_MAGIC;
 
     pthread_once(&g_atfork_once, atfork_register);
@@ -789,6 +814,8 @@ int metricsd_client_get_stats(metricsd_client *c, metricsd_client_stats *st)
         v.ring_dropped = c->ring_dropped;
         v.refused = atomic_load_explicit(&c->refused, memory_order_relaxed);
         v.unacked_dropped = c->unacked_dropped;
+        v.syscalls = atomic_load_explicit(&c->syscalls, memory_order_relaxed);
+        v.sends = atomic_load_explicit(&c->sends, memory_order_relaxed);
         pthread_mutex_unlock(&c->mu);
     }
     v.size = size < sizeof(v) ? size : sizeof(v);

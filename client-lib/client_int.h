@@ -9,8 +9,10 @@
 #define METRICSD_CLIENT_INT_H
 
 #include <pthread.h>
+#include <stdalign.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -33,7 +35,9 @@
  * character boundary so the daemon never sees half a character. */
 #define STR_MAX 256
 /* Hello: client name (STR_MAX) plus the version and a few varints. */
-#define HELLO_MAX (STR_MAX + 128)
+/* Hello: client name (STR_MAX) plus the version and a few varints; then room for the
+ * ring's Shm offer, which follows it in the same slot (ring.c). */
+#define HELLO_MAX (STR_MAX + 128 + 32)
 /* The first payload byte of a frame is the Envelope's oneof tag: field << 3 | 2. */
 #define TAG_BEGIN ((2u << 3) | 2u)
 #define TAG_GENERATION ((3u << 3) | 2u)
@@ -50,13 +54,15 @@ enum conn_state { DISCONNECTED, CONNECTING, CONNECTED };
 enum ring_mode {
     RING_NONE,    /* frames go through the socket */
     RING_OFFERED, /* the offer is queued or sent; the daemon has not accepted it yet */
-    RING_SWITCHING, /* Shm{start} is queued: the socket takes the bytes up to its end */
+    RING_SWITCHING, /* Shm{start} is in the Hello's slot: the socket takes it, then the
+                       ring every byte after it */
     RING_ON       /* frames go through the ring; the socket carries wake bytes */
 };
 /* Ring size the client offers. At a million 250-byte frames a second spread over
  * 8 clients, a 1 ms poll finds about 31 KiB waiting in each. */
 #define RING_BYTES (128u * 1024u)
-/* A connection is busy enough for a ring when RING_BUSY_FRAMES frames are queued
+/* Every connection offers a ring as it opens; one whose offer could not be made (no
+ * memfd, no memory) offers again once it is busy: RING_BUSY_FRAMES frames queued
  * within RING_BUSY_NS (1,000 a second). */
 #define RING_BUSY_FRAMES 16u
 #define RING_BUSY_NS 16000000ll
@@ -85,9 +91,11 @@ struct metricsd_client {
     enum conn_state state;
     int pid;                  /* ours; updated in a forked child */
     int64_t last_attempt_ns;  /* monotonic; 0: never tried */
-    /* The Hello of the current connection goes before any buffered byte. */
+    /* The Hello of the current connection goes before any buffered byte; so do the
+     * ring's Shm frames, in the same slot after it (ring.c, queue_shm). */
     uint8_t hello[HELLO_MAX];
     size_t hello_len, hello_off;
+    unsigned hello_frames;    /* frames in the slot (the Hello, a Shm): `sent` counts */
     uint64_t hello_dropped;   /* the `dropped` that hello reports */
     int64_t hello_ns;         /* when the last Hello was built */
     int64_t full_until_ns;    /* the socket was full: no send before this (0: none) */
@@ -138,20 +146,56 @@ struct metricsd_client {
 
     atomic_uint in_flight;
     atomic_uint_fast64_t next_gen_id;
+    /* System calls made for this client (metricsd_client_stats.syscalls), and the
+     * socket writes among them (sends): by the sender, without mu. */
+    atomic_uint_fast64_t syscalls, sends;
 };
+
+/* Count n system calls made for c (relaxed: a statistic). */
+static inline void mdc_sys(metricsd_client *c, unsigned n)
+{
+    atomic_fetch_add_explicit(&c->syscalls, n, memory_order_relaxed);
+}
+/* A socket write (send, sendmsg, a wake byte): one system call of those. */
+static inline void mdc_sys_send(metricsd_client *c)
+{
+    mdc_sys(c, 1);
+    atomic_fetch_add_explicit(&c->sends, 1, memory_order_relaxed);
+}
 
 struct label { char *key, *value; };
 
+/* Gaps a generation keeps raw, in ticks (a u32 each). Up to this many are sent as
+ * they are (Generation.itl_gaps_ns): end converts them to ns, and the daemon records
+ * each into its series. More are folded into the sketch MDC_RAW_GAPS at a time. */
+#define MDC_RAW_GAPS 256u
+/* Gaps a token stages in the generation's first line before they are copied, 8 at a
+ * time, into pend. */
+#define MDC_STAGE 8u
 struct metricsd_gen {
-    uint32_t magic;
+    /* What metricsd_token touches is this one cache line (issue 19: with cold caches
+     * every line is a miss): the magic, the count of pending gaps, the last tick, the
+     * token count, the token clock's kind (a copy of mdc_tsc, so no global's line is
+     * read) and the latest gaps, staged. Every MDC_STAGE tokens one of them copies
+     * the stage into pend: a second line, once in 8 tokens. */
+    alignas(64) uint32_t magic;
+    uint32_t n_pend;          /* gaps pending: pend[0, n_pend & ~7) and the stage */
+    uint64_t last_tick;
+    uint64_t tokens;
+    bool tsc;
+    uint32_t stage[MDC_STAGE];
+    /* Gaps not yet in the sketch, in ticks: metricsd_token only stores one. They go
+     * raw on the wire at end, converted in place to ns at the rate of that moment;
+     * past MDC_RAW_GAPS they are folded into the sketch. This keeps the sketch's work
+     * (and the conversion's clock read) out of the token. */
+    alignas(64) uint32_t pend[MDC_RAW_GAPS];
     metricsd_client *c;
     struct metricsd_gen *prev, *next; /* the client's open generations, under c->mu */
     uint64_t gen_id;          /* 0 when its Begin was never queued */
     unsigned fork_epoch;      /* process the Begin was sent from */
     int64_t start_ns, start_unix_ns, scheduled_ns, first_ns; /* CLOCK_MONOTONIC */
-    uint64_t first_tick, last_tick; /* mdc_ticks() at the first and the latest token */
+    uint64_t first_tick; /* mdc_ticks() at the first token (last_tick: the latest) */
     int64_t prompt_tokens, cached_prompt_tokens, load_ns;
-    uint64_t tokens;
     bool has_scheduled, has_prompt;
     int gpu_layers;
     int gpu_layers_set;   /* send gpu_layers even when 0 */
@@ -159,12 +203,9 @@ struct metricsd_gen {
     unsigned n_labels;
     struct label labels[METRICSD_MAX_LABELS];
     sketch itl;
-    /* Gaps not yet in the sketch, in ticks: metricsd_token only stores one, and they go
-     * into the sketch 32 at a time, converted to ns at the rate of that moment. This
-     * keeps the sketch's work (and the conversion's clock read) out of the token. */
-    unsigned n_pend;
-    uint32_t pend[32];
 };
+_Static_assert(offsetof(struct metricsd_gen, stage) + sizeof(((struct metricsd_gen *)0)->stage) <= 64,
+               "what a token touches fits one cache line");
 
 /* ---- clocks and small helpers ---- */
 
@@ -180,6 +221,16 @@ static inline int64_t mono_ns(void) { return clock_ns(CLOCK_MONOTONIC); }
 /* ticks.c: what a token reads. The TSC where the kernel keeps time with it, else
  * CLOCK_MONOTONIC ns; mdc_ns_per_tick converts (1.0 for the latter). */
 extern bool mdc_tsc;
+static inline uint64_t mdc_ticks_of(bool tsc)
+{
+#if defined(__x86_64__)
+    if (tsc)
+        return __builtin_ia32_rdtsc();
+#else
+    (void)tsc;
+#endif
+    return (uint64_t)mono_ns();
+}
 static inline uint64_t mdc_ticks(void)
 {
 #if defined(__x86_64__)
@@ -263,7 +314,8 @@ typedef struct mdc_release {
     int fd, pass_fd;
     void *map;
 } mdc_release;
-void mdc_release_now(mdc_release *r);
+/* Returns the system calls it made (for mdc_sys). */
+unsigned mdc_release_now(mdc_release *r);
 
 /* ring.c. The offer's system calls (memfd, mmap), by the sender without c->mu; then
  * mdc_ring_offer_commit with it queues the offer (false: nothing to offer). */
@@ -285,6 +337,9 @@ ssize_t mdc_ring_send_fd(int fd, int pass_fd, const struct iovec *iov, int n);
  * head cannot be right (the caller consumes what was taken, then disconnects). */
 long mdc_ring_write(metricsd_client *c, const struct iovec *iov, int n, bool probe,
                     bool *gone);
+/* By the sender without c->mu, on metricsd_flush with nothing left to write: a daemon
+ * dozing on frames still in the ring is woken to take them now. *gone as above. */
+void mdc_ring_nudge(metricsd_client *c, bool *gone);
 /* By the sender without c->mu: whether the peer of fd has gone (EOF or error). The
  * daemon's Ack and Refused frames are read and noted; other bytes are ignored. */
 bool mdc_peer_gone(metricsd_client *c, int fd);

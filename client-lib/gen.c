@@ -5,6 +5,7 @@
  * metricsd_record turning one into a Generation frame (client.c queues and sends it).
  */
 #include <errno.h>
+#include <stddef.h>
 
 #include "client_int.h"
 #include "sized.h"
@@ -56,13 +57,22 @@ metricsd_gen *metricsd_begin(metricsd_client *c, const char *model, const metric
         count_event_drop(c);
         return NULL;
     }
-    metricsd_gen *g = calloc(1, sizeof(*g));
+    /* On a line of its own (what a token touches is the struct's first line), and the
+     * gap array not zeroed: a token writes each gap before anything reads it, so begin
+     * does not pay for a kilobyte of stores into cold lines. */
+    size_t gsz = (sizeof(metricsd_gen) + 63u) & ~(size_t)63u;
+    metricsd_gen *g = aligned_alloc(64, gsz);
+    if (g != NULL) {
+        memset(g, 0, offsetof(metricsd_gen, pend));
+        memset((char *)g + offsetof(metricsd_gen, c), 0, sizeof(*g) - offsetof(metricsd_gen, c));
+    }
     if (g == NULL) {
         atomic_fetch_sub_explicit(&c->in_flight, 1, memory_order_relaxed);
         count_event_drop(c);
         return NULL;
     }
     g->magic = MDC_GEN_MAGIC;
+    g->tsc = mdc_tsc;
     g->start_ns = mono_ns();
     g->start_unix_ns = clock_ns(CLOCK_REALTIME);
     g->c = c;
@@ -116,7 +126,7 @@ void metricsd_first_token(metricsd_gen *g)
     if (!gen_live(g) || g->tokens > 0)
         return;
     g->first_ns = mono_ns();
-    g->first_tick = g->last_tick = mdc_ticks();
+    g->first_tick = g->last_tick = mdc_ticks_of(g->tsc);
     g->tokens = 1;
 }
 
@@ -129,13 +139,22 @@ static double rate_now(void)
     return mdc_ns_per_tick(now, mdc_ticks());
 }
 
-/* A refused value (-ENOMEM) just goes unrecorded. The first batch grows the empty
+/* Only when MDC_RAW_GAPS gaps are pending (a long generation; a short one sends them
+ * raw). A refused value (-ENOMEM) just goes unrecorded. The first batch grows the empty
  * sketch once for its range rather than gap by gap; later ones rarely grow it, and do
  * not pay for the scan (a token's budget is a few ns). */
+/* The staged gaps (n_pend % MDC_STAGE of them) into pend, after the whole groups. */
+static void stage_flush(metricsd_gen *g)
+{
+    unsigned k = g->n_pend % MDC_STAGE;
+    memcpy(&g->pend[g->n_pend - k], g->stage, k * sizeof(g->stage[0]));
+}
+
 static void fold_pending(metricsd_gen *g)
 {
     if (g->n_pend == 0)
         return;
+    stage_flush(g);
     double rate = rate_now();
     if (g->itl.count == 0) {
         uint32_t lo = UINT32_MAX, hi = 0;
@@ -154,24 +173,41 @@ static void fold_pending(metricsd_gen *g)
     g->n_pend = 0;
 }
 
-void metricsd_token(metricsd_gen *g)
+/* The rare cases of a token, out of line so that the common one stays a few
+ * instructions on one code line: the first token, a gap over 2^32 ticks, a full array. */
+__attribute__((noinline, cold)) static void token_slow(metricsd_gen *g, uint64_t now)
 {
-    if (!gen_live(g))
-        return;
-    uint64_t now = mdc_ticks();
     if (g->tokens == 0) {
         g->first_ns = mono_ns();
         g->first_tick = now;
     } else {
         uint64_t gap = now - g->last_tick;
         if (gap <= UINT32_MAX) {
-            g->pend[g->n_pend++] = (uint32_t)gap;
-            if (g->n_pend == sizeof(g->pend) / sizeof(g->pend[0]))
+            if (g->n_pend == MDC_RAW_GAPS)
                 fold_pending(g);
+            g->stage[g->n_pend++ % MDC_STAGE] = (uint32_t)gap;
         } else if ((int64_t)gap > 0) {
             sketch_record(&g->itl, (double)gap * rate_now()); /* over 2^32 ticks */
         }
     }
+    g->last_tick = now;
+    g->tokens++;
+}
+
+void metricsd_token(metricsd_gen *g)
+{
+    if (!gen_live(g))
+        return;
+    uint64_t now = mdc_ticks_of(g->tsc);
+    uint64_t gap = now - g->last_tick;
+    if (__builtin_expect(g->tokens == 0 || gap > UINT32_MAX || g->n_pend == MDC_RAW_GAPS, 0)) {
+        token_slow(g, now);
+        return;
+    }
+    unsigned i = g->n_pend++;
+    g->stage[i % MDC_STAGE] = (uint32_t)gap;
+    if (i % MDC_STAGE == MDC_STAGE - 1) /* a group of 8: to pend, one line */
+        memcpy(&g->pend[i + 1 - MDC_STAGE], g->stage, sizeof(g->stage));
     g->last_tick = now;
     g->tokens++;
 }
@@ -181,7 +217,7 @@ void metricsd_tokens(metricsd_gen *g, unsigned n)
     if (!gen_live(g) || n == 0)
         return;
     int64_t mono = mono_ns();
-    uint64_t now = mdc_ticks();
+    uint64_t now = mdc_ticks_of(g->tsc);
     if (g->tokens == 0) {
         /* The first token and n - 1 more came out together: gaps of 0. */
         g->first_ns = mono;
@@ -297,7 +333,24 @@ int metricsd_end(metricsd_gen *g, metricsd_status status)
     m.has_status = 1;
     m.status = (Metricsd__Status)status;
     m.error_kind = g->error_kind;
-    fold_pending(g);
+    /* The pending gaps go raw (the daemon records each); only a long generation's
+     * earlier gaps were folded into the sketch, which then goes too. */
+    if (g->n_pend > 0) {
+        /* In place, ticks to ns: no second array to write. A gap of 2^32 ns or more
+         * (a TSC slower than 1 GHz) goes in the sketch instead. */
+        double rate = mdc_ns_per_tick(now, now_tick);
+        unsigned k = 0;
+        stage_flush(g);
+        for (unsigned i = 0; i < g->n_pend; i++) {
+            double ns = (double)g->pend[i] * rate;
+            if (ns < 4294967296.0)
+                g->pend[k++] = (uint32_t)ns;
+            else
+                sketch_record(&g->itl, ns);
+        }
+        m.n_itl_gaps_ns = k;
+        m.itl_gaps_ns = k > 0 ? g->pend : NULL;
+    }
     if (sketch_count(&g->itl) > 0) {
         sketch_pb_view_compact(&g->itl, &itl, &scr);
         m.itl = &itl;
@@ -387,7 +440,20 @@ int metricsd_record(metricsd_client *c, const metricsd_event *ev)
     m.status = (Metricsd__Status)e.status;
 
     sketch_init(&itl, SKETCH_DEFAULT_SCALE);
-    if (e.itl_ns != NULL) {
+    uint32_t raw[MDC_RAW_GAPS];
+    if (e.itl_ns != NULL && e.n_itl <= MDC_RAW_GAPS) {
+        /* A short list goes raw (Generation.itl_gaps_ns); negatives are skipped, as
+         * the sketch refuses them, and a gap of 2^32 ns or more goes in the sketch. */
+        size_t k = 0;
+        for (size_t i = 0; i < e.n_itl; i++) {
+            if (e.itl_ns[i] >= 0 && e.itl_ns[i] <= (int64_t)UINT32_MAX)
+                raw[k++] = (uint32_t)e.itl_ns[i];
+            else if (e.itl_ns[i] > 0)
+                sketch_record(&itl, (double)e.itl_ns[i]);
+        }
+        m.n_itl_gaps_ns = k;
+        m.itl_gaps_ns = k > 0 ? raw : NULL;
+    } else if (e.itl_ns != NULL) {
         int64_t lo = INT64_MAX, hi = 0;
         for (size_t i = 0; i < e.n_itl; i++) {
             if (e.itl_ns[i] > 0 && e.itl_ns[i] < lo)

@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The shared ring on the client's side (docs/transport.md). A connection that queues
- * frames faster than RING_BUSY_FRAMES per RING_BUSY_NS offers the daemon a sealed
- * memfd; once the daemon marks it accepted, the client sends one Shm{start} frame and
- * from then on copies its frames into the ring instead of calling send(). The daemon
- * polls the ring while it is busy, so a frame costs the client a memcpy and no syscall;
- * a daemon that went to sleep on an idle ring is woken by one byte on the socket.
+ * The shared ring on the client's side (docs/transport.md). Every connection offers
+ * the daemon a sealed memfd as it opens (issue 19: a low-rate engine pays no syscall
+ * per frame either); once the daemon marks it accepted, the client sends one
+ * Shm{start} frame and from then on copies its frames into the ring instead of
+ * calling send(). The daemon polls the ring while it is busy and looks at it every
+ * RING_DOZE_MS when idle, so a frame costs the client a memcpy and no syscall; only a
+ * daemon asleep on a long-idle ring (or dozing on one that filled) is woken by one
+ * byte on the socket.
  *
  * Nothing here blocks, and nothing the daemon writes in the ring can hurt the client:
  * the daemon's head is checked against our own tail before any copy, and the memfd is
@@ -78,7 +80,7 @@ void mdc_ring_drop(metricsd_client *c)
 {
     mdc_release r = { -1, -1, NULL };
     mdc_ring_end(c, &r);
-    mdc_release_now(&r);
+    mdc_sys(c, mdc_release_now(&r));
 }
 
 /* Length of the frame at b[0..n) (header included), or 0 when it is not one we could
@@ -234,8 +236,9 @@ void mdc_ring_forget_queued(metricsd_client *c)
     free(copy);
 }
 
-void mdc_release_now(mdc_release *r)
+unsigned mdc_release_now(mdc_release *r)
 {
+    unsigned calls = (r->map != NULL) + (r->pass_fd >= 0) + (r->fd >= 0);
     if (r->map != NULL)
         munmap(r->map, RING_MAP_BYTES);
     if (r->pass_fd >= 0)
@@ -244,9 +247,14 @@ void mdc_release_now(mdc_release *r)
         close(r->fd);
     r->map = NULL;
     r->fd = r->pass_fd = -1;
+    return calls;
 }
 
-/* Queue a Shm frame like any other; false when the buffer has no room. */
+/* A Shm frame goes in the Hello's slot, which is written before any buffered frame
+ * and forgotten when the connection ends: an offer or a start never reaches another
+ * connection (where it would be refused as a second ring, or a start with no ring).
+ * The offer follows the Hello of a new connection; the start waits for an empty slot.
+ * False when the slot has no room. */
 static bool queue_shm(metricsd_client *c, uint32_t bytes, bool start)
 {
     Metricsd__Envelope env = METRICSD__ENVELOPE__INIT;
@@ -261,10 +269,14 @@ static bool queue_shm(metricsd_client *c, uint32_t bytes, bool start)
     env.msg_case = METRICSD__ENVELOPE__MSG_SHM;
     env.shm = &m;
     size_t len = frame_size(&env);
-    uint8_t *p = sendbuf_reserve(&c->q, len);
-    if (p == NULL)
+    if (c->hello_off == c->hello_len) {
+        c->hello_off = c->hello_len = 0; /* sent: the slot is free */
+        c->hello_frames = 0;
+    }
+    if (len > sizeof(c->hello) - c->hello_len)
         return false;
-    frame_encode(&env, p);
+    c->hello_len += frame_encode(&env, c->hello + c->hello_len);
+    c->hello_frames++;
     return true;
 }
 
@@ -309,13 +321,14 @@ bool mdc_ring_offer_commit(metricsd_client *c, int fd, void *map)
 
 void mdc_ring_advance(metricsd_client *c)
 {
-    /* Accepted: queue the switch. Every byte queued so far, Shm{start} included, still
-     * goes on the socket; every byte queued after it, into the ring. */
-    if (c->ring == RING_OFFERED &&
+    /* Accepted: queue the switch, between two frames (none half written) and with the
+     * Hello's slot empty. Shm{start} goes on the socket; every byte after it, the
+     * buffered frames included, into the ring. */
+    if (c->ring == RING_OFFERED && c->front_off == 0 && c->hello_off == c->hello_len &&
         atomic_load_explicit(&c->ring_hdr->state, memory_order_acquire) == SHMRING_ACCEPTED &&
         queue_shm(c, 0, true)) {
         c->ring = RING_SWITCHING;
-        c->switch_left = pending_bytes(c);
+        c->switch_left = c->hello_len - c->hello_off;
     }
 }
 
@@ -417,6 +430,7 @@ static int rx_read(metricsd_client *c, int fd, int rounds)
 {
     uint8_t b[1024];
     for (int i = 0; i < rounds; i++) {
+        mdc_sys(c, 1);
         ssize_t r = recv(fd, b, sizeof(b), MSG_DONTWAIT);
         if (r == 0)
             return 1;
@@ -441,6 +455,7 @@ bool mdc_peer_gone(metricsd_client *c, int fd)
 {
     struct pollfd p = { .fd = fd, .events = POLLIN | POLLRDHUP };
     c->rx_ns = mono_ns();
+    mdc_sys(c, 1);
     int k = poll(&p, 1, 0);
     if (k < 0)
         return errno != EINTR && errno != ENOMEM && errno != EAGAIN;
@@ -468,6 +483,26 @@ static int iov_cut(const struct iovec *iov, int n, size_t limit, struct iovec *o
         k++;
     }
     return k;
+}
+
+/* After the tail was published and fenced: wake a daemon that sleeps, or one that
+ * dozes when the ring fills towards a quarter or `now` (metricsd_flush: deliver now).
+ * A dozing daemon looks at the ring every few tens of ms by itself, so a low-rate
+ * client never makes a system call for a frame. 1 when a byte was sent, 0 when none
+ * was needed, -1 when the socket failed. */
+static int ring_wake(metricsd_client *c, uint64_t head, bool now)
+{
+    shmring_hdr *h = c->ring_hdr;
+    uint32_t sl = atomic_load_explicit(&h->sleeping, memory_order_relaxed);
+    if (sl == SHMRING_AWAKE ||
+        (sl == SHMRING_DOZING && !now && c->ring_tail - head < SHMRING_WAKE_BYTES) ||
+        atomic_exchange_explicit(&h->sleeping, SHMRING_AWAKE, memory_order_acq_rel) ==
+            SHMRING_AWAKE)
+        return 0;
+    static const char wake = 0;
+    mdc_sys_send(c);
+    ssize_t w = send(c->fd, &wake, 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+    return w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR ? -1 : 1;
 }
 
 long mdc_ring_write(metricsd_client *c, const struct iovec *iov, int n, bool probe, bool *gone)
@@ -508,13 +543,19 @@ long mdc_ring_write(metricsd_client *c, const struct iovec *iov, int n, bool pro
     /* Publish, then look for a sleeping daemon; the daemon sets `sleeping`, then looks
      * at the tail. With a full fence on both sides one of us sees the other. */
     atomic_thread_fence(memory_order_seq_cst);
-    if (atomic_load_explicit(&h->sleeping, memory_order_relaxed) != 0 &&
-        atomic_exchange_explicit(&h->sleeping, 0, memory_order_acq_rel) != 0) {
-        static const char wake = 0;
-        ssize_t w = send(c->fd, &wake, 1, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-            *gone = true;
-        c->ring_probe_ns = now;
-    }
+    int woke = ring_wake(c, head, probe);
+    if (woke < 0)
+        *gone = true;
+    if (woke != 0)
+        c->ring_probe_ns = now; /* the socket took a byte: the daemon is there */
     return put;
+}
+
+void mdc_ring_nudge(metricsd_client *c, bool *gone)
+{
+    shmring_hdr *h = c->ring_hdr;
+    atomic_thread_fence(memory_order_seq_cst);
+    uint64_t head = atomic_load_explicit(&h->head, memory_order_acquire);
+    if (head != c->ring_tail && ring_wake(c, head, true) < 0)
+        *gone = true;
 }

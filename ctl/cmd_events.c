@@ -4,152 +4,76 @@
  * first or the slowest by a metric, as a table or --json; and a line saying when what
  * is shown is a sample of the window's generations.
  */
-#include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
-#include <jansson.h>
-#include <math.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "cmd_ext.h"
 #include "ctl.h"
 #include "ctl_json.h"
 #include "metricsd.h"
 
-/* ctl_parse_duration is ctl.c's, shared by every command. */
+extern const ctl_command ctl_cmd_events;
 
-static void events_usage(FILE *f)
+enum { O_MODEL = 1000, O_SLOWEST, O_BY, O_ERRORS, O_REQUEST, O_LIMIT };
+
+static int events_opt(ctl_ctx *ctx, void *ud, int id, const char *arg)
 {
-    fprintf(f,
-            "usage: metricsctl [--socket PATH] events [options]\n"
-            "The single generations metricsd kept, newest first.\n\n"
-            "  --model M              only this model\n"
-            "  --slowest N            the N slowest instead, slowest first\n"
-            "  --by ttft|e2e|tpot|itl what --slowest ranks by (default ttft; itl: its p99)\n"
-            "  --errors               only generations that did not end OK\n"
-            "  --request ID           the generations of this request id\n"
-            "  --since DUR            how far back: 30s, 5m, 1h, 7d (default 24h)\n"
-            "  --limit N              at most N (default 100)\n"
-            "  --json                 machine-readable output\n\n"
-            "Each series keeps every generation while it sees at most a threshold a\n"
-            "minute; past it a uniform sample, every error and the slowest (docs/events.md).\n");
+    metricsd_events_opts *q = ud;
+    switch (id) {
+    case O_MODEL:
+        q->model = arg;
+        return 0;
+    case O_SLOWEST:
+    case O_LIMIT:
+        if (ctl_parse_count(arg, 100000, id == O_SLOWEST ? &q->slowest : &q->limit) != 0)
+            return ctl_usage_error(ctx, "bad --%s '%s' (1..100000)",
+                                   id == O_SLOWEST ? "slowest" : "limit", arg);
+        return 0;
+    case O_BY:
+        if (strcmp(arg, "ttft") && strcmp(arg, "e2e") && strcmp(arg, "tpot") && strcmp(arg, "itl"))
+            return ctl_usage_error(ctx, "--by takes ttft, e2e, tpot or itl, not '%s'", arg);
+        q->by = arg;
+        return 0;
+    case O_ERRORS:
+        q->errors_only = 1;
+        return 0;
+    case O_REQUEST:
+        q->request_id = arg;
+        return 0;
+    }
+    return CTL_USAGE;
 }
 
-static int events_usage_error(const char *fmt, const char *arg)
+static int events_run(ctl_ctx *ctx, int argc, char **argv)
 {
-    fprintf(stderr, "metricsctl: ");
-    fprintf(stderr, fmt, arg);
-    fprintf(stderr, "\nTry 'metricsctl events --help'.\n");
-    return 2;
-}
-
-static int events_fail(int rc, const char *socket)
-{
-    char path[256];
-    if (socket)
-        snprintf(path, sizeof(path), "%s", socket);
-    else if (metricsd_default_socket(path, sizeof(path)) != 0)
-        snprintf(path, sizeof(path), "%s", "(default socket)");
-    fprintf(stderr, "metricsctl: cannot get an answer from metricsd at %s: %s\n", path,
-            metricsd_strerror(rc));
-    if (rc == -ENOENT || rc == -ECONNREFUSED)
-        fprintf(stderr, "Is the daemon running? Start it with 'metricsd' or "
-                        "'systemctl --user start metricsd'.\n");
-    return 1;
-}
-
-int ctl_events_main(int argc, char **argv)
-{
-    enum { O_SOCKET = 256, O_MODEL, O_SLOWEST, O_BY, O_ERRORS, O_REQUEST, O_SINCE, O_LIMIT,
-           O_JSON, O_HELP };
-    static const struct option lopts[] = {
-        { "socket", required_argument, NULL, O_SOCKET },
+    static const struct option own[] = {
         { "model", required_argument, NULL, O_MODEL },
         { "slowest", required_argument, NULL, O_SLOWEST },
         { "by", required_argument, NULL, O_BY },
         { "errors", no_argument, NULL, O_ERRORS },
         { "request", required_argument, NULL, O_REQUEST },
-        { "since", required_argument, NULL, O_SINCE },
         { "limit", required_argument, NULL, O_LIMIT },
-        { "json", no_argument, NULL, O_JSON },
-        { "help", no_argument, NULL, O_HELP },
         { 0 },
     };
     metricsd_events_opts q = { .size = sizeof(q) };
-    int json = 0, c, saw_cmd = 0;
-    char *end;
-
-    optind = 0;
-    while ((c = getopt_long(argc, argv, "h", lopts, NULL)) != -1) {
-        switch (c) {
-        case O_SOCKET:
-            q.socket_path = optarg;
-            break;
-        case O_MODEL:
-            q.model = optarg;
-            break;
-        case O_SLOWEST:
-        case O_LIMIT: {
-            errno = 0;
-            unsigned long v = strtoul(optarg, &end, 10);
-            if (errno || *end || end == optarg || v == 0 || v > 100000 || optarg[0] == '-')
-                return events_usage_error(c == O_SLOWEST ? "bad --slowest '%s' (1..100000)"
-                                                          : "bad --limit '%s' (1..100000)", optarg);
-            *(c == O_SLOWEST ? &q.slowest : &q.limit) = (unsigned)v;
-            break;
-        }
-        case O_BY:
-            if (strcmp(optarg, "ttft") && strcmp(optarg, "e2e") && strcmp(optarg, "tpot") &&
-                strcmp(optarg, "itl"))
-                return events_usage_error("--by takes ttft, e2e, tpot or itl, not '%s'", optarg);
-            q.by = optarg;
-            break;
-        case O_ERRORS:
-            q.errors_only = 1;
-            break;
-        case O_REQUEST:
-            q.request_id = optarg;
-            break;
-        case O_SINCE:
-            if (ctl_parse_duration(optarg, &q.since_ns) != 0)
-                return events_usage_error("bad duration '%s' (use 30s, 5m, 1h, 7d)", optarg);
-            break;
-        case O_JSON:
-            json = 1;
-            break;
-        case 'h':
-        case O_HELP:
-            events_usage(stdout);
-            return 0;
-        default:
-            fprintf(stderr, "Try 'metricsctl events --help'.\n");
-            return 2;
-        }
-    }
-    for (; optind < argc; optind++) {
-        if (!saw_cmd && strcmp(argv[optind], "events") == 0) {
-            saw_cmd = 1;
-            continue;
-        }
-        return events_usage_error("unexpected argument '%s'", argv[optind]);
-    }
+    char **pos;
+    int npos, rc;
+    if (ctl_parse(ctx, &ctl_cmd_events, argc, argv, own, events_opt, &q, &pos, &npos, &rc) != 0)
+        return rc;
+    if (npos > 0)
+        return ctl_usage_error(ctx, "unexpected argument '%s'", pos[0]);
     if (q.by != NULL && q.slowest == 0)
-        return events_usage_error("%s", "--by goes with --slowest N");
+        return ctl_usage_error(ctx, "%s", "--by goes with --slowest N");
+    q.socket_path = ctx->socket;
+    q.since_ns = ctx->since_ns;
 
     metricsd_events *ev;
-    int rc = metricsd_query_events(&q, &ev);
+    rc = metricsd_query_events(&q, &ev);
     if (rc != 0)
-        return events_fail(rc, q.socket_path);
-    if (json) {
-        json_t *root = ctl_json_events(ev);
-        char *s = json_dumps(root, JSON_INDENT(2) | JSON_REAL_PRECISION(10));
-        if (s)
-            puts(s);
-        free(s);
-        json_decref(root);
+        return ctl_fail(ctx, rc);
+    if (ctx->json) {
+        ctl_print_json(ctl_json_events(ev));
         metricsd_events_free(ev);
         return 0;
     }
@@ -195,3 +119,20 @@ int ctl_events_main(int argc, char **argv)
     metricsd_events_free(ev);
     return 0;
 }
+
+const ctl_command ctl_cmd_events = {
+    .name = "events",
+    .args = "",
+    .summary = "single generations kept: --slowest N, --errors, --request ID",
+    .help = "  --model M              only this model\n"
+            "  --slowest N            the N slowest instead, slowest first\n"
+            "  --by ttft|e2e|tpot|itl what --slowest ranks by (default ttft; itl: its p99)\n"
+            "  --errors               only generations that did not end OK\n"
+            "  --request ID           the generations of this request id\n"
+            "  --limit N              at most N (default 100)\n"
+            "                         Each series keeps every generation while it sees at\n"
+            "                         most a threshold a minute; past it a uniform sample,\n"
+            "                         every error and the slowest (docs/events.md).\n"
+            "                         --since: how far back (default 24h).\n",
+    .run = events_run,
+};

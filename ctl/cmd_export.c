@@ -42,14 +42,9 @@ static int export_opt(ctl_ctx *ctx, void *ud, int id, const char *arg)
         a->model = arg;
         return 0;
     case O_STEP:
-        if (ctl_parse_duration(arg, &a->step_ns) != 0 || a->step_ns % 60000000000ll != 0)
-            return ctl_usage_error(ctx, "bad --step '%s' (whole minutes: 1m, 5m, 1h)", arg);
-        return 0;
+        return ctl_opt_step(ctx, arg, &a->step_ns);
     case O_BY:
-        if (strcmp(arg, "backend") != 0)
-            return ctl_usage_error(ctx, "--by takes 'backend', not '%s'", arg);
-        a->by_backend = 1;
-        return 0;
+        return ctl_opt_by_backend(ctx, arg, &a->by_backend);
     }
     return CTL_USAGE;
 }
@@ -275,11 +270,8 @@ static int export_run(ctl_ctx *ctx, int argc, char **argv)
                               .window_ns = window, .by_backend = a.by_backend,
                               .step_ns = a.step_ns };
     metricsd_trend *t;
-    if ((rc = metricsd_query_trend(&q, &t)) != 0) {
-        if (rc == -E2BIG)
-            return ctl_usage_error(ctx, "%s", "more than 1441 steps: use a longer --step");
-        return ctl_fail(ctx, rc);
-    }
+    if (ctl_query_trend(ctx, &q, &t, &rc) != 0)
+        return rc;
     if (a.format == F_JSON) {
         ctl_print_json(ctl_trend_json(t, NULL));
     } else {

@@ -5,40 +5,15 @@
  * Exits with the monitoring-plugin convention: 0 healthy, 1 degraded, 2 unhealthy,
  * 3 unknown (no daemon, a usage error), so monitors and ExecCondition= can act on it.
  */
-#include <errno.h>
-#include <getopt.h>
-#include <jansson.h>
-#include <math.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "cmd_ext.h"
+#include "ctl.h"
 #include "ctl_json.h"
 #include "metricsd.h"
 
 #define EXIT_UNKNOWN 3
-
-static void health_usage(FILE *f)
-{
-    fprintf(f,
-            "usage: metricsctl [--socket PATH] health [MODEL] [options]\n"
-            "Healthy, degraded or unhealthy, for each model and the daemon, with reasons.\n\n"
-            "  --history              the changes of state too (--since how far back)\n"
-            "  --since DUR            history this far back (default 7d)\n"
-            "  --json                 machine-readable output\n\n"
-            "Exit status: 0 healthy, 1 degraded, 2 unhealthy, 3 unknown (no daemon, a\n"
-            "usage error, or MODEL not seen).\n");
-}
-
-static int health_usage_error(const char *fmt, const char *arg)
-{
-    fprintf(stderr, "metricsctl: ");
-    fprintf(stderr, fmt, arg);
-    fprintf(stderr, "\nTry 'metricsctl health --help'.\n");
-    return EXIT_UNKNOWN;
-}
 
 static void when(char *buf, size_t n, int64_t ns)
 {
@@ -48,59 +23,40 @@ static void when(char *buf, size_t n, int64_t ns)
     strftime(buf, n, "%Y-%m-%d %H:%M:%S", &tm);
 }
 
-int ctl_health_main(int argc, char **argv)
-{
-    enum { O_SOCKET = 256, O_HISTORY, O_SINCE, O_JSON, O_HELP };
-    static const struct option lopts[] = {
-        { "socket", required_argument, NULL, O_SOCKET },
-        { "history", no_argument, NULL, O_HISTORY },
-        { "since", required_argument, NULL, O_SINCE },
-        { "json", no_argument, NULL, O_JSON },
-        { "help", no_argument, NULL, O_HELP },
-        { 0 },
-    };
-    metricsd_health_opts q = { .size = sizeof(q) };
-    int json = 0, c, saw_cmd = 0;
+extern const ctl_command ctl_cmd_health;
 
-    optind = 0;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "h", lopts, NULL)) != -1) {
-        switch (c) {
-        case O_SOCKET:
-            q.socket_path = optarg;
-            break;
-        case O_HISTORY:
-            q.history = 1;
-            break;
-        case O_SINCE:
-            if (ctl_parse_duration(optarg, &q.since_ns) != 0)
-                return health_usage_error("bad duration '%s' (use 30s, 5m, 1h, 7d)", optarg);
-            break;
-        case O_JSON:
-            json = 1;
-            break;
-        case 'h':
-        case O_HELP:
-            health_usage(stdout);
-            return 0;
-        default:
-            return health_usage_error("unknown option '%s'", argv[optind - 1]);
-        }
+enum { O_HISTORY = 1000 };
+
+static int health_opt(ctl_ctx *ctx, void *ud, int id, const char *arg)
+{
+    (void)ctx;
+    (void)arg;
+    if (id != O_HISTORY)
+        return CTL_USAGE;
+    ((metricsd_health_opts *)ud)->history = 1;
+    return 0;
+}
+
+static int health_run(ctl_ctx *ctx, int argc, char **argv)
+{
+    static const struct option own[] = { { "history", no_argument, NULL, O_HISTORY }, { 0 } };
+    metricsd_health_opts q = { .size = sizeof(q) };
+    char **pos;
+    int npos, rc;
+    /* A usage error is "unknown" here (3), not 2: 2 says unhealthy. */
+    if (ctl_parse(ctx, &ctl_cmd_health, argc, argv, own, health_opt, &q, &pos, &npos, &rc) != 0)
+        return rc == CTL_USAGE ? EXIT_UNKNOWN : rc;
+    if (npos > 1) {
+        ctl_usage_error(ctx, "unexpected argument '%s'", pos[1]);
+        return EXIT_UNKNOWN;
     }
-    for (; optind < argc; optind++) {
-        if (!saw_cmd && strcmp(argv[optind], "health") == 0) {
-            saw_cmd = 1;
-            continue;
-        }
-        if (q.model == NULL) {
-            q.model = argv[optind];
-            continue;
-        }
-        return health_usage_error("unexpected argument '%s'", argv[optind]);
-    }
+    q.model = npos == 1 ? pos[0] : NULL;
+    q.socket_path = ctx->socket;
+    q.since_ns = ctx->since_ns;
+    int json = ctx->json;
 
     metricsd_health *h;
-    int rc = metricsd_query_health(&q, &h);
+    rc = metricsd_query_health(&q, &h);
     if (rc != 0) {
         if (json)
             printf("{\"state\": \"unknown\", \"error\": \"%s\"}\n", metricsd_strerror(rc));
@@ -110,12 +66,7 @@ int ctl_health_main(int argc, char **argv)
     }
     int state = h->n_entities == 0 ? METRICSD_HEALTH_UNKNOWN : h->state;
     if (json) {
-        json_t *root = ctl_json_health(h, q.history);
-        char *s = json_dumps(root, JSON_INDENT(2) | JSON_REAL_PRECISION(10));
-        if (s)
-            puts(s);
-        free(s);
-        json_decref(root);
+        ctl_print_json(ctl_json_health(h, q.history));
     } else {
         if (h->n_entities == 0)
             printf("UNKNOWN: %s%s has not been seen\n", q.model ? "model " : "",
@@ -146,3 +97,16 @@ int ctl_health_main(int argc, char **argv)
     metricsd_health_free(h);
     return state;
 }
+
+const ctl_command ctl_cmd_health = {
+    .name = "health",
+    .args = "[MODEL]",
+    .summary = "healthy, degraded or unhealthy, with reasons (exit 0-3)",
+    .help = "  MODEL                  this model only (and the daemon)\n"
+            "  --history              the changes of state too (--since: how far back,\n"
+            "                         default 7d)\n"
+            "                         Exit status: 0 healthy, 1 degraded, 2 unhealthy,\n"
+            "                         3 unknown (no daemon, a usage error, or MODEL not\n"
+            "                         seen).\n",
+    .run = health_run,
+};

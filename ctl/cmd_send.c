@@ -77,9 +77,7 @@ static int send_opt(ctl_ctx *ctx, void *ud, int id, const char *arg)
     case O_PROMPT: return send_count(ctx, "prompt-tokens", arg, &a->ev.prompt_tokens);
     case O_CACHED: return send_count(ctx, "cached-tokens", arg, &a->ev.cached_prompt_tokens);
     case O_AGO:
-        if (ctl_parse_duration(arg, &a->ago_ns) != 0)
-            return ctl_usage_error(ctx, "bad --ago '%s' (use 30s, 5m, 1h)", arg);
-        return 0;
+        return ctl_opt_duration(ctx, "ago", arg, &a->ago_ns);
     case O_STATUS:
         if (strcmp(arg, "ok") == 0)
             a->ev.status = METRICSD_OK;

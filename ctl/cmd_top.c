@@ -207,8 +207,11 @@ static int top_opt(ctl_ctx *ctx, void *ud, int id, const char *arg)
     }
     if (id == O_INTERVAL) {
         int64_t ns;
-        if (ctl_parse_duration(arg, &ns) != 0 || ns < 100000000)
-            return ctl_usage_error(ctx, "bad --interval '%s' (100ms or more)", arg);
+        /* Up to a day: the refresh is an int of ms. */
+        if (ctl_opt_duration(ctx, "interval", arg, &ns) != 0)
+            return CTL_USAGE;
+        if (ns < 100000000 || ns > 86400000000000ll)
+            return ctl_usage_error(ctx, "bad --interval '%s': from 100ms to 1d", arg);
         a->interval_ms = (int)(ns / 1000000);
         return 0;
     }

@@ -52,17 +52,10 @@ static int trend_opt(ctl_ctx *ctx, void *ud, int id, const char *arg)
                                         "errors, joules, requests)", arg);
         return 0;
     }
-    if (id == O_STEP) {
-        if (ctl_parse_duration(arg, &a->step_ns) != 0 || a->step_ns % 60000000000ll != 0)
-            return ctl_usage_error(ctx, "bad --step '%s' (whole minutes: 1m, 5m, 1h, 1d)", arg);
-        return 0;
-    }
-    if (id == O_BY) {
-        if (strcmp(arg, "backend") != 0)
-            return ctl_usage_error(ctx, "--by takes 'backend', not '%s'", arg);
-        a->by_backend = 1;
-        return 0;
-    }
+    if (id == O_STEP)
+        return ctl_opt_step(ctx, arg, &a->step_ns);
+    if (id == O_BY)
+        return ctl_opt_by_backend(ctx, arg, &a->by_backend);
     return CTL_USAGE;
 }
 
@@ -199,11 +192,8 @@ static int trend_run(ctl_ctx *ctx, int argc, char **argv)
                               .window_ns = window, .by_backend = a.by_backend,
                               .step_ns = a.step_ns };
     metricsd_trend *t;
-    if ((rc = metricsd_query_trend(&q, &t)) != 0) {
-        if (rc == -E2BIG)
-            return ctl_usage_error(ctx, "%s", "more than 1441 steps: use a longer --step");
-        return ctl_fail(ctx, rc);
-    }
+    if (ctl_query_trend(ctx, &q, &t, &rc) != 0)
+        return rc;
     char w[32], st[32], c0[32], c1[32];
     ctl_duration(w, sizeof(w), t->window_ns);
     ctl_duration(st, sizeof(st), t->step_ns);

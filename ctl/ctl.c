@@ -48,15 +48,41 @@ int ctl_fail(const ctl_ctx *ctx, int rc)
     return CTL_FAIL;
 }
 
+int ctl_opt_duration(const ctl_ctx *ctx, const char *opt, const char *arg, int64_t *ns)
+{
+    int e = ctl_parse_duration(arg, ns);
+    if (e == 0)
+        return 0;
+    return ctl_usage_error(ctx, "bad duration '%s' for --%s: %s", arg, opt, ctl_duration_error(e));
+}
+
+int ctl_opt_step(const ctl_ctx *ctx, const char *arg, int64_t *ns)
+{
+    if (ctl_opt_duration(ctx, "step", arg, ns) != 0)
+        return CTL_USAGE;
+    if (*ns % 60000000000ll != 0)
+        return ctl_usage_error(ctx, "bad --step '%s': whole minutes (1m, 5m, 1h, 1d)", arg);
+    return 0;
+}
+
+int ctl_opt_by_backend(const ctl_ctx *ctx, const char *arg, int *by_backend)
+{
+    if (strcmp(arg, "backend") != 0)
+        return ctl_usage_error(ctx, "--by takes 'backend', not '%s'", arg);
+    *by_backend = 1;
+    return 0;
+}
+
 static void ctl_print_help(const ctl_command *cmd)
 {
     printf("usage: metricsctl %s%s%s [options]\n%s\n\n", cmd->name, cmd->args[0] ? " " : "",
            cmd->args, cmd->summary);
     if (cmd->help[0])
         printf("Options:\n%s", cmd->help);
-    printf("  --since DUR            window back from now: 30s, 5m, 1h, 7d\n"
+    printf("  --since DUR            window back from now: 30s, 5m, 1h30m, 7d\n"
            "  --json                 machine-readable output, the same fields as the table\n"
            "  --width N              table width (default: $COLUMNS, the terminal, or 120)\n"
+           "  --no-color             no colour, even on a terminal\n"
            "  --socket PATH          the daemon's socket\n"
            "  --help                 print this and exit\n");
 }
@@ -94,10 +120,8 @@ int ctl_parse(ctl_ctx *ctx, const ctl_command *cmd, int argc, char **argv,
             ctx->socket = optarg;
             break;
         case O_SINCE:
-            if (ctl_parse_duration(optarg, &ctx->since_ns) != 0) {
-                *rc = ctl_usage_error(ctx, "bad duration '%s' (use 30s, 5m, 1h, 7d)", optarg);
+            if ((*rc = ctl_opt_duration(ctx, "since", optarg, &ctx->since_ns)) != 0)
                 ret = -1;
-            }
             break;
         case O_JSON:
             ctx->json = 1;
@@ -155,65 +179,6 @@ int ctl_width(const ctl_ctx *ctx)
     if (isatty(STDOUT_FILENO) && ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col >= 20)
         return ws.ws_col;
     return 120;
-}
-
-int ctl_parse_duration(const char *s, int64_t *ns)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    double mul;
-    if (errno || end == s || !(v > 0) || !isfinite(v))
-        return -1;
-    if (strcmp(end, "") == 0 || strcmp(end, "s") == 0)
-        mul = 1e9;
-    else if (strcmp(end, "ms") == 0)
-        mul = 1e6;
-    else if (strcmp(end, "m") == 0 || strcmp(end, "min") == 0)
-        mul = 60e9;
-    else if (strcmp(end, "h") == 0)
-        mul = 3600e9;
-    else if (strcmp(end, "d") == 0)
-        mul = 86400e9;
-    else if (strcmp(end, "w") == 0)
-        mul = 7 * 86400e9;
-    else
-        return -1;
-    if (v * mul > 9.2e18 || v * mul < 1)
-        return -1;
-    *ns = (int64_t)(v * mul);
-    return 0;
-}
-
-const char *ctl_duration(char *buf, size_t n, int64_t ns)
-{
-    /* Days from two on: "24h" and "36h" read better than "1d" and "1d12h". */
-    static const struct { int64_t ns; const char *u; } units[] = {
-        { 86400000000000ll, "d" }, { 3600000000000ll, "h" }, { 60000000000ll, "m" },
-        { 1000000000ll, "s" },
-    };
-    if (ns <= 0) {
-        snprintf(buf, n, "0s");
-        return buf;
-    }
-    /* A whole number of the largest unit that divides it, else two units (1h30m). */
-    for (size_t i = ns < 2 * units[0].ns ? 1 : 0; i < sizeof(units) / sizeof(units[0]); i++) {
-        if (ns >= units[i].ns && ns % units[i].ns == 0) {
-            snprintf(buf, n, "%lld%s", (long long)(ns / units[i].ns), units[i].u);
-            return buf;
-        }
-        if (ns >= units[i].ns && i + 1 < sizeof(units) / sizeof(units[0]) &&
-            ns % units[i + 1].ns == 0 && ns < 100 * units[i].ns) {
-            snprintf(buf, n, "%lld%s%lld%s", (long long)(ns / units[i].ns), units[i].u,
-                     (long long)(ns % units[i].ns / units[i + 1].ns), units[i + 1].u);
-            return buf;
-        }
-    }
-    if (ns >= 1000000000ll)
-        snprintf(buf, n, "%.1fs", (double)ns / 1e9);
-    else
-        snprintf(buf, n, "%.0fms", (double)ns / 1e6);
-    return buf;
 }
 
 const char *ctl_ago(char *buf, size_t n, int64_t now, int64_t then)
@@ -447,29 +412,6 @@ void ctl_table_print(const ctl_table *t, FILE *f, const unsigned char *shown, in
 
 /* ---- JSON ---- */
 
-json_t *ctl_jnum(double v)
-{
-    return isfinite(v) ? json_real(v) : json_null();
-}
-
-json_t *ctl_jsummary(const metricsd_summary *s)
-{
-    return json_pack("{s:I,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "count", (json_int_t)s->count,
-                     "mean", ctl_jnum(s->mean), "min", ctl_jnum(s->min), "max", ctl_jnum(s->max),
-                     "p50", ctl_jnum(s->p50), "p90", ctl_jnum(s->p90), "p95", ctl_jnum(s->p95),
-                     "p99", ctl_jnum(s->p99), "p999", ctl_jnum(s->p999));
-}
-
-json_t *ctl_jbytes(uint64_t v)
-{
-    return v ? json_integer((json_int_t)v) : json_null();
-}
-
-json_t *ctl_jstr(const char *s)
-{
-    return s && s[0] ? json_string(s) : json_null();
-}
-
 void ctl_print_json(json_t *j)
 {
     char *s = json_dumps(j, JSON_INDENT(2) | JSON_REAL_PRECISION(10));
@@ -522,6 +464,19 @@ int ctl_sender_drain(metricsd_client *c, int timeout_ms)
             return rc;
         nanosleep(&nap, NULL);
     }
+}
+
+int ctl_query_trend(const ctl_ctx *ctx, const metricsd_query_opts *q, metricsd_trend **out,
+                    int *rc)
+{
+    int r = metricsd_query_trend(q, out);
+    if (r == 0)
+        return 0;
+    if (r == -E2BIG)
+        *rc = ctl_usage_error(ctx, "%s", "more than 1441 steps: use a longer --step");
+    else
+        *rc = ctl_fail(ctx, r);
+    return -1;
 }
 
 double ctl_window_span_s(const metricsd_stats *st)

@@ -15,6 +15,7 @@
 #include <stdio.h>
 
 #include "ctl_json.h"
+#include "ctl_value.h"
 #include "metricsd.h"
 
 /* Exit codes (STYLE.md): 0 done, 1 failed, 2 usage error. */
@@ -58,10 +59,14 @@ int ctl_usage_error(const ctl_ctx *ctx, const char *fmt, ...) __attribute__((for
  * returns CTL_FAIL. */
 int ctl_fail(const ctl_ctx *ctx, int rc);
 
-/* "30s", "5m", "1h", "7d", "2w", "250ms" or plain seconds. Returns 0 or -1. */
-int ctl_parse_duration(const char *s, int64_t *ns);
-/* The shortest way a person writes ns: "24h", "90m", "1h30m", "45s", "1.5s". */
-const char *ctl_duration(char *buf, size_t n, int64_t ns);
+/* Durations (ctl_parse_duration, ctl_duration) and counts are ctl_value.h's, shared
+ * with the daemon's HTTP parameters. The value of option --opt as a duration: 0, or
+ * the usage error that says why not (CTL_USAGE). */
+int ctl_opt_duration(const ctl_ctx *ctx, const char *opt, const char *arg, int64_t *ns);
+/* --step of trend and export: a duration of whole minutes. 0 or CTL_USAGE. */
+int ctl_opt_step(const ctl_ctx *ctx, const char *arg, int64_t *ns);
+/* --by backend of trend and export (stats takes more): sets *by_backend; 0 or CTL_USAGE. */
+int ctl_opt_by_backend(const ctl_ctx *ctx, const char *arg, int *by_backend);
 /* "12s ago", "4m ago", "3.2h ago", "never". */
 const char *ctl_ago(char *buf, size_t n, int64_t now, int64_t then);
 /* 3 significant digits, at most 2 decimals; "-" for NAN. */
@@ -93,12 +98,7 @@ int ctl_table_width(const ctl_table *t, const unsigned char *shown);
 void ctl_table_print(const ctl_table *t, FILE *f, const unsigned char *shown, int max_first);
 int ctl_table_ncols(const ctl_table *t);
 
-/* JSON: a number or null for NAN, a summary with count, mean, min, max and the
- * quantiles, a byte count or null for 0, a string or null for "". */
-json_t *ctl_jnum(double v);
-json_t *ctl_jsummary(const metricsd_summary *s);
-json_t *ctl_jbytes(uint64_t v);
-json_t *ctl_jstr(const char *s);
+/* JSON figures (ctl_jnum, ctl_jsummary, ctl_jbytes, ctl_jstr) are ctl_json.h's. */
 /* A trend as trend --json writes it: with metric NULL every figure of each step
  * (export's form), else that metric's (cmd_trend.c). */
 json_t *ctl_trend_json(const metricsd_trend *t, const char *metric);
@@ -116,6 +116,10 @@ int ctl_sender_drain(metricsd_client *c, int timeout_ms);
  * (-1 with *rc set). */
 int ctl_query_stats(const ctl_ctx *ctx, const char *model, int64_t window_ns, int by_backend,
                     metricsd_stats **out, int *rc);
+/* The trend of q (trend and export): 0, or -1 with *rc the exit code (a usage error
+ * for more steps than the daemon gives, else ctl_fail's). */
+int ctl_query_trend(const ctl_ctx *ctx, const metricsd_query_opts *q, metricsd_trend **out,
+                    int *rc);
 /* Seconds the window of st covers: windows are whole minutes (the minute holding
  * now - window, up to now), so per-second rates divide by this. */
 double ctl_window_span_s(const metricsd_stats *st);

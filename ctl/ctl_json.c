@@ -1,33 +1,80 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * ctl_json: the JSON of `metricsctl stats`, `power`, `events` and `health --json`, built with
- * jansson from the library's result records. The daemon's HTTP API (/api/v1/stats,
+ * jansson from the library's result records, and the writers of single figures
+ * (numbers, summaries, byte counts, strings) every metricsctl command uses. The daemon's HTTP API (/api/v1/stats,
  * /api/v1/power, /api/v1/events, /api/v1/health) links the same code, so both answer with the same document.
  */
 #include "ctl_json.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 
-static json_t *jnum(double v)
+json_t *ctl_jnum(double v)
 {
     return isfinite(v) ? json_real(v) : json_null();
 }
 
 /* Every distribution: its count, mean, min and max, and the quantiles. */
-static json_t *jsummary(const metricsd_summary *s)
+json_t *ctl_jsummary(const metricsd_summary *s)
 {
     return json_pack("{s:I,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "count", (json_int_t)s->count,
-                     "mean", jnum(s->mean), "min", jnum(s->min), "max", jnum(s->max), "p50",
-                     jnum(s->p50), "p90", jnum(s->p90), "p95", jnum(s->p95), "p99", jnum(s->p99),
-                     "p999", jnum(s->p999));
+                     "mean", ctl_jnum(s->mean), "min", ctl_jnum(s->min), "max", ctl_jnum(s->max),
+                     "p50", ctl_jnum(s->p50), "p90", ctl_jnum(s->p90), "p95", ctl_jnum(s->p95),
+                     "p99", ctl_jnum(s->p99), "p999", ctl_jnum(s->p999));
 }
 
-/* A byte count, or null when not known (0). */
-static json_t *jbytes(uint64_t v)
+json_t *ctl_jbytes(uint64_t v)
 {
     return v ? json_integer((json_int_t)v) : json_null();
 }
+
+json_t *ctl_jstr(const char *s)
+{
+    return s && s[0] ? json_string(s) : json_null();
+}
+
+/* The documents list most of a record's figures under the field's own name, so a
+ * table of (name, offset, kind) writes them in order: one writer per kind, not one
+ * line per figure. */
+enum { CJ_NUM, CJ_SUMMARY, CJ_BYTES, CJ_I64, CJ_U64 };
+typedef struct ctl_jfield {
+    const char *key;
+    size_t off;
+    int kind;
+} ctl_jfield;
+#define CJ(type, field, kind) { #field, offsetof(type, field), kind }
+#define CJ_N(table) (sizeof(table) / sizeof((table)[0]))
+
+static void ctl_json_put(json_t *o, const void *rec, const ctl_jfield *f, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const void *p = (const char *)rec + f[i].off;
+        json_t *v;
+        switch (f[i].kind) {
+        case CJ_NUM: v = ctl_jnum(*(const double *)p); break;
+        case CJ_SUMMARY: v = ctl_jsummary(p); break;
+        case CJ_BYTES: v = ctl_jbytes(*(const uint64_t *)p); break;
+        case CJ_I64: v = json_integer((json_int_t) * (const int64_t *)p); break;
+        default: v = json_integer((json_int_t) * (const uint64_t *)p); break;
+        }
+        json_object_set_new(o, f[i].key, v);
+    }
+}
+
+#define MS metricsd_model_stats
+static const ctl_jfield model_figures[] = {
+    CJ(MS, ttft_ms, CJ_SUMMARY), CJ(MS, tpot_ms, CJ_SUMMARY), CJ(MS, itl_ms, CJ_SUMMARY),
+    CJ(MS, e2e_ms, CJ_SUMMARY), CJ(MS, queue_ms, CJ_SUMMARY), CJ(MS, decode_tps, CJ_SUMMARY),
+    CJ(MS, first_unix_ns, CJ_I64), CJ(MS, last_unix_ns, CJ_I64),
+    /* Energy and memory (docs/energy.md); null when unknown. */
+    CJ(MS, joules, CJ_NUM), CJ(MS, joules_per_token, CJ_NUM), CJ(MS, watts_avg, CJ_NUM),
+    CJ(MS, attributed_tokens, CJ_U64), CJ(MS, battery_tokens, CJ_U64),
+    CJ(MS, battery_joules, CJ_NUM), CJ(MS, battery_pct_per_1k_tokens, CJ_NUM),
+    CJ(MS, rss_bytes, CJ_BYTES), CJ(MS, gpu_mem_bytes, CJ_BYTES),
+};
+#undef MS
 
 json_t *ctl_json_model(const metricsd_model_stats *m)
 {
@@ -38,29 +85,12 @@ json_t *ctl_json_model(const metricsd_model_stats *m)
                           "output_tokens", (json_int_t)m->output_tokens, "prompt_tokens",
                           (json_int_t)m->prompt_tokens, "cold_starts", (json_int_t)m->cold_starts,
                           "in_flight", (json_int_t)m->in_flight);
-    json_object_set_new(o, "ttft_ms", jsummary(&m->ttft_ms));
-    json_object_set_new(o, "tpot_ms", jsummary(&m->tpot_ms));
-    json_object_set_new(o, "itl_ms", jsummary(&m->itl_ms));
-    json_object_set_new(o, "e2e_ms", jsummary(&m->e2e_ms));
-    json_object_set_new(o, "queue_ms", jsummary(&m->queue_ms));
-    json_object_set_new(o, "decode_tps", jsummary(&m->decode_tps));
-    json_object_set_new(o, "first_unix_ns", json_integer((json_int_t)m->first_unix_ns));
-    json_object_set_new(o, "last_unix_ns", json_integer((json_int_t)m->last_unix_ns));
-    /* Energy and memory (docs/energy.md); null when unknown. */
-    json_object_set_new(o, "joules", jnum(m->joules));
-    json_object_set_new(o, "joules_per_token", jnum(m->joules_per_token));
-    json_object_set_new(o, "watts_avg", jnum(m->watts_avg));
-    json_object_set_new(o, "attributed_tokens", json_integer((json_int_t)m->attributed_tokens));
-    json_object_set_new(o, "battery_tokens", json_integer((json_int_t)m->battery_tokens));
-    json_object_set_new(o, "battery_joules", jnum(m->battery_joules));
-    json_object_set_new(o, "battery_pct_per_1k_tokens", jnum(m->battery_pct_per_1k_tokens));
-    json_object_set_new(o, "rss_bytes", jbytes(m->rss_bytes));
-    json_object_set_new(o, "gpu_mem_bytes", jbytes(m->gpu_mem_bytes));
+    ctl_json_put(o, m, model_figures, CJ_N(model_figures));
     /* Fields of later libraries, where the record has them (the ABI rule). */
     if (METRICSD_HAS(metricsd_model_stats, m, group)) {
         json_object_set_new(o, "group", m->group[0] ? json_string(m->group) : json_null());
-        json_object_set_new(o, "load_ms", jsummary(&m->load_ms));
-        json_object_set_new(o, "prefill_ms", jsummary(&m->prefill_ms));
+        json_object_set_new(o, "load_ms", ctl_jsummary(&m->load_ms));
+        json_object_set_new(o, "prefill_ms", ctl_jsummary(&m->prefill_ms));
         json_t *kinds = json_object();
         for (size_t i = 0; i < m->n_error_kinds; i++)
             json_object_set_new(kinds, m->error_kinds[i]->name,
@@ -78,10 +108,16 @@ json_t *ctl_json_stats(const metricsd_stats *st)
     return json_pack("{s:o,s:f}", "models", models, "window_s", (double)st->window_ns / 1e9);
 }
 
-static json_t *jstr_or_null(const char *s)
-{
-    return s && s[0] ? json_string(s) : json_null();
-}
+#define PD metricsd_power_device
+static const ctl_jfield device_figures[] = {
+    CJ(PD, power_w, CJ_NUM), CJ(PD, util_pct, CJ_NUM), CJ(PD, mem_used_bytes, CJ_BYTES),
+    CJ(PD, mem_total_bytes, CJ_BYTES), CJ(PD, temp_c, CJ_NUM), CJ(PD, energy_j, CJ_NUM),
+    CJ(PD, attributed_j, CJ_NUM), CJ(PD, idle_j, CJ_NUM),
+};
+static const ctl_jfield battery_figures[] = {
+    CJ(PD, capacity_pct, CJ_NUM), CJ(PD, energy_now_j, CJ_NUM), CJ(PD, energy_full_j, CJ_NUM),
+};
+#undef PD
 
 json_t *ctl_json_power(const metricsd_power *p)
 {
@@ -90,21 +126,12 @@ json_t *ctl_json_power(const metricsd_power *p)
         const metricsd_power_device *d = p->devices[i];
         json_t *o = json_pack("{s:s,s:s,s:s,s:b}", "name", d->name, "kind", d->kind, "source",
                               d->source, "available", d->available);
-        json_object_set_new(o, "unavailable_reason", jstr_or_null(d->unavailable_reason));
-        json_object_set_new(o, "note", jstr_or_null(d->note));
-        json_object_set_new(o, "power_w", jnum(d->power_w));
-        json_object_set_new(o, "util_pct", jnum(d->util_pct));
-        json_object_set_new(o, "mem_used_bytes", jbytes(d->mem_used_bytes));
-        json_object_set_new(o, "mem_total_bytes", jbytes(d->mem_total_bytes));
-        json_object_set_new(o, "temp_c", jnum(d->temp_c));
-        json_object_set_new(o, "energy_j", jnum(d->energy_j));
-        json_object_set_new(o, "attributed_j", jnum(d->attributed_j));
-        json_object_set_new(o, "idle_j", jnum(d->idle_j));
+        json_object_set_new(o, "unavailable_reason", ctl_jstr(d->unavailable_reason));
+        json_object_set_new(o, "note", ctl_jstr(d->note));
+        ctl_json_put(o, d, device_figures, CJ_N(device_figures));
         if (d->battery_status[0]) {
             json_object_set_new(o, "battery_status", json_string(d->battery_status));
-            json_object_set_new(o, "capacity_pct", jnum(d->capacity_pct));
-            json_object_set_new(o, "energy_now_j", jnum(d->energy_now_j));
-            json_object_set_new(o, "energy_full_j", jnum(d->energy_full_j));
+            ctl_json_put(o, d, battery_figures, CJ_N(battery_figures));
             json_object_set_new(o, "ac_online", d->ac_online < 0 ? json_null() : json_boolean(d->ac_online));
         }
         json_array_append_new(devs, o);
@@ -112,8 +139,8 @@ json_t *ctl_json_power(const metricsd_power *p)
     for (size_t i = 0; i < p->n_processes; i++) {
         const metricsd_power_process *q = p->processes[i];
         json_array_append_new(procs, json_pack("{s:i,s:o,s:o,s:s}", "pid", q->pid, "rss_bytes",
-                                               jbytes(q->rss_bytes), "gpu_mem_bytes",
-                                               jbytes(q->gpu_mem_bytes), "models", q->models));
+                                               ctl_jbytes(q->rss_bytes), "gpu_mem_bytes",
+                                               ctl_jbytes(q->gpu_mem_bytes), "models", q->models));
     }
     return json_pack("{s:o,s:o,s:i,s:I,s:I}", "devices", devs, "processes", procs,
                      "sample_interval_ms", (int)p->sample_interval_ms, "since_unix_ns",
@@ -147,6 +174,17 @@ void ctl_kept_words(char *buf, size_t n, unsigned kept)
             off += (size_t)snprintf(buf + off, off < n ? n - off : 0, "%s%s", off ? "+" : "", w[i]);
 }
 
+#define GN metricsd_generation
+static const ctl_jfield generation_figures[] = {
+    CJ(GN, queue_ms, CJ_NUM), CJ(GN, load_ms, CJ_NUM), CJ(GN, prefill_ms, CJ_NUM),
+    CJ(GN, ttft_ms, CJ_NUM), CJ(GN, decode_ms, CJ_NUM), CJ(GN, e2e_ms, CJ_NUM),
+    CJ(GN, tpot_ms, CJ_NUM), CJ(GN, decode_tps, CJ_NUM), CJ(GN, itl_count, CJ_U64),
+    CJ(GN, itl_p50_ms, CJ_NUM), CJ(GN, itl_p99_ms, CJ_NUM), CJ(GN, itl_max_ms, CJ_NUM),
+    CJ(GN, prompt_tokens, CJ_I64), CJ(GN, cached_prompt_tokens, CJ_I64),
+    CJ(GN, output_tokens, CJ_I64), CJ(GN, joules, CJ_NUM),
+};
+#undef GN
+
 json_t *ctl_json_generation(const metricsd_generation *g)
 {
     char kept[64];
@@ -160,22 +198,7 @@ json_t *ctl_json_generation(const metricsd_generation *g)
                           "cold_start", g->cold_start, "start_unix_ns", (json_int_t)g->start_unix_ns,
                           "end_unix_ns", (json_int_t)g->end_unix_ns);
     json_object_set_new(o, "gpu_layers", g->gpu_layers >= 0 ? json_integer(g->gpu_layers) : json_null());
-    json_object_set_new(o, "queue_ms", jnum(g->queue_ms));
-    json_object_set_new(o, "load_ms", jnum(g->load_ms));
-    json_object_set_new(o, "prefill_ms", jnum(g->prefill_ms));
-    json_object_set_new(o, "ttft_ms", jnum(g->ttft_ms));
-    json_object_set_new(o, "decode_ms", jnum(g->decode_ms));
-    json_object_set_new(o, "e2e_ms", jnum(g->e2e_ms));
-    json_object_set_new(o, "tpot_ms", jnum(g->tpot_ms));
-    json_object_set_new(o, "decode_tps", jnum(g->decode_tps));
-    json_object_set_new(o, "itl_count", json_integer((json_int_t)g->itl_count));
-    json_object_set_new(o, "itl_p50_ms", jnum(g->itl_p50_ms));
-    json_object_set_new(o, "itl_p99_ms", jnum(g->itl_p99_ms));
-    json_object_set_new(o, "itl_max_ms", jnum(g->itl_max_ms));
-    json_object_set_new(o, "prompt_tokens", json_integer((json_int_t)g->prompt_tokens));
-    json_object_set_new(o, "cached_prompt_tokens", json_integer((json_int_t)g->cached_prompt_tokens));
-    json_object_set_new(o, "output_tokens", json_integer((json_int_t)g->output_tokens));
-    json_object_set_new(o, "joules", jnum(g->joules));
+    ctl_json_put(o, g, generation_figures, CJ_N(generation_figures));
     json_object_set_new(o, "kept", json_string(kept));
     json_object_set_new(o, "seq", json_integer((json_int_t)g->seq));
     json_object_set_new(o, "labels", labels);
@@ -212,8 +235,8 @@ json_t *ctl_json_health(const metricsd_health *h, int history)
             json_t *o = json_pack("{s:s,s:s,s:s,s:s}", "name", cp->name, "state",
                                   metricsd_health_state_name(cp->state), "rule", cp->rule,
                                   "reason", cp->reason);
-            json_object_set_new(o, "value", jnum(cp->value));
-            json_object_set_new(o, "threshold", jnum(cp->threshold));
+            json_object_set_new(o, "value", ctl_jnum(cp->value));
+            json_object_set_new(o, "threshold", ctl_jnum(cp->threshold));
             json_array_append_new(comps, o);
         }
         json_array_append_new(ents, json_pack("{s:s,s:s,s:I,s:I,s:o}", "name", e->name, "state",

@@ -9,6 +9,15 @@
 
 #include "metricsd.h"
 
+/* A number, or null for NAN and infinities. */
+json_t *ctl_jnum(double v);
+/* A distribution: count, mean, min, max, p50, p90, p95, p99, p999. */
+json_t *ctl_jsummary(const metricsd_summary *s);
+/* A byte count, or null when not known (0). */
+json_t *ctl_jbytes(uint64_t v);
+/* A string, or null for NULL and "". */
+json_t *ctl_jstr(const char *s);
+
 /* One model's record: its counters, every distribution with count, mean, min, max and
  * quantiles, energy, memory, load and prefill times, error kinds and group. */
 json_t *ctl_json_model(const metricsd_model_stats *m);

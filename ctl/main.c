@@ -9,7 +9,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cmd_ext.h"
 #include "ctl.h"
 
 /* One line per command: a new command is one line here and its own cmd_NAME.c. */
@@ -24,7 +23,9 @@
     X(line)             \
     X(export)           \
     X(send)             \
-    X(import)
+    X(import)           \
+    X(events)           \
+    X(health)
 
 #define CTL_DECLARE(n) extern const ctl_command ctl_cmd_##n;
 #define CTL_ENTRY(n) &ctl_cmd_##n,
@@ -43,9 +44,6 @@ static void ctl_usage(void)
                  ctl_commands[i]->args[0] ? " " : "", ctl_commands[i]->args);
         printf("  %-24s %s\n", head, ctl_commands[i]->summary);
     }
-    printf("  %-24s %s\n  %-24s %s\n", "events",
-           "single generations kept: --slowest N, --errors, --request ID",
-           "health [MODEL]", "healthy, degraded or unhealthy, with reasons (exit 0-3)");
     if (metricsd_default_socket(def, sizeof(def)) != 0)
         snprintf(def, sizeof(def), "%s", "?");
     printf("\nOptions of every command:\n"
@@ -53,13 +51,16 @@ static void ctl_usage(void)
            "                         $XDG_RUNTIME_DIR/metricsd/metricsd.sock, else\n"
            "                         /tmp/metricsd-$UID/metricsd.sock)\n"
            "                         here: %s\n"
-           "  --since DUR            window back from now: 30s, 5m, 1h, 7d (default 24h)\n"
+           "  --since DUR            window back from now: 30s, 5m, 1h30m, 7d (default 24h)\n"
            "  --json                 machine-readable output, the same fields as the table\n"
            "  --width N              table width (default: $COLUMNS, the terminal, or 120)\n"
+           "  --no-color             no colour, even on a terminal\n"
            "  --help                 print this (or, after a command, its options) and exit\n\n"
-           "'metricsctl COMMAND --help' lists a command's own options. Colour only on a\n"
-           "terminal, never with NO_COLOR set. Exit status: 0 done, 1 failed, 2 usage error.\n"
-           "Metric definitions: docs/metrics.md.\n",
+           "'metricsctl COMMAND --help' lists a command's own options. A duration (DUR) is\n"
+           "a number and a unit, ms, s, m or min, h, d, w, parts added up (1h30m); a plain\n"
+           "number is seconds. Colour only on a terminal, never with NO_COLOR set. Exit\n"
+           "status: 0 done, 1 failed, 2 usage error (health: 0-3). Metric definitions:\n"
+           "docs/metrics.md; everything: man metricsctl.\n",
            def);
 }
 
@@ -98,12 +99,6 @@ int main(int argc, char **argv)
         ctl_usage();
         return CTL_OK;
     }
-    /* Commands with their own options and files (cmd_ext.h): they read the whole
-     * command line themselves. */
-    if (strcmp(argv[at], "events") == 0)
-        return ctl_events_main(argc, argv);
-    if (strcmp(argv[at], "health") == 0)
-        return ctl_health_main(argc, argv);
     const ctl_command *cmd = NULL;
     for (size_t i = 0; i < sizeof(ctl_commands) / sizeof(ctl_commands[0]); i++)
         if (strcmp(ctl_commands[i]->name, argv[at]) == 0)

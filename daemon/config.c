@@ -176,6 +176,14 @@ static const setting settings[] = {
       false, "N", "16",
       "distinct values kept per label dimension; further values count as\n"
       "\"other\" (label_values_capped)" },
+    { "scheduling", "cpu", "scheduling", T_STRING, FIELD(scheduling), 0, 0, false,
+      "POLICY", "batch",
+      "batch: run under SCHED_BATCH, which a waking daemon never uses to preempt\n"
+      "an engine's thread (as the systemd unit does); normal: leave it as it is" },
+    { "nice", "cpu", "nice", T_UINT, FIELD(nice), 0, 19, false, "N", "0",
+      "the nice level the daemon takes at start when it runs at a lower one,\n"
+      "so that an engine's threads come first on busy cores (0: leave it as it\n"
+      "is; the systemd unit sets Nice=5)" },
 };
 
 #define NSETTINGS (sizeof(settings) / sizeof(settings[0]))
@@ -188,6 +196,8 @@ void config_defaults(config *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
     cfg->flush_ms = 1000;
+    strcpy(cfg->scheduling, "batch");
+    cfg->nice = 0;
     cfg->idle_timeout_ms = 600000;
     cfg->frame_timeout_ms = 10000;
     cfg->max_generation_ms = 1800000;
@@ -879,6 +889,10 @@ int config_finish(config *cfg, char *why, size_t why_len)
     }
     if (!cfg->db_given && default_db(cfg, cfg->db_dir, sizeof(cfg->db_dir)) != 0) {
         snprintf(why, why_len, "no $XDG_STATE_HOME or $HOME for the database; use --db");
+        return CONFIG_FAILED;
+    }
+    if (strcmp(cfg->scheduling, "batch") != 0 && strcmp(cfg->scheduling, "normal") != 0) {
+        snprintf(why, why_len, "scheduling must be batch or normal, not '%s'", cfg->scheduling);
         return CONFIG_FAILED;
     }
     /* Without a token anyone who can reach the port reads every model's figures. */

@@ -40,6 +40,8 @@ typedef struct config {
     char sysfs_root[2048];    /* default /sys (tests: a fixture tree) */
     char proc_root[2048];     /* default /proc */
     int log_level;            /* LOG_*; -1: log.c's default */
+    char scheduling[16];      /* "batch" (SCHED_BATCH at start, the default) or "normal" */
+    unsigned nice;            /* nice level taken at start when lower; 0: leave it; 5 */
     int socket_given, db_given; /* set, so config_finish leaves them */
     unsigned frame_timeout_ms;  /* a frame begun must be whole this soon; default 10 s */
     unsigned max_generation_ms; /* a generation in flight longer is abandoned; 30 min */

@@ -43,7 +43,9 @@
     X(HTTP_REQUEST_TIMEOUT, "http_request_timeout")                                    \
     X(HTTP_TOO_MANY_CONNECTIONS, "http_too_many_connections")                          \
     X(START_TOO_OLD, "start_too_old")                                                  \
-    X(FRAME_TIMEOUT, "frame_timeout")
+    X(FRAME_TIMEOUT, "frame_timeout")                                                  \
+    X(ITL_GAP_INVALID, "itl_gap_invalid")                                              \
+    X(HTTP_BAD_PARAMETER, "http_bad_parameter")
 
 /* Other counters. poll_switches: connections switched to polled reads (net/conn_poll.c,
  * POLL_*); poll_exits: polled connections that went back to epoll or closed, so
@@ -66,7 +68,9 @@
  * replies_unread_closed: connections closed because all replies together reached
  * their bound. generations_expired: generations in flight past --max-generation,
  * ended as abandoned (also in abandoned_in_flight); acks_sent, refusals_sent: Ack
- * and Refused frames sent to clients (docs/transport.md). */
+ * and Refused frames sent to clients (docs/transport.md). ring_dozes: idle rings
+ * left to the slow doze timer (RING_DOZE_MS); ring_doze_reads: doze ticks that found
+ * bytes in a ring (the frames of a low-rate client, taken with no wake byte). */
 #define STAT_COUNTERS(X)                                                               \
     X(CONNECTIONS, "connections")                                                      \
     X(FRAMES, "frames")                                                                \
@@ -115,7 +119,9 @@
     X(REPLIES_UNREAD_CLOSED, "replies_unread_closed")                                  \
     X(FLIGHTS_EXPIRED, "generations_expired")                                          \
     X(ACKS, "acks_sent")                                                               \
-    X(REFUSALS, "refusals_sent")
+    X(REFUSALS, "refusals_sent")                                                      \
+    X(RING_DOZES, "ring_dozes")                                                        \
+    X(RING_DOZE_READS, "ring_doze_reads")
 
 #define COUNTER_ENUM(id, name) id,
 enum reject_reason { REJECT_REASONS(COUNTER_ENUM) REJECT__COUNT };

@@ -87,6 +87,17 @@ static int pack_event(ev_rec *r, series *s, const Metricsd__Generation *g, const
     e.cold_start = g->load_ns > 0;
     e.has_joules = joules >= 0;
     e.joules = joules;
+    /* Raw gaps (Generation.itl_gaps_ns) join the sketched ones here, for a kept
+     * event only: the hot path records them straight into the series. */
+    sketch both;
+    sketch_init(&both, SKETCH_DEFAULT_SCALE);
+    if (g->n_itl_gaps_ns > 0) {
+        int bad = itl != NULL && sketch_count(itl) > 0 && sketch_merge(&both, itl) != 0;
+        for (size_t i = 0; i < g->n_itl_gaps_ns && !bad; i++)
+            bad = sketch_record(&both, (double)g->itl_gaps_ns[i]) != 0;
+        if (!bad)
+            itl = &both;
+    }
     if (itl != NULL && sketch_count(itl) > 0) {
         e.has_itl_count = e.has_itl_p50_ns = e.has_itl_p99_ns = e.has_itl_max_ns = 1;
         e.itl_count = sketch_count(itl);
@@ -94,6 +105,7 @@ static int pack_event(ev_rec *r, series *s, const Metricsd__Generation *g, const
         e.itl_p99_ns = sketch_quantile(itl, 0.99);
         e.itl_max_ns = itl->max;
     }
+    sketch_free(&both);
     e.has_seq = 1;
     e.seq = r->seq;
     size_t n = metricsd__gen_event__get_packed_size(&e);

@@ -100,61 +100,95 @@ static int dump(json_t *j, export_buf *out)
     return out->oom ? -ENOMEM : 0;
 }
 
+/* A Query of kind for model over window_ns (0: the kind's default), as the library
+ * builds it. */
+static void query_init(Metricsd__Query *q, Metricsd__Query__Kind kind, const char *model,
+                       int64_t window_ns)
+{
+    metricsd__query__init(q);
+    q->has_kind = 1;
+    q->kind = kind;
+    q->model = (char *)model;
+    q->has_window_ns = window_ns > 0;
+    q->window_ns = window_ns;
+}
+
+/* Ask q, turn the Reply into the library's records with the code metricsctl uses
+ * (reply.c, reply_events.c) and write them with ctl_json.c: the one path of every
+ * JSON document but the trend. since_ns and history are what events and health
+ * carry besides the Query. Our own reply: no budget (NULL qctx). */
+static int answer_json(server *srv, const Metricsd__Query *q, int64_t since_ns, int history,
+                       export_buf *out)
+{
+    Metricsd__Envelope *env;
+    json_t *doc = NULL;
+    int rc = ask(srv, q, &env);
+    if (rc != 0)
+        return rc;
+    const Metricsd__Reply *r = env->reply;
+    switch (q->kind) {
+    case METRICSD__QUERY__KIND__STATS: {
+        metricsd_stats *st;
+        if ((rc = reply_stats(NULL, r, &st)) == 0) {
+            doc = ctl_json_stats(st);
+            metricsd_stats_free(st);
+        }
+        break;
+    }
+    case METRICSD__QUERY__KIND__POWER: {
+        metricsd_power *p;
+        if ((rc = reply_power(NULL, r, &p)) == 0) {
+            doc = ctl_json_power(p);
+            metricsd_power_free(p);
+        }
+        break;
+    }
+    case METRICSD__QUERY__KIND__EVENTS: {
+        metricsd_events *ev;
+        if ((rc = reply_events(r, since_ns, &ev)) == 0) {
+            doc = ctl_json_events(ev);
+            metricsd_events_free(ev);
+        }
+        break;
+    }
+    case METRICSD__QUERY__KIND__HEALTH: {
+        metricsd_health *h;
+        if ((rc = reply_health(r, &h)) == 0) {
+            doc = ctl_json_health(h, history);
+            metricsd_health_free(h);
+        }
+        break;
+    }
+    default:
+        rc = -EINVAL;
+        break;
+    }
+    metricsd__envelope__free_unpacked(env, NULL);
+    return rc != 0 ? rc : dump(doc, out);
+}
+
 int export_stats_json(server *srv, int64_t window_ns, const char *model, int by_backend,
                       export_buf *out)
 {
-    Metricsd__Query q = METRICSD__QUERY__INIT;
-    Metricsd__Envelope *env;
-    metricsd_stats *st;
-    q.has_kind = 1;
-    q.kind = METRICSD__QUERY__KIND__STATS;
-    q.model = (char *)model;
-    q.has_window_ns = window_ns > 0;
-    q.window_ns = window_ns;
+    Metricsd__Query q;
+    query_init(&q, METRICSD__QUERY__KIND__STATS, model, window_ns);
     q.has_by_backend = 1;
     q.by_backend = by_backend != 0;
-    int rc = ask(srv, &q, &env);
-    if (rc != 0)
-        return rc;
-    rc = reply_stats(NULL, env->reply, &st); /* our own reply: unbounded */
-    metricsd__envelope__free_unpacked(env, NULL);
-    if (rc != 0)
-        return rc;
-    rc = dump(ctl_json_stats(st), out);
-    metricsd_stats_free(st);
-    return rc;
+    return answer_json(srv, &q, 0, 0, out);
 }
 
 int export_power_json(server *srv, export_buf *out)
 {
-    Metricsd__Query q = METRICSD__QUERY__INIT;
-    Metricsd__Envelope *env;
-    metricsd_power *p;
-    q.has_kind = 1;
-    q.kind = METRICSD__QUERY__KIND__POWER;
-    int rc = ask(srv, &q, &env);
-    if (rc != 0)
-        return rc;
-    rc = reply_power(NULL, env->reply, &p);
-    metricsd__envelope__free_unpacked(env, NULL);
-    if (rc != 0)
-        return rc;
-    rc = dump(ctl_json_power(p), out);
-    metricsd_power_free(p);
-    return rc;
+    Metricsd__Query q;
+    query_init(&q, METRICSD__QUERY__KIND__POWER, NULL, 0);
+    return answer_json(srv, &q, 0, 0, out);
 }
 
 int export_events_json(server *srv, const metricsd_events_opts *o, export_buf *out)
 {
-    Metricsd__Query q = METRICSD__QUERY__INIT;
-    Metricsd__Envelope *env;
-    metricsd_events *ev;
+    Metricsd__Query q;
     /* The Query metricsd_query_events builds from the same options. */
-    q.has_kind = 1;
-    q.kind = METRICSD__QUERY__KIND__EVENTS;
-    q.model = (char *)o->model;
-    q.has_window_ns = o->since_ns > 0;
-    q.window_ns = o->since_ns;
+    query_init(&q, METRICSD__QUERY__KIND__EVENTS, o->model, o->since_ns);
     q.has_errors_only = o->errors_only != 0;
     q.errors_only = o->errors_only != 0;
     q.has_slowest = o->slowest > 0;
@@ -163,45 +197,16 @@ int export_events_json(server *srv, const metricsd_events_opts *o, export_buf *o
     q.request_id = (char *)o->request_id;
     q.has_limit = o->limit > 0;
     q.limit = o->limit;
-    int rc = ask(srv, &q, &env);
-    if (rc != 0)
-        return rc;
-    rc = reply_events(env->reply, o->since_ns, &ev);
-    metricsd__envelope__free_unpacked(env, NULL);
-    if (rc != 0)
-        return rc;
-    rc = dump(ctl_json_events(ev), out);
-    metricsd_events_free(ev);
-    return rc;
+    return answer_json(srv, &q, o->since_ns, 0, out);
 }
 
 int export_health_json(server *srv, const metricsd_health_opts *o, export_buf *out)
 {
-    Metricsd__Query q = METRICSD__QUERY__INIT;
-    Metricsd__Envelope *env;
-    metricsd_health *h;
-    q.has_kind = 1;
-    q.kind = METRICSD__QUERY__KIND__HEALTH;
-    q.model = (char *)o->model;
+    Metricsd__Query q;
+    query_init(&q, METRICSD__QUERY__KIND__HEALTH, o->model, o->since_ns);
     q.has_history = o->history != 0;
     q.history = o->history != 0;
-    q.has_window_ns = o->since_ns > 0;
-    q.window_ns = o->since_ns;
-    int rc = ask(srv, &q, &env);
-    if (rc != 0)
-        return rc;
-    rc = reply_health(env->reply, &h);
-    metricsd__envelope__free_unpacked(env, NULL);
-    if (rc != 0)
-        return rc;
-    rc = dump(ctl_json_health(h, o->history), out);
-    metricsd_health_free(h);
-    return rc;
-}
-
-static json_t *jnum(double v)
-{
-    return isfinite(v) ? json_real(v) : json_null();
+    return answer_json(srv, &q, 0, o->history, out);
 }
 
 /* p50/p95/p99 in ms of a duration sketch (ns). */
@@ -209,8 +214,8 @@ static json_t *jq(const sketch *s)
 {
     if (s->count == 0)
         return json_null();
-    return json_pack("{s:o,s:o,s:o}", "p50", jnum(sketch_quantile(s, 0.50) / 1e6), "p95",
-                     jnum(sketch_quantile(s, 0.95) / 1e6), "p99", jnum(sketch_quantile(s, 0.99) / 1e6));
+    return json_pack("{s:o,s:o,s:o}", "p50", ctl_jnum(sketch_quantile(s, 0.50) / 1e6), "p95",
+                     ctl_jnum(sketch_quantile(s, 0.95) / 1e6), "p99", ctl_jnum(sketch_quantile(s, 0.99) / 1e6));
 }
 
 int export_trend_json(server *srv, int64_t window_ns, int64_t step_ns, const char *model,
@@ -247,10 +252,10 @@ int export_trend_json(server *srv, int64_t window_ns, int64_t step_ns, const cha
             json_object_set_new(p, "e2e_ms", jq(&a->sk[M_E2E]));
             json_object_set_new(p, "joules_per_token",
                                 a->energy_busy_ns && a->attributed_tokens
-                                    ? jnum(a->joules / (double)a->attributed_tokens)
+                                    ? ctl_jnum(a->joules / (double)a->attributed_tokens)
                                     : json_null());
             json_object_set_new(p, "watts",
-                                a->energy_busy_ns ? jnum(a->joules / ((double)a->energy_busy_ns / 1e9))
+                                a->energy_busy_ns ? ctl_jnum(a->joules / ((double)a->energy_busy_ns / 1e9))
                                                   : json_null());
             json_array_append_new(pts, p);
         }

@@ -386,6 +386,19 @@ static void value(sink *k, const label *l, size_t n, double v)
     }
 }
 
+/* A counter family with one sample per name, the name under label `key`: the
+ * rejection reasons and the daemon's own counters. */
+static void counters(sink *k, const char *name, const char *help, const char *key,
+                     const char *const *names, const uint64_t *values, size_t n)
+{
+    family(k, name, help, F_COUNTER);
+    for (size_t i = 0; i < n; i++) {
+        label l[1] = { { key, names[i] } };
+        value(k, l, 1, (double)values[i]);
+    }
+    family_end(k);
+}
+
 static void histogram(sink *k, const label *l, size_t n, const sketch *s, double unit,
                       const classic *c)
 {
@@ -661,20 +674,12 @@ static int write_all(sink *k, const export_prom_input *in)
         family_end(k);
     }
 
-    family(k, "metricsd_rejected_inputs_total",
-           "Inputs the daemon refused, by reason, since it started.", F_COUNTER);
-    for (size_t i = 0; i < in->n_rejects; i++) {
-        label l[1] = { { "reason", in->reject_names[i] } };
-        value(k, l, 1, (double)in->reject_values[i]);
-    }
-    family_end(k);
-    family(k, "metricsd_daemon_events_total",
-           "The daemon's own counters (metricsctl status), by name, since it started.", F_COUNTER);
-    for (size_t i = 0; i < in->n_stats; i++) {
-        label l[1] = { { "counter", in->stat_names[i] } };
-        value(k, l, 1, (double)in->stat_values[i]);
-    }
-    family_end(k);
+    counters(k, "metricsd_rejected_inputs_total",
+             "Inputs the daemon refused, by reason, since it started.", "reason",
+             in->reject_names, in->reject_values, in->n_rejects);
+    counters(k, "metricsd_daemon_events_total",
+             "The daemon's own counters (metricsctl status), by name, since it started.",
+             "counter", in->stat_names, in->stat_values, in->n_stats);
     family(k, "metricsd_daemon_start_time_seconds", "When the daemon started (Unix time).", F_GAUGE);
     value(k, NULL, 0, (double)(in->started_unix_ns / 1000000) / 1e3);
     family_end(k);

@@ -275,6 +275,17 @@ static void change(entity *e, int state, int64_t now)
     e->since = now;
 }
 
+/* An entity is as healthy as its least healthy component; a new state is a change. */
+static void settle(entity *e, int64_t now)
+{
+    int st = HEALTH_OK;
+    for (int k = 0; k < e->nc; k++)
+        if (e->c[k].state > st)
+            st = e->c[k].state;
+    if (st != e->state)
+        change(e, st, now);
+}
+
 static int is_gpu_backend(const char *b)
 {
     static const char *gpu[] = { "cuda", "rocm", "hip", "metal", "vulkan", "sycl", "gpu", "opencl" };
@@ -439,9 +450,16 @@ static void judge_daemon(struct server *srv, entity *e, int64_t now)
     uint64_t cd = stat_counts[CLIENT_DROPPED] - old->client_dropped;
     e->nc = 0;
     e->requests = 0;
+    /* The reasons are written apart: one format for both cases printed the window's
+     * length into the words ("flushes succeed300"). */
+    char why[96];
+    if (fe)
+        snprintf(why, sizeof(why), "%llu flushes failed in the last %u s", (unsigned long long)fe,
+                 c->health_window_s);
+    else
+        snprintf(why, sizeof(why), "no flush failed in the last %u s", c->health_window_s);
     comp_add(e, "store_flush", fe ? HEALTH_UNHEALTHY : HEALTH_OK, (double)fe, 0,
-             "flush errors in the window", fe ? "%llu flushes failed in the last %u s" : "flushes succeed%.0llu%.0u",
-             (unsigned long long)fe, c->health_window_s);
+             "flush errors in the window", "%s", why);
     store_info info;
     store_get_info(srv->st, &info);
     double used = info.map_max ? (double)info.map_bytes / (double)info.map_max : 0;
@@ -454,10 +472,13 @@ static void judge_daemon(struct server *srv, entity *e, int64_t now)
                  freep, freep < 1 ? 1 : 5, "free space of the database's file system (%)",
                  "%.1f%% of the database's file system is free (degraded under 5%%)", freep);
     }
+    if (se)
+        snprintf(why, sizeof(why), "%llu sampler readings failed in the last %u s",
+                 (unsigned long long)se, c->health_window_s);
+    else
+        snprintf(why, sizeof(why), "no sampler reading failed in the last %u s", c->health_window_s);
     comp_add(e, "samplers", se ? HEALTH_DEGRADED : HEALTH_OK, (double)se, 0,
-             "sampler readings that failed in the window",
-             se ? "%llu sampler readings failed in the last %u s" : "samplers read%.0llu%.0u",
-             (unsigned long long)se, c->health_window_s);
+             "sampler readings that failed in the window", "%s", why);
     double rr = fr ? (double)rj / (double)fr : 0;
     comp_add(e, "rejected_input", rr >= 0.05 ? HEALTH_DEGRADED : HEALTH_OK, rr, 0.05,
              "rejected inputs / frames in the window",
@@ -519,23 +540,13 @@ void health_evaluate(struct server *srv)
         if (e->ngrp == 0)
             continue;
         judge_model(srv, e, e->grp, e->ngrp, now, rd, n_gpus);
-        int st = HEALTH_OK;
-        for (int k = 0; k < e->nc; k++)
-            if (e->c[k].state > st)
-                st = e->c[k].state;
-        if (st != e->state)
-            change(e, st, now);
+        settle(e, now);
     }
     store_reader_close(rd);
     entity *d = entity_get("daemon");
     if (d != NULL) {
         judge_daemon(srv, d, now);
-        int st = HEALTH_OK;
-        for (int k = 0; k < d->nc; k++)
-            if (d->c[k].state > st)
-                st = d->c[k].state;
-        if (st != d->state)
-            change(d, st, now);
+        settle(d, now);
     }
     H.evaluated = now;
 }

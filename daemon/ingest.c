@@ -123,10 +123,17 @@ int ingest_check(const Metricsd__Generation *g, sketch *itl)
         static uint64_t runs_buf[SKETCH_MAX_BUCKETS];
         if (sketch_pb_borrow(itl, g->itl, runs_buf) != 0)
             return SKETCH_INVALID;
-        /* n tokens have n - 1 gaps. */
-        if (sketch_count(itl) > 0 && sketch_count(itl) >= (uint64_t)(g->output_tokens > 0 ? g->output_tokens : 1))
-            return TOKENS_INCONSISTENT;
     }
+    /* Raw gaps (a short generation's, issue 19): no gap between two of its tokens can
+     * outlast the whole generation. */
+    if (g->has_total_ns)
+        for (size_t i = 0; i < g->n_itl_gaps_ns; i++)
+            if ((int64_t)g->itl_gaps_ns[i] > g->total_ns)
+                return ITL_GAP_INVALID;
+    /* n tokens have n - 1 gaps, sketched and raw together. */
+    uint64_t gaps = sketch_count(itl) + g->n_itl_gaps_ns;
+    if (gaps > 0 && gaps >= (uint64_t)(g->output_tokens > 0 ? g->output_tokens : 1))
+        return TOKENS_INCONSISTENT;
     return -1;
 }
 
@@ -177,6 +184,10 @@ int ingest_apply(rollup *r, const Metricsd__Generation *g, const sketch *itl, in
     }
     if (itl != NULL && sketch_count(itl) > 0)
         failed |= sketch_merge(&r->sk[M_ITL], itl) != 0;
+    /* Raw gaps straight into the series' sketch: about 40 instructions each, where
+     * viewing and merging a sketch of 31 gaps took about 5,000. */
+    if (g->n_itl_gaps_ns > 0)
+        failed |= sketch_record_u32(&r->sk[M_ITL], g->itl_gaps_ns, g->n_itl_gaps_ns) != 0;
     /* A checked value can only fail for want of memory. */
     return failed ? -ENOMEM : 0;
 }

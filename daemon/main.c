@@ -6,9 +6,12 @@
  * flush timer and the service's notifications (service.c) on one libuv loop; on SIGHUP re-reads the configuration
  * and applies what can change live; on SIGTERM or SIGINT flushes and exits 0.
  */
+#include <errno.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "config.h"
 #include "health.h"
@@ -52,6 +55,27 @@ static void on_prewarm(uv_idle_t *h)
 }
 
 /* The command line, kept for SIGHUP: the file is re-read and the flags still win. */
+/* The daemon yields to engines (issue 19): SCHED_BATCH makes the kernel treat it as
+ * CPU-bound, so its wake-up on a frame never preempts an engine's thread on that
+ * core, and a nice level puts engines first when the cores are all busy. The systemd
+ * unit sets both; a daemon started by hand sets them here, before any thread exists
+ * (both are per thread on Linux, and threads inherit them). Neither needs a
+ * privilege: only a raise is tried, never a lowering. */
+static void apply_scheduling(const config *cfg)
+{
+    if (strcmp(cfg->scheduling, "batch") == 0 && sched_getscheduler(0) == SCHED_OTHER) {
+        struct sched_param sp = { .sched_priority = 0 };
+        if (sched_setscheduler(0, SCHED_BATCH, &sp) != 0)
+            log_msg(LOG_WARN, "cannot run under SCHED_BATCH: %s", strerror(errno));
+    }
+    if (cfg->nice > 0) {
+        errno = 0;
+        int now = getpriority(PRIO_PROCESS, 0);
+        if (errno == 0 && now < (int)cfg->nice && setpriority(PRIO_PROCESS, 0, (int)cfg->nice) != 0)
+            log_msg(LOG_WARN, "cannot take nice level %u: %s", cfg->nice, strerror(errno));
+    }
+}
+
 static int saved_argc;
 static char **saved_argv;
 static listener *the_listener;
@@ -152,6 +176,7 @@ int main(int argc, char **argv)
     config_make_dirs(&cfg);
     if (cfg.log_level >= 0)
         log_set_level(cfg.log_level);
+    apply_scheduling(&cfg);
 
     /* One daemon per database and per socket, before anything is touched. */
     lock_set locks;

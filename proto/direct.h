@@ -208,6 +208,8 @@ int wire_string(wire_cursor *w, frame_arena *a, char **out);
 /* A packed repeated uint64 field into an array in the arena; -1 also when *out is
  * already set (the field came twice). */
 int wire_packed(wire_cursor *w, frame_arena *a, uint64_t **out, size_t *n);
+/* The same for a packed repeated uint32 (a value over 2^32 - 1 is out of range). */
+int wire_packed32(wire_cursor *w, frame_arena *a, uint32_t **out, size_t *n);
 /* Zigzag-decoded sint32 and sint64, and a varint that must fit an int32. */
 int wire_sint32(uint64_t v, int32_t *out);
 int64_t wire_sint64(uint64_t v);
@@ -312,6 +314,27 @@ static inline size_t wire_packed_size(unsigned f, const uint64_t *v, size_t n)
 }
 
 static inline uint8_t *wire_put_packed(uint8_t *p, unsigned f, const uint64_t *v, size_t n)
+{
+    if (n == 0)
+        return p;
+    p = wire_put_tag(p, f, WIRE_LEN);
+    uint8_t *q = wire_len_open(p);
+    for (size_t i = 0; i < n; i++)
+        q = wire_put_varint(q, v[i]);
+    return wire_len_close(p, q);
+}
+
+static inline size_t wire_packed32_size(unsigned f, const uint32_t *v, size_t n)
+{
+    size_t b = 0;
+    if (n == 0)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        b += wire_varint_size(v[i]);
+    return wire_tag_size(f) + wire_varint_size(b) + b;
+}
+
+static inline uint8_t *wire_put_packed32(uint8_t *p, unsigned f, const uint32_t *v, size_t n)
 {
     if (n == 0)
         return p;

@@ -53,7 +53,8 @@ TABLE(generation, metricsd__generation__descriptor,
       [10] = VARINT(SINT64), [11] = VARINT(SINT64), [12] = VARINT(SINT64),
       [13] = VARINT(SINT64), [14] = VARINT(SINT64), [15] = VARINT(SINT64),
       [16] = VARINT(SINT64), [17] = VARINT(ENUM), [18] = STRING,
-      [19] = MESSAGE(direct_fields_sketch), [20] = MESSAGES(direct_fields_label));
+      [19] = MESSAGE(direct_fields_sketch), [20] = MESSAGES(direct_fields_label),
+      [21] = PACKED(UINT32));
 
 /* SeriesStats and Rollup: load, prefill, error_kinds; SeriesStats' group. */
 static const uint32_t rare_high[] = { 180, 181, 182 };

@@ -136,6 +136,10 @@ static int direct_read_generation(wire_cursor *w, frame_arena *a, Metricsd__Gene
             g->labels[g->n_labels] = &labels[g->n_labels];
             g->n_labels++;
             break;
+        case 21:
+            if (wire_packed32(w, a, &g->itl_gaps_ns, &g->n_itl_gaps_ns) != 0)
+                return -1;
+            break;
         default:
             if (direct_read_sint64(g, field, wire_sint64(v)) != 0)
                 return -1;

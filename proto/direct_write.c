@@ -83,6 +83,7 @@ static size_t direct_write_gen_size(const Metricsd__Generation *g)
         size_t s = direct_write_label_size(g->labels[i]);
         n += 2 + wire_varint_size(s) + s;
     }
+    n += wire_packed32_size(21, g->itl_gaps_ns, g->n_itl_gaps_ns);
     return n;
 }
 
@@ -132,7 +133,7 @@ static uint8_t *direct_write_gen(uint8_t *p, const Metricsd__Generation *g)
             q = wire_put_str(q, 2, l->value);
         p = wire_len_close(p, q);
     }
-    return p;
+    return wire_put_packed32(p, 21, g->itl_gaps_ns, g->n_itl_gaps_ns);
 }
 
 /* ---- Reply with series ---- */
@@ -319,6 +320,7 @@ static size_t direct_write_gen_bound(const Metricsd__Generation *g)
     n += direct_sketch_bound(g->itl);
     for (size_t i = 0; i < g->n_labels; i++)
         n += 2 + 5 + direct_write_str_bound(g->labels[i]->key) + direct_write_str_bound(g->labels[i]->value);
+    n += 2 + 5 + VMAX * g->n_itl_gaps_ns;
     return n;
 }
 

@@ -51,6 +51,55 @@ int wire_packed(wire_cursor *w, frame_arena *a, uint64_t **out, size_t *n)
     return 0;
 }
 
+int wire_packed32(wire_cursor *w, frame_arena *a, uint32_t **out, size_t *n)
+{
+    wire_cursor in;
+    if (*out != NULL || wire_sub(w, &in) != 0)
+        return -1;
+    if (in.p == in.end)
+        return 0;
+    /* Room for as many values as bytes (each takes one at least): no counting pass.
+     * A Generation's gaps are 3-4 bytes each: with 8 bytes left, a value is taken
+     * from one little-endian word (its length from the first clear top bit), else
+     * byte by byte; at most 5 bytes each (a uint32). */
+    uint32_t *v = wire_alloc(a, (size_t)(in.end - in.p) * sizeof(*v));
+    if (v == NULL)
+        return -1;
+    const uint8_t *q = in.p;
+    size_t k = 0;
+    while (q < in.end) {
+        uint64_t x = 0;
+        if (in.end - q >= 8) {
+            uint64_t word;
+            memcpy(&word, q, 8);
+            uint64_t stop = ~word & 0x8080808080ull;
+            if (stop == 0)
+                return -1; /* over 5 bytes: not a uint32 */
+            unsigned len = ((unsigned)__builtin_ctzll(stop) >> 3) + 1;
+            word &= ~0ull >> (64 - 8 * len);
+            x = (word & 0x7f) | ((word >> 1) & 0x3f80) | ((word >> 2) & 0x1fc000) |
+                ((word >> 3) & 0xfe00000) | ((word >> 4) & 0x7f0000000ull);
+            q += len;
+        } else {
+            unsigned sh = 0;
+            uint8_t b;
+            do {
+                if (q == in.end || sh >= 35)
+                    return -1; /* cut short, or over 5 bytes */
+                b = *q++;
+                x |= (uint64_t)(b & 0x7f) << sh;
+                sh += 7;
+            } while (b & 0x80);
+        }
+        if (x > UINT32_MAX)
+            return -1;
+        v[k++] = (uint32_t)x;
+    }
+    *out = v;
+    *n = k;
+    return 0;
+}
+
 int wire_sint32(uint64_t v, int32_t *out)
 {
     if (v > UINT32_MAX)

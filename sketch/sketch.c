@@ -393,6 +393,56 @@ int sketch_record_n(sketch *s, double v, uint64_t n)
     return record(s, v, n);
 }
 
+int sketch_record_u32(sketch *s, const uint32_t *v, size_t n)
+{
+    ensure_tables();
+    size_t i = 0;
+    while (i < n) {
+        /* record() for each, with what it reads of s kept in locals while the values
+         * fall inside the array; one that does not goes through record() (which grows
+         * the array, as one by one would), and the run goes on. Same results in the
+         * same order: min and max start from the sketch's own (or the first value),
+         * sum adds value by value. */
+        const int scale = s->scale;
+        const int32_t off = s->offset;
+        const uint32_t len = s->len;
+        uint64_t *counts = s->counts;
+        uint64_t zeros = 0;
+        double sum = s->sum, mn = s->count ? s->min : INFINITY, mx = s->count ? s->max : -INFINITY;
+        size_t start = i;
+        for (; i < n; i++) {
+            double x = (double)v[i];
+            if (v[i] == 0) {
+                zeros++;
+                mn = mn < 0.0 ? mn : 0.0;
+                mx = mx > 0.0 ? mx : 0.0;
+                continue;
+            }
+            uint32_t at = (uint32_t)(index_of(x, scale) - off);
+            if (UNLIKELY(at >= len))
+                break;
+            counts[at]++;
+            sum += x;
+            mn = x < mn ? x : mn;
+            mx = x > mx ? x : mx;
+        }
+        s->count += i - start;
+        s->zero_count += zeros;
+        s->sum = sum;
+        if (i > start) {
+            s->min = mn;
+            s->max = mx;
+        }
+        if (i < n) {
+            int rc = record(s, (double)v[i], 1);
+            if (rc != 0)
+                return rc;
+            i++;
+        }
+    }
+    return 0;
+}
+
 void sketch_downscale(sketch *s, int by)
 {
     if (by > s->scale - SKETCH_MIN_SCALE)

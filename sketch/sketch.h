@@ -57,6 +57,10 @@ void sketch_reset(sketch *s, int scale);
  * NaN or infinite value (nothing recorded), or -ENOMEM (nothing recorded). */
 int sketch_record(sketch *s, double v);
 int sketch_record_n(sketch *s, double v, uint64_t n);
+/* sketch_record of each of v[0, n) (a Generation's raw gaps, in ns): the same sketch
+ * as one by one, in a tight loop while the values fall inside the array. 0, or
+ * -ENOMEM (the values before the one that could not grow the array are recorded). */
+int sketch_record_u32(sketch *s, const uint32_t *v, size_t n);
 
 /* Make the dense array cover every bucket from lo to hi (0 < lo <= hi), growing or
  * downscaling once, as recording values at lo and hi would. Recording many values

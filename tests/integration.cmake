@@ -27,6 +27,7 @@ metricsd_script_test(integration_polled_reads integration/polled_reads.sh LABELS
 metricsd_script_test(integration_shared_ring integration/shared_ring.sh LABELS integration)
 metricsd_script_test(integration_install_pkgconfig integration/install.sh LABELS integration)
 metricsd_script_test(integration_cli integration/cli.sh LABELS integration)
+metricsd_script_test(integration_ctl_docs integration/ctl_docs.sh LABELS integration)
 metricsd_script_test(integration_systemd_units integration/systemd.sh SKIP LABELS integration)
 metricsd_script_test(integration_sd_notify integration/sd_notify.sh SKIP LABELS integration)
 metricsd_script_test(integration_config_reload integration/config_reload.sh LABELS integration)
@@ -41,3 +42,5 @@ target_link_libraries(ring_kill PRIVATE metricsd_harness metricsd_client_interna
 add_test(NAME ring_kill COMMAND ring_kill $<TARGET_FILE:metricsd-daemon>)
 set_tests_properties(ring_kill PROPERTIES TIMEOUT 240 LABELS "integration")
 metricsd_script_test(integration_socket_dir integration/socket_dir.sh LABELS integration)
+# Issue 19: the daemon takes SCHED_BATCH and nice 5 at start (--scheduling, --nice).
+metricsd_script_test(integration_scheduling integration/scheduling.sh LABELS integration)

@@ -54,6 +54,7 @@ typedef struct rec {
     int64_t ttft, decode, total, queue, load, prefill, start_unix_ns;
     int64_t prompt_tokens, cached_prompt_tokens, output_tokens;
     uint64_t itl_count, itl_zero;
+    size_t n_raw_gaps; /* of them sent raw */
     double itl_sum, itl_min, itl_max;
     size_t n_labels;
     char label0_value[300];
@@ -90,6 +91,13 @@ static void sleep_ms(long ms)
     struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
         ;
+}
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 static int64_t now_ms(void)
@@ -222,11 +230,18 @@ static void conn_add(conn *k, const uint8_t *p, size_t len)
         r->n_labels = g->n_labels;
         if (g->n_labels > 0)
             cpy(r->label0_value, sizeof(r->label0_value), g->labels[0]->value);
-        if (g->itl != NULL) {
+        if (g->itl != NULL || g->n_itl_gaps_ns > 0) {
+            /* The gaps as the daemon keeps them: the sketch sent, and every raw gap
+             * (Generation.itl_gaps_ns) recorded into it. */
             sketch s;
             r->has_itl = true;
-            if (sketch_pb_load(&s, g->itl) != 0)
+            r->n_raw_gaps = g->n_itl_gaps_ns;
+            if (g->itl != NULL ? sketch_pb_load(&s, g->itl) != 0
+                               : sketch_init(&s, SKETCH_DEFAULT_SCALE) != 0)
                 k->bad++;
+            for (size_t i = 0; i < g->n_itl_gaps_ns; i++)
+                if (sketch_record(&s, (double)g->itl_gaps_ns[i]) != 0)
+                    k->bad++;
             r->itl_count = sketch_count(&s);
             r->itl_zero = s.zero_count;
             r->itl_sum = s.sum;
@@ -459,7 +474,10 @@ static void test_daemon_appears(void **state)
     assert_int_equal(st.connected, 1);
     assert_int_equal(st.connects, 1);
     assert_int_equal(st.buffered, 0);
-    assert_int_equal(st.sent, k.n);
+    /* Every connection offers a ring as it opens (issue 19), right after its Hello;
+     * this fake daemon never accepts it. */
+    assert_int_equal(k.ring_offers, 1);
+    assert_int_equal(st.sent, k.n + k.ring_offers);
 
     metricsd_close(c);
     conn_free(&k);
@@ -932,7 +950,7 @@ static void test_token_clock(void **state)
     metricsd_gen *g = metricsd_begin(c, "clock", NULL);
     metricsd_first_token(g);
     clock_gettime(CLOCK_MONOTONIC, &a);
-    for (int i = 0; i < 40; i++) { /* 39 gaps: one batch of 32 folded early, 7 at the end */
+    for (int i = 0; i < 40; i++) { /* 40 gaps, all sent raw (Generation.itl_gaps_ns) */
         sleep_ms(3);
         metricsd_token(g);
     }
@@ -944,10 +962,46 @@ static void test_token_clock(void **state)
     const rec *r = &k.recs[k.n - 1];
     double outside = (double)(b.tv_sec - a.tv_sec) * 1e9 + (double)(b.tv_nsec - a.tv_nsec);
     assert_int_equal(r->itl_count, 40);
+    assert_int_equal(r->n_raw_gaps, 40);
     /* 0.1%: the rate's error is a few tens of ns over the time since load. */
     assert_true(r->itl_min >= 3e6 * 0.999);
     assert_true(r->itl_max <= outside);
     assert_true(r->decode >= 40 * 3e6 * 0.999 && (double)r->decode <= outside * 1.001 + 1e5);
+    assert_true(fabs(r->itl_sum - (double)r->decode) <= (double)r->decode * 0.001);
+    metricsd_close(c);
+    conn_free(&k);
+    alarm(0);
+    srv_done(&s);
+}
+
+/* A long generation (issue 19): its first MDC_RAW_GAPS (256) gaps are folded into the
+ * sketch when the 257th comes, the rest go raw; the daemon's view of them, sketch and
+ * raw together, holds every gap once and adds up to the decode time. A short one
+ * (test_token_clock) sends every gap raw. */
+static void test_long_generation(void **state)
+{
+    (void)state;
+    srv s;
+    conn k;
+    metricsd_client *c = serve_one(&s, &k, 0);
+
+    metricsd_gen *g = metricsd_begin(c, "long", NULL);
+    metricsd_first_token(g);
+    for (int i = 0; i < 300; i++) { /* 300 gaps: 256 folded, 44 raw */
+        int64_t until = now_ns() + 20000;
+        while (now_ns() < until)
+            ;
+        metricsd_token(g);
+    }
+    assert_int_equal(metricsd_end(g, METRICSD_OK), 0);
+    for (int64_t end = now_ms() + 5000; k.gens < 1 && now_ms() < end;)
+        conn_pump(&k, 20);
+    assert_int_equal(k.gens, 1);
+    const rec *r = &k.recs[k.n - 1];
+    assert_int_equal(r->output_tokens, 301);
+    assert_int_equal(r->itl_count, 300);
+    assert_int_equal(r->n_raw_gaps, 44);
+    assert_true(r->itl_min >= 20000 * 0.999);
     assert_true(fabs(r->itl_sum - (double)r->decode) <= (double)r->decode * 0.001);
     metricsd_close(c);
     conn_free(&k);
@@ -1616,6 +1670,7 @@ int main(void)
         cmocka_unit_test(test_threads),
         cmocka_unit_test(test_record),
         cmocka_unit_test(test_token_clock),
+        cmocka_unit_test(test_long_generation),
         cmocka_unit_test(test_hostile_ring),
         cmocka_unit_test(test_ring_switch_lost),
         cmocka_unit_test(test_ring_closed),

@@ -557,6 +557,89 @@ static void test_apply_derivations(void **state)
     rollup_free(&r);
 }
 
+/* Raw gaps (Generation.itl_gaps_ns, issue 19) give the series the very sketch the
+ * sketch path gives: 31 lognormal-ish gaps of a 32-token generation, sent once as a
+ * sketch and once raw, leave equal buckets, count, sum, min, max and quantiles. Both
+ * together (a long generation's sketch of its first gaps, then the rest raw) count
+ * each gap once. */
+static void test_raw_gaps(void **state)
+{
+    (void)state;
+    uint32_t gaps[31];
+    uint64_t x = 12345;
+    double total = 0;
+    for (int i = 0; i < 31; i++) {
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+        gaps[i] = (uint32_t)(2 * MS + (x >> 40) % (30 * MS)); /* 2..32 ms */
+        total += gaps[i];
+    }
+    Metricsd__Generation a, b;
+    good(&a);
+    a.output_tokens = 32;
+    a.decode_ns = (int64_t)total;
+    a.total_ns = a.ttft_ns + a.decode_ns;
+    b = a;
+    sketch s;
+    Metricsd__Sketch m;
+    sketch_init(&s, SKETCH_DEFAULT_SCALE);
+    for (int i = 0; i < 31; i++)
+        assert_int_equal(sketch_record(&s, (double)gaps[i]), 0);
+    sketch_pb_view(&s, &m);
+    a.itl = &m;
+    b.itl_gaps_ns = gaps;
+    b.n_itl_gaps_ns = 31;
+    rollup ra, rb;
+    rollup_init(&ra);
+    rollup_init(&rb);
+    apply(&ra, &a, 1000);
+    apply(&rb, &b, 1000);
+    const sketch *sa = &ra.sk[M_ITL], *sb = &rb.sk[M_ITL];
+    assert_int_equal(sketch_count(sb), 31);
+    assert_int_equal(sketch_count(sa), sketch_count(sb));
+    assert_true(sa->sum == sb->sum && sa->min == sb->min && sa->max == sb->max);
+    for (double q = 0.05; q < 1.0; q += 0.05)
+        assert_true(sketch_quantile(sa, q) == sketch_quantile(sb, q));
+
+    /* Both: 11 gaps in the sketch and 20 raw make the same 31. */
+    sketch_free(&s);
+    sketch_init(&s, SKETCH_DEFAULT_SCALE);
+    for (int i = 0; i < 11; i++)
+        assert_int_equal(sketch_record(&s, (double)gaps[i]), 0);
+    sketch_pb_view(&s, &m);
+    Metricsd__Generation c = b;
+    c.itl = &m;
+    c.itl_gaps_ns = gaps + 11;
+    c.n_itl_gaps_ns = 20;
+    rollup rc;
+    rollup_init(&rc);
+    apply(&rc, &c, 1000);
+    assert_int_equal(sketch_count(&rc.sk[M_ITL]), 31);
+    for (double q = 0.05; q < 1.0; q += 0.05)
+        assert_true(sketch_quantile(&rc.sk[M_ITL], q) == sketch_quantile(sb, q));
+
+    /* n tokens have n - 1 gaps, raw and sketched together: 32 gaps for 32 tokens. */
+    uint32_t more[32];
+    memcpy(more, gaps, sizeof(gaps));
+    more[31] = 5 * MS;
+    c.itl_gaps_ns = more + 11;
+    c.n_itl_gaps_ns = 21;
+    assert_verdict(&c, TOKENS_INCONSISTENT);
+    /* A gap longer than the whole generation is refused by name. */
+    Metricsd__Generation d = b;
+    uint32_t bad[31];
+    memcpy(bad, gaps, sizeof(gaps));
+    bad[7] = (uint32_t)(d.total_ns + 1);
+    d.itl_gaps_ns = bad;
+    assert_verdict(&d, ITL_GAP_INVALID);
+    assert_string_equal(reject_name(ITL_GAP_INVALID), "itl_gap_invalid");
+    bad[7] = (uint32_t)d.total_ns; /* as long as the generation: possible */
+    assert_verdict(&d, ACCEPTED);
+    sketch_free(&s);
+    rollup_free(&ra);
+    rollup_free(&rb);
+    rollup_free(&rc);
+}
+
 static void test_apply_queue_zero_is_present(void **state)
 {
     (void)state;
@@ -676,6 +759,7 @@ int main(void)
         cmocka_unit_test(test_labels),
         cmocka_unit_test(test_itl),
         cmocka_unit_test(test_apply_derivations),
+        cmocka_unit_test(test_raw_gaps),
         cmocka_unit_test(test_apply_queue_zero_is_present),
         cmocka_unit_test(test_apply_no_decode_no_tpot),
         cmocka_unit_test(test_apply_latencies_only_from_ok),

@@ -782,6 +782,39 @@ static void test_property_pareto(void **state)
     check_distribution(2, 0);
 }
 
+/* sketch_record_u32 (a Generation's raw gaps, issue 19) leaves the very sketch that
+ * sketch_record one by one leaves: zeros, a range wide enough to downscale, and a
+ * batch into a sketch that already holds values. */
+static void test_record_u32_same_as_one_by_one(void **state)
+{
+    (void)state;
+    uint32_t v[300];
+    uint64_t x = 99;
+    for (int i = 0; i < 300; i++) {
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+        v[i] = i % 37 == 0 ? 0 : (uint32_t)(x >> 33) >> (uint32_t)(i % 24);
+    }
+    sketch a, b;
+    sketch_init(&a, SKETCH_DEFAULT_SCALE);
+    sketch_init(&b, SKETCH_DEFAULT_SCALE);
+    assert_int_equal(sketch_record(&a, 12345.0), 0);
+    assert_int_equal(sketch_record(&b, 12345.0), 0);
+    for (int i = 0; i < 300; i++)
+        assert_int_equal(sketch_record(&a, (double)v[i]), 0);
+    assert_int_equal(sketch_record_u32(&b, v, 300), 0);
+    assert_int_equal(sketch_count(&a), 301);
+    assert_int_equal(sketch_count(&b), 301);
+    assert_int_equal(a.scale, b.scale);
+    assert_int_equal(a.zero_count, b.zero_count);
+    assert_true(a.sum == b.sum && a.min == b.min && a.max == b.max);
+    for (double q = 0.01; q < 1.0; q += 0.01)
+        assert_true(sketch_quantile(&a, q) == sketch_quantile(&b, q));
+    assert_int_equal(sketch_record_u32(&b, v, 0), 0);
+    assert_int_equal(sketch_count(&b), 301);
+    sketch_free(&a);
+    sketch_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -803,6 +836,7 @@ int main(void)
         cmocka_unit_test(test_property_lognormal),
         cmocka_unit_test(test_property_bimodal),
         cmocka_unit_test(test_property_pareto),
+        cmocka_unit_test(test_record_u32_same_as_one_by_one),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

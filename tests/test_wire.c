@@ -119,6 +119,18 @@ static uint8_t *make(rng *g, int k, size_t *n)
             sketch_pb_view_compact(&s, &itl, &scr); /* dense or runs, whichever is shorter */
             gen.itl = &itl;
         }
+        /* Raw gaps (issue 19): 0 to 40 of them, of every varint length (1 to 5 bytes,
+         * UINT32_MAX included), so the reader's word-at-a-time and byte-by-byte paths
+         * both run, and mangled copies cut them anywhere. */
+        static uint32_t raw[40];
+        size_t nraw = k % 3 == 0 ? 0 : (size_t)(rng_next(g) % 41);
+        for (size_t i = 0; i < nraw; i++) {
+            unsigned bytes = (unsigned)(rng_next(g) % 5);
+            uint64_t x = rng_next(g) >> (64 - 7 * (bytes + 1));
+            raw[i] = i == 7 ? UINT32_MAX : (uint32_t)(x > UINT32_MAX ? UINT32_MAX : x);
+        }
+        gen.n_itl_gaps_ns = nraw;
+        gen.itl_gaps_ns = nraw > 0 ? raw : NULL;
         env.msg_case = METRICSD__ENVELOPE__MSG_GENERATION;
         env.generation = &gen;
         break;

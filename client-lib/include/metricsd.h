@@ -102,6 +102,7 @@
  *  0.1, later still: the events, generation and health queries; gpu_layers_set at the
  *      end of metricsd_gen_opts and metricsd_event.
  *  0.1, later still: refused and unacked_dropped at the end of metricsd_client_stats.
+ *  0.1, later still: syscalls and sends at the end of metricsd_client_stats.
  */
 #ifndef METRICSD_H
 #define METRICSD_H
@@ -161,10 +162,12 @@ typedef struct metricsd_options {
  * or default, does not fit a Unix socket address: 107 bytes), -ENOMEM.
  * Free with metricsd_close.
  *
- * A connection that sends more than 1,000 frames a second moves to a ring of shared
- * memory (a sealed memfd, 132 KiB) that the daemon polls, instead of a send() per
- * frame (docs/transport.md); METRICSD_TRANSPORT=socket in the environment keeps every
- * client on the socket. Tokens are timed with the TSC where the kernel keeps time with
+ * Every connection offers the daemon a ring of shared memory (a sealed memfd,
+ * 132 KiB) as it opens, and once it is accepted frames are copied into it instead of
+ * a send() per frame, however few there are: the daemon polls a busy ring and looks
+ * at an idle one every 20 ms, so a frame may wait that long; metricsd_flush asks for
+ * it at once (docs/transport.md). METRICSD_TRANSPORT=socket in the environment keeps
+ * every client on the socket. Tokens are timed with the TSC where the kernel keeps time with
  * it; METRICSD_CLOCK=monotonic (read at the first connect) uses clock_gettime. */
 METRICSD_EXPORT int metricsd_connect(metricsd_client **out, const char *socket_path,
                                      const char *client_name);
@@ -320,6 +323,14 @@ typedef struct metricsd_client_stats {
                                  are dropped, and so is every event handed over in
                                  the next second; then the library tries again */
     uint64_t unacked_dropped; /* events sent on an ended connection but not taken */
+    /* The library's own system calls for this client (connect, the ring's handshake,
+     * socket writes, the looks at the socket: clock reads are vDSO and not counted),
+     * and the socket writes among them (send, sendmsg, a ring's wake byte). With a
+     * shared ring (every connection offers one, docs/transport.md) frames cost none:
+     * the count grows per connection and once a second (the look that the daemon is
+     * still there), not per frame. */
+    uint64_t syscalls;
+    uint64_t sends;
 } metricsd_client_stats;
 /* Returns 0; -EINVAL when st is NULL or st->size is below sizeof(size_t) (nothing
  * written); -EINVAL for a NULL client and -EBADF for a closed one (then the counters

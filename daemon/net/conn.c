@@ -53,6 +53,7 @@ void conn_close(conn *c, const char *why)
     c->hold = 0;
     if (c->polled)
         conn_poll_leave(c);
+    conn_doze_leave(c);
     /* What the ring held was taken (EOF and stop drain it first); a client still
      * writing into it learns the connection is gone before its next frame goes in. */
     if (c->ring != NULL)

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Polled reads: a busy connection out of epoll, read (socket, then its shared ring) by
- * one listener-wide timer, and put back in epoll, or its ring to sleep, once idle.
+ * one listener-wide timer, and put back in epoll once idle. An idle ring dozes: a
+ * second, slow timer looks at it every RING_DOZE_MS (its client then sends no wake
+ * byte), and puts it to sleep after RING_DOZE_TICKS of nothing.
  */
 #include "net_int.h"
 
@@ -10,10 +12,12 @@
 #include "counters.h"
 
 static void on_poll_tick(uv_timer_t *t);
+static void on_doze_tick(uv_timer_t *t);
 
 static void poll_enter(conn *c)
 {
     listener *l = c->l;
+    conn_doze_leave(c);
     uv_read_stop((uv_stream_t *)&c->pipe); /* libuv drops the fd from epoll at its next event */
     c->polled = 1;
     c->poll_idle = 0;
@@ -54,6 +58,81 @@ void conn_poll_kick(listener *l)
 {
     if (l->n_polled > 0)
         uv_timer_start(&l->poll_timer, on_poll_tick, 0, POLL_PERIOD_MS);
+}
+
+/* ---- dozing rings (docs/transport.md, "Sleeping and waking") ---- */
+
+static void doze_enter(conn *c)
+{
+    listener *l = c->l;
+    c->dozing = 1;
+    c->doze_idle = 0;
+    c->doze_prev = NULL;
+    c->doze_next = l->dozing;
+    if (l->dozing)
+        l->dozing->doze_prev = c;
+    l->dozing = c;
+    if (l->n_dozing++ == 0)
+        uv_timer_start(&l->doze_timer, on_doze_tick, RING_DOZE_MS, RING_DOZE_MS);
+}
+
+void conn_doze_leave(conn *c)
+{
+    listener *l = c->l;
+    if (!c->dozing)
+        return;
+    if (c->doze_prev)
+        c->doze_prev->doze_next = c->doze_next;
+    else
+        l->dozing = c->doze_next;
+    if (c->doze_next)
+        c->doze_next->doze_prev = c->doze_prev;
+    c->doze_prev = c->doze_next = NULL;
+    c->dozing = 0;
+    if (--l->n_dozing == 0)
+        uv_timer_stop(&l->doze_timer);
+}
+
+void conn_doze_init(listener *l)
+{
+    uv_timer_init(l->srv->loop, &l->doze_timer);
+    l->doze_timer.data = l;
+}
+
+void conn_doze_close(listener *l)
+{
+    uv_timer_stop(&l->doze_timer);
+    uv_close((uv_handle_t *)&l->doze_timer, NULL);
+}
+
+/* Each dozing ring: bytes in it are taken and the ring polled again (a busy spell may
+ * follow); one idle for RING_DOZE_TICKS goes to sleep. The socket stays in epoll
+ * throughout, for EOF and the wake byte of a ring that filled. */
+static void on_doze_tick(uv_timer_t *t)
+{
+    listener *l = t->data;
+    for (conn *c = l->dozing, *next; c != NULL; c = next) {
+        next = c->doze_next; /* a pull closes only c itself */
+        if (c->hold != 0 || !c->ring_on)
+            continue;
+        if (shmring_waiting(c->ring, c->ring_bytes, c->ring_head) != 0) {
+            int more = 0;
+            stat_counts[RING_DOZE_READS]++;
+            /* Awake first, so that the client stops counting towards a wake byte. */
+            atomic_store_explicit(&c->ring->sleeping, SHMRING_AWAKE, memory_order_relaxed);
+            conn_poll(c); /* off the doze list, out of epoll, on the 1 ms tick */
+            if (ring_pull(c, &more) < 0)
+                continue;
+            if (more)
+                conn_poll_kick(l);
+        } else if (++c->doze_idle >= RING_DOZE_TICKS) {
+            /* Long idle: sleep. Bytes that came meanwhile keep it dozing. */
+            if (ring_sleep(c))
+                conn_doze_leave(c);
+            else
+                c->doze_idle = 0;
+        }
+    }
 }
 
 /* Read a polled connection until the socket is empty or the tick's share is used, as
@@ -119,13 +198,19 @@ static void on_poll_tick(uv_timer_t *t)
         if (got > 0) {
             c->poll_idle = 0;
         } else if (got == 0 && ++c->poll_idle >= POLL_IDLE_TICKS) {
-            if (c->ring_on && !ring_sleep(c)) {
-                c->poll_idle = 0; /* bytes came as it was going to sleep */
+            /* An idle ring dozes rather than sleeps: its client's next frames are
+             * taken by the doze timer, with no wake byte to send. */
+            if (c->ring_on && !ring_doze(c)) {
+                c->poll_idle = 0; /* bytes came as it was going to doze */
                 continue;
             }
             conn_poll_leave(c);
-            if (conn_read_start(c) != 0)
+            if (conn_read_start(c) != 0) {
                 conn_close(c, "cannot read");
+                continue;
+            }
+            if (c->ring_on)
+                doze_enter(c);
         }
     }
     if (more && l->n_polled > 0)

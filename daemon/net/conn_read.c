@@ -319,8 +319,8 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         int more = 0;
         stat_counts[RING_WAKES]++;
         c->last_active_ms = uv_now(c->l->srv->loop);
-        atomic_store_explicit(&c->ring->sleeping, 0, memory_order_relaxed);
-        conn_poll(c);
+        atomic_store_explicit(&c->ring->sleeping, SHMRING_AWAKE, memory_order_relaxed);
+        conn_poll(c); /* off the doze list too, when it dozed */
         ring_pull(c, &more);
         return;
     }

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "counters.h"
+#include "ctl_value.h"
 #include "export.h"
 #include "http_int.h"
 #include "log.h"
@@ -78,40 +79,30 @@ static int param(const char *query, const char *name, char *out, size_t cap)
     return 0;
 }
 
-/* "30s", "5m", "1h", "7d", "2w", "250ms" or plain seconds, as metricsctl's --since. */
-static int duration(const char *s, int64_t *ns)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end), mul;
-    if (errno || end == s || !(v > 0) || !isfinite(v))
-        return -1;
-    if (strcmp(end, "") == 0 || strcmp(end, "s") == 0)
-        mul = 1e9;
-    else if (strcmp(end, "ms") == 0)
-        mul = 1e6;
-    else if (strcmp(end, "m") == 0)
-        mul = 60e9;
-    else if (strcmp(end, "h") == 0)
-        mul = 3600e9;
-    else if (strcmp(end, "d") == 0)
-        mul = 86400e9;
-    else if (strcmp(end, "w") == 0)
-        mul = 7 * 86400e9;
-    else
-        return -1;
-    if (v * mul > 9.2e18)
-        return -1;
-    *ns = (int64_t)(v * mul);
-    return 0;
-}
-
 static void json_error(http_response *rs, int status, const char *msg)
 {
+    if (status == 400) /* a URL parameter the API does not take: the client's mistake */
+        reject_counts[HTTP_BAD_PARAMETER]++;
     rs->status = status;
     rs->content_type = "application/json";
     export_buf_free(&rs->body);
     export_buf_printf(&rs->body, "{\"error\": \"%s\"}\n", msg);
+}
+
+/* A duration parameter (since, step), read as metricsctl reads --since (ctl_value.h):
+ * 0 when absent or good, else -1 with a 400 that says why. */
+static int duration_param(const http_request *rq, http_response *rs, const char *name,
+                          int64_t *ns)
+{
+    char v[64], msg[160];
+    if (!param(rq->query, name, v, sizeof(v)))
+        return 0;
+    int e = ctl_parse_duration(v, ns);
+    if (e == 0)
+        return 0;
+    snprintf(msg, sizeof(msg), "bad duration for %s: %s", name, ctl_duration_error(e));
+    json_error(rs, 400, msg);
+    return -1;
 }
 
 static void answered(http_response *rs, int rc)
@@ -131,10 +122,8 @@ static int query_opts(const http_request *rq, http_response *rs, int64_t *since,
     *since = 0;
     *by_backend = 0;
     model[0] = '\0';
-    if (param(rq->query, "since", v, sizeof(v)) && duration(v, since) != 0) {
-        json_error(rs, 400, "bad duration for since (use 30s, 5m, 1h, 7d)");
+    if (duration_param(rq, rs, "since", since) != 0)
         return -1;
-    }
     if (param(rq->query, "by", v, sizeof(v))) {
         if (strcmp(v, "backend") != 0) {
             json_error(rs, 400, "by takes 'backend'");
@@ -143,18 +132,6 @@ static int query_opts(const http_request *rq, http_response *rs, int64_t *since,
         *by_backend = 1;
     }
     param(rq->query, "model", model, cap);
-    return 0;
-}
-
-/* A count 1..100000 (metricsctl's --slowest and --limit). 0 or -1. */
-static int count_param(const char *v, unsigned *out)
-{
-    char *end;
-    errno = 0;
-    unsigned long n = strtoul(v, &end, 10);
-    if (errno || *end || end == v || v[0] == '-' || n == 0 || n > 100000)
-        return -1;
-    *out = (unsigned)n;
     return 0;
 }
 
@@ -174,16 +151,14 @@ static void route_events(server *srv, const http_request *rq, http_response *rs)
     metricsd_events_opts o = { .size = sizeof(o) };
     if (param(rq->query, "model", model, sizeof(model)) && model[0])
         o.model = model;
-    if (param(rq->query, "since", v, sizeof(v)) && duration(v, &o.since_ns) != 0) {
-        json_error(rs, 400, "bad duration for since (use 30s, 5m, 1h, 7d)");
+    if (duration_param(rq, rs, "since", &o.since_ns) != 0)
         return;
-    }
     o.errors_only = flag_param(rq, "errors");
-    if (param(rq->query, "slowest", v, sizeof(v)) && count_param(v, &o.slowest) != 0) {
+    if (param(rq->query, "slowest", v, sizeof(v)) && ctl_parse_count(v, 100000, &o.slowest) != 0) {
         json_error(rs, 400, "slowest takes 1..100000");
         return;
     }
-    if (param(rq->query, "limit", v, sizeof(v)) && count_param(v, &o.limit) != 0) {
+    if (param(rq->query, "limit", v, sizeof(v)) && ctl_parse_count(v, 100000, &o.limit) != 0) {
         json_error(rs, 400, "limit takes 1..100000");
         return;
     }
@@ -207,15 +182,13 @@ static void route_events(server *srv, const http_request *rq, http_response *rs)
  * history goes). */
 static void route_health(server *srv, const http_request *rq, http_response *rs)
 {
-    char model[512], v[64];
+    char model[512];
     metricsd_health_opts o = { .size = sizeof(o) };
     if (param(rq->query, "model", model, sizeof(model)) && model[0])
         o.model = model;
     o.history = flag_param(rq, "history");
-    if (param(rq->query, "since", v, sizeof(v)) && duration(v, &o.since_ns) != 0) {
-        json_error(rs, 400, "bad duration for since (use 30s, 5m, 1h, 7d)");
+    if (duration_param(rq, rs, "since", &o.since_ns) != 0)
         return;
-    }
     answered(rs, export_health_json(srv, &o, &rs->body));
 }
 
@@ -241,14 +214,10 @@ void http_route(server *srv, const http_request *rq, http_response *rs)
     } else if (strcmp(rq->path, "/api/v1/health") == 0) {
         route_health(srv, rq, rs);
     } else if (strcmp(rq->path, "/api/v1/trend") == 0) {
-        char v[64];
         int64_t step = 0;
-        if (query_opts(rq, rs, &since, model, sizeof(model), &by) != 0)
+        if (query_opts(rq, rs, &since, model, sizeof(model), &by) != 0 ||
+            duration_param(rq, rs, "step", &step) != 0)
             return;
-        if (param(rq->query, "step", v, sizeof(v)) && duration(v, &step) != 0) {
-            json_error(rs, 400, "bad duration for step (use 1m, 5m, 1h)");
-            return;
-        }
         answered(rs, export_trend_json(srv, since, step, model[0] ? model : NULL, &rs->body));
     } else if (strcmp(rq->path, "/") == 0 || strcmp(rq->path, "/index.html") == 0) {
         rs->content_type = "text/html; charset=utf-8";

@@ -311,6 +311,7 @@ int listener_start(server *srv, listener **out, char *why, size_t why_len)
     uv_timer_start(&l->idle_timer, on_idle_timer, idle_tick(&srv->cfg), idle_tick(&srv->cfg));
     uv_timer_init(srv->loop, &l->poll_timer);
     l->poll_timer.data = l;
+    conn_doze_init(l);
     conn_turn_init(l);
     srv->reply_limit_conn = REPLY_HOLD_BYTES;
     srv->reply_limit_total = REPLY_TOTAL_BYTES;
@@ -345,6 +346,7 @@ void listener_stop(listener *l)
     conn_turn_close(l);
     uv_timer_stop(&l->poll_timer);
     uv_close((uv_handle_t *)&l->poll_timer, NULL);
+    conn_doze_close(l);
     uv_close((uv_handle_t *)&l->pipe, NULL);
     if (l->own_path)
         unlink(l->srv->cfg.socket_path);

@@ -48,6 +48,15 @@
 #define POLL_ENTER_READS 3
 #define POLL_ENTER_WINDOW_MS 2
 #define POLL_IDLE_TICKS 8
+/* An idle ring dozes (docs/transport.md, issue 19): one listener-wide timer looks at
+ * every dozing ring each RING_DOZE_MS, so a client sending a few frames a second
+ * needs no system call per frame; its frames wait at most that long. A ring idle for
+ * RING_DOZE_TICKS looks sleeps (its client wakes it with a byte, as before). */
+#define RING_DOZE_MS 20
+#define RING_DOZE_TICKS 500 /* 10 s */
+/* A dozing ring's pages read since the last release go back once this many bytes
+ * were (ring.c, ring_doze). */
+#define RING_RELEASE_BYTES (8u * 1024u)
 
 /* Reads of one polled connection (or pulls from its ring) per tick, as libuv bounds
  * the reads per event, so a flood on one connection does not starve the others; one
@@ -154,7 +163,10 @@ typedef struct conn {
     size_t ring_map_len;
     uint32_t ring_bytes; /* our copy: the header's is the client's to scribble on */
     uint64_t ring_head;  /* bytes taken, our own count */
+    uint64_t ring_released; /* ring_head when its pages were last given back */
     int ring_on;
+    int dozing;          /* on listener.dozing: the doze timer looks at its ring */
+    unsigned doze_idle;  /* doze ticks in a row with nothing in the ring */
     int rx_fd;           /* a descriptor that came with the bytes, not yet claimed */
     unsigned hold;       /* HOLD_* bits: not read while any is set */
     uint64_t turn;       /* listener.turn when turn_frames was counted */
@@ -167,6 +179,7 @@ typedef struct conn {
     uint64_t gens_taken, gens_acked; /* Generation frames taken; told in the last Ack */
     struct conn *prev, *next;
     struct conn *poll_prev, *poll_next; /* listener.polled */
+    struct conn *doze_prev, *doze_next; /* listener.dozing */
     /* The series this connection's frames went to lately, by a cheap hash of the model
      * name (dispatch.c): an engine sends a few models, so most frames skip the table's
      * hash. A hit is checked against the series' own names; series live as long as the
@@ -183,6 +196,9 @@ struct listener {
     conn *conns;
     conn *polled;
     uint32_t n_polled;
+    uv_timer_t doze_timer; /* runs only while some ring dozes */
+    conn *dozing;
+    uint32_t n_dozing;
     uint32_t max_clients;
     uint32_t max_queriers; /* slots past max_clients that only queriers may keep */
     uint32_t in_pool[2];   /* connections in each (conn.pool) */
@@ -258,6 +274,11 @@ void conn_poll(conn *c);
 void conn_poll_leave(conn *c);
 /* Run the poll timer on the next loop turn (a polled connection was released). */
 void conn_poll_kick(listener *l);
+/* Off the dozing list (its ring woke, or c is closing). No-op when not dozing. */
+void conn_doze_leave(conn *c);
+/* The doze timer (listener_start, listener_stop). */
+void conn_doze_init(listener *l);
+void conn_doze_close(listener *l);
 
 /* ---- ring.c ---- */
 
@@ -269,6 +290,9 @@ const char *ring_map(conn *c, int fd, uint32_t bytes);
 int ring_pull(conn *c, int *more);
 /* ring_pull until the ring is empty (EOF, shutdown). 0, or -1 when c was closed. */
 int ring_drain(conn *c);
+/* The ring was idle: doze (state SHMRING_DOZING, looked at every RING_DOZE_MS; a
+ * client wakes it only when it fills). 1 when it did, 0 when bytes came meanwhile. */
+int ring_doze(conn *c);
 /* The ring was idle: try to sleep. 1 when it did (the socket's wake byte brings it
  * back), 0 when bytes came in the meantime. */
 int ring_sleep(conn *c);

@@ -54,7 +54,7 @@ const char *ring_map(conn *c, int fd, uint32_t bytes)
             c->ring = h;
             c->ring_map_len = len;
             c->ring_bytes = bytes;
-            c->ring_head = 0;
+            c->ring_head = c->ring_released = 0;
             atomic_store_explicit(&h->head, 0, memory_order_relaxed);
             atomic_store_explicit(&h->sleeping, 0, memory_order_relaxed);
             atomic_store_explicit(&h->state, SHMRING_ACCEPTED, memory_order_release);
@@ -119,16 +119,39 @@ int ring_drain(conn *c)
     return 0;
 }
 
+int ring_doze(conn *c)
+{
+    shmring_hdr *h = c->ring;
+    /* As ring_sleep: say so, fence, look once more. */
+    atomic_store_explicit(&h->sleeping, SHMRING_DOZING, memory_order_relaxed);
+    atomic_thread_fence(memory_order_seq_cst);
+    if (shmring_waiting(h, c->ring_bytes, c->ring_head) != 0) {
+        atomic_store_explicit(&h->sleeping, SHMRING_AWAKE, memory_order_relaxed);
+        return 0;
+    }
+    stat_counts[RING_DOZES]++;
+    /* Every engine has a ring now, and one that keeps sending cycles through all its
+     * pages: give back the pages read since the last time, once 8 KiB were (one
+     * madvise per 8 KiB of frames, only as the ring goes idle), so the daemon's
+     * resident share of an idle ring stays a few pages. The data stays in the memfd;
+     * a later read faults it back in. */
+    if (c->ring_head - c->ring_released >= RING_RELEASE_BYTES) {
+        madvise((uint8_t *)h + SHMRING_HDR_BYTES, c->ring_bytes, MADV_DONTNEED);
+        c->ring_released = c->ring_head;
+    }
+    return 1;
+}
+
 int ring_sleep(conn *c)
 {
     shmring_hdr *h = c->ring;
     /* Say we sleep, then look once more: a client that published before seeing the
      * flag left bytes we now see; one that publishes after sees the flag and wakes us
      * (the client fences between its tail and its look at the flag). */
-    atomic_store_explicit(&h->sleeping, 1, memory_order_relaxed);
+    atomic_store_explicit(&h->sleeping, SHMRING_SLEEPING, memory_order_relaxed);
     atomic_thread_fence(memory_order_seq_cst);
     if (shmring_waiting(h, c->ring_bytes, c->ring_head) != 0) {
-        atomic_store_explicit(&h->sleeping, 0, memory_order_relaxed);
+        atomic_store_explicit(&h->sleeping, SHMRING_AWAKE, memory_order_relaxed);
         return 0;
     }
     stat_counts[RING_SLEEPS]++;

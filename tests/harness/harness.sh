@@ -108,9 +108,12 @@ wait_serving() {
 
 # start_daemon [extra flags...]: start and wait until it answers. DAEMON_ENV, if set,
 # holds VAR=VALUE words for the daemon's environment (a preloaded shim, libfaketime).
+# --nice 0: the suite runs on loaded machines (ctest -j, CI), where a daemon at its
+# default nice 5 waits behind the tests' own load until a wait times out; the daemon
+# keeps its default SCHED_BATCH. tests/integration/scheduling.sh checks the defaults.
 start_daemon() {
     # shellcheck disable=SC2086 # the words are VAR=VALUE pairs
-    env ${DAEMON_ENV:-} "$METRICSD" --socket "$SOCK" --db "$DB" --flush-interval 200 "$@" \
+    env ${DAEMON_ENV:-} "$METRICSD" --socket "$SOCK" --db "$DB" --flush-interval 200 --nice 0 "$@" \
         >>"$TMP/daemon.log" 2>&1 &
     DAEMON_PID=$!
     wait_serving 60 # a bound for a hang only: a loaded machine under ASan is slow
@@ -128,7 +131,7 @@ start_daemon_env() {
 start_daemon_nofile() {
     local n=$1
     shift
-    (ulimit -n "$n" && exec "$METRICSD" --socket "$SOCK" --db "$DB" --flush-interval 200 "$@") \
+    (ulimit -n "$n" && exec "$METRICSD" --socket "$SOCK" --db "$DB" --flush-interval 200 --nice 0 "$@") \
         >>"$TMP/daemon.log" 2>&1 &
     DAEMON_PID=$!
     wait_serving 60

@@ -24,7 +24,7 @@ near() { jq -ne --argjson a "$1" --argjson b "$2" '($a - $b | fabs) <= ($b | fab
 start_daemon --sample-interval 0
 
 # ---- usage: --help on stdout, one line and a hint on stderr, exit 2 ----
-for c in status models stats power compare trend top line export send import; do
+for c in status models stats power compare trend top line export send import events health; do
     expect_rc 0 "$METRICSCTL" "$c" --help
     grep -q "^usage: metricsctl $c" "$TMP/out" || fail "$c --help: $(head -1 "$TMP/out")"
 done

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * ringtest: the shared ring (docs/transport.md) against a real daemon. A busy client
- * switches to a ring and every event arrives, exactly; an idle ring sleeps and one
- * event wakes it; frames left in the ring when the client closes are still taken; a
+ * switches to a ring and every event arrives, exactly; a low-rate client has a ring
+ * too and makes no socket write per frame (the daemon's doze timer takes them); an
+ * idle ring sleeps and one event wakes it; frames left in the ring when the client closes are still taken; a
  * forked child never writes into its parent's ring; METRICSD_TRANSPORT=socket keeps a
  * client off rings. Then hostile rings by hand: an offer without a descriptor, with an
  * unsealed memfd, with the wrong size, a start without an offer, and a ring whose tail
@@ -261,6 +262,58 @@ int main(int argc, char **argv)
     CHECK(counter(sock, "rings") == rings + 1, "busy client: %ld rings, want %ld",
           counter(sock, "rings"), rings + 1);
     CHECK(counter(sock, "ring_reads") > 0, "no read from a ring");
+
+    /* 1b. A low-rate client (issue 19): a ring from its first frames on, and no
+     *     socket write for a frame after the handshake. 30 generations, begin, 3
+     *     tokens and end each, 30 ms apart (about 60 frames a second, far below the
+     *     old busy threshold of 1,000): the daemon's doze timer takes them, with no
+     *     wake byte. Only a daemon that slept meanwhile (10 s idle: a stalled
+     *     machine) would be woken by a byte; so sends may grow by its sleeps, no more. */
+    {
+        metricsd_client *lc;
+        CHECK(metricsd_connect(&lc, sock, "ringtest-lowrate") == 0, "connect");
+        CHECK(th_send_good(lc, MODEL) == 0, "send");
+        requests++;
+        metricsd_client_stats ls = { .size = sizeof(ls) };
+        for (int k = 0; k < WAIT_MS / 10; k++) {
+            metricsd_client_get_stats(lc, &ls);
+            if (ls.ring)
+                break;
+            th_sleep_ms(10);
+            CHECK(th_send_good(lc, MODEL) == 0, "send"); /* the switch needs a frame */
+            requests++;
+        }
+        CHECK(ls.ring == 1, "a low-rate client got no ring");
+        uint64_t sends0 = ls.sends, calls0 = ls.syscalls;
+        long wakes0 = counter(sock, "ring_wakes"), sleeps0 = counter(sock, "ring_sleeps");
+        long doze0 = counter(sock, "ring_doze_reads");
+        int64_t t0 = th_now_ns();
+        for (int i = 0; i < 30; i++) {
+            metricsd_gen *g = metricsd_begin(lc, MODEL, NULL);
+            CHECK(g != NULL, "begin");
+            metricsd_first_token(g);
+            for (int t = 0; t < 3; t++)
+                metricsd_token(g);
+            CHECK(metricsd_end(g, METRICSD_OK) == 0, "end");
+            th_sleep_ms(30);
+        }
+        requests += 30;
+        expect_requests(sock, requests, "low-rate client"); /* no flush: the doze took them */
+        double secs = (double)(th_now_ns() - t0) / 1e9;
+        metricsd_client_get_stats(lc, &ls);
+        long slept = counter(sock, "ring_sleeps") - sleeps0;
+        CHECK(ls.ring == 1, "the low-rate client lost its ring");
+        CHECK(ls.sends - sends0 <= (uint64_t)slept, "low-rate client: %llu socket writes for 60 "
+              "frames (the daemon slept %ld times)", (unsigned long long)(ls.sends - sends0), slept);
+        /* The look that the daemon is alive: a poll (and a read of its Acks) once per
+         * second of writing, however many frames. */
+        CHECK(ls.syscalls - calls0 <= (uint64_t)(3 * (secs + 1)) + (uint64_t)slept,
+              "low-rate client: %llu system calls for 60 frames in %.1f s",
+              (unsigned long long)(ls.syscalls - calls0), secs);
+        CHECK(counter(sock, "ring_wakes") - wakes0 <= slept, "a low-rate frame woke the daemon");
+        CHECK(counter(sock, "ring_doze_reads") > doze0, "the doze timer took nothing");
+        metricsd_close(lc);
+    }
 
     /* 2. Idle, the ring sleeps; one event wakes it and arrives. */
     /* The only ring so far sleeps now when it has slept once more than it was woken (a

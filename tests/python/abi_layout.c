@@ -89,6 +89,8 @@ int main(void)
     FIELD(metricsd_client_stats, ring_dropped);
     FIELD(metricsd_client_stats, refused);
     FIELD(metricsd_client_stats, unacked_dropped);
+    FIELD(metricsd_client_stats, syscalls);
+    FIELD(metricsd_client_stats, sends);
     END();
     BEGIN(metricsd_summary);
     FIELD(metricsd_summary, count);

@@ -58,7 +58,8 @@ class ClientStats(Structure):
                 ("connects", c_uint64), ("buffered", c_uint64), ("connected", c_int),
                 ("ring", c_int), ("peer_refused", c_uint64), ("disconnects", c_uint64),
                 ("ring_resent", c_uint64), ("ring_dropped", c_uint64),
-                ("refused", c_uint64), ("unacked_dropped", c_uint64)]
+                ("refused", c_uint64), ("unacked_dropped", c_uint64),
+                ("syscalls", c_uint64), ("sends", c_uint64)]
 
 
 class Summary(Structure):

@@ -24,7 +24,6 @@ import datetime
 import enum
 import errno
 import os
-import re
 import sys
 import threading
 import time
@@ -55,15 +54,83 @@ class QueryError(OSError):
     ``errno`` is the positive errno; ``str()`` names the socket and the reason."""
 
 
-_DUR = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(ms|s|m|h|d|w)?\s*$")
-_UNIT_NS = {"ms": 1e6, "s": 1e9, None: 1e9, "m": 60e9, "h": 3600e9, "d": 86400e9,
-            "w": 7 * 86400e9}
+# Durations as metricsctl's --since and the HTTP API's since= read them: the rules of
+# ctl/ctl_value.c (man metricsctl, DURATIONS), kept in step with it by
+# tests/python/test_duration.py, which asks metricsctl about every case.
+_DUR_UNIT_NS = {"ms": 10**6, "s": 10**9, "m": 60 * 10**9, "min": 60 * 10**9,
+                "h": 3600 * 10**9, "d": 86400 * 10**9, "w": 604800 * 10**9}
+_DUR_REASON = {
+    "empty": "empty: write a number and a unit, as 30s, 5m, 1h30m or 7d",
+    "number": "not a plain decimal number with a unit, as 30s, 1.5h or 1h30m",
+    "unit": "unknown unit: use ms, s, m (or min), h, d or w",
+    "bare": "a number without a unit (seconds) stands only on its own: write 1h30m, not 1h30",
+    "zero": "must be more than 0",
+    "tiny": "under 1 ns, the finest step",
+    "long": "too long: at most 292 years",
+}
+_DIGITS = "0123456789"
+_INT64_MAX = 2**63 - 1
+_FRAC_ONE = 10**19  # 19 digits after a '.' count, as in C
+
+
+def _duration_text(s: str) -> int:
+    """ns of a duration written as text, or ValueError naming the reason."""
+    def bad(why: str) -> ValueError:
+        return ValueError("bad duration %r: %s" % (s, _DUR_REASON[why]))
+    if not s:
+        raise bad("empty")
+    whole = frac = 0
+    nonzero = False
+    i, n = 0, len(s)
+    while i < n:
+        start = i
+        while i < n and s[i] in _DIGITS:
+            i += 1
+        ip, fp = s[start:i], ""
+        if i < n and s[i] == ".":
+            i += 1
+            j = i
+            while i < n and s[i] in _DIGITS:
+                i += 1
+            fp = s[j:i]
+            if not fp:
+                raise bad("number")
+        if i == start:
+            raise bad("number")
+        u = i
+        while i < n and s[i] not in _DIGITS and s[i] != ".":
+            i += 1
+        if u == i:
+            if i < n:
+                raise bad("number" if s[i] == "." else "bare")
+            if start != 0:
+                raise bad("bare")
+            mul = 10**9  # a plain number on its own: seconds
+        elif s[u:i] in _DUR_UNIT_NS:
+            mul = _DUR_UNIT_NS[s[u:i]]
+        else:
+            raise bad("unit")
+        nonzero = nonzero or any(c != "0" for c in ip + fp)
+        whole += int(ip or "0") * mul
+        frac += int(fp[:19].ljust(19, "0") or "0") * mul
+        if whole > _INT64_MAX or frac // _FRAC_ONE > _INT64_MAX:
+            raise bad("long")
+    if not nonzero:
+        raise bad("zero")
+    total = whole + frac // _FRAC_ONE
+    if total > _INT64_MAX:
+        raise bad("long")
+    if total < 1:
+        raise bad("tiny")
+    return total
 
 
 def parse_duration(since: Duration) -> int:
-    """A window back from now in ns: "30s", "5m", "1h", "7d", "250ms" (metricsctl's
-    --since), a number of seconds, a timedelta; None or 0: the daemon's default (24 h).
-    Raises ValueError for anything else (a programming error, not a metrics problem)."""
+    """A window back from now in ns: text as metricsctl's --since takes it ("30s", "5m",
+    "1h30m", "7d", "250ms", "90" for seconds; units ms, s, m or min, h, d, w; from 1 ns
+    to about 292 years), a number of seconds, a timedelta; None or 0: the daemon's
+    default (24 h). Raises ValueError, naming why, for anything else (a programming
+    error, not a metrics problem)."""
     if since is None:
         return 0
     if isinstance(since, datetime.timedelta):
@@ -71,17 +138,13 @@ def parse_duration(since: Duration) -> int:
     elif isinstance(since, (int, float)) and not isinstance(since, bool):
         secs = float(since)
     elif isinstance(since, str):
-        m = _DUR.match(since)
-        if not m:
-            raise ValueError("bad duration %r (use 30s, 5m, 1h, 7d)" % since)
-        ns = float(m.group(1)) * _UNIT_NS[m.group(2)]
-        if not (ns > 0) or ns > 9.2e18:
-            raise ValueError("bad duration %r (use 30s, 5m, 1h, 7d)" % since)
-        return int(ns)
+        return _duration_text(since)
     else:
         raise ValueError("bad duration %r" % (since,))
-    if secs < 0 or secs * 1e9 > 9.2e18:
-        raise ValueError("bad duration %r" % (since,))
+    if not (secs >= 0) or secs * 1e9 > 9.2e18:
+        raise ValueError("bad duration %r: from 0 (the default) to about 292 years" % (since,))
+    if 0 < secs * 1e9 < 1:
+        raise ValueError("bad duration %r: %s" % (since, _DUR_REASON["tiny"]))
     return int(secs * 1e9)
 
 
