@@ -383,6 +383,14 @@ static int cmd_reoffer(const char *sock, pid_t pid, const char *ready, int hold_
         fprintf(stderr, "guard reoffer: never connected to %s\n", sock);
         return 1;
     }
+    /* A library that offers its ring with the Hello (so an offer never outlives its
+     * connection) is on the ring already: the case cannot arise. Exit 3 says so. */
+    ring_state(c, &mode, &unsent, &full);
+    if (mode != RING_NONE) {
+        printf("{\"offer_queued\": false, \"ring_at_connect\": true}\n");
+        metricsd_close(c);
+        return 3;
+    }
     /* The daemon acked that event on this connection (so what it never reads is
      * counted as dropped when it dies, and nothing it took), and the script saw it
      * stored: READY.acked, then READY.go from the script. */

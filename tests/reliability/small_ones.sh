@@ -33,6 +33,15 @@ old=$DAEMON_PID
 sender=$!
 acked_or_gone() { [ -e "$TMP/offer-queued.acked" ] || ! kill -0 "$sender" 2>/dev/null; }
 wait_for "the first event acked" acked_or_gone
+rc=0
+if [ ! -e "$TMP/offer-queued.acked" ]; then wait "$sender" || rc=$?; fi
+if [ "$rc" -eq 3 ]; then
+    # The library offers its ring with the Hello: no offer can wait behind a full socket.
+    echo "the ring is offered with the Hello: no queued offer to outlive its connection"
+    stop_daemon
+    exit 0
+fi
+[ "$rc" -eq 0 ] || fail "guard reoffer: exit $rc"
 wait_flushed 1
 touch "$TMP/offer-queued.go"
 queued_or_gone() { [ -e "$TMP/offer-queued" ] || ! kill -0 "$sender" 2>/dev/null; }
