@@ -110,13 +110,12 @@ fuzz() {
     return $rc
 }
 
-# A test that fails is run once more before it counts as failed: a few tests check
-# timings of real processes (energy attribution at phase edges, a full slot table)
-# that a loaded 2-core machine under ASan can miss once. A test that fails twice
-# fails the suite, and --output-on-failure shows both runs.
+# One run of each test: none waits for a guessed time (each waits for the event it
+# checks, with a bound only a hang reaches), so a loaded machine makes the suite slower,
+# not red.
 run_suite() {
     local dir=$1
-    (cd "$dir" && ctest -j "$JOBS" --output-on-failure --timeout 600 --repeat until-pass:2)
+    (cd "$dir" && ctest -j "$JOBS" --output-on-failure --timeout 600)
 }
 
 test_all() {

@@ -198,6 +198,7 @@ static void disconnect(metricsd_client *c, mdc_release *r)
 {
     if (c->state == CONNECTED)
         c->disconnects++;
+    bool offering = c->ring == RING_OFFERED || c->ring == RING_SWITCHING;
     /* Frames the daemon did not take from the ring go back to the buffer's front. */
     mdc_ring_end(c, r);
     r->fd = c->fd;
@@ -207,6 +208,8 @@ static void disconnect(metricsd_client *c, mdc_release *r)
     c->hello_len = c->hello_off = 0;
     c->hello_frames = 0;
     drop_front_partial(c);
+    if (offering)
+        mdc_ring_forget_queued(c);
 }
 
 /* Outcomes of one connection step, made without mu. */

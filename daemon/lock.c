@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,16 +20,19 @@
 #include <unistd.h>
 
 /* The holder's pid, as written in the file: it writes it just after taking the lock,
- * so a reader racing with that write looks again for a while. 0 when none shows. */
+ * so a reader racing with that write looks again for a while. Until then the file may
+ * still hold the pid of a holder that died (kill -9 leaves it): a pid no process has
+ * is not the holder's, so it is read again too. 0 when none shows within 10 s (a
+ * holder that never writes; a loaded machine can take seconds to schedule it). */
 static long holder_pid(int fd)
 {
-    for (int attempt = 0; attempt < 200; attempt++) {
+    for (int attempt = 0; attempt < 1000; attempt++) {
         char buf[32];
         ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
         if (n > 0) {
             buf[n] = '\0';
             long pid = strtol(buf, NULL, 10);
-            if (pid > 0)
+            if (pid > 0 && pid != (long)getpid() && (kill((pid_t)pid, 0) == 0 || errno == EPERM))
                 return pid;
         }
         struct timespec ts = { 0, 10 * 1000000 };

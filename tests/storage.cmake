@@ -23,5 +23,5 @@ metricsd_script_test(storage_wall_clock storage/wall_clock.sh SKIP TIMEOUT 600 L
 # files refused. store_craft writes the databases a daemon never would.
 add_executable(store_craft storage/store_craft.c)
 target_link_libraries(store_craft PRIVATE metricsd_core metricsd_flags)
-metricsd_script_test(storage_one_daemon storage/one_daemon.sh SKIP TIMEOUT 180 LABELS reliability storage)
+metricsd_script_test(storage_one_daemon storage/one_daemon.sh SKIP TIMEOUT 300 LABELS reliability storage)
 metricsd_script_test(storage_bad_files storage/bad_files.sh SKIP TIMEOUT 180 LABELS reliability storage)

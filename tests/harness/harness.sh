@@ -116,7 +116,7 @@ start_daemon() {
     env ${DAEMON_ENV:-} "$METRICSD" --socket "$SOCK" --db "$DB" --flush-interval 200 --nice 0 "$@" \
         >>"$TMP/daemon.log" 2>&1 &
     DAEMON_PID=$!
-    wait_serving 20
+    wait_serving 60 # a bound for a hang only: a loaded machine under ASan is slow
 }
 
 # start_daemon_env "VAR=VALUE ..." [flags...]: start_daemon with an environment.
@@ -134,7 +134,7 @@ start_daemon_nofile() {
     (ulimit -n "$n" && exec "$METRICSD" --socket "$SOCK" --db "$DB" --flush-interval 200 --nice 0 "$@") \
         >>"$TMP/daemon.log" 2>&1 &
     DAEMON_PID=$!
-    wait_serving 10
+    wait_serving 60
 }
 
 # stop_daemon: SIGTERM, and it must exit 0.

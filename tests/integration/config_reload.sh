@@ -45,7 +45,7 @@ done
 # the file's value is the one in force.
 "$METRICSD" --socket "$SOCK" --db "$DB" >>"$TMP/daemon.log" 2>&1 &
 DAEMON_PID=$!
-wait_serving 20
+wait_serving 60
 [ -n "$(flush_ms)" ] || fail "status --json shows no flush interval: $("$METRICSCTL" --socket "$SOCK" status --json | head -c 400)"
 [ "$(flush_ms)" = 1000 ] || fail "flush interval at start: $(flush_ms)"
 

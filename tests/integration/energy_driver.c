@@ -9,8 +9,12 @@
  *   t = 2 P   energy-a ends with 100 output tokens
  *   t = 3 P   energy-b ends with 200 output tokens
  *
- * (P = --phase-ms, default 1000.) Then it flushes, creates the --done file and keeps
- * the connection open for --linger seconds, so the daemon still sees its pid.
+ * (P = --phase-ms, default 1000.) Then it flushes, writes the --done file and keeps
+ * the connection open for --linger seconds, so the daemon still sees its pid. The done
+ * file holds the four edges as they happened, in seconds from t = 0 (each read once
+ * its frame is sent), "A_BEGIN B_BEGIN A_END B_END": a wake-up late on a loaded
+ * machine moves an edge, and the test computes what the daemon should attribute from
+ * these, not from the plan.
  * --quick sends one short generation of energy-a instead.
  */
 #include <errno.h>
@@ -41,6 +45,14 @@ static void push(metricsd_client *c)
 {
     for (int k = 0; k < 2000 && metricsd_flush(c) != 0; k++)
         usleep(1000);
+}
+
+/* Seconds since t0, now. */
+static double since_t0(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)(ts.tv_sec - t0.tv_sec) + (double)(ts.tv_nsec - t0.tv_nsec) / 1e9;
 }
 
 int main(int argc, char **argv)
@@ -83,6 +95,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "energy_driver: not connected to %s\n", sock);
         return 1;
     }
+    double edge[4] = { 0, 0, 0, 0 };
     clock_gettime(CLOCK_MONOTONIC, &t0);
     if (quick) {
         metricsd_gen *g = metricsd_begin(c, "energy-a", &opts);
@@ -93,23 +106,34 @@ int main(int argc, char **argv)
         metricsd_gen *a = metricsd_begin(c, "energy-a", &opts);
         metricsd_first_token(a);
         push(c);
+        edge[0] = since_t0();
         sleep_until_ms(phase);
         metricsd_gen *b = metricsd_begin(c, "energy-b", &opts);
         metricsd_first_token(b);
         push(c);
+        edge[1] = since_t0();
         sleep_until_ms(2 * phase);
         metricsd_tokens(a, 99); /* 1 + 99 = 100 output tokens */
         metricsd_end(a, METRICSD_OK);
         push(c);
+        edge[2] = since_t0();
         sleep_until_ms(3 * phase);
         metricsd_tokens(b, 199); /* 200 output tokens */
         metricsd_end(b, METRICSD_OK);
     }
     push(c);
+    edge[3] = since_t0();
     if (done != NULL) {
-        FILE *f = fopen(done, "w");
-        if (f != NULL)
+        /* Written whole under another name, then renamed: the test reads it once the
+         * name appears. */
+        char tmp[4200];
+        snprintf(tmp, sizeof(tmp), "%s.tmp", done);
+        FILE *f = fopen(tmp, "w");
+        if (f != NULL) {
+            fprintf(f, "%.6f %.6f %.6f %.6f\n", edge[0], edge[1], edge[2], edge[3]);
             fclose(f);
+            rename(tmp, done);
+        }
     }
     if (linger > 0)
         sleep((unsigned)linger);

@@ -28,12 +28,21 @@ jq -e '.entities[0].components[] | select(.name == "gpu" and .state == "degraded
 kill -CONT "$ENGINE" 2>/dev/null; kill -9 "$ENGINE" 2>/dev/null; wait "$ENGINE" 2>/dev/null || true
 
 # The same on a busy GPU: healthy once the idle spell and the abandoned ones are out
-# of the window.
+# of the window (2 s), and never degraded for its GPU meanwhile.
 gpu 90
+busy_sampled() { ctl power --json | jq -e '.devices[] | select(.source == "nvml" and .util_pct == 90)' >/dev/null; }
+wait_for "the GPU sampled busy" busy_sampled
 "$EVSEND" "$SOCK" model-cuda2 2 0 hang y -1 cuda & ENGINE=$!
 wait_for "in flight" counter_at_least begins 4
-sleep 2.5
-[ "$(hrc model-cuda2)" = 0 ] || fail "model-cuda2 on a busy GPU: $(ctl health model-cuda2)"
+gpu_blamed() {
+    ctl health model-cuda2 --json 2>/dev/null | jq -e '.entities[0].components[]? | select(.name == "gpu" and .state == "degraded")' >/dev/null
+}
+cuda2_healthy() {
+    if gpu_blamed; then ctl health model-cuda2 >"$TMP/blamed.txt" 2>&1 || true; fi
+    rc_is 0 model-cuda2
+}
+wait_for "model-cuda2 healthy" cuda2_healthy
+[ ! -e "$TMP/blamed.txt" ] || fail "model-cuda2 on a busy GPU was degraded for its GPU: $(cat "$TMP/blamed.txt")"
 kill -CONT "$ENGINE" 2>/dev/null; kill -9 "$ENGINE" 2>/dev/null; wait "$ENGINE" 2>/dev/null || true
 
 # An engine that says it offloads 0 layers while a GPU is sampled (gpu_layers_set).
@@ -44,6 +53,8 @@ ctl health model-cpu-only | grep -q "reports 0 GPU layers while 1 GPU is sampled
 ctl events --model model-cpu-only --json | jq -e '.events[0].gpu_layers == 0' >/dev/null \
     || fail "the kept generation lacks gpu_layers 0"
 "$EVSEND" "$SOCK" model-offloaded 3 100 ok o 33 cuda || fail "send gpu_layers 33"
+kept() { ctl events --model "$1" --json | jq -e '.events | length > 0' >/dev/null; }
+wait_for "model-offloaded's generations kept" kept model-offloaded
 ctl events --model model-offloaded --json | jq -e '.events[0].gpu_layers == 33' >/dev/null \
     || fail "the kept generation lacks gpu_layers 33"
 [ "$(hrc model-offloaded)" = 0 ] || fail "model-offloaded: $(ctl health model-offloaded)"

@@ -29,13 +29,21 @@ wait_for "a STATUS line with series" grep -qE "STATUS=serving [0-9]+ clients, [0
 wait_for "watchdog pings" pings_at_least 4
 
 # Stall the loop for 2 s: once it sleeps (its log says so), no ping may come for the
-# next second (one sent just before may still be on its way).
+# next second (one sent just before may still be on its way). On a loaded machine this
+# shell may look later than that: the count says something only when the second it
+# covers ended inside the stall (by the stall line's own time); the gap below always.
 kill -USR2 "$DAEMON_PID"
 wait_for "the stall" grep -q "test seam: stalling the loop" "$TMP/daemon.log"
 before=$(grep -c 'WATCHDOG=1' "$LOG")
 sleep 1
 during=$(grep -c 'WATCHDOG=1' "$LOG")
-[ $((during - before)) -le 1 ] || fail "watchdog pings went on while the loop was stalled ($before -> $during)"
+stall_ns=$(date -d "$(grep -m1 "test seam: stalling the loop" "$TMP/daemon.log" | cut -d' ' -f1)" +%s%N)
+looked_ms=$((($(date +%s%N) - stall_ns) / 1000000))
+if [ "$looked_ms" -lt 1900 ]; then
+    [ $((during - before)) -le 1 ] || fail "watchdog pings went on while the loop was stalled ($before -> $during)"
+else
+    echo "the count of pings was taken ${looked_ms} ms after the stall began, past it: the gap decides"
+fi
 # Once the loop turns again the pings come back (the daemon itself never stopped).
 wait_for "pings after the stall" pings_at_least $((during + 3))
 # The gap in the pings is the stall's: at least 1.5 s between two of them.

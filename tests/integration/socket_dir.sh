@@ -20,7 +20,7 @@ refuses() { # refuses DIR WHY: the daemon exits non-zero at start and says WHY
     >>"$TMP/daemon.log" 2>&1 &
 DAEMON_PID=$!
 SOCK=$TMP/made/metricsd.sock
-wait_serving 20
+wait_serving 60
 [ "$(stat -c %a "$TMP/made")" = 700 ] || fail "made $(stat -c %a "$TMP/made"), not 700"
 stop_daemon
 
@@ -31,7 +31,7 @@ chmod 0777 "$TMP/ours"
 "$METRICSD" --socket "$TMP/ours/metricsd.sock" --db "$TMP/db-ours" >>"$TMP/daemon.log" 2>&1 &
 DAEMON_PID=$!
 SOCK=$TMP/ours/metricsd.sock
-wait_serving 20
+wait_serving 60
 [ "$(stat -c %a "$TMP/ours")" = 700 ] || fail "left $(stat -c %a "$TMP/ours"), not 700"
 stop_daemon
 

@@ -15,10 +15,16 @@
  *        [--bytes BUFFER] [--queries BURST]
  *        N generations through libmetricsd (one every T ms after the first BURST), then
  *        up to H ms for the buffer to empty; prints what the library sent and dropped
+ *   guard reoffer  --socket S --pid P --ready FILE [--hold-ms H] [--model M]
+ *        a busy client whose ring offer is queued, its memfd not yet sent, when its
+ *        daemon (pid P, stopped here so the socket fills) is killed; FILE is created
+ *        then, and the client goes on (up to H ms) with the daemon the script starts
  */
 #include <errno.h>
 #include <getopt.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +32,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "client_int.h"
 #include "harness.h"
 #include "harness_frame.h"
 #include "metricsd.h"
@@ -311,6 +318,158 @@ static int cmd_send(const char *sock, long events, int every_ms, int hold_ms, co
     return 0;
 }
 
+/* The library's ring state, read under its lock (this tool links the internal
+ * library to see it: no public call tells an offer queued from one sent). */
+static void ring_state(metricsd_client *c, enum ring_mode *mode, bool *fd_unsent, bool *full)
+{
+    pthread_mutex_lock(&c->mu);
+    *mode = c->ring;
+    *fd_unsent = c->ring_pass_fd >= 0;
+    *full = c->full_until_ns != 0;
+    pthread_mutex_unlock(&c->mu);
+}
+
+static void set_ring_disabled(metricsd_client *c, bool off)
+{
+    pthread_mutex_lock(&c->mu);
+    c->ring_disabled = off;
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* /proc/PID/stat says T (stopped) or t. */
+static bool stopped(pid_t pid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return false;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *rp = strrchr(buf, ')');
+    return rp != NULL && rp[1] == ' ' && (rp[2] == 'T' || rp[2] == 't');
+}
+
+/* Issue 14, case 5: the offer of a ring queued behind bytes a stopped daemon never
+ * read, its memfd not yet sent, when that daemon dies. Each step waits for the state
+ * it needs (the socket full, the offer queued), not for a time. */
+static int cmd_reoffer(const char *sock, pid_t pid, const char *ready, int hold_ms,
+                       const char *model)
+{
+    metricsd_client *c;
+    metricsd_options o = { .size = sizeof(o), .reconnect_ms = 20 };
+    metricsd_client_stats st = { .size = sizeof(st) };
+    int64_t until = th_now_ns() + (int64_t)hold_ms * 1000000;
+    enum ring_mode mode;
+    bool unsent, full;
+    long events = 0;
+
+    if (metricsd_connect_opts(&c, sock, "guard-reoffer", &o) != 0) {
+        fprintf(stderr, "guard reoffer: metricsd_connect_opts failed\n");
+        return 1;
+    }
+    /* Connected, on the socket (no ring yet: too few frames to be busy). */
+    th_send_good(c, model);
+    events++;
+    for (;;) {
+        metricsd_flush(c);
+        metricsd_client_get_stats(c, &st);
+        if ((st.connected && st.buffered == 0) || th_now_ns() > until)
+            break;
+        th_sleep_ms(5);
+    }
+    if (!st.connected || st.buffered > 0) {
+        fprintf(stderr, "guard reoffer: never connected to %s\n", sock);
+        return 1;
+    }
+    /* A library that offers its ring with the Hello (so an offer never outlives its
+     * connection) is on the ring already: the case cannot arise. Exit 3 says so. */
+    ring_state(c, &mode, &unsent, &full);
+    if (mode != RING_NONE) {
+        printf("{\"offer_queued\": false, \"ring_at_connect\": true}\n");
+        metricsd_close(c);
+        return 3;
+    }
+    /* The daemon acked that event on this connection (so what it never reads is
+     * counted as dropped when it dies, and nothing it took), and the script saw it
+     * stored: READY.acked, then READY.go from the script. */
+    for (bool acked = false; !acked && th_now_ns() < until;) {
+        metricsd_flush(c);
+        pthread_mutex_lock(&c->mu);
+        acked = c->conn_acked >= 1; /* it said it took that event */
+        pthread_mutex_unlock(&c->mu);
+        if (!acked)
+            th_sleep_ms(5);
+    }
+    char path[4200];
+    snprintf(path, sizeof(path), "%s.acked", ready);
+    FILE *f = fopen(path, "w");
+    if (f != NULL)
+        fclose(f);
+    snprintf(path, sizeof(path), "%s.go", ready);
+    while (access(path, F_OK) != 0 && th_now_ns() < until)
+        th_sleep_ms(5);
+    if (kill(pid, SIGSTOP) != 0) {
+        perror("guard reoffer: SIGSTOP");
+        return 1;
+    }
+    while (!stopped(pid) && th_now_ns() < until)
+        th_sleep_ms(1);
+    /* Fill the socket with the ring held off, so the offer cannot slip out with the
+     * memfd before the socket is full. */
+    set_ring_disabled(c, true);
+    do {
+        th_send_good(c, model);
+        events++;
+        ring_state(c, &mode, &unsent, &full);
+    } while (!full && th_now_ns() < until);
+    set_ring_disabled(c, false);
+    /* Busy now: the offer is made and queued behind the bytes the socket cannot take. */
+    do {
+        for (int i = 0; i < 32; i++, events++)
+            th_send_good(c, model);
+        metricsd_flush(c);
+        ring_state(c, &mode, &unsent, &full);
+    } while (!(mode == RING_OFFERED && unsent) && th_now_ns() < until);
+    if (!(mode == RING_OFFERED && unsent)) {
+        fprintf(stderr, "guard reoffer: no offer queued (ring mode %d, memfd %s)\n", (int)mode,
+                unsent ? "unsent" : "sent");
+        return 1;
+    }
+    long at_kill = events;
+    kill(pid, SIGKILL);
+    f = fopen(ready, "w");
+    if (f != NULL)
+        fclose(f);
+    /* The next daemon: the client reconnects and empties its buffer into it. */
+    do {
+        metricsd_flush(c);
+        th_sleep_ms(5);
+        metricsd_client_get_stats(c, &st);
+    } while ((st.connects < 2 || st.buffered > 0) && th_now_ns() < until);
+    uint64_t connects_after = st.connects;
+    /* And stays busy: it offers a ring afresh on the new connection, and it takes. */
+    while (!st.ring && th_now_ns() < until) {
+        for (int i = 0; i < 64; i++, events++)
+            th_send_good(c, model);
+        metricsd_flush(c);
+        metricsd_client_get_stats(c, &st);
+    }
+    int ring_after = st.ring;
+    while (metricsd_flush(c) != 0 && th_now_ns() < until)
+        th_sleep_ms(5);
+    metricsd_client_get_stats(c, &st);
+    printf("{\"offer_queued\": true, \"events_at_kill\": %ld, \"events\": %ld, "
+           "\"connects\": %llu, \"ring\": %d, \"buffered\": %zu, \"dropped\": %llu, "
+           "\"unacked_dropped\": %llu, \"sent\": %llu}\n",
+           at_kill, events, (unsigned long long)connects_after, ring_after, (size_t)st.buffered,
+           (unsigned long long)st.dropped, (unsigned long long)st.unacked_dropped,
+           (unsigned long long)st.sent);
+    metricsd_close(c);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -318,9 +477,11 @@ int main(int argc, char **argv)
         { "hold-ms", required_argument, NULL, 'h' }, { "bytes", required_argument, NULL, 'b' },
         { "conns", required_argument, NULL, 'c' },   { "every-ms", required_argument, NULL, 'e' },
         { "events", required_argument, NULL, 'n' },  { "model", required_argument, NULL, 'm' },
+        { "pid", required_argument, NULL, 'p' },     { "ready", required_argument, NULL, 'r' },
         { NULL, 0, NULL, 0 },
     };
-    const char *sock = NULL, *model = "guard";
+    const char *sock = NULL, *model = "guard", *ready = NULL;
+    pid_t pid = 0;
     long events = 100;
     long queries = 1000, bytes = 100000;
     int hold_ms = 1000, conns = 1, every_ms = 900, o;
@@ -340,6 +501,8 @@ int main(int argc, char **argv)
         case 'e': every_ms = atoi(optarg); break;
         case 'n': events = atol(optarg); break;
         case 'm': model = optarg; break;
+        case 'p': pid = (pid_t)atol(optarg); break;
+        case 'r': ready = optarg; break;
         default: return 2;
         }
     }
@@ -362,6 +525,8 @@ int main(int argc, char **argv)
         return cmd_blackhole(sock, hold_ms);
     if (strcmp(argv[1], "halfgen") == 0)
         return cmd_halfgen(sock, conns, hold_ms);
+    if (strcmp(argv[1], "reoffer") == 0 && pid > 0 && ready != NULL)
+        return cmd_reoffer(sock, pid, ready, hold_ms, model);
     fprintf(stderr, "guard: unknown command %s\n", argv[1]);
     return 2;
 }

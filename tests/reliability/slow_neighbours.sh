@@ -54,8 +54,11 @@ start_daemon
 wait "$sender" || fail "sender"
 cat "$TMP/acked.json"
 dropped=$(jq .dropped "$TMP/acked.json")
-sleep 1
-# The library counts what the stopping daemon did not acknowledge as dropped.
+# The library counts what the stopping daemon did not acknowledge as dropped; the new
+# daemon has taken the rest once nothing is pending.
+wait_for "the new daemon's part stored" nothing_pending
+all_accounted() { [ $(($(requests_of acked) + dropped)) -ge 3000 ]; }
+wait_for "3000 stored or dropped" all_accounted
 stored=$(requests_of acked)
 echo "across a daemon stop: $stored stored + $dropped dropped of 3000"
 [ $((stored + dropped)) -eq 3000 ] || fail "stored $stored + dropped $dropped != 3000"
