@@ -90,24 +90,11 @@ static void make_pool(void)
     }
 }
 
-static int free_udp_port(void)
+/* A port on 127.0.0.1 free for a socket of this type (SOCK_DGRAM, SOCK_STREAM) just
+ * now, or -1. */
+static int free_port(int type)
 {
-    int fd = socket(AF_INET, SOCK_DGRAM, 0);
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    socklen_t l = sizeof a;
-    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
-        getsockname(fd, (struct sockaddr *)&a, &l) != 0) {
-        if (fd >= 0)
-            close(fd);
-        return -1;
-    }
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
-static int free_tcp_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int fd = socket(AF_INET, type, 0);
     struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
     socklen_t l = sizeof a;
     if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
@@ -306,7 +293,7 @@ static void collectd_round(result *r)
         return;
     snprintf(conf, sizeof conf, "%s/collectd.conf", dir);
     snprintf(data, sizeof data, "%s/csv", dir);
-    int port = free_udp_port();
+    int port = free_port(SOCK_DGRAM);
     FILE *f = fopen(conf, "w");
     if (f == NULL)
         return;
@@ -501,7 +488,7 @@ static void netdata_round(result *r)
     if (mkdtemp(dir) == NULL)
         return;
     snprintf(conf, sizeof conf, "%s/netdata.conf", dir);
-    int port = free_udp_port(), web = free_tcp_port();
+    int port = free_port(SOCK_DGRAM), web = free_port(SOCK_STREAM);
     char sub[320];
     static const char *const subs[] = { "etc", "cache", "lib", "log" };
     for (int i = 0; i < 4; i++) {

@@ -302,48 +302,31 @@ static inline uint8_t *wire_put_double(uint8_t *p, unsigned f, double d)
     return p + 8;
 }
 
-/* A packed repeated uint64 field; nothing when n is 0. */
-static inline size_t wire_packed_size(unsigned f, const uint64_t *v, size_t n)
-{
-    size_t b = 0;
-    if (n == 0)
-        return 0;
-    for (size_t i = 0; i < n; i++)
-        b += wire_varint_size(v[i]);
-    return wire_tag_size(f) + wire_varint_size(b) + b;
-}
-
-static inline uint8_t *wire_put_packed(uint8_t *p, unsigned f, const uint64_t *v, size_t n)
-{
-    if (n == 0)
-        return p;
-    p = wire_put_tag(p, f, WIRE_LEN);
-    uint8_t *q = wire_len_open(p);
-    for (size_t i = 0; i < n; i++)
-        q = wire_put_varint(q, v[i]);
-    return wire_len_close(p, q);
-}
-
-static inline size_t wire_packed32_size(unsigned f, const uint32_t *v, size_t n)
-{
-    size_t b = 0;
-    if (n == 0)
-        return 0;
-    for (size_t i = 0; i < n; i++)
-        b += wire_varint_size(v[i]);
-    return wire_tag_size(f) + wire_varint_size(b) + b;
-}
-
-static inline uint8_t *wire_put_packed32(uint8_t *p, unsigned f, const uint32_t *v, size_t n)
-{
-    if (n == 0)
-        return p;
-    p = wire_put_tag(p, f, WIRE_LEN);
-    uint8_t *q = wire_len_open(p);
-    for (size_t i = 0; i < n; i++)
-        q = wire_put_varint(q, v[i]);
-    return wire_len_close(p, q);
-}
+/* A packed repeated uint64 or uint32 field (wire_packed_size / wire_put_packed and
+ * their 32 twins); nothing when n is 0. */
+#define WIRE_PACKED_WRITERS(suffix, T)                                                   \
+    static inline size_t wire_packed##suffix##_size(unsigned f, const T *v, size_t n)  \
+    {                                                                                    \
+        size_t b = 0;                                                                    \
+        if (n == 0)                                                                      \
+            return 0;                                                                    \
+        for (size_t i = 0; i < n; i++)                                                   \
+            b += wire_varint_size(v[i]);                                                 \
+        return wire_tag_size(f) + wire_varint_size(b) + b;                               \
+    }                                                                                    \
+    static inline uint8_t *wire_put_packed##suffix(uint8_t *p, unsigned f, const T *v,  \
+                                                   size_t n)                             \
+    {                                                                                    \
+        if (n == 0)                                                                      \
+            return p;                                                                    \
+        p = wire_put_tag(p, f, WIRE_LEN);                                                \
+        uint8_t *q = wire_len_open(p);                                                   \
+        for (size_t i = 0; i < n; i++)                                                   \
+            q = wire_put_varint(q, v[i]);                                                \
+        return wire_len_close(p, q);                                                     \
+    }
+WIRE_PACKED_WRITERS(, uint64_t)
+WIRE_PACKED_WRITERS(32, uint32_t)
 
 /* ---- Sketch, inside every message below (direct_sketch.c) ---- */
 
