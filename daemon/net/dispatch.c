@@ -50,7 +50,6 @@ static series *recent_find(conn *c, unsigned slot, const char *model, const char
     return NULL;
 }
 
-
 static series *series_for(conn *c, const char *model, const char *backend)
 {
     int err;
@@ -66,56 +65,63 @@ static series *series_for(conn *c, const char *model, const char *backend)
     return s;
 }
 
+/* dims with each declared label's value past --label-values distinct ones replaced by
+ * "other" (counted in label_values_capped): for a key not yet in the table. */
+static void cap_label_values(server *srv, char *dims, size_t n)
+{
+    char rebuilt[1024], v[256], name[80];
+    size_t at = 0, distinct;
+    int capped = 0;
+    rebuilt[0] = '\0';
+    /* Walk the pairs; a label value not yet seen, with the key at its bound, is
+     * replaced. */
+    for (char *p = dims; *p;) {
+        char *end = strchr(p, '\x1f'), *eq = strchr(p, '=');
+        size_t plen = end ? (size_t)(end - p) : strlen(p);
+        char pair[600];
+        snprintf(pair, sizeof(pair), "%.*s", (int)plen, p);
+        if (eq != NULL && strncmp(p, "label.", 6) == 0 && (size_t)(eq - p) < sizeof(name)) {
+            snprintf(name, sizeof(name), "%.*s", (int)(eq - p), p);
+            snprintf(v, sizeof(v), "%.*s", (int)(plen - (size_t)(eq - p) - 1), eq + 1);
+            if (!series_dim_seen(&srv->series, name, v, &distinct) &&
+                distinct >= srv->cfg.label_values_max) {
+                snprintf(pair, sizeof(pair), "%s=other", name);
+                capped = 1;
+            }
+        }
+        at += (size_t)snprintf(rebuilt + at, sizeof(rebuilt) - at, "%s%s", at ? "\x1f" : "", pair);
+        if (at >= sizeof(rebuilt))
+            break;
+        p = end ? end + 1 : p + plen;
+    }
+    if (capped) {
+        stat_counts[LABEL_VALUES_CAPPED]++;
+        snprintf(dims, n, "%s", rebuilt);
+    }
+}
+
 /* The series a generation counts in: its model, backend and dims (ingest_dims), a
- * declared label's value past --label-values distinct ones taken as "other". */
+ * declared label's value past --label-values distinct ones taken as "other". Without
+ * declared labels the key is never rewritten, so the connection's recent series answer
+ * first and the table's lookup in series_get_dims is the only other one. */
 static series *series_for_gen(conn *c, const Metricsd__Generation *g)
 {
     server *srv = c->l->srv;
     const config *cfg = &srv->cfg;
     char dims[1024];
-    int err;
+    int err = 0, labels = cfg->n_label_dims > 0;
     if (ingest_dims(g, (const char (*)[64])cfg->label_dims, cfg->n_label_dims, dims, sizeof(dims)) != 0)
         dims[0] = '\0'; /* names are bounded, so only a pathological mix lands here */
     const char *backend = backend_of(g->backend);
     unsigned slot = recent_slot(g->model, dims[0] != '\0');
-    series *hit = cfg->n_label_dims == 0 ? recent_find(c, slot, g->model, backend, dims) : NULL;
-    if (hit != NULL)
-        return hit;
-    /* Without declared labels nothing needs rewriting: series_get_dims' own lookup is
-     * the only one. */
-    series *s = cfg->n_label_dims > 0 ? series_find_dims(&srv->series, g->model, backend, dims) : NULL;
-    if (s == NULL && cfg->n_label_dims > 0) {
-        char rebuilt[1024], v[256], name[80];
-        size_t at = 0, distinct;
-        int capped = 0;
-        rebuilt[0] = '\0';
-        /* Walk the pairs; a label value not yet seen, with the key at its bound, is
-         * replaced. */
-        for (char *p = dims; *p;) {
-            char *end = strchr(p, '\x1f'), *eq = strchr(p, '=');
-            size_t plen = end ? (size_t)(end - p) : strlen(p);
-            char pair[600];
-            snprintf(pair, sizeof(pair), "%.*s", (int)plen, p);
-            if (eq != NULL && strncmp(p, "label.", 6) == 0 && (size_t)(eq - p) < sizeof(name)) {
-                snprintf(name, sizeof(name), "%.*s", (int)(eq - p), p);
-                snprintf(v, sizeof(v), "%.*s", (int)(plen - (size_t)(eq - p) - 1), eq + 1);
-                if (!series_dim_seen(&srv->series, name, v, &distinct) &&
-                    distinct >= cfg->label_values_max) {
-                    snprintf(pair, sizeof(pair), "%s=other", name);
-                    capped = 1;
-                }
-            }
-            at += (size_t)snprintf(rebuilt + at, sizeof(rebuilt) - at, "%s%s", at ? "\x1f" : "", pair);
-            if (at >= sizeof(rebuilt))
-                break;
-            p = end ? end + 1 : p + plen;
-        }
-        if (capped) {
-            stat_counts[LABEL_VALUES_CAPPED]++;
-            snprintf(dims, sizeof(dims), "%s", rebuilt);
-        }
-    }
-    s = series_get_dims(&srv->series, g->model, backend, dims, &err);
+    series *s = NULL;
+    if (!labels && (s = recent_find(c, slot, g->model, backend, dims)) != NULL)
+        return s;
+    if (labels && (s = series_find_dims(&srv->series, g->model, backend, dims)) == NULL)
+        cap_label_values(srv, dims, sizeof(dims));
+    if (s == NULL && (s = series_get_dims(&srv->series, g->model, backend, dims, &err)) != NULL &&
+        !labels)
+        c->recent[slot] = s;
     if (s == NULL && err == -ENOSPC) {
         /* Past the cap a known (model, backend) keeps its generations: in its base
          * series, or another of its series, without this one's dimensions. */
@@ -129,8 +135,6 @@ static series *series_for_gen(conn *c, const Metricsd__Generation *g)
     }
     if (s == NULL)
         conn_reject(c, err == -ENOSPC ? TOO_MANY_SERIES : NO_MEMORY);
-    else if (cfg->n_label_dims == 0)
-        c->recent[slot] = s;
     return s;
 }
 
