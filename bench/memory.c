@@ -43,6 +43,51 @@ static int64_t status_kb(pid_t pid, const char *name)
     return v;
 }
 
+/* Where the resident memory lies, by mapping (/proc/PID/smaps): the heap (brk), other
+ * anonymous mappings (malloc's mmap'd chunks and thread arenas, stacks of the
+ * threads), the clients' rings (memfd "metricsd-ring"), LMDB's map (data.mdb), the
+ * daemon's binary and libraries, the rest. KiB each, and how many mappings. */
+enum { PART_HEAP, PART_ANON, PART_RINGS, PART_LMDB, PART_CODE, PART_OTHER, PART__N };
+static const char *const part_name[PART__N] = { "heap (brk)", "anonymous mmaps", "rings",
+                                                "LMDB map", "binary+libraries", "other" };
+
+static void smaps_parts(pid_t pid, int64_t kb[PART__N], int n[PART__N])
+{
+    char path[64], line[512];
+    int part = PART_OTHER;
+    memset(kb, 0, sizeof(int64_t) * PART__N);
+    memset(n, 0, sizeof(int) * PART__N);
+    snprintf(path, sizeof path, "/proc/%d/smaps", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return;
+    while (fgets(line, sizeof line, f)) {
+        unsigned long lo, hi;
+        char perms[8];
+        int name_at = 0;
+        if (sscanf(line, "%lx-%lx %7s %*s %*s %*s %n", &lo, &hi, perms, &name_at) == 3 &&
+            name_at > 0) {
+            const char *name = line + name_at;
+            if (strncmp(name, "[heap]", 6) == 0)
+                part = PART_HEAP;
+            else if (strstr(name, "metricsd-ring") != NULL)
+                part = PART_RINGS;
+            else if (strstr(name, "data.mdb") != NULL)
+                part = PART_LMDB;
+            else if (name[0] == '/')
+                part = PART_CODE;
+            else if (name[0] == '\n' || name[0] == '\0' || strncmp(name, "[stack", 6) == 0)
+                part = PART_ANON;
+            else
+                part = PART_OTHER;
+            n[part]++;
+        } else if (strncmp(line, "Rss:", 4) == 0) {
+            kb[part] += strtoll(line + 4, NULL, 10);
+        }
+    }
+    fclose(f);
+}
+
 int main(void)
 {
     th_daemon d;
@@ -138,6 +183,8 @@ int main(void)
     }
     /* They keep sending: read memory 6 times, half a second apart; the largest. */
     int64_t rss = 0, hwm = 0, anon = 0, file = 0, shm = 0;
+    int64_t part_kb[PART__N] = { 0 };
+    int part_n[PART__N] = { 0 };
     int64_t acc_before = th_counter(d.socket, "generations_accepted");
     for (int i = 0; i < 6; i++) {
         th_sleep_ms(500);
@@ -147,9 +194,20 @@ int main(void)
             anon = status_kb(d.pid, "RssAnon:");
             file = status_kb(d.pid, "RssFile:");
             shm = status_kb(d.pid, "RssShmem:");
+            smaps_parts(d.pid, part_kb, part_n);
         }
     }
     hwm = bench_proc_hwm(d.pid);
+    /* METRICSD_BENCH_MEMORY_HOOK: a command run now, while they send, with the daemon's
+     * pid in DAEMON_PID (a gdb census, a copy of smaps). */
+    const char *hook = getenv("METRICSD_BENCH_MEMORY_HOOK");
+    if (hook != NULL && hook[0] != '\0') {
+        char pid[16];
+        snprintf(pid, sizeof pid, "%d", (int)d.pid);
+        setenv("DAEMON_PID", pid, 1);
+        if (system(hook) != 0)
+            fprintf(stderr, "bench_memory: the hook failed\n");
+    }
     int64_t sending = th_counter(d.socket, "generations_accepted") - acc_before;
     printf("daemon at start: %.1f MiB resident\n", (double)rss0 / 1048576.0);
     printf("while all %u keep sending (%lld generations accepted in the 3 s read): largest "
@@ -157,6 +215,10 @@ int main(void)
            "%.1f MiB; VmHWM %.1f MiB\n",
            clients, (long long)sending, (double)rss / 1048576.0, anon / 1024.0, file / 1024.0,
            shm / 1024.0, (double)hwm / 1048576.0);
+    printf("where it lies (smaps, MiB):");
+    for (int i = 0; i < PART__N; i++)
+        printf(" %s %.1f (%d mapping%s)%s", part_name[i], part_kb[i] / 1024.0, part_n[i],
+               part_n[i] == 1 ? "" : "s", i + 1 < PART__N ? ";" : "\n");
     printf("with %u clients, %u series, %u generations in flight, %lld accepted: "
            "%.1f MiB resident (peak %.1f MiB)\n",
            clients, series, in_flight,

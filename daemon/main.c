@@ -40,6 +40,8 @@ static void on_flush_timer(uv_timer_t *t)
         srv->flushes_since_retention = 0;
         server_retention(srv);
     }
+    /* Last: what this turn read and freed is given back (server.h). */
+    server_give_back(srv);
 }
 
 /* The query cache's default window, filled a few series per loop turn after start. */

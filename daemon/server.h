@@ -45,6 +45,10 @@ int server_flush(server *srv);
 /* The same; final: the last flush before exit, which also writes the sample and
  * slowest of minutes still open (events.h). */
 int server_flush_at(server *srv, int final);
+/* Give memory back after a flush: the database pages the flush read (LMDB's map,
+ * store_release_pages) and malloc's free pages (malloc_trim), most of them the deltas
+ * the flush just wrote and freed. */
+void server_give_back(server *srv);
 /* Delete what retention no longer keeps, and query cache entries that reach past it
  * or went unused (qcache.h). Once a minute. */
 void server_retention(server *srv);

@@ -11,7 +11,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "store_int.h"
@@ -1011,4 +1014,54 @@ void store_get_info(store *st, store_info *info)
         info->events_trimmed = st->ev_trimmed;
         mdb_txn_abort(txn);
     }
+}
+
+/* Where LMDB mapped the file: mdb_env_info gives the address only with MDB_FIXEDMAP,
+ * so it is looked up in /proc/self/maps by the file's device and inode. */
+static int map_of_file(int fd, uintptr_t *lo, uintptr_t *hi)
+{
+    struct stat st;
+    char line[512];
+    int found = 0;
+    if (fstat(fd, &st) != 0)
+        return 0;
+    FILE *f = fopen("/proc/self/maps", "re");
+    if (f == NULL)
+        return 0;
+    while (!found && fgets(line, sizeof line, f)) {
+        unsigned long a, b, ino;
+        unsigned maj, min;
+        if (sscanf(line, "%lx-%lx %*s %*s %x:%x %lu", &a, &b, &maj, &min, &ino) == 5 &&
+            ino == (unsigned long)st.st_ino && major(st.st_dev) == maj &&
+            minor(st.st_dev) == min) {
+            *lo = a;
+            *hi = b;
+            found = 1;
+        }
+    }
+    fclose(f);
+    return found;
+}
+
+void store_release_pages(store *st)
+{
+    MDB_envinfo info;
+    MDB_stat est;
+    mdb_filehandle_t fd;
+    if (st == NULL || st->env == NULL || mdb_env_info(st->env, &info) != 0 ||
+        mdb_env_stat(st->env, &est) != 0 || mdb_env_get_fd(st->env, &fd) != 0)
+        return;
+    /* The map moves when it grows or the environment is reopened: look again then. */
+    if (st->map_lo == 0 || st->map_seen != st->map_growths + st->reopens) {
+        st->map_lo = st->map_hi = 0;
+        if (!map_of_file(fd, &st->map_lo, &st->map_hi))
+            return;
+        st->map_seen = st->map_growths + st->reopens;
+    }
+    /* Only the pages in use: the rest of the map was never touched. The map is not
+     * MDB_WRITEMAP, so nothing in it is dirty in our own memory. */
+    size_t len = (size_t)(info.me_last_pgno + 1) * est.ms_psize;
+    if (len > st->map_hi - st->map_lo)
+        len = st->map_hi - st->map_lo;
+    madvise((void *)st->map_lo, len, MADV_DONTNEED);
 }

@@ -172,5 +172,10 @@ void store_get_info(store *st, store_info *info);
  * full or the map full. Returns the slots cleared now. */
 int store_check_readers(store *st);
 const char *store_path(store *st);
+/* Give back the daemon's mapping of the database's pages (MADV_DONTNEED on LMDB's
+ * read-only map): the file's pages stay in the page cache and the next read maps them
+ * again, so nothing changes but the daemon's resident memory, which otherwise keeps
+ * every page any flush or query ever read (issue 19). Called after each flush. */
+void store_release_pages(store *st);
 
 #endif

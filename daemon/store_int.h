@@ -20,6 +20,8 @@ struct store {
     int no_sync;
     uint64_t readers_cleared; /* stale reader slots cleared since start */
     uint64_t map_growths, reopens;
+    uintptr_t map_lo, map_hi; /* LMDB's map (store_release_pages), as of map_seen */
+    uint64_t map_seen;        /* map_growths + reopens when it was looked up */
     uint8_t *scratch;
     size_t scratch_cap;
     frame_arena unpack; /* stored rollups decode here: no malloc per record */

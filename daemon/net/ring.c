@@ -138,10 +138,9 @@ int ring_doze(conn *c)
     }
     stat_counts[RING_DOZES]++;
     /* Every engine has a ring now, and one that keeps sending cycles through all its
-     * pages: give back the pages read since the last time, once 8 KiB were (one
-     * madvise per 8 KiB of frames, only as the ring goes idle), so the daemon's
-     * resident share of an idle ring stays a few pages. The data stays in the memfd;
-     * a later read faults it back in. */
+     * pages: give back the pages read since the last time (one madvise per spell of
+     * activity, only as the ring goes idle), so a dozing ring costs the daemon its
+     * header page only. The data stays in the memfd; a later read faults it back in. */
     if (c->ring_head - c->ring_released >= RING_RELEASE_BYTES) {
         madvise((uint8_t *)h + SHMRING_HDR_BYTES, c->ring_bytes, MADV_DONTNEED);
         c->ring_released = c->ring_head;
