@@ -12,10 +12,15 @@
 #include "counters.h"
 #include "series.h"
 
-/* The daemon runs one loop: these belong to it. */
+/* The daemon runs one loop: these belong to it. work is the entry being changed,
+ * unpacked (each change is: unpack, apply, pack again); pack is the packer's buffer;
+ * arena is where packed entries are decoded. */
 static size_t total_bytes;
-static rollup scratch;
+static rollup scratch, work;
 static int scratch_ready;
+static uint8_t *pack;
+static size_t pack_cap;
+static frame_arena arena;
 
 static uint64_t mono_ms(void)
 {
@@ -29,25 +34,50 @@ size_t qcache_bytes(void)
     return total_bytes;
 }
 
-static size_t acc_bytes(const rollup *r)
+static int ready(void)
 {
-    size_t n = 0;
-    for (int i = 0; i < M__COUNT; i++)
-        n += (size_t)r->sk[i].cap * sizeof(uint64_t);
-    return n + (r->kinds != NULL ? sizeof(*r->kinds) : 0);
+    if (scratch_ready)
+        return 0;
+    /* The largest Rollup decodes in well under 1 MiB (8 sketches of 2,048 buckets);
+     * only the pages a decode touches become resident. */
+    if (frame_arena_init(&arena, 1u << 20) != 0)
+        return -ENOMEM;
+    rollup_init(&scratch);
+    rollup_init(&work);
+    scratch_ready = 1;
+    return 0;
 }
 
-static void account(qcache_entry *e)
+/* dst += the entry's packed rollup, exactly (the store's own reader). */
+static int unpack_into(const qcache_entry *e, rollup *dst)
 {
-    size_t b = acc_bytes(&e->acc);
-    total_bytes = total_bytes - e->bytes + b;
-    e->bytes = b;
+    if (e->len == 0)
+        return 0;
+    return rollup_merge_packed_in(dst, e->packed, e->len, &arena);
+}
+
+/* e's packed bytes become r's. 0, or -ENOMEM (e unchanged). */
+static int repack(qcache_entry *e, const rollup *r)
+{
+    size_t n = 0;
+    uint8_t *p = NULL;
+    if (rollup_pack_buf(r, &pack, &pack_cap, &n) != 0)
+        return -ENOMEM;
+    if (n > 0 && (p = malloc(n)) == NULL)
+        return -ENOMEM;
+    if (n > 0)
+        memcpy(p, pack, n);
+    free(e->packed);
+    total_bytes = total_bytes - e->len + n;
+    e->packed = p;
+    e->len = n;
+    return 0;
 }
 
 static void drop(qcache *qc, uint32_t i)
 {
-    total_bytes -= qc->e[i].bytes;
-    rollup_free(&qc->e[i].acc);
+    total_bytes -= qc->e[i].len;
+    free(qc->e[i].packed);
     qc->e[i] = qc->e[--qc->n];
 }
 
@@ -66,7 +96,7 @@ static uint32_t dist(uint32_t a, uint32_t b)
 
 /* Move e's start from lo to `from` with minute records. Returns 0, or non-zero when
  * the entry must be merged afresh (too far, or something did not add up). */
-static int slide(store_reader *rd, const series *s, qcache_entry *e, uint32_t from)
+static int slide(store_reader *rd, const series *s, qcache_entry *e, rollup *acc, uint32_t from)
 {
     int rc = 0;
 
@@ -75,21 +105,21 @@ static int slide(store_reader *rd, const series *s, qcache_entry *e, uint32_t fr
     if (dist(from, e->lo) > QCACHE_MAX_SLIDE)
         return 1;
     if (from < e->lo) {
-        rc = store_read_minutes(rd, s->id, from, e->lo, &e->acc);
+        rc = store_read_minutes(rd, s->id, from, e->lo, acc);
     } else {
         /* A sketch that had to give up resolution for a wide range would keep the
          * coarser scale after the range shrank; a fresh merge gets the finer one. */
-        if (downscaled(&e->acc))
+        if (downscaled(acc))
             return 1;
-        uint64_t before = e->acc.requests;
-        rc = store_sub_minutes(rd, s->id, e->lo, from, &e->acc, &scratch);
+        uint64_t before = acc->requests;
+        rc = store_sub_minutes(rd, s->id, e->lo, from, acc, &scratch);
         /* The earliest event may have left: the first record still inside says. */
-        if (rc == 0 && e->acc.requests != before) {
+        if (rc == 0 && acc->requests != before) {
             int64_t first = 0;
             rc = store_first_unix_ns(rd, s->id, from, UINT32_MAX, &first);
-            e->acc.first_unix_ns = first;
+            acc->first_unix_ns = first;
             if (first == 0)
-                e->acc.last_unix_ns = 0;
+                acc->last_unix_ns = 0;
         }
     }
     if (rc != 0)
@@ -104,16 +134,22 @@ int qcache_read(store_reader *rd, series *s, int64_t window_ns, uint32_t from, r
     qcache_entry *e = NULL;
     int rc;
 
-    if (!scratch_ready) {
-        rollup_init(&scratch);
-        scratch_ready = 1;
-    }
-    if (qc == NULL && (qc = s->qc = calloc(1, sizeof(*qc))) == NULL)
+    if (ready() != 0 || (qc == NULL && (qc = s->qc = calloc(1, sizeof(*qc))) == NULL))
         return out ? store_read_window(rd, s->id, from, UINT32_MAX, out) : -ENOMEM;
     for (uint32_t i = 0; i < qc->n && e == NULL; i++)
         if (qc->e[i].window_ns == window_ns)
             e = &qc->e[i];
-    if (e != NULL && slide(rd, s, e, from) == 0) {
+    if (e != NULL && e->lo == from) {
+        /* The common case: the entry as it is, straight from its bytes. */
+        stat_counts[QCACHE_HITS]++;
+        e->used_ms = mono_ms();
+        rc = out ? unpack_into(e, out) : 0;
+        if (rc != 0)
+            drop(qc, (uint32_t)(e - qc->e));
+        return rc < 0 ? rc : rc > 0 ? -EINVAL : 0;
+    }
+    rollup_reset(&work);
+    if (e != NULL && unpack_into(e, &work) == 0 && slide(rd, s, e, &work, from) == 0) {
         stat_counts[QCACHE_HITS]++;
     } else {
         if (e == NULL) {
@@ -126,22 +162,20 @@ int qcache_read(store_reader *rd, series *s, int64_t window_ns, uint32_t from, r
             }
             e = &qc->e[qc->n++];
             memset(e, 0, sizeof(*e));
-            rollup_init(&e->acc);
             e->window_ns = window_ns;
-        } else {
-            rollup_reset(&e->acc);
         }
+        rollup_reset(&work);
         stat_counts[QCACHE_BUILDS]++;
         e->lo = from;
-        if ((rc = store_read_window(rd, s->id, from, UINT32_MAX, &e->acc)) != 0) {
+        if ((rc = store_read_window(rd, s->id, from, UINT32_MAX, &work)) != 0) {
             drop(qc, (uint32_t)(e - qc->e));
             return rc;
         }
     }
+    e->lo = from;
     e->used_ms = mono_ms();
-    account(e);
-    rc = out ? rollup_merge(out, &e->acc) : 0;
-    if (rc != 0 || total_bytes > QCACHE_MAX_BYTES)
+    rc = out ? rollup_merge(out, &work) : 0;
+    if (rc != 0 || repack(e, &work) != 0 || total_bytes > QCACHE_MAX_BYTES)
         drop(qc, (uint32_t)(e - qc->e)); /* over budget: answered, not kept */
     return rc;
 }
@@ -154,11 +188,12 @@ void qcache_note_write(series *s, uint32_t minute, const rollup *delta)
     for (uint32_t i = 0; i < qc->n;) {
         qcache_entry *e = &qc->e[i];
         if (minute >= e->lo) {
-            if (rollup_merge(&e->acc, delta) != 0) {
-                drop(qc, i); /* no memory: it would be wrong from now on */
+            rollup_reset(&work);
+            if (unpack_into(e, &work) != 0 || rollup_merge(&work, delta) != 0 ||
+                repack(e, &work) != 0) {
+                drop(qc, i); /* it would be wrong from now on */
                 continue;
             }
-            account(e);
         }
         i++;
     }

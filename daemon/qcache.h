@@ -17,9 +17,10 @@
  * rather than the clamped extreme, still within the sketch's error bound of the exact
  * value.
  *
- * Memory: at most QCACHE_PER_SERIES entries per series, entries unused for
- * QCACHE_IDLE_MS are dropped, and no entry is kept once all entries together hold
- * QCACHE_MAX_BYTES of sketch arrays (the query is still answered, uncached).
+ * Memory: an entry is held packed (qcache_entry.packed); at most QCACHE_PER_SERIES
+ * entries per series, entries unused for QCACHE_IDLE_MS are dropped, and no entry is
+ * kept once all entries together hold QCACHE_MAX_BYTES (the query is still answered,
+ * uncached).
  */
 #ifndef METRICSD_QCACHE_H
 #define METRICSD_QCACHE_H
@@ -32,10 +33,10 @@
 
 #define QCACHE_PER_SERIES 4
 #define QCACHE_IDLE_MS (15u * 60 * 1000)
-/* About 11.5 KiB per series and window in bench/history (busy models, 24 h): 8 MiB
- * holds the 24 h window of some 700 series and keeps the daemon's resident memory
- * within its 32 MiB target with 1,000 series. */
-#define QCACHE_MAX_BYTES ((size_t)8 << 20)
+/* Packed bytes of all entries. Dense, a 24 h window took about 11.5 KiB per series in
+ * bench/history (busy models); packed, a series of a few generations a second takes
+ * about 0.5 KiB, so 2 MiB holds the 24 h windows of thousands of such series. */
+#define QCACHE_MAX_BYTES ((size_t)2 << 20)
 /* A slide of more minutes than this merges afresh instead. */
 #define QCACHE_MAX_SLIDE 90
 
@@ -45,8 +46,13 @@ typedef struct qcache_entry {
     int64_t window_ns; /* the key: the window length asked for */
     uint32_t lo;       /* acc = stored records with minute >= lo */
     uint64_t used_ms;  /* monotonic ms of the last use */
-    size_t bytes;      /* sketch arrays held by acc */
-    rollup acc;
+    /* acc, packed as a stored Rollup is (rollup_pack_buf: each sketch as counts or
+     * runs, whichever is smaller), so an entry holds a few bytes per non-empty bucket
+     * instead of 8 per bucket of its range: 1,000 series' 24 h windows were the
+     * largest part of the daemon's memory held dense (issue 19). Read back with
+     * rollup_merge_wire, exactly. */
+    uint8_t *packed;
+    size_t len;
 } qcache_entry;
 
 typedef struct qcache {
@@ -65,7 +71,7 @@ void qcache_note_write(struct series *s, uint32_t minute, const rollup *delta);
  * oldest minute retention keeps). */
 void qcache_expire(struct series *s, uint32_t horizon);
 void qcache_free(struct series *s);
-/* Bytes of sketch arrays held by all entries. */
+/* Packed bytes held by all entries. */
 size_t qcache_bytes(void);
 
 #endif
