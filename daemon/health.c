@@ -334,19 +334,16 @@ static void judge_model(struct server *srv, entity *e, series **ss, size_t nss, 
     int64_t day_from = now - DAY_NS;
     for (size_t i = 0; i < nss; i++) {
         series *s = ss[i];
-        if (s->hl != NULL)
-            for (int k = 0; k < HEALTH_SLOTS; k++) {
-                health_slot *sl = &s->hl->slot[k];
-                if (sl->t0 == 0 || sl->t0 + win / HEALTH_SLOTS <= now - win)
-                    continue;
-                req += sl->requests;
-                err += sl->errors;
-                aband += sl->abandoned;
-                gpu_sum += sl->gpu_util_sum;
-                gpu_n += sl->gpu_util_n;
-                sketch_merge(&ttft, &sl->ttft);
-                sketch_merge(&tps, &sl->tps);
-            }
+        if (s->hl != NULL) {
+            /* A slot counts while it ends inside the window. */
+            health_sum sum = { 0, 0, 0, 0, 0, &ttft, &tps };
+            health_window_add(s->hl, now - win - win / HEALTH_SLOTS, &sum);
+            req += sum.requests;
+            err += sum.errors;
+            aband += sum.abandoned;
+            gpu_sum += sum.gpu_util_sum;
+            gpu_n += sum.gpu_util_n;
+        }
         if (s->hl != NULL && s->hl->gpu_layers == 0)
             zero_layers = 1;
         gpu_backend |= is_gpu_backend(s->backend);

@@ -9,6 +9,7 @@
 
 #include "clock.h"
 #include "health_int.h"
+#include "sketch_pack.h"
 #include "server.h"
 
 static int64_t slot_ns(const struct server *srv)
@@ -18,36 +19,160 @@ static int64_t slot_ns(const struct server *srv)
     return n > 0 ? n : 1;
 }
 
+/* Packed slot: requests, errors, abandoned, gpu_util_n (varints), gpu_util_sum (8
+ * bytes), then ttft and tps (sketch_pack). */
+static size_t varint_size(uint64_t v)
+{
+    size_t n = 1;
+    for (; v >= 0x80; v >>= 7)
+        n++;
+    return n;
+}
+
+static uint8_t *put_varint(uint8_t *p, uint64_t v)
+{
+    for (; v >= 0x80; v >>= 7)
+        *p++ = (uint8_t)(v | 0x80);
+    *p++ = (uint8_t)v;
+    return p;
+}
+
+static int get_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+    *v = 0;
+    for (int shift = 0; shift < 64 && *p < end; shift += 7) {
+        uint8_t b = *(*p)++;
+        *v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80))
+            return 0;
+    }
+    return -1;
+}
+
+static void past_free(health_past *pa)
+{
+    free(pa->packed);
+    memset(pa, 0, sizeof(*pa));
+}
+
+/* sl packed into pa (what pa held is dropped). A slot that cannot be packed (no
+ * memory) is lost to health, which judges without it: health is advice, the metrics
+ * themselves are elsewhere. */
+static void slot_pack(const health_slot *sl, health_past *pa)
+{
+    past_free(pa);
+    size_t n = varint_size(sl->requests) + varint_size(sl->errors) + varint_size(sl->abandoned) +
+               varint_size(sl->gpu_util_n) + 8 + sketch_packed_size(&sl->ttft) +
+               sketch_packed_size(&sl->tps);
+    uint8_t *p = malloc(n), *q = p;
+    if (p == NULL)
+        return;
+    q = put_varint(q, sl->requests);
+    q = put_varint(q, sl->errors);
+    q = put_varint(q, sl->abandoned);
+    q = put_varint(q, sl->gpu_util_n);
+    memcpy(q, &sl->gpu_util_sum, 8);
+    q += 8;
+    q += sketch_pack(&sl->ttft, q);
+    q += sketch_pack(&sl->tps, q);
+    pa->t0 = sl->t0;
+    pa->packed = p;
+    pa->len = (size_t)(q - p);
+}
+
+/* sum += what pa holds. -1 for bytes that do not read back (then nothing is added to
+ * the counters; a sketch may have been merged). */
+static int past_add(const health_past *pa, health_sum *sum)
+{
+    const uint8_t *p = pa->packed, *end = p + pa->len;
+    uint64_t req, err, ab, gn;
+    double gs;
+    size_t used;
+    if (get_varint(&p, end, &req) || get_varint(&p, end, &err) || get_varint(&p, end, &ab) ||
+        get_varint(&p, end, &gn) || end - p < 8)
+        return -1;
+    memcpy(&gs, p, 8);
+    p += 8;
+    if (sketch_merge_packed(sum->ttft, p, (size_t)(end - p), &used) != 0)
+        return -1;
+    p += used;
+    if (sketch_merge_packed(sum->tps, p, (size_t)(end - p), &used) != 0)
+        return -1;
+    sum->requests += req;
+    sum->errors += err;
+    sum->abandoned += ab;
+    sum->gpu_util_n += gn;
+    sum->gpu_util_sum += gs;
+    return 0;
+}
+
+static void slot_clear(health_slot *sl, int64_t t0)
+{
+    sl->t0 = t0;
+    sl->requests = sl->errors = sl->abandoned = 0;
+    sl->gpu_util_sum = 0;
+    sl->gpu_util_n = 0;
+    sketch_reset(&sl->ttft, SKETCH_DEFAULT_SCALE);
+    sketch_reset(&sl->tps, SKETCH_DEFAULT_SCALE);
+}
+
+void health_window_add(const health_series *h, int64_t cutoff, health_sum *sum)
+{
+    const health_slot *sl = &h->cur;
+    if (sl->t0 != 0 && sl->t0 > cutoff) {
+        sum->requests += sl->requests;
+        sum->errors += sl->errors;
+        sum->abandoned += sl->abandoned;
+        sum->gpu_util_sum += sl->gpu_util_sum;
+        sum->gpu_util_n += sl->gpu_util_n;
+        sketch_merge(sum->ttft, &sl->ttft);
+        sketch_merge(sum->tps, &sl->tps);
+    }
+    for (int k = 0; k < HEALTH_SLOTS; k++)
+        if (h->past[k].t0 != 0 && h->past[k].t0 > cutoff)
+            past_add(&h->past[k], sum);
+}
+
 health_slot *health_slot_at(struct server *srv, series *s, int64_t now)
 {
     if (s->hl == NULL) {
         health_series *h = calloc(1, sizeof(*h));
         if (h == NULL)
             return NULL;
-        for (int i = 0; i < HEALTH_SLOTS; i++) {
-            sketch_init(&h->slot[i].ttft, SKETCH_DEFAULT_SCALE);
-            sketch_init(&h->slot[i].tps, SKETCH_DEFAULT_SCALE);
-        }
+        sketch_init(&h->cur.ttft, SKETCH_DEFAULT_SCALE);
+        sketch_init(&h->cur.tps, SKETCH_DEFAULT_SCALE);
         h->gpu_layers = -1;
         s->hl = h;
     }
     /* Most generations land in the slot of the one before: no division for them. */
     health_series *h = s->hl;
-    if (h->cur != NULL && now >= h->cur->t0 && now - h->cur->t0 < h->cur_w)
-        return h->cur;
+    health_slot *cur = &h->cur;
+    if (cur->t0 != 0 && now >= cur->t0 && now - cur->t0 < h->cur_w)
+        return cur;
     int64_t w = slot_ns(srv), t0 = now - now % w;
-    health_slot *sl = &h->slot[(uint64_t)(now / w) % HEALTH_SLOTS];
-    h->cur = sl;
-    h->cur_w = w;
-    if (sl->t0 != t0) {
-        sl->t0 = t0;
-        sl->requests = sl->errors = sl->abandoned = 0;
-        sl->gpu_util_sum = 0;
-        sl->gpu_util_n = 0;
-        sketch_reset(&sl->ttft, SKETCH_DEFAULT_SCALE);
-        sketch_reset(&sl->tps, SKETCH_DEFAULT_SCALE);
+    if (cur->t0 == t0 && h->cur_w == w)
+        return cur;
+    /* Another slot: the current one is packed into its place, and the new one comes
+     * out of its own (the clock went back into it), or starts empty. */
+    if (cur->t0 != 0 && h->cur_w > 0)
+        slot_pack(cur, &h->past[(uint64_t)(cur->t0 / h->cur_w) % HEALTH_SLOTS]);
+    health_past *pa = &h->past[(uint64_t)(now / w) % HEALTH_SLOTS];
+    slot_clear(cur, t0);
+    if (pa->t0 == t0 && pa->len > 0) {
+        health_sum back = { 0, 0, 0, 0, 0, &cur->ttft, &cur->tps };
+        if (past_add(pa, &back) == 0) {
+            cur->requests = back.requests;
+            cur->errors = back.errors;
+            cur->abandoned = back.abandoned;
+            cur->gpu_util_sum = back.gpu_util_sum;
+            cur->gpu_util_n = (uint32_t)back.gpu_util_n;
+        } else {
+            slot_clear(cur, t0);
+        }
     }
-    return sl;
+    past_free(pa);
+    h->cur_w = w;
+    return cur;
 }
 
 void health_note(struct server *srv, series *s, const Metricsd__Generation *g, int64_t now)
@@ -80,10 +205,10 @@ void health_series_free(series *s)
 {
     if (s->hl == NULL)
         return;
-    for (int i = 0; i < HEALTH_SLOTS; i++) {
-        sketch_free(&s->hl->slot[i].ttft);
-        sketch_free(&s->hl->slot[i].tps);
-    }
+    sketch_free(&s->hl->cur.ttft);
+    sketch_free(&s->hl->cur.tps);
+    for (int i = 0; i < HEALTH_SLOTS; i++)
+        past_free(&s->hl->past[i]);
     free(s->hl);
     s->hl = NULL;
 }
