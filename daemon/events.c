@@ -393,6 +393,23 @@ void events_written(server *srv, int ok)
         return;
     for (size_t i = 0; i < n_waiting; i++)
         rec_free(&waiting[i]);
+    /* A burst (1,000 engines connecting at once keep their first generations) grows
+     * the arrays to tens of thousands of records that a flush a second then never
+     * needs: back to twice what this flush wrote, so a burst's arrays do not stay
+     * (issue 19). */
+    size_t want = n_waiting * 2 < 256 ? 256 : n_waiting * 2;
+    if (cap_waiting > 2 * want) {
+        ev_rec *w = realloc(waiting, want * sizeof(*w));
+        if (w != NULL) {
+            waiting = w;
+            cap_waiting = want;
+        }
+    }
+    if (cap_handed > 2 * want) {
+        free(handed);
+        handed = NULL;
+        cap_handed = 0;
+    }
     n_waiting = 0;
     waiting_bytes = 0;
 }

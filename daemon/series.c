@@ -248,7 +248,10 @@ void series_clear_pending(series_table *t)
         series *s = t->all[i];
         for (uint32_t j = 0; j < s->n_pending; j++)
             rollup_free(&s->pending[j].delta);
-        s->n_pending = 0;
+        /* The array too: a series idle until the next flush holds nothing. */
+        free(s->pending);
+        s->pending = NULL;
+        s->n_pending = s->cap_pending = 0;
     }
     t->pending_total = 0;
 }
