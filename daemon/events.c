@@ -154,25 +154,35 @@ size_t events_waiting(size_t *bytes)
 
 static events_series *state_of(server *srv, series *s)
 {
+    (void)srv;
     if (s->ev == NULL) {
-        const config *c = &srv->cfg;
         events_series *e = calloc(1, sizeof(*e));
         if (e == NULL)
             return NULL;
-        e->res = calloc(c->events_sample ? c->events_sample : 1, sizeof(*e->res));
-        e->slow_t = calloc(c->events_slowest ? c->events_slowest : 1, sizeof(*e->slow_t));
-        e->slow_e = calloc(c->events_slowest ? c->events_slowest : 1, sizeof(*e->slow_e));
-        if (e->res == NULL || e->slow_t == NULL || e->slow_e == NULL) {
-            free(e->res);
-            free(e->slow_t);
-            free(e->slow_e);
-            free(e);
-            return NULL;
-        }
         e->jpt = -1;
         s->ev = e;
     }
     return s->ev;
+}
+
+/* The sample's and slowest's slots, made when a minute first goes past `all` and
+ * freed when it closes: most series of a daemon with 1,000 of them keep every
+ * generation of their minute and need none (issue 19). 0, or -ENOMEM. */
+static int lists_alloc(events_series *e, const config *c)
+{
+    if (e->res != NULL)
+        return 0;
+    e->res = calloc(c->events_sample ? c->events_sample : 1, sizeof(*e->res));
+    e->slow_t = calloc(c->events_slowest ? c->events_slowest : 1, sizeof(*e->slow_t));
+    e->slow_e = calloc(c->events_slowest ? c->events_slowest : 1, sizeof(*e->slow_e));
+    if (e->res == NULL || e->slow_t == NULL || e->slow_e == NULL) {
+        free(e->res);
+        free(e->slow_t);
+        free(e->slow_e);
+        e->res = e->slow_t = e->slow_e = NULL;
+        return -ENOMEM;
+    }
+    return 0;
 }
 
 /* A record displaced from the sample: an error in it is still kept, as an error. */
@@ -213,6 +223,10 @@ static void close_minute(events_series *e)
     e->n_res = e->n_t = e->n_e = 0;
     e->n = 0;
     e->errors = 0;
+    free(e->res);
+    free(e->slow_t);
+    free(e->slow_e);
+    e->res = e->slow_t = e->slow_e = NULL;
 }
 
 /* Keep r among the k slowest by value v in arr (n of them): a free slot, or in place
@@ -266,6 +280,10 @@ int events_note(server *srv, series *s, const Metricsd__Generation *g, const ske
         r.kept = KEPT_ALL | (ok ? 0 : KEPT_ERROR);
     } else {
         /* Past `all`: which of the rest this one joins, decided before packing. */
+        if (lists_alloc(e, c) != 0) {
+            stat_counts[EVENTS_DROPPED]++;
+            return -ENOMEM;
+        }
         uint64_t rest = e->n - c->events_all_per_minute;
         uint64_t slot = rest <= c->events_sample ? rest - 1 : rng_next() % rest;
         int in_sample = slot < c->events_sample;

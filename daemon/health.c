@@ -31,12 +31,15 @@
 #define ALERT_QUEUE 16
 #define DAY_NS (24ll * 3600 * 1000000000)
 
+/* A component's rule and reason are in its entity's text (at rule_at, reason_at): a
+ * thousand models with ten fixed 300-byte buffers each held 3 MiB (issue 19). */
+#define RULE_MAX 96
+#define REASON_MAX 200
 typedef struct comp {
     const char *name;
     int state;
-    char rule[96];
+    uint32_t rule_at, reason_at;
     double value, threshold;
-    char reason[200];
 } comp;
 
 typedef struct entity {
@@ -46,6 +49,8 @@ typedef struct entity {
     uint64_t requests;
     comp c[MAX_COMPONENTS];
     int nc;
+    char *text;     /* the components' rules and reasons, NUL-terminated, back to back */
+    size_t text_len, text_cap;
     series **grp;   /* its series with a live window, gathered per evaluation */
     size_t ngrp, capgrp;
 } entity;
@@ -107,21 +112,53 @@ static entity *entity_get(const char *name)
 
 static comp *comp_add(entity *e, const char *name, int state, double value, double threshold,
                       const char *rule, const char *fmt, ...) __attribute__((format(printf, 7, 8)));
+static const char *comp_rule(const entity *e, const comp *c)
+{
+    return e->text + c->rule_at;
+}
+
+static const char *comp_reason(const entity *e, const comp *c)
+{
+    return e->text + c->reason_at;
+}
+
+/* The components are judged afresh: their text goes, its room stays. */
+static void comps_clear(entity *e)
+{
+    e->nc = 0;
+    e->text_len = 0;
+}
+
 static comp *comp_add(entity *e, const char *name, int state, double value, double threshold,
                       const char *rule, const char *fmt, ...)
 {
     if (e->nc >= MAX_COMPONENTS)
         return NULL;
+    /* Room for both strings at their longest (as the fixed buffers were cut). */
+    if (e->text_cap - e->text_len < RULE_MAX + REASON_MAX) {
+        size_t nc = e->text_cap ? e->text_cap * 2 : 512;
+        while (nc - e->text_len < RULE_MAX + REASON_MAX)
+            nc *= 2;
+        char *t = realloc(e->text, nc);
+        if (t == NULL)
+            return NULL;
+        e->text = t;
+        e->text_cap = nc;
+    }
     comp *c = &e->c[e->nc++];
     c->name = name;
     c->state = state;
     c->value = value;
     c->threshold = threshold;
-    snprintf(c->rule, sizeof(c->rule), "%s", rule);
+    c->rule_at = (uint32_t)e->text_len;
+    int n = snprintf(e->text + e->text_len, RULE_MAX, "%s", rule);
+    e->text_len += (n < 0 ? 0 : n >= RULE_MAX ? RULE_MAX - 1 : (size_t)n) + 1;
+    c->reason_at = (uint32_t)e->text_len;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(c->reason, sizeof(c->reason), fmt, ap);
+    n = vsnprintf(e->text + e->text_len, REASON_MAX, fmt, ap);
     va_end(ap);
+    e->text_len += (n < 0 ? 0 : n >= REASON_MAX ? REASON_MAX - 1 : (size_t)n) + 1;
     return c;
 }
 
@@ -250,7 +287,7 @@ static void change(entity *e, int state, int64_t now)
     for (int i = 0; i < e->nc; i++)
         if (e->c[i].state != HEALTH_OK && off < sizeof(reason))
             off += (size_t)snprintf(reason + off, sizeof(reason) - off, "%s%s", off ? "; " : "",
-                                    e->c[i].reason);
+                                    comp_reason(e, &e->c[i]));
     if (reason[0] == '\0')
         snprintf(reason, sizeof(reason), "every rule passes");
     log_msg(LOG_WARN, "health: %s is %s (was %s): %s", e->name, state_word(state),
@@ -354,7 +391,7 @@ static void judge_model(struct server *srv, entity *e, series **ss, size_t nss, 
         for (size_t i = 0; i < nss; i++)
             query_series_window(srv, rd, ss[i], DAY_NS, clock_minute_of(day_from), &base);
     e->requests = req;
-    e->nc = 0;
+    comps_clear(e);
     /* Error rate. */
     double rate = req ? (double)err / (double)req : 0;
     if (req == 0)
@@ -445,7 +482,7 @@ static void judge_daemon(struct server *srv, entity *e, int64_t now)
     uint64_t se = stat_counts[SAMPLER_ERRORS] - old->sampler_errors;
     uint64_t rj = rej - old->rejected, fr = stat_counts[FRAMES] - old->frames;
     uint64_t cd = stat_counts[CLIENT_DROPPED] - old->client_dropped;
-    e->nc = 0;
+    comps_clear(e);
     e->requests = 0;
     /* The reasons are written apart: one format for both cases printed the window's
      * length into the words ("flushes succeed300"). */
@@ -574,6 +611,7 @@ void health_close(struct server *srv)
     for (size_t i = 0; i < H.n; i++) {
         free(H.e[i].name);
         free(H.e[i].grp);
+        free(H.e[i].text);
     }
     free(H.e);
     H.e = NULL;
@@ -656,10 +694,10 @@ int health_query(struct server *srv, const Metricsd__Query *q, Metricsd__HealthR
             c->name = (char *)e->c[k].name;
             c->has_state = c->has_value = c->has_threshold = 1;
             c->state = (uint32_t)e->c[k].state;
-            c->rule = e->c[k].rule;
+            c->rule = (char *)comp_rule(e, &e->c[k]);
             c->value = e->c[k].value;
             c->threshold = e->c[k].threshold;
-            c->reason = e->c[k].reason;
+            c->reason = (char *)comp_reason(e, &e->c[k]);
             he->components[he->n_components++] = c;
         }
         r->entities[r->n_entities++] = he;
