@@ -8,13 +8,16 @@
 
 #include "health.h"
 #include "sketch.h"
+#include "sketch_pack.h"
 
 typedef struct health_slot {
     int64_t t0;                 /* start of the slot (unix ns); 0: empty */
     uint64_t requests, errors, abandoned;
     double gpu_util_sum;        /* GPU utilisation sampled while it generated */
     uint32_t gpu_util_n;
-    sketch ttft, tps;
+    /* Few buckets listed, dense past SKETCH_FEW (sketch_pack.h): a series of a few
+     * generations a second holds a few hundred bytes here instead of KiB. */
+    sketch_few ttft, tps;
 } health_slot;
 
 /* A slot left behind: its counters and both sketches packed (sketch_pack.h), a few

@@ -62,8 +62,8 @@ static void slot_pack(const health_slot *sl, health_past *pa)
 {
     past_free(pa);
     size_t n = varint_size(sl->requests) + varint_size(sl->errors) + varint_size(sl->abandoned) +
-               varint_size(sl->gpu_util_n) + 8 + sketch_packed_size(&sl->ttft) +
-               sketch_packed_size(&sl->tps);
+               varint_size(sl->gpu_util_n) + 8 + sketch_few_packed_size(&sl->ttft) +
+               sketch_few_packed_size(&sl->tps);
     uint8_t *p = malloc(n), *q = p;
     if (p == NULL)
         return;
@@ -73,31 +73,25 @@ static void slot_pack(const health_slot *sl, health_past *pa)
     q = put_varint(q, sl->gpu_util_n);
     memcpy(q, &sl->gpu_util_sum, 8);
     q += 8;
-    q += sketch_pack(&sl->ttft, q);
-    q += sketch_pack(&sl->tps, q);
+    q += sketch_few_pack(&sl->ttft, q);
+    q += sketch_few_pack(&sl->tps, q);
     pa->t0 = sl->t0;
     pa->packed = p;
     pa->len = (size_t)(q - p);
 }
 
-/* sum += what pa holds. -1 for bytes that do not read back (then nothing is added to
- * the counters; a sketch may have been merged). */
-static int past_add(const health_past *pa, health_sum *sum)
+/* The counters of pa into *sum; the packed sketches after them at *at. -1 for bytes
+ * that do not read back. */
+static int past_counters(const health_past *pa, health_sum *sum, const uint8_t **at)
 {
     const uint8_t *p = pa->packed, *end = p + pa->len;
     uint64_t req, err, ab, gn;
     double gs;
-    size_t used;
     if (get_varint(&p, end, &req) || get_varint(&p, end, &err) || get_varint(&p, end, &ab) ||
         get_varint(&p, end, &gn) || end - p < 8)
         return -1;
     memcpy(&gs, p, 8);
-    p += 8;
-    if (sketch_merge_packed(sum->ttft, p, (size_t)(end - p), &used) != 0)
-        return -1;
-    p += used;
-    if (sketch_merge_packed(sum->tps, p, (size_t)(end - p), &used) != 0)
-        return -1;
+    *at = p + 8;
     sum->requests += req;
     sum->errors += err;
     sum->abandoned += ab;
@@ -106,14 +100,27 @@ static int past_add(const health_past *pa, health_sum *sum)
     return 0;
 }
 
+/* sum += what pa holds. -1 for bytes that do not read back (the counters may have
+ * been added, a sketch merged: only a slot the daemon packed itself is read). */
+static int past_add(const health_past *pa, health_sum *sum)
+{
+    const uint8_t *p, *end = pa->packed + pa->len;
+    size_t used;
+    if (past_counters(pa, sum, &p) != 0 ||
+        sketch_merge_packed(sum->ttft, p, (size_t)(end - p), &used) != 0)
+        return -1;
+    p += used;
+    return sketch_merge_packed(sum->tps, p, (size_t)(end - p), &used) != 0 ? -1 : 0;
+}
+
 static void slot_clear(health_slot *sl, int64_t t0)
 {
     sl->t0 = t0;
     sl->requests = sl->errors = sl->abandoned = 0;
     sl->gpu_util_sum = 0;
     sl->gpu_util_n = 0;
-    sketch_reset(&sl->ttft, SKETCH_DEFAULT_SCALE);
-    sketch_reset(&sl->tps, SKETCH_DEFAULT_SCALE);
+    sketch_few_free(&sl->ttft);
+    sketch_few_free(&sl->tps);
 }
 
 void health_window_add(const health_series *h, int64_t cutoff, health_sum *sum)
@@ -125,8 +132,8 @@ void health_window_add(const health_series *h, int64_t cutoff, health_sum *sum)
         sum->abandoned += sl->abandoned;
         sum->gpu_util_sum += sl->gpu_util_sum;
         sum->gpu_util_n += sl->gpu_util_n;
-        sketch_merge(sum->ttft, &sl->ttft);
-        sketch_merge(sum->tps, &sl->tps);
+        sketch_few_merge_into(sum->ttft, &sl->ttft);
+        sketch_few_merge_into(sum->tps, &sl->tps);
     }
     for (int k = 0; k < HEALTH_SLOTS; k++)
         if (h->past[k].t0 != 0 && h->past[k].t0 > cutoff)
@@ -139,8 +146,8 @@ health_slot *health_slot_at(struct server *srv, series *s, int64_t now)
         health_series *h = calloc(1, sizeof(*h));
         if (h == NULL)
             return NULL;
-        sketch_init(&h->cur.ttft, SKETCH_DEFAULT_SCALE);
-        sketch_init(&h->cur.tps, SKETCH_DEFAULT_SCALE);
+        sketch_few_init(&h->cur.ttft);
+        sketch_few_init(&h->cur.tps);
         h->gpu_layers = -1;
         s->hl = h;
     }
@@ -159,8 +166,12 @@ health_slot *health_slot_at(struct server *srv, series *s, int64_t now)
     health_past *pa = &h->past[(uint64_t)(now / w) % HEALTH_SLOTS];
     slot_clear(cur, t0);
     if (pa->t0 == t0 && pa->len > 0) {
-        health_sum back = { 0, 0, 0, 0, 0, &cur->ttft, &cur->tps };
-        if (past_add(pa, &back) == 0) {
+        health_sum back = { 0, 0, 0, 0, 0, NULL, NULL };
+        const uint8_t *p, *end = pa->packed + pa->len;
+        size_t used = 0;
+        if (past_counters(pa, &back, &p) == 0 &&
+            sketch_few_merge_packed(&cur->ttft, p, (size_t)(end - p), &used) == 0 &&
+            sketch_few_merge_packed(&cur->tps, p + used, (size_t)(end - p - used), &used) == 0) {
             cur->requests = back.requests;
             cur->errors = back.errors;
             cur->abandoned = back.abandoned;
@@ -189,9 +200,9 @@ void health_note(struct server *srv, series *s, const Metricsd__Generation *g, i
     if (status != METRICSD__STATUS__STATUS_OK)
         return;
     if (g->has_ttft_ns && g->output_tokens >= 1)
-        sketch_record(&sl->ttft, (double)g->ttft_ns);
+        sketch_few_record(&sl->ttft, (double)g->ttft_ns);
     if (g->output_tokens >= 2 && g->decode_ns > 0)
-        sketch_record(&sl->tps, (double)(g->output_tokens - 1) * 1e9 / (double)g->decode_ns);
+        sketch_few_record(&sl->tps, (double)(g->output_tokens - 1) * 1e9 / (double)g->decode_ns);
 }
 
 void health_note_abandoned(struct server *srv, series *s)
@@ -205,8 +216,8 @@ void health_series_free(series *s)
 {
     if (s->hl == NULL)
         return;
-    sketch_free(&s->hl->cur.ttft);
-    sketch_free(&s->hl->cur.tps);
+    sketch_few_free(&s->hl->cur.ttft);
+    sketch_few_free(&s->hl->cur.tps);
     for (int i = 0; i < HEALTH_SLOTS; i++)
         past_free(&s->hl->past[i]);
     free(s->hl);

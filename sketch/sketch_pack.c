@@ -8,6 +8,8 @@
 #include "sketch_pack.h"
 
 #include <errno.h>
+#include <float.h>
+#include <stdlib.h>
 #include <string.h>
 
 static size_t varint_size(uint64_t v)
@@ -186,4 +188,138 @@ int sketch_merge_packed(sketch *dst, const uint8_t *p, size_t len, size_t *used)
     if (rc == 0 && used != NULL)
         *used = (size_t)(c.p - p);
     return rc;
+}
+
+/* ---- sketch_few ---- */
+
+void sketch_few_init(sketch_few *f)
+{
+    memset(f, 0, sizeof(*f));
+}
+
+void sketch_few_free(sketch_few *f)
+{
+    if (f->dense != NULL) {
+        sketch_free(f->dense);
+        free(f->dense);
+    }
+    sketch_few_init(f);
+}
+
+/* The listed buckets as a view of counts (SKETCH_FEW_SPAN entries). */
+static void few_view(const sketch_few *f, sketch *view, uint64_t *counts)
+{
+    int32_t lo = 0, hi = -1;
+    for (uint32_t k = 0; k < f->n; k++) {
+        if (k == 0 || f->idx[k] < lo)
+            lo = f->idx[k];
+        if (k == 0 || f->idx[k] > hi)
+            hi = f->idx[k];
+    }
+    size_t n = f->n ? (size_t)(hi - lo) + 1 : 0;
+    memset(counts, 0, n * sizeof(*counts));
+    for (uint32_t k = 0; k < f->n; k++)
+        counts[f->idx[k] - lo] = f->cnt[k];
+    /* Values sketch_record took always make a sketch sketch_view_parts takes. */
+    if (sketch_view_parts(view, SKETCH_DEFAULT_SCALE, f->count, f->zero_count, f->sum, f->min,
+                          f->max, lo, counts, n) != 0)
+        sketch_init(view, SKETCH_DEFAULT_SCALE);
+}
+
+/* Go dense: the same sketch, as its own array. 0 or -ENOMEM (f unchanged). */
+static int few_densify(sketch_few *f)
+{
+    uint64_t counts[SKETCH_FEW_SPAN];
+    sketch view, *d = malloc(sizeof(*d));
+    if (d == NULL)
+        return -ENOMEM;
+    few_view(f, &view, counts);
+    sketch_init(d, SKETCH_DEFAULT_SCALE);
+    if (sketch_merge(d, &view) != 0) {
+        free(d);
+        return -ENOMEM;
+    }
+    /* merge takes min and max from the operands, sum by addition to 0: the same. */
+    sketch_few_init(f);
+    f->dense = d;
+    return 0;
+}
+
+int sketch_few_record(sketch_few *f, double v)
+{
+    if (f->dense != NULL)
+        return sketch_record(f->dense, v);
+    if (!(v >= 0.0 && v <= DBL_MAX))
+        return -EINVAL;
+    if (v > 0.0) {
+        int32_t i = sketch_index(v, SKETCH_DEFAULT_SCALE);
+        uint32_t k = 0;
+        while (k < f->n && f->idx[k] != i)
+            k++;
+        int fits = i != INT32_MIN &&
+                   (k < f->n ? f->cnt[k] < UINT32_MAX : k < SKETCH_FEW);
+        for (uint32_t j = 0; fits && k == f->n && j < f->n; j++)
+            if ((int64_t)i - f->idx[j] >= SKETCH_FEW_SPAN || (int64_t)f->idx[j] - i >= SKETCH_FEW_SPAN)
+                fits = 0;
+        if (!fits) {
+            int rc = few_densify(f);
+            return rc != 0 ? rc : sketch_record(f->dense, v);
+        }
+        if (k == f->n) {
+            f->idx[k] = i;
+            f->cnt[k] = 0;
+            f->n++;
+        }
+        f->cnt[k]++;
+    } else {
+        f->zero_count++;
+    }
+    /* As record() in sketch.c: min and max from the first value on, sum value by
+     * value. */
+    double mn = f->count ? f->min : v, mx = f->count ? f->max : v;
+    f->count++;
+    f->sum += v;
+    f->min = v < mn ? v : mn;
+    f->max = v > mx ? v : mx;
+    return 0;
+}
+
+int sketch_few_merge_into(sketch *dst, const sketch_few *f)
+{
+    if (f->dense != NULL)
+        return sketch_merge(dst, f->dense);
+    uint64_t counts[SKETCH_FEW_SPAN];
+    sketch view;
+    few_view(f, &view, counts);
+    return sketch_merge(dst, &view);
+}
+
+size_t sketch_few_packed_size(const sketch_few *f)
+{
+    if (f->dense != NULL)
+        return sketch_packed_size(f->dense);
+    uint64_t counts[SKETCH_FEW_SPAN];
+    sketch view;
+    few_view(f, &view, counts);
+    return sketch_packed_size(&view);
+}
+
+size_t sketch_few_pack(const sketch_few *f, uint8_t *out)
+{
+    if (f->dense != NULL)
+        return sketch_pack(f->dense, out);
+    uint64_t counts[SKETCH_FEW_SPAN];
+    sketch view;
+    few_view(f, &view, counts);
+    return sketch_pack(&view, out);
+}
+
+int sketch_few_merge_packed(sketch_few *f, const uint8_t *p, size_t len, size_t *used)
+{
+    if (f->dense == NULL) {
+        int rc = few_densify(f);
+        if (rc != 0)
+            return rc;
+    }
+    return sketch_merge_packed(f->dense, p, len, used);
 }

@@ -24,4 +24,38 @@ size_t sketch_pack(const sketch *s, uint8_t *out);
  * refuses: dst unchanged), or -ENOMEM. Allocates only what dst's merge needs. */
 int sketch_merge_packed(sketch *dst, const uint8_t *p, size_t len, size_t *used);
 
+/* A sketch of few buckets: while its values fall in at most SKETCH_FEW buckets (within
+ * SKETCH_FEW_SPAN of each other, at SKETCH_DEFAULT_SCALE) they are listed, a few
+ * hundred bytes however wide their range; past that it becomes a dense sketch and
+ * goes on as one. Either way it is the sketch sketch_record would have made of the
+ * same values (counts, sum, min, max, scale), so merging it is exactly merging that
+ * one. For sketches written a few times each (a low-rate series' health slot). */
+#define SKETCH_FEW 32
+#define SKETCH_FEW_SPAN 1024
+typedef struct sketch_few {
+    sketch *dense;        /* NULL while few */
+    uint64_t count, zero_count;
+    double sum, min, max;
+    uint32_t n;
+    int32_t idx[SKETCH_FEW];  /* bucket indices, in the order first seen */
+    uint32_t cnt[SKETCH_FEW];
+} sketch_few;
+
+void sketch_few_init(sketch_few *f);
+/* Free what f holds; it is empty (and few) again. */
+void sketch_few_free(sketch_few *f);
+/* As sketch_record: 0, -EINVAL (nothing recorded), -ENOMEM (nothing recorded). */
+int sketch_few_record(sketch_few *f, double v);
+static inline uint64_t sketch_few_count(const sketch_few *f)
+{
+    return f->dense != NULL ? f->dense->count : f->count;
+}
+/* dst += f. 0 or -ENOMEM (dst unchanged), as sketch_merge. */
+int sketch_few_merge_into(sketch *dst, const sketch_few *f);
+/* sketch_packed_size and sketch_pack of the sketch f is. */
+size_t sketch_few_packed_size(const sketch_few *f);
+size_t sketch_few_pack(const sketch_few *f, uint8_t *out);
+/* f += the packed sketch at p (f becomes dense): as sketch_merge_packed. */
+int sketch_few_merge_packed(sketch_few *f, const uint8_t *p, size_t len, size_t *used);
+
 #endif
