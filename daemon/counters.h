@@ -74,7 +74,10 @@
  * stats_queries: STATS and MODELS queries answered; stats_query_ns: the time spent
  * answering them, summed (query_answer from the decoded query to the packed reply,
  * on the loop's thread), and stats_query_ns_max the longest one: the daemon's own
- * share of a query's time, beside what a client measures end to end. */
+ * share of a query's time, beside what a client measures end to end.
+ * read_buffers, read_buffer_bytes: not counts but what is held now: the connections
+ * holding a read buffer (only one with a frame begun and not whole keeps one between
+ * reads), and those buffers' bytes (issue 19). */
 #define STAT_COUNTERS(X)                                                               \
     X(CONNECTIONS, "connections")                                                      \
     X(FRAMES, "frames")                                                                \
@@ -128,7 +131,9 @@
     X(RING_DOZE_READS, "ring_doze_reads")                                              \
     X(STATS_QUERIES, "stats_queries")                                                  \
     X(STATS_QUERY_NS, "stats_query_ns")                                                \
-    X(STATS_QUERY_NS_MAX, "stats_query_ns_max")
+    X(STATS_QUERY_NS_MAX, "stats_query_ns_max")                                        \
+    X(READ_BUFFERS, "read_buffers")                                                    \
+    X(READ_BUFFER_BYTES, "read_buffer_bytes")
 
 #define COUNTER_ENUM(id, name) id,
 enum reject_reason { REJECT_REASONS(COUNTER_ENUM) REJECT__COUNT };

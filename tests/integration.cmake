@@ -44,3 +44,9 @@ set_tests_properties(ring_kill PROPERTIES TIMEOUT 240 LABELS "integration")
 metricsd_script_test(integration_socket_dir integration/socket_dir.sh LABELS integration)
 # Issue 19: the daemon takes SCHED_BATCH and nice 5 at start (--scheduling, --nice).
 metricsd_script_test(integration_scheduling integration/scheduling.sh LABELS integration)
+# idle_buffers: quiet connections hold no read buffer; a partial frame holds one
+# (issue 19, the daemon's memory per connection).
+add_executable(idle_buffers integration/idle_buffers.c)
+target_link_libraries(idle_buffers PRIVATE metricsd_harness metricsd_client_internal metricsd_flags)
+add_test(NAME integration_idle_buffers COMMAND idle_buffers $<TARGET_FILE:metricsd-daemon>)
+set_tests_properties(integration_idle_buffers PROPERTIES TIMEOUT 240 LABELS "integration")

@@ -24,3 +24,6 @@ target_include_directories(test_direct_schema PRIVATE ${CMAKE_CURRENT_SOURCE_DIR
 metricsd_unit_test(test_events SOURCES test_events.c LIBS metricsd_core)
 # metricsctl's and the HTTP API's durations and counts (ctl/ctl_value.c).
 metricsd_unit_test(test_ctl_value SOURCES test_ctl_value.c LIBS metricsd_ctl_value)
+# sketch_pack.h: packed sketches and sketch_few, each the dense sketch exactly (issue 19).
+metricsd_unit_test(test_sketch_pack SOURCES test_sketch_pack.c LIBS metricsd_sketch)
+target_include_directories(test_sketch_pack PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/support)

@@ -23,7 +23,7 @@ static void on_conn_closed(uv_handle_t *h)
 {
     conn *c = (conn *)h;
     ring_unmap(c);
-    frame_reader_free(&c->rd);
+    conn_reader_drop(c);
     flight_free(&c->flights);
     if (c->is_spare) {
         listener *l = c->l;

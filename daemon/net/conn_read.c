@@ -19,11 +19,37 @@
 #include "counters.h"
 #include "frame.h"
 
+/* The gauges of the read buffers held (counters.h). */
+static void reader_account(size_t before, size_t after)
+{
+    stat_counts[READ_BUFFER_BYTES] += after - before; /* wraps back for a shrink */
+    if (before == 0 && after > 0)
+        stat_counts[READ_BUFFERS]++;
+    else if (before > 0 && after == 0)
+        stat_counts[READ_BUFFERS]--;
+}
+
+int conn_reader_space(conn *c, uint8_t **p, size_t *n)
+{
+    size_t before = c->rd.cap;
+    int rc = frame_reader_space(&c->rd, READ_WANT, p, n);
+    reader_account(before, c->rd.cap);
+    return rc;
+}
+
+void conn_reader_drop(conn *c)
+{
+    size_t before = c->rd.cap, max = c->rd.max_frame;
+    frame_reader_free(&c->rd);
+    frame_reader_init(&c->rd, max);
+    reader_account(before, 0);
+}
+
 int conn_read_space(conn *c, uv_buf_t *buf)
 {
     uint8_t *p;
     size_t n;
-    if (frame_reader_space(&c->rd, READ_WANT, &p, &n) != 0) {
+    if (conn_reader_space(c, &p, &n) != 0) {
         *buf = uv_buf_init(NULL, 0);
         return -ENOMEM;
     }
@@ -90,11 +116,9 @@ static int too_large_query(conn *c)
  * reuses the same few chunks, one read at a time. */
 void conn_reader_release(conn *c)
 {
-    size_t max = c->rd.max_frame;
     if (c->rd.buf == NULL || frame_reader_pending(&c->rd) != 0)
         return;
-    frame_reader_free(&c->rd);
-    frame_reader_init(&c->rd, max);
+    conn_reader_drop(c);
 }
 
 static int conn_dispatch(conn *c, int from_ring)

@@ -248,6 +248,11 @@ void conn_turn_close(listener *l);
 int conn_read_start(conn *c);
 /* Room in c's frame reader for the next read; 0, or -ENOMEM (buf empty then). */
 int conn_read_space(conn *c, uv_buf_t *buf);
+/* frame_reader_space for c (READ_WANT), its buffer counted in read_buffers and
+ * read_buffer_bytes; and c's buffer freed, uncounted. Every read path takes its
+ * buffer here. */
+int conn_reader_space(conn *c, uint8_t **p, size_t *n);
+void conn_reader_drop(conn *c);
 /* Bytes that arrived at the place conn_read_space gave (from the socket, or from
  * the ring when from_ring): every whole frame dispatched. Socket bytes of a connection
  * on its ring are wake bytes and are dropped. 0 to go on, -1 when c was closed. */

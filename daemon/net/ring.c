@@ -92,7 +92,7 @@ int ring_pull(conn *c, int *more)
             conn_reader_release(c);
             return got;
         }
-        if (frame_reader_space(&c->rd, READ_WANT, &p, &n) != 0) {
+        if (conn_reader_space(c, &p, &n) != 0) {
             conn_reject(c, NO_MEMORY);
             conn_close(c, "no memory for the read buffer");
             return -1;
