@@ -245,7 +245,7 @@ static int few_densify(sketch_few *f)
     return 0;
 }
 
-int sketch_few_record(sketch_few *f, double v)
+int sketch_few_record_listed(sketch_few *f, double v)
 {
     if (f->dense != NULL)
         return sketch_record(f->dense, v);
@@ -256,8 +256,8 @@ int sketch_few_record(sketch_few *f, double v)
         uint32_t k = 0;
         while (k < f->n && f->idx[k] != i)
             k++;
-        int fits = i != INT32_MIN &&
-                   (k < f->n ? f->cnt[k] < UINT32_MAX : k < SKETCH_FEW);
+        int fits = i != INT32_MIN && f->count < SKETCH_FEW_VALUES - 1 &&
+                   (k < f->n || k < SKETCH_FEW);
         for (uint32_t j = 0; fits && k == f->n && j < f->n; j++)
             if ((int64_t)i - f->idx[j] >= SKETCH_FEW_SPAN || (int64_t)f->idx[j] - i >= SKETCH_FEW_SPAN)
                 fits = 0;

@@ -24,14 +24,16 @@ size_t sketch_pack(const sketch *s, uint8_t *out);
  * refuses: dst unchanged), or -ENOMEM. Allocates only what dst's merge needs. */
 int sketch_merge_packed(sketch *dst, const uint8_t *p, size_t len, size_t *used);
 
-/* A sketch of few buckets: while its values fall in at most SKETCH_FEW buckets (within
- * SKETCH_FEW_SPAN of each other, at SKETCH_DEFAULT_SCALE) they are listed, a few
- * hundred bytes however wide their range; past that it becomes a dense sketch and
- * goes on as one. Either way it is the sketch sketch_record would have made of the
+/* A sketch of few values: while it holds fewer than SKETCH_FEW_VALUES values in at
+ * most SKETCH_FEW buckets (within SKETCH_FEW_SPAN of each other, at
+ * SKETCH_DEFAULT_SCALE) they are listed, a few hundred bytes however wide their range;
+ * past that it becomes a dense sketch and goes on as one (so a busy one pays the list's
+ * look-up for its first values only). Either way it is the sketch sketch_record would have made of the
  * same values (counts, sum, min, max, scale), so merging it is exactly merging that
  * one. For sketches written a few times each (a low-rate series' health slot). */
 #define SKETCH_FEW 32
 #define SKETCH_FEW_SPAN 1024
+#define SKETCH_FEW_VALUES 64
 typedef struct sketch_few {
     sketch *dense;        /* NULL while few */
     uint64_t count, zero_count;
@@ -44,8 +46,13 @@ typedef struct sketch_few {
 void sketch_few_init(sketch_few *f);
 /* Free what f holds; it is empty (and few) again. */
 void sketch_few_free(sketch_few *f);
-/* As sketch_record: 0, -EINVAL (nothing recorded), -ENOMEM (nothing recorded). */
-int sketch_few_record(sketch_few *f, double v);
+/* As sketch_record: 0, -EINVAL (nothing recorded), -ENOMEM (nothing recorded). A dense
+ * one goes straight to sketch_record, so a busy series pays one test. */
+int sketch_few_record_listed(sketch_few *f, double v);
+static inline int sketch_few_record(sketch_few *f, double v)
+{
+    return f->dense != NULL ? sketch_record(f->dense, v) : sketch_few_record_listed(f, v);
+}
 static inline uint64_t sketch_few_count(const sketch_few *f)
 {
     return f->dense != NULL ? f->dense->count : f->count;
