@@ -137,34 +137,54 @@ int sketch_subtract(sketch *dst, const sketch *src)
     return subtracted(dst, src->count, src->zero_count, src->sum);
 }
 
-int sketch_subtract_runs(sketch *dst, int32_t offset, const uint64_t *runs, size_t n_runs,
-                         uint64_t count, uint64_t zero_count, double sum)
+/* Whether dst's bucket `at` holds at least c (c > 0), c added to *total. */
+static inline int bucket_holds(const sketch *dst, int64_t at, uint64_t c, uint64_t *total)
+{
+    int64_t k = at - dst->offset;
+    return c != 0 && k >= 0 && k < (int64_t)dst->len && dst->counts[k] >= c &&
+           !__builtin_add_overflow(*total, c, total);
+}
+
+int sketch_subtract_parts(sketch *dst, int32_t offset, const uint64_t *counts, size_t n_counts,
+                          const uint64_t *runs, size_t n_runs, uint64_t count,
+                          uint64_t zero_count, double sum)
 {
     if (count == 0)
-        return n_runs == 0 && zero_count == 0 ? 0 : -EINVAL;
+        return n_runs == 0 && zero_count == 0 && n_counts == 0 ? 0 : -EINVAL;
     if (count > dst->count || zero_count > dst->zero_count || n_runs % 2 != 0 ||
-        !(sum >= 0.0 && sum <= DBL_MAX))
+        (n_runs != 0 && n_counts != 0) || !(sum >= 0.0 && sum <= DBL_MAX))
         return -EINVAL;
-    /* Check every run first (inside dst, no bucket below zero, the counts adding up to
+    /* Check every bucket first (inside dst, none below zero, the counts adding up to
      * count), so that a src that is not part of dst leaves dst as it was. */
     uint64_t total = zero_count;
     int64_t at = offset;
     for (size_t i = 0; i < n_runs; i += 2) {
-        uint64_t c = runs[i + 1];
-        if (runs[i] >= SKETCH_MAX_BUCKETS || c == 0)
+        if (runs[i] >= SKETCH_MAX_BUCKETS)
             return -EINVAL;
         at += (int64_t)runs[i];
-        int64_t k = at++ - dst->offset;
-        if (k < 0 || k >= (int64_t)dst->len || dst->counts[k] < c ||
-            __builtin_add_overflow(total, c, &total))
+        if (!bucket_holds(dst, at++, runs[i + 1], &total))
             return -EINVAL;
     }
+    /* The counts' empty ends may lie outside dst: only [a, b) is looked at. */
+    size_t a = 0, b = n_counts;
+    while (a < b && counts[a] == 0)
+        a++;
+    while (b > a && counts[b - 1] == 0)
+        b--;
+    for (size_t j = a; j < b; j++)
+        if (counts[j] != 0 && !bucket_holds(dst, (int64_t)offset + (int64_t)j, counts[j], &total))
+            return -EINVAL;
     if (total != count)
         return -EINVAL;
     at = offset;
     for (size_t i = 0; i < n_runs; i += 2) {
         at += (int64_t)runs[i];
         dst->counts[at++ - dst->offset] -= runs[i + 1];
+    }
+    if (a < b) { /* both ends are inside dst (checked), so all between is */
+        uint64_t *dc = dst->counts + ((int64_t)offset + (int64_t)a - dst->offset);
+        for (size_t j = a; j < b; j++)
+            dc[j - a] -= counts[j];
     }
     return subtracted(dst, count, zero_count, sum);
 }
