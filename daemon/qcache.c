@@ -12,9 +12,9 @@
 #include "counters.h"
 #include "series.h"
 
-/* The daemon runs one loop: these belong to it. work is the entry being changed,
- * unpacked (each change is: unpack, apply, pack again); pack is the packer's buffer;
- * arena is where packed entries are decoded. */
+/* The daemon runs one loop: these belong to it. work is where a cold entry is
+ * changed (unpack, apply, pack again); pack is the packer's buffer; arena is where
+ * packed entries are decoded. */
 static size_t total_bytes;
 static rollup scratch, work;
 static int scratch_ready;
@@ -48,12 +48,19 @@ static int ready(void)
     return 0;
 }
 
-/* dst += the entry's packed rollup, exactly (the store's own reader). */
-static int unpack_into(const qcache_entry *e, rollup *dst)
+static size_t acc_bytes(const rollup *r)
 {
-    if (e->len == 0)
-        return 0;
-    return rollup_merge_packed_in(dst, e->packed, e->len, &arena);
+    size_t n = sizeof(*r);
+    for (int i = 0; i < M__COUNT; i++)
+        n += (size_t)r->sk[i].cap * sizeof(uint64_t);
+    return n + (r->kinds != NULL ? sizeof(*r->kinds) : 0);
+}
+
+static void account(qcache_entry *e)
+{
+    size_t b = e->hot != NULL ? acc_bytes(e->hot) : e->len;
+    total_bytes = total_bytes - e->bytes + b;
+    e->bytes = b;
 }
 
 /* e's packed bytes become r's. 0, or -ENOMEM (e unchanged). */
@@ -68,16 +75,66 @@ static int repack(qcache_entry *e, const rollup *r)
     if (n > 0)
         memcpy(p, pack, n);
     free(e->packed);
-    total_bytes = total_bytes - e->len + n;
     e->packed = p;
     e->len = n;
     return 0;
 }
 
+/* dst += the entry's packed merge, exactly (the store's own reader). */
+static int unpack_into(const qcache_entry *e, rollup *dst)
+{
+    if (e->len == 0)
+        return 0;
+    int rc = rollup_merge_packed_in(dst, e->packed, e->len, &arena);
+    return rc > 0 ? -EINVAL : rc;
+}
+
+/* A cold entry made hot: its merge dense, for queries to read in place. 0 or <0 (e
+ * unchanged). */
+static int warm(qcache_entry *e)
+{
+    if (e->hot != NULL)
+        return 0;
+    rollup *r = malloc(sizeof(*r));
+    if (r == NULL)
+        return -ENOMEM;
+    rollup_init(r);
+    int rc = unpack_into(e, r);
+    if (rc != 0) {
+        rollup_free(r);
+        free(r);
+        return rc;
+    }
+    free(e->packed);
+    e->packed = NULL;
+    e->len = 0;
+    e->hot = r;
+    account(e);
+    return 0;
+}
+
+/* A hot entry no query used for QCACHE_HOT_MS (or one only prewarmed) packed. 0 or
+ * -ENOMEM (e still hot). */
+static int cool(qcache_entry *e)
+{
+    if (e->hot == NULL || repack(e, e->hot) != 0)
+        return e->hot == NULL ? 0 : -ENOMEM;
+    rollup_free(e->hot);
+    free(e->hot);
+    e->hot = NULL;
+    account(e);
+    return 0;
+}
+
 static void drop(qcache *qc, uint32_t i)
 {
-    total_bytes -= qc->e[i].len;
-    free(qc->e[i].packed);
+    qcache_entry *e = &qc->e[i];
+    total_bytes -= e->bytes;
+    if (e->hot != NULL) {
+        rollup_free(e->hot);
+        free(e->hot);
+    }
+    free(e->packed);
     qc->e[i] = qc->e[--qc->n];
 }
 
@@ -96,7 +153,7 @@ static uint32_t dist(uint32_t a, uint32_t b)
 
 /* Move e's start from lo to `from` with minute records. Returns 0, or non-zero when
  * the entry must be merged afresh (too far, or something did not add up). */
-static int slide(store_reader *rd, const series *s, qcache_entry *e, rollup *acc, uint32_t from)
+static int slide(store_reader *rd, const series *s, qcache_entry *e, uint32_t from)
 {
     int rc = 0;
 
@@ -105,21 +162,21 @@ static int slide(store_reader *rd, const series *s, qcache_entry *e, rollup *acc
     if (dist(from, e->lo) > QCACHE_MAX_SLIDE)
         return 1;
     if (from < e->lo) {
-        rc = store_read_minutes(rd, s->id, from, e->lo, acc);
+        rc = store_read_minutes(rd, s->id, from, e->lo, e->hot);
     } else {
         /* A sketch that had to give up resolution for a wide range would keep the
          * coarser scale after the range shrank; a fresh merge gets the finer one. */
-        if (downscaled(acc))
+        if (downscaled(e->hot))
             return 1;
-        uint64_t before = acc->requests;
-        rc = store_sub_minutes(rd, s->id, e->lo, from, acc, &scratch);
+        uint64_t before = e->hot->requests;
+        rc = store_sub_minutes(rd, s->id, e->lo, from, e->hot, &scratch);
         /* The earliest event may have left: the first record still inside says. */
-        if (rc == 0 && acc->requests != before) {
+        if (rc == 0 && e->hot->requests != before) {
             int64_t first = 0;
             rc = store_first_unix_ns(rd, s->id, from, UINT32_MAX, &first);
-            acc->first_unix_ns = first;
+            e->hot->first_unix_ns = first;
             if (first == 0)
-                acc->last_unix_ns = 0;
+                e->hot->last_unix_ns = 0;
         }
     }
     if (rc != 0)
@@ -128,28 +185,23 @@ static int slide(store_reader *rd, const series *s, qcache_entry *e, rollup *acc
     return 0;
 }
 
-int qcache_read(store_reader *rd, series *s, int64_t window_ns, uint32_t from, rollup *out)
+int qcache_view(store_reader *rd, series *s, int64_t window_ns, uint32_t from, rollup *out,
+                const rollup **view)
 {
     qcache *qc = s->qc;
     qcache_entry *e = NULL;
     int rc;
 
+    if (view != NULL)
+        *view = NULL;
     if (ready() != 0 || (qc == NULL && (qc = s->qc = calloc(1, sizeof(*qc))) == NULL))
         return out ? store_read_window(rd, s->id, from, UINT32_MAX, out) : -ENOMEM;
     for (uint32_t i = 0; i < qc->n && e == NULL; i++)
         if (qc->e[i].window_ns == window_ns)
             e = &qc->e[i];
-    if (e != NULL && e->lo == from) {
-        /* The common case: the entry as it is, straight from its bytes. */
-        stat_counts[QCACHE_HITS]++;
-        e->used_ms = mono_ms();
-        rc = out ? unpack_into(e, out) : 0;
-        if (rc != 0)
-            drop(qc, (uint32_t)(e - qc->e));
-        return rc < 0 ? rc : rc > 0 ? -EINVAL : 0;
-    }
-    rollup_reset(&work);
-    if (e != NULL && unpack_into(e, &work) == 0 && slide(rd, s, e, &work, from) == 0) {
+    if (e != NULL && warm(e) != 0)
+        drop(qc, (uint32_t)(e - qc->e)), e = NULL; /* its bytes do not read back: afresh */
+    if (e != NULL && slide(rd, s, e, from) == 0) {
         stat_counts[QCACHE_HITS]++;
     } else {
         if (e == NULL) {
@@ -160,24 +212,48 @@ int qcache_read(store_reader *rd, series *s, int64_t window_ns, uint32_t from, r
                         old = i;
                 drop(qc, old);
             }
+            rollup *r = malloc(sizeof(*r));
+            if (r == NULL)
+                return out ? store_read_window(rd, s->id, from, UINT32_MAX, out) : -ENOMEM;
             e = &qc->e[qc->n++];
             memset(e, 0, sizeof(*e));
+            rollup_init(r);
+            e->hot = r;
             e->window_ns = window_ns;
+        } else {
+            rollup_reset(e->hot);
         }
-        rollup_reset(&work);
         stat_counts[QCACHE_BUILDS]++;
         e->lo = from;
-        if ((rc = store_read_window(rd, s->id, from, UINT32_MAX, &work)) != 0) {
+        if ((rc = store_read_window(rd, s->id, from, UINT32_MAX, e->hot)) != 0) {
             drop(qc, (uint32_t)(e - qc->e));
             return rc;
         }
     }
-    e->lo = from;
+    account(e);
+    if (out == NULL && view == NULL) {
+        /* Only made (prewarm): kept packed until a query reads it; its last use stays
+         * what it was, so a prewarmed entry no query reads still expires. */
+        if (e->used_ms == 0)
+            e->used_ms = mono_ms();
+        if (cool(e) != 0 || total_bytes > QCACHE_MAX_BYTES)
+            drop(qc, (uint32_t)(e - qc->e));
+        return 0;
+    }
     e->used_ms = mono_ms();
-    rc = out ? rollup_merge(out, &work) : 0;
-    if (rc != 0 || repack(e, &work) != 0 || total_bytes > QCACHE_MAX_BYTES)
+    if (view != NULL && total_bytes <= QCACHE_MAX_BYTES) {
+        *view = e->hot; /* kept: the caller reads it in place */
+        return 0;
+    }
+    rc = out ? rollup_merge(out, e->hot) : 0;
+    if (rc != 0 || total_bytes > QCACHE_MAX_BYTES)
         drop(qc, (uint32_t)(e - qc->e)); /* over budget: answered, not kept */
     return rc;
+}
+
+int qcache_read(store_reader *rd, series *s, int64_t window_ns, uint32_t from, rollup *out)
+{
+    return qcache_view(rd, s, window_ns, from, out, NULL);
 }
 
 void qcache_note_write(series *s, uint32_t minute, const rollup *delta)
@@ -185,16 +261,32 @@ void qcache_note_write(series *s, uint32_t minute, const rollup *delta)
     qcache *qc = s->qc;
     if (qc == NULL)
         return;
+    uint64_t now = mono_ms();
     for (uint32_t i = 0; i < qc->n;) {
         qcache_entry *e = &qc->e[i];
         if (minute >= e->lo) {
-            rollup_reset(&work);
-            if (unpack_into(e, &work) != 0 || rollup_merge(&work, delta) != 0 ||
-                repack(e, &work) != 0) {
+            int rc;
+            if (e->hot != NULL) {
+                rc = rollup_merge(e->hot, delta);
+            } else {
+                rollup_reset(&work);
+                rc = unpack_into(e, &work);
+                if (rc == 0)
+                    rc = rollup_merge(&work, delta);
+                if (rc == 0)
+                    rc = repack(e, &work);
+            }
+            if (rc != 0) {
                 drop(qc, i); /* it would be wrong from now on */
                 continue;
             }
         }
+        /* Queries stopped reading it: packed again (a view ends at a flush anyway). */
+        if (e->hot != NULL && now - e->used_ms >= QCACHE_HOT_MS && cool(e) != 0) {
+            drop(qc, i);
+            continue;
+        }
+        account(e);
         i++;
     }
 }

@@ -17,10 +17,10 @@
  * rather than the clamped extreme, still within the sketch's error bound of the exact
  * value.
  *
- * Memory: an entry is held packed (qcache_entry.packed); at most QCACHE_PER_SERIES
- * entries per series, entries unused for QCACHE_IDLE_MS are dropped, and no entry is
- * kept once all entries together hold QCACHE_MAX_BYTES (the query is still answered,
- * uncached).
+ * Memory: an entry is dense while queries read it and packed otherwise
+ * (qcache_entry); at most QCACHE_PER_SERIES entries per series, entries unused for
+ * QCACHE_IDLE_MS are dropped, and no entry is kept once all entries together hold
+ * QCACHE_MAX_BYTES (the query is still answered, uncached).
  */
 #ifndef METRICSD_QCACHE_H
 #define METRICSD_QCACHE_H
@@ -33,10 +33,12 @@
 
 #define QCACHE_PER_SERIES 4
 #define QCACHE_IDLE_MS (15u * 60 * 1000)
-/* Packed bytes of all entries. Dense, a 24 h window took about 11.5 KiB per series in
- * bench/history (busy models); packed, a series of a few generations a second takes
- * about 0.5 KiB, so 2 MiB holds the 24 h windows of thousands of such series. */
-#define QCACHE_MAX_BYTES ((size_t)2 << 20)
+/* Bytes of all entries, packed and dense. Dense, a 24 h window takes about 11.5 KiB per
+ * busy series in bench/history, so 4 MiB holds some 300 windows that queries read;
+ * packed, a series of a few generations a second takes about 0.5 KiB. */
+#define QCACHE_MAX_BYTES ((size_t)4 << 20)
+/* A dense entry that no query read for this long is packed at the next flush. */
+#define QCACHE_HOT_MS (5u * 60 * 1000)
 /* A slide of more minutes than this merges afresh instead. */
 #define QCACHE_MAX_SLIDE 90
 
@@ -44,14 +46,17 @@ struct series;
 
 typedef struct qcache_entry {
     int64_t window_ns; /* the key: the window length asked for */
-    uint32_t lo;       /* acc = stored records with minute >= lo */
+    uint32_t lo;       /* the merge = stored records with minute >= lo */
     uint64_t used_ms;  /* monotonic ms of the last use */
-    /* acc, packed as a stored Rollup is (rollup_pack_buf: each sketch as counts or
-     * runs, whichever is smaller), so an entry holds a few bytes per non-empty bucket
-     * instead of 8 per bucket of its range: 1,000 series' 24 h windows were the
-     * largest part of the daemon's memory held dense (issue 19). Read back with
-     * rollup_merge_wire, exactly. */
-    uint8_t *packed;
+    size_t bytes;      /* held: the packed bytes, or the dense merge's arrays */
+    /* The merge is dense (hot) while queries read it, so they read it in place; an
+     * entry no query read for QCACHE_HOT_MS, and one only prewarmed, is packed (cold)
+     * as a stored Rollup is (rollup_pack_buf: each sketch as counts or runs), a few
+     * bytes per non-empty bucket instead of 8 per bucket of its range: the 24 h windows
+     * of 1,000 series held dense were the largest part of the daemon's memory
+     * (issue 19). A cold entry reads back exactly (rollup_merge_wire). */
+    rollup *hot;       /* NULL while cold */
+    uint8_t *packed;   /* while cold */
     size_t len;
 } qcache_entry;
 
@@ -65,13 +70,19 @@ typedef struct qcache {
  * errno. */
 int qcache_read(store_reader *rd, struct series *s, int64_t window_ns, uint32_t from,
                 rollup *out);
+/* The same, but when the entry is kept *view points at it instead (out untouched): the
+ * window's merge read in place, without a copy. It stays valid, and must not be
+ * changed, until the next call on s's cache or the next flush (qcache_note_write);
+ * an entry over the budget is merged into out and *view is NULL. */
+int qcache_view(store_reader *rd, struct series *s, int64_t window_ns, uint32_t from,
+                rollup *out, const rollup **view);
 /* A flush wrote delta into s's record for minute: add it to the entries covering it. */
 void qcache_note_write(struct series *s, uint32_t minute, const rollup *delta);
 /* Drop entries unused for QCACHE_IDLE_MS, and entries that reach below horizon (the
  * oldest minute retention keeps). */
 void qcache_expire(struct series *s, uint32_t horizon);
 void qcache_free(struct series *s);
-/* Packed bytes held by all entries. */
+/* Bytes held by all entries (packed, and dense). */
 size_t qcache_bytes(void);
 
 #endif
