@@ -199,6 +199,19 @@ int qcache_view(store_reader *rd, series *s, int64_t window_ns, uint32_t from, r
     for (uint32_t i = 0; i < qc->n && e == NULL; i++)
         if (qc->e[i].window_ns == window_ns)
             e = &qc->e[i];
+    if (e != NULL && e->hot == NULL && view == NULL && e->lo == from) {
+        /* A cold entry read as it is (health's baselines, the daemon's own reads): out
+         * += its bytes, and it stays packed. */
+        stat_counts[QCACHE_HITS]++;
+        e->used_ms = mono_ms();
+        rc = out ? unpack_into(e, out) : 0;
+        if (rc != 0)
+            drop(qc, (uint32_t)(e - qc->e));
+        return rc;
+    }
+    /* Only a view (a query reading rows in place) keeps an entry dense; anything else
+     * packs it again when done. */
+    int keep_hot = view != NULL || (e != NULL && e->hot != NULL);
     if (e != NULL && warm(e) != 0)
         drop(qc, (uint32_t)(e - qc->e)), e = NULL; /* its bytes do not read back: afresh */
     if (e != NULL && slide(rd, s, e, from) == 0) {
@@ -231,21 +244,17 @@ int qcache_view(store_reader *rd, series *s, int64_t window_ns, uint32_t from, r
         }
     }
     account(e);
-    if (out == NULL && view == NULL) {
-        /* Only made (prewarm): kept packed until a query reads it; its last use stays
-         * what it was, so a prewarmed entry no query reads still expires. */
-        if (e->used_ms == 0)
-            e->used_ms = mono_ms();
-        if (cool(e) != 0 || total_bytes > QCACHE_MAX_BYTES)
-            drop(qc, (uint32_t)(e - qc->e));
-        return 0;
-    }
     e->used_ms = mono_ms();
-    if (view != NULL && total_bytes <= QCACHE_MAX_BYTES) {
-        *view = e->hot; /* kept: the caller reads it in place */
-        return 0;
+    if (view != NULL) {
+        e->viewed_ms = e->used_ms;
+        if (total_bytes <= QCACHE_MAX_BYTES) {
+            *view = e->hot; /* kept: the caller reads it in place */
+            return 0;
+        }
     }
     rc = out ? rollup_merge(out, e->hot) : 0;
+    if (rc == 0 && !keep_hot)
+        rc = cool(e);
     if (rc != 0 || total_bytes > QCACHE_MAX_BYTES)
         drop(qc, (uint32_t)(e - qc->e)); /* over budget: answered, not kept */
     return rc;
@@ -282,7 +291,7 @@ void qcache_note_write(series *s, uint32_t minute, const rollup *delta)
             }
         }
         /* Queries stopped reading it: packed again (a view ends at a flush anyway). */
-        if (e->hot != NULL && now - e->used_ms >= QCACHE_HOT_MS && cool(e) != 0) {
+        if (e->hot != NULL && now - e->viewed_ms >= QCACHE_HOT_MS && cool(e) != 0) {
             drop(qc, i);
             continue;
         }

@@ -48,9 +48,11 @@ typedef struct qcache_entry {
     int64_t window_ns; /* the key: the window length asked for */
     uint32_t lo;       /* the merge = stored records with minute >= lo */
     uint64_t used_ms;  /* monotonic ms of the last use */
+    uint64_t viewed_ms; /* and of the last view (qcache_view): what keeps it dense */
     size_t bytes;      /* held: the packed bytes, or the dense merge's arrays */
-    /* The merge is dense (hot) while queries read it, so they read it in place; an
-     * entry no query read for QCACHE_HOT_MS, and one only prewarmed, is packed (cold)
+    /* The merge is dense (hot) while queries view it, so they read it in place; an
+     * entry no query viewed for QCACHE_HOT_MS, and one only read (prewarm, health's
+     * baselines), is packed (cold)
      * as a stored Rollup is (rollup_pack_buf: each sketch as counts or runs), a few
      * bytes per non-empty bucket instead of 8 per bucket of its range: the 24 h windows
      * of 1,000 series held dense were the largest part of the daemon's memory
