@@ -165,6 +165,9 @@ static int poll_read(conn *c, int *more)
             conn_read_failed(c, UV_EOF);
             return -1;
         } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            /* Nothing came: the buffer taken for this read goes back unless it holds
+             * a partial frame (a polled connection that goes quiet kept 16 KiB). */
+            conn_reader_release(c);
             break;
         } else if (errno != EINTR) {
             conn_read_failed(c, uv_translate_sys_error(errno));

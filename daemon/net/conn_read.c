@@ -348,8 +348,10 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         conn_read_failed(c, (int)nread);
         return;
     }
-    if (nread == 0)
+    if (nread == 0) {
+        conn_reader_release(c); /* libuv's EAGAIN: the buffer it asked for goes back */
         return;
+    }
     (void)buf;
     if (uv_pipe_pending_count(&c->pipe) > 0 && conn_take_passed_fds(c) != 0)
         return;

@@ -4,7 +4,7 @@
  * half on the shared ring and half on the socket, send generations and go quiet while
  * connected: then no connection holds a read buffer (read_buffers and
  * read_buffer_bytes count only the buffer of the status query asking, which is in its
- * own connection's buffer as it is answered). A raw connection that sends half a frame
+ * own connection's buffer as it is answered), one of them polled for a while before. A raw connection that sends half a frame
  * does hold one, which shows the gauges see a buffer when there is one, and gives it
  * back when it leaves. Waits are bounded and generous; nothing depends on timing.
  */
@@ -58,8 +58,26 @@ int main(int argc, char **argv)
     for (int g = 0; g < GENS; g++)
         for (int i = 0; i < N && th_failures == 0; i++)
             CHECK(th_send_good(c[i], "idle-model") == 0, "send %d", i);
+    /* A socket client fast enough to be polled (docs/transport.md), then quiet: a
+     * polled connection's last, empty read must give its buffer back too. */
+    long polled = 0;
+    for (int64_t end = th_now_ns() + 10000000000LL; th_now_ns() < end && polled == 0;) {
+        for (int k = 0; k < 100; k++) {
+            CHECK(th_send_good(c[N - 1], "idle-model") == 0, "burst");
+            metricsd_flush(c[N - 1]);
+        }
+        polled = th_counter(d.socket, "poll_switches");
+    }
+    CHECK(polled > 0, "no connection was ever polled");
     CHECK(th_drain_all(c, N, 100, WAIT_MS) == 0, "the clients did not drain");
-    CHECK(th_wait_requests(d.socket, "idle-model", (long)N * GENS, WAIT_MS) == (long)N * GENS,
+    /* Back on epoll (bounded wait): polled connections go back once idle. */
+    for (int k = 0; k < WAIT_MS / 20; k++) {
+        if (th_counter(d.socket, "poll_exits") >= th_counter(d.socket, "poll_switches"))
+            break;
+        th_sleep_ms(20);
+    }
+    long want = th_counter(d.socket, "generations_accepted");
+    CHECK(th_wait_requests(d.socket, "idle-model", want, WAIT_MS) == want && want >= (long)N * GENS,
           "not every generation was stored");
     CHECK(th_counter(d.socket, "rings") >= 1, "no client went onto a ring");
     CHECK(th_status_clients(d.socket) >= N, "the clients are not all connected");
