@@ -349,6 +349,8 @@ int rollup_merge_wire(rollup *dst, const uint8_t *data, size_t len, frame_arena 
 
 int rollup_packed_first_ns(const uint8_t *data, size_t len, int64_t *first)
 {
+    if (rollup_is_disk(data, len))
+        return rollup_disk_first_ns(data, len, first);
     return direct_rollup_first_ns(data, len, first) == 0 ? 0 : -EINVAL;
 }
 
@@ -357,6 +359,8 @@ int rollup_merge_packed_in(rollup *dst, const uint8_t *data, size_t len, frame_a
     Metricsd__Rollup *m = NULL;
     int rc;
 
+    if (rollup_is_disk(data, len))
+        return rollup_disk_merge(dst, data, len);
     /* In the arena an unpack is a few pointer bumps instead of a dozen mallocs and
      * frees; a record too big for it (or one that does not decode) takes the malloc
      * path, which also tells the two apart. */

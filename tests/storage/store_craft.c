@@ -44,29 +44,28 @@ static MDB_env *open_env(const char *dir)
     MDB_env *env;
     mkdir(dir, 0700);
     CHECK(mdb_env_create(&env), "env_create");
-    mdb_env_set_maxdbs(env, 8);
+    mdb_env_set_maxdbs(env, 16);
     mdb_env_set_mapsize(env, 64u << 20);
     CHECK(mdb_env_open(env, dir, 0, 0600), dir);
     return env;
 }
 
+/* m1, h1, m1open and h1open keys are (u32 time, u32 series id), schema 2. */
 static void copy_records(MDB_txn *txn, MDB_dbi db, uint32_t from, uint32_t to)
 {
     MDB_cursor *cur;
-    uint8_t key[8];
-    MDB_val k = { 8, key }, v;
+    MDB_val k, v;
     /* Collect first: puts while a cursor walks the same db would move it. */
     struct { uint8_t key[8]; void *val; size_t len; } *rec = NULL;
     size_t n = 0;
-    put_be32(key, from);
-    put_be32(key + 4, 0);
     CHECK(mdb_cursor_open(txn, db, &cur), "cursor");
-    for (int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-         rc == 0 && k.mv_size == 8 && get_be32(k.mv_data) == from;
+    for (int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
          rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size != 8 || get_be32((uint8_t *)k.mv_data + 4) != from)
+            continue;
         rec = realloc(rec, (n + 1) * sizeof(*rec));
-        put_be32(rec[n].key, to);
-        memcpy(rec[n].key + 4, (uint8_t *)k.mv_data + 4, 4);
+        memcpy(rec[n].key, k.mv_data, 4);
+        put_be32(rec[n].key + 4, to);
         rec[n].val = malloc(v.mv_size);
         memcpy(rec[n].val, v.mv_data, v.mv_size);
         rec[n].len = v.mv_size;
@@ -86,7 +85,7 @@ static int cmd_dup(const char *dir, const char *model)
 {
     MDB_env *env = open_env(dir);
     MDB_txn *txn;
-    MDB_dbi meta, series, m1, h1;
+    MDB_dbi meta, series, m1, h1, m1open, h1open;
     MDB_cursor *cur;
     MDB_val k, v;
     uint32_t old = 0;
@@ -95,6 +94,8 @@ static int cmd_dup(const char *dir, const char *model)
     CHECK(mdb_dbi_open(txn, "series", 0, &series), "series");
     CHECK(mdb_dbi_open(txn, "m1", 0, &m1), "m1");
     CHECK(mdb_dbi_open(txn, "h1", 0, &h1), "h1");
+    CHECK(mdb_dbi_open(txn, "m1open", 0, &m1open), "m1open");
+    CHECK(mdb_dbi_open(txn, "h1open", 0, &h1open), "h1open");
     CHECK(mdb_cursor_open(txn, series, &cur), "cursor");
     Metricsd__SeriesInfo *found = NULL;
     for (int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0 && found == NULL;
@@ -128,6 +129,8 @@ static int cmd_dup(const char *dir, const char *model)
     CHECK(mdb_put(txn, series, &sk, &sv, MDB_NOOVERWRITE), "put series");
     copy_records(txn, m1, old, id);
     copy_records(txn, h1, old, id);
+    copy_records(txn, m1open, old, id);
+    copy_records(txn, h1open, old, id);
     CHECK(mdb_txn_commit(txn), "commit");
     metricsd__series_info__free_unpacked(found, NULL);
     mdb_env_close(env);
