@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Rollups: counters plus one sketch per metric, merged exactly and stored as a
- * protobuf Rollup message. The bytes are proto/'s: this converts between a rollup and
- * the Rollup message, which protobuf-c packs and the direct reader (proto/direct.h)
- * or protobuf-c unpacks.
+ * Rollups: counters plus one sketch per metric, merged exactly. This converts between
+ * a rollup and the protobuf Rollup message (the form schema 1 stored, and the one on
+ * the wire), which protobuf-c packs and the direct reader (proto/direct.h) or
+ * protobuf-c unpacks; the store now writes the compact form of rollup_disk.c, and the
+ * readers here take both.
  */
 #include "rollup.h"
 

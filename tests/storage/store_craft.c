@@ -8,6 +8,10 @@
  *   store_craft dup DIR MODEL     MODEL's series copied under a new id, with its records
  *   store_craft foreign DIR       an LMDB environment of another program
  *   store_craft foreign-meta DIR  a `meta` key that is a plain value, not a database
+ *   store_craft v1 DIR            the database as schema 1 wrote it (issue 19's upgrade
+ *                                 test): m1 and h1 keyed (series id, time) again, the
+ *                                 open records folded in, every rollup a protobuf
+ *                                 Rollup, no m1open or h1open, meta schema 1
  */
 #include <lmdb.h>
 #include <stdio.h>
@@ -16,6 +20,7 @@
 #include <sys/stat.h>
 
 #include "metricsd.pb-c.h"
+#include "rollup.h"
 
 #define CHECK(rc, what)                                                                \
     do {                                                                               \
@@ -138,6 +143,83 @@ static int cmd_dup(const char *dir, const char *model)
     return 0;
 }
 
+/* Every record of the closed and open databases of a tier, put back in closed keyed
+ * (id, time) as protobuf Rollups; open dropped. */
+static void to_v1(MDB_txn *txn, const char *closed_name, const char *open_name)
+{
+    MDB_dbi db[2];
+    CHECK(mdb_dbi_open(txn, closed_name, 0, &db[0]), closed_name);
+    CHECK(mdb_dbi_open(txn, open_name, 0, &db[1]), open_name);
+    struct { uint8_t key[8]; rollup r; } *rec = NULL;
+    size_t n = 0;
+    for (int d = 0; d < 2; d++) {
+        MDB_cursor *cur;
+        MDB_val k, v;
+        CHECK(mdb_cursor_open(txn, db[d], &cur), "cursor");
+        for (int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+             rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+            rec = realloc(rec, (n + 1) * sizeof(*rec));
+            put_be32(rec[n].key, get_be32((uint8_t *)k.mv_data + 4));
+            put_be32(rec[n].key + 4, get_be32(k.mv_data));
+            rollup_init(&rec[n].r);
+            if (rollup_merge_packed(&rec[n].r, v.mv_data, v.mv_size) != 0) {
+                fprintf(stderr, "store_craft: a %s record does not decode\n", d ? open_name : closed_name);
+                exit(1);
+            }
+            n++;
+        }
+        mdb_cursor_close(cur);
+    }
+    CHECK(mdb_drop(txn, db[0], 0), "empty closed");
+    CHECK(mdb_drop(txn, db[1], 1), "drop open");
+    for (size_t i = 0; i < n; i++) {
+        uint8_t *val = malloc(rollup_packed_size(&rec[i].r) + 1);
+        MDB_val k = { 8, rec[i].key }, v = { rollup_pack(&rec[i].r, val), val };
+        CHECK(mdb_put(txn, db[0], &k, &v, 0), "put v1 record");
+        free(val);
+        rollup_free(&rec[i].r);
+    }
+    free(rec);
+}
+
+static int cmd_v1(const char *dir)
+{
+    MDB_env *env = open_env(dir);
+    MDB_txn *txn;
+    MDB_dbi meta, life;
+    MDB_cursor *cur;
+    MDB_val k, v;
+    CHECK(mdb_txn_begin(env, NULL, 0, &txn), "txn");
+    to_v1(txn, "m1", "m1open");
+    to_v1(txn, "h1", "h1open");
+    /* Lifetime totals as protobuf too (keys are the same in both schemas). */
+    CHECK(mdb_dbi_open(txn, "life", 0, &life), "life");
+    CHECK(mdb_cursor_open(txn, life, &cur), "cursor");
+    for (int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        rollup r;
+        rollup_init(&r);
+        CHECK(rollup_merge_packed(&r, v.mv_data, v.mv_size) != 0, "life record");
+        uint8_t *val = malloc(rollup_packed_size(&r) + 1), key[8];
+        MDB_val nv = { rollup_pack(&r, val), val };
+        /* k points into the page the put rewrites: a copy. */
+        memcpy(key, k.mv_data, 8);
+        k.mv_data = key;
+        CHECK(mdb_cursor_put(cur, &k, &nv, MDB_CURRENT), "put life");
+        free(val);
+        rollup_free(&r);
+    }
+    mdb_cursor_close(cur);
+    CHECK(mdb_dbi_open(txn, "meta", 0, &meta), "meta");
+    uint8_t b[4] = { 0, 0, 0, 1 };
+    MDB_val sk = { 6, "schema" }, sv = { 4, b };
+    CHECK(mdb_put(txn, meta, &sk, &sv, 0), "put schema");
+    CHECK(mdb_txn_commit(txn), "commit");
+    mdb_env_close(env);
+    printf("%s written back as schema 1\n", dir);
+    return 0;
+}
+
 static int cmd_foreign(const char *dir, int meta_plain)
 {
     MDB_env *env = open_env(dir);
@@ -167,6 +249,8 @@ int main(int argc, char **argv)
         return cmd_foreign(argv[2], 0);
     if (argc == 3 && strcmp(argv[1], "foreign-meta") == 0)
         return cmd_foreign(argv[2], 1);
-    fprintf(stderr, "usage: store_craft dup DIR MODEL | foreign DIR | foreign-meta DIR\n");
+    if (argc == 3 && strcmp(argv[1], "v1") == 0)
+        return cmd_v1(argv[2]);
+    fprintf(stderr, "usage: store_craft dup DIR MODEL | foreign DIR | foreign-meta DIR | v1 DIR\n");
     return 2;
 }
