@@ -219,8 +219,11 @@ typedef struct rd {
     int bad;
 } rd;
 
-static uint64_t get_varint(rd *r)
+static inline uint64_t get_varint(rd *r)
 {
+    /* Most are one byte (bucket counts, skips): that first. */
+    if (r->p < r->end && *r->p < 0x80)
+        return *r->p++;
     uint64_t v = 0;
     for (int shift = 0; shift < 64; shift += 7) {
         if (r->p >= r->end) {
@@ -313,18 +316,26 @@ static int merge_sketch(rd *r, sketch *dst)
         if (offset < INT32_MIN || offset > INT32_MAX)
             return -EINVAL;
     }
-    for (uint64_t i = 0; i < n && !r->bad; i++) {
-        uint64_t skip = flags & SF_RUNS ? get_varint(r) : 0;
-        uint64_t c = get_varint(r);
-        if (skip > SKETCH_MAX_BUCKETS - span || span >= SKETCH_MAX_BUCKETS)
-            return -EINVAL;
-        memset(counts + span, 0, (size_t)skip * sizeof(counts[0]));
-        span += (size_t)skip;
-        counts[span++] = c;
-        if (total + c < total)
-            return -EINVAL;
-        total += c;
+    int overflow = 0;
+    if (!(flags & SF_RUNS)) {
+        for (; span < n; span++) {
+            uint64_t c = get_varint(r);
+            counts[span] = c;
+            overflow |= __builtin_add_overflow(total, c, &total);
+        }
+    } else {
+        for (uint64_t i = 0; i < n && !r->bad; i++) {
+            uint64_t skip = get_varint(r), c = get_varint(r);
+            if (skip > SKETCH_MAX_BUCKETS - span || span >= SKETCH_MAX_BUCKETS - skip)
+                return -EINVAL;
+            for (; skip > 0; skip--)
+                counts[span++] = 0;
+            counts[span++] = c;
+            overflow |= __builtin_add_overflow(total, c, &total);
+        }
     }
+    if (overflow)
+        return -EINVAL;
     if (r->bad)
         return -EINVAL;
     sketch view;
