@@ -386,7 +386,8 @@ static int migrate_tier(store *st, MDB_txn *txn, MDB_dbi db, const char *tmp_nam
         free(keys);
         return rc == MDB_NOTFOUND ? 0 : rc;
     }
-    qsort(keys, n, sizeof(*keys), old_key_cmp);
+    if (n > 1)
+        qsort(keys, n, sizeof(*keys), old_key_cmp);
     rollup r;
     rollup_init(&r);
     for (size_t i = 0; i < n && rc == 0; i++) {
