@@ -380,6 +380,8 @@ int rollup_subtract_pb(rollup *dst, const Metricsd__Rollup *m)
 int rollup_subtract_packed_in(rollup *dst, const uint8_t *data, size_t len,
                               frame_arena *arena, rollup *scratch)
 {
+    if (rollup_is_disk(data, len)) /* the store's compact form (schema 2) */
+        return rollup_disk_subtract(dst, data, len) != 0 ? -EINVAL : 0;
     const Metricsd__Rollup *m = arena != NULL ? direct_rollup_read(data, len, arena) : NULL;
     if (m != NULL)
         return rollup_subtract_pb(dst, m) != 0 ? -EINVAL : 0;

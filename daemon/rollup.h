@@ -111,5 +111,9 @@ int rollup_is_disk(const uint8_t *data, size_t len);
 /* dst += a compact record. 0, -EINVAL (not one, or damaged), -ENOMEM. */
 int rollup_disk_merge(rollup *dst, const uint8_t *data, size_t len);
 int rollup_disk_first_ns(const uint8_t *data, size_t len, int64_t *first);
+/* dst -= a compact record merged into dst before, its sketches at dst's scale straight
+ * from the decoded counts (sketch_subtract_parts). 0, or -EINVAL (damaged, or not part
+ * of dst: dst is then unusable), or -ENOMEM. */
+int rollup_disk_subtract(rollup *dst, const uint8_t *data, size_t len);
 
 #endif

@@ -295,9 +295,17 @@ int rollup_disk_first_ns(const uint8_t *data, size_t len, int64_t *first)
     return 0;
 }
 
-static int merge_sketch(rd *r, sketch *dst)
+/* One sketch of a record, its counts decoded into a dense span. */
+typedef struct dsk {
+    int scale;
+    uint64_t zero, total;
+    double sum, min, max;
+    int32_t offset;
+    size_t span;
+} dsk;
+
+static int decode_sketch(rd *r, dsk *d, uint64_t counts[SKETCH_MAX_BUCKETS])
 {
-    uint64_t counts[SKETCH_MAX_BUCKETS];
     if (r->p >= r->end)
         return -EINVAL;
     uint8_t flags = *r->p++;
@@ -334,54 +342,130 @@ static int merge_sketch(rd *r, sketch *dst)
             overflow |= __builtin_add_overflow(total, c, &total);
         }
     }
-    if (overflow)
+    if (overflow || r->bad)
         return -EINVAL;
+    *d = (dsk){ (int)scale, zero, total, sum, min, max, (int32_t)offset, span };
+    return 0;
+}
+
+static int merge_sketch(rd *r, sketch *dst)
+{
+    uint64_t counts[SKETCH_MAX_BUCKETS];
+    dsk d;
+    sketch view;
+    int rc = decode_sketch(r, &d, counts);
+    if (rc == 0)
+        rc = sketch_view_parts(&view, d.scale, d.total, d.zero, d.sum, d.min, d.max, d.offset,
+                               counts, d.span);
+    return rc != 0 ? rc : sketch_merge(dst, &view);
+}
+
+/* dst -= the sketch: at dst's scale straight from the decoded counts
+ * (sketch_subtract_parts), else through a view. */
+static int subtract_sketch(rd *r, sketch *dst)
+{
+    uint64_t counts[SKETCH_MAX_BUCKETS];
+    dsk d;
+    int rc = decode_sketch(r, &d, counts);
+    if (rc != 0)
+        return rc;
+    if (d.scale == dst->scale)
+        return sketch_subtract_parts(dst, d.offset, counts, d.span, NULL, 0, d.total, d.zero,
+                                     d.sum);
+    sketch view;
+    rc = sketch_view_parts(&view, d.scale, d.total, d.zero, d.sum, d.min, d.max, d.offset,
+                           counts, d.span);
+    return rc != 0 ? rc : sketch_subtract(dst, &view);
+}
+
+/* The fields between the times and the sketches: energy, then error kinds (into
+ * kinds_into, when given). */
+typedef struct tail {
+    double joules, bj, bp;
+    uint64_t busy, att, bt;
+} tail;
+
+static int read_tail(rd *r, const head *h, tail *t, rollup *kinds_into)
+{
+    t->joules = h->present & 1ull << D_JOULES ? get_double(r) : 0;
+    t->bj = h->present & 1ull << D_BATTERY_JOULES ? get_double(r) : 0;
+    t->bp = h->present & 1ull << D_BATTERY_PCT ? get_double(r) : 0;
+    t->busy = h->present & 1ull << D_ENERGY_BUSY ? get_varint(r) : 0;
+    t->att = h->present & 1ull << D_ATTRIBUTED ? get_varint(r) : 0;
+    t->bt = h->present & 1ull << D_BATTERY_TOKENS ? get_varint(r) : 0;
     if (r->bad)
         return -EINVAL;
-    sketch view;
-    int rc = sketch_view_parts(&view, (int)scale, total, zero, sum, min, max, (int32_t)offset,
-                               counts, span);
-    return rc != 0 ? rc : sketch_merge(dst, &view);
+    if (h->present & 1ull << D_KINDS) {
+        uint64_t n = get_varint(r);
+        if (n > ROLLUP_KINDS + 1)
+            return -EINVAL;
+        for (uint64_t i = 0; i < n; i++) {
+            uint64_t l = get_varint(r);
+            char name[ROLLUP_KIND_NAME];
+            if (r->bad || l >= sizeof(name) || (uint64_t)(r->end - r->p) < l)
+                return -EINVAL;
+            memcpy(name, r->p, (size_t)l);
+            name[l] = '\0';
+            r->p += l;
+            uint64_t v = get_varint(r);
+            if (r->bad)
+                return -EINVAL;
+            if (rollup_add_kind(kinds_into, name, v) != 0)
+                return -ENOMEM;
+        }
+    }
+    return 0;
+}
+
+int rollup_disk_subtract(rollup *dst, const uint8_t *data, size_t len)
+{
+    rd r = { data, data + len, 0 };
+    head h;
+    tail t;
+    rollup sub; /* the counters and kinds, for rollup_subtract; its sketches stay empty */
+    if (!rollup_is_disk(data, len) || read_head(&r, &h) != 0)
+        return -EINVAL;
+    rollup_init(&sub);
+    int rc = read_tail(&r, &h, &t, &sub);
+    for (int i = 0; i < M__COUNT && rc == 0; i++)
+        if (h.present & 1ull << (D_SKETCH0 + i))
+            rc = subtract_sketch(&r, &dst->sk[i]);
+    if (rc == 0 && r.p != r.end)
+        rc = -EINVAL;
+    if (rc == 0) {
+        sub.requests = h.u[D_REQUESTS];
+        sub.errors = h.u[D_ERRORS];
+        sub.cancelled = h.u[D_CANCELLED];
+        sub.timeouts = h.u[D_TIMEOUTS];
+        sub.cold_starts = h.u[D_COLD_STARTS];
+        sub.prompt_tokens = h.u[D_PROMPT];
+        sub.output_tokens = h.u[D_OUTPUT];
+        sub.joules = t.joules;
+        sub.battery_joules = t.bj;
+        sub.battery_pct = t.bp;
+        sub.energy_busy_ns = t.busy;
+        sub.attributed_tokens = t.att;
+        sub.battery_tokens = t.bt;
+        rc = rollup_subtract(dst, &sub);
+    }
+    rollup_free(&sub);
+    return rc;
 }
 
 int rollup_disk_merge(rollup *dst, const uint8_t *data, size_t len)
 {
     rd r = { data, data + len, 0 };
     head h;
+    tail t;
     if (!rollup_is_disk(data, len) || read_head(&r, &h) != 0)
         return -EINVAL;
-    double joules = h.present & 1ull << D_JOULES ? get_double(&r) : 0;
-    double bj = h.present & 1ull << D_BATTERY_JOULES ? get_double(&r) : 0;
-    double bp = h.present & 1ull << D_BATTERY_PCT ? get_double(&r) : 0;
-    uint64_t busy = h.present & 1ull << D_ENERGY_BUSY ? get_varint(&r) : 0;
-    uint64_t att = h.present & 1ull << D_ATTRIBUTED ? get_varint(&r) : 0;
-    uint64_t bt = h.present & 1ull << D_BATTERY_TOKENS ? get_varint(&r) : 0;
-    if (r.bad)
-        return -EINVAL;
-    if (h.present & 1ull << D_KINDS) {
-        uint64_t n = get_varint(&r);
-        if (n > ROLLUP_KINDS + 1)
-            return -EINVAL;
-        for (uint64_t i = 0; i < n; i++) {
-            uint64_t l = get_varint(&r);
-            char name[ROLLUP_KIND_NAME];
-            if (r.bad || l >= sizeof(name) || (uint64_t)(r.end - r.p) < l)
-                return -EINVAL;
-            memcpy(name, r.p, (size_t)l);
-            name[l] = '\0';
-            r.p += l;
-            uint64_t v = get_varint(&r);
-            if (r.bad)
-                return -EINVAL;
-            if (rollup_add_kind(dst, name, v) != 0)
-                return -ENOMEM;
-        }
-    }
+    int rc = read_tail(&r, &h, &t, dst);
+    if (rc != 0)
+        return rc;
     for (int i = 0; i < M__COUNT; i++) {
         if (!(h.present & 1ull << (D_SKETCH0 + i)))
             continue;
-        int rc = merge_sketch(&r, &dst->sk[i]);
-        if (rc != 0)
+        if ((rc = merge_sketch(&r, &dst->sk[i])) != 0)
             return rc;
     }
     if (r.p != r.end)
@@ -393,12 +477,12 @@ int rollup_disk_merge(rollup *dst, const uint8_t *data, size_t len)
     dst->cold_starts += h.u[D_COLD_STARTS];
     dst->prompt_tokens += h.u[D_PROMPT];
     dst->output_tokens += h.u[D_OUTPUT];
-    dst->joules += joules;
-    dst->battery_joules += bj;
-    dst->battery_pct += bp;
-    dst->energy_busy_ns += busy;
-    dst->attributed_tokens += att;
-    dst->battery_tokens += bt;
+    dst->joules += t.joules;
+    dst->battery_joules += t.bj;
+    dst->battery_pct += t.bp;
+    dst->energy_busy_ns += t.busy;
+    dst->attributed_tokens += t.att;
+    dst->battery_tokens += t.bt;
     if (h.first != 0 && (dst->first_unix_ns == 0 || h.first < dst->first_unix_ns))
         dst->first_unix_ns = h.first;
     if (h.last > dst->last_unix_ns)

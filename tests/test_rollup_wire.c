@@ -263,6 +263,18 @@ static void compact_records_round_trip(void **state)
         assert_int_equal(rollup_merge(&e, &base), 0);
         assert_int_equal(rollup_merge_packed(&e, buf, len), 0);
         assert_same_rollup(&e, &want);
+        /* And out again: subtracting the compact record (sketch_subtract_parts at the
+         * same scale) leaves what subtracting the rollup itself leaves. */
+        rollup viasub;
+        rollup_init(&viasub);
+        assert_int_equal(rollup_merge(&viasub, &want), 0);
+        assert_int_equal(rollup_subtract(&viasub, &r), 0);
+        rollup scr;
+        rollup_init(&scr);
+        assert_int_equal(rollup_subtract_packed_in(&e, buf, len, &arena, &scr), 0);
+        assert_same_rollup(&e, &viasub);
+        rollup_free(&scr);
+        rollup_free(&viasub);
         rollup_free(&want);
         rollup_free(&e);
         rollup_free(&r);
@@ -311,6 +323,20 @@ static void mangled_compact_records(void **state)
         rollup_init(&t);
         int rc = rollup_merge_packed(&t, exact, n);
         assert_true(rc == 0 || rc == -EINVAL);
+        /* Subtracting it from what it was merged into: read whole, or refused. */
+        if (rc == 0) {
+            rollup twice;
+            rollup_init(&twice);
+            assert_int_equal(rollup_merge(&twice, &t), 0);
+            assert_int_equal(rollup_merge(&twice, &t), 0);
+            assert_int_equal(rollup_disk_subtract(&twice, exact, n), 0);
+            rollup_free(&twice);
+        } else {
+            rollup any;
+            rollup_init(&any);
+            assert_int_equal(rollup_disk_subtract(&any, exact, n), -EINVAL);
+            rollup_free(&any);
+        }
         ok += rc == 0;
         refused += rc != 0;
         int64_t first;
