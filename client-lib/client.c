@@ -98,6 +98,12 @@ static void atfork_child(void)
         c->unacked_dropped = c->conn_gens_sent = 0;
         c->refused_until_ns = 0;
         atomic_store(&c->refused, 0);
+        /* A refresh of the calibration that another thread was in the middle of
+         * stays unfinished here: the child takes a pair of its own. */
+        unsigned seq = atomic_load(&c->clk_seq);
+        if ((seq & 1u) != 0)
+            atomic_store(&c->clk_seq, seq + 1);
+        mdc_clk_refresh(c);
         pthread_mutex_unlock(&c->mu);
     }
     pthread_mutex_unlock(&g_reg_mu);
@@ -539,7 +545,7 @@ static int sender_run(metricsd_client *c, bool force)
             /* Shm{start} went out whole: what follows goes into the ring. */
             if (mode == RING_SWITCHING && (c->switch_left -= (size_t)n) == 0) {
                 c->ring = RING_ON;
-                c->ring_probe_ns = mono_ns();
+                c->ring_probe_ns = mdc_now_ns(c);
             }
         }
         if (mode == RING_ON) {
@@ -589,8 +595,7 @@ int mdc_count_drop(metricsd_client *c)
     return 0;
 }
 
-int mdc_enqueue(metricsd_client *c, const Metricsd__Envelope *env, metricsd_gen *link,
-                metricsd_gen *unlink)
+int mdc_enqueue(metricsd_client *c, const Metricsd__Envelope *env)
 {
     size_t bound = frame_direct_bound(env);
     unsigned tag = env->msg_case == METRICSD__ENVELOPE__MSG_BEGIN ? TAG_BEGIN : TAG_GENERATION;
@@ -598,22 +603,6 @@ int mdc_enqueue(metricsd_client *c, const Metricsd__Envelope *env, metricsd_gen 
     int rc = 0;
 
     pthread_mutex_lock(&c->mu);
-    if (link != NULL) {
-        link->prev = NULL;
-        link->next = c->gens;
-        if (c->gens != NULL)
-            c->gens->prev = link;
-        c->gens = link;
-    }
-    if (unlink != NULL) {
-        if (unlink->prev != NULL)
-            unlink->prev->next = unlink->next;
-        else
-            c->gens = unlink->next;
-        if (unlink->next != NULL)
-            unlink->next->prev = unlink->prev;
-        unlink->prev = unlink->next = NULL;
-    }
     if (c->refused_until_ns != 0 && mono_ns() >= c->refused_until_ns)
         c->refused_until_ns = 0;
     /* Room for the frame's longest encoding, then the rest given back: the frame is
@@ -685,14 +674,23 @@ int metricsd_connect_opts(metricsd_client **out, const char *socket_path,
         memcpy(path, socket_path, n + 1);
     }
 
-    metricsd_client *c = calloc(1, sizeof(*c));
+    /* On lines of its own: begin and end read the first (magic, calibration). */
+    size_t csz = (sizeof(metricsd_client) + 63u) & ~(size_t)63u;
+    metricsd_client *c = aligned_alloc(64, csz);
     if (c == NULL)
         return -ENOMEM;
+    memset(c, 0, csz);
     if (sendbuf_init(&c->q, buffer_bytes) != 0) {
         free(c);
         return -ENOMEM;
     }
     if (pthread_mutex_init(&c->mu, NULL) != 0) {
+        sendbuf_free(&c->q);
+        free(c);
+        return -ENOMEM;
+    }
+    if (mdc_gen_pool_init(c) != 0) {
+        pthread_mutex_destroy(&c->mu);
         sendbuf_free(&c->q);
         free(c);
         return -ENOMEM;
@@ -716,6 +714,7 @@ int metricsd_connect_opts(metricsd_client **out, const char *socket_path,
 
     pthread_once(&g_atfork_once, atfork_register);
     mdc_ticks_init();
+    mdc_clk_refresh(c);
     pthread_mutex_lock(&g_reg_mu);
     c->reg_next = g_clients;
     if (g_clients != NULL)
@@ -758,15 +757,9 @@ void metricsd_close(metricsd_client *c)
     mdc_release r;
     disconnect(c, &r);
     c->magic = 0;
-    metricsd_gen *g = c->gens;
-    c->gens = NULL;
     pthread_mutex_unlock(&c->mu);
     mdc_release_now(&r);
-    while (g != NULL) {
-        metricsd_gen *next = g->next;
-        mdc_gen_free(g);
-        g = next;
-    }
+    mdc_gen_pool_release(c);
     pthread_mutex_destroy(&c->mu);
     sendbuf_free(&c->q);
     free(c);

@@ -516,8 +516,8 @@ long mdc_ring_write(metricsd_client *c, const struct iovec *iov, int n, bool pro
         return 0;
     }
     /* A daemon that died leaves no EOF to notice while it is polled: look once per
-     * reconnect interval (one clock read per write; the vDSO, no syscall). */
-    int64_t now = mono_ns();
+     * reconnect interval (the time from the ticks: no clock read, no syscall). */
+    int64_t now = mdc_now_ns(c);
     if (probe || now - c->ring_probe_ns >= c->reconnect_ns) {
         c->ring_probe_ns = now;
         if (mdc_peer_gone(c, c->fd)) {
