@@ -138,6 +138,7 @@ struct metricsd_client {
      * the ring: from here the frames the daemon has not taken can be found when the
      * connection ends. The sender never writes over it. */
     uint64_t ring_walk;
+    bool ring_tail_whole;     /* ring_tail is a frame boundary (sender-owned) */
     bool offer_due;           /* busy: the sender makes an offer */
     int ring_pass_fd;         /* the memfd, passed with the next bytes sent; -1: none */
     size_t switch_left;       /* RING_SWITCHING: bytes for the socket, up to Shm{start} */
@@ -211,7 +212,7 @@ struct metricsd_gen {
     int gpu_layers;
     int gpu_layers_set;       /* send gpu_layers even when 0 */
     uint64_t start_tick, sched_tick; /* ticks (hot.last_tick: the latest token) */
-    uint64_t first_tick;      /* the first token's tick */
+    uint64_t tokens_hi;       /* tokens past hot.tokens' 32 bits (tokens_add) */
     int64_t start_unix_ns;
     int64_t prompt_tokens, cached_prompt_tokens, load_ns;
     /* model, backend, engine, request_id: NUL-terminated, one after another in names;
@@ -225,6 +226,14 @@ struct metricsd_gen {
     char names[MDC_NAMES_BYTES];
 };
 _Static_assert(offsetof(struct metricsd_gen, hot) == 0, "the public line comes first");
+_Static_assert(offsetof(metricsd_gen_hot, pend) == 64 &&
+                   offsetof(metricsd_gen_hot, stage) + sizeof(((metricsd_gen_hot *)0)->stage) <= 64,
+               "what a token touches is one line, then the gap array (layout version 1)");
+_Static_assert(offsetof(metricsd_gen_hot, magic) == 0 && offsetof(metricsd_gen_hot, n_pend) == 4 &&
+                   offsetof(metricsd_gen_hot, last_tick) == 8 &&
+                   offsetof(metricsd_gen_hot, first_tick) == 16 &&
+                   offsetof(metricsd_gen_hot, tokens) == 24 && offsetof(metricsd_gen_hot, stage) == 28,
+               "metricsd_gen_hot is frozen (metricsd.h)");
 #define MDC_NO_NAME UINT16_MAX
 
 /* ---- clocks and small helpers ---- */

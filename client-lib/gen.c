@@ -184,7 +184,8 @@ metricsd_gen *metricsd_begin(metricsd_client *c, const char *model, const metric
     g->gpu_layers = 0;
     g->gpu_layers_set = 0;
     g->start_tick = now;
-    g->sched_tick = g->first_tick = 0;
+    g->sched_tick = g->hot.first_tick = 0;
+    g->tokens_hi = 0;
     g->start_unix_ns = mdc_clk_unix(&k, now);
     g->prompt_tokens = g->cached_prompt_tokens = g->load_ns = 0;
     sketch_init(&g->itl, SKETCH_DEFAULT_SCALE);
@@ -228,11 +229,28 @@ void metricsd_scheduled(metricsd_gen *g)
     g->has_scheduled = true;
 }
 
-void metricsd_first_token(metricsd_gen *g)
+/* hot.tokens is 32 bits (the inline path's line); the library carries into tokens_hi
+ * so that it never wraps to 0 (which means "no token yet"). */
+static void tokens_add(metricsd_gen *g, uint64_t n)
+{
+    uint64_t t = (uint64_t)g->hot.tokens + n;
+    if (t > 0xfffffffeu) {
+        g->tokens_hi += t - 1;
+        t = 1;
+    }
+    g->hot.tokens = (uint32_t)t;
+}
+
+static uint64_t tokens_of(const metricsd_gen *g)
+{
+    return g->tokens_hi + g->hot.tokens;
+}
+
+void (metricsd_first_token)(metricsd_gen *g)
 {
     if (!gen_live(g) || g->hot.tokens > 0)
         return;
-    g->first_tick = g->hot.last_tick = mdc_ticks_of(g->tsc);
+    g->hot.first_tick = g->hot.last_tick = mdc_ticks_of(g->tsc);
     g->hot.tokens = 1;
 }
 
@@ -282,7 +300,7 @@ static double gen_rate(metricsd_gen *g, uint64_t now)
 __attribute__((noinline, cold)) static void token_slow(metricsd_gen *g, uint64_t now)
 {
     if (g->hot.tokens == 0) {
-        g->first_tick = now;
+        g->hot.first_tick = now;
     } else {
         uint64_t gap = now - g->hot.last_tick;
         if (gap <= UINT32_MAX) {
@@ -296,7 +314,7 @@ __attribute__((noinline, cold)) static void token_slow(metricsd_gen *g, uint64_t
         }
     }
     g->hot.last_tick = now;
-    g->hot.tokens++;
+    tokens_add(g, 1);
 }
 
 /* The exported function (bindings, and the inline path's fallback); in parentheses,
@@ -307,7 +325,8 @@ void (metricsd_token)(metricsd_gen *g)
         return;
     uint64_t now = mdc_ticks_of(g->tsc);
     uint64_t gap = now - g->hot.last_tick;
-    if (__builtin_expect(g->hot.tokens == 0 || gap > UINT32_MAX || g->hot.n_pend == MDC_RAW_GAPS, 0)) {
+    if (__builtin_expect(g->hot.tokens - 1u >= 0xfffffffeu || gap > UINT32_MAX ||
+                             g->hot.n_pend == MDC_RAW_GAPS, 0)) {
         token_slow(g, now);
         return;
     }
@@ -326,7 +345,7 @@ void metricsd_tokens(metricsd_gen *g, unsigned n)
     uint64_t now = mdc_ticks_of(g->tsc);
     if (g->hot.tokens == 0) {
         /* The first token and n - 1 more came out together: gaps of 0. */
-        g->first_tick = now;
+        g->hot.first_tick = now;
         if (n > 1)
             sketch_record_n(&g->itl, 0.0, n - 1);
     } else if ((int64_t)(now - g->hot.last_tick) >= 0) {
@@ -334,7 +353,7 @@ void metricsd_tokens(metricsd_gen *g, unsigned n)
         sketch_record_n(&g->itl, ns / n, n);
     }
     g->hot.last_tick = now;
-    g->hot.tokens += n;
+    tokens_add(g, n);
 }
 
 void metricsd_prompt(metricsd_gen *g, int64_t prompt_tokens, int64_t cached_prompt_tokens)
@@ -423,9 +442,9 @@ int metricsd_end(metricsd_gen *g, metricsd_status status)
     int64_t total = mdc_clk_ns(&k, g->start_tick, now_tick);
     if (g->hot.tokens > 0) {
         m.has_ttft_ns = 1;
-        m.ttft_ns = mdc_clk_ns(&k, g->start_tick, g->first_tick);
+        m.ttft_ns = mdc_clk_ns(&k, g->start_tick, g->hot.first_tick);
         m.has_decode_ns = 1;
-        m.decode_ns = mdc_clk_ns(&k, g->first_tick, g->hot.last_tick);
+        m.decode_ns = mdc_clk_ns(&k, g->hot.first_tick, g->hot.last_tick);
     }
     m.has_total_ns = 1;
     m.total_ns = total;
@@ -435,7 +454,7 @@ int metricsd_end(metricsd_gen *g, metricsd_status status)
         m.cached_prompt_tokens = g->cached_prompt_tokens;
     }
     m.has_output_tokens = 1;
-    m.output_tokens = (int64_t)g->hot.tokens;
+    m.output_tokens = (int64_t)tokens_of(g);
     m.has_status = 1;
     m.status = (Metricsd__Status)status;
     m.error_kind = g->error_kind;

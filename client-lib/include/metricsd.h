@@ -231,7 +231,8 @@ METRICSD_EXPORT metricsd_gen *metricsd_begin(metricsd_client *c, const char *mod
  * slot or puts it in a batch. Not calling it leaves the queue unknown. */
 METRICSD_EXPORT void metricsd_scheduled(metricsd_gen *g);
 /* The first output token is out (TTFT = start -> now): call it once the first token
- * has been sampled, so TTFT includes the prompt's processing and the first sample. */
+ * has been sampled, so TTFT includes the prompt's processing and the first sample.
+ * Inline on x86-64 as metricsd_token is (below). */
 METRICSD_EXPORT void metricsd_first_token(metricsd_gen *g);
 /* One more output token, after it is sampled; no syscall: a clock read and a
  * histogram increment. Calling it before metricsd_first_token counts as the first
@@ -250,8 +251,9 @@ METRICSD_EXPORT void metricsd_first_token(metricsd_gen *g);
  * metricsd_close keep them in a pool, their magic cleared), so a token on a stale
  * handle never writes into the host's heap: it is dropped, or at worst counted into
  * a later generation that reuses the record. Define METRICSD_NO_INLINE_TOKEN before
- * including this header for a plain call; `(metricsd_token)(g)` or a pointer to
- * metricsd_token always reaches the exported function (bindings such as ctypes use it). */
+ * including this header for a plain call (of both); `(metricsd_token)(g)` or a pointer
+ * to metricsd_token always reaches the exported function (bindings such as ctypes use
+ * it). metricsd_first_token is inline the same way. */
 METRICSD_EXPORT void metricsd_token(metricsd_gen *g);
 
 /* The first cache line of every generation record and the gap array after it: a
@@ -265,9 +267,11 @@ typedef struct metricsd_gen_hot {
     uint32_t magic;      /* METRICSD_GEN_HOT_V1: the inline path may write */
     uint32_t n_pend;     /* gaps recorded: pend[0, n_pend & ~7) and stage */
     uint64_t last_tick;  /* TSC at the latest token */
-    uint64_t tokens;     /* tokens so far (0: the first is not out yet) */
-    uint32_t reserved;
+    uint64_t first_tick; /* TSC at the first token */
+    uint32_t tokens;     /* tokens so far, 0: the first is not out yet (the library
+                          * carries past 0xfffffffe; the inline path never gets there) */
     uint32_t stage[METRICSD_GEN_HOT_STAGE]; /* the latest gaps, in TSC ticks */
+    uint32_t reserved;
     uint32_t pend[METRICSD_GEN_HOT_GAPS];   /* from offset 64: groups of 8 gaps */
 } metricsd_gen_hot;
 
@@ -280,7 +284,8 @@ static inline void metricsd_token_inline(metricsd_gen *g)
         uint64_t now = __builtin_ia32_rdtsc();
         uint64_t gap = now - h->last_tick;
         uint32_t i = h->n_pend;
-        if (__builtin_expect(h->tokens != 0 && gap <= 0xffffffffu && i < METRICSD_GEN_HOT_GAPS, 1)) {
+        if (__builtin_expect(h->tokens - 1u < 0xfffffffeu && gap <= 0xffffffffu &&
+                                 i < METRICSD_GEN_HOT_GAPS, 1)) {
             h->stage[i % METRICSD_GEN_HOT_STAGE] = (uint32_t)gap;
             if (i % METRICSD_GEN_HOT_STAGE == METRICSD_GEN_HOT_STAGE - 1)
                 __builtin_memcpy(&h->pend[i + 1 - METRICSD_GEN_HOT_STAGE], h->stage,
@@ -294,6 +299,20 @@ static inline void metricsd_token_inline(metricsd_gen *g)
     (metricsd_token)(g);
 }
 #define metricsd_token(g) metricsd_token_inline(g)
+/* The first token likewise: one TSC read and three stores into the same line. */
+static inline void metricsd_first_token_inline(metricsd_gen *g)
+{
+    metricsd_gen_hot *h = (metricsd_gen_hot *)(void *)g;
+    if (__builtin_expect(g != 0 && h->magic == METRICSD_GEN_HOT_V1, 1)) {
+        if (h->tokens == 0) {
+            h->first_tick = h->last_tick = __builtin_ia32_rdtsc();
+            h->tokens = 1;
+        }
+        return;
+    }
+    (metricsd_first_token)(g);
+}
+#define metricsd_first_token(g) metricsd_first_token_inline(g)
 #endif
 /* n more output tokens at once (a batch decoded together): the gap since the last
  * token is spread evenly over them. */
