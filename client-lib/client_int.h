@@ -66,6 +66,9 @@ enum ring_mode {
  * within RING_BUSY_NS (1,000 a second). */
 #define RING_BUSY_FRAMES 16u
 #define RING_BUSY_NS 16000000ll
+/* A daemon that marked the ring (shmring_hdr.beat_ns) this recently is alive: the
+ * probe's poll() is skipped (ring.c). 5 of its 20 ms doze ticks. */
+#define MDC_BEAT_FRESH_NS 100000000ll
 /* Connections whose offer was never accepted before the client stops offering. */
 #define RING_MAX_UNANSWERED 2u
 /* Live objects carry these; close and end clear them (metricsd.h, "Threads"). */
@@ -424,6 +427,15 @@ ssize_t mdc_ring_send_fd(int fd, int pass_fd, const struct iovec *iov, int n);
  * head cannot be right (the caller consumes what was taken, then disconnects). */
 long mdc_ring_write(metricsd_client *c, const struct iovec *iov, int n, bool probe,
                     bool *gone);
+/* By the sender without c->mu, with nothing else waiting: env encoded straight into
+ * the ring's free bytes (issue 19: no copy through the send buffer, whose lines are
+ * cold), published, and a sleeping daemon woken. Returns the frame's bytes; 0 when it
+ * cannot go this way now (ring closed, a probe due, no room before the wrap: the
+ * caller takes the general path, nothing was published); -1 when the frame is over
+ * the size limit (dropped: the caller counts it). *gone as for mdc_ring_write, with
+ * the frame in the ring (it goes again on the next connection). */
+long mdc_ring_write_frame(metricsd_client *c, const Metricsd__Envelope *env, size_t bound,
+                          bool *gone);
 /* By the sender without c->mu, on metricsd_flush with nothing left to write: a daemon
  * dozing on frames still in the ring is woken to take them now. *gone as above. */
 void mdc_ring_nudge(metricsd_client *c, bool *gone);

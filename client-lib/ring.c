@@ -565,6 +565,22 @@ static int ring_wake(metricsd_client *c, uint64_t head, bool now)
     return w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR ? -1 : 1;
 }
 
+/* Whether the once-per-interval probe of the daemon is due at `now`: not when the
+ * daemon marked the ring within MDC_BEAT_FRESH_NS (it dozes on it, looking every
+ * 20 ms): then it is alive without a poll(), and the interval starts again. */
+static bool ring_probe_due(metricsd_client *c, int64_t now)
+{
+    if (now - c->ring_probe_ns < c->reconnect_ns)
+        return false;
+    uint64_t beat = atomic_load_explicit(&c->ring_hdr->beat_ns, memory_order_relaxed);
+    int64_t age = now - (int64_t)beat;
+    if (beat != 0 && age < MDC_BEAT_FRESH_NS && age > -MDC_BEAT_FRESH_NS) {
+        c->ring_probe_ns = now;
+        return false;
+    }
+    return true;
+}
+
 long mdc_ring_write(metricsd_client *c, const struct iovec *iov, int n, bool probe, bool *gone)
 {
     shmring_hdr *h = c->ring_hdr;
@@ -578,7 +594,7 @@ long mdc_ring_write(metricsd_client *c, const struct iovec *iov, int n, bool pro
     /* A daemon that died leaves no EOF to notice while it is polled: look once per
      * reconnect interval (the time from the ticks: no clock read, no syscall). */
     int64_t now = mdc_now_ns(c);
-    if (probe || now - c->ring_probe_ns >= c->reconnect_ns) {
+    if (probe || ring_probe_due(c, now)) {
         c->ring_probe_ns = now;
         if (mdc_peer_gone(c, c->fd)) {
             *gone = true;
@@ -624,6 +640,44 @@ long mdc_ring_write(metricsd_client *c, const struct iovec *iov, int n, bool pro
     if (woke != 0)
         c->ring_probe_ns = now; /* the socket took a byte: the daemon is there */
     return put;
+}
+
+long mdc_ring_write_frame(metricsd_client *c, const Metricsd__Envelope *env, size_t bound,
+                          bool *gone)
+{
+    shmring_hdr *h = c->ring_hdr;
+    *gone = false;
+    if (atomic_load_explicit(&h->state, memory_order_acquire) == SHMRING_CLOSED)
+        return 0; /* the general path finds it closed and reconnects */
+    int64_t now = mdc_now_ns(c);
+    if (ring_probe_due(c, now))
+        return 0; /* a probe is due: the general path makes it */
+    uint64_t head = atomic_load_explicit(&h->head, memory_order_acquire);
+    if (head - c->ring_walk > c->ring_tail - c->ring_walk)
+        return 0;
+    if (head == c->ring_tail && c->ring_tail_whole)
+        c->ring_walk = head;
+    else if (walk_to(c, head) != 0)
+        return 0;
+    size_t at = (size_t)(c->ring_tail & (RING_BYTES - 1));
+    size_t room = RING_BYTES - (size_t)(c->ring_tail - c->ring_walk);
+    /* The frame's longest encoding must fit before the wrap and before ring_walk. */
+    if (bound > room || bound > RING_BYTES - at)
+        return 0;
+    size_t fl = frame_encode(env, ring_data(c) + at);
+    if (fl > FRAME_HEADER_BYTES + FRAME_MAX_CLIENT)
+        return -1; /* written, not published: the caller counts the drop */
+    c->ring_tail += fl;
+    c->ring_tail_whole = true;
+    atomic_store_explicit(&h->tail, c->ring_tail, memory_order_release);
+    /* As mdc_ring_write: published, fenced, then a sleeping daemon is woken. */
+    atomic_thread_fence(memory_order_seq_cst);
+    int woke = ring_wake(c, head, false);
+    if (woke < 0)
+        *gone = true;
+    if (woke != 0)
+        c->ring_probe_ns = now;
+    return (long)fl;
 }
 
 void mdc_ring_nudge(metricsd_client *c, bool *gone)
