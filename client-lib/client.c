@@ -595,7 +595,17 @@ int mdc_count_drop(metricsd_client *c)
     return 0;
 }
 
-int mdc_enqueue(metricsd_client *c, const Metricsd__Envelope *env)
+/* Under mu: the ended generation's record back on the free list (encoded: env no
+ * longer needs it). */
+static void gen_put(metricsd_client *c, metricsd_gen *g)
+{
+    if (g != NULL) {
+        g->next_free = c->gen_free;
+        c->gen_free = g;
+    }
+}
+
+int mdc_enqueue(metricsd_client *c, const Metricsd__Envelope *env, metricsd_gen *recycle)
 {
     size_t bound = frame_direct_bound(env);
     unsigned tag = env->msg_case == METRICSD__ENVELOPE__MSG_BEGIN ? TAG_BEGIN : TAG_GENERATION;
@@ -612,9 +622,11 @@ int mdc_enqueue(metricsd_client *c, const Metricsd__Envelope *env)
         pthread_mutex_unlock(&c->mu);
         bool gone = false;
         long put = mdc_ring_write_frame(c, env, bound, &gone);
+        metricsd_gen *rec = recycle;
         pthread_mutex_lock(&c->mu);
         c->sending = false;
         if (put != 0) {
+            gen_put(c, rec);
             if (put > 0) {
                 c->sent++;
                 if (tag == TAG_GENERATION)
@@ -654,6 +666,7 @@ int mdc_enqueue(metricsd_client *c, const Metricsd__Envelope *env)
         if (p != NULL)
             frame_encode(env, p);
     }
+    gen_put(c, recycle);
     if (p == NULL) {
         mdc_count_frame_drop(c, tag);
         rc = -ENOBUFS;

@@ -101,9 +101,7 @@ struct metricsd_client {
     struct metricsd_client *reg_prev, *reg_next; /* registry, for fork handling */
 
     /* Fixed at connect. */
-    struct sockaddr_un addr;
     socklen_t addr_len;
-    char name[STR_MAX + 1];
     int64_t reconnect_ns;
 
     /* Under mu. The sender role (`sending`): the one thread that holds it connects,
@@ -117,7 +115,6 @@ struct metricsd_client {
     int64_t last_attempt_ns;  /* monotonic; 0: never tried */
     /* The Hello of the current connection goes before any buffered byte; so do the
      * ring's Shm frames, in the same slot after it (ring.c, queue_shm). */
-    uint8_t hello[HELLO_MAX];
     size_t hello_len, hello_off;
     unsigned hello_frames;    /* frames in the slot (the Hello, a Shm): `sent` counts */
     uint64_t hello_dropped;   /* the `dropped` that hello reports */
@@ -153,7 +150,6 @@ struct metricsd_client {
 
     /* Acknowledgements (issue 14). Sender-owned, like ring_tail: the daemon's bytes
      * are read and parsed by the sender without mu; reset under mu at connect. */
-    uint8_t rx[MDC_RX_MAX];   /* a partial daemon frame */
     size_t rx_len;
     bool rx_bad;              /* a frame we cannot read: the rest is read and ignored */
     bool conn_acks;           /* this daemon acked (or refused) on this connection */
@@ -173,6 +169,13 @@ struct metricsd_client {
     /* System calls made for this client (metricsd_client_stats.syscalls), and the
      * socket writes among them (sends): by the sender, without mu. */
     atomic_uint_fast64_t syscalls, sends;
+
+    /* The arrays last, so that the fields above (what begin and end touch among them)
+     * share a few lines: with cold caches each line is a miss. */
+    struct sockaddr_un addr;  /* fixed at connect */
+    char name[STR_MAX + 1];   /* fixed at connect; a Generation's default engine */
+    uint8_t hello[HELLO_MAX]; /* the Hello's slot (above: hello_len, hello_off) */
+    uint8_t rx[MDC_RX_MAX];   /* a partial daemon frame (above: rx_len, rx_bad) */
 };
 
 /* Count n system calls made for c (relaxed: a statistic). */
@@ -386,8 +389,10 @@ static inline size_t pending_bytes(const metricsd_client *c)
  * Begin in the child. */
 extern atomic_uint mdc_fork_epoch;
 
-/* Queue env as one whole frame and try to send. Returns 0 or -ENOBUFS (counted). */
-int mdc_enqueue(metricsd_client *c, const Metricsd__Envelope *env);
+/* Queue env as one whole frame and try to send. `recycle`, when not NULL, is the ended
+ * generation's record, whose bytes env points into: it goes back to the free list
+ * once env is encoded, in the same critical section. Returns 0 or -ENOBUFS (counted). */
+int mdc_enqueue(metricsd_client *c, const Metricsd__Envelope *env, metricsd_gen *recycle);
 /* A drop counted for an event that never became a frame; -EBADF for a closed client. */
 int mdc_count_drop(metricsd_client *c);
 /* connect: the first slab of generation records (0 or -ENOMEM). close: every slab

@@ -214,7 +214,7 @@ metricsd_gen *metricsd_begin(metricsd_client *c, const char *model, const metric
     /* gen_id is cleared when the Begin was dropped: nothing reads it meanwhile (the
      * generation is not yet the caller's). */
     g->gen_id = b.gen_id;
-    if (mdc_enqueue(c, &env) != 0)
+    if (mdc_enqueue(c, &env, NULL) != 0)
         g->gen_id = 0;
     /* Live from here: the inline token may write the first line once this is set. */
     g->hot.magic = g->tsc ? METRICSD_GEN_HOT_V1 : MDC_GEN_MAGIC;
@@ -492,16 +492,25 @@ int metricsd_end(metricsd_gen *g, metricsd_status status)
     env.msg_case = METRICSD__ENVELOPE__MSG_GENERATION;
     env.generation = &m;
 
-    int rc = mdc_enqueue(c, &env);
-    sketch_pb_scratch_free(&scr);
-    /* Back to the client's free list: what it holds besides is freed first, without
-     * the lock. */
-    gen_release(g);
-    pthread_mutex_lock(&c->mu);
-    g->next_free = c->gen_free;
-    c->gen_free = g;
-    pthread_mutex_unlock(&c->mu);
+    /* The record goes back to the client's free list in the critical section that
+     * queues its frame (one lock); what it owns besides (nothing, nearly always) is
+     * taken out of it first and freed after, without the lock. */
+    metricsd_gen own;
+    bool owns = g->error_kind != NULL || g->n_labels > 0 || g->itl.counts != NULL;
+    if (owns) {
+        own.error_kind = g->error_kind;
+        own.n_labels = g->n_labels;
+        memcpy(own.labels, g->labels, g->n_labels * sizeof(g->labels[0]));
+        own.itl = g->itl;
+        g->error_kind = NULL;
+        g->n_labels = 0;
+        memset(&g->itl, 0, sizeof(g->itl));
+    }
     atomic_fetch_sub_explicit(&c->in_flight, 1, memory_order_relaxed);
+    int rc = mdc_enqueue(c, &env, g);
+    sketch_pb_scratch_free(&scr);
+    if (owns)
+        gen_release(&own);
     return rc;
 }
 
@@ -619,7 +628,7 @@ int metricsd_record(metricsd_client *c, const metricsd_event *ev)
     env.msg_case = METRICSD__ENVELOPE__MSG_GENERATION;
     env.generation = &m;
 
-    int rc = mdc_enqueue(c, &env);
+    int rc = mdc_enqueue(c, &env, NULL);
     sketch_pb_scratch_free(&scr);
     sketch_free(&itl);
     return rc;
