@@ -447,6 +447,11 @@ void mdc_ring_nudge(metricsd_client *c, bool *gone);
 /* By the sender without c->mu: whether the peer of fd has gone (EOF or error). The
  * daemon's Ack and Refused frames are read and noted; other bytes are ignored. */
 bool mdc_peer_gone(metricsd_client *c, int fd);
+/* A daemon frame's payload, read as protobuf-c would unpack the Envelope (ring.c):
+ * MDC_RX_ACK with *acked set (Ack.generations), MDC_RX_REFUSED, or MDC_RX_OTHER
+ * (anything else, or bytes that are not a valid Envelope). */
+enum { MDC_RX_OTHER = 0, MDC_RX_ACK = 1, MDC_RX_REFUSED = 2 };
+int mdc_rx_parse(const uint8_t *payload, size_t len, uint64_t *acked);
 /* By the sender without c->mu, before fd is closed: read what the daemon left. */
 void mdc_rx_drain(metricsd_client *c, int fd);
 /* Under c->mu: a Generation frame that had been sent is back in the buffer or dropped. */

@@ -402,7 +402,7 @@ static int rx_skip(wire_cursor *w, unsigned wt)
  * hand (issue 19: protobuf-c's unpacker walks descriptor tables, tens of cold lines
  * on the ring's probe); the same outcome as unpacking the Envelope: the last member
  * of the oneof wins, and bytes that are not a valid Envelope are ignored. */
-static void rx_frame(metricsd_client *c, const uint8_t *payload, size_t len)
+int mdc_rx_parse(const uint8_t *payload, size_t len, uint64_t *acked)
 {
     wire_cursor w = { payload, payload + len };
     uint64_t key, gens = 0;
@@ -410,18 +410,20 @@ static void rx_frame(metricsd_client *c, const uint8_t *payload, size_t len)
     bool has_gens = false;
     while (w.p < w.end) {
         if (wire_varint(&w, &key) != 0)
-            return;
+            return MDC_RX_OTHER;
         unsigned field = (unsigned)(key >> 3), wt = (unsigned)(key & 7u);
         if (field == 0)
-            return;
+            return MDC_RX_OTHER;
         if (wt != WIRE_LEN) {
             if (rx_skip(&w, wt) != 0)
-                return;
+                return MDC_RX_OTHER;
             continue;
         }
         wire_cursor in;
         if (wire_sub(&w, &in) != 0)
-            return;
+            return MDC_RX_OTHER;
+        if (field != last)
+            has_gens = false; /* another member of the oneof replaced it */
         last = field;
         if (field != 120)
             continue;
@@ -429,25 +431,40 @@ static void rx_frame(metricsd_client *c, const uint8_t *payload, size_t len)
         while (in.p < in.end) {
             uint64_t k2, v;
             if (wire_varint(&in, &k2) != 0 || (k2 >> 3) == 0)
-                return;
+                return MDC_RX_OTHER;
             if ((k2 >> 3) == 1 && (k2 & 7u) == WIRE_VARINT) {
                 if (wire_varint(&in, &v) != 0)
-                    return;
+                    return MDC_RX_OTHER;
                 gens = v;
                 has_gens = true;
             } else if (rx_skip(&in, (unsigned)(k2 & 7u)) != 0) {
-                return;
+                return MDC_RX_OTHER;
             }
         }
     }
     if (last == 120 && has_gens) {
+        *acked = gens;
+        return MDC_RX_ACK;
+    }
+    return last == 121 ? MDC_RX_REFUSED : MDC_RX_OTHER;
+}
+
+static void rx_frame(metricsd_client *c, const uint8_t *payload, size_t len)
+{
+    uint64_t gens = 0;
+    switch (mdc_rx_parse(payload, len, &gens)) {
+    case MDC_RX_ACK:
         c->conn_acks = true;
         if (gens > c->conn_acked)
             c->conn_acked = gens;
-    } else if (last == 121) {
+        break;
+    case MDC_RX_REFUSED:
         c->conn_acks = true;
         c->conn_refused = true;
         atomic_fetch_add_explicit(&c->refused, 1, memory_order_relaxed);
+        break;
+    default:
+        break;
     }
 }
 
