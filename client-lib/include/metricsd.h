@@ -55,7 +55,12 @@
  * client or generation (cleared by close and by metricsd_end) and then returns -EBADF,
  * NULL or nothing. That second check reads freed memory: it catches a stale pointer
  * until the allocator hands that memory out again, not after; it never hangs (no call
- * takes a lock before the check passes).
+ * takes a lock before the check passes). Generations are safer: their records are
+ * never the host's heap (slabs the library maps; metricsd_end puts a record back in
+ * its client's pool, metricsd_close turns the pool into read-only zero pages), so a
+ * call on an ended or closed generation always reads a cleared magic and does
+ * nothing, unless a later generation of the same client reuses the record, which
+ * then gets the stale call.
  *
  * Errors: functions that can fail return 0 or a negative errno; metricsd_strerror()
  * turns it into words.
@@ -170,7 +175,13 @@ typedef struct metricsd_options {
  * at an idle one every 20 ms, so a frame may wait that long; metricsd_flush asks for
  * it at once (docs/transport.md). METRICSD_TRANSPORT=socket in the environment keeps
  * every client on the socket. Tokens are timed with the TSC where the kernel keeps time with
- * it; METRICSD_CLOCK=monotonic (read at the first connect) uses clock_gettime. */
+ * it; METRICSD_CLOCK=monotonic (read at the first connect) uses clock_gettime. Begin,
+ * first token and end read no clock either: each client keeps a calibration of the
+ * ticks against CLOCK_MONOTONIC and CLOCK_REALTIME, taken at connect and again when a
+ * call finds it due (the interval doubles from the library's load, up to 10 s), so
+ * durations are tick differences (off by the rate's error, about 30 ns over the time
+ * since load) and start_unix_ns is off by at most the wall clock's slew or step since
+ * the last calibration. */
 METRICSD_EXPORT int metricsd_connect(metricsd_client **out, const char *socket_path,
                                      const char *client_name);
 METRICSD_EXPORT int metricsd_connect_opts(metricsd_client **out, const char *socket_path,
@@ -325,7 +336,8 @@ METRICSD_EXPORT void metricsd_prompt(metricsd_gen *g, int64_t prompt_tokens,
 METRICSD_EXPORT void metricsd_load_ns(metricsd_gen *g, int64_t load_ns);
 METRICSD_EXPORT void metricsd_error_kind(metricsd_gen *g, const char *kind);
 METRICSD_EXPORT void metricsd_label(metricsd_gen *g, const char *key, const char *value);
-/* Finish: queue one Generation frame and try to send it without blocking. g is freed.
+/* Finish: queue one Generation frame and try to send it without blocking. g is over:
+ * its record goes back to the client's pool (never to the heap: "Threads").
  * Returns 0 (also for NULL), -ENOBUFS when the event was dropped (buffer full, or the
  * frame over 64 KiB; counted), -EBADF for a generation already ended or freed by
  * metricsd_close (when detectable, see "Threads"). */
