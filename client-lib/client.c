@@ -599,7 +599,9 @@ int mdc_count_drop(metricsd_client *c)
  * longer needs it). */
 static void gen_put(metricsd_client *c, metricsd_gen *g)
 {
-    if (g != NULL) {
+    metricsd_gen *none = NULL;
+    if (g != NULL && !atomic_compare_exchange_strong_explicit(
+                         &c->gen_spare, &none, g, memory_order_release, memory_order_relaxed)) {
         g->next_free = c->gen_free;
         c->gen_free = g;
     }

@@ -91,6 +91,9 @@ struct metricsd_client {
     alignas(64) uint32_t magic;
     atomic_uint clk_seq;
     _Atomic uint64_t clk_tick, clk_mono, clk_real_off, clk_rate, clk_next;
+    /* A free generation record, taken by begin without the lock (an exchange); end
+     * leaves its record here when the slot is empty, else on gen_free. */
+    _Atomic(struct metricsd_gen *) gen_spare;
     alignas(64) pthread_mutex_t mu;
     /* Generation records (gen.c): the free ones, and the slabs they live in (mapped
      * by the client, never the host's heap; close turns them into read-only zero

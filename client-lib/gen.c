@@ -126,6 +126,7 @@ void mdc_gen_pool_release(metricsd_client *c)
     }
     c->slabs = NULL;
     c->gen_free = NULL;
+    atomic_store(&c->gen_spare, NULL);
     c->gen_records = 0;
     (void)calls;
 }
@@ -166,9 +167,13 @@ metricsd_gen *metricsd_begin(metricsd_client *c, const char *model, const metric
     }
     mdc_clk k;
     mdc_clk_get(c, now, &k);
-    pthread_mutex_lock(&c->mu);
-    metricsd_gen *g = gen_take(c);
-    pthread_mutex_unlock(&c->mu);
+    /* The record the last end left, without the lock (a low-rate engine: always). */
+    metricsd_gen *g = atomic_exchange_explicit(&c->gen_spare, NULL, memory_order_acquire);
+    if (g == NULL) {
+        pthread_mutex_lock(&c->mu);
+        g = gen_take(c);
+        pthread_mutex_unlock(&c->mu);
+    }
     if (g == NULL) {
         atomic_fetch_sub_explicit(&c->in_flight, 1, memory_order_relaxed);
         count_event_drop(c);
