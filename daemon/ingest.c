@@ -126,10 +126,13 @@ int ingest_check(const Metricsd__Generation *g, sketch *itl)
     }
     /* Raw gaps (a short generation's, issue 19): no gap between two of its tokens can
      * outlast the whole generation. */
-    if (g->has_total_ns)
+    if (g->has_total_ns && g->n_itl_gaps_ns > 0) {
+        uint32_t most = 0; /* one comparison with the longest: no branch per gap */
         for (size_t i = 0; i < g->n_itl_gaps_ns; i++)
-            if ((int64_t)g->itl_gaps_ns[i] > g->total_ns)
-                return ITL_GAP_INVALID;
+            most = g->itl_gaps_ns[i] > most ? g->itl_gaps_ns[i] : most;
+        if ((int64_t)most > g->total_ns)
+            return ITL_GAP_INVALID;
+    }
     /* n tokens have n - 1 gaps, sketched and raw together. */
     uint64_t gaps = sketch_count(itl) + g->n_itl_gaps_ns;
     if (gaps > 0 && gaps >= (uint64_t)(g->output_tokens > 0 ? g->output_tokens : 1))

@@ -137,6 +137,29 @@ static inline int32_t index_of(double v, int scale)
     return ((e - EXP_BIAS) * (1 << ts) + (int32_t)c - 1) >> sh;
 }
 
+/* index_of for an integer x > 0, from its bits alone: a uint32 is exact in a double,
+ * whose exponent is the position of x's leading one and whose 52 mantissa bits are the
+ * bits after it, so shifting the leading one to bit 63 gives both without a
+ * conversion (or the subnormal test). Same tables, same comparison: the same index. */
+static inline int32_t index_of_u32(uint32_t x, int scale)
+{
+    int e = 31 - __builtin_clz(x);
+    uint64_t frac = ((uint64_t)x << (63 - e)) << 1; /* the bits after the leading one */
+    int ts = scale > 0 ? scale : 0;
+    int sh = scale < 0 ? -scale : 0;
+    uint32_t c = lut_tab[ts][frac >> (64 - LUT_EXTRA_BITS - ts)];
+    c += (frac >> (64 - MANT_BITS)) > bm_tab[ts][c];
+    return (e * (1 << ts) + (int32_t)c - 1) >> sh;
+}
+
+int32_t sketch_index_u32(uint32_t x, int scale)
+{
+    if (x == 0 || !scale_ok(scale))
+        return INT32_MIN;
+    ensure_tables();
+    return index_of_u32(x, scale);
+}
+
 int32_t sketch_index(double v, int scale)
 {
     if (!(v > 0.0 && v <= DBL_MAX) || !scale_ok(scale))
@@ -393,6 +416,58 @@ int sketch_record_n(sketch *s, double v, uint64_t n)
     return record(s, v, n);
 }
 
+/* One run of sketch_record_u32: v[i, n) into s while each value falls inside the
+ * array, stopping at the first that does not (or at n). Returns the index it stopped
+ * at. ts and sh are the scale's (index_of); inlined with the default scale's constants,
+ * where the shifts by them cost nothing. */
+static inline __attribute__((always_inline)) size_t record_u32_run(sketch *s, const uint32_t *v,
+                                                                   size_t i, size_t n, int ts,
+                                                                   int sh)
+{
+    const uint16_t *lut = lut_tab[ts];
+    const uint64_t *bm = bm_tab[ts];
+    /* counts[at] for index e * 2^ts + c - 1: the - 1 and the offset in one constant. */
+    const int32_t base = s->offset + 1;
+    const uint32_t len = s->len;
+    uint64_t *counts = s->counts;
+    uint64_t zeros = 0;
+    uint32_t lo = UINT32_MAX, hi = 0;
+    double sum = s->sum;
+    size_t start = i;
+    for (; i < n; i++) {
+        uint32_t x = v[i];
+        if (UNLIKELY(x == 0)) {
+            zeros++;
+            lo = 0;
+            continue;
+        }
+        int z = __builtin_clz(x);
+        uint64_t frac = ((uint64_t)x << 32 << z) << 1; /* the bits after the leading one */
+        uint32_t c = lut[frac >> (64 - LUT_EXTRA_BITS - ts)];
+        c += (frac >> (64 - MANT_BITS)) > bm[c];
+        uint32_t at = (uint32_t)((((31 - z) * (1 << ts) + (int32_t)c - 1) >> sh) + 1 - base);
+        if (UNLIKELY(at >= len))
+            break;
+        counts[at]++;
+        sum += (double)x;
+        lo = x < lo ? x : lo;
+        hi = x > hi ? x : hi;
+    }
+    if (i > start) {
+        double mn = (double)lo, mx = (double)hi;
+        if (s->count) {
+            mn = s->min < mn ? s->min : mn;
+            mx = s->max > mx ? s->max : mx;
+        }
+        s->min = mn;
+        s->max = mx;
+    }
+    s->count += i - start;
+    s->zero_count += zeros;
+    s->sum = sum;
+    return i;
+}
+
 int sketch_record_u32(sketch *s, const uint32_t *v, size_t n)
 {
     ensure_tables();
@@ -401,38 +476,14 @@ int sketch_record_u32(sketch *s, const uint32_t *v, size_t n)
         /* record() for each, with what it reads of s kept in locals while the values
          * fall inside the array; one that does not goes through record() (which grows
          * the array, as one by one would), and the run goes on. Same results in the
-         * same order: min and max start from the sketch's own (or the first value),
-         * sum adds value by value. */
-        const int scale = s->scale;
-        const int32_t off = s->offset;
-        const uint32_t len = s->len;
-        uint64_t *counts = s->counts;
-        uint64_t zeros = 0;
-        double sum = s->sum, mn = s->count ? s->min : INFINITY, mx = s->count ? s->max : -INFINITY;
-        size_t start = i;
-        for (; i < n; i++) {
-            double x = (double)v[i];
-            if (v[i] == 0) {
-                zeros++;
-                mn = mn < 0.0 ? mn : 0.0;
-                mx = mx > 0.0 ? mx : 0.0;
-                continue;
-            }
-            uint32_t at = (uint32_t)(index_of(x, scale) - off);
-            if (UNLIKELY(at >= len))
-                break;
-            counts[at]++;
-            sum += x;
-            mn = x < mn ? x : mn;
-            mx = x > mx ? x : mx;
-        }
-        s->count += i - start;
-        s->zero_count += zeros;
-        s->sum = sum;
-        if (i > start) {
-            s->min = mn;
-            s->max = mx;
-        }
+         * same order: the index from the integer's bits (index_of_u32), sum added
+         * value by value in doubles, min and max kept as integers (a uint32 converts
+         * to a double exactly and in order) and met with the sketch's own at the end. */
+        int scale = s->scale;
+        if (scale == SKETCH_DEFAULT_SCALE)
+            i = record_u32_run(s, v, i, n, SKETCH_DEFAULT_SCALE, 0);
+        else
+            i = record_u32_run(s, v, i, n, scale > 0 ? scale : 0, scale < 0 ? -scale : 0);
         if (i < n) {
             int rc = record(s, (double)v[i], 1);
             if (rc != 0)

@@ -94,6 +94,9 @@ int32_t sketch_index(double v, int scale);
 /* Lower boundary base^i of bucket i at `scale`: sketch_index() of it is i - 1, of the
  * next double up is i. Inf or 0 past the double range; NaN for a bad scale. */
 double sketch_lower_bound(int32_t index, int scale);
+/* sketch_index((double)x, scale) for an integer x > 0, found from x's bits without a
+ * conversion: what sketch_record_u32 uses. INT32_MIN for 0 or a scale out of range. */
+int32_t sketch_index_u32(uint32_t x, int scale);
 
 /* Quantile q in [0,1]. Estimator: the value of rank r = ceil(q * count) (1-based,
  * r = 1 for q = 0; the "inverted CDF" / nearest-rank definition) is found in its bucket
