@@ -93,8 +93,7 @@ static int pack_event(ev_rec *r, series *s, const Metricsd__Generation *g, const
     sketch_init(&both, SKETCH_DEFAULT_SCALE);
     if (g->n_itl_gaps_ns > 0) {
         int bad = itl != NULL && sketch_count(itl) > 0 && sketch_merge(&both, itl) != 0;
-        for (size_t i = 0; i < g->n_itl_gaps_ns && !bad; i++)
-            bad = sketch_record(&both, (double)g->itl_gaps_ns[i]) != 0;
+        bad = bad || sketch_record_u32(&both, g->itl_gaps_ns, g->n_itl_gaps_ns) != 0;
         if (!bad)
             itl = &both;
     }

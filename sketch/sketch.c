@@ -388,7 +388,9 @@ static inline int record(sketch *s, double v, uint64_t n)
 {
     if (UNLIKELY(!(v > 0.0 && v <= DBL_MAX)))
         return record_zero_or_refuse(s, v, n);
-    int32_t i = index_of(v, s->scale);
+    /* The default scale's index with its shifts as constants: nearly every sketch. */
+    int32_t i = LIKELY(s->scale == SKETCH_DEFAULT_SCALE) ? index_of(v, SKETCH_DEFAULT_SCALE)
+                                                         : index_of(v, s->scale);
     if (UNLIKELY((uint32_t)(i - s->offset) >= s->len)) {
         int rc = grow_for(s, &i);
         if (rc)
@@ -419,52 +421,49 @@ int sketch_record_n(sketch *s, double v, uint64_t n)
 /* One run of sketch_record_u32: v[i, n) into s while each value falls inside the
  * array, stopping at the first that does not (or at n). Returns the index it stopped
  * at. ts and sh are the scale's (index_of); inlined with the default scale's constants,
- * where the shifts by them cost nothing. */
+ * where the shifts by them cost nothing. A uint32 converts to a double exactly, and
+ * the double serves the index (index_of, without the subnormal case: a uint32 has
+ * none), the sum and min and max, as record() would use it. A zero's bits make an
+ * index far below any window of a sketch of positive integers, so it stops the run
+ * and goes through record() (zeros); where the window reaches down there (a sketch
+ * of values near 2^-1023, never a sketch of gaps), each value is tested. */
 static inline __attribute__((always_inline)) size_t record_u32_run(sketch *s, const uint32_t *v,
                                                                    size_t i, size_t n, int ts,
                                                                    int sh)
 {
     const uint16_t *lut = lut_tab[ts];
     const uint64_t *bm = bm_tab[ts];
-    /* counts[at] for index e * 2^ts + c - 1: the - 1 and the offset in one constant. */
-    const int32_t base = s->offset + 1;
+    const int32_t off = s->offset;
     const uint32_t len = s->len;
     uint64_t *counts = s->counts;
-    uint64_t zeros = 0;
-    uint32_t lo = UINT32_MAX, hi = 0;
-    double sum = s->sum;
+    double sum = s->sum, mn = s->count ? s->min : INFINITY, mx = s->count ? s->max : -INFINITY;
     size_t start = i;
+    /* A zero's mantissa (0) is never above bm[lut[0]]: c = lut[0]. */
+    int32_t zero_at = ((-EXP_BIAS * (1 << ts)) + (int32_t)lut[0] - 1) >> sh;
+    int test_zero = (uint32_t)(zero_at - off) < len;
     for (; i < n; i++) {
-        uint32_t x = v[i];
-        if (UNLIKELY(x == 0)) {
-            zeros++;
-            lo = 0;
-            continue;
-        }
-        int z = __builtin_clz(x);
-        uint64_t frac = ((uint64_t)x << 32 << z) << 1; /* the bits after the leading one */
-        uint32_t c = lut[frac >> (64 - LUT_EXTRA_BITS - ts)];
-        c += (frac >> (64 - MANT_BITS)) > bm[c];
-        uint32_t at = (uint32_t)((((31 - z) * (1 << ts) + (int32_t)c - 1) >> sh) + 1 - base);
+        if (UNLIKELY(test_zero) && v[i] == 0)
+            break;
+        double x = (double)v[i];
+        uint64_t bits = double_bits(x);
+        uint64_t mant = bits & MANT_MASK;
+        uint32_t c = lut[mant >> (MANT_BITS - LUT_EXTRA_BITS - ts)];
+        c += mant > bm[c];
+        int32_t idx = (((int32_t)(bits >> MANT_BITS) - EXP_BIAS) * (1 << ts) + (int32_t)c - 1) >> sh;
+        uint32_t at = (uint32_t)(idx - off);
         if (UNLIKELY(at >= len))
             break;
         counts[at]++;
-        sum += (double)x;
-        lo = x < lo ? x : lo;
-        hi = x > hi ? x : hi;
+        sum += x;
+        mn = x < mn ? x : mn;
+        mx = x > mx ? x : mx;
     }
     if (i > start) {
-        double mn = (double)lo, mx = (double)hi;
-        if (s->count) {
-            mn = s->min < mn ? s->min : mn;
-            mx = s->max > mx ? s->max : mx;
-        }
         s->min = mn;
         s->max = mx;
+        s->count += i - start;
+        s->sum = sum;
     }
-    s->count += i - start;
-    s->zero_count += zeros;
-    s->sum = sum;
     return i;
 }
 
@@ -476,9 +475,8 @@ int sketch_record_u32(sketch *s, const uint32_t *v, size_t n)
         /* record() for each, with what it reads of s kept in locals while the values
          * fall inside the array; one that does not goes through record() (which grows
          * the array, as one by one would), and the run goes on. Same results in the
-         * same order: the index from the integer's bits (index_of_u32), sum added
-         * value by value in doubles, min and max kept as integers (a uint32 converts
-         * to a double exactly and in order) and met with the sketch's own at the end. */
+         * same order: the same index, sum added value by value, min and max met
+         * value by value (record_u32_run). */
         int scale = s->scale;
         if (scale == SKETCH_DEFAULT_SCALE)
             i = record_u32_run(s, v, i, n, SKETCH_DEFAULT_SCALE, 0);

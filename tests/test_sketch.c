@@ -868,14 +868,15 @@ static void test_index_u32_exact(void **state)
 static void test_record_u32_bit_identical(void **state)
 {
     (void)state;
-    const double before[] = { -1, 12345.0, 0.0, 3e9, 0.25, 1e15 }; /* -1: nothing */
+    /* -1: nothing; 2^-1023 puts the window where a zero's bits would index. */
+    const double before[] = { -1, 12345.0, 0.0, 3e9, 0.25, 1e15, 0x1p-1023 };
     uint64_t r = 2024;
     for (int round = 0; round < 600; round++) {
         sketch a, b;
         int scale = round % 5 == 4 ? 3 : SKETCH_DEFAULT_SCALE;
         sketch_init(&a, scale);
         sketch_init(&b, scale);
-        double pre = before[round % 6];
+        double pre = before[round % 7];
         if (pre >= 0) {
             assert_int_equal(sketch_record(&a, pre), 0);
             assert_int_equal(sketch_record(&b, pre), 0);
@@ -885,7 +886,7 @@ static void test_record_u32_bit_identical(void **state)
         for (size_t i = 0; i < n; i++) {
             r = r * 6364136223846793005ull + 1442695040888963407ull;
             uint32_t x = (uint32_t)(r >> 40) + (1u << 21); /* about 2 to 19 ms */
-            if (round % 7 == 0 && i % 9 == 0)
+            if (round % 3 == 0 && i % 9 == 0)
                 x = 0;
             if (round % 11 == 0 && i == n / 2)
                 x = UINT32_MAX; /* a wide range: the array grows or downscales */
