@@ -438,25 +438,30 @@ static inline __attribute__((always_inline)) size_t record_u32_run(sketch *s, co
     uint64_t *counts = s->counts;
     double sum = s->sum, mn = s->count ? s->min : INFINITY, mx = s->count ? s->max : -INFINITY;
     size_t start = i;
-    /* A zero's mantissa (0) is never above bm[lut[0]]: c = lut[0]. */
+    /* A zero's mantissa (0) is never above bm[lut[0]]: c = lut[0]. Where a zero would
+     * index inside the window, this run takes nothing and record() takes each value. */
     int32_t zero_at = ((-EXP_BIAS * (1 << ts)) + (int32_t)lut[0] - 1) >> sh;
-    int test_zero = (uint32_t)(zero_at - off) < len;
+    if (UNLIKELY((uint32_t)(zero_at - off) < len))
+        return i;
+    /* counts[] slot of index (e - EXP_BIAS) * 2^ts + c - 1 at sh 0, with the constants
+     * in one. */
+    const int32_t base = EXP_BIAS * (1 << ts) + 1 + off;
     for (; i < n; i++) {
-        if (UNLIKELY(test_zero) && v[i] == 0)
-            break;
         double x = (double)v[i];
         uint64_t bits = double_bits(x);
         uint64_t mant = bits & MANT_MASK;
         uint32_t c = lut[mant >> (MANT_BITS - LUT_EXTRA_BITS - ts)];
         c += mant > bm[c];
-        int32_t idx = (((int32_t)(bits >> MANT_BITS) - EXP_BIAS) * (1 << ts) + (int32_t)c - 1) >> sh;
-        uint32_t at = (uint32_t)(idx - off);
+        int32_t e = (int32_t)(bits >> MANT_BITS);
+        uint32_t at = sh == 0 ? (uint32_t)(e * (1 << ts) + (int32_t)c - base)
+                              : (uint32_t)((((e - EXP_BIAS) * (1 << ts) + (int32_t)c - 1) >> sh) - off);
         if (UNLIKELY(at >= len))
             break;
         counts[at]++;
         sum += x;
-        mn = x < mn ? x : mn;
-        mx = x > mx ? x : mx;
+        /* x > 0 and never NaN: the accumulator first, so each is one minsd/maxsd. */
+        mn = mn < x ? mn : x;
+        mx = mx > x ? mx : x;
     }
     if (i > start) {
         s->min = mn;

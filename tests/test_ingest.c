@@ -640,6 +640,44 @@ static void test_raw_gaps(void **state)
     rollup_free(&rc);
 }
 
+/* itl_gap_invalid at every edge of the check: a gap one over total in every place
+ * (the first, inside a group of four, the last of a tail), gaps whose bits together
+ * exceed total though each is within it (accepted), a gap equal to total (accepted),
+ * and a generation of 4.3 s or more, which any uint32 gap fits. */
+static void test_raw_gap_bounds(void **state)
+{
+    (void)state;
+    for (size_t n = 1; n <= 13; n++) {
+        for (size_t at = 0; at < n; at++) {
+            Metricsd__Generation g;
+            uint32_t gaps[13];
+            good(&g);
+            g.output_tokens = 40;
+            g.ttft_ns = 0;
+            g.decode_ns = 0;
+            g.total_ns = 0x30000000; /* about 805 ms: bits 28 and 29 */
+            for (size_t i = 0; i < n; i++)
+                gaps[i] = i % 2 ? 0x2fffffff : 0x10000000; /* OR: 0x3fffffff > total */
+            g.itl_gaps_ns = gaps;
+            g.n_itl_gaps_ns = n;
+            assert_verdict(&g, ACCEPTED);
+            gaps[at] = 0x30000000; /* equal to total */
+            assert_verdict(&g, ACCEPTED);
+            gaps[at] = 0x30000001;
+            assert_verdict(&g, ITL_GAP_INVALID);
+            gaps[at] = UINT32_MAX;
+            assert_verdict(&g, ITL_GAP_INVALID);
+            g.total_ns = (int64_t)UINT32_MAX; /* 4.29 s: every uint32 gap fits */
+            assert_verdict(&g, ACCEPTED);
+            g.total_ns = (int64_t)UINT32_MAX - 1;
+            assert_verdict(&g, ITL_GAP_INVALID);
+            g.has_total_ns = 0; /* no total: nothing to hold a gap against */
+            g.total_ns = 0;
+            assert_verdict(&g, ACCEPTED);
+        }
+    }
+}
+
 static void test_apply_queue_zero_is_present(void **state)
 {
     (void)state;
@@ -760,6 +798,7 @@ int main(void)
         cmocka_unit_test(test_itl),
         cmocka_unit_test(test_apply_derivations),
         cmocka_unit_test(test_raw_gaps),
+        cmocka_unit_test(test_raw_gap_bounds),
         cmocka_unit_test(test_apply_queue_zero_is_present),
         cmocka_unit_test(test_apply_no_decode_no_tpot),
         cmocka_unit_test(test_apply_latencies_only_from_ok),
