@@ -6,6 +6,7 @@
 #include "ingest.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -18,6 +19,30 @@ int ingest_name_valid(const char *s)
 
     if (s == NULL || *s == '\0')
         return 0;
+    /* Eight bytes at a time (a word at a time past strlen, which knows where the
+     * string ends, so no read goes past it) while each is printable ASCII (0x20 to
+     * 0x7e): nearly every name is, in full. A word with a byte out of that range
+     * sends the rest through the byte-wise check below, which judges it exactly. */
+    size_t len = strlen(s);
+    if (len > INGEST_MAX_NAME)
+        return 0;
+    if (len >= 8) {
+        size_t i = 0;
+        for (;; i += 8) {
+            uint64_t w;
+            memcpy(&w, p + (i + 8 <= len ? i : len - 8), 8);
+            /* A byte under 0x20 borrows into its top bit, one over 0x7f has it, and
+             * 0x7f carries into it; bytes in range do none of these. */
+            uint64_t bad = ((w - 0x2020202020202020ull) | w | (w + 0x0101010101010101ull)) &
+                           0x8080808080808080ull;
+            if (bad != 0)
+                break;
+            if (i + 8 >= len)
+                return 1;
+        }
+        p += i;
+        n = i;
+    }
     while (*p) {
         /* Printable ASCII, nearly every name, skips the decoder. */
         const unsigned char *q = p;
@@ -278,3 +303,37 @@ int ingest_dims(const Metricsd__Generation *g, const char (*label_keys)[64], uns
     }
     return 0;
 }
+
+/* Whether the next bytes of *p are name=value, after a unit separator unless first;
+ * moves *p past them when they are. */
+static int ingest_dims_eat(const char **p, int first, const char *name, size_t ln, const char *value)
+{
+    const char *q = *p;
+    if (!first && *q++ != '\x1f')
+        return 0;
+    if (memcmp(q, name, ln) != 0) /* dims is NUL-terminated: memcmp stops at a mismatch */
+        return 0;
+    q += ln;
+    for (; *value; value++, q++)
+        if (*q != *value)
+            return 0;
+    *p = q;
+    return 1;
+}
+
+int ingest_dims_equal(const Metricsd__Generation *g, const char *dims)
+{
+    const char *p = dims;
+    int first = 1;
+    if (g->has_gpu_layers)
+        return -1; /* rare in a hot loop: the caller builds the string */
+    if (g->engine != NULL && g->engine[0]) {
+        if (!ingest_dims_eat(&p, 1, "engine=", 7, g->engine))
+            return 0;
+        first = 0;
+    }
+    if (!ingest_dims_eat(&p, first, "start=", 6, g->load_ns > 0 ? "cold" : "warm"))
+        return 0;
+    return *p == '\0';
+}
+
