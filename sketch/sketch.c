@@ -487,7 +487,22 @@ int sketch_record_u32(sketch *s, const uint32_t *v, size_t n)
             i = record_u32_run(s, v, i, n, SKETCH_DEFAULT_SCALE, 0);
         else
             i = record_u32_run(s, v, i, n, scale > 0 ? scale : 0, scale < 0 ? -scale : 0);
-        if (i < n) {
+        if (i < n && v[i] != 0 && (uint32_t)(index_of_u32(v[i], s->scale) - s->offset) >= s->len) {
+            /* A value outside the array (a sketch emptied at a flush, a range not seen
+             * before): the array made to cover the rest of the batch at once, as
+             * recording them would leave it (sketch_reserve_range: the same scale, no
+             * count changed), instead of growing it value by value. */
+            uint32_t lo = UINT32_MAX, hi = 0;
+            for (size_t j = i; j < n; j++) {
+                uint32_t x = v[j];
+                if (x != 0 && x < lo)
+                    lo = x;
+                hi = x > hi ? x : hi;
+            }
+            int rc = sketch_reserve_range(s, (double)lo, (double)hi);
+            if (rc != 0)
+                return rc;
+        } else if (i < n) {
             int rc = record(s, (double)v[i], 1);
             if (rc != 0)
                 return rc;
