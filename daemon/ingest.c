@@ -103,12 +103,18 @@ int ingest_check(const Metricsd__Generation *g, sketch *itl)
     if (!ingest_name_valid(g->model) ||
         (g->backend != NULL && g->backend[0] != '\0' && !ingest_name_valid(g->backend)))
         return NAME_INVALID;
-    for (size_t i = 0; i < sizeof(durs) / sizeof(durs[0]); i++) {
-        if (durs[i] < 0)
-            return DURATION_NEGATIVE;
-        if (durs[i] > INGEST_MAX_DURATION_NS)
-            return DURATION_TOO_LONG;
-    }
+    /* As unsigned a negative is past any bound: one comparison a field, and the
+     * reasons told apart, in order, only for a frame that fails it. */
+    uint64_t worst = 0;
+    for (size_t i = 0; i < sizeof(durs) / sizeof(durs[0]); i++)
+        worst = (uint64_t)durs[i] > worst ? (uint64_t)durs[i] : worst;
+    if (worst > (uint64_t)INGEST_MAX_DURATION_NS)
+        for (size_t i = 0; i < sizeof(durs) / sizeof(durs[0]); i++) {
+            if (durs[i] < 0)
+                return DURATION_NEGATIVE;
+            if (durs[i] > INGEST_MAX_DURATION_NS)
+                return DURATION_TOO_LONG;
+        }
     /* TTFT ends at the first token and decode runs from it to the last, so together
      * they cannot outlast the whole generation; nor can its queue or load time. */
     if (g->has_total_ns) {
@@ -118,12 +124,16 @@ int ingest_check(const Metricsd__Generation *g, sketch *itl)
             (g->has_queue_ns && g->queue_ns > g->total_ns))
             return DURATIONS_INCONSISTENT;
     }
-    for (size_t i = 0; i < sizeof(toks) / sizeof(toks[0]); i++) {
-        if (toks[i] < 0)
-            return TOKENS_NEGATIVE;
-        if (toks[i] > INGEST_MAX_TOKENS)
-            return TOKENS_TOO_MANY;
-    }
+    worst = 0;
+    for (size_t i = 0; i < sizeof(toks) / sizeof(toks[0]); i++)
+        worst = (uint64_t)toks[i] > worst ? (uint64_t)toks[i] : worst;
+    if (worst > (uint64_t)INGEST_MAX_TOKENS)
+        for (size_t i = 0; i < sizeof(toks) / sizeof(toks[0]); i++) {
+            if (toks[i] < 0)
+                return TOKENS_NEGATIVE;
+            if (toks[i] > INGEST_MAX_TOKENS)
+                return TOKENS_TOO_MANY;
+        }
     if (g->cached_prompt_tokens > g->prompt_tokens)
         return TOKENS_INCONSISTENT;
     /* A decode phase needs a token after the first. */
@@ -311,13 +321,11 @@ static int ingest_dims_eat(const char **p, int first, const char *name, size_t l
     const char *q = *p;
     if (!first && *q++ != '\x1f')
         return 0;
-    if (memcmp(q, name, ln) != 0) /* dims is NUL-terminated: memcmp stops at a mismatch */
+    /* strncmp stops at dims' end: no read past it. */
+    size_t lv = strlen(value);
+    if (strncmp(q, name, ln) != 0 || strncmp(q + ln, value, lv) != 0)
         return 0;
-    q += ln;
-    for (; *value; value++, q++)
-        if (*q != *value)
-            return 0;
-    *p = q;
+    *p = q + ln + lv;
     return 1;
 }
 

@@ -117,7 +117,14 @@ int direct_fields_match(const direct_message *m, char *why, size_t whylen);
 /* direct_fields_match for a root (and, for the envelope's cases, that every Envelope
  * field is a case of its one oneof), decided once per process (thread-safe): the
  * codecs ask this before every message, at the cost of one load. */
-int direct_fields_usable(enum direct_root r);
+int direct_fields_usable_decide(enum direct_root r);
+extern int direct_fields_decided[DIRECT__ROOTS];
+static inline int direct_fields_usable(enum direct_root r)
+{
+    /* 0: not decided yet, 1: usable, 2: not (direct_fields.c). */
+    int d = __atomic_load_n(&direct_fields_decided[r], __ATOMIC_RELAXED);
+    return d == 1 || (d == 0 && direct_fields_usable_decide(r));
+}
 /* 1 when msg (of m's type) has a fallback field set: it is then protobuf-c's to write. */
 /* Whether number id is one of m's fallback fields past its table. */
 int direct_fields_high(const direct_message *m, uint32_t id);
@@ -247,7 +254,19 @@ static inline int wire_field(wire_cursor *w, const direct_field *tab, uint32_t n
 
 /* Memory from the arena, or NULL (the arena's exhausted counter is the caller's to
  * restore: a refusal here is not the arena refusing protobuf-c). */
-void *wire_alloc(frame_arena *a, size_t n);
+static inline void *wire_alloc(frame_arena *a, size_t n)
+{
+    /* The arena's own bump (frame_arena.c), inline: a frame makes a few of these. A
+     * refusal goes through the arena's allocator, which counts it, and the caller
+     * restores the count (see above). */
+    size_t at = (a->used + 15u) & ~(size_t)15u;
+    if (a->alloc.allocator_data != a || n > a->size || at > a->size - n)
+        return a->alloc.alloc(a->alloc.allocator_data, n);
+    a->used = at + n;
+    if (a->used > a->peak)
+        a->peak = a->used;
+    return a->mem + at;
+}
 /* A length-delimited field as a NUL-terminated copy in the arena. */
 int wire_string(wire_cursor *w, frame_arena *a, char **out);
 /* A packed repeated uint64 field into an array in the arena; -1 also when *out is
@@ -257,7 +276,10 @@ int wire_packed(wire_cursor *w, frame_arena *a, uint64_t **out, size_t *n);
 int wire_packed32(wire_cursor *w, frame_arena *a, uint32_t **out, size_t *n);
 /* Zigzag-decoded sint32 and sint64, and a varint that must fit an int32. */
 int wire_sint32(uint64_t v, int32_t *out);
-int64_t wire_sint64(uint64_t v);
+static inline int64_t wire_sint64(uint64_t v)
+{
+    return (int64_t)((v >> 1) ^ (0u - (v & 1)));
+}
 int wire_int32(uint64_t v, int32_t *out);
 
 /* Writers, byte for byte what protobuf-c writes. Each returns the end of what it

@@ -8,10 +8,6 @@
 
 #include <string.h>
 
-void *wire_alloc(frame_arena *a, size_t n)
-{
-    return a->alloc.alloc(a->alloc.allocator_data, n);
-}
 
 int wire_string(wire_cursor *w, frame_arena *a, char **out)
 {
@@ -126,10 +122,6 @@ int wire_sint32(uint64_t v, int32_t *out)
     return 0;
 }
 
-int64_t wire_sint64(uint64_t v)
-{
-    return (int64_t)((v >> 1) ^ (0u - (v & 1)));
-}
 
 int wire_int32(uint64_t v, int32_t *out)
 {

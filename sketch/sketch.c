@@ -384,7 +384,7 @@ static int record_zero_or_refuse(sketch *s, double v, uint64_t n)
     return 0;
 }
 
-static inline int record(sketch *s, double v, uint64_t n)
+static inline __attribute__((always_inline)) int record(sketch *s, double v, uint64_t n)
 {
     if (UNLIKELY(!(v > 0.0 && v <= DBL_MAX)))
         return record_zero_or_refuse(s, v, n);
