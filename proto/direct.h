@@ -151,9 +151,10 @@ static inline uint64_t wire_join7(uint64_t word, unsigned len)
     return (word & 0x000000000fffffffull) | ((word >> 4) & 0x00fffffff0000000ull);
 }
 
-/* wire_varint past its first byte: out of line, so that the one-byte case inlines
- * everywhere. */
-static __attribute__((noinline, unused)) int wire_varint_long(wire_cursor *w, uint64_t *v)
+/* wire_varint past its first byte, whole, for a reader's loop that takes many
+ * (a Generation's fields); wire_varint_long is the same out of line, so that the
+ * one-byte case inlines everywhere else. */
+static inline __attribute__((always_inline)) int wire_varint_multi(wire_cursor *w, uint64_t *v)
 {
     const uint8_t *p = w->p;
     if (w->end - p >= 10) {
@@ -190,6 +191,11 @@ static __attribute__((noinline, unused)) int wire_varint_long(wire_cursor *w, ui
         }
     }
     return -1;
+}
+
+static __attribute__((noinline, unused)) int wire_varint_long(wire_cursor *w, uint64_t *v)
+{
+    return wire_varint_multi(w, v);
 }
 
 static inline __attribute__((always_inline)) int wire_varint(wire_cursor *w, uint64_t *v)

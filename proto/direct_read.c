@@ -136,7 +136,9 @@ static int direct_read_generation_ordered(wire_cursor *w, frame_arena *a,
 #define VARINT_FIELD(f, set)                                                           \
     if (NEXT_IS(f, WIRE_VARINT)) {                                                     \
         TAKE(f);                                                                       \
-        if (wire_varint(w, &v) != 0)                                                   \
+        if (w->p < w->end && !(*w->p & 0x80))                                          \
+            v = *w->p++;                                                               \
+        else if (wire_varint_multi(w, &v) != 0)                                        \
             return -1;                                                                 \
         set;                                                                           \
     }

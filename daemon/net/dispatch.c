@@ -286,7 +286,8 @@ static void handle_generation(conn *c, const Metricsd__Generation *g)
             health_note(srv, s, g, now);
         }
     }
-    sketch_free(&itl);
+    if (itl.cap != 0) /* a view, or empty: owns nothing (sketch_view_parts) */
+        sketch_free(&itl);
 }
 
 static void handle_query(conn *c, const Metricsd__Query *q)
