@@ -6,15 +6,48 @@
  */
 #include "direct.h"
 
+static inline int direct_read_str(wire_cursor *w, frame_arena *a, char **out);
+
 static int direct_read_begin(wire_cursor *w, frame_arena *a, Metricsd__Begin *b)
 {
-    uint64_t seen = 0;
+    uint64_t seen = 0, v;
     const direct_field *tab = direct_fields_begin.fields;
     uint32_t ntab = direct_fields_begin.n;
     metricsd__begin__init(b);
+    /* Its four fields in ascending order, as every writer puts them, without the
+     * table's checks (direct_read_generation_ordered says why that is safe); the
+     * loop below judges whatever is left. */
+    if (w->p < w->end && w->p[0] == (1 << 3 | WIRE_VARINT)) {
+        w->p++;
+        if (wire_varint(w, &v) != 0)
+            return -1;
+        b->has_gen_id = 1;
+        b->gen_id = v;
+        seen |= 1u << 1;
+    }
+    if (w->p < w->end && w->p[0] == (2 << 3 | WIRE_LEN)) {
+        w->p++;
+        if (direct_read_str(w, a, &b->model) != 0)
+            return -1;
+        seen |= 1u << 2;
+    }
+    if (w->p < w->end && w->p[0] == (3 << 3 | WIRE_LEN)) {
+        w->p++;
+        if (direct_read_str(w, a, &b->backend) != 0)
+            return -1;
+        seen |= 1u << 3;
+    }
+    if (w->p < w->end && w->p[0] == (4 << 3 | WIRE_VARINT)) {
+        w->p++;
+        if (wire_varint(w, &v) != 0)
+            return -1;
+        b->has_start_unix_ns = 1;
+        b->start_unix_ns = (int64_t)v;
+        seen |= 1u << 4;
+    }
     while (w->p < w->end) {
-        uint64_t v = 0;
         uint32_t field;
+        v = 0;
         if (wire_field(w, tab, ntab, &seen, &field, &v) != 0)
             return -1;
         switch (field) {
