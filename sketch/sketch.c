@@ -614,6 +614,23 @@ static uint64_t rank_of(double q, uint64_t n)
     return (uint64_t)r;
 }
 
+/* What a quantile whose rank falls in bucket i reports: the estimate in (L, U],
+ * clamped to [min, max]. */
+static double bucket_estimate(int32_t i, int scale, double min, double max)
+{
+    int el, eu;
+    double ml = boundary(i, scale, &el), mu = boundary(i + 1, scale, &eu);
+    /* 2LU/(L+U) with L = ml 2^el, U = mu 2^eu, factored as
+     * 2^eu * 2 ml mu / (ml + mu 2^(eu-el)) so that it neither overflows nor
+     * underflows where L or U is not a finite double. */
+    double est = ldexp(2.0 * ml * mu / (ml + ldexp(mu, eu - el)), eu);
+    if (est < min)
+        est = min;
+    if (est > max)
+        est = max;
+    return est;
+}
+
 double sketch_quantile(const sketch *s, double q)
 {
     if (s->count == 0 || !(q >= 0.0 && q <= 1.0))
@@ -625,22 +642,28 @@ double sketch_quantile(const sketch *s, double q)
     uint64_t cum = s->zero_count;
     for (uint32_t j = 0; j < s->len; j++) {
         cum += s->counts[j];
-        if (cum >= r) {
-            int32_t i = s->offset + (int32_t)j;
-            int el, eu;
-            double ml = boundary(i, s->scale, &el), mu = boundary(i + 1, s->scale, &eu);
-            /* 2LU/(L+U) with L = ml 2^el, U = mu 2^eu, factored as
-             * 2^eu * 2 ml mu / (ml + mu 2^(eu-el)) so that it neither overflows nor
-             * underflows where L or U is not a finite double. */
-            double est = ldexp(2.0 * ml * mu / (ml + ldexp(mu, eu - el)), eu);
-            if (est < s->min)
-                est = s->min;
-            if (est > s->max)
-                est = s->max;
-            return est;
-        }
+        if (cum >= r)
+            return bucket_estimate(s->offset + (int32_t)j, s->scale, s->min, s->max);
     }
     return s->max; /* counts short of count: not reachable for a valid sketch */
+}
+
+double sketch_quantile_sorted_u32(const uint32_t *sorted, size_t n, double q)
+{
+    if (n == 0 || !(q >= 0.0 && q <= 1.0) || sorted[0] == 0)
+        return NAN;
+    ensure_tables();
+    /* The sketch of these values would stay at the default scale only if their
+     * buckets fit in the array. */
+    int32_t lo = index_of_u32(sorted[0], SKETCH_DEFAULT_SCALE),
+            hi = index_of_u32(sorted[n - 1], SKETCH_DEFAULT_SCALE);
+    if (hi - lo + 1 > SKETCH_MAX_BUCKETS)
+        return NAN;
+    /* The rank's value is the sorted value at it, and its bucket the one the walk
+     * over the sketch's counts would stop in. */
+    uint64_t r = rank_of(q, n);
+    return bucket_estimate(index_of_u32(sorted[r - 1], SKETCH_DEFAULT_SCALE), SKETCH_DEFAULT_SCALE,
+                           (double)sorted[0], (double)sorted[n - 1]);
 }
 
 double sketch_exact_quantile(const double *sorted, size_t n, double q)

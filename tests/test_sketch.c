@@ -908,6 +908,51 @@ static void test_record_u32_bit_identical(void **state)
     }
 }
 
+/* sketch_quantile_sorted_u32 reports, bit for bit, what sketch_quantile reports for
+ * the sketch of the same values recorded one by one: 2,000 seeded batches of 1 to 256
+ * gaps (narrow, wide, with repeats, at bucket boundaries), at many quantiles; NaN for
+ * a batch with a zero, an empty one, a bad q and a range the default scale cannot hold. */
+static void test_quantile_sorted_u32(void **state)
+{
+    (void)state;
+    uint64_t r = 31337;
+    for (int round = 0; round < 2000; round++) {
+        uint32_t v[256];
+        size_t n = (size_t)(round % 256) + 1;
+        for (size_t i = 0; i < n; i++) {
+            r = r * 6364136223846793005ull + 1442695040888963407ull;
+            uint32_t x = (uint32_t)(r >> 40) + 1; /* 1 .. 2^24 */
+            if (round % 3 == 1)
+                x = (x >> 8) + 20000000u; /* a generation's: 20 ms and a little */
+            if (round % 7 == 2 && i % 4 == 0)
+                x = v[0 < i ? i - 1 : 0] ? v[i - 1] : x; /* repeats */
+            if (round % 11 == 3)
+                x = (uint32_t)floor(sketch_lower_bound((int32_t)(x % 1500), SKETCH_DEFAULT_SCALE)) +
+                    (uint32_t)(i % 3); /* at and just past boundaries */
+            v[i] = x == 0 ? 1 : x;
+        }
+        for (size_t i = 1; i < n; i++) /* insertion sort */
+            for (size_t j = i; j > 0 && v[j - 1] > v[j]; j--) {
+                uint32_t t = v[j];
+                v[j] = v[j - 1];
+                v[j - 1] = t;
+            }
+        sketch s;
+        sketch_init(&s, SKETCH_DEFAULT_SCALE);
+        for (size_t i = 0; i < n; i++)
+            assert_int_equal(sketch_record(&s, (double)v[i]), 0);
+        const double qs[] = { 0, 0.01, 0.25, 0.5, 0.75, 0.9, 0.99, 0.999, 1 };
+        for (size_t k = 0; k < sizeof(qs) / sizeof(qs[0]); k++)
+            assert_same_double(sketch_quantile_sorted_u32(v, n, qs[k]), sketch_quantile(&s, qs[k]));
+        sketch_free(&s);
+    }
+    uint32_t z[3] = { 0, 5, 9 }, wide[2] = { 1, UINT32_MAX };
+    assert_true(isnan(sketch_quantile_sorted_u32(z, 3, 0.5)));
+    assert_true(isnan(sketch_quantile_sorted_u32(z + 1, 0, 0.5)));
+    assert_true(isnan(sketch_quantile_sorted_u32(z + 1, 2, 1.5)));
+    assert_true(isnan(sketch_quantile_sorted_u32(wide, 2, 0.5)));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -932,6 +977,7 @@ int main(void)
         cmocka_unit_test(test_record_u32_same_as_one_by_one),
         cmocka_unit_test(test_index_u32_exact),
         cmocka_unit_test(test_record_u32_bit_identical),
+        cmocka_unit_test(test_quantile_sorted_u32),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
