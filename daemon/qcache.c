@@ -98,12 +98,15 @@ static int slide(store_reader *rd, const series *s, qcache_entry *e, uint32_t fr
     return 0;
 }
 
-int qcache_read(store_reader *rd, series *s, int64_t window_ns, uint32_t from, rollup *out)
+int qcache_view(store_reader *rd, series *s, int64_t window_ns, uint32_t from, rollup *out,
+                const rollup **view)
 {
     qcache *qc = s->qc;
     qcache_entry *e = NULL;
     int rc;
 
+    if (view != NULL)
+        *view = NULL;
     if (!scratch_ready) {
         rollup_init(&scratch);
         scratch_ready = 1;
@@ -140,10 +143,19 @@ int qcache_read(store_reader *rd, series *s, int64_t window_ns, uint32_t from, r
     }
     e->used_ms = mono_ms();
     account(e);
+    if (view != NULL && total_bytes <= QCACHE_MAX_BYTES) {
+        *view = &e->acc; /* kept: the caller reads it in place */
+        return 0;
+    }
     rc = out ? rollup_merge(out, &e->acc) : 0;
     if (rc != 0 || total_bytes > QCACHE_MAX_BYTES)
         drop(qc, (uint32_t)(e - qc->e)); /* over budget: answered, not kept */
     return rc;
+}
+
+int qcache_read(store_reader *rd, series *s, int64_t window_ns, uint32_t from, rollup *out)
+{
+    return qcache_view(rd, s, window_ns, from, out, NULL);
 }
 
 void qcache_note_write(series *s, uint32_t minute, const rollup *delta)

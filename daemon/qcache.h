@@ -59,6 +59,12 @@ typedef struct qcache {
  * errno. */
 int qcache_read(store_reader *rd, struct series *s, int64_t window_ns, uint32_t from,
                 rollup *out);
+/* The same, but when the entry is kept *view points at it instead (out untouched): the
+ * window's merge read in place, without a copy. It stays valid, and must not be
+ * changed, until the next call on s's cache or the next flush (qcache_note_write);
+ * an entry over the budget is merged into out and *view is NULL. */
+int qcache_view(store_reader *rd, struct series *s, int64_t window_ns, uint32_t from,
+                rollup *out, const rollup **view);
 /* A flush wrote delta into s's record for minute: add it to the entries covering it. */
 void qcache_note_write(struct series *s, uint32_t minute, const rollup *delta);
 /* Drop entries unused for QCACHE_IDLE_MS, and entries that reach below horizon (the

@@ -31,7 +31,10 @@ typedef struct query_row {
     char group[256];                   /* the row's value of group_by; "" without one */
     uint32_t in_flight;
     uint64_t rss_bytes, gpu_mem_bytes; /* the engine processes', at the last sample */
+    /* With borrowed, acc is the query cache's merge, read in place (qcache_view): read
+     * it only, and before the daemon's loop runs again (a flush changes it). */
     rollup acc;
+    int borrowed;
 } query_row;
 
 /* The rows of every series (of `model` only, unless NULL or ""), one per model or, with

@@ -341,6 +341,55 @@ int rollup_pack_buf(const rollup *r, uint8_t **buf, size_t *cap, size_t *len)
     return 0;
 }
 
+int rollup_subtract_pb(rollup *dst, const Metricsd__Rollup *m)
+{
+    /* The counters and error kinds go through rollup_subtract, from a rollup whose
+     * sketches are empty; the sketches come out of dst straight from the message. */
+    rollup head;
+    rollup_init(&head);
+    head.requests = m->requests;
+    head.errors = m->errors;
+    head.cancelled = m->cancelled;
+    head.timeouts = m->timeouts;
+    head.cold_starts = m->cold_starts;
+    head.prompt_tokens = m->prompt_tokens;
+    head.output_tokens = m->output_tokens;
+    head.joules = m->joules;
+    head.battery_joules = m->battery_joules;
+    head.battery_pct = m->battery_pct;
+    head.energy_busy_ns = m->energy_busy_ns;
+    head.attributed_tokens = m->attributed_tokens;
+    head.battery_tokens = m->battery_tokens;
+    int rc = 0;
+    for (size_t i = 0; i < m->n_error_kinds && rc == 0; i++) {
+        const Metricsd__Counter *c = m->error_kinds[i];
+        rc = c == NULL || c->name == NULL ? -EINVAL : rollup_add_kind(&head, c->name, c->value);
+    }
+    Metricsd__Sketch *sk[M__COUNT];
+    pb_sketches(m, sk);
+    for (int i = 0; i < M__COUNT && rc == 0; i++)
+        if (sk[i] != NULL)
+            rc = sketch_pb_subtract(&dst->sk[i], sk[i]);
+    if (rc == 0)
+        rc = rollup_subtract(dst, &head);
+    rollup_free(&head);
+    return rc;
+}
+
+int rollup_subtract_packed_in(rollup *dst, const uint8_t *data, size_t len,
+                              frame_arena *arena, rollup *scratch)
+{
+    const Metricsd__Rollup *m = arena != NULL ? direct_rollup_read(data, len, arena) : NULL;
+    if (m != NULL)
+        return rollup_subtract_pb(dst, m) != 0 ? -EINVAL : 0;
+    /* Not in the store's canonical form, or too big for the arena: unpacked into
+     * scratch as it was merged, then subtracted. */
+    rollup_reset(scratch);
+    if (rollup_merge_packed_in(scratch, data, len, arena) != 0)
+        return 1;
+    return rollup_subtract(dst, scratch) != 0 ? -EINVAL : 0;
+}
+
 int rollup_merge_wire(rollup *dst, const uint8_t *data, size_t len, frame_arena *arena)
 {
     const Metricsd__Rollup *m = direct_rollup_read(data, len, arena);

@@ -64,6 +64,16 @@ int rollup_merge(rollup *dst, const rollup *src);
  * first_unix_ns and last_unix_ns are left as they are: the caller knows the new span.
  * Returns 0, or -EINVAL when src is not part of dst; dst is then unusable. */
 int rollup_subtract(rollup *dst, const rollup *src);
+/* dst -= the stored message m, m having been merged into dst before: its sketches
+ * without a dense copy (sketch_pb_subtract). Returns 0, or -EINVAL (a message that does
+ * not decode or is not part of dst; dst is then unusable), or -ENOMEM. */
+int rollup_subtract_pb(rollup *dst, const Metricsd__Rollup *m);
+/* dst -= a stored Rollup value: read in arena (direct_rollup_read) and subtracted from
+ * the message; bytes not in the canonical form are unpacked into scratch and subtracted
+ * from it. Returns 0, 1 when the bytes do not decode (dst untouched: the record was
+ * skipped when merged too), or -EINVAL when it is not part of dst (dst unusable). */
+int rollup_subtract_packed_in(rollup *dst, const uint8_t *data, size_t len,
+                              frame_arena *arena, rollup *scratch);
 /* dst += the stored message m. Returns 0, -EINVAL (a sketch that does not decode), or
  * -ENOMEM. */
 int rollup_merge_pb(rollup *dst, const Metricsd__Rollup *m);

@@ -822,12 +822,10 @@ static int sub_cb(store_reader *rd, void *ud, uint32_t at, const uint8_t *data, 
 {
     sub_ctx *c = ud;
     (void)at;
-    rollup_reset(c->scratch);
     /* A record that does not decode was skipped when it was added, so it is skipped
      * here too. */
-    if (rollup_merge_packed_in(c->scratch, data, len, &rd->st->unpack) != 0)
-        return 0;
-    return rollup_subtract(c->acc, c->scratch) != 0 ? -EINVAL : 0;
+    int rc = rollup_subtract_packed_in(c->acc, data, len, &rd->st->unpack, c->scratch);
+    return rc == 1 ? 0 : rc;
 }
 
 int store_sub_minutes(store_reader *rd, uint32_t id, uint32_t from, uint32_t to, rollup *acc,

@@ -217,3 +217,17 @@ int sketch_pb_merge(sketch *dst, const Metricsd__Sketch *msg)
     int rc = sketch_pb_borrow(&view, msg, buf);
     return rc == 0 ? sketch_merge(dst, &view) : rc;
 }
+
+int sketch_pb_subtract(sketch *dst, const Metricsd__Sketch *msg)
+{
+    int scale = msg->has_scale ? msg->scale : SKETCH_DEFAULT_SCALE;
+    /* A minute at the window's scale (the common case: a minute leaving a cached
+     * window) comes out of its message's counts or runs, without a dense copy. */
+    if (scale == dst->scale)
+        return sketch_subtract_parts(dst, msg->offset, msg->counts, msg->n_counts, msg->runs,
+                                     msg->n_runs, msg->count, msg->zero_count, msg->sum);
+    uint64_t buf[SKETCH_MAX_BUCKETS]; /* 16 KiB of stack, used only for runs */
+    sketch view;
+    int rc = sketch_pb_borrow(&view, msg, buf);
+    return rc == 0 ? sketch_subtract(dst, &view) : rc;
+}

@@ -34,5 +34,9 @@ int sketch_pb_load(sketch *s, const Metricsd__Sketch *msg);
 int sketch_pb_borrow(sketch *s, const Metricsd__Sketch *msg, uint64_t *buf);
 /* dst += msg, without building a temporary (a view of msg is merged). */
 int sketch_pb_merge(sketch *dst, const Metricsd__Sketch *msg);
+/* dst -= msg, msg having been merged into dst before (sketch_subtract's contract): a
+ * message at dst's scale without a dense copy. 0, or -EINVAL (dst as it
+ * was) when msg does not decode or is not part of dst. */
+int sketch_pb_subtract(sketch *dst, const Metricsd__Sketch *msg);
 
 #endif

@@ -83,6 +83,14 @@ int sketch_merge(sketch *dst, const sketch *src);
  * bound (only min and max themselves may lose exactness). Returns 0, or -EINVAL when
  * src is not contained in dst (dst unchanged). Allocates nothing. */
 int sketch_subtract(sketch *dst, const sketch *src);
+/* The same for a src given in its message's parts at dst's scale (a stored minute,
+ * subtracted without a dense copy): from bucket `offset` on, either n_counts dense
+ * counts, or n_runs values in pairs of (empty buckets skipped, count of the next
+ * bucket), beside src's count, zero count and sum. The same checks and result as
+ * sketch_subtract; -EINVAL leaves dst as it was. */
+int sketch_subtract_parts(sketch *dst, int32_t offset, const uint64_t *counts, size_t n_counts,
+                          const uint64_t *runs, size_t n_runs, uint64_t count,
+                          uint64_t zero_count, double sum);
 /* Lower the scale by `by` steps (each halves resolution and merges bucket pairs). */
 void sketch_downscale(sketch *s, int by);
 

@@ -460,11 +460,42 @@ static void a_table_that_differs_is_refused(void **state)
     assert_true(direct_fields_match(&copy, why, sizeof why));
 }
 
+/* A sketch's dense counts, as a reply carries them: runs of one-byte values (written
+ * eight at a time) mixed with longer varints at every position and length, byte for
+ * byte what protobuf-c writes. */
+static void sketch_counts_written_as_protobuf_c(void **state)
+{
+    (void)state;
+    rng g;
+    rng_seed(&g, 99);
+    uint64_t counts[80];
+    for (int k = 0; k < 2000; k++) {
+        size_t n = (size_t)(rng_next(&g) % 81);
+        for (size_t i = 0; i < n; i++) {
+            uint64_t r = rng_next(&g);
+            counts[i] = r % 5 == 0 ? r >> (r % 57) : r % 4 == 0 ? 0x7f + r % 3 : r % 128;
+        }
+        Metricsd__Sketch m = METRICSD__SKETCH__INIT;
+        m.has_count = 1;
+        m.count = 7;
+        m.counts = counts;
+        m.n_counts = n;
+        size_t want_n = metricsd__sketch__get_packed_size(&m);
+        uint8_t want[1024], got[1024];
+        assert_int_equal(metricsd__sketch__pack(&m, want), want_n);
+        assert_int_equal(direct_sketch_size(&m), want_n);
+        assert_true(direct_sketch_bound(&m) >= want_n);
+        assert_int_equal((size_t)(direct_sketch_put(got, &m) - got), want_n);
+        assert_memory_equal(got, want, want_n);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(tables_match_the_schema),
         cmocka_unit_test(every_field_is_written_directly),
+        cmocka_unit_test(sketch_counts_written_as_protobuf_c),
         cmocka_unit_test(every_field_is_read_directly),
         cmocka_unit_test(fallback_fields_go_to_protobuf_c),
         cmocka_unit_test(a_table_that_differs_is_refused),

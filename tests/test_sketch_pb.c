@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * sketch_pb: the sketch to and from its message, in both bucket forms (counts, and
- * (skip, count) runs), and refusal of malformed runs.
+ * (skip, count) runs), refusal of malformed runs, and subtracting a message (a minute
+ * leaving a cached window) with the same result as sketch_subtract.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -153,12 +154,115 @@ static void test_bad_runs_refused(void **state)
     assert_int_equal(sketch_pb_borrow(&s, &m, buf), -EINVAL);
 }
 
+static void copy_of(sketch *dst, const sketch *src)
+{
+    sketch_init(dst, src->scale);
+    assert_int_equal(sketch_merge(dst, src), 0);
+}
+
+/* (a + b) - msg(b), in either form, is what sketch_subtract leaves; a message that is
+ * not part of the sketch is refused and changes nothing. */
+static void test_subtract_message(void **state)
+{
+    (void)state;
+    int runs_seen = 0;
+    srand(7);
+    for (int round = 0; round < 200; round++) {
+        sketch a, b, ab, want, got, before;
+        sketch_init(&a, SKETCH_DEFAULT_SCALE);
+        sketch_init(&b, SKETCH_DEFAULT_SCALE);
+        /* b: a sparse minute (a few values spread over a wide range, some zeros);
+         * a: the rest of a window. */
+        int nb = 1 + rand() % 40, na = 1 + rand() % 400;
+        for (int i = 0; i < nb; i++)
+            sketch_record(&b, rand() % 9 == 0 ? 0.0 : (double)(1 + rand() % 5000000));
+        for (int i = 0; i < na; i++)
+            sketch_record(&a, (double)(1 + rand() % 9000000));
+        copy_of(&ab, &a);
+        assert_int_equal(sketch_merge(&ab, &b), 0);
+        copy_of(&want, &ab);
+        assert_int_equal(sketch_subtract(&want, &b), 0);
+        for (int compact = 0; compact < 2; compact++) {
+            Metricsd__Sketch msg;
+            sketch_pb_scratch scr = { 0 };
+            if (compact)
+                sketch_pb_view_compact(&b, &msg, &scr);
+            else
+                sketch_pb_view(&b, &msg);
+            runs_seen += msg.n_runs > 0;
+            copy_of(&got, &ab);
+            assert_int_equal(sketch_pb_subtract(&got, &msg), 0);
+            assert_same(&want, &got);
+            /* b is not part of a alone when one of b's buckets has more than a's:
+             * refused, a as it was. */
+            copy_of(&got, &a);
+            copy_of(&before, &a);
+            sketch t;
+            copy_of(&t, &a);
+            int contained = sketch_subtract(&t, &b) == 0;
+            assert_int_equal(sketch_pb_subtract(&got, &msg), contained ? 0 : -EINVAL);
+            if (!contained)
+                assert_same(&before, &got);
+            else
+                assert_same(&t, &got);
+            sketch_free(&t);
+            sketch_free(&got);
+            sketch_free(&before);
+            sketch_pb_scratch_free(&scr);
+        }
+        sketch_free(&a);
+        sketch_free(&b);
+        sketch_free(&ab);
+        sketch_free(&want);
+    }
+    assert_true(runs_seen > 0); /* the in-place path was taken */
+}
+
+/* Runs whose counts do not add up to the message's count, a run past the sketch, and
+ * a bad sum: refused, the sketch unchanged. */
+static void test_subtract_bad_runs(void **state)
+{
+    (void)state;
+    sketch s, before;
+    sketch_init(&s, SKETCH_DEFAULT_SCALE);
+    for (int i = 1; i <= 100; i++)
+        sketch_record(&s, (double)i * 1000.0);
+    copy_of(&before, &s);
+    int32_t off;
+    const uint64_t *c;
+    size_t n;
+    sketch_sparse_view(&s, &off, &c, &n);
+    uint64_t runs[4] = { 0, 1, 2, 1 };
+    Metricsd__Sketch m = METRICSD__SKETCH__INIT;
+    m.has_scale = 1;
+    m.scale = s.scale;
+    m.offset = off;
+    m.runs = runs;
+    m.n_runs = 4;
+    m.sum = 1000.0;
+    m.count = 3; /* the runs hold 2 */
+    assert_int_equal(sketch_pb_subtract(&s, &m), -EINVAL);
+    assert_same(&before, &s);
+    m.count = 2;
+    m.offset = off + (int32_t)n; /* past the sketch's last bucket */
+    assert_int_equal(sketch_pb_subtract(&s, &m), -EINVAL);
+    assert_same(&before, &s);
+    m.offset = off;
+    m.sum = -1.0;
+    assert_int_equal(sketch_pb_subtract(&s, &m), -EINVAL);
+    assert_same(&before, &s);
+    sketch_free(&s);
+    sketch_free(&before);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sparse_takes_runs),
         cmocka_unit_test(test_dense_keeps_counts),
         cmocka_unit_test(test_bad_runs_refused),
+        cmocka_unit_test(test_subtract_message),
+        cmocka_unit_test(test_subtract_bad_runs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

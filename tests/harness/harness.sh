@@ -21,7 +21,11 @@
 #   counter_at_least C N, wait_counter C N, nothing_pending, wait_flushed N
 #   stats_requests, requests_of MODEL, reconcile FILE [--stored-only]
 #   preload LIB, check_db OUT, listing_sum FILE, never_backwards OLD NEW
-set -eu
+set -eEu
+# A command that fails under set -e ends the test: say which, where, and its status,
+# instead of exiting without a word.
+# (Only under set -e: a test that turned it off looks at the status itself.)
+trap 'th_rc=$?; [[ $- != *e* ]] || echo "FAIL: ${BASH_SOURCE[0]##*/}:$LINENO: \"$BASH_COMMAND\" exited $th_rc" >&2' ERR
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/metricsd-test.XXXXXX")
 SOCK=$TMP/metricsd.sock

@@ -33,7 +33,7 @@ start_pane() {
     # A tmux server starting on a loaded machine can die before its first client is
     # answered ("server exited unexpectedly"): start it once more before failing.
     $TM new-session -d -s t -x 120 -y 20 "bash $TMP/pane.sh" 2>"$TMP/tmux.err" || {
-        $TM kill-server 2>/dev/null
+        $TM kill-server 2>/dev/null || true
         sleep 0.5
         $TM new-session -d -s t -x 120 -y 20 "bash $TMP/pane.sh" \
             || fail "tmux new-session: $(cat "$TMP/tmux.err")"
@@ -68,8 +68,10 @@ $TM kill-session -t t
 start_pane
 pid=$(top_pid)
 [ -n "$pid" ] || fail "(b) no top process"
+stopped() { [ "$(ps -o stat= -p "$pid" | cut -c1)" = T ]; }
 kill -TSTP "$pid"
-wait_for "top stops" [ "$(ps -o stat= -p "$pid" | cut -c1)" = T ]
+for _ in $(seq 1 600); do stopped && break; sleep 0.1; done
+stopped || fail "(b) top (pid $pid) did not stop on SIGTSTP in 60 s: $(ps -o pid,stat,wchan:24,args -p "$pid"; pgrep -af metricsctl; cat /proc/"$pid"/status 2>&1 | grep -E 'State|Sig')"
 wait_for "main screen while stopped" shows "main screen marker"
 kill -CONT "$pid"
 wait_for "top redraws after SIGCONT" shows "^MODEL  *IN FLIGHT"
