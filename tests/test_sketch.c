@@ -924,8 +924,8 @@ static void test_quantile_sorted_u32(void **state)
             uint32_t x = (uint32_t)(r >> 40) + 1; /* 1 .. 2^24 */
             if (round % 3 == 1)
                 x = (x >> 8) + 20000000u; /* a generation's: 20 ms and a little */
-            if (round % 7 == 2 && i % 4 == 0)
-                x = v[0 < i ? i - 1 : 0] ? v[i - 1] : x; /* repeats */
+            if (round % 7 == 2 && i % 4 == 0 && i > 0)
+                x = v[i - 1]; /* repeats */
             if (round % 11 == 3)
                 x = (uint32_t)floor(sketch_lower_bound((int32_t)(x % 1500), SKETCH_DEFAULT_SCALE)) +
                     (uint32_t)(i % 3); /* at and just past boundaries */
