@@ -38,7 +38,8 @@ static const char *ftlib(void)
 
 typedef struct dbpages {
     const char *name;
-    uint64_t pages, entries;
+    uint64_t pages, entries, leaf_pages;
+    double node_bytes; /* what its records take in leaf pages: key, value, node header, pointer */
     double rec_median, rec_max; /* value bytes of its records */
 } dbpages;
 
@@ -69,6 +70,8 @@ static int read_pages(const char *dir, dbpages *dbs, int n, uint64_t *psize, uin
         if (mdb_dbi_open(txn, dbs[i].name, 0, &dbi) == 0 && mdb_stat(txn, dbi, &st) == 0) {
             dbs[i].pages = st.ms_branch_pages + st.ms_leaf_pages + st.ms_overflow_pages;
             dbs[i].entries = st.ms_entries;
+            dbs[i].leaf_pages = st.ms_leaf_pages;
+            dbs[i].node_bytes = 0;
             /* Record sizes, to tell the records from the pages around them. */
             MDB_cursor *cur;
             MDB_val k, v;
@@ -77,7 +80,10 @@ static int read_pages(const char *dir, dbpages *dbs, int n, uint64_t *psize, uin
             if (sz && mdb_cursor_open(txn, dbi, &cur) == 0) {
                 for (int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0 && m < st.ms_entries;
                      rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
+                {
                     sz[m++] = (double)v.mv_size;
+                    dbs[i].node_bytes += (double)(k.mv_size + v.mv_size + 8 + 2);
+                }
                 mdb_cursor_close(cur);
             }
             dbs[i].rec_max = m ? bench_max(sz, m) : 0;
@@ -205,7 +211,8 @@ int main(int argc, char **argv)
 
     dbpages dbs[] = { { .name = "m1" },     { .name = "h1" },      { .name = "life" },
                       { .name = "series" }, { .name = "meta" },    { .name = "events" },
-                      { .name = "samples" }, { .name = "health" } };
+                      { .name = "samples" }, { .name = "health" }, { .name = "m1open" },
+                      { .name = "h1open" } };
     int ndb = (int)(sizeof dbs / sizeof dbs[0]);
     uint64_t psize = 0, last = 0, freep = 0, mainp = 0;
     if (read_pages(dbdir, dbs, ndb, &psize, &last, &freep, &mainp) != 0) {
@@ -213,11 +220,13 @@ int main(int argc, char **argv)
         th_rmtree(dbdir);
         return 1;
     }
-    uint64_t rollup_pages = dbs[0].pages + dbs[1].pages + dbs[2].pages + dbs[3].pages + dbs[4].pages;
+    /* The open minutes and hours (m1open, h1open: schema 2) count with the rollups. */
+    uint64_t rollup_pages = dbs[0].pages + dbs[1].pages + dbs[2].pages + dbs[3].pages +
+                            dbs[4].pages + dbs[8].pages + dbs[9].pages;
     uint64_t all_pages = mainp;
     for (int i = 0; i < ndb; i++)
         all_pages += dbs[i].pages;
-    uint64_t sm = dbs[0].entries; /* (series, minute) records */
+    uint64_t sm = dbs[0].entries + dbs[8].entries; /* (series, minute) records */
     char path[300];
     snprintf(path, sizeof path, "%s/data.mdb", dbdir);
     printf("pages of %llu bytes:", (unsigned long long)psize);
@@ -229,10 +238,16 @@ int main(int argc, char **argv)
            "(%lld on disk)\n",
            (unsigned long long)mainp, (unsigned long long)freep, (unsigned long long)last,
            (long long)bench_file_size(path), (long long)bench_file_disk_bytes(path));
+    for (int i = 0; i < 2; i++)
+        printf("%s page fill: %.1f %% (record bytes with their key, node header and pointer, "
+               "over the leaf pages less their 16-byte headers)\n", dbs[i].name,
+               dbs[i].leaf_pages ? 100.0 * dbs[i].node_bytes /
+                                       ((double)dbs[i].leaf_pages * (double)(psize - 16))
+                                 : 0.0);
     double per = sm ? (double)(rollup_pages * psize) / (double)sm : 0;
     double per_all = sm ? (double)(all_pages * psize) / (double)sm : 0;
     double per_hw = sm ? (double)((last + 1) * psize) / (double)sm : 0;
-    printf("rollups (m1, h1, life, series, meta): %.0f bytes per (series, minute) over %llu "
+    printf("rollups (m1, h1, their open records, life, series, meta): %.0f bytes per (series, minute) over %llu "
            "records; with the kept single generations (events) %.0f; the high-water mark "
            "(pages ever used, free ones included) %.0f\n",
            per, (unsigned long long)sm, per_all, per_hw);

@@ -26,7 +26,7 @@
 
 /* The databases metricsd keeps in its environment (store.c). */
 static const char *const dbcheck_ours[] = { "meta", "series", "m1", "h1", "events", "samples",
-                                            "life", "health" };
+                                            "life", "health", "m1open", "h1open" };
 #define DBCHECK_N_OURS (sizeof(dbcheck_ours) / sizeof(dbcheck_ours[0]))
 
 /* LMDB's meta page (lmdb 0.9, 64-bit): a 16-byte page header, then MDB_meta:
@@ -410,8 +410,9 @@ static int read_full(int fd, void *p, size_t n)
     return 0;
 }
 
-/* Where to go on after a record that could not be read past: keys of our time-keyed
- * databases are (series id, time), so the next series; others have no next. */
+/* Where to go on after a record that could not be read past: an 8-byte key of ours
+ * is two u32s, so the next value of its first (the next minute or hour in m1, h1 and
+ * their open records; the next source in samples); others have no next. */
 static int skip_key(const char *name, uint8_t *key, size_t *len)
 {
     if (*len != 8 || strcmp(name, "meta") == 0 || strcmp(name, "series") == 0)
@@ -449,7 +450,7 @@ int dbcheck_salvage(const char *old_dir, const char *new_dir, FILE *report)
     }
     int rc = mdb_env_create(&out);
     if (rc == 0) {
-        mdb_env_set_maxdbs(out, 8);
+        mdb_env_set_maxdbs(out, 16);
         /* Room for everything the old file held, and more for what the daemon adds. */
         mdb_env_set_mapsize(out, (size_t)sb.st_size * 2 + (64u << 20));
         rc = mdb_env_open(out, new_dir, MDB_NOTLS, 0600);
@@ -458,7 +459,7 @@ int dbcheck_salvage(const char *old_dir, const char *new_dir, FILE *report)
         fprintf(report, "metricsd: --salvage: cannot create a database in %s: %s\n", new_dir, mdb_strerror(rc));
         return 1;
     }
-    int failed_any = 0;
+    int failed_any = 0, open_records = 0;
     uint32_t max_id = 0;
     for (size_t i = 0; i < DBCHECK_N_OURS; i++) {
         const char *name = dbcheck_ours[i];
@@ -546,6 +547,8 @@ int dbcheck_salvage(const char *old_dir, const char *new_dir, FILE *report)
             if (failures >= 64 || from_len == 0 || skip_key(name, from, &from_len) != 0)
                 break;
         }
+        if (strncmp(name + 2, "open", 4) == 0 && copied > 0)
+            open_records = 1;
         fprintf(report, "salvage: %-8s %ld records copied%s%s%s\n", name, copied,
                 failures ? " (reading stopped " : "", failures ? last_err : "", failures ? ", the rest skipped)" : "");
     }
@@ -568,7 +571,9 @@ int dbcheck_salvage(const char *old_dir, const char *new_dir, FILE *report)
             }
             MDB_val sk = { 6, "schema" };
             if (mdb_get(txn, meta, &sk, &v) != 0) {
-                uint8_t b[4] = { 0, 0, 0, 1 };
+                /* The schema was lost with meta: open records exist only in schema 2
+                 * (time-first keys); without them, schema 1 is the likelier. */
+                uint8_t b[4] = { 0, 0, 0, (uint8_t)(open_records ? 2 : 1) };
                 MDB_val nv = { 4, b };
                 mdb_put(txn, meta, &sk, &nv, 0);
             }

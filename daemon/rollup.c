@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Rollups: counters plus one sketch per metric, merged exactly and stored as a
- * protobuf Rollup message. The bytes are proto/'s: this converts between a rollup and
- * the Rollup message, which protobuf-c packs and the direct reader (proto/direct.h)
- * or protobuf-c unpacks.
+ * Rollups: counters plus one sketch per metric, merged exactly. This converts between
+ * a rollup and the protobuf Rollup message (the form schema 1 stored, and the one on
+ * the wire), which protobuf-c packs and the direct reader (proto/direct.h) or
+ * protobuf-c unpacks; the store now writes the compact form of rollup_disk.c, and the
+ * readers here take both.
  */
 #include "rollup.h"
 
@@ -379,6 +380,8 @@ int rollup_subtract_pb(rollup *dst, const Metricsd__Rollup *m)
 int rollup_subtract_packed_in(rollup *dst, const uint8_t *data, size_t len,
                               frame_arena *arena, rollup *scratch)
 {
+    if (rollup_is_disk(data, len)) /* the store's compact form (schema 2) */
+        return rollup_disk_subtract(dst, data, len) != 0 ? -EINVAL : 0;
     const Metricsd__Rollup *m = arena != NULL ? direct_rollup_read(data, len, arena) : NULL;
     if (m != NULL)
         return rollup_subtract_pb(dst, m) != 0 ? -EINVAL : 0;
@@ -398,6 +401,8 @@ int rollup_merge_wire(rollup *dst, const uint8_t *data, size_t len, frame_arena 
 
 int rollup_packed_first_ns(const uint8_t *data, size_t len, int64_t *first)
 {
+    if (rollup_is_disk(data, len))
+        return rollup_disk_first_ns(data, len, first);
     return direct_rollup_first_ns(data, len, first) == 0 ? 0 : -EINVAL;
 }
 
@@ -406,6 +411,8 @@ int rollup_merge_packed_in(rollup *dst, const uint8_t *data, size_t len, frame_a
     Metricsd__Rollup *m = NULL;
     int rc;
 
+    if (rollup_is_disk(data, len))
+        return rollup_disk_merge(dst, data, len);
     /* In the arena an unpack is a few pointer bumps instead of a dozen mallocs and
      * frees; a record too big for it (or one that does not decode) takes the malloc
      * path, which also tells the two apart. */

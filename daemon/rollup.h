@@ -102,4 +102,18 @@ int rollup_merge_packed(rollup *dst, const uint8_t *data, size_t len);
 /* The same, unpacking in arena (reset first) when the record fits there. */
 int rollup_merge_packed_in(rollup *dst, const uint8_t *data, size_t len, frame_arena *arena);
 
+/* The store's compact form (rollup_disk.c, schema 2): starts 0x00 0x02, never a
+ * protobuf message, so rollup_merge_packed{,_in} and rollup_packed_first_ns read both
+ * forms. Packs into *buf (grown as needed, *cap bytes); 0 or -ENOMEM. */
+int rollup_disk_pack_buf(const rollup *r, uint8_t **buf, size_t *cap, size_t *len);
+/* 1 when data is in the compact form. */
+int rollup_is_disk(const uint8_t *data, size_t len);
+/* dst += a compact record. 0, -EINVAL (not one, or damaged), -ENOMEM. */
+int rollup_disk_merge(rollup *dst, const uint8_t *data, size_t len);
+int rollup_disk_first_ns(const uint8_t *data, size_t len, int64_t *first);
+/* dst -= a compact record merged into dst before, its sketches at dst's scale straight
+ * from the decoded counts (sketch_subtract_parts). 0, or -EINVAL (damaged, or not part
+ * of dst: dst is then unusable), or -ENOMEM. */
+int rollup_disk_subtract(rollup *dst, const uint8_t *data, size_t len);
+
 #endif

@@ -29,6 +29,13 @@ uint32_t store_get_be32(const uint8_t *p)
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
+/* The key of m1, h1, m1open and h1open: time first (store.h). */
+static void time_key(uint8_t key[8], uint32_t at, uint32_t id)
+{
+    store_put_be32(key, at);
+    store_put_be32(key + 4, id);
+}
+
 int store_mdb_errno(int rc)
 {
     switch (rc) {
@@ -57,7 +64,9 @@ static int open_dbs(store *st, char *why, size_t why_len)
         (rc = mdb_dbi_open(txn, "events", MDB_CREATE, &st->events)) ||
         (rc = mdb_dbi_open(txn, "samples", MDB_CREATE, &st->samples)) ||
         (rc = mdb_dbi_open(txn, "life", MDB_CREATE, &st->life)) ||
-        (rc = mdb_dbi_open(txn, "health", MDB_CREATE, &st->health))) {
+        (rc = mdb_dbi_open(txn, "health", MDB_CREATE, &st->health)) ||
+        (rc = mdb_dbi_open(txn, "m1open", MDB_CREATE, &st->m1open)) ||
+        (rc = mdb_dbi_open(txn, "h1open", MDB_CREATE, &st->h1open))) {
         mdb_txn_abort(txn);
         return store_mdb_errno(rc);
     }
@@ -234,6 +243,41 @@ static int merge_records(store *st, MDB_txn *txn, MDB_dbi db, uint32_t from, uin
     return rc == 0 || rc == MDB_NOTFOUND ? 0 : rc;
 }
 
+/* The same for a time-keyed db (time, then id): one walk over all of it. */
+static int merge_records_time(store *st, MDB_txn *txn, MDB_dbi db, uint32_t from, uint32_t to,
+                              rollup *rec, rollup *tmp)
+{
+    MDB_cursor *cur;
+    MDB_val k, v;
+    int rc = mdb_cursor_open(txn, db, &cur);
+    if (rc != 0)
+        return rc;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    while (rc == 0) {
+        if (k.mv_size != 8 || store_get_be32((uint8_t *)k.mv_data + 4) != from) {
+            rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+            continue;
+        }
+        uint8_t at_key[8], to_key[8];
+        memcpy(at_key, k.mv_data, 8);
+        time_key(to_key, store_get_be32(at_key), to);
+        rollup_reset(rec);
+        if (rollup_merge_packed_in(rec, v.mv_data, v.mv_size, &st->unpack) == 0 &&
+            (rc = merge_record(st, txn, db, to_key, rec, tmp)) != 0)
+            break;
+        /* The put may have moved the cursor's page: find the record again. */
+        MDB_val ak = { 8, at_key };
+        if ((rc = mdb_cursor_get(cur, &ak, &v, MDB_SET)) != 0 || (rc = mdb_cursor_del(cur, 0)) != 0)
+            break;
+        ak.mv_data = at_key;
+        ak.mv_size = 8;
+        rc = mdb_cursor_get(cur, &ak, &v, MDB_SET_RANGE);
+        k = ak;
+    }
+    mdb_cursor_close(cur);
+    return rc == 0 || rc == MDB_NOTFOUND ? 0 : rc;
+}
+
 /* Two ids for one (model, backend) came from two daemons on one database (before the
  * daemon lock): merge each later id into the first, so every stored request is served
  * again. Returns 0 or an LMDB code; *merged counts the ids merged away. */
@@ -265,8 +309,10 @@ static int merge_duplicates(store *st, long *merged)
         uint8_t key[4];
         store_put_be32(key, all[i].id);
         MDB_val sk = { 4, key };
-        if ((rc = merge_records(st, txn, st->m1, all[i].id, all[keep].id, &rec, &tmp)) == 0 &&
-            (rc = merge_records(st, txn, st->h1, all[i].id, all[keep].id, &rec, &tmp)) == 0 &&
+        if ((rc = merge_records_time(st, txn, st->m1, all[i].id, all[keep].id, &rec, &tmp)) == 0 &&
+            (rc = merge_records_time(st, txn, st->m1open, all[i].id, all[keep].id, &rec, &tmp)) == 0 &&
+            (rc = merge_records_time(st, txn, st->h1, all[i].id, all[keep].id, &rec, &tmp)) == 0 &&
+            (rc = merge_records_time(st, txn, st->h1open, all[i].id, all[keep].id, &rec, &tmp)) == 0 &&
             (rc = merge_records(st, txn, st->life, all[i].id, all[keep].id, &rec, &tmp)) == 0 &&
             (rc = mdb_del(txn, st->series, &sk, NULL)) == 0) {
             log_msg(LOG_NOTICE, "store: series %u (%s, %s) was stored twice; merged into %u",
@@ -287,6 +333,121 @@ out:
     return mdb_txn_commit(txn);
 }
 
+
+typedef struct old_key {
+    uint32_t at, id;
+} old_key;
+
+static int old_key_cmp(const void *a, const void *b)
+{
+    const old_key *x = a, *y = b;
+    if (x->at != y->at)
+        return x->at < y->at ? -1 : 1;
+    return (x->id > y->id) - (x->id < y->id);
+}
+
+/* Schema 1 to 2, for one of m1 and h1: its records were keyed (series, time) and
+ * protobuf Rollups. They are copied aside into `tmp_name`, the database emptied, and
+ * put back keyed (time, series) in key order, in the compact form (a record that does
+ * not decode is kept as it was: the readers read both forms). Returns an LMDB code;
+ * *moved counts the records. */
+static int migrate_tier(store *st, MDB_txn *txn, MDB_dbi db, const char *tmp_name, long *moved)
+{
+    MDB_dbi tmp;
+    MDB_cursor *cur;
+    MDB_val k, v;
+    old_key *keys = NULL;
+    size_t n = 0, cap = 0;
+    int rc = mdb_dbi_open(txn, tmp_name, MDB_CREATE, &tmp);
+    if (rc != 0 || (rc = mdb_cursor_open(txn, db, &cur)) != 0)
+        return rc;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size != 8)
+            continue; /* not a key of ours: nowhere to put it */
+        if (n == cap) {
+            cap = cap ? cap * 2 : 1024;
+            old_key *p = realloc(keys, cap * sizeof(*p));
+            if (p == NULL) {
+                rc = ENOMEM;
+                break;
+            }
+            keys = p;
+        }
+        keys[n].id = store_get_be32(k.mv_data);
+        keys[n].at = store_get_be32((uint8_t *)k.mv_data + 4);
+        n++;
+        /* Old keys come in order: appended to the copy. */
+        if ((rc = mdb_put(txn, tmp, &k, &v, MDB_APPEND)) != 0)
+            break;
+    }
+    mdb_cursor_close(cur);
+    if (rc != MDB_NOTFOUND || (rc = mdb_drop(txn, db, 0)) != 0) {
+        free(keys);
+        return rc == MDB_NOTFOUND ? 0 : rc;
+    }
+    if (n > 1)
+        qsort(keys, n, sizeof(*keys), old_key_cmp);
+    rollup r;
+    rollup_init(&r);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        uint8_t okey[8], nkey[8];
+        store_put_be32(okey, keys[i].id);
+        store_put_be32(okey + 4, keys[i].at);
+        time_key(nkey, keys[i].at, keys[i].id);
+        MDB_val ok = { 8, okey }, nk = { 8, nkey }, nv;
+        if ((rc = mdb_get(txn, tmp, &ok, &v)) != 0)
+            break;
+        nv = v;
+        rollup_reset(&r);
+        size_t len;
+        if (rollup_merge_packed_in(&r, v.mv_data, v.mv_size, &st->unpack) == 0 &&
+            rollup_disk_pack_buf(&r, &st->scratch, &st->scratch_cap, &len) == 0) {
+            nv.mv_size = len;
+            nv.mv_data = st->scratch;
+        }
+        rc = mdb_put(txn, db, &nk, &nv, MDB_APPEND);
+    }
+    rollup_free(&r);
+    free(keys);
+    if (rc == 0)
+        rc = mdb_drop(txn, tmp, 1);
+    if (rc == 0)
+        *moved += (long)n;
+    return rc;
+}
+
+/* A database of schema 1 (series-first keys, protobuf records) becomes schema 2 in one
+ * write transaction: all or nothing, so a kill during it leaves schema 1 to upgrade at
+ * the next start. Returns an LMDB code. */
+static int migrate(store *st)
+{
+    MDB_txn *txn;
+    MDB_val k = { 6, "schema" }, v;
+    int rc = store_txn_begin(st, 0, &txn);
+    if (rc != 0)
+        return rc;
+    rc = mdb_get(txn, st->meta, &k, &v);
+    if (rc != 0 || v.mv_size != 4 || store_get_be32(v.mv_data) != 1) {
+        mdb_txn_abort(txn);
+        return rc == MDB_NOTFOUND ? 0 : rc;
+    }
+    long minutes = 0, hours = 0;
+    uint8_t ver[4];
+    store_put_be32(ver, STORE_SCHEMA_VERSION);
+    MDB_val nv = { 4, ver };
+    if ((rc = migrate_tier(st, txn, st->m1, "m1_v1", &minutes)) != 0 ||
+        (rc = migrate_tier(st, txn, st->h1, "h1_v1", &hours)) != 0 ||
+        (rc = mdb_put(txn, st->meta, &k, &nv, 0)) != 0) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
+    if ((rc = mdb_txn_commit(txn)) == 0)
+        log_msg(LOG_NOTICE, "store: database upgraded from schema 1 to %d: %ld minute and %ld "
+                "hour records keyed by time, in the compact form", STORE_SCHEMA_VERSION,
+                minutes, hours);
+    return rc;
+}
 
 /* A database written before the lifetime totals existed: give each series without
  * one the sum of what its hours hold (h1 holds every stored minute). One write
@@ -397,6 +558,7 @@ int store_open(store **out, const char *dir, const store_opts *opts, char *why, 
     store_check_readers(st);
     long merged = 0;
     if ((rc = open_dbs(st, why, why_len)) != 0 ||
+        (rc = store_mdb_errno(migrate(st))) != 0 ||
         (rc = store_mdb_errno(store_events_count(st))) != 0 ||
         (rc = store_mdb_errno(merge_duplicates(st, &merged))) != 0) {
         if (why[0] == '\0')
@@ -465,14 +627,15 @@ int store_load_series(store *st, store_series_cb cb, void *ud)
     return ret;
 }
 
-/* Merge delta into the record at key of db: read, merge in memory, write back. */
-static int merge_record(store *st, MDB_txn *txn, MDB_dbi db, const uint8_t key[8],
-                        const rollup *delta, rollup *tmp)
+/* Merge delta into the record at key of db, whose value is *have (NULL: none yet):
+ * merge in memory, write back in the compact form. */
+static int merge_found(store *st, MDB_txn *txn, MDB_dbi db, const uint8_t key[8],
+                       const MDB_val *have, const rollup *delta, rollup *tmp)
 {
     MDB_val k = { 8, (void *)key }, v;
     const rollup *out = delta;
-    int rc = mdb_get(txn, db, &k, &v);
-    if (rc == 0) {
+    if (have != NULL) {
+        v = *have;
         rollup_reset(tmp);
         if (rollup_merge_packed_in(tmp, v.mv_data, v.mv_size, &st->unpack) != 0) {
             /* A record we cannot read is not made worse by losing it to this delta;
@@ -480,18 +643,98 @@ static int merge_record(store *st, MDB_txn *txn, MDB_dbi db, const uint8_t key[8
             log_msg(LOG_ERR, "store: a rollup record does not decode; replaced");
             rollup_reset(tmp);
         }
-        if ((rc = rollup_merge(tmp, delta)) != 0)
-            return rc;
+        int rc = rollup_merge(tmp, delta);
+        if (rc != 0)
+            return -rc;
         out = tmp;
-    } else if (rc != MDB_NOTFOUND) {
-        return rc;
     }
     size_t n;
-    if (rollup_pack_buf(out, &st->scratch, &st->scratch_cap, &n) != 0)
+    if (rollup_disk_pack_buf(out, &st->scratch, &st->scratch_cap, &n) != 0)
         return ENOMEM;
     v.mv_size = n;
     v.mv_data = st->scratch;
     return mdb_put(txn, db, &k, &v, 0);
+}
+
+/* Merge delta into the record at key of db: read, merge in memory, write back. */
+static int merge_record(store *st, MDB_txn *txn, MDB_dbi db, const uint8_t key[8],
+                        const rollup *delta, rollup *tmp)
+{
+    MDB_val k = { 8, (void *)key }, v;
+    int rc = mdb_get(txn, db, &k, &v);
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        return rc;
+    return merge_found(st, txn, db, key, rc == 0 ? &v : NULL, delta, tmp);
+}
+
+/* m1 and h1 are keyed (u32 minute or hour, u32 series id), time first, and hold only
+ * closed minutes and hours; the one a series is still in lives in m1open or h1open
+ * (same keys), rewritten by every flush. A closed record is written once, after every
+ * other key: LMDB fills a page to the end before it starts the next, where records
+ * growing in place inside the tree (series-first keys) split pages in half. */
+/* Merge delta into the tier's record at key: the open one; else a closed one (a late
+ * write: a retried flush, a clock set back); else a new open one. */
+static int tier_merge(store *st, MDB_txn *txn, MDB_dbi closed, MDB_dbi open,
+                      const uint8_t key[8], const rollup *delta, rollup *tmp)
+{
+    MDB_val k = { 8, (void *)key }, v;
+    int rc = mdb_get(txn, open, &k, &v);
+    if (rc == MDB_NOTFOUND) {
+        if ((rc = mdb_get(txn, closed, &k, &v)) == 0)
+            return merge_found(st, txn, closed, key, &v, delta, tmp);
+        if (rc != MDB_NOTFOUND)
+            return rc;
+        return merge_found(st, txn, open, key, NULL, delta, tmp);
+    }
+    if (rc != 0)
+        return rc;
+    return merge_found(st, txn, open, key, &v, delta, tmp);
+}
+
+/* Close every open record of a time before now_at: moved to the closed database in
+ * key order (time, then series), so each lands after the last closed key. */
+static int tier_close(store *st, MDB_txn *txn, MDB_dbi closed, MDB_dbi open, uint32_t now_at,
+                      rollup *rec, rollup *tmp)
+{
+    MDB_cursor *cur;
+    MDB_val k, v;
+    int rc = mdb_cursor_open(txn, open, &cur);
+    if (rc != 0)
+        return rc;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+         rc == 0 && k.mv_size == 8 && store_get_be32(k.mv_data) < now_at;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST)) {
+        uint8_t key[8];
+        memcpy(key, k.mv_data, 8);
+        MDB_val ck = { 8, key }, cv;
+        int g = mdb_get(txn, closed, &ck, &cv);
+        if (g == 0) {
+            /* Both hold the time (a late write met an older closed record): one. */
+            rollup_reset(rec);
+            if (rollup_merge_packed_in(rec, v.mv_data, v.mv_size, &st->unpack) != 0)
+                log_msg(LOG_ERR, "store: an open rollup record does not decode; dropped");
+            rc = merge_found(st, txn, closed, key, &cv, rec, tmp);
+        } else if (g == MDB_NOTFOUND) {
+            if (v.mv_size > st->scratch_cap) {
+                uint8_t *p = realloc(st->scratch, v.mv_size);
+                if (p == NULL) {
+                    rc = ENOMEM;
+                    break;
+                }
+                st->scratch = p;
+                st->scratch_cap = v.mv_size;
+            }
+            memcpy(st->scratch, v.mv_data, v.mv_size);
+            MDB_val nv = { v.mv_size, st->scratch };
+            rc = mdb_put(txn, closed, &ck, &nv, 0);
+        } else {
+            rc = g;
+        }
+        if (rc != 0 || (rc = mdb_cursor_del(cur, 0)) != 0)
+            break;
+    }
+    mdb_cursor_close(cur);
+    return rc == 0 || rc == MDB_NOTFOUND ? 0 : rc;
 }
 
 /* The names stored, sorted, for create_series to look a new series up: loaded once
@@ -643,6 +886,7 @@ static int write_once(store *st, const store_item *items, size_t n, uint32_t *ne
     if (rc != 0)
         return rc;
     rollup_init(&tmp);
+    uint32_t newest = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
         const store_item *it = &items[i];
         uint32_t id = *it->id;
@@ -657,17 +901,27 @@ static int write_once(store *st, const store_item *items, size_t n, uint32_t *ne
             new_ids[i] = id;
         }
         uint8_t key[8];
-        store_put_be32(key, id);
-        store_put_be32(key + 4, it->minute);
-        if ((rc = merge_record(st, txn, st->m1, key, it->delta, &tmp)) != 0)
+        time_key(key, it->minute, id);
+        if ((rc = tier_merge(st, txn, st->m1, st->m1open, key, it->delta, &tmp)) != 0)
             break;
-        store_put_be32(key + 4, it->minute / 60);
-        if ((rc = merge_record(st, txn, st->h1, key, it->delta, &tmp)) != 0)
+        time_key(key, it->minute / 60, id);
+        if ((rc = tier_merge(st, txn, st->h1, st->h1open, key, it->delta, &tmp)) != 0)
             break;
+        if (it->minute > newest)
+            newest = it->minute;
         /* The lifetime total: the same delta, so it equals the sum of every minute
          * ever written, whatever retention removes later. */
+        store_put_be32(key, id);
         store_put_be32(key + 4, 0);
         rc = merge_record(st, txn, st->life, key, it->delta, &tmp);
+    }
+    /* A delta of a newer minute closes the minutes (and hours) before it. */
+    if (rc == 0 && newest > 0) {
+        rollup rec;
+        rollup_init(&rec);
+        if ((rc = tier_close(st, txn, st->m1, st->m1open, newest, &rec, &tmp)) == 0)
+            rc = tier_close(st, txn, st->h1, st->h1open, newest / 60, &rec, &tmp);
+        rollup_free(&rec);
     }
     rollup_free(&tmp);
     if (rc == 0 && nev > 0)
@@ -756,32 +1010,70 @@ void store_reader_close(store_reader *rd)
 typedef int (*record_cb)(store_reader *rd, void *ud, uint32_t at, const uint8_t *data,
                          size_t len);
 
-static int each_record(store_reader *rd, MDB_dbi db, uint32_t id, uint32_t from, uint32_t to,
-                       record_cb cb, void *ud)
+/* The first record of series id at a time in [at, to) of a time-keyed db: 0 with
+ * *got and *v set, MDB_NOTFOUND, or an LMDB code. One seek per time that holds any
+ * key, as (time, id) keys put other series' records between two of this one's. */
+static int seek_series(MDB_cursor *cur, uint32_t id, uint32_t at, uint32_t to, uint32_t *got,
+                       MDB_val *v)
 {
-    MDB_cursor *cur;
     uint8_t key[8];
-    MDB_val k = { 8, key }, v;
-    int rc, stop = 0;
+    while (at < to) {
+        MDB_val k = { 8, key };
+        time_key(key, at, id);
+        int rc = mdb_cursor_get(cur, &k, v, MDB_SET_RANGE);
+        if (rc != 0)
+            return rc;
+        if (k.mv_size != 8)
+            return MDB_NOTFOUND;
+        uint32_t kat = store_get_be32(k.mv_data), kid = store_get_be32((uint8_t *)k.mv_data + 4);
+        if (kat >= to)
+            return MDB_NOTFOUND;
+        if (kid == id) {
+            *got = kat;
+            return 0;
+        }
+        /* Past id at kat: look at kat + 1; before it: at kat itself. */
+        if (kid > id && kat == UINT32_MAX)
+            return MDB_NOTFOUND;
+        at = kid > id ? kat + 1 : kat;
+    }
+    return MDB_NOTFOUND;
+}
+
+/* Both databases of a tier (closed, then open), merged in time order. */
+static int each_record(store_reader *rd, MDB_dbi closed, MDB_dbi open, uint32_t id,
+                       uint32_t from, uint32_t to, record_cb cb, void *ud)
+{
+    MDB_cursor *cur[2] = { NULL, NULL };
+    MDB_val v[2];
+    uint32_t at[2];
+    int rc[2], stop = 0, err = 0;
 
     if (from >= to)
         return 0;
-    store_put_be32(key, id);
-    store_put_be32(key + 4, from);
-    if ((rc = mdb_cursor_open(rd->txn, db, &cur)) != 0)
-        return store_mdb_errno(rc);
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
-         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        uint32_t at = store_get_be32((uint8_t *)k.mv_data + 4);
-        if (k.mv_size != 8 || store_get_be32(k.mv_data) != id || at >= to)
-            break;
-        if ((stop = cb(rd, ud, at, v.mv_data, v.mv_size)) != 0)
-            break;
+    if ((err = mdb_cursor_open(rd->txn, closed, &cur[0])) != 0 ||
+        (err = mdb_cursor_open(rd->txn, open, &cur[1])) != 0) {
+        if (cur[0] != NULL)
+            mdb_cursor_close(cur[0]);
+        return store_mdb_errno(err);
     }
-    mdb_cursor_close(cur);
+    for (int i = 0; i < 2; i++)
+        rc[i] = seek_series(cur[i], id, from, to, &at[i], &v[i]);
+    while (rc[0] == 0 || rc[1] == 0) {
+        int i = rc[0] == 0 && (rc[1] != 0 || at[0] <= at[1]) ? 0 : 1;
+        if ((stop = cb(rd, ud, at[i], v[i].mv_data, v[i].mv_size)) != 0)
+            break;
+        rc[i] = at[i] == UINT32_MAX ? MDB_NOTFOUND
+                                    : seek_series(cur[i], id, at[i] + 1, to, &at[i], &v[i]);
+    }
+    for (int i = 0; i < 2; i++) {
+        if (stop == 0 && rc[i] != 0 && rc[i] != MDB_NOTFOUND)
+            err = rc[i];
+        mdb_cursor_close(cur[i]);
+    }
     if (stop != 0)
         return stop;
-    return rc == 0 || rc == MDB_NOTFOUND ? 0 : store_mdb_errno(rc);
+    return store_mdb_errno(err);
 }
 
 static int merge_cb(store_reader *rd, void *ud, uint32_t at, const uint8_t *data, size_t len)
@@ -794,12 +1086,12 @@ static int merge_cb(store_reader *rd, void *ud, uint32_t at, const uint8_t *data
 
 int store_read_minutes(store_reader *rd, uint32_t id, uint32_t from, uint32_t to, rollup *acc)
 {
-    return each_record(rd, rd->st->m1, id, from, to, merge_cb, acc);
+    return each_record(rd, rd->st->m1, rd->st->m1open, id, from, to, merge_cb, acc);
 }
 
 int store_read_hours(store_reader *rd, uint32_t id, uint32_t from, uint32_t to, rollup *acc)
 {
-    return each_record(rd, rd->st->h1, id, from, to, merge_cb, acc);
+    return each_record(rd, rd->st->h1, rd->st->h1open, id, from, to, merge_cb, acc);
 }
 
 int store_read_window(store_reader *rd, uint32_t id, uint32_t from, uint32_t to, rollup *acc)
@@ -832,7 +1124,7 @@ int store_sub_minutes(store_reader *rd, uint32_t id, uint32_t from, uint32_t to,
                       rollup *scratch)
 {
     sub_ctx c = { acc, scratch };
-    return each_record(rd, rd->st->m1, id, from, to, sub_cb, &c);
+    return each_record(rd, rd->st->m1, rd->st->m1open, id, from, to, sub_cb, &c);
 }
 
 static int first_cb(store_reader *rd, void *ud, uint32_t at, const uint8_t *data, size_t len)
@@ -848,7 +1140,7 @@ static int first_cb(store_reader *rd, void *ud, uint32_t at, const uint8_t *data
 int store_first_unix_ns(store_reader *rd, uint32_t id, uint32_t from, uint32_t to,
                         int64_t *first)
 {
-    int rc = each_record(rd, rd->st->m1, id, from, to, first_cb, first);
+    int rc = each_record(rd, rd->st->m1, rd->st->m1open, id, from, to, first_cb, first);
     if (rc != 1)
         *first = 0;
     return rc == 1 ? 0 : rc;
@@ -911,7 +1203,28 @@ int store_read_samples(store *st, uint32_t source, uint32_t from, uint32_t to,
     return rc == 0 || rc == MDB_NOTFOUND ? 0 : store_mdb_errno(rc);
 }
 
-/* Delete records of db whose time part is below cutoff, for every series. */
+/* Delete the records of a time-keyed db (time first) below cutoff: its first ones. */
+static long expire_time(MDB_txn *txn, MDB_dbi db, uint32_t cutoff)
+{
+    MDB_cursor *cur;
+    MDB_val k, v;
+    long n = 0;
+    int rc = mdb_cursor_open(txn, db, &cur);
+    if (rc != 0)
+        return -EIO;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+         rc == 0 && k.mv_size == 8 && store_get_be32(k.mv_data) < cutoff;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST)) {
+        if ((rc = mdb_cursor_del(cur, 0)) != 0)
+            break;
+        n++;
+    }
+    mdb_cursor_close(cur);
+    return rc == 0 || rc == MDB_NOTFOUND ? n : -EIO;
+}
+
+/* Delete records of db whose time part is below cutoff, for every series (keys with
+ * the series first: samples). */
 static long expire(MDB_txn *txn, MDB_dbi db, uint32_t cutoff)
 {
     MDB_cursor *cur;
@@ -953,20 +1266,33 @@ long store_retention(store *st, uint32_t now_minute)
     int rc = store_txn_begin(st, 0, &txn);
     if (rc != 0)
         return store_mdb_errno(rc);
-    long n = expire(txn, st->m1, m1_cut);
-    long n2 = expire(txn, st->h1, h1_cut);
+    /* Minutes and hours no series wrote since they ended are closed here. */
+    rollup rec, tmp;
+    rollup_init(&rec);
+    rollup_init(&tmp);
+    rc = tier_close(st, txn, st->m1, st->m1open, now_minute, &rec, &tmp);
+    if (rc == 0)
+        rc = tier_close(st, txn, st->h1, st->h1open, now_minute / 60, &rec, &tmp);
+    rollup_free(&rec);
+    rollup_free(&tmp);
+    if (rc != 0) {
+        mdb_txn_abort(txn);
+        return store_mdb_errno(rc);
+    }
+    long n = expire_time(txn, st->m1, m1_cut), n1 = expire_time(txn, st->m1open, m1_cut);
+    long n2 = expire_time(txn, st->h1, h1_cut), n5 = expire_time(txn, st->h1open, h1_cut);
     /* Samples are keyed by seconds: the same scan with a cutoff in seconds. */
     uint64_t now_s = (uint64_t)now_minute * 60u, keep_s = (uint64_t)st->samples_days * 86400u;
     long n3 = expire(txn, st->samples, now_s > keep_s ? (uint32_t)(now_s - keep_s) : 0);
     long n4 = store_events_expire(st, txn, (int64_t)now_minute * 60000000000ll);
-    if (n < 0 || n2 < 0 || n3 < 0 || n4 < 0) {
+    if (n < 0 || n1 < 0 || n2 < 0 || n3 < 0 || n4 < 0 || n5 < 0) {
         mdb_txn_abort(txn);
         store_events_commit(st, 0);
         return -EIO;
     }
     rc = mdb_txn_commit(txn);
     store_events_commit(st, rc == 0);
-    return rc == 0 ? n + n2 + n3 + n4 : store_mdb_errno(rc);
+    return rc == 0 ? n + n1 + n2 + n3 + n4 + n5 : store_mdb_errno(rc);
 }
 
 void store_get_info(store *st, store_info *info)
@@ -993,8 +1319,12 @@ void store_get_info(store *st, store_info *info)
     if (rc == 0) {
         if (mdb_stat(txn, st->m1, &s) == 0)
             info->m1_records = s.ms_entries;
+        if (mdb_stat(txn, st->m1open, &s) == 0)
+            info->m1_records += s.ms_entries;
         if (mdb_stat(txn, st->h1, &s) == 0)
             info->h1_records = s.ms_entries;
+        if (mdb_stat(txn, st->h1open, &s) == 0)
+            info->h1_records += s.ms_entries;
         if (mdb_stat(txn, st->series, &s) == 0)
             info->series = s.ms_entries;
         if (mdb_stat(txn, st->samples, &s) == 0)

@@ -3,8 +3,13 @@
  * store: the LMDB database. Named databases:
  *   meta     "schema" -> u32 version; "next_series" -> u32
  *   series   u32 id (big-endian) -> SeriesInfo
- *   m1       (u32 series id, u32 minute since the epoch), big-endian -> Rollup
- *   h1       (u32 series id, u32 hour since the epoch), big-endian -> Rollup
+ *   m1       (u32 minute since the epoch, u32 series id), big-endian -> rollup of a
+ *            closed minute (compact form, rollup_disk.c; older records may be
+ *            protobuf Rollups)
+ *   m1open   the same keys -> the minute a series is still in (rewritten by every
+ *            flush, moved to m1 once a later minute is written or retention runs)
+ *   h1       (u32 hour since the epoch, u32 series id) -> rollup of a closed hour
+ *   h1open   the same keys -> the hour a series is still in
  *   events   (u32 series id, u64 arrival unix ns, u32 sequence), big-endian ->
  *            GenEvent (one kept generation; events.h says which are kept)
  *   health   (u64 unix ns, u32 sequence), big-endian -> HealthChange (health.h)
@@ -13,7 +18,11 @@
  *   life     (u32 series id, u32 0), big-endian -> Rollup: every delta ever written
  *            for the series, untouched by retention (the lifetime totals that
  *            /metrics exports as counters)
- * Big-endian keys sort by series, then time, so a window is one cursor range.
+ * m1 and h1 keys sort by time, then series: a closed minute is put after every key
+ * there, so LMDB fills its pages to the end (series-first keys, records growing in
+ * place, split pages in half: about 65 % full). A series' window is one seek per
+ * minute or hour that holds any record. Other big-endian keys sort by series, then
+ * time.
  *
  * Writes: one write transaction per flush (store_write): every pending (series,
  * minute) delta is merged into its m1 and h1 records. LMDB's copy-on-write B-tree
@@ -35,7 +44,10 @@
 
 #include "rollup.h"
 
-#define STORE_SCHEMA_VERSION 1
+/* 1: m1 and h1 keyed (series, time), protobuf records. 2: keyed (time, series), with
+ * m1open and h1open, records in the compact form (rollup_disk.c); a schema 1 file is
+ * upgraded at open. */
+#define STORE_SCHEMA_VERSION 2
 
 typedef struct store store;
 typedef struct store_reader store_reader;

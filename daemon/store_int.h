@@ -14,6 +14,7 @@
 struct store {
     MDB_env *env;
     MDB_dbi meta, series, m1, h1, events, samples, life, health;
+    MDB_dbi m1open, h1open; /* the minute and hour each series is still in */
     char *dir;
     size_t map_size, map_max;
     int m1_days, h1_days, samples_days;

@@ -25,3 +25,5 @@ add_executable(store_craft storage/store_craft.c)
 target_link_libraries(store_craft PRIVATE metricsd_core metricsd_flags)
 metricsd_script_test(storage_one_daemon storage/one_daemon.sh SKIP TIMEOUT 300 LABELS reliability storage)
 metricsd_script_test(storage_bad_files storage/bad_files.sh SKIP TIMEOUT 180 LABELS reliability storage)
+# Issue 19: a schema 1 database upgraded at open (store_craft v1 writes one).
+metricsd_script_test(storage_upgrade storage/upgrade.sh SKIP TIMEOUT 300 LABELS reliability storage)

@@ -4,7 +4,9 @@
  * against protobuf-c's unpacker: on packed rollups of every shape (empty, dense and
  * runs sketches, energy fields, extreme values) and on many mangled copies of them
  * (flipped bytes, cuts, inserted bytes), both paths return the same code and leave the
- * same rollup behind; rollup_packed_first_ns reads what the unpacker reads.
+ * same rollup behind; rollup_packed_first_ns reads what the unpacker reads. And the
+ * store's compact form (rollup_disk.c): every shape reads back exactly, in fewer
+ * bytes, and mangled compact records are refused or read, never read past.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -214,9 +216,145 @@ static void mangled_records_read_the_same(void **state)
     frame_arena_free(&arena);
 }
 
+/* The compact form of every shape, and of the rare fields, reads back the same rollup
+ * (into an empty one and into a base), in fewer bytes than the protobuf record. */
+static void compact_records_round_trip(void **state)
+{
+    (void)state;
+    rng g;
+    frame_arena arena;
+    rollup base;
+    uint8_t *buf = NULL, *pb = NULL;
+    size_t cap = 0, pcap = 0, len, plen;
+    rng_seed(&g, 7);
+    assert_int_equal(frame_arena_init(&arena, 256 * 1024), 0);
+    make(&base, &g, 4);
+    for (int shape = 0; shape < 26; shape++) {
+        rollup r, e, want;
+        make(&r, &g, shape < 24 ? shape : 5);
+        if (shape == 24) { /* the rare fields: kinds, load, prefill, a coarser scale */
+            const char *kinds[] = { "oom", "timeout", "a", "b", "c", "d", "e", "f", "g" };
+            for (int i = 0; i < 9; i++)
+                assert_int_equal(rollup_add_kind(&r, kinds[i], (uint64_t)i + 1), 0);
+            assert_int_equal(sketch_record(&r.sk[M_LOAD], 2e9), 0);
+            assert_int_equal(sketch_record(&r.sk[M_PREFILL], 3.25e8), 0);
+            sketch_downscale(&r.sk[M_E2E], 3);
+        }
+        if (shape == 25) { /* doubles that are not whole numbers, and a last before first */
+            assert_int_equal(sketch_record(&r.sk[M_DECODE_TPS], 12.375), 0);
+            r.last_unix_ns = r.first_unix_ns - 1000;
+        }
+        assert_int_equal(rollup_disk_pack_buf(&r, &buf, &cap, &len), 0);
+        assert_true(rollup_is_disk(buf, len));
+        assert_int_equal(rollup_pack_buf(&r, &pb, &pcap, &plen), 0);
+        if (r.requests > 0)
+            assert_true(len < plen);
+        rollup_init(&e);
+        assert_int_equal(rollup_merge_packed_in(&e, buf, len, &arena), 0);
+        assert_same_rollup(&e, &r);
+        int64_t first = -1;
+        assert_int_equal(rollup_packed_first_ns(buf, len, &first), 0);
+        assert_int_equal(first, r.first_unix_ns);
+        /* Into a base: what merging the rollup itself gives. */
+        rollup_init(&want);
+        assert_int_equal(rollup_merge(&want, &base), 0);
+        assert_int_equal(rollup_merge(&want, &r), 0);
+        rollup_reset(&e);
+        assert_int_equal(rollup_merge(&e, &base), 0);
+        assert_int_equal(rollup_merge_packed(&e, buf, len), 0);
+        assert_same_rollup(&e, &want);
+        /* And out again: subtracting the compact record (sketch_subtract_parts at the
+         * same scale) leaves what subtracting the rollup itself leaves. */
+        rollup viasub;
+        rollup_init(&viasub);
+        assert_int_equal(rollup_merge(&viasub, &want), 0);
+        assert_int_equal(rollup_subtract(&viasub, &r), 0);
+        rollup scr;
+        rollup_init(&scr);
+        assert_int_equal(rollup_subtract_packed_in(&e, buf, len, &arena, &scr), 0);
+        assert_same_rollup(&e, &viasub);
+        rollup_free(&scr);
+        rollup_free(&viasub);
+        rollup_free(&want);
+        rollup_free(&e);
+        rollup_free(&r);
+    }
+    rollup_free(&base);
+    free(buf);
+    free(pb);
+    frame_arena_free(&arena);
+}
+
+/* Damaged compact records: each is read whole or refused with -EINVAL, and never read
+ * past its end (ASan watches the copies, each in a buffer of its own size). */
+static void mangled_compact_records(void **state)
+{
+    (void)state;
+    rng g;
+    uint8_t *buf = NULL;
+    size_t cap = 0, len;
+    int ok = 0, refused = 0;
+    rng_seed(&g, 321);
+    for (int k = 0; k < 4000; k++) {
+        rollup r;
+        make(&r, &g, k % 24);
+        assert_int_equal(rollup_disk_pack_buf(&r, &buf, &cap, &len), 0);
+        rollup_free(&r);
+        size_t n = len;
+        uint8_t *bad = malloc(len + 1);
+        assert_non_null(bad);
+        memcpy(bad, buf, len);
+        switch (k % 3) {
+        case 0:
+            bad[2 + rng_next(&g) % (n - 2)] ^= (uint8_t)(1u << (rng_next(&g) % 8));
+            break;
+        case 1:
+            n = 2 + rng_next(&g) % (n - 1);
+            break;
+        default:
+            bad[2 + rng_next(&g) % (n - 2)] = (uint8_t)rng_next(&g);
+            break;
+        }
+        uint8_t *exact = malloc(n);
+        assert_non_null(exact);
+        memcpy(exact, bad, n);
+        free(bad);
+        rollup t;
+        rollup_init(&t);
+        int rc = rollup_merge_packed(&t, exact, n);
+        assert_true(rc == 0 || rc == -EINVAL);
+        /* Subtracting it from what it was merged into: read whole, or refused. */
+        if (rc == 0) {
+            rollup twice;
+            rollup_init(&twice);
+            assert_int_equal(rollup_merge(&twice, &t), 0);
+            assert_int_equal(rollup_merge(&twice, &t), 0);
+            assert_int_equal(rollup_disk_subtract(&twice, exact, n), 0);
+            rollup_free(&twice);
+        } else {
+            rollup any;
+            rollup_init(&any);
+            assert_int_equal(rollup_disk_subtract(&any, exact, n), -EINVAL);
+            rollup_free(&any);
+        }
+        ok += rc == 0;
+        refused += rc != 0;
+        int64_t first;
+        rc = rollup_packed_first_ns(exact, n, &first);
+        assert_true(rc == 0 || rc == -EINVAL);
+        rollup_free(&t);
+        free(exact);
+    }
+    assert_true(ok > 100);
+    assert_true(refused > 100);
+    free(buf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(compact_records_round_trip),
+        cmocka_unit_test(mangled_compact_records),
         cmocka_unit_test(valid_records_read_the_same),
         cmocka_unit_test(rare_fields_go_to_protobuf_c),
         cmocka_unit_test(mangled_records_read_the_same),

@@ -193,7 +193,7 @@ static void test_subtract_message(void **state)
             copy_of(&got, &ab);
             assert_int_equal(sketch_pb_subtract(&got, &msg), 0);
             assert_same(&want, &got);
-            sketch_free(&got);
+            sketch_free(&got); /* copied again below */
             /* b is not part of a alone when one of b's buckets has more than a's:
              * refused, a as it was. */
             copy_of(&got, &a);

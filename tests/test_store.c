@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -776,6 +777,179 @@ static void test_life_backfill(void **state)
         rollup_free(&d[i]);
 }
 
+/* ---- schema 1: series-first keys, protobuf records ---- */
+
+static void be32_put(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+/* Put a protobuf Rollup (rollup_pack, the form schema 1 wrote) at (a, b). */
+static void put_v1(MDB_txn *txn, MDB_dbi db, uint32_t a, uint32_t b, const rollup *r)
+{
+    static uint8_t val[1 << 16];
+    uint8_t key[8];
+    be32_put(key, a);
+    be32_put(key + 4, b);
+    assert_true(rollup_packed_size(r) <= sizeof(val));
+    MDB_val k = { 8, key }, v = { rollup_pack(r, val), val };
+    assert_int_equal(mdb_put(txn, db, &k, &v, 0), 0);
+}
+
+/* A database as the previous format wrote it, made here by code that writes that
+ * layout: 2 series x 150 minutes from M0 (3 hours, M0 is not on an hour), m1 and h1
+ * keyed (series id, time), protobuf records, schema 1, and lifetime totals. Opening it
+ * upgrades it to schema 2; every window reads back the figures written; the records
+ * are re-keyed time first, in the compact form; the next open does nothing again; and
+ * new deltas add to the upgraded minutes. */
+static void test_schema1_upgrade(void **state)
+{
+    fx *f = *state;
+    enum { NMIN = 150 };
+    static rollup minute[2][NMIN];
+    rollup whole[2], hour[2][4], life[2];
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi meta, series, m1, h1, lifedb;
+    assert_int_equal(mkdir(f->db, 0700), 0);
+    assert_int_equal(mdb_env_create(&env), 0);
+    mdb_env_set_maxdbs(env, 16);
+    assert_int_equal(mdb_env_open(env, f->db, 0, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "meta", MDB_CREATE, &meta), 0);
+    assert_int_equal(mdb_dbi_open(txn, "series", MDB_CREATE, &series), 0);
+    assert_int_equal(mdb_dbi_open(txn, "m1", MDB_CREATE, &m1), 0);
+    assert_int_equal(mdb_dbi_open(txn, "h1", MDB_CREATE, &h1), 0);
+    assert_int_equal(mdb_dbi_open(txn, "life", MDB_CREATE, &lifedb), 0);
+    uint8_t b4[4];
+    be32_put(b4, 1);
+    MDB_val k = { 6, "schema" }, v = { 4, b4 };
+    assert_int_equal(mdb_put(txn, meta, &k, &v, 0), 0);
+    be32_put(b4, 3);
+    k = (MDB_val){ 11, "next_series" };
+    assert_int_equal(mdb_put(txn, meta, &k, &v, 0), 0);
+    const char *models[2] = { "old-a", "old-b" };
+    for (uint32_t id = 1; id <= 2; id++) {
+        Metricsd__SeriesInfo si = METRICSD__SERIES_INFO__INIT;
+        uint8_t val[256];
+        si.has_id = 1;
+        si.id = id;
+        si.model = (char *)models[id - 1];
+        si.backend = "cuda";
+        be32_put(b4, id);
+        k = (MDB_val){ 4, b4 };
+        v = (MDB_val){ metricsd__series_info__pack(&si, val), val };
+        assert_int_equal(mdb_put(txn, series, &k, &v, 0), 0);
+        rollup_init(&whole[id - 1]);
+        rollup_init(&life[id - 1]);
+        for (int h = 0; h < 4; h++)
+            rollup_init(&hour[id - 1][h]);
+        for (int m = 0; m < NMIN; m++) {
+            rollup *r = &minute[id - 1][m];
+            rollup_init(r);
+            uint32_t at = M0 + (uint32_t)m;
+            fill(r, &whole[id - 1], id * 1000 + (uint32_t)m, 1 + m % 5,
+                 (int64_t)at * 60000000000ll + 1000);
+            put_v1(txn, m1, id, at, r);
+            assert_int_equal(rollup_merge(&hour[id - 1][at / 60 - M0 / 60], r), 0);
+            assert_int_equal(rollup_merge(&life[id - 1], r), 0);
+        }
+        for (uint32_t h = M0 / 60; h <= (M0 + NMIN - 1) / 60; h++)
+            put_v1(txn, h1, id, h, &hour[id - 1][h - M0 / 60]);
+        put_v1(txn, lifedb, id, 0, &life[id - 1]);
+    }
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+
+    for (int pass = 0; pass < 2; pass++) {
+        store *st = open_ok(f, &fast);
+        store_info info;
+        store_get_info(st, &info);
+        assert_int_equal(info.m1_records, 2 * NMIN);
+        assert_int_equal(info.series, 2);
+        for (uint32_t id = 1; id <= 2; id++) {
+            /* The whole span, through the window read (hours inside, minutes at the
+             * ragged ends), equals every value written. */
+            store_reader *rd;
+            rollup got;
+            rollup_init(&got);
+            assert_int_equal(store_reader_open(st, &rd), 0);
+            assert_int_equal(store_read_window(rd, id, M0, M0 + NMIN, &got), 0);
+            store_reader_close(rd);
+            assert_same_rollup(&got, &whole[id - 1]);
+            rollup_free(&got);
+            /* Each minute alone, and the hours. */
+            for (int m = 0; m < NMIN; m += 7) {
+                rollup one;
+                read_range(st, MINUTES, id, M0 + (uint32_t)m, M0 + (uint32_t)m + 1, &one);
+                assert_same_rollup(&one, &minute[id - 1][m]);
+                rollup_free(&one);
+            }
+            assert_int_equal(requests_in(st, HOURS, id, M0 / 60, M0 / 60 + 4),
+                             whole[id - 1].requests);
+            assert_int_equal(life_requests(st, id), whole[id - 1].requests);
+        }
+        store_close(st);
+    }
+
+    /* Schema 2 on disk; m1 keyed time first, its first record the first minute of
+     * series 1 and its second that of series 2; compact values; no database left
+     * from the upgrade. */
+    assert_int_equal(mdb_env_create(&env), 0);
+    mdb_env_set_maxdbs(env, 16);
+    assert_int_equal(mdb_env_open(env, f->db, MDB_RDONLY, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "meta", 0, &meta), 0);
+    k = (MDB_val){ 6, "schema" };
+    assert_int_equal(mdb_get(txn, meta, &k, &v), 0);
+    assert_int_equal(v.mv_size, 4);
+    assert_int_equal(((uint8_t *)v.mv_data)[3], STORE_SCHEMA_VERSION);
+    assert_int_equal(mdb_dbi_open(txn, "m1", 0, &m1), 0);
+    MDB_cursor *cur;
+    assert_int_equal(mdb_cursor_open(txn, m1, &cur), 0);
+    uint8_t want[8];
+    for (uint32_t id = 1; id <= 2; id++) {
+        assert_int_equal(mdb_cursor_get(cur, &k, &v, id == 1 ? MDB_FIRST : MDB_NEXT), 0);
+        be32_put(want, M0);
+        be32_put(want + 4, id);
+        assert_int_equal(k.mv_size, 8);
+        assert_memory_equal(k.mv_data, want, 8);
+        assert_true(rollup_is_disk(v.mv_data, v.mv_size));
+    }
+    mdb_cursor_close(cur);
+    MDB_dbi gone;
+    assert_int_equal(mdb_dbi_open(txn, "m1_v1", 0, &gone), MDB_NOTFOUND);
+    assert_int_equal(mdb_dbi_open(txn, "h1_v1", 0, &gone), MDB_NOTFOUND);
+    mdb_txn_abort(txn);
+    mdb_env_close(env);
+
+    /* A delta for an upgraded minute adds to it; one for a new minute opens it. */
+    store *st = open_ok(f, &fast);
+    uint32_t id = 1;
+    rollup d;
+    counted(&d, 1000);
+    store_item items[2] = { { &id, "old-a", "cuda", M0 + 3, &d, NULL },
+                            { &id, "old-a", "cuda", M0 + NMIN, &d, NULL } };
+    assert_int_equal(store_write(st, items, 2), 0);
+    assert_int_equal(requests_in(st, MINUTES, 1, M0 + 3, M0 + 4),
+                     minute[0][3].requests + 1000);
+    assert_int_equal(requests_in(st, MINUTES, 1, M0, M0 + NMIN + 1), whole[0].requests + 2000);
+    assert_int_equal(life_requests(st, 1), whole[0].requests + 2000);
+    store_close(st);
+    rollup_free(&d);
+    for (int s = 0; s < 2; s++) {
+        rollup_free(&whole[s]);
+        rollup_free(&life[s]);
+        for (int h = 0; h < 4; h++)
+            rollup_free(&hour[s][h]);
+        for (int m = 0; m < NMIN; m++)
+            rollup_free(&minute[s][m]);
+    }
+}
+
 /* Retention across many B-tree pages: 30 series x 200 minutes, the first 120 minutes
  * of each older than the 1-day cutoff. Deleting walks the cursor through page merges,
  * so this checks that each series loses exactly its old records and keeps the rest.
@@ -832,6 +1006,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_retention, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retention_many, setup, teardown),
         cmocka_unit_test_setup_teardown(test_life_backfill, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_schema1_upgrade, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

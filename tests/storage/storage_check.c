@@ -13,9 +13,10 @@
  *                                  processes, then read through the daemon's store
  *                                  module: it must clear them and read (store.c)
  *
- * Invariants of `check`: the seven named databases and no other; meta holds schema 1
+ * Invariants of `check`: the ten named databases and no other; meta holds schema 2
  * and next_series; series keys are 4 bytes and decode (id = key < next_series); m1,
- * h1 and samples keys are 8 bytes, values decode (Rollup by rollup_merge_packed,
+ * h1, m1open, h1open (time, series) and samples keys are 8 bytes, values decode
+ * (rollups by rollup_merge_packed, either form,
  * PowerDevice); m1 and h1 name stored series; in a rollup errors + cancelled +
  * timeouts <= requests and each latency sketch holds at most `requests` values; every
  * m1 minute's hour has an h1 record, and (h1 and m1 are written in one transaction)
@@ -129,8 +130,9 @@ static int cmd_check(const char *dir, int trimmed)
     MDB_val k, v;
     rollup r;
     int rc;
-    const char *names[] = { "meta", "series", "m1", "h1", "events", "samples", "life", "health" };
-    enum { N_DBS = 8 };
+    const char *names[] = { "meta", "series", "m1", "h1", "events", "samples", "life", "health",
+                            "m1open", "h1open" };
+    enum { N_DBS = 10 };
     uint64_t counts[N_DBS] = { 0 };
     uint32_t next_series = 0, min_minute = UINT32_MAX, max_minute = 0;
 
@@ -202,17 +204,19 @@ static int cmd_check(const char *dir, int trimmed)
                 }
                 if (si)
                     metricsd__series_info__free_unpacked(si, NULL);
-            } else if (d == 2 || d == 3) { /* m1, h1: series come first, so ids are known */
+            } else if (d == 2 || d == 3 || d == 8 || d == 9) {
+                /* m1, h1 and their open records, keyed (time, id) (schema 2); series
+                 * come first, so ids are known. */
                 if (k.mv_size != 8) {
                     BAD("%s key of %zu bytes", names[d], k.mv_size);
                     continue;
                 }
-                uint32_t id = be32(k.mv_data), t = be32((uint8_t *)k.mv_data + 4);
+                uint32_t t = be32(k.mv_data), id = be32((uint8_t *)k.mv_data + 4);
                 const sinfo *s = find_series(id);
                 if (s == NULL)
                     BAD("%s record of series %u, which is not stored", names[d], id);
                 check_rollup(names[d], id, t, &v, &r);
-                if (d == 2) {
+                if (d == 2 || d == 8) {
                     hour_of(id, t / 60)->m1_requests += r.requests;
                     if (t < min_minute)
                         min_minute = t;
