@@ -66,20 +66,45 @@ enum ring_mode {
  * within RING_BUSY_NS (1,000 a second). */
 #define RING_BUSY_FRAMES 16u
 #define RING_BUSY_NS 16000000ll
+/* A daemon that marked the ring (shmring_hdr.beat_ns) this recently is alive: the
+ * probe's poll() is skipped (ring.c). 5 of its 20 ms doze ticks. */
+#define MDC_BEAT_FRESH_NS 100000000ll
 /* Connections whose offer was never accepted before the client stops offering. */
 #define RING_MAX_UNANSWERED 2u
 /* Live objects carry these; close and end clear them (metricsd.h, "Threads"). */
 #define MDC_CLIENT_MAGIC 0x6d64636cu /* "mdcl" */
 #define MDC_GEN_MAGIC 0x6d646765u    /* "mdge" */
+/* The client's calibration of ticks (ticks.c): CLOCK_MONOTONIC and CLOCK_REALTIME
+ * derived from the tick source, so that begin and end read no clock (issue 19: with
+ * cold caches the vDSO's clock_gettime costs microseconds, its data pages being cold).
+ * A seqlock: the one refresher makes seq odd, writes, makes it even; readers retry. */
+typedef struct mdc_clk {
+    uint64_t tick;     /* the tick of the pair */
+    int64_t mono;      /* CLOCK_MONOTONIC ns at that tick */
+    int64_t real_off;  /* CLOCK_REALTIME - CLOCK_MONOTONIC then */
+    double rate;       /* ns per tick, over the whole time since the library loaded */
+    uint64_t next;     /* refresh once the ticks reach this */
+} mdc_clk;
+
 struct metricsd_client {
-    uint32_t magic;
-    pthread_mutex_t mu;
+    /* What begin and end read first, on one line: the magic and the calibration. */
+    alignas(64) uint32_t magic;
+    atomic_uint clk_seq;
+    _Atomic uint64_t clk_tick, clk_mono, clk_real_off, clk_rate, clk_next;
+    /* A free generation record, taken by begin without the lock (an exchange); end
+     * leaves its record here when the slot is empty, else on gen_free. */
+    _Atomic(struct metricsd_gen *) gen_spare;
+    alignas(64) pthread_mutex_t mu;
+    /* Generation records (gen.c): the free ones, and the slabs they live in (mapped
+     * by the client, never the host's heap; close turns them into read-only zero
+     * pages, so a stale handle never writes anywhere). Under mu. */
+    struct metricsd_gen *gen_free;
+    struct mdc_slab *slabs;
+    unsigned gen_records;
     struct metricsd_client *reg_prev, *reg_next; /* registry, for fork handling */
 
     /* Fixed at connect. */
-    struct sockaddr_un addr;
     socklen_t addr_len;
-    char name[STR_MAX + 1];
     int64_t reconnect_ns;
 
     /* Under mu. The sender role (`sending`): the one thread that holds it connects,
@@ -93,7 +118,6 @@ struct metricsd_client {
     int64_t last_attempt_ns;  /* monotonic; 0: never tried */
     /* The Hello of the current connection goes before any buffered byte; so do the
      * ring's Shm frames, in the same slot after it (ring.c, queue_shm). */
-    uint8_t hello[HELLO_MAX];
     size_t hello_len, hello_off;
     unsigned hello_frames;    /* frames in the slot (the Hello, a Shm): `sent` counts */
     uint64_t hello_dropped;   /* the `dropped` that hello reports */
@@ -108,7 +132,6 @@ struct metricsd_client {
     uint64_t dropped_total, dropped_since_hello;
     uint64_t begins_dropped;  /* Begin frames are not events: counted apart */
     uint64_t peer_refused, disconnects, ring_resent, ring_dropped;
-    struct metricsd_gen *gens; /* open generations (freed by close), under mu */
 
     /* The shared ring (ring.c), under mu. */
     enum ring_mode ring;
@@ -118,6 +141,7 @@ struct metricsd_client {
      * the ring: from here the frames the daemon has not taken can be found when the
      * connection ends. The sender never writes over it. */
     uint64_t ring_walk;
+    bool ring_tail_whole;     /* ring_tail is a frame boundary (sender-owned) */
     bool offer_due;           /* busy: the sender makes an offer */
     int ring_pass_fd;         /* the memfd, passed with the next bytes sent; -1: none */
     size_t switch_left;       /* RING_SWITCHING: bytes for the socket, up to Shm{start} */
@@ -129,7 +153,6 @@ struct metricsd_client {
 
     /* Acknowledgements (issue 14). Sender-owned, like ring_tail: the daemon's bytes
      * are read and parsed by the sender without mu; reset under mu at connect. */
-    uint8_t rx[MDC_RX_MAX];   /* a partial daemon frame */
     size_t rx_len;
     bool rx_bad;              /* a frame we cannot read: the rest is read and ignored */
     bool conn_acks;           /* this daemon acked (or refused) on this connection */
@@ -149,6 +172,13 @@ struct metricsd_client {
     /* System calls made for this client (metricsd_client_stats.syscalls), and the
      * socket writes among them (sends): by the sender, without mu. */
     atomic_uint_fast64_t syscalls, sends;
+
+    /* The arrays last, so that the fields above (what begin and end touch among them)
+     * share a few lines: with cold caches each line is a miss. */
+    struct sockaddr_un addr;  /* fixed at connect */
+    char name[STR_MAX + 1];   /* fixed at connect; a Generation's default engine */
+    uint8_t hello[HELLO_MAX]; /* the Hello's slot (above: hello_len, hello_off) */
+    uint8_t rx[MDC_RX_MAX];   /* a partial daemon frame (above: rx_len, rx_bad) */
 };
 
 /* Count n system calls made for c (relaxed: a statistic). */
@@ -168,44 +198,52 @@ struct label { char *key, *value; };
 /* Gaps a generation keeps raw, in ticks (a u32 each). Up to this many are sent as
  * they are (Generation.itl_gaps_ns): end converts them to ns, and the daemon records
  * each into its series. More are folded into the sketch MDC_RAW_GAPS at a time. */
-#define MDC_RAW_GAPS 256u
+#define MDC_RAW_GAPS METRICSD_GEN_HOT_GAPS
 /* Gaps a token stages in the generation's first line before they are copied, 8 at a
  * time, into pend. */
-#define MDC_STAGE 8u
+#define MDC_STAGE METRICSD_GEN_HOT_STAGE
+/* A live generation's hot.magic: METRICSD_GEN_HOT_V1 when tokens read the TSC (the
+ * inline metricsd_token of metricsd.h may then write the line), MDC_GEN_MAGIC when
+ * they read CLOCK_MONOTONIC (the inline path calls the library). */
+/* Longest of model, backend, engine and request_id kept together in names[]. */
+#define MDC_NAMES_BYTES (4u * (STR_MAX + 1u))
 struct metricsd_gen {
-    /* What metricsd_token touches is this one cache line (issue 19: with cold caches
-     * every line is a miss): the magic, the count of pending gaps, the last tick, the
-     * token count, the token clock's kind (a copy of mdc_tsc, so no global's line is
-     * read) and the latest gaps, staged. Every MDC_STAGE tokens one of them copies
-     * the stage into pend: a second line, once in 8 tokens. */
-    alignas(64) uint32_t magic;
-    uint32_t n_pend;          /* gaps pending: pend[0, n_pend & ~7) and the stage */
-    uint64_t last_tick;
-    uint64_t tokens;
-    bool tsc;
-    uint32_t stage[MDC_STAGE];
-    /* Gaps not yet in the sketch, in ticks: metricsd_token only stores one. They go
-     * raw on the wire at end, converted in place to ns at the rate of that moment;
-     * past MDC_RAW_GAPS they are folded into the sketch. This keeps the sketch's work
-     * (and the conversion's clock read) out of the token. */
-    alignas(64) uint32_t pend[MDC_RAW_GAPS];
+    /* What metricsd_token touches is this one cache line, metricsd_gen_hot (its
+     * layout is public and frozen: metricsd.h), and every MDC_STAGE tokens one line
+     * of hot.pend. */
+    metricsd_gen_hot hot;
+    /* The rest, in the order begin writes it: a few lines. */
     metricsd_client *c;
-    struct metricsd_gen *prev, *next; /* the client's open generations, under c->mu */
+    struct metricsd_gen *next_free; /* the client's free list (under c->mu) */
     uint64_t gen_id;          /* 0 when its Begin was never queued */
     unsigned fork_epoch;      /* process the Begin was sent from */
-    int64_t start_ns, start_unix_ns, scheduled_ns, first_ns; /* CLOCK_MONOTONIC */
-    uint64_t first_tick; /* mdc_ticks() at the first token (last_tick: the latest) */
-    int64_t prompt_tokens, cached_prompt_tokens, load_ns;
-    bool has_scheduled, has_prompt;
+    bool has_scheduled, has_prompt, tsc;
     int gpu_layers;
-    int gpu_layers_set;   /* send gpu_layers even when 0 */
-    char *model, *backend, *engine, *request_id, *error_kind;
+    int gpu_layers_set;       /* send gpu_layers even when 0 */
+    uint64_t start_tick, sched_tick; /* ticks (hot.last_tick: the latest token) */
+    uint64_t tokens_hi;       /* tokens past hot.tokens' 32 bits (tokens_add) */
+    int64_t start_unix_ns;
+    int64_t prompt_tokens, cached_prompt_tokens, load_ns;
+    /* model, backend, engine, request_id: NUL-terminated, one after another in names;
+     * an offset of UINT16_MAX is a field not given. Copied, not allocated: a short
+     * model and backend share one line. */
+    uint16_t off_model, off_backend, off_engine, off_request_id;
+    char *error_kind;         /* rare: allocated */
     unsigned n_labels;
     struct label labels[METRICSD_MAX_LABELS];
     sketch itl;
+    char names[MDC_NAMES_BYTES];
 };
-_Static_assert(offsetof(struct metricsd_gen, stage) + sizeof(((struct metricsd_gen *)0)->stage) <= 64,
-               "what a token touches fits one cache line");
+_Static_assert(offsetof(struct metricsd_gen, hot) == 0, "the public line comes first");
+_Static_assert(offsetof(metricsd_gen_hot, pend) == 64 &&
+                   offsetof(metricsd_gen_hot, stage) + sizeof(((metricsd_gen_hot *)0)->stage) <= 64,
+               "what a token touches is one line, then the gap array (layout version 1)");
+_Static_assert(offsetof(metricsd_gen_hot, magic) == 0 && offsetof(metricsd_gen_hot, n_pend) == 4 &&
+                   offsetof(metricsd_gen_hot, last_tick) == 8 &&
+                   offsetof(metricsd_gen_hot, first_tick) == 16 &&
+                   offsetof(metricsd_gen_hot, tokens) == 24 && offsetof(metricsd_gen_hot, stage) == 28,
+               "metricsd_gen_hot is frozen (metricsd.h)");
+#define MDC_NO_NAME UINT16_MAX
 
 /* ---- clocks and small helpers ---- */
 
@@ -219,7 +257,7 @@ static inline int64_t clock_ns(clockid_t id)
 static inline int64_t mono_ns(void) { return clock_ns(CLOCK_MONOTONIC); }
 
 /* ticks.c: what a token reads. The TSC where the kernel keeps time with it, else
- * CLOCK_MONOTONIC ns; mdc_ns_per_tick converts (1.0 for the latter). */
+ * CLOCK_MONOTONIC ns (then a tick is a ns and the rate is 1). */
 extern bool mdc_tsc;
 static inline uint64_t mdc_ticks_of(bool tsc)
 {
@@ -233,16 +271,74 @@ static inline uint64_t mdc_ticks_of(bool tsc)
 }
 static inline uint64_t mdc_ticks(void)
 {
-#if defined(__x86_64__)
-    if (mdc_tsc)
-        return __builtin_ia32_rdtsc();
-#endif
-    return (uint64_t)mono_ns();
+    return mdc_ticks_of(mdc_tsc);
 }
 /* Choose the token clock (once; metricsd_connect calls it). */
 void mdc_ticks_init(void);
-/* ns per tick, from the pair taken at load to (mono_now, ticks_now) read together. */
-double mdc_ns_per_tick(int64_t mono_now, uint64_t ticks_now);
+/* The calibration's interval bounds. */
+#define MDC_CLK_MIN_NS 1000000ll
+#define MDC_CLK_MAX_NS 10000000000ll
+/* Take a fresh calibration pair for c now (connect, and when mdc_clk_get finds it
+ * due): two or three clock reads. */
+void mdc_clk_refresh(metricsd_client *c);
+
+/* The client's calibration, consistent (seqlock). Refreshes it first when `t` is
+ * past its due tick: once in a while (the interval doubles from the library's load
+ * up to MDC_CLK_MAX_NS), so a call reads no clock at all nearly always. */
+static inline void mdc_clk_get(metricsd_client *c, uint64_t t, mdc_clk *k)
+{
+    for (int tries = 0; tries < 4; tries++) {
+        unsigned s = atomic_load_explicit(&c->clk_seq, memory_order_acquire);
+        if ((s & 1u) == 0) {
+            k->tick = atomic_load_explicit(&c->clk_tick, memory_order_relaxed);
+            k->mono = (int64_t)atomic_load_explicit(&c->clk_mono, memory_order_relaxed);
+            k->real_off = (int64_t)atomic_load_explicit(&c->clk_real_off, memory_order_relaxed);
+            uint64_t rb = atomic_load_explicit(&c->clk_rate, memory_order_relaxed);
+            k->next = atomic_load_explicit(&c->clk_next, memory_order_relaxed);
+            atomic_thread_fence(memory_order_acquire);
+            if (atomic_load_explicit(&c->clk_seq, memory_order_relaxed) == s) {
+                memcpy(&k->rate, &rb, sizeof(rb));
+                if ((int64_t)(t - k->next) < 0)
+                    return;
+                mdc_clk_refresh(c); /* due: a fresh pair, then read it again */
+                continue;
+            }
+        }
+    }
+    /* Another thread is in the middle of a refresh (or keeps refreshing): the clocks
+     * themselves, this once. */
+    k->mono = mono_ns();
+    k->real_off = clock_ns(CLOCK_REALTIME) - k->mono;
+    k->tick = mdc_ticks();
+    uint64_t rb = atomic_load_explicit(&c->clk_rate, memory_order_relaxed);
+    memcpy(&k->rate, &rb, sizeof(rb));
+    if (!(k->rate > 0))
+        k->rate = 1.0;
+    k->next = k->tick;
+}
+/* ns between two ticks at k's rate (negative when b is before a). */
+static inline int64_t mdc_clk_ns(const mdc_clk *k, uint64_t a, uint64_t b)
+{
+    return (int64_t)((double)(int64_t)(b - a) * k->rate);
+}
+/* CLOCK_MONOTONIC and CLOCK_REALTIME ns at tick t. */
+static inline int64_t mdc_clk_mono(const mdc_clk *k, uint64_t t)
+{
+    return k->mono + mdc_clk_ns(k, k->tick, t);
+}
+static inline int64_t mdc_clk_unix(const mdc_clk *k, uint64_t t)
+{
+    return mdc_clk_mono(k, t) + k->real_off;
+}
+/* CLOCK_MONOTONIC now, from the ticks: for the sender's interval checks on the
+ * cold path (the ring's probe). */
+static inline int64_t mdc_now_ns(metricsd_client *c)
+{
+    uint64_t t = mdc_ticks();
+    mdc_clk k;
+    mdc_clk_get(c, t, &k);
+    return mdc_clk_mono(&k, t);
+}
 
 /* Bytes of s to keep: at most STR_MAX, not ending inside a UTF-8 sequence. */
 static inline size_t str_keep(const char *s)
@@ -296,14 +392,16 @@ static inline size_t pending_bytes(const metricsd_client *c)
  * Begin in the child. */
 extern atomic_uint mdc_fork_epoch;
 
-/* Queue env as one whole frame and try to send. `link` is a generation to add to the
- * client's open list, `unlink` one to take off it (either NULL), in the same critical
- * section. Returns 0 or -ENOBUFS (counted). */
-int mdc_enqueue(metricsd_client *c, const Metricsd__Envelope *env, metricsd_gen *link,
-                metricsd_gen *unlink);
+/* Queue env as one whole frame and try to send. `recycle`, when not NULL, is the ended
+ * generation's record, whose bytes env points into: it goes back to the free list
+ * once env is encoded, in the same critical section. Returns 0 or -ENOBUFS (counted). */
+int mdc_enqueue(metricsd_client *c, const Metricsd__Envelope *env, metricsd_gen *recycle);
 /* A drop counted for an event that never became a frame; -EBADF for a closed client. */
 int mdc_count_drop(metricsd_client *c);
-void mdc_gen_free(metricsd_gen *g);
+/* connect: the first slab of generation records (0 or -ENOMEM). close: every slab
+ * becomes read-only zero pages (gen.c). */
+int mdc_gen_pool_init(metricsd_client *c);
+void mdc_gen_pool_release(metricsd_client *c);
 /* The peer check (metricsd.h): with fd -1, the socket path's directory; with a
  * connected fd, the peer's uid. 0, -EPERM, or (a directory that is not there)
  * -ENOENT. The query side uses it too. */
@@ -337,12 +435,26 @@ ssize_t mdc_ring_send_fd(int fd, int pass_fd, const struct iovec *iov, int n);
  * head cannot be right (the caller consumes what was taken, then disconnects). */
 long mdc_ring_write(metricsd_client *c, const struct iovec *iov, int n, bool probe,
                     bool *gone);
+/* By the sender without c->mu, with nothing else waiting: env encoded straight into
+ * the ring's free bytes (issue 19: no copy through the send buffer, whose lines are
+ * cold), published, and a sleeping daemon woken. Returns the frame's bytes; 0 when it
+ * cannot go this way now (ring closed, a probe due, no room before the wrap: the
+ * caller takes the general path, nothing was published); -1 when the frame is over
+ * the size limit (dropped: the caller counts it). *gone as for mdc_ring_write, with
+ * the frame in the ring (it goes again on the next connection). */
+long mdc_ring_write_frame(metricsd_client *c, const Metricsd__Envelope *env, size_t bound,
+                          bool *gone);
 /* By the sender without c->mu, on metricsd_flush with nothing left to write: a daemon
  * dozing on frames still in the ring is woken to take them now. *gone as above. */
 void mdc_ring_nudge(metricsd_client *c, bool *gone);
 /* By the sender without c->mu: whether the peer of fd has gone (EOF or error). The
  * daemon's Ack and Refused frames are read and noted; other bytes are ignored. */
 bool mdc_peer_gone(metricsd_client *c, int fd);
+/* A daemon frame's payload, read as protobuf-c would unpack the Envelope (ring.c):
+ * MDC_RX_ACK with *acked set (Ack.generations), MDC_RX_REFUSED, or MDC_RX_OTHER
+ * (anything else, or bytes that are not a valid Envelope). */
+enum { MDC_RX_OTHER = 0, MDC_RX_ACK = 1, MDC_RX_REFUSED = 2 };
+int mdc_rx_parse(const uint8_t *payload, size_t len, uint64_t *acked);
 /* By the sender without c->mu, before fd is closed: read what the daemon left. */
 void mdc_rx_drain(metricsd_client *c, int fd);
 /* Under c->mu: a Generation frame that had been sent is back in the buffer or dropped. */

@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <stddef.h>
+#include <sys/mman.h>
 
 #include "client_int.h"
 #include "sized.h"
@@ -22,23 +23,129 @@ static void count_event_drop(metricsd_client *c)
  * (metricsd.h: "Threads" says what this does and does not catch). */
 static inline bool gen_live(const metricsd_gen *g)
 {
-    return g != NULL && g->magic == MDC_GEN_MAGIC;
+    return g != NULL &&
+           (g->hot.magic == METRICSD_GEN_HOT_V1 || g->hot.magic == MDC_GEN_MAGIC);
 }
 
-static void gen_free(metricsd_gen *g)
+/* ---- the record pool ----
+ * A record is taken from the client's free list and goes back to it at end: no
+ * malloc or free per generation. Records live in slabs the client maps itself
+ * (mmap), never in the host's heap: metricsd_close replaces every slab with
+ * read-only zero pages (the memory goes back to the system, the addresses stay
+ * reserved), so the inline metricsd_token of a stale handle reads a magic of 0 and
+ * calls the library, which ignores it; it never writes into the host's heap
+ * (metricsd.h). A client holds at most its peak of generations in flight
+ * (METRICSD_MAX_IN_FLIGHT) in records; the first slab is mapped, and its pages
+ * touched, at connect, so that an engine with a few generations in flight never
+ * maps (or faults) in begin. */
+typedef struct mdc_slab {
+    struct mdc_slab *next;
+    size_t bytes;
+} mdc_slab;
+#define GEN_BYTES ((sizeof(metricsd_gen) + 63u) & ~(size_t)63u)
+#define SLAB_FIRST 8u    /* records in the slab mapped at connect */
+#define SLAB_MAX 1024u   /* records in one slab at most */
+
+/* What a record holds that is not the record: freed at end and at close. */
+static void gen_release(metricsd_gen *g)
 {
-    g->magic = 0;
-    free(g->model);
-    free(g->backend);
-    free(g->engine);
-    free(g->request_id);
     free(g->error_kind);
+    g->error_kind = NULL;
     for (unsigned i = 0; i < g->n_labels; i++) {
         free(g->labels[i].key);
         free(g->labels[i].value);
     }
+    g->n_labels = 0;
     sketch_free(&g->itl);
-    free(g);
+}
+
+/* A slab of n records onto the client's free list (under c->mu, or at connect).
+ * false: no memory. */
+static bool slab_add(metricsd_client *c, unsigned n)
+{
+    size_t bytes = 64 + (size_t)n * GEN_BYTES;
+    bytes = (bytes + 4095u) & ~(size_t)4095u;
+    void *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED)
+        return false;
+    mdc_slab *sl = m;
+    sl->bytes = bytes;
+    sl->next = c->slabs;
+    c->slabs = sl;
+    n = (unsigned)((bytes - 64) / GEN_BYTES);
+    for (unsigned i = n; i-- > 0;) {
+        metricsd_gen *g = (metricsd_gen *)((char *)m + 64 + (size_t)i * GEN_BYTES);
+        /* Zero pages already; touched now, so that begin takes no page fault. */
+        g->hot.magic = 0;
+        g->next_free = c->gen_free;
+        c->gen_free = g;
+    }
+    c->gen_records += n;
+    return true;
+}
+
+int mdc_gen_pool_init(metricsd_client *c)
+{
+    return slab_add(c, SLAB_FIRST) ? 0 : -ENOMEM;
+}
+
+/* Under c->mu: a record for a new generation, or NULL (out of memory). A new peak of
+ * generations in flight maps a slab as large as the records so far (at most
+ * SLAB_MAX): a system call in begin only when the peak grows. */
+static metricsd_gen *gen_take(metricsd_client *c)
+{
+    if (c->gen_free == NULL) {
+        unsigned n = c->gen_records < SLAB_MAX ? c->gen_records : SLAB_MAX;
+        if (!slab_add(c, n > 0 ? n : SLAB_FIRST))
+            return NULL;
+        mdc_sys(c, 1);
+    }
+    metricsd_gen *g = c->gen_free;
+    c->gen_free = g->next_free;
+    return g;
+}
+
+void mdc_gen_pool_release(metricsd_client *c)
+{
+    /* The client is unreachable now (close): nothing else touches its records. */
+    unsigned calls = 0;
+    for (mdc_slab *sl = c->slabs, *next; sl != NULL; sl = next) {
+        next = sl->next;
+        size_t n = (sl->bytes - 64) / GEN_BYTES;
+        for (size_t i = 0; i < n; i++)
+            gen_release((metricsd_gen *)((char *)sl + 64 + i * GEN_BYTES));
+        size_t bytes = sl->bytes;
+        /* Zero pages, read-only, at the same addresses: a stale handle reads magic 0. */
+        void *m = mmap(sl, bytes, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+        calls++;
+        if (m == MAP_FAILED) {
+            /* Kept as it is, every record over (magic 0): memory not given back. */
+            for (size_t i = 0; i < n; i++)
+                ((metricsd_gen *)((char *)sl + 64 + i * GEN_BYTES))->hot.magic = 0;
+        }
+    }
+    c->slabs = NULL;
+    c->gen_free = NULL;
+    atomic_store(&c->gen_spare, NULL);
+    c->gen_records = 0;
+    (void)calls;
+}
+
+/* Copy s into g->names at *at; returns its offset (MDC_NO_NAME for NULL). */
+static uint16_t name_put(metricsd_gen *g, size_t *at, const char *s)
+{
+    if (s == NULL)
+        return MDC_NO_NAME;
+    size_t n = str_keep(s), o = *at;
+    memcpy(g->names + o, s, n);
+    g->names[o + n] = '\0';
+    *at = o + n + 1;
+    return (uint16_t)o;
+}
+
+static const char *name_of(const metricsd_gen *g, uint16_t off)
+{
+    return off == MDC_NO_NAME ? NULL : g->names + off;
 }
 
 metricsd_gen *metricsd_begin(metricsd_client *c, const char *model, const metricsd_gen_opts *opts)
@@ -47,6 +154,7 @@ metricsd_gen *metricsd_begin(metricsd_client *c, const char *model, const metric
 
     if (c == NULL || c->magic != MDC_CLIENT_MAGIC)
         return NULL;
+    uint64_t now = mdc_ticks();
     if (opts != NULL && sized_copy_in(&o, sizeof(o), opts) != 0) {
         count_event_drop(c);
         return NULL;
@@ -57,59 +165,64 @@ metricsd_gen *metricsd_begin(metricsd_client *c, const char *model, const metric
         count_event_drop(c);
         return NULL;
     }
-    /* On a line of its own (what a token touches is the struct's first line), and the
-     * gap array not zeroed: a token writes each gap before anything reads it, so begin
-     * does not pay for a kilobyte of stores into cold lines. */
-    size_t gsz = (sizeof(metricsd_gen) + 63u) & ~(size_t)63u;
-    metricsd_gen *g = aligned_alloc(64, gsz);
-    if (g != NULL) {
-        memset(g, 0, offsetof(metricsd_gen, pend));
-        memset((char *)g + offsetof(metricsd_gen, c), 0, sizeof(*g) - offsetof(metricsd_gen, c));
+    mdc_clk k;
+    mdc_clk_get(c, now, &k);
+    /* The record the last end left, without the lock (a low-rate engine: always). */
+    metricsd_gen *g = atomic_exchange_explicit(&c->gen_spare, NULL, memory_order_acquire);
+    if (g == NULL) {
+        pthread_mutex_lock(&c->mu);
+        g = gen_take(c);
+        pthread_mutex_unlock(&c->mu);
     }
     if (g == NULL) {
         atomic_fetch_sub_explicit(&c->in_flight, 1, memory_order_relaxed);
         count_event_drop(c);
         return NULL;
     }
-    g->magic = MDC_GEN_MAGIC;
-    g->tsc = mdc_tsc;
-    g->start_ns = mono_ns();
-    g->start_unix_ns = clock_ns(CLOCK_REALTIME);
+    g->hot.n_pend = 0;
+    g->hot.last_tick = 0;
+    g->hot.tokens = 0;
     g->c = c;
     g->fork_epoch = atomic_load_explicit(&mdc_fork_epoch, memory_order_relaxed);
+    g->has_scheduled = g->has_prompt = false;
+    g->tsc = mdc_tsc;
+    g->gpu_layers = 0;
+    g->gpu_layers_set = 0;
+    g->start_tick = now;
+    g->sched_tick = g->hot.first_tick = 0;
+    g->tokens_hi = 0;
+    g->start_unix_ns = mdc_clk_unix(&k, now);
+    g->prompt_tokens = g->cached_prompt_tokens = g->load_ns = 0;
     sketch_init(&g->itl, SKETCH_DEFAULT_SCALE);
     /* A missing model is sent as "" so that the daemon counts the reject. */
-    g->model = str_dup(model != NULL ? model : "");
+    size_t at = 0;
+    g->off_model = name_put(g, &at, model != NULL ? model : "");
+    g->off_backend = g->off_engine = g->off_request_id = MDC_NO_NAME;
     if (opts != NULL) {
-        g->backend = str_dup(o.backend);
-        g->engine = str_dup(o.engine);
-        g->request_id = str_dup(o.request_id);
+        g->off_backend = name_put(g, &at, o.backend);
+        g->off_engine = name_put(g, &at, o.engine);
+        g->off_request_id = name_put(g, &at, o.request_id);
         g->gpu_layers = o.gpu_layers;
         g->gpu_layers_set = o.gpu_layers_set != 0 || o.gpu_layers != 0;
-    }
-    if (g->model == NULL) {
-        atomic_fetch_sub_explicit(&c->in_flight, 1, memory_order_relaxed);
-        gen_free(g);
-        count_event_drop(c);
-        return NULL;
     }
 
     Metricsd__Envelope env = METRICSD__ENVELOPE__INIT;
     Metricsd__Begin b = METRICSD__BEGIN__INIT;
     b.gen_id = atomic_fetch_add_explicit(&c->next_gen_id, 1, memory_order_relaxed);
     b.has_gen_id = 1;
-    b.model = g->model;
-    b.backend = g->backend;
+    b.model = (char *)name_of(g, g->off_model);
+    b.backend = (char *)name_of(g, g->off_backend);
     b.has_start_unix_ns = 1;
     b.start_unix_ns = g->start_unix_ns;
     env.msg_case = METRICSD__ENVELOPE__MSG_BEGIN;
     env.begin = &b;
-    /* Linked into the client's open list in the same critical section. gen_id is set
-     * before, and cleared when the Begin was dropped: nothing reads it meanwhile (the
+    /* gen_id is cleared when the Begin was dropped: nothing reads it meanwhile (the
      * generation is not yet the caller's). */
     g->gen_id = b.gen_id;
-    if (mdc_enqueue(c, &env, g, NULL) != 0)
+    if (mdc_enqueue(c, &env, NULL) != 0)
         g->gen_id = 0;
+    /* Live from here: the inline token may write the first line once this is set. */
+    g->hot.magic = g->tsc ? METRICSD_GEN_HOT_V1 : MDC_GEN_MAGIC;
     return g;
 }
 
@@ -117,49 +230,55 @@ void metricsd_scheduled(metricsd_gen *g)
 {
     if (!gen_live(g))
         return;
-    g->scheduled_ns = mono_ns();
+    g->sched_tick = mdc_ticks_of(g->tsc);
     g->has_scheduled = true;
 }
 
-void metricsd_first_token(metricsd_gen *g)
+/* hot.tokens is 32 bits (the inline path's line); the library carries into tokens_hi
+ * so that it never wraps to 0 (which means "no token yet"). */
+static void tokens_add(metricsd_gen *g, uint64_t n)
 {
-    if (!gen_live(g) || g->tokens > 0)
-        return;
-    g->first_ns = mono_ns();
-    g->first_tick = g->last_tick = mdc_ticks_of(g->tsc);
-    g->tokens = 1;
+    uint64_t t = (uint64_t)g->hot.tokens + n;
+    if (t > 0xfffffffeu) {
+        g->tokens_hi += t - 1;
+        t = 1;
+    }
+    g->hot.tokens = (uint32_t)t;
 }
 
-/* ns per tick now: one clock read beside a tick read (1.0 without the TSC). */
-static double rate_now(void)
+static uint64_t tokens_of(const metricsd_gen *g)
 {
-    if (!mdc_tsc)
-        return 1.0;
-    int64_t now = mono_ns();
-    return mdc_ns_per_tick(now, mdc_ticks());
+    return g->tokens_hi + g->hot.tokens;
+}
+
+void (metricsd_first_token)(metricsd_gen *g)
+{
+    if (!gen_live(g) || g->hot.tokens > 0)
+        return;
+    g->hot.first_tick = g->hot.last_tick = mdc_ticks_of(g->tsc);
+    g->hot.tokens = 1;
+}
+
+/* The staged gaps (n_pend % MDC_STAGE of them) into pend, after the whole groups. */
+static void stage_flush(metricsd_gen *g)
+{
+    unsigned k = g->hot.n_pend % MDC_STAGE;
+    memcpy(&g->hot.pend[g->hot.n_pend - k], g->hot.stage, k * sizeof(g->hot.stage[0]));
 }
 
 /* Only when MDC_RAW_GAPS gaps are pending (a long generation; a short one sends them
  * raw). A refused value (-ENOMEM) just goes unrecorded. The first batch grows the empty
- * sketch once for its range rather than gap by gap; later ones rarely grow it, and do
- * not pay for the scan (a token's budget is a few ns). */
-/* The staged gaps (n_pend % MDC_STAGE of them) into pend, after the whole groups. */
-static void stage_flush(metricsd_gen *g)
+ * sketch once for its range rather than gap by gap; later ones rarely grow it. */
+static void fold_pending(metricsd_gen *g, double rate)
 {
-    unsigned k = g->n_pend % MDC_STAGE;
-    memcpy(&g->pend[g->n_pend - k], g->stage, k * sizeof(g->stage[0]));
-}
-
-static void fold_pending(metricsd_gen *g)
-{
-    if (g->n_pend == 0)
+    unsigned n = g->hot.n_pend;
+    if (n == 0)
         return;
     stage_flush(g);
-    double rate = rate_now();
     if (g->itl.count == 0) {
         uint32_t lo = UINT32_MAX, hi = 0;
-        for (unsigned i = 0; i < g->n_pend; i++) {
-            uint32_t v = g->pend[i];
+        for (unsigned i = 0; i < n; i++) {
+            uint32_t v = g->hot.pend[i];
             if (v != 0 && v < lo)
                 lo = v;
             if (v > hi)
@@ -168,68 +287,78 @@ static void fold_pending(metricsd_gen *g)
         if (hi != 0)
             sketch_reserve_range(&g->itl, (double)lo * rate, (double)hi * rate);
     }
-    for (unsigned i = 0; i < g->n_pend; i++)
-        sketch_record(&g->itl, (double)g->pend[i] * rate);
-    g->n_pend = 0;
+    for (unsigned i = 0; i < n; i++)
+        sketch_record(&g->itl, (double)g->hot.pend[i] * rate);
+    g->hot.n_pend = 0;
+}
+
+/* ns per tick now, from the client's calibration. */
+static double gen_rate(metricsd_gen *g, uint64_t now)
+{
+    mdc_clk k;
+    mdc_clk_get(g->c, now, &k);
+    return k.rate;
 }
 
 /* The rare cases of a token, out of line so that the common one stays a few
  * instructions on one code line: the first token, a gap over 2^32 ticks, a full array. */
 __attribute__((noinline, cold)) static void token_slow(metricsd_gen *g, uint64_t now)
 {
-    if (g->tokens == 0) {
-        g->first_ns = mono_ns();
-        g->first_tick = now;
+    if (g->hot.tokens == 0) {
+        g->hot.first_tick = now;
     } else {
-        uint64_t gap = now - g->last_tick;
+        uint64_t gap = now - g->hot.last_tick;
         if (gap <= UINT32_MAX) {
-            if (g->n_pend == MDC_RAW_GAPS)
-                fold_pending(g);
-            g->stage[g->n_pend++ % MDC_STAGE] = (uint32_t)gap;
+            if (g->hot.n_pend == MDC_RAW_GAPS)
+                fold_pending(g, gen_rate(g, now));
+            g->hot.stage[g->hot.n_pend++ % MDC_STAGE] = (uint32_t)gap;
+            if (g->hot.n_pend % MDC_STAGE == 0)
+                memcpy(&g->hot.pend[g->hot.n_pend - MDC_STAGE], g->hot.stage, sizeof(g->hot.stage));
         } else if ((int64_t)gap > 0) {
-            sketch_record(&g->itl, (double)gap * rate_now()); /* over 2^32 ticks */
+            sketch_record(&g->itl, (double)gap * gen_rate(g, now)); /* over 2^32 ticks */
         }
     }
-    g->last_tick = now;
-    g->tokens++;
+    g->hot.last_tick = now;
+    tokens_add(g, 1);
 }
 
-void metricsd_token(metricsd_gen *g)
+/* The exported function (bindings, and the inline path's fallback); in parentheses,
+ * as metricsd.h may define metricsd_token as a macro. */
+void (metricsd_token)(metricsd_gen *g)
 {
     if (!gen_live(g))
         return;
     uint64_t now = mdc_ticks_of(g->tsc);
-    uint64_t gap = now - g->last_tick;
-    if (__builtin_expect(g->tokens == 0 || gap > UINT32_MAX || g->n_pend == MDC_RAW_GAPS, 0)) {
+    uint64_t gap = now - g->hot.last_tick;
+    if (__builtin_expect(g->hot.tokens - 1u >= 0xfffffffeu || gap > UINT32_MAX ||
+                             g->hot.n_pend == MDC_RAW_GAPS, 0)) {
         token_slow(g, now);
         return;
     }
-    unsigned i = g->n_pend++;
-    g->stage[i % MDC_STAGE] = (uint32_t)gap;
+    unsigned i = g->hot.n_pend++;
+    g->hot.stage[i % MDC_STAGE] = (uint32_t)gap;
     if (i % MDC_STAGE == MDC_STAGE - 1) /* a group of 8: to pend, one line */
-        memcpy(&g->pend[i + 1 - MDC_STAGE], g->stage, sizeof(g->stage));
-    g->last_tick = now;
-    g->tokens++;
+        memcpy(&g->hot.pend[i + 1 - MDC_STAGE], g->hot.stage, sizeof(g->hot.stage));
+    g->hot.last_tick = now;
+    g->hot.tokens++;
 }
 
 void metricsd_tokens(metricsd_gen *g, unsigned n)
 {
     if (!gen_live(g) || n == 0)
         return;
-    int64_t mono = mono_ns();
     uint64_t now = mdc_ticks_of(g->tsc);
-    if (g->tokens == 0) {
+    if (g->hot.tokens == 0) {
         /* The first token and n - 1 more came out together: gaps of 0. */
-        g->first_ns = mono;
-        g->first_tick = now;
+        g->hot.first_tick = now;
         if (n > 1)
             sketch_record_n(&g->itl, 0.0, n - 1);
-    } else if ((int64_t)(now - g->last_tick) >= 0) {
-        double ns = (double)(now - g->last_tick) * mdc_ns_per_tick(mono, now);
+    } else if ((int64_t)(now - g->hot.last_tick) >= 0) {
+        double ns = (double)(now - g->hot.last_tick) * gen_rate(g, now);
         sketch_record_n(&g->itl, ns / n, n);
     }
-    g->last_tick = now;
-    g->tokens += n;
+    g->hot.last_tick = now;
+    tokens_add(g, n);
 }
 
 void metricsd_prompt(metricsd_gen *g, int64_t prompt_tokens, int64_t cached_prompt_tokens)
@@ -280,11 +409,14 @@ int metricsd_end(metricsd_gen *g, metricsd_status status)
 {
     if (g == NULL)
         return 0;
-    if (!gen_live(g) || g->c->magic != MDC_CLIENT_MAGIC)
+    if (!gen_live(g) || g->c == NULL || g->c->magic != MDC_CLIENT_MAGIC)
         return -EBADF;
-    int64_t now = mono_ns();
-    uint64_t now_tick = mdc_ticks();
+    uint64_t now_tick = mdc_ticks_of(g->tsc);
     metricsd_client *c = g->c;
+    /* Over: the inline token calls from here, and the call ignores it. */
+    g->hot.magic = 0;
+    mdc_clk k;
+    mdc_clk_get(c, now_tick, &k);
     Metricsd__Envelope env = METRICSD__ENVELOPE__INIT;
     Metricsd__Generation m = METRICSD__GENERATION__INIT;
     Metricsd__Sketch itl;
@@ -296,60 +428,59 @@ int metricsd_end(metricsd_gen *g, metricsd_status status)
         g->fork_epoch == atomic_load_explicit(&mdc_fork_epoch, memory_order_relaxed);
     m.has_gen_id = 1;
     m.gen_id = same_process ? g->gen_id : 0;
-    m.model = g->model;
-    m.backend = g->backend;
-    m.engine = g->engine != NULL ? g->engine : c->name;
-    m.request_id = g->request_id;
+    m.model = (char *)name_of(g, g->off_model);
+    m.backend = (char *)name_of(g, g->off_backend);
+    m.engine = g->off_engine != MDC_NO_NAME ? g->names + g->off_engine : c->name;
+    m.request_id = (char *)name_of(g, g->off_request_id);
     m.has_gpu_layers = g->gpu_layers_set;
     m.gpu_layers = g->gpu_layers;
     m.has_start_unix_ns = 1;
     m.start_unix_ns = g->start_unix_ns;
+    /* Every duration is a difference of ticks at the calibration's rate: no clock is
+     * read (and none of them depends on the calibration's absolute pair). */
     if (g->has_scheduled) {
         m.has_queue_ns = 1;
-        m.queue_ns = g->scheduled_ns - g->start_ns;
+        m.queue_ns = mdc_clk_ns(&k, g->start_tick, g->sched_tick);
     }
     m.has_load_ns = g->load_ns != 0;
     m.load_ns = g->load_ns;
-    if (g->tokens > 0) {
+    int64_t total = mdc_clk_ns(&k, g->start_tick, now_tick);
+    if (g->hot.tokens > 0) {
         m.has_ttft_ns = 1;
-        m.ttft_ns = g->first_ns - g->start_ns;
-        /* First to last token, in ticks; never past now, whatever the rate's last
-         * nanoseconds say. */
-        double decode = (double)(g->last_tick - g->first_tick) *
-                        mdc_ns_per_tick(now, now_tick);
+        m.ttft_ns = mdc_clk_ns(&k, g->start_tick, g->hot.first_tick);
         m.has_decode_ns = 1;
-        m.decode_ns = decode < (double)(now - g->first_ns) ? (int64_t)decode
-                                                            : now - g->first_ns;
+        m.decode_ns = mdc_clk_ns(&k, g->hot.first_tick, g->hot.last_tick);
     }
     m.has_total_ns = 1;
-    m.total_ns = now - g->start_ns;
+    m.total_ns = total;
     if (g->has_prompt) {
         m.has_prompt_tokens = m.has_cached_prompt_tokens = 1;
         m.prompt_tokens = g->prompt_tokens;
         m.cached_prompt_tokens = g->cached_prompt_tokens;
     }
     m.has_output_tokens = 1;
-    m.output_tokens = (int64_t)g->tokens;
+    m.output_tokens = (int64_t)tokens_of(g);
     m.has_status = 1;
     m.status = (Metricsd__Status)status;
     m.error_kind = g->error_kind;
     /* The pending gaps go raw (the daemon records each); only a long generation's
      * earlier gaps were folded into the sketch, which then goes too. */
-    if (g->n_pend > 0) {
+    if (g->hot.n_pend > 0) {
         /* In place, ticks to ns: no second array to write. A gap of 2^32 ns or more
          * (a TSC slower than 1 GHz) goes in the sketch instead. */
-        double rate = mdc_ns_per_tick(now, now_tick);
-        unsigned k = 0;
+        double rate = k.rate;
+        unsigned kept = 0, n = g->hot.n_pend;
         stage_flush(g);
-        for (unsigned i = 0; i < g->n_pend; i++) {
-            double ns = (double)g->pend[i] * rate;
+        uint32_t *pend = g->hot.pend;
+        for (unsigned i = 0; i < n; i++) {
+            double ns = (double)pend[i] * rate;
             if (ns < 4294967296.0)
-                g->pend[k++] = (uint32_t)ns;
+                pend[kept++] = (uint32_t)ns;
             else
                 sketch_record(&g->itl, ns);
         }
-        m.n_itl_gaps_ns = k;
-        m.itl_gaps_ns = k > 0 ? g->pend : NULL;
+        m.n_itl_gaps_ns = kept;
+        m.itl_gaps_ns = kept > 0 ? pend : NULL;
     }
     if (sketch_count(&g->itl) > 0) {
         sketch_pb_view_compact(&g->itl, &itl, &scr);
@@ -366,10 +497,25 @@ int metricsd_end(metricsd_gen *g, metricsd_status status)
     env.msg_case = METRICSD__ENVELOPE__MSG_GENERATION;
     env.generation = &m;
 
-    int rc = mdc_enqueue(c, &env, NULL, g);
-    sketch_pb_scratch_free(&scr);
+    /* The record goes back to the client's free list in the critical section that
+     * queues its frame (one lock); what it owns besides (nothing, nearly always) is
+     * taken out of it first and freed after, without the lock. */
+    metricsd_gen own;
+    bool owns = g->error_kind != NULL || g->n_labels > 0 || g->itl.counts != NULL;
+    if (owns) {
+        own.error_kind = g->error_kind;
+        own.n_labels = g->n_labels;
+        memcpy(own.labels, g->labels, g->n_labels * sizeof(g->labels[0]));
+        own.itl = g->itl;
+        g->error_kind = NULL;
+        g->n_labels = 0;
+        memset(&g->itl, 0, sizeof(g->itl));
+    }
     atomic_fetch_sub_explicit(&c->in_flight, 1, memory_order_relaxed);
-    gen_free(g);
+    int rc = mdc_enqueue(c, &env, g);
+    sketch_pb_scratch_free(&scr);
+    if (owns)
+        gen_release(&own);
     return rc;
 }
 
@@ -487,13 +633,9 @@ int metricsd_record(metricsd_client *c, const metricsd_event *ev)
     env.msg_case = METRICSD__ENVELOPE__MSG_GENERATION;
     env.generation = &m;
 
-    int rc = mdc_enqueue(c, &env, NULL, NULL);
+    int rc = mdc_enqueue(c, &env, NULL);
     sketch_pb_scratch_free(&scr);
     sketch_free(&itl);
     return rc;
 }
 
-void mdc_gen_free(metricsd_gen *g)
-{
-    gen_free(g);
-}

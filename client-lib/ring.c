@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "client_int.h"
+#include "direct.h"
 #include "frame.h"
 
 #define RING_MAP_BYTES ((size_t)SHMRING_HDR_BYTES + RING_BYTES)
@@ -370,25 +371,101 @@ void mdc_unsend(metricsd_client *c, unsigned tag)
         c->conn_gens_sent--;
 }
 
+/* Skip one field of wire type `wt`; -1 when the bytes run out or the type is unknown. */
+static int rx_skip(wire_cursor *w, unsigned wt)
+{
+    uint64_t v;
+    wire_cursor in;
+    switch (wt) {
+    case WIRE_VARINT:
+        return wire_varint(w, &v);
+    case WIRE_I64:
+        if (w->end - w->p < 8)
+            return -1;
+        w->p += 8;
+        return 0;
+    case WIRE_I32:
+        if (w->end - w->p < 4)
+            return -1;
+        w->p += 4;
+        return 0;
+    case WIRE_LEN:
+        return wire_sub(w, &in);
+    default:
+        return -1;
+    }
+}
+
 /* One whole daemon frame: an Ack says how many generations the daemon has taken on
  * this connection; a Refused says it took nothing and closes. Anything else (a
- * daemon of another version, noise) is ignored, as before acknowledgements. */
+ * daemon of another version, noise) is ignored, as before acknowledgements. Read by
+ * hand (issue 19: protobuf-c's unpacker walks descriptor tables, tens of cold lines
+ * on the ring's probe); the same outcome as unpacking the Envelope: the last member
+ * of the oneof wins, and bytes that are not a valid Envelope are ignored. */
+int mdc_rx_parse(const uint8_t *payload, size_t len, uint64_t *acked)
+{
+    wire_cursor w = { payload, payload + len };
+    uint64_t key, gens = 0;
+    unsigned last = 0; /* the Envelope's oneof member seen last */
+    bool has_gens = false;
+    while (w.p < w.end) {
+        if (wire_varint(&w, &key) != 0)
+            return MDC_RX_OTHER;
+        unsigned field = (unsigned)(key >> 3), wt = (unsigned)(key & 7u);
+        if (field == 0)
+            return MDC_RX_OTHER;
+        if (wt != WIRE_LEN) {
+            if (rx_skip(&w, wt) != 0)
+                return MDC_RX_OTHER;
+            continue;
+        }
+        wire_cursor in;
+        if (wire_sub(&w, &in) != 0)
+            return MDC_RX_OTHER;
+        if (field != last)
+            has_gens = false; /* another member of the oneof replaced it */
+        last = field;
+        if (field != 120)
+            continue;
+        /* Ack: merged as protobuf merges a repeated sub-message; field 1 last wins. */
+        while (in.p < in.end) {
+            uint64_t k2, v;
+            if (wire_varint(&in, &k2) != 0 || (k2 >> 3) == 0)
+                return MDC_RX_OTHER;
+            if ((k2 >> 3) == 1 && (k2 & 7u) == WIRE_VARINT) {
+                if (wire_varint(&in, &v) != 0)
+                    return MDC_RX_OTHER;
+                gens = v;
+                has_gens = true;
+            } else if (rx_skip(&in, (unsigned)(k2 & 7u)) != 0) {
+                return MDC_RX_OTHER;
+            }
+        }
+    }
+    if (last == 120 && has_gens) {
+        *acked = gens;
+        return MDC_RX_ACK;
+    }
+    return last == 121 ? MDC_RX_REFUSED : MDC_RX_OTHER;
+}
+
 static void rx_frame(metricsd_client *c, const uint8_t *payload, size_t len)
 {
-    Metricsd__Envelope *env = metricsd__envelope__unpack(NULL, len, payload);
-    if (env == NULL)
-        return;
-    if (env->msg_case == METRICSD__ENVELOPE__MSG_ACK && env->ack != NULL &&
-        env->ack->has_generations) {
+    uint64_t gens = 0;
+    switch (mdc_rx_parse(payload, len, &gens)) {
+    case MDC_RX_ACK:
         c->conn_acks = true;
-        if (env->ack->generations > c->conn_acked)
-            c->conn_acked = env->ack->generations;
-    } else if (env->msg_case == METRICSD__ENVELOPE__MSG_REFUSED) {
+        if (gens > c->conn_acked)
+            c->conn_acked = gens;
+        break;
+    case MDC_RX_REFUSED:
         c->conn_acks = true;
         c->conn_refused = true;
         atomic_fetch_add_explicit(&c->refused, 1, memory_order_relaxed);
+        break;
+    default:
+        break;
     }
-    metricsd__envelope__free_unpacked(env, NULL);
 }
 
 /* Bytes from the daemon into c->rx, whole frames parsed as they complete. A frame
@@ -505,6 +582,22 @@ static int ring_wake(metricsd_client *c, uint64_t head, bool now)
     return w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR ? -1 : 1;
 }
 
+/* Whether the once-per-interval probe of the daemon is due at `now`: not when the
+ * daemon marked the ring within MDC_BEAT_FRESH_NS (it dozes on it, looking every
+ * 20 ms): then it is alive without a poll(), and the interval starts again. */
+static bool ring_probe_due(metricsd_client *c, int64_t now)
+{
+    if (now - c->ring_probe_ns < c->reconnect_ns)
+        return false;
+    uint64_t beat = atomic_load_explicit(&c->ring_hdr->beat_ns, memory_order_relaxed);
+    int64_t age = now - (int64_t)beat;
+    if (beat != 0 && age < MDC_BEAT_FRESH_NS && age > -MDC_BEAT_FRESH_NS) {
+        c->ring_probe_ns = now;
+        return false;
+    }
+    return true;
+}
+
 long mdc_ring_write(metricsd_client *c, const struct iovec *iov, int n, bool probe, bool *gone)
 {
     shmring_hdr *h = c->ring_hdr;
@@ -516,9 +609,9 @@ long mdc_ring_write(metricsd_client *c, const struct iovec *iov, int n, bool pro
         return 0;
     }
     /* A daemon that died leaves no EOF to notice while it is polled: look once per
-     * reconnect interval (one clock read per write; the vDSO, no syscall). */
-    int64_t now = mono_ns();
-    if (probe || now - c->ring_probe_ns >= c->reconnect_ns) {
+     * reconnect interval (the time from the ticks: no clock read, no syscall). */
+    int64_t now = mdc_now_ns(c);
+    if (probe || ring_probe_due(c, now)) {
         c->ring_probe_ns = now;
         if (mdc_peer_gone(c, c->fd)) {
             *gone = true;
@@ -526,13 +619,26 @@ long mdc_ring_write(metricsd_client *c, const struct iovec *iov, int n, bool pro
         }
     }
     uint64_t head = atomic_load_explicit(&h->head, memory_order_acquire);
-    if (head - c->ring_walk > c->ring_tail - c->ring_walk || walk_to(c, head) != 0) {
+    if (head - c->ring_walk > c->ring_tail - c->ring_walk) {
         *gone = true; /* the daemon's head cannot be right: give the ring up */
+        return 0;
+    }
+    /* The daemon took everything and our tail is a frame boundary (a low-rate engine,
+     * nearly always): no frame header to read back from the ring's cold lines. */
+    if (head == c->ring_tail && c->ring_tail_whole) {
+        c->ring_walk = head;
+    } else if (walk_to(c, head) != 0) {
+        *gone = true;
         return 0;
     }
     /* Never write over ring_walk: the frame the daemon is inside stays whole. */
     struct iovec cut[4];
+    size_t want = 0, room = 0;
     int k = iov_cut(iov, n < 4 ? n : 4, RING_BYTES - (size_t)(c->ring_tail - c->ring_walk), cut);
+    for (int i = 0; i < n; i++)
+        want += iov[i].iov_len;
+    for (int i = 0; i < k; i++)
+        room += cut[i].iov_len;
     if (k == 0)
         return 0;
     long put = shmring_put(h, ring_data(c), RING_BYTES, &c->ring_tail, cut, k);
@@ -540,6 +646,8 @@ long mdc_ring_write(metricsd_client *c, const struct iovec *iov, int n, bool pro
         *gone = true;
         return 0;
     }
+    /* Every waiting byte went in: they end on a frame boundary (whole frames queue). */
+    c->ring_tail_whole = n <= 4 && (size_t)put == want && room == want;
     /* Publish, then look for a sleeping daemon; the daemon sets `sleeping`, then looks
      * at the tail. With a full fence on both sides one of us sees the other. */
     atomic_thread_fence(memory_order_seq_cst);
@@ -549,6 +657,44 @@ long mdc_ring_write(metricsd_client *c, const struct iovec *iov, int n, bool pro
     if (woke != 0)
         c->ring_probe_ns = now; /* the socket took a byte: the daemon is there */
     return put;
+}
+
+long mdc_ring_write_frame(metricsd_client *c, const Metricsd__Envelope *env, size_t bound,
+                          bool *gone)
+{
+    shmring_hdr *h = c->ring_hdr;
+    *gone = false;
+    if (atomic_load_explicit(&h->state, memory_order_acquire) == SHMRING_CLOSED)
+        return 0; /* the general path finds it closed and reconnects */
+    int64_t now = mdc_now_ns(c);
+    if (ring_probe_due(c, now))
+        return 0; /* a probe is due: the general path makes it */
+    uint64_t head = atomic_load_explicit(&h->head, memory_order_acquire);
+    if (head - c->ring_walk > c->ring_tail - c->ring_walk)
+        return 0;
+    if (head == c->ring_tail && c->ring_tail_whole)
+        c->ring_walk = head;
+    else if (walk_to(c, head) != 0)
+        return 0;
+    size_t at = (size_t)(c->ring_tail & (RING_BYTES - 1));
+    size_t room = RING_BYTES - (size_t)(c->ring_tail - c->ring_walk);
+    /* The frame's longest encoding must fit before the wrap and before ring_walk. */
+    if (bound > room || bound > RING_BYTES - at)
+        return 0;
+    size_t fl = frame_encode(env, ring_data(c) + at);
+    if (fl > FRAME_HEADER_BYTES + FRAME_MAX_CLIENT)
+        return -1; /* written, not published: the caller counts the drop */
+    c->ring_tail += fl;
+    c->ring_tail_whole = true;
+    atomic_store_explicit(&h->tail, c->ring_tail, memory_order_release);
+    /* As mdc_ring_write: published, fenced, then a sleeping daemon is woken. */
+    atomic_thread_fence(memory_order_seq_cst);
+    int woke = ring_wake(c, head, false);
+    if (woke < 0)
+        *gone = true;
+    if (woke != 0)
+        c->ring_probe_ns = now;
+    return (long)fl;
 }
 
 void mdc_ring_nudge(metricsd_client *c, bool *gone)

@@ -7,6 +7,7 @@
 #include "events.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -91,10 +92,32 @@ static int pack_event(ev_rec *r, series *s, const Metricsd__Generation *g, const
      * event only: the hot path records them straight into the series. */
     sketch both;
     sketch_init(&both, SKETCH_DEFAULT_SCALE);
-    if (g->n_itl_gaps_ns > 0) {
+    /* Raw gaps alone (a short generation's): their sketch's quantiles straight from the
+     * sorted gaps (sketch_quantile_sorted_u32, the same figures), no sketch built. */
+    double p50 = NAN, p99 = NAN;
+    uint32_t sorted[64];
+    size_t ns = g->n_itl_gaps_ns;
+    if ((itl == NULL || sketch_count(itl) == 0) && ns > 0 && ns <= 64) {
+        for (size_t i = 0; i < ns; i++) { /* insertion sort: a few dozen */
+            uint32_t x = g->itl_gaps_ns[i];
+            size_t j = i;
+            for (; j > 0 && sorted[j - 1] > x; j--)
+                sorted[j] = sorted[j - 1];
+            sorted[j] = x;
+        }
+        p50 = sketch_quantile_sorted_u32(sorted, ns, 0.5);
+        p99 = sketch_quantile_sorted_u32(sorted, ns, 0.99);
+    }
+    if (!isnan(p50) && !isnan(p99)) {
+        e.has_itl_count = e.has_itl_p50_ns = e.has_itl_p99_ns = e.has_itl_max_ns = 1;
+        e.itl_count = ns;
+        e.itl_p50_ns = p50;
+        e.itl_p99_ns = p99;
+        e.itl_max_ns = (double)sorted[ns - 1];
+        itl = NULL;
+    } else if (g->n_itl_gaps_ns > 0) {
         int bad = itl != NULL && sketch_count(itl) > 0 && sketch_merge(&both, itl) != 0;
-        for (size_t i = 0; i < g->n_itl_gaps_ns && !bad; i++)
-            bad = sketch_record(&both, (double)g->itl_gaps_ns[i]) != 0;
+        bad = bad || sketch_record_u32(&both, g->itl_gaps_ns, g->n_itl_gaps_ns) != 0;
         if (!bad)
             itl = &both;
     }

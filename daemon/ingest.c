@@ -6,6 +6,7 @@
 #include "ingest.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -18,6 +19,30 @@ int ingest_name_valid(const char *s)
 
     if (s == NULL || *s == '\0')
         return 0;
+    /* Eight bytes at a time (a word at a time past strlen, which knows where the
+     * string ends, so no read goes past it) while each is printable ASCII (0x20 to
+     * 0x7e): nearly every name is, in full. A word with a byte out of that range
+     * sends the rest through the byte-wise check below, which judges it exactly. */
+    size_t len = strlen(s);
+    if (len > INGEST_MAX_NAME)
+        return 0;
+    if (len >= 8) {
+        size_t i = 0;
+        for (;; i += 8) {
+            uint64_t w;
+            memcpy(&w, p + (i + 8 <= len ? i : len - 8), 8);
+            /* A byte under 0x20 borrows into its top bit, one over 0x7f has it, and
+             * 0x7f carries into it; bytes in range do none of these. */
+            uint64_t bad = ((w - 0x2020202020202020ull) | w | (w + 0x0101010101010101ull)) &
+                           0x8080808080808080ull;
+            if (bad != 0)
+                break;
+            if (i + 8 >= len)
+                return 1;
+        }
+        p += i;
+        n = i;
+    }
     while (*p) {
         /* Printable ASCII, nearly every name, skips the decoder. */
         const unsigned char *q = p;
@@ -78,12 +103,18 @@ int ingest_check(const Metricsd__Generation *g, sketch *itl)
     if (!ingest_name_valid(g->model) ||
         (g->backend != NULL && g->backend[0] != '\0' && !ingest_name_valid(g->backend)))
         return NAME_INVALID;
-    for (size_t i = 0; i < sizeof(durs) / sizeof(durs[0]); i++) {
-        if (durs[i] < 0)
-            return DURATION_NEGATIVE;
-        if (durs[i] > INGEST_MAX_DURATION_NS)
-            return DURATION_TOO_LONG;
-    }
+    /* As unsigned a negative is past any bound: one comparison a field, and the
+     * reasons told apart, in order, only for a frame that fails it. */
+    uint64_t worst = 0;
+    for (size_t i = 0; i < sizeof(durs) / sizeof(durs[0]); i++)
+        worst = (uint64_t)durs[i] > worst ? (uint64_t)durs[i] : worst;
+    if (worst > (uint64_t)INGEST_MAX_DURATION_NS)
+        for (size_t i = 0; i < sizeof(durs) / sizeof(durs[0]); i++) {
+            if (durs[i] < 0)
+                return DURATION_NEGATIVE;
+            if (durs[i] > INGEST_MAX_DURATION_NS)
+                return DURATION_TOO_LONG;
+        }
     /* TTFT ends at the first token and decode runs from it to the last, so together
      * they cannot outlast the whole generation; nor can its queue or load time. */
     if (g->has_total_ns) {
@@ -93,12 +124,16 @@ int ingest_check(const Metricsd__Generation *g, sketch *itl)
             (g->has_queue_ns && g->queue_ns > g->total_ns))
             return DURATIONS_INCONSISTENT;
     }
-    for (size_t i = 0; i < sizeof(toks) / sizeof(toks[0]); i++) {
-        if (toks[i] < 0)
-            return TOKENS_NEGATIVE;
-        if (toks[i] > INGEST_MAX_TOKENS)
-            return TOKENS_TOO_MANY;
-    }
+    worst = 0;
+    for (size_t i = 0; i < sizeof(toks) / sizeof(toks[0]); i++)
+        worst = (uint64_t)toks[i] > worst ? (uint64_t)toks[i] : worst;
+    if (worst > (uint64_t)INGEST_MAX_TOKENS)
+        for (size_t i = 0; i < sizeof(toks) / sizeof(toks[0]); i++) {
+            if (toks[i] < 0)
+                return TOKENS_NEGATIVE;
+            if (toks[i] > INGEST_MAX_TOKENS)
+                return TOKENS_TOO_MANY;
+        }
     if (g->cached_prompt_tokens > g->prompt_tokens)
         return TOKENS_INCONSISTENT;
     /* A decode phase needs a token after the first. */
@@ -126,10 +161,22 @@ int ingest_check(const Metricsd__Generation *g, sketch *itl)
     }
     /* Raw gaps (a short generation's, issue 19): no gap between two of its tokens can
      * outlast the whole generation. */
-    if (g->has_total_ns)
-        for (size_t i = 0; i < g->n_itl_gaps_ns; i++)
-            if ((int64_t)g->itl_gaps_ns[i] > g->total_ns)
-                return ITL_GAP_INVALID;
+    if (g->has_total_ns && g->total_ns < (int64_t)UINT32_MAX && g->n_itl_gaps_ns > 0) {
+        /* (A generation of 4.3 s or more outlasts any uint32 gap.) The gaps' bits
+         * together are at least the longest gap: at most total, every gap is, for
+         * one OR a gap; only past it, the gaps one by one. */
+        uint32_t any = 0;
+        const uint32_t *gap = g->itl_gaps_ns;
+        size_t n = g->n_itl_gaps_ns, i = 0;
+        for (; i + 4 <= n; i += 4)
+            any |= gap[i] | gap[i + 1] | gap[i + 2] | gap[i + 3];
+        for (; i < n; i++)
+            any |= gap[i];
+        if ((int64_t)any > g->total_ns)
+            for (i = 0; i < n; i++)
+                if ((int64_t)gap[i] > g->total_ns)
+                    return ITL_GAP_INVALID;
+    }
     /* n tokens have n - 1 gaps, sketched and raw together. */
     uint64_t gaps = sketch_count(itl) + g->n_itl_gaps_ns;
     if (gaps > 0 && gaps >= (uint64_t)(g->output_tokens > 0 ? g->output_tokens : 1))
@@ -266,3 +313,35 @@ int ingest_dims(const Metricsd__Generation *g, const char (*label_keys)[64], uns
     }
     return 0;
 }
+
+/* Whether the next bytes of *p are name=value, after a unit separator unless first;
+ * moves *p past them when they are. */
+static int ingest_dims_eat(const char **p, int first, const char *name, size_t ln, const char *value)
+{
+    const char *q = *p;
+    if (!first && *q++ != '\x1f')
+        return 0;
+    /* strncmp stops at dims' end: no read past it. */
+    size_t lv = strlen(value);
+    if (strncmp(q, name, ln) != 0 || strncmp(q + ln, value, lv) != 0)
+        return 0;
+    *p = q + ln + lv;
+    return 1;
+}
+
+int ingest_dims_equal(const Metricsd__Generation *g, const char *dims)
+{
+    const char *p = dims;
+    int first = 1;
+    if (g->has_gpu_layers)
+        return -1; /* rare in a hot loop: the caller builds the string */
+    if (g->engine != NULL && g->engine[0]) {
+        if (!ingest_dims_eat(&p, 1, "engine=", 7, g->engine))
+            return 0;
+        first = 0;
+    }
+    if (!ingest_dims_eat(&p, first, "start=", 6, g->load_ns > 0 ? "cold" : "warm"))
+        return 0;
+    return *p == '\0';
+}
+

@@ -50,4 +50,9 @@ int64_t ingest_end_unix_ns(const Metricsd__Generation *g, int64_t now_unix_ns);
 int ingest_dims(const Metricsd__Generation *g, const char (*label_keys)[64], unsigned n_keys,
                 char *buf, size_t n);
 
+/* Whether ingest_dims(g) with no label keys would write exactly dims: 1 or 0, found
+ * without building the string (a connection's recent series checked against a
+ * Generation); -1 when it cannot tell that way (gpu_layers set): build it then. */
+int ingest_dims_equal(const Metricsd__Generation *g, const char *dims);
+
 #endif

@@ -117,7 +117,14 @@ int direct_fields_match(const direct_message *m, char *why, size_t whylen);
 /* direct_fields_match for a root (and, for the envelope's cases, that every Envelope
  * field is a case of its one oneof), decided once per process (thread-safe): the
  * codecs ask this before every message, at the cost of one load. */
-int direct_fields_usable(enum direct_root r);
+int direct_fields_usable_decide(enum direct_root r);
+extern int direct_fields_decided[DIRECT__ROOTS];
+static inline int direct_fields_usable(enum direct_root r)
+{
+    /* 0: not decided yet, 1: usable, 2: not (direct_fields.c). */
+    int d = __atomic_load_n(&direct_fields_decided[r], __ATOMIC_RELAXED);
+    return d == 1 || (d == 0 && direct_fields_usable_decide(r));
+}
 /* 1 when msg (of m's type) has a fallback field set: it is then protobuf-c's to write. */
 /* Whether number id is one of m's fallback fields past its table. */
 int direct_fields_high(const direct_message *m, uint32_t id);
@@ -133,10 +140,45 @@ typedef struct wire_cursor {
 
 /* Readers: each returns 0, or -1 when the bytes run out or are out of range.
  * wire_sub reads a length-delimited field: *inner is its bytes, w moves past them. */
-static inline int wire_varint(wire_cursor *w, uint64_t *v)
+/* The 7-bit groups of the first len bytes of word (len 1 to 8, little-endian) joined:
+ * pairs of groups, then pairs of pairs, then the two halves; the continuation bits
+ * fall out with the masks. */
+static inline uint64_t wire_join7(uint64_t word, unsigned len)
 {
-    if (w->p < w->end && !(*w->p & 0x80)) { /* one byte: most numbers here */
-        *v = *w->p++;
+    word &= ~0ull >> (64 - 8 * len);
+    word = (word & 0x007f007f007f007full) | ((word >> 1) & 0x3f803f803f803f80ull);
+    word = (word & 0x00003fff00003fffull) | ((word >> 2) & 0x0fffc0000fffc000ull);
+    return (word & 0x000000000fffffffull) | ((word >> 4) & 0x00fffffff0000000ull);
+}
+
+/* wire_varint past its first byte, whole, for a reader's loop that takes many
+ * (a Generation's fields); wire_varint_long is the same out of line, so that the
+ * one-byte case inlines everywhere else. */
+static inline __attribute__((always_inline)) int wire_varint_multi(wire_cursor *w, uint64_t *v)
+{
+    const uint8_t *p = w->p;
+    if (w->end - p >= 10) {
+        /* A duration or a timestamp (4 to 9 bytes): its bytes from two words, no
+         * loop. The same value and the same refusals as the loop below. */
+        uint64_t word;
+        memcpy(&word, p, 8);
+        uint64_t stop = ~word & 0x8080808080808080ull;
+        if (stop != 0) {
+            unsigned len = ((unsigned)__builtin_ctzll(stop) >> 3) + 1;
+            *v = wire_join7(word, len);
+            w->p = p + len;
+            return 0;
+        }
+        uint64_t x = wire_join7(word, 8) | (uint64_t)(p[8] & 0x7f) << 56;
+        if (!(p[8] & 0x80)) {
+            *v = x;
+            w->p = p + 9;
+            return 0;
+        }
+        if (p[9] & 0x80)
+            return -1; /* over 10 bytes */
+        *v = x | (uint64_t)p[9] << 63;
+        w->p = p + 10;
         return 0;
     }
     uint64_t x = 0;
@@ -149,6 +191,22 @@ static inline int wire_varint(wire_cursor *w, uint64_t *v)
         }
     }
     return -1;
+}
+
+static __attribute__((noinline, unused)) int wire_varint_long(wire_cursor *w, uint64_t *v)
+{
+    return wire_varint_multi(w, v);
+}
+
+static inline __attribute__((always_inline)) int wire_varint(wire_cursor *w, uint64_t *v)
+{
+    const uint8_t *p = w->p;
+    if (p < w->end && !(*p & 0x80)) { /* one byte: most numbers here */
+        *v = *p;
+        w->p = p + 1;
+        return 0;
+    }
+    return wire_varint_long(w, v);
 }
 
 static inline int wire_fixed64(wire_cursor *w, double *v)
@@ -202,7 +260,19 @@ static inline int wire_field(wire_cursor *w, const direct_field *tab, uint32_t n
 
 /* Memory from the arena, or NULL (the arena's exhausted counter is the caller's to
  * restore: a refusal here is not the arena refusing protobuf-c). */
-void *wire_alloc(frame_arena *a, size_t n);
+static inline void *wire_alloc(frame_arena *a, size_t n)
+{
+    /* The arena's own bump (frame_arena.c), inline: a frame makes a few of these. A
+     * refusal goes through the arena's allocator, which counts it, and the caller
+     * restores the count (see above). */
+    size_t at = (a->used + 15u) & ~(size_t)15u;
+    if (a->alloc.allocator_data != a || n > a->size || at > a->size - n)
+        return a->alloc.alloc(a->alloc.allocator_data, n);
+    a->used = at + n;
+    if (a->used > a->peak)
+        a->peak = a->used;
+    return a->mem + at;
+}
 /* A length-delimited field as a NUL-terminated copy in the arena. */
 int wire_string(wire_cursor *w, frame_arena *a, char **out);
 /* A packed repeated uint64 field into an array in the arena; -1 also when *out is
@@ -212,7 +282,10 @@ int wire_packed(wire_cursor *w, frame_arena *a, uint64_t **out, size_t *n);
 int wire_packed32(wire_cursor *w, frame_arena *a, uint32_t **out, size_t *n);
 /* Zigzag-decoded sint32 and sint64, and a varint that must fit an int32. */
 int wire_sint32(uint64_t v, int32_t *out);
-int64_t wire_sint64(uint64_t v);
+static inline int64_t wire_sint64(uint64_t v)
+{
+    return (int64_t)((v >> 1) ^ (0u - (v & 1)));
+}
 int wire_int32(uint64_t v, int32_t *out);
 
 /* Writers, byte for byte what protobuf-c writes. Each returns the end of what it

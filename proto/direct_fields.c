@@ -204,11 +204,13 @@ static int direct_fields_envelope_ok(void)
            reply->descriptor == &metricsd__reply__descriptor;
 }
 
-int direct_fields_usable(enum direct_root r)
+int direct_fields_decided[DIRECT__ROOTS];
+
+int direct_fields_usable_decide(enum direct_root r)
 {
     /* 0: not decided yet, 1: usable, 2: not. Deciding twice gives the same answer, so
      * two threads racing here need nothing more than atomic loads and stores. */
-    static int decided[DIRECT__ROOTS];
+    int *decided = direct_fields_decided;
     static const direct_message *const root[DIRECT__ROOTS] = {
         [DIRECT_BEGIN] = &direct_fields_begin,
         [DIRECT_GENERATION] = &direct_fields_generation,

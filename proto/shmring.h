@@ -49,6 +49,11 @@ typedef struct shmring_hdr {
      * older client wakes it whenever the flag is not 0, which is also right). */
     alignas(64) _Atomic uint32_t sleeping;
     _Atomic uint32_t state; /* enum shmring_state, written by the daemon */
+    /* CLOCK_MONOTONIC ns at which the daemon last looked at this ring while it dozed
+     * (0: never, or an older daemon). A client that finds it recent knows the daemon
+     * is alive without a poll() of the socket (the probe once per reconnect interval:
+     * issue 19, a low-rate engine makes no system call at all). */
+    _Atomic uint64_t beat_ns;
 } shmring_hdr;
 
 _Static_assert(sizeof(shmring_hdr) <= SHMRING_HDR_BYTES, "header fits its page");

@@ -8,10 +8,6 @@
 
 #include <string.h>
 
-void *wire_alloc(frame_arena *a, size_t n)
-{
-    return a->alloc.alloc(a->alloc.allocator_data, n);
-}
 
 int wire_string(wire_cursor *w, frame_arena *a, char **out)
 {
@@ -68,6 +64,53 @@ int wire_packed32(wire_cursor *w, frame_arena *a, uint32_t **out, size_t *n)
     const uint8_t *q = in.p;
     size_t k = 0;
     while (q < in.end) {
+        /* One or two bytes (under 16 us: tokens that come back to back) one at a
+         * time, with nothing to join. */
+        if (q[0] < 0x80) {
+            v[k++] = q[0];
+            q++;
+            continue;
+        }
+        if (in.end - q >= 2 && q[1] < 0x80) {
+            v[k++] = (uint32_t)(q[0] & 0x7f) | (uint32_t)q[1] << 7;
+            q += 2;
+            continue;
+        }
+        /* Pairs of 4-byte values (2^21 to 2^28 - 1: gaps of 2 to 268 ms, nearly all of
+         * an engine's) in a loop of their own, two at a time: the 7-bit groups joined
+         * in pairs, then the pairs, in each 32-bit half, which little-endian stores as
+         * the two uint32 in order. */
+        while (in.end - q >= 16) {
+            /* Four at a time where sixteen bytes are left: the loop's own cost once
+             * for four values. */
+            uint64_t w0, w1;
+            memcpy(&w0, q, 8);
+            memcpy(&w1, q + 8, 8);
+            if ((((w0 & 0x8080808080808080ull) ^ 0x0080808000808080ull) |
+                 ((w1 & 0x8080808080808080ull) ^ 0x0080808000808080ull)) != 0)
+                break;
+            uint64_t t0 = (w0 & 0x007f007f007f007full) | ((w0 >> 1) & 0x3f803f803f803f80ull);
+            uint64_t t1 = (w1 & 0x007f007f007f007full) | ((w1 >> 1) & 0x3f803f803f803f80ull);
+            t0 = (t0 & 0x00003fff00003fffull) | ((t0 >> 2) & 0x0fffc0000fffc000ull);
+            t1 = (t1 & 0x00003fff00003fffull) | ((t1 >> 2) & 0x0fffc0000fffc000ull);
+            memcpy(v + k, &t0, 8);
+            memcpy(v + k + 2, &t1, 8);
+            k += 4;
+            q += 16;
+        }
+        while (in.end - q >= 8) {
+            uint64_t word;
+            memcpy(&word, q, 8);
+            if ((word & 0x8080808080808080ull) != 0x0080808000808080ull)
+                break;
+            uint64_t t = (word & 0x007f007f007f007full) | ((word >> 1) & 0x3f803f803f803f80ull);
+            t = (t & 0x00003fff00003fffull) | ((t >> 2) & 0x0fffc0000fffc000ull);
+            memcpy(v + k, &t, 8);
+            k += 2;
+            q += 8;
+        }
+        if (q == in.end)
+            break;
         uint64_t x = 0;
         if (in.end - q >= 8) {
             uint64_t word;
@@ -109,10 +152,6 @@ int wire_sint32(uint64_t v, int32_t *out)
     return 0;
 }
 
-int64_t wire_sint64(uint64_t v)
-{
-    return (int64_t)((v >> 1) ^ (0u - (v & 1)));
-}
 
 int wire_int32(uint64_t v, int32_t *out)
 {

@@ -137,6 +137,29 @@ static inline int32_t index_of(double v, int scale)
     return ((e - EXP_BIAS) * (1 << ts) + (int32_t)c - 1) >> sh;
 }
 
+/* index_of for an integer x > 0, from its bits alone: a uint32 is exact in a double,
+ * whose exponent is the position of x's leading one and whose 52 mantissa bits are the
+ * bits after it, so shifting the leading one to bit 63 gives both without a
+ * conversion (or the subnormal test). Same tables, same comparison: the same index. */
+static inline int32_t index_of_u32(uint32_t x, int scale)
+{
+    int e = 31 - __builtin_clz(x);
+    uint64_t frac = ((uint64_t)x << (63 - e)) << 1; /* the bits after the leading one */
+    int ts = scale > 0 ? scale : 0;
+    int sh = scale < 0 ? -scale : 0;
+    uint32_t c = lut_tab[ts][frac >> (64 - LUT_EXTRA_BITS - ts)];
+    c += (frac >> (64 - MANT_BITS)) > bm_tab[ts][c];
+    return (e * (1 << ts) + (int32_t)c - 1) >> sh;
+}
+
+int32_t sketch_index_u32(uint32_t x, int scale)
+{
+    if (x == 0 || !scale_ok(scale))
+        return INT32_MIN;
+    ensure_tables();
+    return index_of_u32(x, scale);
+}
+
 int32_t sketch_index(double v, int scale)
 {
     if (!(v > 0.0 && v <= DBL_MAX) || !scale_ok(scale))
@@ -361,11 +384,13 @@ static int record_zero_or_refuse(sketch *s, double v, uint64_t n)
     return 0;
 }
 
-static inline int record(sketch *s, double v, uint64_t n)
+static inline __attribute__((always_inline)) int record(sketch *s, double v, uint64_t n)
 {
     if (UNLIKELY(!(v > 0.0 && v <= DBL_MAX)))
         return record_zero_or_refuse(s, v, n);
-    int32_t i = index_of(v, s->scale);
+    /* The default scale's index with its shifts as constants: nearly every sketch. */
+    int32_t i = LIKELY(s->scale == SKETCH_DEFAULT_SCALE) ? index_of(v, SKETCH_DEFAULT_SCALE)
+                                                         : index_of(v, s->scale);
     if (UNLIKELY((uint32_t)(i - s->offset) >= s->len)) {
         int rc = grow_for(s, &i);
         if (rc)
@@ -393,6 +418,60 @@ int sketch_record_n(sketch *s, double v, uint64_t n)
     return record(s, v, n);
 }
 
+/* One run of sketch_record_u32: v[i, n) into s while each value falls inside the
+ * array, stopping at the first that does not (or at n). Returns the index it stopped
+ * at. ts and sh are the scale's (index_of); inlined with the default scale's constants,
+ * where the shifts by them cost nothing. A uint32 converts to a double exactly, and
+ * the double serves the index (index_of, without the subnormal case: a uint32 has
+ * none), the sum and min and max, as record() would use it. A zero's bits make an
+ * index far below any window of a sketch of positive integers, so it stops the run
+ * and goes through record() (zeros); where the window reaches down there (a sketch
+ * of values near 2^-1023, never a sketch of gaps), each value is tested. */
+static inline __attribute__((always_inline)) size_t record_u32_run(sketch *s, const uint32_t *v,
+                                                                   size_t i, size_t n, int ts,
+                                                                   int sh)
+{
+    const uint16_t *lut = lut_tab[ts];
+    const uint64_t *bm = bm_tab[ts];
+    const int32_t off = s->offset;
+    const uint32_t len = s->len;
+    uint64_t *counts = s->counts;
+    double sum = s->sum, mn = s->count ? s->min : INFINITY, mx = s->count ? s->max : -INFINITY;
+    size_t start = i;
+    /* A zero's mantissa (0) is never above bm[lut[0]]: c = lut[0]. Where a zero would
+     * index inside the window, this run takes nothing and record() takes each value. */
+    int32_t zero_at = ((-EXP_BIAS * (1 << ts)) + (int32_t)lut[0] - 1) >> sh;
+    if (UNLIKELY((uint32_t)(zero_at - off) < len))
+        return i;
+    /* counts[] slot of index (e - EXP_BIAS) * 2^ts + c - 1 at sh 0, with the constants
+     * in one. */
+    const int32_t base = EXP_BIAS * (1 << ts) + 1 + off;
+    for (; i < n; i++) {
+        double x = (double)v[i];
+        uint64_t bits = double_bits(x);
+        uint64_t mant = bits & MANT_MASK;
+        uint32_t c = lut[mant >> (MANT_BITS - LUT_EXTRA_BITS - ts)];
+        c += mant > bm[c];
+        int32_t e = (int32_t)(bits >> MANT_BITS);
+        uint32_t at = sh == 0 ? (uint32_t)(e * (1 << ts) + (int32_t)c - base)
+                              : (uint32_t)((((e - EXP_BIAS) * (1 << ts) + (int32_t)c - 1) >> sh) - off);
+        if (UNLIKELY(at >= len))
+            break;
+        counts[at]++;
+        sum += x;
+        /* x > 0 and never NaN: the accumulator first, so each is one minsd/maxsd. */
+        mn = mn < x ? mn : x;
+        mx = mx > x ? mx : x;
+    }
+    if (i > start) {
+        s->min = mn;
+        s->max = mx;
+        s->count += i - start;
+        s->sum = sum;
+    }
+    return i;
+}
+
 int sketch_record_u32(sketch *s, const uint32_t *v, size_t n)
 {
     ensure_tables();
@@ -401,39 +480,29 @@ int sketch_record_u32(sketch *s, const uint32_t *v, size_t n)
         /* record() for each, with what it reads of s kept in locals while the values
          * fall inside the array; one that does not goes through record() (which grows
          * the array, as one by one would), and the run goes on. Same results in the
-         * same order: min and max start from the sketch's own (or the first value),
-         * sum adds value by value. */
-        const int scale = s->scale;
-        const int32_t off = s->offset;
-        const uint32_t len = s->len;
-        uint64_t *counts = s->counts;
-        uint64_t zeros = 0;
-        double sum = s->sum, mn = s->count ? s->min : INFINITY, mx = s->count ? s->max : -INFINITY;
-        size_t start = i;
-        for (; i < n; i++) {
-            double x = (double)v[i];
-            if (v[i] == 0) {
-                zeros++;
-                mn = mn < 0.0 ? mn : 0.0;
-                mx = mx > 0.0 ? mx : 0.0;
-                continue;
+         * same order: the same index, sum added value by value, min and max met
+         * value by value (record_u32_run). */
+        int scale = s->scale;
+        if (scale == SKETCH_DEFAULT_SCALE)
+            i = record_u32_run(s, v, i, n, SKETCH_DEFAULT_SCALE, 0);
+        else
+            i = record_u32_run(s, v, i, n, scale > 0 ? scale : 0, scale < 0 ? -scale : 0);
+        if (i < n && v[i] != 0 && (uint32_t)(index_of_u32(v[i], s->scale) - s->offset) >= s->len) {
+            /* A value outside the array (a sketch emptied at a flush, a range not seen
+             * before): the array made to cover the rest of the batch at once, as
+             * recording them would leave it (sketch_reserve_range: the same scale, no
+             * count changed), instead of growing it value by value. */
+            uint32_t lo = UINT32_MAX, hi = 0;
+            for (size_t j = i; j < n; j++) {
+                uint32_t x = v[j];
+                if (x != 0 && x < lo)
+                    lo = x;
+                hi = x > hi ? x : hi;
             }
-            uint32_t at = (uint32_t)(index_of(x, scale) - off);
-            if (UNLIKELY(at >= len))
-                break;
-            counts[at]++;
-            sum += x;
-            mn = x < mn ? x : mn;
-            mx = x > mx ? x : mx;
-        }
-        s->count += i - start;
-        s->zero_count += zeros;
-        s->sum = sum;
-        if (i > start) {
-            s->min = mn;
-            s->max = mx;
-        }
-        if (i < n) {
+            int rc = sketch_reserve_range(s, (double)lo, (double)hi);
+            if (rc != 0)
+                return rc;
+        } else if (i < n) {
             int rc = record(s, (double)v[i], 1);
             if (rc != 0)
                 return rc;
@@ -545,6 +614,23 @@ static uint64_t rank_of(double q, uint64_t n)
     return (uint64_t)r;
 }
 
+/* What a quantile whose rank falls in bucket i reports: the estimate in (L, U],
+ * clamped to [min, max]. */
+static double bucket_estimate(int32_t i, int scale, double min, double max)
+{
+    int el, eu;
+    double ml = boundary(i, scale, &el), mu = boundary(i + 1, scale, &eu);
+    /* 2LU/(L+U) with L = ml 2^el, U = mu 2^eu, factored as
+     * 2^eu * 2 ml mu / (ml + mu 2^(eu-el)) so that it neither overflows nor
+     * underflows where L or U is not a finite double. */
+    double est = ldexp(2.0 * ml * mu / (ml + ldexp(mu, eu - el)), eu);
+    if (est < min)
+        est = min;
+    if (est > max)
+        est = max;
+    return est;
+}
+
 double sketch_quantile(const sketch *s, double q)
 {
     if (s->count == 0 || !(q >= 0.0 && q <= 1.0))
@@ -556,22 +642,28 @@ double sketch_quantile(const sketch *s, double q)
     uint64_t cum = s->zero_count;
     for (uint32_t j = 0; j < s->len; j++) {
         cum += s->counts[j];
-        if (cum >= r) {
-            int32_t i = s->offset + (int32_t)j;
-            int el, eu;
-            double ml = boundary(i, s->scale, &el), mu = boundary(i + 1, s->scale, &eu);
-            /* 2LU/(L+U) with L = ml 2^el, U = mu 2^eu, factored as
-             * 2^eu * 2 ml mu / (ml + mu 2^(eu-el)) so that it neither overflows nor
-             * underflows where L or U is not a finite double. */
-            double est = ldexp(2.0 * ml * mu / (ml + ldexp(mu, eu - el)), eu);
-            if (est < s->min)
-                est = s->min;
-            if (est > s->max)
-                est = s->max;
-            return est;
-        }
+        if (cum >= r)
+            return bucket_estimate(s->offset + (int32_t)j, s->scale, s->min, s->max);
     }
     return s->max; /* counts short of count: not reachable for a valid sketch */
+}
+
+double sketch_quantile_sorted_u32(const uint32_t *sorted, size_t n, double q)
+{
+    if (n == 0 || !(q >= 0.0 && q <= 1.0) || sorted[0] == 0)
+        return NAN;
+    ensure_tables();
+    /* The sketch of these values would stay at the default scale only if their
+     * buckets fit in the array. */
+    int32_t lo = index_of_u32(sorted[0], SKETCH_DEFAULT_SCALE),
+            hi = index_of_u32(sorted[n - 1], SKETCH_DEFAULT_SCALE);
+    if (hi - lo + 1 > SKETCH_MAX_BUCKETS)
+        return NAN;
+    /* The rank's value is the sorted value at it, and its bucket the one the walk
+     * over the sketch's counts would stop in. */
+    uint64_t r = rank_of(q, n);
+    return bucket_estimate(index_of_u32(sorted[r - 1], SKETCH_DEFAULT_SCALE), SKETCH_DEFAULT_SCALE,
+                           (double)sorted[0], (double)sorted[n - 1]);
 }
 
 double sketch_exact_quantile(const double *sorted, size_t n, double q)

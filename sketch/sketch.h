@@ -102,6 +102,9 @@ int32_t sketch_index(double v, int scale);
 /* Lower boundary base^i of bucket i at `scale`: sketch_index() of it is i - 1, of the
  * next double up is i. Inf or 0 past the double range; NaN for a bad scale. */
 double sketch_lower_bound(int32_t index, int scale);
+/* sketch_index((double)x, scale) for an integer x > 0, found from x's bits without a
+ * conversion: what sketch_record_u32 uses. INT32_MIN for 0 or a scale out of range. */
+int32_t sketch_index_u32(uint32_t x, int scale);
 
 /* Quantile q in [0,1]. Estimator: the value of rank r = ceil(q * count) (1-based,
  * r = 1 for q = 0; the "inverted CDF" / nearest-rank definition) is found in its bucket
@@ -109,6 +112,13 @@ double sketch_lower_bound(int32_t index, int scale);
  * against the exact rank-r sample value is at most (base-1)/(base+1): 0.54 % at
  * scale 6. Returns NaN for an empty sketch or q outside [0,1]. */
 double sketch_quantile(const sketch *s, double q);
+/* sketch_quantile(s, q) of the sketch that recording sorted[0, n) (ascending, none 0)
+ * one by one into an empty sketch at SKETCH_DEFAULT_SCALE would make, found without
+ * making it: the rank's value, its bucket's estimate, clamped to the values' min and
+ * max. NaN where that sketch would not stay at the default scale (a range wider than
+ * SKETCH_MAX_BUCKETS), for a 0 among the values, n == 0 or q outside [0,1]: build
+ * the sketch then. */
+double sketch_quantile_sorted_u32(const uint32_t *sorted, size_t n, double q);
 /* The exact sample quantile with the same rank rule, over a sorted array: used by
  * tests and benchmarks to compare against. */
 double sketch_exact_quantile(const double *sorted, size_t n, double q);

@@ -20,3 +20,7 @@ set_tests_properties(test_client_hostile PROPERTIES TIMEOUT 120)
 # Its peer-uid case needs root: skipped (exit 77, with the reason) where it cannot run.
 add_test(NAME test_client_hostile_peer_uid COMMAND test_client_hostile peer-other-uid)
 set_tests_properties(test_client_hostile_peer_uid PROPERTIES TIMEOUT 60 SKIP_RETURN_CODE 77)
+# Issue 19's cold path: the record pool, the inline token, the derived clocks, the Ack reader.
+metricsd_unit_test(test_client_cold SOURCES test_client_cold.c LIBS metricsd_client_internal)
+add_test(NAME test_client_cold_monotonic COMMAND test_client_cold)
+set_tests_properties(test_client_cold_monotonic PROPERTIES ENVIRONMENT "METRICSD_CLOCK=monotonic")

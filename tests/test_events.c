@@ -21,6 +21,7 @@
 #include "counters.h"
 #include "events.h"
 #include "server.h"
+#include "sketch_pb.h"
 
 #define ONE_MIN NS_PER_MIN
 
@@ -201,6 +202,89 @@ static void energy_is_the_series_rate_times_tokens(void **state)
     teardown_server();
 }
 
+/* A kept record's ITL figures (count, p50, p99, max) are those of the sketch of its
+ * gaps: raw gaps alone (taken from the sorted gaps, no sketch built), raw gaps with a
+ * zero among them, more than 64 raw gaps, and raw gaps beside a sketch of earlier
+ * ones (both through a sketch), each against the sketch built here. */
+static void itl_figures_are_the_sketch_s(void **state)
+{
+    (void)state;
+    setup_server(100, 5, 3, 4);
+    fake_now = 4000 * ONE_MIN + 1;
+    uint32_t gaps[100];
+    uint64_t r = 9;
+    for (int i = 0; i < 100; i++) {
+        r = r * 6364136223846793005ull + 1442695040888963407ull;
+        gaps[i] = 5000000u + (uint32_t)(r >> 40); /* 5 to 22 ms */
+    }
+    sketch early;
+    Metricsd__Sketch em;
+    sketch_init(&early, SKETCH_DEFAULT_SCALE);
+    for (int i = 0; i < 9; i++)
+        assert_int_equal(sketch_record(&early, 3e7 + i), 0);
+    sketch_pb_view(&early, &em);
+    struct { size_t n; int zero, with_sketch; } cases[] = {
+        { 31, 0, 0 }, { 1, 0, 0 }, { 64, 0, 0 }, { 31, 1, 0 }, { 100, 0, 0 }, { 20, 0, 1 },
+    };
+    const size_t nc = sizeof(cases) / sizeof(cases[0]);
+    double want[6][3];
+    uint64_t want_n[6];
+    for (size_t c = 0; c < nc; c++) {
+        uint32_t v[100];
+        memcpy(v, gaps, sizeof(v));
+        if (cases[c].zero)
+            v[3] = 0;
+        Metricsd__Generation g = METRICSD__GENERATION__INIT;
+        char rid[32];
+        snprintf(rid, sizeof(rid), "r-%zu", c);
+        g.model = "m";
+        g.request_id = rid;
+        g.has_ttft_ns = g.has_total_ns = g.has_output_tokens = 1;
+        g.ttft_ns = 100000000;
+        g.total_ns = 3000000000;
+        g.output_tokens = 200;
+        g.itl_gaps_ns = v;
+        g.n_itl_gaps_ns = cases[c].n;
+        sketch view, all;
+        sketch_init(&view, SKETCH_DEFAULT_SCALE);
+        sketch_init(&all, SKETCH_DEFAULT_SCALE);
+        if (cases[c].with_sketch) {
+            assert_int_equal(sketch_pb_load(&view, &em), 0);
+            assert_int_equal(sketch_merge(&all, &view), 0);
+        }
+        for (size_t i = 0; i < cases[c].n; i++)
+            assert_int_equal(sketch_record(&all, (double)v[i]), 0);
+        want[c][0] = sketch_quantile(&all, 0.5);
+        want[c][1] = sketch_quantile(&all, 0.99);
+        want[c][2] = all.max;
+        want_n[c] = sketch_count(&all);
+        assert_int_equal(events_note(&srv, s, &g, cases[c].with_sketch ? &view : NULL, 42,
+                                     fake_now, NULL, 0),
+                         0);
+        sketch_free(&all);
+        sketch_free(&view);
+    }
+    store_event *ev;
+    size_t n;
+    assert_int_equal(events_take(&srv, fake_now, 0, &ev, &n), 0);
+    assert_int_equal(n, nc);
+    for (size_t i = 0; i < n; i++) {
+        Metricsd__GenEvent *e = metricsd__gen_event__unpack(NULL, ev[i].len, ev[i].value);
+        assert_non_null(e);
+        size_t c = (size_t)atoi(e->request_id + 2);
+        assert_true(c < nc);
+        assert_true(e->has_itl_count && e->has_itl_p50_ns && e->has_itl_p99_ns && e->has_itl_max_ns);
+        assert_int_equal(e->itl_count, want_n[c]);
+        assert_true(e->itl_p50_ns == want[c][0]);
+        assert_true(e->itl_p99_ns == want[c][1]);
+        assert_true(e->itl_max_ns == want[c][2]);
+        metricsd__gen_event__free_unpacked(e, NULL);
+    }
+    events_written(&srv, 1);
+    sketch_free(&early);
+    teardown_server();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -208,6 +292,7 @@ int main(void)
         cmocka_unit_test(over_the_threshold_first_n_sample_slowest_errors),
         cmocka_unit_test(open_minute_written_at_final_flush),
         cmocka_unit_test(energy_is_the_series_rate_times_tokens),
+        cmocka_unit_test(itl_figures_are_the_sketch_s),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -205,6 +205,115 @@ static void test_name_length(void **state)
     assert_int_equal(ingest_name_valid(name), 0);
 }
 
+/* The byte-by-byte rule ingest_name_valid keeps (UTF-8, no controls, 1 to 256
+ * bytes), written plainly: the word-at-a-time check must agree with it. */
+static int name_valid_ref(const unsigned char *p)
+{
+    size_t n = strlen((const char *)p);
+    if (n == 0 || n > INGEST_MAX_NAME)
+        return 0;
+    for (size_t i = 0; i < n;) {
+        unsigned c = p[i], extra;
+        uint32_t cp;
+        if (c < 0x20 || c == 0x7f)
+            return 0;
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        if ((c & 0xe0) == 0xc0)
+            extra = 1, cp = c & 0x1f;
+        else if ((c & 0xf0) == 0xe0)
+            extra = 2, cp = c & 0x0f;
+        else if ((c & 0xf8) == 0xf0)
+            extra = 3, cp = c & 0x07;
+        else
+            return 0;
+        for (unsigned k = 1; k <= extra; k++) {
+            if (i + k >= n || (p[i + k] & 0xc0) != 0x80)
+                return 0;
+            cp = cp << 6 | (p[i + k] & 0x3f);
+        }
+        if ((extra == 1 && cp < 0x80) || (extra == 2 && cp < 0x800) || (extra == 3 && cp < 0x10000) ||
+            cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            return 0;
+        i += extra + 1;
+    }
+    return 1;
+}
+
+/* ingest_name_valid against that rule on 200,000 seeded names of 1 to 270 bytes:
+ * mostly printable, with a control byte, DEL, a space, valid and broken UTF-8
+ * anywhere (inside a word, across two, in the last bytes the overlapping word reads). */
+static void test_name_valid_words(void **state)
+{
+    (void)state;
+    static const char *const pieces[] = { "\x01", "\x1f", "\x7f", " ", "~", "\xc3\xa9",
+                                          "\xe2\x82\xac", "\xf0\x9f\x98\x80", "\xc3",
+                                          "\xe2\x82", "\x80", "\xff", "\xc0\x80",
+                                          "\xed\xa0\x80" };
+    unsigned char name[300];
+    uint64_t r = 77;
+    for (int k = 0; k < 200000; k++) {
+        r = r * 6364136223846793005ull + 1442695040888963407ull;
+        size_t len = k < 270 ? (size_t)k + 1 : 1 + (size_t)((r >> 33) % (k % 10 == 0 ? 270 : 40));
+        for (size_t i = 0; i < len; i++)
+            name[i] = (unsigned char)('!' + (r >> (i % 50)) % 90);
+        name[len] = '\0';
+        if (k >= 270 && k % 3 != 0) {
+            r = r * 6364136223846793005ull + 1442695040888963407ull;
+            const char *piece = pieces[(r >> 40) % (sizeof(pieces) / sizeof(pieces[0]))];
+            size_t pl = strlen(piece), at = (size_t)((r >> 20) % len);
+            if (at + pl <= len)
+                memcpy(name + at, piece, pl);
+        }
+        int want = name_valid_ref(name), got = ingest_name_valid((const char *)name);
+        if (want != got)
+            fail_msg("name %d of %zu bytes: ingest_name_valid %d, the rule %d", k, len, got, want);
+    }
+}
+
+/* ingest_dims_equal says whether ingest_dims (no label keys) would write the given
+ * string, without writing it: for engine set, empty or absent, a cold or warm start,
+ * against the string itself and against near misses (another engine, one byte more or
+ * less, the other start, a label after it); with gpu_layers it declines (-1). */
+static void test_dims_equal(void **state)
+{
+    (void)state;
+    const char *engines[] = { NULL, "", "llama.cpp", "vllm", "e" };
+    for (size_t e = 0; e < sizeof(engines) / sizeof(engines[0]); e++)
+        for (int cold = 0; cold < 2; cold++) {
+            Metricsd__Generation g;
+            good(&g);
+            g.engine = (char *)engines[e];
+            g.load_ns = cold ? 5 * MS : 0;
+            char dims[256], other[300];
+            assert_int_equal(ingest_dims(&g, NULL, 0, dims, sizeof(dims)), 0);
+            assert_int_equal(ingest_dims_equal(&g, dims), 1);
+            size_t n = strlen(dims);
+            snprintf(other, sizeof(other), "%s\x1flabel.team=a", dims);
+            assert_int_equal(ingest_dims_equal(&g, other), 0);
+            snprintf(other, sizeof(other), "%.*s", (int)(n - 1), dims);
+            assert_int_equal(ingest_dims_equal(&g, other), 0);
+            snprintf(other, sizeof(other), "%sx", dims);
+            assert_int_equal(ingest_dims_equal(&g, other), 0);
+            assert_int_equal(ingest_dims_equal(&g, ""), 0);
+            assert_int_equal(ingest_dims_equal(&g, cold ? "start=warm" : "start=cold"), 0);
+            assert_int_equal(ingest_dims_equal(&g, "engine=llama.cp\x1fstart=warm"), 0);
+            assert_int_equal(ingest_dims_equal(&g, "engine=llama.cppp\x1fstart=warm"), 0);
+            for (size_t o = 0; o < sizeof(engines) / sizeof(engines[0]); o++) {
+                Metricsd__Generation h = g;
+                h.engine = (char *)engines[o];
+                char hd[256];
+                assert_int_equal(ingest_dims(&h, NULL, 0, hd, sizeof(hd)), 0);
+                assert_int_equal(ingest_dims_equal(&g, hd), strcmp(hd, dims) == 0);
+            }
+            g.has_gpu_layers = 1;
+            g.gpu_layers = 33;
+            assert_int_equal(ingest_dims_equal(&g, dims), -1);
+        }
+}
+
 /* Each duration field, one at a time. */
 static int64_t *dur_field(Metricsd__Generation *g, int i)
 {
@@ -640,6 +749,44 @@ static void test_raw_gaps(void **state)
     rollup_free(&rc);
 }
 
+/* itl_gap_invalid at every edge of the check: a gap one over total in every place
+ * (the first, inside a group of four, the last of a tail), gaps whose bits together
+ * exceed total though each is within it (accepted), a gap equal to total (accepted),
+ * and a generation of 4.3 s or more, which any uint32 gap fits. */
+static void test_raw_gap_bounds(void **state)
+{
+    (void)state;
+    for (size_t n = 1; n <= 13; n++) {
+        for (size_t at = 0; at < n; at++) {
+            Metricsd__Generation g;
+            uint32_t gaps[13];
+            good(&g);
+            g.output_tokens = 40;
+            g.ttft_ns = 0;
+            g.decode_ns = 0;
+            g.total_ns = 0x30000000; /* about 805 ms: bits 28 and 29 */
+            for (size_t i = 0; i < n; i++)
+                gaps[i] = i % 2 ? 0x2fffffff : 0x10000000; /* OR: 0x3fffffff > total */
+            g.itl_gaps_ns = gaps;
+            g.n_itl_gaps_ns = n;
+            assert_verdict(&g, ACCEPTED);
+            gaps[at] = 0x30000000; /* equal to total */
+            assert_verdict(&g, ACCEPTED);
+            gaps[at] = 0x30000001;
+            assert_verdict(&g, ITL_GAP_INVALID);
+            gaps[at] = UINT32_MAX;
+            assert_verdict(&g, ITL_GAP_INVALID);
+            g.total_ns = (int64_t)UINT32_MAX; /* 4.29 s: every uint32 gap fits */
+            assert_verdict(&g, ACCEPTED);
+            g.total_ns = (int64_t)UINT32_MAX - 1;
+            assert_verdict(&g, ITL_GAP_INVALID);
+            g.has_total_ns = 0; /* no total: nothing to hold a gap against */
+            g.total_ns = 0;
+            assert_verdict(&g, ACCEPTED);
+        }
+    }
+}
+
 static void test_apply_queue_zero_is_present(void **state)
 {
     (void)state;
@@ -760,6 +907,9 @@ int main(void)
         cmocka_unit_test(test_itl),
         cmocka_unit_test(test_apply_derivations),
         cmocka_unit_test(test_raw_gaps),
+        cmocka_unit_test(test_raw_gap_bounds),
+        cmocka_unit_test(test_name_valid_words),
+        cmocka_unit_test(test_dims_equal),
         cmocka_unit_test(test_apply_queue_zero_is_present),
         cmocka_unit_test(test_apply_no_decode_no_tpot),
         cmocka_unit_test(test_apply_latencies_only_from_ok),

@@ -815,6 +815,144 @@ static void test_record_u32_same_as_one_by_one(void **state)
     sketch_free(&b);
 }
 
+/* sketch_index_u32 (sketch_record_u32's index, from the integer's bits) equals
+ * sketch_index of the same value as a double at every scale: every integer up to 2^20,
+ * each boundary of every octave of a uint32 with its neighbours, the powers of two and
+ * their neighbours, UINT32_MAX, and a million seeded values across the range. */
+static void check_index_u32(uint32_t x)
+{
+    for (int sc = SKETCH_MIN_SCALE; sc <= SKETCH_MAX_SCALE; sc++) {
+        int32_t want = sketch_index((double)x, sc), got = sketch_index_u32(x, sc);
+        if (want != got)
+            fail_msg("x = %u, scale %d: sketch_index_u32 %d, sketch_index %d", x, sc, got, want);
+    }
+}
+
+static void test_index_u32_exact(void **state)
+{
+    (void)state;
+    assert_int_equal(sketch_index_u32(0, SKETCH_DEFAULT_SCALE), INT32_MIN);
+    assert_int_equal(sketch_index_u32(1, SKETCH_MAX_SCALE + 1), INT32_MIN);
+    for (uint32_t x = 1; x <= (1u << 20); x++)
+        check_index_u32(x);
+    for (int sc = 1; sc <= SKETCH_MAX_SCALE; sc++)
+        for (int32_t i = 0; i < 32 << sc; i++) {
+            double b = sketch_lower_bound(i, sc);
+            if (b < 1.0 || b > 4294967295.0)
+                continue;
+            double f = floor(b);
+            for (double d = -2; d <= 2; d++)
+                if (f + d >= 1.0 && f + d <= 4294967295.0)
+                    check_index_u32((uint32_t)(f + d));
+        }
+    for (int k = 0; k < 32; k++)
+        for (int d = -3; d <= 3; d++) {
+            int64_t x = ((int64_t)1 << k) + d;
+            if (x >= 1 && x <= UINT32_MAX)
+                check_index_u32((uint32_t)x);
+        }
+    check_index_u32(UINT32_MAX);
+    uint64_t r = 7;
+    for (int i = 0; i < 1000000; i++) {
+        r = r * 6364136223846793005ull + 1442695040888963407ull;
+        uint32_t x = (uint32_t)(r >> 32) >> (uint32_t)((r >> 20) & 31);
+        if (x != 0)
+            check_index_u32(x);
+    }
+}
+
+/* sketch_record_u32 gives bit for bit what sketch_record does value by value on
+ * generation-like gaps (4-byte varints on the wire), into an empty sketch and into
+ * sketches that already hold values below, inside and above them, with zeros, at a
+ * downscaled sketch, and with values that grow the array mid-batch. */
+static void test_record_u32_bit_identical(void **state)
+{
+    (void)state;
+    /* -1: nothing; 2^-1023 puts the window where a zero's bits would index. */
+    const double before[] = { -1, 12345.0, 0.0, 3e9, 0.25, 1e15, 0x1p-1023 };
+    uint64_t r = 2024;
+    for (int round = 0; round < 600; round++) {
+        sketch a, b;
+        int scale = round % 5 == 4 ? 3 : SKETCH_DEFAULT_SCALE;
+        sketch_init(&a, scale);
+        sketch_init(&b, scale);
+        double pre = before[round % 7];
+        if (pre >= 0) {
+            assert_int_equal(sketch_record(&a, pre), 0);
+            assert_int_equal(sketch_record(&b, pre), 0);
+        }
+        uint32_t v[256];
+        size_t n = (size_t)(round % 256) + 1;
+        for (size_t i = 0; i < n; i++) {
+            r = r * 6364136223846793005ull + 1442695040888963407ull;
+            uint32_t x = (uint32_t)(r >> 40) + (1u << 21); /* about 2 to 19 ms */
+            if (round % 3 == 0 && i % 9 == 0)
+                x = 0;
+            if (round % 11 == 0 && i == n / 2)
+                x = UINT32_MAX; /* a wide range: the array grows or downscales */
+            if (round % 13 == 0 && i % 5 == 1)
+                x = 1u + (uint32_t)(r >> 60);
+            v[i] = x;
+        }
+        for (size_t i = 0; i < n; i++)
+            assert_int_equal(sketch_record(&a, (double)v[i]), 0);
+        assert_int_equal(sketch_record_u32(&b, v, n), 0);
+        assert_same_sketch(&a, &b);
+        /* And a second batch into the same sketches. */
+        assert_int_equal(sketch_record_u32(&b, v, n / 2), 0);
+        for (size_t i = 0; i < n / 2; i++)
+            assert_int_equal(sketch_record(&a, (double)v[i]), 0);
+        assert_same_sketch(&a, &b);
+        sketch_free(&a);
+        sketch_free(&b);
+    }
+}
+
+/* sketch_quantile_sorted_u32 reports, bit for bit, what sketch_quantile reports for
+ * the sketch of the same values recorded one by one: 2,000 seeded batches of 1 to 256
+ * gaps (narrow, wide, with repeats, at bucket boundaries), at many quantiles; NaN for
+ * a batch with a zero, an empty one, a bad q and a range the default scale cannot hold. */
+static void test_quantile_sorted_u32(void **state)
+{
+    (void)state;
+    uint64_t r = 31337;
+    for (int round = 0; round < 2000; round++) {
+        uint32_t v[256];
+        size_t n = (size_t)(round % 256) + 1;
+        for (size_t i = 0; i < n; i++) {
+            r = r * 6364136223846793005ull + 1442695040888963407ull;
+            uint32_t x = (uint32_t)(r >> 40) + 1; /* 1 .. 2^24 */
+            if (round % 3 == 1)
+                x = (x >> 8) + 20000000u; /* a generation's: 20 ms and a little */
+            if (round % 7 == 2 && i % 4 == 0 && i > 0)
+                x = v[i - 1]; /* repeats */
+            if (round % 11 == 3)
+                x = (uint32_t)floor(sketch_lower_bound((int32_t)(x % 1500), SKETCH_DEFAULT_SCALE)) +
+                    (uint32_t)(i % 3); /* at and just past boundaries */
+            v[i] = x == 0 ? 1 : x;
+        }
+        for (size_t i = 1; i < n; i++) /* insertion sort */
+            for (size_t j = i; j > 0 && v[j - 1] > v[j]; j--) {
+                uint32_t t = v[j];
+                v[j] = v[j - 1];
+                v[j - 1] = t;
+            }
+        sketch s;
+        sketch_init(&s, SKETCH_DEFAULT_SCALE);
+        for (size_t i = 0; i < n; i++)
+            assert_int_equal(sketch_record(&s, (double)v[i]), 0);
+        const double qs[] = { 0, 0.01, 0.25, 0.5, 0.75, 0.9, 0.99, 0.999, 1 };
+        for (size_t k = 0; k < sizeof(qs) / sizeof(qs[0]); k++)
+            assert_same_double(sketch_quantile_sorted_u32(v, n, qs[k]), sketch_quantile(&s, qs[k]));
+        sketch_free(&s);
+    }
+    uint32_t z[3] = { 0, 5, 9 }, wide[2] = { 1, UINT32_MAX };
+    assert_true(isnan(sketch_quantile_sorted_u32(z, 3, 0.5)));
+    assert_true(isnan(sketch_quantile_sorted_u32(z + 1, 0, 0.5)));
+    assert_true(isnan(sketch_quantile_sorted_u32(z + 1, 2, 1.5)));
+    assert_true(isnan(sketch_quantile_sorted_u32(wide, 2, 0.5)));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -837,6 +975,9 @@ int main(void)
         cmocka_unit_test(test_property_bimodal),
         cmocka_unit_test(test_property_pareto),
         cmocka_unit_test(test_record_u32_same_as_one_by_one),
+        cmocka_unit_test(test_index_u32_exact),
+        cmocka_unit_test(test_record_u32_bit_identical),
+        cmocka_unit_test(test_quantile_sorted_u32),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -120,13 +120,17 @@ static uint8_t *make(rng *g, int k, size_t *n)
             gen.itl = &itl;
         }
         /* Raw gaps (issue 19): 0 to 40 of them, of every varint length (1 to 5 bytes,
-         * UINT32_MAX included), so the reader's word-at-a-time and byte-by-byte paths
-         * both run, and mangled copies cut them anywhere. */
+         * UINT32_MAX included), so the reader's two-at-a-time, word-at-a-time and
+         * byte-by-byte paths all run, and mangled copies cut them anywhere. */
         static uint32_t raw[40];
         size_t nraw = k % 3 == 0 ? 0 : (size_t)(rng_next(g) % 41);
         for (size_t i = 0; i < nraw; i++) {
             unsigned bytes = (unsigned)(rng_next(g) % 5);
             uint64_t x = rng_next(g) >> (64 - 7 * (bytes + 1));
+            /* Every fourth frame an engine's gaps: runs of 4-byte values (the
+             * reader takes two at a time), a shorter one here and there. */
+            if (k % 4 == 2)
+                x = i % 11 == 5 ? x >> 8 : (rng_next(g) >> 36) | (1u << 21);
             raw[i] = i == 7 ? UINT32_MAX : (uint32_t)(x > UINT32_MAX ? UINT32_MAX : x);
         }
         gen.n_itl_gaps_ns = nraw;

@@ -55,7 +55,12 @@
  * client or generation (cleared by close and by metricsd_end) and then returns -EBADF,
  * NULL or nothing. That second check reads freed memory: it catches a stale pointer
  * until the allocator hands that memory out again, not after; it never hangs (no call
- * takes a lock before the check passes).
+ * takes a lock before the check passes). Generations are safer: their records are
+ * never the host's heap (slabs the library maps; metricsd_end puts a record back in
+ * its client's pool, metricsd_close turns the pool into read-only zero pages), so a
+ * call on an ended or closed generation always reads a cleared magic and does
+ * nothing, unless a later generation of the same client reuses the record, which
+ * then gets the stale call.
  *
  * Errors: functions that can fail return 0 or a negative errno; metricsd_strerror()
  * turns it into words.
@@ -103,6 +108,8 @@
  *      end of metricsd_gen_opts and metricsd_event.
  *  0.1, later still: refused and unacked_dropped at the end of metricsd_client_stats.
  *  0.1, later still: syscalls and sends at the end of metricsd_client_stats.
+ *  0.1, later still: metricsd_token is inline on x86-64 (metricsd_gen_hot, a frozen
+ *      layout of the record's first line, version 1); the exported function stays.
  */
 #ifndef METRICSD_H
 #define METRICSD_H
@@ -168,7 +175,13 @@ typedef struct metricsd_options {
  * at an idle one every 20 ms, so a frame may wait that long; metricsd_flush asks for
  * it at once (docs/transport.md). METRICSD_TRANSPORT=socket in the environment keeps
  * every client on the socket. Tokens are timed with the TSC where the kernel keeps time with
- * it; METRICSD_CLOCK=monotonic (read at the first connect) uses clock_gettime. */
+ * it; METRICSD_CLOCK=monotonic (read at the first connect) uses clock_gettime. Begin,
+ * first token and end read no clock either: each client keeps a calibration of the
+ * ticks against CLOCK_MONOTONIC and CLOCK_REALTIME, taken at connect and again when a
+ * call finds it due (the interval doubles from the library's load, up to 10 s), so
+ * durations are tick differences (off by the rate's error, about 30 ns over the time
+ * since load) and start_unix_ns is off by at most the wall clock's slew or step since
+ * the last calibration. */
 METRICSD_EXPORT int metricsd_connect(metricsd_client **out, const char *socket_path,
                                      const char *client_name);
 METRICSD_EXPORT int metricsd_connect_opts(metricsd_client **out, const char *socket_path,
@@ -229,12 +242,89 @@ METRICSD_EXPORT metricsd_gen *metricsd_begin(metricsd_client *c, const char *mod
  * slot or puts it in a batch. Not calling it leaves the queue unknown. */
 METRICSD_EXPORT void metricsd_scheduled(metricsd_gen *g);
 /* The first output token is out (TTFT = start -> now): call it once the first token
- * has been sampled, so TTFT includes the prompt's processing and the first sample. */
+ * has been sampled, so TTFT includes the prompt's processing and the first sample.
+ * Inline on x86-64 as metricsd_token is (below). */
 METRICSD_EXPORT void metricsd_first_token(metricsd_gen *g);
 /* One more output token, after it is sampled; no syscall: a clock read and a
  * histogram increment. Calling it before metricsd_first_token counts as the first
- * token. */
+ * token.
+ *
+ * Inline fast path (0.1, later still): on x86-64 with GCC or Clang, this header makes
+ * metricsd_token(g) an inline function (metricsd_token_inline below) that does the
+ * common token in the engine's own code: one TSC read and stores into the first cache
+ * line of the generation record, no call (with cold caches a call into a shared
+ * library costs ~300 ns before it does anything: issue 19). It writes only while the
+ * record says it may (hot.magic == METRICSD_GEN_HOT_V1: a live generation whose
+ * tokens read the TSC, laid out as below); otherwise (NULL, an ended generation, the
+ * first token, METRICSD_CLOCK=monotonic, a record of a newer layout, every 256th
+ * token) it calls the library's metricsd_token, which does everything. Records are
+ * never handed back to malloc while the library is loaded (metricsd_end and
+ * metricsd_close keep them in a pool, their magic cleared), so a token on a stale
+ * handle never writes into the host's heap: it is dropped, or at worst counted into
+ * a later generation that reuses the record. Define METRICSD_NO_INLINE_TOKEN before
+ * including this header for a plain call (of both); `(metricsd_token)(g)` or a pointer
+ * to metricsd_token always reaches the exported function (bindings such as ctypes use
+ * it). metricsd_first_token is inline the same way. */
 METRICSD_EXPORT void metricsd_token(metricsd_gen *g);
+
+/* The first cache line of every generation record and the gap array after it: a
+ * frozen layout (version 1), read and written only by metricsd_token_inline. A
+ * library whose records are laid out otherwise never sets METRICSD_GEN_HOT_V1, so an
+ * engine built against this header keeps working (by the call) with any later one. */
+#define METRICSD_GEN_HOT_V1 0x6d646831u /* "mdh1" */
+#define METRICSD_GEN_HOT_STAGE 8u
+#define METRICSD_GEN_HOT_GAPS 256u
+typedef struct metricsd_gen_hot {
+    uint32_t magic;      /* METRICSD_GEN_HOT_V1: the inline path may write */
+    uint32_t n_pend;     /* gaps recorded: pend[0, n_pend & ~7) and stage */
+    uint64_t last_tick;  /* TSC at the latest token */
+    uint64_t first_tick; /* TSC at the first token */
+    uint32_t tokens;     /* tokens so far, 0: the first is not out yet (the library
+                          * carries past 0xfffffffe; the inline path never gets there) */
+    uint32_t stage[METRICSD_GEN_HOT_STAGE]; /* the latest gaps, in TSC ticks */
+    uint32_t reserved;
+    uint32_t pend[METRICSD_GEN_HOT_GAPS];   /* from offset 64: groups of 8 gaps */
+} metricsd_gen_hot;
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && \
+    !defined(METRICSD_NO_INLINE_TOKEN) && !defined(METRICSD_BUILDING)
+static inline void metricsd_token_inline(metricsd_gen *g)
+{
+    metricsd_gen_hot *h = (metricsd_gen_hot *)(void *)g;
+    if (__builtin_expect(g != 0 && h->magic == METRICSD_GEN_HOT_V1, 1)) {
+        uint64_t now = __builtin_ia32_rdtsc();
+        uint64_t gap = now - h->last_tick;
+        uint32_t i = h->n_pend;
+        if (__builtin_expect(h->tokens - 1u < 0xfffffffeu && gap <= 0xffffffffu &&
+                                 i < METRICSD_GEN_HOT_GAPS, 1)) {
+            h->stage[i % METRICSD_GEN_HOT_STAGE] = (uint32_t)gap;
+            if (i % METRICSD_GEN_HOT_STAGE == METRICSD_GEN_HOT_STAGE - 1)
+                __builtin_memcpy(&h->pend[i + 1 - METRICSD_GEN_HOT_STAGE], h->stage,
+                                 sizeof(h->stage));
+            h->n_pend = i + 1;
+            h->last_tick = now;
+            h->tokens++;
+            return;
+        }
+    }
+    (metricsd_token)(g);
+}
+#define metricsd_token(g) metricsd_token_inline(g)
+/* The first token likewise: one TSC read and three stores into the same line. */
+static inline void metricsd_first_token_inline(metricsd_gen *g)
+{
+    metricsd_gen_hot *h = (metricsd_gen_hot *)(void *)g;
+    if (__builtin_expect(g != 0 && h->magic == METRICSD_GEN_HOT_V1, 1)) {
+        if (h->tokens == 0) {
+            h->first_tick = h->last_tick = __builtin_ia32_rdtsc();
+            h->tokens = 1;
+        }
+        return;
+    }
+    (metricsd_first_token)(g);
+}
+#define metricsd_first_token(g) metricsd_first_token_inline(g)
+#endif
 /* n more output tokens at once (a batch decoded together): the gap since the last
  * token is spread evenly over them. */
 METRICSD_EXPORT void metricsd_tokens(metricsd_gen *g, unsigned n);
@@ -246,7 +336,8 @@ METRICSD_EXPORT void metricsd_prompt(metricsd_gen *g, int64_t prompt_tokens,
 METRICSD_EXPORT void metricsd_load_ns(metricsd_gen *g, int64_t load_ns);
 METRICSD_EXPORT void metricsd_error_kind(metricsd_gen *g, const char *kind);
 METRICSD_EXPORT void metricsd_label(metricsd_gen *g, const char *key, const char *value);
-/* Finish: queue one Generation frame and try to send it without blocking. g is freed.
+/* Finish: queue one Generation frame and try to send it without blocking. g is over:
+ * its record goes back to the client's pool (never to the heap: "Threads").
  * Returns 0 (also for NULL), -ENOBUFS when the event was dropped (buffer full, or the
  * frame over 64 KiB; counted), -EBADF for a generation already ended or freed by
  * metricsd_close (when detectable, see "Threads"). */

@@ -111,10 +111,13 @@ void conn_doze_close(listener *l)
 static void on_doze_tick(uv_timer_t *t)
 {
     listener *l = t->data;
+    uint64_t now = uv_hrtime(); /* CLOCK_MONOTONIC, as the client's clock */
     for (conn *c = l->dozing, *next; c != NULL; c = next) {
         next = c->doze_next; /* a pull closes only c itself */
         if (c->hold != 0 || !c->ring_on)
             continue;
+        /* Alive, for the client's probe (shmring.h): a store into a line it reads. */
+        atomic_store_explicit(&c->ring->beat_ns, now, memory_order_relaxed);
         if (shmring_waiting(c->ring, c->ring_bytes, c->ring_head) != 0) {
             int more = 0;
             stat_counts[RING_DOZE_READS]++;

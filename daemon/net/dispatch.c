@@ -110,6 +110,16 @@ static series *series_for_gen(conn *c, const Metricsd__Generation *g)
     const config *cfg = &srv->cfg;
     char dims[1024];
     int err = 0, labels = cfg->n_label_dims > 0;
+    if (!labels) {
+        /* Without declared labels the dims always hold start=, so the series sits in
+         * the half of recent kept for keys with dims; it is this one's when model,
+         * backend and dims match, the dims compared without writing them out. */
+        unsigned slot = recent_slot(g->model, 1);
+        series *r = c->recent[slot];
+        if (r != NULL && strcmp(r->model, g->model) == 0 &&
+            strcmp(r->backend, backend_of(g->backend)) == 0 && ingest_dims_equal(g, r->dims) == 1)
+            return r;
+    }
     if (ingest_dims(g, (const char (*)[64])cfg->label_dims, cfg->n_label_dims, dims, sizeof(dims)) != 0)
         dims[0] = '\0'; /* names are bounded, so only a pathological mix lands here */
     const char *backend = backend_of(g->backend);
@@ -276,7 +286,8 @@ static void handle_generation(conn *c, const Metricsd__Generation *g)
             health_note(srv, s, g, now);
         }
     }
-    sketch_free(&itl);
+    if (itl.cap != 0) /* a view, or empty: owns nothing (sketch_view_parts) */
+        sketch_free(&itl);
 }
 
 static void handle_query(conn *c, const Metricsd__Query *q)
