@@ -10,6 +10,8 @@
  */
 #include "rollup.h"
 
+#include "direct.h" /* the wire's varint and zigzag helpers */
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,33 +27,7 @@ enum { SF_ZERO = 1, SF_SUM_DBL = 2, SF_MIN_DBL = 4, SF_MAX_DBL = 8, SF_RUNS = 16
 
 static size_t put_varint(uint8_t *p, uint64_t v)
 {
-    size_t n = 0;
-    while (v >= 0x80) {
-        p[n++] = (uint8_t)(v | 0x80);
-        v >>= 7;
-    }
-    p[n++] = (uint8_t)v;
-    return n;
-}
-
-static size_t varint_len(uint64_t v)
-{
-    size_t n = 1;
-    while (v >= 0x80) {
-        v >>= 7;
-        n++;
-    }
-    return n;
-}
-
-static uint64_t zigzag(int64_t v)
-{
-    return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
-}
-
-static int64_t unzigzag(uint64_t v)
-{
-    return (int64_t)(v >> 1) ^ -(int64_t)(v & 1);
+    return (size_t)(wire_put_varint(p, v) - p);
 }
 
 /* A double that is a whole number in [0, 2^63) goes as a varint: exact both ways. */
@@ -86,12 +62,12 @@ static size_t put_sketch(uint8_t *p, const sketch *s)
     size_t n, dense = 0, runs = 0, pairs = 0, skip = 0;
     sketch_sparse_view(s, &offset, &c, &n);
     for (size_t i = 0; i < n; i++) {
-        dense += varint_len(c[i]);
+        dense += wire_varint_size(c[i]);
         if (c[i] == 0) {
             skip++;
             continue;
         }
-        runs += varint_len(skip) + varint_len(c[i]);
+        runs += wire_varint_size(skip) + wire_varint_size(c[i]);
         pairs++;
         skip = 0;
     }
@@ -105,7 +81,7 @@ static size_t put_sketch(uint8_t *p, const sketch *s)
     size_t o = 0;
     p[o++] = flags;
     if (flags & SF_SCALE)
-        o += put_varint(p + o, zigzag(s->scale));
+        o += put_varint(p + o, wire_zz64(s->scale));
     if (flags & SF_ZERO)
         o += put_varint(p + o, s->zero_count);
     o += sum_int ? put_varint(p + o, sum) : put_double(p + o, s->sum);
@@ -114,7 +90,7 @@ static size_t put_sketch(uint8_t *p, const sketch *s)
     o += put_varint(p + o, use_runs ? pairs : n);
     if (n == 0)
         return o;
-    o += put_varint(p + o, zigzag(offset));
+    o += put_varint(p + o, wire_zz64(offset));
     skip = 0;
     for (size_t i = 0; i < n; i++) {
         if (!use_runs) {
@@ -173,10 +149,10 @@ int rollup_disk_pack_buf(const rollup *r, uint8_t **buf, size_t *cap, size_t *le
         if (u[i])
             o += put_varint(p + o, u[i]);
     if (present & 1ull << D_FIRST)
-        o += put_varint(p + o, zigzag(r->first_unix_ns));
+        o += put_varint(p + o, wire_zz64(r->first_unix_ns));
     /* The last time, as its distance from the first: 5 bytes instead of 9. */
     if (present & 1ull << D_LAST)
-        o += put_varint(p + o, zigzag((int64_t)((uint64_t)r->last_unix_ns -
+        o += put_varint(p + o, wire_zz64((int64_t)((uint64_t)r->last_unix_ns -
                                                 (uint64_t)r->first_unix_ns)));
     if (present & 1ull << D_JOULES)
         o += put_double(p + o, r->joules);
@@ -278,9 +254,9 @@ static int read_head(rd *r, head *h)
         return -EINVAL; /* a field this reader does not know: not a record of ours */
     for (int i = D_REQUESTS; i <= D_OUTPUT; i++)
         h->u[i] = h->present & 1ull << i ? get_varint(r) : 0;
-    h->first = h->present & 1ull << D_FIRST ? unzigzag(get_varint(r)) : 0;
+    h->first = h->present & 1ull << D_FIRST ? wire_sint64(get_varint(r)) : 0;
     h->last = h->present & 1ull << D_LAST
-                  ? (int64_t)((uint64_t)h->first + (uint64_t)unzigzag(get_varint(r)))
+                  ? (int64_t)((uint64_t)h->first + (uint64_t)wire_sint64(get_varint(r)))
                   : 0;
     return r->bad ? -EINVAL : 0;
 }
@@ -309,7 +285,7 @@ static int decode_sketch(rd *r, dsk *d, uint64_t counts[SKETCH_MAX_BUCKETS])
     if (r->p >= r->end)
         return -EINVAL;
     uint8_t flags = *r->p++;
-    int64_t scale = flags & SF_SCALE ? unzigzag(get_varint(r)) : SKETCH_DEFAULT_SCALE;
+    int64_t scale = flags & SF_SCALE ? wire_sint64(get_varint(r)) : SKETCH_DEFAULT_SCALE;
     uint64_t zero = flags & SF_ZERO ? get_varint(r) : 0;
     double sum = get_num(r, flags & SF_SUM_DBL), min = get_num(r, flags & SF_MIN_DBL),
            max = get_num(r, flags & SF_MAX_DBL);
@@ -320,7 +296,7 @@ static int decode_sketch(rd *r, dsk *d, uint64_t counts[SKETCH_MAX_BUCKETS])
         n > SKETCH_MAX_BUCKETS)
         return -EINVAL;
     if (n > 0) {
-        offset = unzigzag(get_varint(r));
+        offset = wire_sint64(get_varint(r));
         if (offset < INT32_MIN || offset > INT32_MAX)
             return -EINVAL;
     }
