@@ -209,17 +209,9 @@ static Metricsd__Sketch **pb_sketches(const Metricsd__Rollup *m, Metricsd__Sketc
     return out;
 }
 
-int rollup_merge_pb(rollup *dst, const Metricsd__Rollup *m)
+/* dst += m's counters, error kinds, energy and times: all but the sketches. */
+static int merge_pb_counts(rollup *dst, const Metricsd__Rollup *m)
 {
-    Metricsd__Sketch *sk[M__COUNT];
-    pb_sketches(m, sk);
-    for (int i = 0; i < M__COUNT; i++) {
-        if (sk[i] == NULL)
-            continue;
-        int rc = sketch_pb_merge(&dst->sk[i], sk[i]);
-        if (rc < 0)
-            return rc;
-    }
     for (size_t i = 0; i < m->n_error_kinds; i++) {
         const Metricsd__Counter *c = m->error_kinds[i];
         if (c == NULL || c->name == NULL)
@@ -242,6 +234,20 @@ int rollup_merge_pb(rollup *dst, const Metricsd__Rollup *m)
     dst->battery_tokens += m->battery_tokens;
     merge_times(dst, m->first_unix_ns, m->last_unix_ns);
     return 0;
+}
+
+int rollup_merge_pb(rollup *dst, const Metricsd__Rollup *m)
+{
+    Metricsd__Sketch *sk[M__COUNT];
+    pb_sketches(m, sk);
+    for (int i = 0; i < M__COUNT; i++) {
+        if (sk[i] == NULL)
+            continue;
+        int rc = sketch_pb_merge(&dst->sk[i], sk[i]);
+        if (rc < 0)
+            return rc;
+    }
+    return merge_pb_counts(dst, m);
 }
 
 void rollup_view(const rollup *r, Metricsd__Rollup *msg, Metricsd__Sketch sk[M__COUNT],
@@ -348,24 +354,7 @@ int rollup_subtract_pb(rollup *dst, const Metricsd__Rollup *m)
      * sketches are empty; the sketches come out of dst straight from the message. */
     rollup head;
     rollup_init(&head);
-    head.requests = m->requests;
-    head.errors = m->errors;
-    head.cancelled = m->cancelled;
-    head.timeouts = m->timeouts;
-    head.cold_starts = m->cold_starts;
-    head.prompt_tokens = m->prompt_tokens;
-    head.output_tokens = m->output_tokens;
-    head.joules = m->joules;
-    head.battery_joules = m->battery_joules;
-    head.battery_pct = m->battery_pct;
-    head.energy_busy_ns = m->energy_busy_ns;
-    head.attributed_tokens = m->attributed_tokens;
-    head.battery_tokens = m->battery_tokens;
-    int rc = 0;
-    for (size_t i = 0; i < m->n_error_kinds && rc == 0; i++) {
-        const Metricsd__Counter *c = m->error_kinds[i];
-        rc = c == NULL || c->name == NULL ? -EINVAL : rollup_add_kind(&head, c->name, c->value);
-    }
+    int rc = merge_pb_counts(&head, m);
     Metricsd__Sketch *sk[M__COUNT];
     pb_sketches(m, sk);
     for (int i = 0; i < M__COUNT && rc == 0; i++)
