@@ -175,9 +175,8 @@ size_t events_waiting(size_t *bytes)
     return n;
 }
 
-static events_series *state_of(server *srv, series *s)
+static events_series *state_of(series *s)
 {
-    (void)srv;
     if (s->ev == NULL) {
         events_series *e = calloc(1, sizeof(*e));
         if (e == NULL)
@@ -279,7 +278,7 @@ int events_note(server *srv, series *s, const Metricsd__Generation *g, const ske
     const config *c = &srv->cfg;
     if (c->events_off)
         return 0;
-    events_series *e = state_of(srv, s);
+    events_series *e = state_of(s);
     if (e == NULL) {
         stat_counts[EVENTS_DROPPED]++;
         return -ENOMEM;

@@ -15,7 +15,6 @@
 int ingest_name_valid(const char *s)
 {
     const unsigned char *p = (const unsigned char *)s;
-    size_t n = 0;
 
     if (s == NULL || *s == '\0')
         return 0;
@@ -23,7 +22,8 @@ int ingest_name_valid(const char *s)
      * string ends, so no read goes past it) while each is printable ASCII (0x20 to
      * 0x7e): nearly every name is, in full. A word with a byte out of that range
      * sends the rest through the byte-wise check below, which judges it exactly. */
-    size_t len = strlen(s);
+    size_t len = strlen(s); /* the length bound, checked once: the checks below only
+                             * judge the bytes */
     if (len > INGEST_MAX_NAME)
         return 0;
     if (len >= 8) {
@@ -41,17 +41,13 @@ int ingest_name_valid(const char *s)
                 return 1;
         }
         p += i;
-        n = i;
     }
     while (*p) {
         /* Printable ASCII, nearly every name, skips the decoder. */
         const unsigned char *q = p;
         while (*q >= 0x20 && *q < 0x7f)
             q++;
-        n += (size_t)(q - p);
         p = q;
-        if (n > INGEST_MAX_NAME)
-            return 0;
         if (*p == '\0')
             break;
         unsigned c = *p;
@@ -84,9 +80,6 @@ int ingest_name_valid(const char *s)
             (extra == 3 && cp < 0x10000) || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
             return 0;
         p += extra + 1;
-        n += (size_t)extra + 1;
-        if (n > INGEST_MAX_NAME)
-            return 0;
     }
     return 1;
 }

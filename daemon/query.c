@@ -246,11 +246,19 @@ static void fill_stats(Metricsd__SeriesStats *ss, Metricsd__Sketch sk[M__COUNT],
 
 /* Whether series s belongs in row r: its model, its backend with by_backend, its
  * value of the dimension group_by (series.h) with one. */
+/* The same, given s's value of group_by (gv, "" without one). */
+static int row_key_eq(const query_row *r, const series *s, int by_backend, const char *gv)
+{
+    return strcmp(s->model, r->model) == 0 && (!by_backend || strcmp(s->backend, r->backend) == 0) &&
+           strcmp(gv, r->group) == 0;
+}
+
 static int row_has(const query_row *r, const series *s, int by_backend, const char *group_by)
 {
-    char v[256];
-    return strcmp(s->model, r->model) == 0 && (!by_backend || strcmp(s->backend, r->backend) == 0) &&
-           (group_by == NULL || strcmp(series_dim(s->dims, group_by, v, sizeof(v)), r->group) == 0);
+    char v[256] = "";
+    if (group_by != NULL)
+        series_dim(s->dims, group_by, v, sizeof(v));
+    return row_key_eq(r, s, by_backend, v);
 }
 
 /* FNV-1a over a row's key: model, backend ("" when rows are not by backend), and the
@@ -357,8 +365,7 @@ int query_rows_by(server *srv, int64_t window_ns, const char *model, int by_back
         size_t at = (size_t)h & (slots - 1);
         for (; slot[at] != 0; at = (at + 1) & (slots - 1)) {
             query_row *c = &rows[slot[at] - 1];
-            if (strcmp(c->model, s->model) == 0 &&
-                (!by_backend || strcmp(c->backend, s->backend) == 0) && strcmp(c->group, gv) == 0) {
+            if (row_key_eq(c, s, by_backend, gv)) {
                 r = c;
                 break;
             }

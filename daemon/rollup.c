@@ -123,7 +123,7 @@ static int kinds_merge(rollup *dst, const rollup *src)
     return 0;
 }
 
-static void merge_times(rollup *dst, int64_t first, int64_t last)
+void rollup_merge_times(rollup *dst, int64_t first, int64_t last)
 {
     if (first != 0 && (dst->first_unix_ns == 0 || first < dst->first_unix_ns))
         dst->first_unix_ns = first;
@@ -153,7 +153,7 @@ int rollup_merge(rollup *dst, const rollup *src)
     dst->energy_busy_ns += src->energy_busy_ns;
     dst->attributed_tokens += src->attributed_tokens;
     dst->battery_tokens += src->battery_tokens;
-    merge_times(dst, src->first_unix_ns, src->last_unix_ns);
+    rollup_merge_times(dst, src->first_unix_ns, src->last_unix_ns);
     return 0;
 }
 
@@ -232,7 +232,7 @@ static int merge_pb_counts(rollup *dst, const Metricsd__Rollup *m)
     dst->energy_busy_ns += m->energy_busy_ns;
     dst->attributed_tokens += m->attributed_tokens;
     dst->battery_tokens += m->battery_tokens;
-    merge_times(dst, m->first_unix_ns, m->last_unix_ns);
+    rollup_merge_times(dst, m->first_unix_ns, m->last_unix_ns);
     return 0;
 }
 

@@ -57,6 +57,8 @@ void rollup_reset(rollup *r);
 /* Count n generations that failed with `kind` (a name of at most ROLLUP_KIND_NAME - 1
  * bytes; longer ones and a ninth name count as "other"). Returns 0 or -ENOMEM. */
 int rollup_add_kind(rollup *r, const char *kind, uint64_t n);
+/* dst's first and last times widened by a merged part's (0: none). */
+void rollup_merge_times(rollup *dst, int64_t first, int64_t last);
 /* dst += src. Returns 0 or -ENOMEM. */
 int rollup_merge(rollup *dst, const rollup *src);
 /* dst -= src, src having been merged into dst before (rollup_merge's inverse for the

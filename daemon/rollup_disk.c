@@ -195,38 +195,29 @@ typedef struct rd {
     int bad;
 } rd;
 
+/* The wire's readers (direct.h) on rd's bytes: a value that runs past the end or over
+ * ten bytes marks the record bad (and reads as 0). */
 static inline uint64_t get_varint(rd *r)
 {
-    /* Most are one byte (bucket counts, skips): that first. */
-    if (r->p < r->end && *r->p < 0x80)
-        return *r->p++;
-    uint64_t v = 0;
-    for (int shift = 0; shift < 64; shift += 7) {
-        if (r->p >= r->end) {
-            r->bad = 1;
-            return 0;
-        }
-        uint8_t b = *r->p++;
-        v |= (uint64_t)(b & 0x7f) << shift;
-        if (b < 0x80)
-            return v;
+    wire_cursor w = { r->p, r->end };
+    uint64_t v;
+    if (wire_varint(&w, &v) != 0) {
+        r->bad = 1;
+        return 0;
     }
-    r->bad = 1;
-    return 0;
+    r->p = w.p;
+    return v;
 }
 
 static double get_double(rd *r)
 {
-    if (r->end - r->p < 8) {
+    wire_cursor w = { r->p, r->end };
+    double v;
+    if (wire_fixed64(&w, &v) != 0) {
         r->bad = 1;
         return 0;
     }
-    uint64_t u = 0;
-    for (int i = 0; i < 8; i++)
-        u |= (uint64_t)r->p[i] << (8 * i);
-    r->p += 8;
-    double v;
-    memcpy(&v, &u, 8);
+    r->p = w.p;
     return v;
 }
 
@@ -459,9 +450,6 @@ int rollup_disk_merge(rollup *dst, const uint8_t *data, size_t len)
     dst->energy_busy_ns += t.busy;
     dst->attributed_tokens += t.att;
     dst->battery_tokens += t.bt;
-    if (h.first != 0 && (dst->first_unix_ns == 0 || h.first < dst->first_unix_ns))
-        dst->first_unix_ns = h.first;
-    if (h.last > dst->last_unix_ns)
-        dst->last_unix_ns = h.last;
+    rollup_merge_times(dst, h.first, h.last);
     return 0;
 }

@@ -297,6 +297,16 @@ static inline size_t wire_varint_size(uint64_t v)
 
 static inline uint8_t *wire_put_varint(uint8_t *p, uint64_t v)
 {
+    /* One and two bytes without the loop: counts, gaps, lengths are mostly these. */
+    if (v < 0x80) {
+        *p = (uint8_t)v;
+        return p + 1;
+    }
+    if (v < 0x4000) {
+        p[0] = (uint8_t)(v | 0x80);
+        p[1] = (uint8_t)(v >> 7);
+        return p + 2;
+    }
     while (v >= 0x80) {
         *p++ = (uint8_t)(v | 0x80);
         v >>= 7;

@@ -81,30 +81,6 @@ size_t direct_sketch_size(const Metricsd__Sketch *s)
     return n;
 }
 
-/* A packed repeated uint64 field, as wire_put_packed writes it, with the one- and
- * two-byte values (a reply's dense counts: zeros, and the counts of a day's minutes)
- * written without the general loop. */
-static uint8_t *put_counts(uint8_t *p, unsigned f, const uint64_t *v, size_t n)
-{
-    if (n == 0)
-        return p;
-    p = wire_put_tag(p, f, WIRE_LEN);
-    uint8_t *q = wire_len_open(p);
-    for (size_t i = 0; i < n; i++) {
-        uint64_t x = v[i];
-        if (x < 0x80) {
-            *q++ = (uint8_t)x;
-        } else if (x < 0x4000) {
-            q[0] = (uint8_t)(x | 0x80);
-            q[1] = (uint8_t)(x >> 7);
-            q += 2;
-        } else {
-            q = wire_put_varint(q, x);
-        }
-    }
-    return wire_len_close(p, q);
-}
-
 uint8_t *direct_sketch_put(uint8_t *p, const Metricsd__Sketch *s)
 {
     if (s->has_scale) {
@@ -129,7 +105,7 @@ uint8_t *direct_sketch_put(uint8_t *p, const Metricsd__Sketch *s)
         *p++ = WIRE_TAG(7, WIRE_VARINT);
         p = wire_put_varint(p, wire_zz32(s->offset));
     }
-    p = put_counts(p, 8, s->counts, s->n_counts);
+    p = wire_put_packed(p, 8, s->counts, s->n_counts);
     return wire_put_packed(p, 9, s->runs, s->n_runs);
 }
 

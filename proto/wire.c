@@ -119,9 +119,7 @@ int wire_packed32(wire_cursor *w, frame_arena *a, uint32_t **out, size_t *n)
             if (stop == 0)
                 return -1; /* over 5 bytes: not a uint32 */
             unsigned len = ((unsigned)__builtin_ctzll(stop) >> 3) + 1;
-            word &= ~0ull >> (64 - 8 * len);
-            x = (word & 0x7f) | ((word >> 1) & 0x3f80) | ((word >> 2) & 0x1fc000) |
-                ((word >> 3) & 0xfe00000) | ((word >> 4) & 0x7f0000000ull);
+            x = wire_join7(word, len);
             q += len;
         } else {
             unsigned sh = 0;

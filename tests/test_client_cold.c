@@ -166,6 +166,19 @@ static void test_inline_same_as_call(void **state)
              * ticks, so none exceeds the span since the first token. */
             for (unsigned k = 0; k < 16; k++)
                 assert_true(ha->pend[k] <= ha->last_tick - ha->first_tick);
+            /* And every gap is where it should be: the groups in pend and the rest in
+             * the stage add up to the span exactly, on both paths (a group never
+             * copied would leave the fresh record's zeros). */
+            const metricsd_gen_hot *h2[2] = { ha, hb };
+            for (int r = 0; r < 2; r++) {
+                uint64_t sum = 0;
+                for (unsigned k = 0; k < 16; k++)
+                    sum += h2[r]->pend[k];
+                for (unsigned k = 0; k < h2[r]->n_pend % METRICSD_GEN_HOT_STAGE; k++)
+                    sum += h2[r]->stage[k];
+                assert_int_equal(h2[r]->n_pend, 21);
+                assert_int_equal(sum, h2[r]->last_tick - h2[r]->first_tick);
+            }
         }
     }
     assert_int_equal(ha->tokens, 301);

@@ -60,7 +60,10 @@
  * its client's pool, metricsd_close turns the pool into read-only zero pages), so a
  * call on an ended or closed generation always reads a cleared magic and does
  * nothing, unless a later generation of the same client reuses the record, which
- * then gets the stale call.
+ * then gets the stale call. The price: those zero pages keep their address range (and
+ * one mapping per slab, 20 KiB for 8 records) for the life of the process, so a program
+ * that opens and closes clients without end grows its mappings (vm.max_map_count):
+ * open a client once and keep it.
  *
  * Errors: functions that can fail return 0 or a negative errno; metricsd_strerror()
  * turns it into words.
