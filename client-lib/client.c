@@ -204,18 +204,17 @@ static void disconnect(metricsd_client *c, mdc_release *r)
 {
     if (c->state == CONNECTED)
         c->disconnects++;
-    bool offering = c->ring == RING_OFFERED || c->ring == RING_SWITCHING;
     /* Frames the daemon did not take from the ring go back to the buffer's front. */
     mdc_ring_end(c, r);
     r->fd = c->fd;
     c->full_until_ns = 0;
     c->fd = -1;
     c->state = DISCONNECTED;
+    /* A ring offer or switch (Shm) travels only in the Hello slot: emptied here, so
+     * the next connection never gets an offer whose descriptor went with this one. */
     c->hello_len = c->hello_off = 0;
     c->hello_frames = 0;
     drop_front_partial(c);
-    if (offering)
-        mdc_ring_forget_queued(c);
 }
 
 /* Outcomes of one connection step, made without mu. */

@@ -462,9 +462,5 @@ void mdc_unsend(metricsd_client *c, unsigned tag);
 /* The connection ends (under c->mu): frames the daemon did not take go back to the
  * front of the buffer, or are counted as dropped; the mapping is handed to r. */
 void mdc_ring_end(metricsd_client *c, mdc_release *r);
-/* After a disconnect (under c->mu): Shm frames still queued were the old connection's
- * offer (its memfd gone with it) or switch; they are taken out of the buffer, so the
- * next connection never gets an offer without its descriptor. It offers afresh. */
-void mdc_ring_forget_queued(metricsd_client *c);
 
 #endif

@@ -32,9 +32,8 @@
 #include "frame.h"
 
 #define RING_MAP_BYTES ((size_t)SHMRING_HDR_BYTES + RING_BYTES)
-/* The first payload byte of a Hello frame (field 1), of a Shm frame (field 6). */
+/* The first payload byte of a Hello frame (field 1). */
 #define TAG_HELLO ((1u << 3) | 2u)
-#define TAG_SHM ((6u << 3) | 2u)
 
 static uint8_t *ring_data(const metricsd_client *c)
 {
@@ -179,62 +178,6 @@ void mdc_ring_end(metricsd_client *c, mdc_release *r)
     c->switch_left = 0;
     c->busy_frames = 0;
     c->offer_due = false;
-}
-
-/* The frame at stream offset `off` of the waiting bytes: its length (header
- * included) and first payload byte, read across the buffer's wrap. */
-static size_t rd32(const uint8_t *b)
-{
-    return (size_t)b[0] | (size_t)b[1] << 8 | (size_t)b[2] << 16 | (size_t)b[3] << 24;
-}
-
-static size_t queued_frame(const sendbuf *q, size_t off, uint8_t *tag)
-{
-    struct iovec iov[2];
-    uint8_t hdr[FRAME_HEADER_BYTES + 1];
-    int k = sendbuf_iov(q, off, iov);
-    size_t got = 0;
-    for (int i = 0; i < k && got < sizeof(hdr); i++)
-        for (size_t j = 0; j < iov[i].iov_len && got < sizeof(hdr); j++)
-            hdr[got++] = ((const uint8_t *)iov[i].iov_base)[j];
-    if (got < sizeof(hdr))
-        return 0;
-    *tag = hdr[FRAME_HEADER_BYTES];
-    return FRAME_HEADER_BYTES + rd32(hdr);
-}
-
-void mdc_ring_forget_queued(metricsd_client *c)
-{
-    size_t len = sendbuf_len(&c->q), off = 0, fl;
-    uint8_t tag = 0;
-    for (; off < len && (fl = queued_frame(&c->q, off, &tag)) != 0; off += fl)
-        if (tag == TAG_SHM)
-            break;
-    if (off >= len)
-        return; /* the offer (and any start) went out on its own connection */
-    /* Rebuilt without the Shm frames: the waiting bytes copied out, the buffer emptied
-     * and every other frame put back in order. They fit: they held less room than
-     * this before, in one run now. */
-    uint8_t *copy = malloc(len);
-    if (copy == NULL)
-        return; /* the daemon refuses the stale frame and counts it (ring_invalid) */
-    struct iovec iov[2];
-    int k = sendbuf_iov(&c->q, 0, iov);
-    size_t at = 0;
-    for (int i = 0; i < k; at += iov[i].iov_len, i++)
-        memcpy(copy + at, iov[i].iov_base, iov[i].iov_len);
-    sendbuf_clear(&c->q);
-    for (off = 0; off + FRAME_HEADER_BYTES < len; off += fl) {
-        fl = FRAME_HEADER_BYTES + rd32(copy + off);
-        if (copy[off + FRAME_HEADER_BYTES] == TAG_SHM)
-            continue;
-        uint8_t *p = sendbuf_reserve(&c->q, fl);
-        if (p != NULL)
-            memcpy(p, copy + off, fl);
-        else
-            mdc_count_frame_drop(c, copy[off + FRAME_HEADER_BYTES]); /* cannot happen */
-    }
-    free(copy);
 }
 
 unsigned mdc_release_now(mdc_release *r)
