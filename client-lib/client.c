@@ -626,16 +626,11 @@ int mdc_enqueue(metricsd_client *c, const Metricsd__Envelope *env, metricsd_gen 
         metricsd_gen *rec = recycle;
         pthread_mutex_lock(&c->mu);
         c->sending = false;
-        if (put != 0) {
+        if (put > 0) {
             gen_put(c, rec);
-            if (put > 0) {
-                c->sent++;
-                if (tag == TAG_GENERATION)
-                    c->conn_gens_sent++;
-            } else {
-                mdc_count_frame_drop(c, tag);
-                rc = -ENOBUFS;
-            }
+            c->sent++;
+            if (tag == TAG_GENERATION)
+                c->conn_gens_sent++;
             if (gone)
                 sender_disconnect(c);
             /* Frames other threads queued meanwhile. */

@@ -217,7 +217,7 @@ struct metricsd_gen {
     struct metricsd_gen *next_free; /* the client's free list (under c->mu) */
     uint64_t gen_id;          /* 0 when its Begin was never queued */
     unsigned fork_epoch;      /* process the Begin was sent from */
-    bool has_scheduled, has_prompt, tsc;
+    bool has_scheduled, has_prompt;
     int gpu_layers;
     int gpu_layers_set;       /* send gpu_layers even when 0 */
     uint64_t start_tick, sched_tick; /* ticks (hot.last_tick: the latest token) */
@@ -439,9 +439,9 @@ long mdc_ring_write(metricsd_client *c, const struct iovec *iov, int n, bool pro
  * the ring's free bytes (issue 19: no copy through the send buffer, whose lines are
  * cold), published, and a sleeping daemon woken. Returns the frame's bytes; 0 when it
  * cannot go this way now (ring closed, a probe due, no room before the wrap: the
- * caller takes the general path, nothing was published); -1 when the frame is over
- * the size limit (dropped: the caller counts it). *gone as for mdc_ring_write, with
- * the frame in the ring (it goes again on the next connection). */
+ * caller takes the general path, nothing was published). bound (the frame's longest
+ * encoding) is at most FRAME_HEADER_BYTES + FRAME_MAX_CLIENT. *gone as for
+ * mdc_ring_write, with the frame in the ring (it goes again on the next connection). */
 long mdc_ring_write_frame(metricsd_client *c, const Metricsd__Envelope *env, size_t bound,
                           bool *gone);
 /* By the sender without c->mu, on metricsd_flush with nothing left to write: a daemon

@@ -27,6 +27,14 @@ static inline bool gen_live(const metricsd_gen *g)
            (g->hot.magic == METRICSD_GEN_HOT_V1 || g->hot.magic == MDC_GEN_MAGIC);
 }
 
+/* Whether a live generation's tokens read the TSC: its magic says so (the line every
+ * token reads anyway; a second flag elsewhere in the record would be a second cold
+ * line for the exported metricsd_token). */
+static inline bool gen_tsc(const metricsd_gen *g)
+{
+    return g->hot.magic == METRICSD_GEN_HOT_V1;
+}
+
 /* ---- the record pool ----
  * A record is taken from the client's free list and goes back to it at end: no
  * malloc or free per generation. Records live in slabs the client maps itself
@@ -185,7 +193,6 @@ metricsd_gen *metricsd_begin(metricsd_client *c, const char *model, const metric
     g->c = c;
     g->fork_epoch = atomic_load_explicit(&mdc_fork_epoch, memory_order_relaxed);
     g->has_scheduled = g->has_prompt = false;
-    g->tsc = mdc_tsc;
     g->gpu_layers = 0;
     g->gpu_layers_set = 0;
     g->start_tick = now;
@@ -222,7 +229,7 @@ metricsd_gen *metricsd_begin(metricsd_client *c, const char *model, const metric
     if (mdc_enqueue(c, &env, NULL) != 0)
         g->gen_id = 0;
     /* Live from here: the inline token may write the first line once this is set. */
-    g->hot.magic = g->tsc ? METRICSD_GEN_HOT_V1 : MDC_GEN_MAGIC;
+    g->hot.magic = mdc_tsc ? METRICSD_GEN_HOT_V1 : MDC_GEN_MAGIC;
     return g;
 }
 
@@ -230,7 +237,7 @@ void metricsd_scheduled(metricsd_gen *g)
 {
     if (!gen_live(g))
         return;
-    g->sched_tick = mdc_ticks_of(g->tsc);
+    g->sched_tick = mdc_ticks_of(gen_tsc(g));
     g->has_scheduled = true;
 }
 
@@ -255,7 +262,7 @@ void (metricsd_first_token)(metricsd_gen *g)
 {
     if (!gen_live(g) || g->hot.tokens > 0)
         return;
-    g->hot.first_tick = g->hot.last_tick = mdc_ticks_of(g->tsc);
+    g->hot.first_tick = g->hot.last_tick = mdc_ticks_of(gen_tsc(g));
     g->hot.tokens = 1;
 }
 
@@ -328,7 +335,7 @@ void (metricsd_token)(metricsd_gen *g)
 {
     if (!gen_live(g))
         return;
-    uint64_t now = mdc_ticks_of(g->tsc);
+    uint64_t now = mdc_ticks_of(gen_tsc(g));
     uint64_t gap = now - g->hot.last_tick;
     if (__builtin_expect(g->hot.tokens - 1u >= 0xfffffffeu || gap > UINT32_MAX ||
                              g->hot.n_pend == MDC_RAW_GAPS, 0)) {
@@ -347,7 +354,7 @@ void metricsd_tokens(metricsd_gen *g, unsigned n)
 {
     if (!gen_live(g) || n == 0)
         return;
-    uint64_t now = mdc_ticks_of(g->tsc);
+    uint64_t now = mdc_ticks_of(gen_tsc(g));
     if (g->hot.tokens == 0) {
         /* The first token and n - 1 more came out together: gaps of 0. */
         g->hot.first_tick = now;
@@ -411,7 +418,7 @@ int metricsd_end(metricsd_gen *g, metricsd_status status)
         return 0;
     if (!gen_live(g) || g->c == NULL || g->c->magic != MDC_CLIENT_MAGIC)
         return -EBADF;
-    uint64_t now_tick = mdc_ticks_of(g->tsc);
+    uint64_t now_tick = mdc_ticks_of(gen_tsc(g));
     metricsd_client *c = g->c;
     /* Over: the inline token calls from here, and the call ignores it. */
     g->hot.magic = 0;

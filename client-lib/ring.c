@@ -365,6 +365,10 @@ int mdc_rx_parse(const uint8_t *payload, size_t len, uint64_t *acked)
         wire_cursor in;
         if (wire_sub(&w, &in) != 0)
             return MDC_RX_OTHER;
+        /* A field the Envelope does not have (a newer daemon's) is skipped, as
+         * protobuf-c keeps it aside as unknown: it does not replace the oneof. */
+        if (!(field <= 6 || field == 120 || field == 121))
+            continue;
         if (field != last)
             has_gens = false; /* another member of the oneof replaced it */
         last = field;
@@ -541,6 +545,24 @@ static bool ring_probe_due(metricsd_client *c, int64_t now)
     return true;
 }
 
+/* The daemon's head, checked against our own tail, and ring_walk moved up to it: the
+ * one check both writers make before they copy. -1: the head cannot be right, or a
+ * frame header between ring_walk and it is not one we wrote (give the ring up). */
+static int ring_catch_up(metricsd_client *c, uint64_t *headp)
+{
+    uint64_t head = atomic_load_explicit(&c->ring_hdr->head, memory_order_acquire);
+    *headp = head;
+    if (head - c->ring_walk > c->ring_tail - c->ring_walk)
+        return -1;
+    /* The daemon took everything and our tail is a frame boundary (a low-rate engine,
+     * nearly always): no frame header to read back from the ring's cold lines. */
+    if (head == c->ring_tail && c->ring_tail_whole) {
+        c->ring_walk = head;
+        return 0;
+    }
+    return walk_to(c, head);
+}
+
 long mdc_ring_write(metricsd_client *c, const struct iovec *iov, int n, bool probe, bool *gone)
 {
     shmring_hdr *h = c->ring_hdr;
@@ -561,16 +583,8 @@ long mdc_ring_write(metricsd_client *c, const struct iovec *iov, int n, bool pro
             return 0;
         }
     }
-    uint64_t head = atomic_load_explicit(&h->head, memory_order_acquire);
-    if (head - c->ring_walk > c->ring_tail - c->ring_walk) {
-        *gone = true; /* the daemon's head cannot be right: give the ring up */
-        return 0;
-    }
-    /* The daemon took everything and our tail is a frame boundary (a low-rate engine,
-     * nearly always): no frame header to read back from the ring's cold lines. */
-    if (head == c->ring_tail && c->ring_tail_whole) {
-        c->ring_walk = head;
-    } else if (walk_to(c, head) != 0) {
+    uint64_t head;
+    if (ring_catch_up(c, &head) != 0) {
         *gone = true;
         return 0;
     }
@@ -612,21 +626,16 @@ long mdc_ring_write_frame(metricsd_client *c, const Metricsd__Envelope *env, siz
     int64_t now = mdc_now_ns(c);
     if (ring_probe_due(c, now))
         return 0; /* a probe is due: the general path makes it */
-    uint64_t head = atomic_load_explicit(&h->head, memory_order_acquire);
-    if (head - c->ring_walk > c->ring_tail - c->ring_walk)
-        return 0;
-    if (head == c->ring_tail && c->ring_tail_whole)
-        c->ring_walk = head;
-    else if (walk_to(c, head) != 0)
-        return 0;
+    uint64_t head;
+    if (ring_catch_up(c, &head) != 0)
+        return 0; /* the general path finds the same and gives the ring up */
     size_t at = (size_t)(c->ring_tail & (RING_BYTES - 1));
     size_t room = RING_BYTES - (size_t)(c->ring_tail - c->ring_walk);
     /* The frame's longest encoding must fit before the wrap and before ring_walk. */
     if (bound > room || bound > RING_BYTES - at)
         return 0;
+    /* bound is at most a frame's limit (the caller checks), and the frame no longer. */
     size_t fl = frame_encode(env, ring_data(c) + at);
-    if (fl > FRAME_HEADER_BYTES + FRAME_MAX_CLIENT)
-        return -1; /* written, not published: the caller counts the drop */
     c->ring_tail += fl;
     c->ring_tail_whole = true;
     atomic_store_explicit(&h->tail, c->ring_tail, memory_order_release);

@@ -58,17 +58,17 @@ static bool kernel_uses_tsc(void)
 }
 #endif
 
-/* A (tick, CLOCK_MONOTONIC) pair read back to back: the narrowest of three tries, so
- * that a preemption between the reads does not skew it; the tick is the middle of
- * the two around the clock read. */
-static void take_pair(uint64_t *tick, int64_t *mono)
+/* A (tick, CLOCK_MONOTONIC) pair read back to back, ticks from the TSC when `tsc`:
+ * the narrowest of three tries, so that a preemption between the reads does not skew
+ * it; the tick is the middle of the two around the clock read. */
+static void take_pair_of(bool tsc, uint64_t *tick, int64_t *mono)
 {
     uint64_t best = UINT64_MAX;
     for (int i = 0; i < 3 && best > 2000; i++) {
-        uint64_t t0 = mdc_ticks();
+        uint64_t t0 = mdc_ticks_of(tsc);
         int64_t m = mono_ns();
-        uint64_t t1 = mdc_ticks();
-        if (!mdc_tsc) {
+        uint64_t t1 = mdc_ticks_of(tsc);
+        if (!tsc) {
             *tick = (uint64_t)m;
             *mono = m;
             return;
@@ -81,22 +81,20 @@ static void take_pair(uint64_t *tick, int64_t *mono)
     }
 }
 
-/* The calibration pair at load: clock reads, no system call. */
+static void take_pair(uint64_t *tick, int64_t *mono)
+{
+    take_pair_of(mdc_tsc, tick, mono);
+}
+
+/* The calibration pair at load, with the TSC whichever clock tokens will read (it is
+ * decided at the first connect; only a TSC client uses the pair): clock reads, no
+ * system call. */
 __attribute__((constructor)) static void ticks_pair(void)
 {
-    g_mono0 = mono_ns();
 #if defined(__x86_64__)
-    uint64_t best = UINT64_MAX;
-    for (int i = 0; i < 3; i++) {
-        uint64_t t0 = __builtin_ia32_rdtsc();
-        int64_t m = mono_ns();
-        uint64_t t1 = __builtin_ia32_rdtsc();
-        if (t1 - t0 < best) {
-            best = t1 - t0;
-            g_tick0 = t0 + (t1 - t0) / 2;
-            g_mono0 = m;
-        }
-    }
+    take_pair_of(true, &g_tick0, &g_mono0);
+#else
+    g_mono0 = mono_ns();
 #endif
 }
 

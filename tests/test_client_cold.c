@@ -321,6 +321,24 @@ static void test_ack_reader(void **state)
     memcpy(two, frames[6], lens[6]);
     memcpy(two + lens[6], frames[3], lens[3]);
     check_same(two, lens[6] + lens[3]);
+    /* An Ack followed by fields the Envelope does not have (a newer daemon's: length-
+     * delimited 7 and 200, a varint 9): skipped, as protobuf-c skips unknown fields,
+     * so the frame is still the Ack. */
+    static const uint8_t unknown[] = { (7u << 3) | 2u, 2, 0x08, 0x01,             /* 7: LEN */
+                                       0xc2, 0x0c, 3, 'a', 'b', 'c',            /* 200: LEN */
+                                       (9u << 3) | 0u, 0x05 };                  /* 9: varint */
+    memcpy(two, frames[3], lens[3]);
+    memcpy(two + lens[3], unknown, sizeof(unknown));
+    uint64_t want = 0, got = 0;
+    assert_int_equal(reference(two, lens[3] + sizeof(unknown), &want), MDC_RX_ACK);
+    assert_int_equal(mdc_rx_parse(two, lens[3] + sizeof(unknown), &got), MDC_RX_ACK);
+    assert_int_equal(got, want);
+    assert_int_equal(got, values[3]);
+    /* After a Refused: still the Refused. */
+    memcpy(two, frames[6], lens[6]);
+    memcpy(two + lens[6], unknown, sizeof(unknown));
+    assert_int_equal(reference(two, lens[6] + sizeof(unknown), &want), MDC_RX_REFUSED);
+    assert_int_equal(mdc_rx_parse(two, lens[6] + sizeof(unknown), &got), MDC_RX_REFUSED);
 }
 
 int main(void)
