@@ -608,8 +608,17 @@ static void gen_put(metricsd_client *c, metricsd_gen *g)
 
 int mdc_enqueue(metricsd_client *c, const Metricsd__Envelope *env, metricsd_gen *recycle)
 {
-    size_t bound = frame_direct_bound(env);
+    const mdc_src s = { .env = env };
     unsigned tag = env->msg_case == METRICSD__ENVELOPE__MSG_BEGIN ? TAG_BEGIN : TAG_GENERATION;
+    return mdc_enqueue_src(c, &s, tag, recycle);
+}
+
+int mdc_enqueue_src(metricsd_client *c, const mdc_src *src, unsigned tag, metricsd_gen *recycle)
+{
+    const Metricsd__Envelope *env = src->env;
+    /* The frame's longest encoding (0: the direct codec cannot bound it); a writer of
+     * its own knows its exact bytes. */
+    size_t bound = env != NULL ? frame_direct_bound(env) : src->bytes;
     uint8_t *p = NULL;
     int rc = 0;
 
@@ -622,7 +631,7 @@ int mdc_enqueue(metricsd_client *c, const Metricsd__Envelope *env, metricsd_gen 
         c->sending = true;
         pthread_mutex_unlock(&c->mu);
         bool gone = false;
-        long put = mdc_ring_write_frame(c, env, bound, &gone);
+        long put = mdc_ring_write_frame(c, src, bound, &gone);
         metricsd_gen *rec = recycle;
         pthread_mutex_lock(&c->mu);
         c->sending = false;
@@ -649,14 +658,14 @@ int mdc_enqueue(metricsd_client *c, const Metricsd__Envelope *env, metricsd_gen 
         p = NULL; /* refused a moment ago: dropped, counted below */
     } else if (bound > 0 && bound <= FRAME_HEADER_BYTES + FRAME_MAX_CLIENT &&
         (p = sendbuf_reserve(&c->q, bound)) != NULL) {
-        size_t fl = frame_encode(env, p);
+        size_t fl = mdc_src_put(src, p);
         if (fl > FRAME_HEADER_BYTES + FRAME_MAX_CLIENT) {
             sendbuf_shrink(&c->q, p, bound, 0);
             p = NULL;
         } else {
             sendbuf_shrink(&c->q, p, bound, fl);
         }
-    } else {
+    } else if (env != NULL) {
         size_t fl = frame_size(env);
         p = fl <= FRAME_HEADER_BYTES + FRAME_MAX_CLIENT ? sendbuf_reserve(&c->q, fl) : NULL;
         if (p != NULL)

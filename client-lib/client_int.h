@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "metricsd.h"
+#include "frame.h"
 #include "metricsd.pb-c.h"
 #include "sendbuf.h"
 #include "shmring.h"
@@ -87,14 +88,50 @@ typedef struct mdc_clk {
 } mdc_clk;
 
 struct metricsd_client {
-    /* What begin and end read first, on one line: the magic and the calibration. */
+    /* Issue 19: what begin and end touch on a ring lies in the first four lines (with
+     * cold caches each line is a miss; mdc_prefetch_send asks for them together).
+     * Line 0, what begin and end read first: the magic and the calibration. */
     alignas(64) uint32_t magic;
     atomic_uint clk_seq;
     _Atomic uint64_t clk_tick, clk_mono, clk_real_off, clk_rate, clk_next;
     /* A free generation record, taken by begin without the lock (an exchange); end
      * leaves its record here when the slot is empty, else on gen_free. */
     _Atomic(struct metricsd_gen *) gen_spare;
+    atomic_uint_fast64_t next_gen_id;
+    /* Line 1: the lock, and the state the ring's fast path checks under it. */
     alignas(64) pthread_mutex_t mu;
+    atomic_uint in_flight;
+    enum conn_state state;    /* under mu, like everything below (see `sending`) */
+    enum ring_mode ring;
+    bool sending;
+    bool ring_tail_whole;     /* ring_tail is a frame boundary (sender-owned) */
+    /* Refused: until then events are dropped (counted) and no connection is tried,
+     * so none waits in the daemon's backlog to be refused again (0: not refused). */
+    int64_t refused_until_ns;
+    /* Line 2: what waits, and the ring's positions. The Hello of the current
+     * connection goes before any buffered byte; so do the ring's Shm frames, in the
+     * same slot after it (ring.c, queue_shm). */
+    alignas(64) size_t hello_len;
+    size_t hello_off;
+    /* The front frame of q may be partly written (front_off bytes of it): on
+     * disconnect its rest is dropped, so a new connection starts on a frame boundary. */
+    size_t front_off;
+    uint64_t dropped_since_hello;
+    shmring_hdr *ring_hdr;    /* the mapping: header page, then RING_BYTES of data */
+    uint64_t ring_tail;       /* bytes put in, our own count */
+    /* A frame boundary at or before the daemon's head whose bytes are still intact in
+     * the ring: from here the frames the daemon has not taken can be found when the
+     * connection ends. The sender never writes over it. */
+    uint64_t ring_walk;
+    int64_t ring_probe_ns;    /* last check that the daemon is still there */
+    /* Line 3: the buffer (whole frames in the order queued), the probe interval and
+     * what the fast path counts. */
+    alignas(64) sendbuf q;
+    int64_t reconnect_ns;     /* fixed at connect */
+    uint64_t sent;
+    /* Generation frames sent on this connection (less those a ring handed back). */
+    uint64_t conn_gens_sent;
+
     /* Generation records (gen.c): the free ones, and the slabs they live in (mapped
      * by the client, never the host's heap; close turns them into read-only zero
      * pages, so a stale handle never writes anywhere). Under mu. */
@@ -105,47 +142,27 @@ struct metricsd_client {
 
     /* Fixed at connect. */
     socklen_t addr_len;
-    int64_t reconnect_ns;
 
     /* Under mu. The sender role (`sending`): the one thread that holds it connects,
      * sends and writes the ring with mu released, and changes the connection's state
      * (fd, state, hello, ring) only with mu held, so that others may read it under mu.
      * Everyone else only appends whole frames to q. */
-    bool sending;
     int fd;
-    enum conn_state state;
     int pid;                  /* ours; updated in a forked child */
     int64_t last_attempt_ns;  /* monotonic; 0: never tried */
-    /* The Hello of the current connection goes before any buffered byte; so do the
-     * ring's Shm frames, in the same slot after it (ring.c, queue_shm). */
-    size_t hello_len, hello_off;
     unsigned hello_frames;    /* frames in the slot (the Hello, a Shm): `sent` counts */
     uint64_t hello_dropped;   /* the `dropped` that hello reports */
     int64_t hello_ns;         /* when the last Hello was built */
     int64_t full_until_ns;    /* the socket was full: no send before this (0: none) */
-    /* Whole frames in the order queued. The front frame may be partly written
-     * (front_off bytes of it): on disconnect its rest is dropped, so a new connection
-     * starts on a frame boundary. */
-    sendbuf q;
-    size_t front_off;
-    uint64_t sent, connects;
-    uint64_t dropped_total, dropped_since_hello;
+    uint64_t connects;
+    uint64_t dropped_total;
     uint64_t begins_dropped;  /* Begin frames are not events: counted apart */
     uint64_t peer_refused, disconnects, ring_resent, ring_dropped;
 
     /* The shared ring (ring.c), under mu. */
-    enum ring_mode ring;
-    shmring_hdr *ring_hdr;    /* the mapping: header page, then RING_BYTES of data */
-    uint64_t ring_tail;       /* bytes put in, our own count */
-    /* A frame boundary at or before the daemon's head whose bytes are still intact in
-     * the ring: from here the frames the daemon has not taken can be found when the
-     * connection ends. The sender never writes over it. */
-    uint64_t ring_walk;
-    bool ring_tail_whole;     /* ring_tail is a frame boundary (sender-owned) */
     bool offer_due;           /* busy: the sender makes an offer */
     int ring_pass_fd;         /* the memfd, passed with the next bytes sent; -1: none */
     size_t switch_left;       /* RING_SWITCHING: bytes for the socket, up to Shm{start} */
-    int64_t ring_probe_ns;    /* last check that the daemon is still there */
     int64_t busy_ns;          /* start of the current RING_BUSY_NS window */
     unsigned busy_frames;
     unsigned ring_unanswered; /* connections whose offer was never accepted */
@@ -159,16 +176,10 @@ struct metricsd_client {
     bool conn_refused;        /* it sent Refused: it took nothing */
     uint64_t conn_acked;      /* generations the daemon said it took */
     int64_t rx_ns;            /* last read of the socket */
-    /* Under mu: Generation frames sent on this connection (less those a ring handed
-     * back), and the counters of what the daemon did not take. */
-    uint64_t conn_gens_sent, unacked_dropped;
-    /* Refused: until then events are dropped (counted) and no connection is tried,
-     * so none waits in the daemon's backlog to be refused again (0: not refused). */
-    int64_t refused_until_ns;
+    /* Under mu: the counter of what the daemon did not take. */
+    uint64_t unacked_dropped;
     atomic_uint_fast64_t refused;
 
-    atomic_uint in_flight;
-    atomic_uint_fast64_t next_gen_id;
     /* System calls made for this client (metricsd_client_stats.syscalls), and the
      * socket writes among them (sends): by the sender, without mu. */
     atomic_uint_fast64_t syscalls, sends;
@@ -180,6 +191,36 @@ struct metricsd_client {
     uint8_t hello[HELLO_MAX]; /* the Hello's slot (above: hello_len, hello_off) */
     uint8_t rx[MDC_RX_MAX];   /* a partial daemon frame (above: rx_len, rx_bad) */
 };
+
+_Static_assert(offsetof(struct metricsd_client, mu) == 64 &&
+                   offsetof(struct metricsd_client, refused_until_ns) < 128 &&
+                   offsetof(struct metricsd_client, ring_probe_ns) < 192 &&
+                   offsetof(struct metricsd_client, conn_gens_sent) < 256,
+               "the fast path's fields lie in the first four lines");
+
+/* Issue 19: with cold caches every line the ring's fast path touches is a miss, and
+ * a call's misses follow one another when its loads lie too far apart for the
+ * processor to overlap them (end runs thousands of instructions between its first
+ * and its last). Asked for together at the top of begin and end, they overlap: the
+ * client's first four lines, the ring header's three lines and the data lines the
+ * next frame, of about `bytes`, will fill. Only a hint: read without the lock, a stale
+ * pointer costs nothing (a prefetch never faults). */
+static inline void mdc_prefetch_send(const metricsd_client *c, size_t bytes)
+{
+    for (unsigned i = 1; i < 4; i++)
+        __builtin_prefetch((const char *)c + 64u * i, 1, 3);
+    const char *h = (const char *)__atomic_load_n(&c->ring_hdr, __ATOMIC_RELAXED);
+    if (h == NULL)
+        return;
+    __builtin_prefetch(h + offsetof(shmring_hdr, tail), 1, 3);
+    __builtin_prefetch(h + offsetof(shmring_hdr, head), 0, 3);
+    __builtin_prefetch(h + offsetof(shmring_hdr, sleeping), 1, 3);
+    size_t at = (size_t)__atomic_load_n(&c->ring_tail, __ATOMIC_RELAXED) & (RING_BYTES - 64u);
+    if (bytes > 2048u)
+        bytes = 2048u;
+    for (size_t o = 0; o < bytes + 64u; o += 64u)
+        __builtin_prefetch(h + SHMRING_HDR_BYTES + ((at + o) & (RING_BYTES - 1u)), 1, 3);
+}
 
 /* Count n system calls made for c (relaxed: a statistic). */
 static inline void mdc_sys(metricsd_client *c, unsigned n)
@@ -212,27 +253,32 @@ struct metricsd_gen {
      * layout is public and frozen: metricsd.h), and every MDC_STAGE tokens one line
      * of hot.pend. */
     metricsd_gen_hot hot;
-    /* The rest, in the order begin writes it: a few lines. */
+    /* The rest, what begin writes and end reads: two lines (issue 19: with cold
+     * caches each is a miss), then the names' line. */
     metricsd_client *c;
     struct metricsd_gen *next_free; /* the client's free list (under c->mu) */
     uint64_t gen_id;          /* 0 when its Begin was never queued */
     unsigned fork_epoch;      /* process the Begin was sent from */
     bool has_scheduled, has_prompt;
+    bool gpu_layers_set;      /* send gpu_layers even when 0 */
+    bool itl_used;            /* itl was initialised (gen_itl): begin leaves it be */
     int gpu_layers;
-    int gpu_layers_set;       /* send gpu_layers even when 0 */
+    unsigned n_labels;
     uint64_t start_tick, sched_tick; /* ticks (hot.last_tick: the latest token) */
     uint64_t tokens_hi;       /* tokens past hot.tokens' 32 bits (tokens_add) */
     int64_t start_unix_ns;
     int64_t prompt_tokens, cached_prompt_tokens, load_ns;
     /* model, backend, engine, request_id: NUL-terminated, one after another in names;
      * an offset of UINT16_MAX is a field not given. Copied, not allocated: a short
-     * model and backend share one line. */
+     * model and backend share one line. Their lengths beside, for end's writer. */
     uint16_t off_model, off_backend, off_engine, off_request_id;
+    uint16_t len_model, len_backend, len_engine, len_request_id;
     char *error_kind;         /* rare: allocated */
-    unsigned n_labels;
-    struct label labels[METRICSD_MAX_LABELS];
-    sketch itl;
+    /* Touched only by long generations (more gaps than MDC_RAW_GAPS, a gap past 2^32
+     * ticks, metricsd_tokens): initialised on first use. */
+    alignas(64) sketch itl;
     char names[MDC_NAMES_BYTES];
+    struct label labels[METRICSD_MAX_LABELS];
 };
 _Static_assert(offsetof(struct metricsd_gen, hot) == 0, "the public line comes first");
 _Static_assert(offsetof(metricsd_gen_hot, pend) == 64 &&
@@ -243,6 +289,9 @@ _Static_assert(offsetof(metricsd_gen_hot, magic) == 0 && offsetof(metricsd_gen_h
                    offsetof(metricsd_gen_hot, first_tick) == 16 &&
                    offsetof(metricsd_gen_hot, tokens) == 24 && offsetof(metricsd_gen_hot, stage) == 28,
                "metricsd_gen_hot is frozen (metricsd.h)");
+_Static_assert(offsetof(struct metricsd_gen, error_kind) + sizeof(char *) <=
+                   sizeof(metricsd_gen_hot) + 128,
+               "what begin writes past the first line fills two lines");
 #define MDC_NO_NAME UINT16_MAX
 
 /* ---- clocks and small helpers ---- */
@@ -392,6 +441,21 @@ static inline size_t pending_bytes(const metricsd_client *c)
  * Begin in the child. */
 extern atomic_uint mdc_fork_epoch;
 
+/* A frame to queue: an Envelope (the direct codec or protobuf-c writes it), or, with
+ * env NULL, a writer of its own that knows the frame's exact bytes (end's plain
+ * generation, gen.c). */
+typedef struct mdc_src {
+    const Metricsd__Envelope *env;
+    size_t (*put)(const void *ctx, uint8_t *out); /* returns `bytes` */
+    const void *ctx;
+    size_t bytes;
+} mdc_src;
+static inline size_t mdc_src_put(const mdc_src *s, uint8_t *out)
+{
+    return s->env != NULL ? frame_encode(s->env, out) : s->put(s->ctx, out);
+}
+/* Queue a Generation frame from s (as mdc_enqueue; tag: its first payload byte). */
+int mdc_enqueue_src(metricsd_client *c, const mdc_src *s, unsigned tag, metricsd_gen *recycle);
 /* Queue env as one whole frame and try to send. `recycle`, when not NULL, is the ended
  * generation's record, whose bytes env points into: it goes back to the free list
  * once env is encoded, in the same critical section. Returns 0 or -ENOBUFS (counted). */
@@ -437,13 +501,12 @@ long mdc_ring_write(metricsd_client *c, const struct iovec *iov, int n, bool pro
                     bool *gone);
 /* By the sender without c->mu, with nothing else waiting: env encoded straight into
  * the ring's free bytes (issue 19: no copy through the send buffer, whose lines are
- * cold), published, and a sleeping daemon woken. Returns the frame's bytes; 0 when it
+ * cold), published, and a sleeping daemon woken (src: mdc_enqueue_src). Returns the frame's bytes; 0 when it
  * cannot go this way now (ring closed, a probe due, no room before the wrap: the
  * caller takes the general path, nothing was published). bound (the frame's longest
  * encoding) is at most FRAME_HEADER_BYTES + FRAME_MAX_CLIENT. *gone as for
  * mdc_ring_write, with the frame in the ring (it goes again on the next connection). */
-long mdc_ring_write_frame(metricsd_client *c, const Metricsd__Envelope *env, size_t bound,
-                          bool *gone);
+long mdc_ring_write_frame(metricsd_client *c, const mdc_src *src, size_t bound, bool *gone);
 /* By the sender without c->mu, on metricsd_flush with nothing left to write: a daemon
  * dozing on frames still in the ring is woken to take them now. *gone as above. */
 void mdc_ring_nudge(metricsd_client *c, bool *gone);

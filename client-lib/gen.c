@@ -139,16 +139,40 @@ void mdc_gen_pool_release(metricsd_client *c)
     (void)calls;
 }
 
-/* Copy s into g->names at *at; returns its offset (MDC_NO_NAME for NULL). */
-static uint16_t name_put(metricsd_gen *g, size_t *at, const char *s)
+/* Copy s into g->names at *at; returns its offset (MDC_NO_NAME for NULL). A byte loop,
+ * not strnlen and memcpy: names are short, and the C library's string functions are
+ * more code lines and pages to fetch cold (issue 19). Cut as str_keep cuts. */
+static uint16_t name_put(metricsd_gen *g, size_t *at, const char *s, uint16_t *len)
 {
+    *len = 0;
     if (s == NULL)
         return MDC_NO_NAME;
-    size_t n = str_keep(s), o = *at;
-    memcpy(g->names + o, s, n);
-    g->names[o + n] = '\0';
+    size_t o = *at, n = 0;
+    char *d = g->names + o;
+    while (n <= STR_MAX && s[n] != '\0') {
+        d[n] = s[n];
+        n++;
+    }
+    if (n > STR_MAX) {
+        n = STR_MAX;
+        while (n > 0 && ((unsigned char)s[n] & 0xC0u) == 0x80u)
+            n--;
+    }
+    d[n] = '\0';
     *at = o + n + 1;
+    *len = (uint16_t)n;
     return (uint16_t)o;
+}
+
+/* The record's lines past the first that begin and end touch: its fields, and the
+ * names (model and backend, usually one line). A hint, as mdc_prefetch_send. */
+static inline void gen_prefetch(const metricsd_gen *g)
+{
+    __builtin_prefetch((const char *)g + offsetof(metricsd_gen, c), 1, 3);
+    __builtin_prefetch((const char *)g + offsetof(metricsd_gen, c) + 64, 1, 3);
+    __builtin_prefetch((const char *)g + offsetof(metricsd_gen, itl), 1, 3);
+    __builtin_prefetch(g->names, 1, 3);
+    __builtin_prefetch(g->names + 24, 1, 3);
 }
 
 static const char *name_of(const metricsd_gen *g, uint16_t off)
@@ -162,6 +186,7 @@ metricsd_gen *metricsd_begin(metricsd_client *c, const char *model, const metric
 
     if (c == NULL || c->magic != MDC_CLIENT_MAGIC)
         return NULL;
+    mdc_prefetch_send(c, 96);
     uint64_t now = mdc_ticks();
     if (opts != NULL && sized_copy_in(&o, sizeof(o), opts) != 0) {
         count_event_drop(c);
@@ -187,6 +212,7 @@ metricsd_gen *metricsd_begin(metricsd_client *c, const char *model, const metric
         count_event_drop(c);
         return NULL;
     }
+    gen_prefetch(g);
     g->hot.n_pend = 0;
     g->hot.last_tick = 0;
     g->hot.tokens = 0;
@@ -194,21 +220,22 @@ metricsd_gen *metricsd_begin(metricsd_client *c, const char *model, const metric
     g->fork_epoch = atomic_load_explicit(&mdc_fork_epoch, memory_order_relaxed);
     g->has_scheduled = g->has_prompt = false;
     g->gpu_layers = 0;
-    g->gpu_layers_set = 0;
+    g->gpu_layers_set = false;
+    g->itl_used = false; /* gen_itl initialises it if a long generation needs it */
     g->start_tick = now;
     g->sched_tick = g->hot.first_tick = 0;
     g->tokens_hi = 0;
     g->start_unix_ns = mdc_clk_unix(&k, now);
     g->prompt_tokens = g->cached_prompt_tokens = g->load_ns = 0;
-    sketch_init(&g->itl, SKETCH_DEFAULT_SCALE);
     /* A missing model is sent as "" so that the daemon counts the reject. */
     size_t at = 0;
-    g->off_model = name_put(g, &at, model != NULL ? model : "");
+    g->off_model = name_put(g, &at, model != NULL ? model : "", &g->len_model);
     g->off_backend = g->off_engine = g->off_request_id = MDC_NO_NAME;
+    g->len_backend = g->len_engine = g->len_request_id = 0;
     if (opts != NULL) {
-        g->off_backend = name_put(g, &at, o.backend);
-        g->off_engine = name_put(g, &at, o.engine);
-        g->off_request_id = name_put(g, &at, o.request_id);
+        g->off_backend = name_put(g, &at, o.backend, &g->len_backend);
+        g->off_engine = name_put(g, &at, o.engine, &g->len_engine);
+        g->off_request_id = name_put(g, &at, o.request_id, &g->len_request_id);
         g->gpu_layers = o.gpu_layers;
         g->gpu_layers_set = o.gpu_layers_set != 0 || o.gpu_layers != 0;
     }
@@ -266,6 +293,17 @@ void (metricsd_first_token)(metricsd_gen *g)
     g->hot.tokens = 1;
 }
 
+/* The generation's sketch, initialised on first use (begin does not touch its lines). */
+static sketch *gen_itl(metricsd_gen *g)
+{
+    if (!g->itl_used) {
+        sketch_free(&g->itl); /* a reused record's counts (none, nearly always) */
+        sketch_init(&g->itl, SKETCH_DEFAULT_SCALE);
+        g->itl_used = true;
+    }
+    return &g->itl;
+}
+
 /* The staged gaps (n_pend % MDC_STAGE of them) into pend, after the whole groups. */
 static void stage_flush(metricsd_gen *g)
 {
@@ -282,7 +320,8 @@ static void fold_pending(metricsd_gen *g, double rate)
     if (n == 0)
         return;
     stage_flush(g);
-    if (g->itl.count == 0) {
+    sketch *itl = gen_itl(g);
+    if (itl->count == 0) {
         uint32_t lo = UINT32_MAX, hi = 0;
         for (unsigned i = 0; i < n; i++) {
             uint32_t v = g->hot.pend[i];
@@ -292,10 +331,10 @@ static void fold_pending(metricsd_gen *g, double rate)
                 hi = v;
         }
         if (hi != 0)
-            sketch_reserve_range(&g->itl, (double)lo * rate, (double)hi * rate);
+            sketch_reserve_range(itl, (double)lo * rate, (double)hi * rate);
     }
     for (unsigned i = 0; i < n; i++)
-        sketch_record(&g->itl, (double)g->hot.pend[i] * rate);
+        sketch_record(itl, (double)g->hot.pend[i] * rate);
     g->hot.n_pend = 0;
 }
 
@@ -322,7 +361,7 @@ __attribute__((noinline, cold)) static void token_slow(metricsd_gen *g, uint64_t
             if (g->hot.n_pend % MDC_STAGE == 0)
                 memcpy(&g->hot.pend[g->hot.n_pend - MDC_STAGE], g->hot.stage, sizeof(g->hot.stage));
         } else if ((int64_t)gap > 0) {
-            sketch_record(&g->itl, (double)gap * gen_rate(g, now)); /* over 2^32 ticks */
+            sketch_record(gen_itl(g), (double)gap * gen_rate(g, now)); /* over 2^32 ticks */
         }
     }
     g->hot.last_tick = now;
@@ -359,10 +398,10 @@ void metricsd_tokens(metricsd_gen *g, unsigned n)
         /* The first token and n - 1 more came out together: gaps of 0. */
         g->hot.first_tick = now;
         if (n > 1)
-            sketch_record_n(&g->itl, 0.0, n - 1);
+            sketch_record_n(gen_itl(g), 0.0, n - 1);
     } else if ((int64_t)(now - g->hot.last_tick) >= 0) {
         double ns = (double)(now - g->hot.last_tick) * gen_rate(g, now);
-        sketch_record_n(&g->itl, ns / n, n);
+        sketch_record_n(gen_itl(g), ns / n, n);
     }
     g->hot.last_tick = now;
     tokens_add(g, n);
@@ -412,18 +451,208 @@ void metricsd_label(metricsd_gen *g, const char *key, const char *value)
     g->labels[g->n_labels++] = l;
 }
 
+/* ---- end's frame for a plain generation, written from the record ----
+ * Issue 19: a generation without labels, error kind or sketch (every one of up to
+ * MDC_RAW_GAPS + 1 tokens, nearly all) is written straight from its record into the
+ * ring (or the send buffer): no Metricsd__Generation on the stack to fill and walk
+ * again, no sizing pass of the general codec, no body moved when its length needs a
+ * second byte; the gaps are turned from ticks into ns as they are written. Byte for
+ * byte what protobuf-c packs for the same Generation (fields in number order, proto2
+ * presence; tests/test_client_cold.c compares them). Everything else takes end_env. */
+typedef struct gen_wire {
+    const metricsd_gen *g;
+    const char *engine;
+    size_t engine_len;
+    uint64_t gen_id;
+    int64_t sint[9];          /* Generation fields 8..16 (sint64) */
+    unsigned sint_has;        /* bit f - 8: present */
+    int status;
+    double rate;              /* ns per tick */
+    unsigned n_gaps;
+    size_t gaps_bytes, body;  /* the packed gaps' bytes; the Generation's */
+    size_t frame;             /* the whole frame's, header included */
+} gen_wire;
+
+static size_t str_field_size(size_t n)
+{
+    return 1 + wire_varint_size(n) + n;
+}
+
+static uint8_t *put_str_field(uint8_t *p, unsigned field, const char *s, size_t n)
+{
+    *p++ = WIRE_TAG(field, WIRE_LEN);
+    p = wire_put_varint(p, n);
+    for (size_t i = 0; i < n; i++) /* short: no call into the C library */
+        p[i] = s[i];
+    return p + n;
+}
+
+/* A gap of the record in ns, as end_env turns it (truncated). */
+static inline uint32_t gap_ns(const gen_wire *w, uint32_t ticks)
+{
+    return (uint32_t)((double)ticks * w->rate);
+}
+
+/* Plan the frame of g: false when g is not plain (then end_env writes it). */
+static bool gen_wire_plan(gen_wire *w, metricsd_gen *g, const mdc_clk *k, uint64_t now_tick,
+                          metricsd_status status)
+{
+    if (g->n_labels > 0 || g->error_kind != NULL || (g->itl_used && sketch_count(&g->itl) > 0))
+        return false;
+    metricsd_client *c = g->c;
+    unsigned n = g->hot.n_pend;
+    stage_flush(g);
+    w->g = g;
+    w->rate = k->rate;
+    size_t gb = 0;
+    for (unsigned i = 0; i < n; i++) {
+        double ns = (double)g->hot.pend[i] * k->rate;
+        if (!(ns < 4294967296.0))
+            return false; /* a gap of 2^32 ns or more goes in a sketch: end_env */
+        gb += wire_varint_size((uint32_t)ns);
+    }
+    w->n_gaps = n;
+    w->gaps_bytes = gb;
+    bool same_process =
+        g->fork_epoch == atomic_load_explicit(&mdc_fork_epoch, memory_order_relaxed);
+    w->gen_id = same_process ? g->gen_id : 0;
+    if (g->off_engine != MDC_NO_NAME) {
+        w->engine = g->names + g->off_engine;
+        w->engine_len = g->len_engine;
+    } else {
+        w->engine = c->name;
+        size_t e = 0;
+        while (e < STR_MAX && c->name[e] != '\0')
+            e++;
+        w->engine_len = e;
+    }
+    /* 8 queue, 9 load, 10 prefill (never here), 11 ttft, 12 decode, 13 total,
+     * 14 prompt, 15 cached prompt, 16 output tokens: as end_env sets them. */
+    unsigned has = 0;
+    if (g->has_scheduled) {
+        w->sint[0] = mdc_clk_ns(k, g->start_tick, g->sched_tick);
+        has |= 1u << 0;
+    }
+    if (g->load_ns != 0) {
+        w->sint[1] = g->load_ns;
+        has |= 1u << 1;
+    }
+    if (g->hot.tokens > 0) {
+        w->sint[3] = mdc_clk_ns(k, g->start_tick, g->hot.first_tick);
+        w->sint[4] = mdc_clk_ns(k, g->hot.first_tick, g->hot.last_tick);
+        has |= 1u << 3 | 1u << 4;
+    }
+    w->sint[5] = mdc_clk_ns(k, g->start_tick, now_tick);
+    has |= 1u << 5;
+    if (g->has_prompt) {
+        w->sint[6] = g->prompt_tokens;
+        w->sint[7] = g->cached_prompt_tokens;
+        has |= 1u << 6 | 1u << 7;
+    }
+    w->sint[8] = (int64_t)tokens_of(g);
+    has |= 1u << 8;
+    w->sint_has = has;
+    w->status = (int)status;
+
+    size_t b = 1 + wire_varint_size(w->gen_id);
+    b += str_field_size(g->len_model);
+    if (g->off_backend != MDC_NO_NAME)
+        b += str_field_size(g->len_backend);
+    b += str_field_size(w->engine_len);
+    if (g->gpu_layers_set)
+        b += 1 + wire_varint_size((uint64_t)(int64_t)g->gpu_layers);
+    if (g->off_request_id != MDC_NO_NAME)
+        b += str_field_size(g->len_request_id);
+    b += 1 + wire_varint_size((uint64_t)g->start_unix_ns);
+    for (unsigned f = 0; f < 9; f++)
+        if (has & (1u << f))
+            b += (f < 8 ? 1 : 2) + wire_varint_size(wire_zz64(w->sint[f]));
+    b += 2 + wire_varint_size((uint64_t)(int64_t)w->status);
+    if (n > 0)
+        b += 2 + wire_varint_size(gb) + gb;
+    w->body = b;
+    w->frame = FRAME_HEADER_BYTES + 1 + wire_varint_size(b) + b;
+    return true;
+}
+
+static size_t gen_wire_put(const void *ctx, uint8_t *out)
+{
+    const gen_wire *w = ctx;
+    const metricsd_gen *g = w->g;
+    size_t payload = w->frame - FRAME_HEADER_BYTES;
+    out[0] = (uint8_t)payload;
+    out[1] = (uint8_t)(payload >> 8);
+    out[2] = (uint8_t)(payload >> 16);
+    out[3] = (uint8_t)(payload >> 24);
+    uint8_t *p = out + FRAME_HEADER_BYTES;
+    *p++ = TAG_GENERATION;
+    p = wire_put_varint(p, w->body);
+    *p++ = WIRE_TAG(1, WIRE_VARINT);
+    p = wire_put_varint(p, w->gen_id);
+    p = put_str_field(p, 2, g->names + g->off_model, g->len_model);
+    if (g->off_backend != MDC_NO_NAME)
+        p = put_str_field(p, 3, g->names + g->off_backend, g->len_backend);
+    p = put_str_field(p, 4, w->engine, w->engine_len);
+    if (g->gpu_layers_set) {
+        *p++ = WIRE_TAG(5, WIRE_VARINT);
+        p = wire_put_varint(p, (uint64_t)(int64_t)g->gpu_layers);
+    }
+    if (g->off_request_id != MDC_NO_NAME)
+        p = put_str_field(p, 6, g->names + g->off_request_id, g->len_request_id);
+    *p++ = WIRE_TAG(7, WIRE_VARINT);
+    p = wire_put_varint(p, (uint64_t)g->start_unix_ns);
+    for (unsigned f = 0; f < 9; f++)
+        if (w->sint_has & (1u << f))
+            p = wire_put_varint(wire_put_tag(p, 8 + f, WIRE_VARINT), wire_zz64(w->sint[f]));
+    p = wire_put_varint(wire_put_tag(p, 17, WIRE_VARINT), (uint64_t)(int64_t)w->status);
+    if (w->n_gaps > 0) {
+        p = wire_put_varint(wire_put_tag(p, 21, WIRE_LEN), w->gaps_bytes);
+        for (unsigned i = 0; i < w->n_gaps; i++)
+            p = wire_put_varint(p, gap_ns(w, g->hot.pend[i]));
+    }
+    return (size_t)(p - out);
+}
+
+static int end_env(metricsd_gen *g, metricsd_status status, uint64_t now_tick, const mdc_clk *kp);
+
 int metricsd_end(metricsd_gen *g, metricsd_status status)
 {
     if (g == NULL)
         return 0;
+    gen_prefetch(g);
     if (!gen_live(g) || g->c == NULL || g->c->magic != MDC_CLIENT_MAGIC)
         return -EBADF;
     uint64_t now_tick = mdc_ticks_of(gen_tsc(g));
     metricsd_client *c = g->c;
+    /* Everything else this call will touch, asked for at once (gen_prefetch): the
+     * gap array, the client's lines, the ring's and the frame's. */
+    unsigned np = g->hot.n_pend;
+    for (unsigned i = 0; i < np; i += 16)
+        __builtin_prefetch(&g->hot.pend[i], 1, 3);
+    mdc_prefetch_send(c, 96 + 5u * (size_t)np);
     /* Over: the inline token calls from here, and the call ignores it. */
     g->hot.magic = 0;
     mdc_clk k;
     mdc_clk_get(c, now_tick, &k);
+    gen_wire w;
+    if (!gen_wire_plan(&w, g, &k, now_tick, status))
+        return end_env(g, status, now_tick, &k);
+    atomic_fetch_sub_explicit(&c->in_flight, 1, memory_order_relaxed);
+    const mdc_src src = { .put = gen_wire_put, .ctx = &w, .bytes = w.frame };
+    /* The record goes back to the free list once the frame is written (it owns
+     * nothing else: no labels, error kind or sketch counts). */
+    return mdc_enqueue_src(c, &src, TAG_GENERATION, g);
+}
+
+/* The general end: labels, an error kind, a sketch (a long generation), a gap of
+ * 2^32 ns: the Generation is filled and the codec writes it. Out of line, so that its
+ * stack (the Generation, the labels, a record's worth of what it owns) is not the
+ * plain end's. */
+__attribute__((noinline)) static int end_env(metricsd_gen *g, metricsd_status status,
+                                             uint64_t now_tick, const mdc_clk *kp)
+{
+    metricsd_client *c = g->c;
+    const mdc_clk k = *kp;
     Metricsd__Envelope env = METRICSD__ENVELOPE__INIT;
     Metricsd__Generation m = METRICSD__GENERATION__INIT;
     Metricsd__Sketch itl;
@@ -484,12 +713,12 @@ int metricsd_end(metricsd_gen *g, metricsd_status status)
             if (ns < 4294967296.0)
                 pend[kept++] = (uint32_t)ns;
             else
-                sketch_record(&g->itl, ns);
+                sketch_record(gen_itl(g), ns);
         }
         m.n_itl_gaps_ns = kept;
         m.itl_gaps_ns = kept > 0 ? pend : NULL;
     }
-    if (sketch_count(&g->itl) > 0) {
+    if (g->itl_used && sketch_count(&g->itl) > 0) {
         sketch_pb_view_compact(&g->itl, &itl, &scr);
         m.itl = &itl;
     }

@@ -616,8 +616,7 @@ long mdc_ring_write(metricsd_client *c, const struct iovec *iov, int n, bool pro
     return put;
 }
 
-long mdc_ring_write_frame(metricsd_client *c, const Metricsd__Envelope *env, size_t bound,
-                          bool *gone)
+long mdc_ring_write_frame(metricsd_client *c, const mdc_src *src, size_t bound, bool *gone)
 {
     shmring_hdr *h = c->ring_hdr;
     *gone = false;
@@ -635,7 +634,7 @@ long mdc_ring_write_frame(metricsd_client *c, const Metricsd__Envelope *env, siz
     if (bound > room || bound > RING_BYTES - at)
         return 0;
     /* bound is at most a frame's limit (the caller checks), and the frame no longer. */
-    size_t fl = frame_encode(env, ring_data(c) + at);
+    size_t fl = mdc_src_put(src, ring_data(c) + at);
     c->ring_tail += fl;
     c->ring_tail_whole = true;
     atomic_store_explicit(&h->tail, c->ring_tail, memory_order_release);

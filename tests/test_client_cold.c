@@ -341,6 +341,120 @@ static void test_ack_reader(void **state)
     assert_int_equal(mdc_rx_parse(two, lens[6] + sizeof(unknown), &got), MDC_RX_REFUSED);
 }
 
+
+/* The Generation frames queued for the daemon (no daemon here: they wait in the send
+ * buffer), each unpacked by protobuf-c and packed again: end's own writer of a plain
+ * generation (gen.c, gen_wire_put) and the codec of the general end must both write
+ * what protobuf-c writes, byte for byte. Returns the Generation frames checked; the
+ * unpacked Generations go to out (the caller frees them). */
+static int queued_generations(metricsd_client *c, Metricsd__Envelope **out, int max)
+{
+    int n = 0;
+    pthread_mutex_lock(&c->mu);
+    while (sendbuf_len(&c->q) > 0) {
+        const uint8_t *f = sendbuf_front(&c->q);
+        uint32_t len = (uint32_t)f[0] | (uint32_t)f[1] << 8 | (uint32_t)f[2] << 16 |
+                       (uint32_t)f[3] << 24;
+        assert_true(len > 0 && len + 4 <= sendbuf_len(&c->q));
+        Metricsd__Envelope *env = metricsd__envelope__unpack(NULL, len, f + 4);
+        assert_non_null(env);
+        uint8_t again[8192];
+        assert_true(metricsd__envelope__get_packed_size(env) == len && len <= sizeof(again));
+        assert_int_equal(metricsd__envelope__pack(env, again), len);
+        assert_memory_equal(again, f + 4, len);
+        if (env->msg_case == METRICSD__ENVELOPE__MSG_GENERATION && n < max)
+            out[n++] = env;
+        else
+            metricsd__envelope__free_unpacked(env, NULL);
+        sendbuf_pop(&c->q, 4 + (size_t)len);
+    }
+    pthread_mutex_unlock(&c->mu);
+    return n;
+}
+
+static void test_end_writer_bytes(void **state)
+{
+    (void)state;
+    metricsd_client *c = NULL;
+    assert_int_equal(metricsd_connect(&c, NO_DAEMON, "writer-engine"), 0);
+    static const unsigned tokens[] = { 0, 1, 2, 9, 129, 257, 300 };
+    enum { K = sizeof(tokens) / sizeof(tokens[0]) };
+    char long_model[400];
+    memset(long_model, 'm', sizeof(long_model) - 1);
+    long_model[sizeof(long_model) - 1] = '\0';
+    for (unsigned k = 0; k < K; k++) {
+        metricsd_gen_opts o = { .size = sizeof(o) };
+        if (k % 2 == 1)
+            o.backend = "cuda";
+        if (k % 3 == 1)
+            o.engine = "llama.cpp";
+        if (k % 3 == 2)
+            o.request_id = "req-42";
+        o.gpu_layers = k == 3 ? -7 : (int)k;
+        o.gpu_layers_set = k == 0;
+        metricsd_gen *g = metricsd_begin(c, k == 4 ? long_model : "llama-3-8b", k == 5 ? NULL : &o);
+        assert_non_null(g);
+        if (k % 2 == 0)
+            metricsd_scheduled(g);
+        if (k % 4 == 1)
+            metricsd_prompt(g, 1000 + k, 10 * k);
+        if (k == 2)
+            metricsd_load_ns(g, 123456789);
+        for (unsigned t = 0; t < tokens[k]; t++) {
+            if (t == 0)
+                metricsd_first_token(g);
+            else
+                metricsd_token(g);
+        }
+        if (k == 6)
+            metricsd_label(g, "tier", "gold"); /* the general end */
+        assert_int_equal(metricsd_end(g, k == 3 ? METRICSD_ERROR : METRICSD_OK), 0);
+    }
+    Metricsd__Envelope *env[K];
+    assert_int_equal(queued_generations(c, env, K), K);
+    for (unsigned k = 0; k < K; k++) {
+        const Metricsd__Generation *m = env[k]->generation;
+        assert_non_null(m);
+        if (k == 4)
+            assert_true(strlen(m->model) == STR_MAX && strspn(m->model, "m") == STR_MAX);
+        else
+            assert_string_equal(m->model, "llama-3-8b");
+        assert_true(m->has_output_tokens);
+        assert_int_equal(m->output_tokens, tokens[k]);
+        size_t gaps = m->n_itl_gaps_ns + (m->itl != NULL ? (size_t)m->itl->count : 0);
+        assert_int_equal(gaps, tokens[k] > 0 ? tokens[k] - 1 : 0);
+        assert_true(k == 6 || m->itl == NULL); /* up to 256 gaps: raw, no sketch */
+        assert_string_equal(m->engine, k % 3 == 1 && k != 5 ? "llama.cpp" : "writer-engine");
+        if (k % 2 == 1 && k != 5)
+            assert_string_equal(m->backend, "cuda");
+        else
+            assert_null(m->backend);
+        assert_int_equal(m->has_queue_ns, k % 2 == 0);
+        assert_int_equal(m->has_ttft_ns, tokens[k] > 0);
+        assert_int_equal(m->has_prompt_tokens, k % 4 == 1);
+        assert_int_equal(m->has_load_ns, k == 2);
+        assert_int_equal(m->has_gpu_layers, k != 5); /* k 0: 0, said to be set */
+        if (k == 3)
+            assert_int_equal(m->gpu_layers, -7);
+        assert_true(m->has_gen_id && m->has_start_unix_ns && m->has_total_ns && m->has_status);
+        assert_int_equal(m->status, k == 3 ? METRICSD__STATUS__STATUS_ERROR : METRICSD__STATUS__STATUS_OK);
+        assert_int_equal(m->has_decode_ns, tokens[k] > 0);
+        assert_int_equal(m->has_cached_prompt_tokens, k % 4 == 1);
+        if (k % 4 == 1)
+            assert_true(m->prompt_tokens == 1000 + (int64_t)k && m->cached_prompt_tokens == 10 * (int64_t)k);
+        if (k == 2)
+            assert_int_equal(m->load_ns, 123456789);
+        if (k % 3 == 2 && k != 5)
+            assert_string_equal(m->request_id, "req-42");
+        else
+            assert_null(m->request_id);
+        assert_int_equal(m->n_labels, k == 6);
+        assert_true(m->total_ns >= 0 && m->start_unix_ns > 0 && m->gen_id > 0);
+        metricsd__envelope__free_unpacked(env[k], NULL);
+    }
+    metricsd_close(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -349,6 +463,7 @@ int main(void)
         cmocka_unit_test(test_inline_same_as_call),
         cmocka_unit_test(test_clock_derived),
         cmocka_unit_test(test_ack_reader),
+        cmocka_unit_test(test_end_writer_bytes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
