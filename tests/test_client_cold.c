@@ -346,10 +346,11 @@ static void test_ack_reader(void **state)
  * buffer), each unpacked by protobuf-c and packed again: end's own writer of a plain
  * generation (gen.c, gen_wire_put) and the codec of the general end must both write
  * what protobuf-c writes, byte for byte. Returns the Generation frames checked; the
- * unpacked Generations go to out (the caller frees them). */
-static int queued_generations(metricsd_client *c, Metricsd__Envelope **out, int max)
+ * unpacked Generations go to out (the caller frees them); the Begin frames (begin's
+ * own writer) are checked the same way and counted. */
+static int queued_generations(metricsd_client *c, Metricsd__Envelope **out, int max, int *begins_out)
 {
-    int n = 0;
+    int n = 0, begins = 0;
     pthread_mutex_lock(&c->mu);
     while (sendbuf_len(&c->q) > 0) {
         const uint8_t *f = sendbuf_front(&c->q);
@@ -362,6 +363,13 @@ static int queued_generations(metricsd_client *c, Metricsd__Envelope **out, int 
         assert_true(metricsd__envelope__get_packed_size(env) == len && len <= sizeof(again));
         assert_int_equal(metricsd__envelope__pack(env, again), len);
         assert_memory_equal(again, f + 4, len);
+        if (env->msg_case == METRICSD__ENVELOPE__MSG_BEGIN) {
+            /* begin's own writer: what the daemon's in-flight table needs */
+            assert_true(env->begin->has_gen_id && env->begin->gen_id > 0);
+            assert_true(env->begin->has_start_unix_ns && env->begin->start_unix_ns > 0);
+            assert_non_null(env->begin->model);
+            begins++;
+        }
         if (env->msg_case == METRICSD__ENVELOPE__MSG_GENERATION && n < max)
             out[n++] = env;
         else
@@ -369,6 +377,7 @@ static int queued_generations(metricsd_client *c, Metricsd__Envelope **out, int 
         sendbuf_pop(&c->q, 4 + (size_t)len);
     }
     pthread_mutex_unlock(&c->mu);
+    *begins_out = begins;
     return n;
 }
 
@@ -411,7 +420,9 @@ static void test_end_writer_bytes(void **state)
         assert_int_equal(metricsd_end(g, k == 3 ? METRICSD_ERROR : METRICSD_OK), 0);
     }
     Metricsd__Envelope *env[K];
-    assert_int_equal(queued_generations(c, env, K), K);
+    int begins = 0;
+    assert_int_equal(queued_generations(c, env, K, &begins), K);
+    assert_int_equal(begins, K);
     for (unsigned k = 0; k < K; k++) {
         const Metricsd__Generation *m = env[k]->generation;
         assert_non_null(m);
