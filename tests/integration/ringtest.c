@@ -315,6 +315,61 @@ int main(int argc, char **argv)
         metricsd_close(lc);
     }
 
+    /* 1c. An engine of one generation a second (issue 19, the cold generation): no
+     *     system call at all, neither a write nor the probe that the daemon is alive
+     *     (the daemon's doze marks the ring every 20 ms), and each generation reaches
+     *     the daemon by itself, with no flush: the doze timer takes it within tens of
+     *     milliseconds (printed; the wait allowed is WAIT_MS, not a timing check).
+     *     Only a daemon that slept meanwhile (10 s idle: a stalled machine) would be
+     *     woken by a byte. */
+    {
+        metricsd_client *lc;
+        CHECK(metricsd_connect(&lc, sock, "ringtest-onehz") == 0, "connect");
+        CHECK(th_send_good(lc, MODEL) == 0, "send");
+        requests++;
+        metricsd_client_stats ls = { .size = sizeof(ls) };
+        for (int k = 0; k < WAIT_MS / 10; k++) {
+            metricsd_client_get_stats(lc, &ls);
+            if (ls.ring)
+                break;
+            th_sleep_ms(10);
+            CHECK(th_send_good(lc, MODEL) == 0, "send");
+            requests++;
+        }
+        CHECK(ls.ring == 1, "a one-a-second client got no ring");
+        expect_requests(sock, requests, "one-a-second client's warm-up");
+        th_sleep_ms(1000); /* past the probe interval: the next one is due */
+        uint64_t calls0 = ls.syscalls;
+        long sleeps0 = counter(sock, "ring_sleeps");
+        double worst_ms = 0;
+        for (int i = 0; i < 4; i++) {
+            int64_t t0 = th_now_ns();
+            metricsd_gen *g = metricsd_begin(lc, MODEL, NULL);
+            CHECK(g != NULL, "begin");
+            metricsd_first_token(g);
+            for (int t = 0; t < 127; t++)
+                metricsd_token(g);
+            CHECK(metricsd_end(g, METRICSD_OK) == 0, "end");
+            expect_requests(sock, ++requests, "one-a-second client");
+            double ms = (double)(th_now_ns() - t0) / 1e6;
+            if (ms > worst_ms)
+                worst_ms = ms;
+            int64_t left = 1000000000 - (th_now_ns() - t0);
+            if (left > 0)
+                th_sleep_ms((int)(left / 1000000));
+        }
+        metricsd_client_get_stats(lc, &ls);
+        long slept = counter(sock, "ring_sleeps") - sleeps0;
+        CHECK(ls.ring == 1, "the one-a-second client lost its ring");
+        CHECK(ls.syscalls - calls0 <= (uint64_t)slept,
+              "one-a-second client: %llu system calls for 4 generations (the daemon slept %ld "
+              "times)", (unsigned long long)(ls.syscalls - calls0), slept);
+        printf("ringtest: one generation a second: %llu system calls for 4, each in the "
+               "daemon within %.0f ms of its begin (no flush)\n",
+               (unsigned long long)(ls.syscalls - calls0), worst_ms);
+        metricsd_close(lc);
+    }
+
     /* 2. Idle, the ring sleeps; one event wakes it and arrives. */
     /* The only ring so far sleeps now when it has slept once more than it was woken (a
      * slow machine may have put it to sleep in the middle of the burst too). */
