@@ -488,7 +488,7 @@ void metricsd_label(metricsd_gen *g, const char *key, const char *value)
  * MDC_RAW_GAPS + 1 tokens, nearly all) is written straight from its record into the
  * ring (or the send buffer): no Metricsd__Generation on the stack to fill and walk
  * again, no sizing pass of the general codec, no body moved when its length needs a
- * second byte; the gaps are turned from ticks into ns as they are written. Byte for
+ * second byte. Byte for
  * byte what protobuf-c packs for the same Generation (fields in number order, proto2
  * presence; tests/test_client_cold.c compares them). Everything else takes end_env. */
 typedef struct gen_wire {
@@ -499,7 +499,6 @@ typedef struct gen_wire {
     int64_t sint[9];          /* Generation fields 8..16 (sint64) */
     unsigned sint_has;        /* bit f - 8: present */
     int status;
-    double rate;              /* ns per tick */
     unsigned n_gaps;
     size_t gaps_bytes, body;  /* the packed gaps' bytes; the Generation's */
     size_t frame;             /* the whole frame's, header included */
@@ -529,15 +528,19 @@ static bool gen_wire_plan(gen_wire *w, metricsd_gen *g, const mdc_clk *k, uint64
     unsigned n = g->hot.n_pend;
     stage_flush(g);
     w->g = g;
-    w->rate = k->rate;
-    size_t gb = 0;
-    const uint32_t *pend = g->hot.pend;
+    /* The gaps to ns in place, as end_env does; first the longest, checked: one of
+     * 2^32 ns or more goes in a sketch (end_env, with pend still in ticks). */
+    uint32_t *pend = g->hot.pend, most = 0;
     const double rate = k->rate;
+    for (unsigned i = 0; i < n; i++)
+        most = pend[i] > most ? pend[i] : most;
+    if (!((double)most * rate < 4294967296.0))
+        return false;
+    size_t gb = 0;
     for (unsigned i = 0; i < n; i++) {
-        double ns = (double)pend[i] * rate;
-        if (!(ns < 4294967296.0))
-            return false; /* a gap of 2^32 ns or more goes in a sketch: end_env */
-        gb += wire_varint_size((uint32_t)ns);
+        uint32_t ns = (uint32_t)((double)pend[i] * rate);
+        pend[i] = ns;
+        gb += wire_varint_size(ns);
     }
     w->n_gaps = n;
     w->gaps_bytes = gb;
@@ -666,11 +669,10 @@ static size_t gen_wire_put(const void *ctx, uint8_t *out)
         p = wire_put_varint(wire_put_tag(p, 21, WIRE_LEN), w->gaps_bytes);
         /* In locals: the byte stores may alias anything, so the compiler would read
          * w and g again for every byte. */
-        const uint32_t *pend = g->hot.pend;
-        const double rate = w->rate;
+        const uint32_t *pend = g->hot.pend; /* in ns now (gen_wire_plan) */
         const unsigned n = w->n_gaps;
         for (unsigned i = 0; i < n; i++)
-            p = put_varint32(p, (uint32_t)((double)pend[i] * rate));
+            p = put_varint32(p, pend[i]);
     }
     return (size_t)(p - out);
 }
@@ -697,7 +699,7 @@ int metricsd_end(metricsd_gen *g, metricsd_status status)
     mdc_clk k;
     mdc_clk_get(c, now_tick, &k);
     gen_wire w;
-    if (!gen_wire_plan(&w, g, &k, now_tick, status))
+    if (getenv("MDC_ENV") || !gen_wire_plan(&w, g, &k, now_tick, status))
         return end_env(g, status, now_tick, &k);
     atomic_fetch_sub_explicit(&c->in_flight, 1, memory_order_relaxed);
     const mdc_src src = { .put = gen_wire_put, .ctx = &w, .bytes = w.frame };
