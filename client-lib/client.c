@@ -617,7 +617,7 @@ int mdc_enqueue_src(metricsd_client *c, const mdc_src *src, unsigned tag, metric
 {
     const Metricsd__Envelope *env = src->env;
     /* The frame's longest encoding (0: the direct codec cannot bound it); a writer of
-     * its own knows its exact bytes. */
+     * its own says it. */
     size_t bound = env != NULL ? frame_direct_bound(env) : src->bytes;
     uint8_t *p = NULL;
     int rc = 0;

@@ -442,11 +442,11 @@ static inline size_t pending_bytes(const metricsd_client *c)
 extern atomic_uint mdc_fork_epoch;
 
 /* A frame to queue: an Envelope (the direct codec or protobuf-c writes it), or, with
- * env NULL, a writer of its own that knows the frame's exact bytes (end's plain
- * generation, gen.c). */
+ * env NULL, a writer of its own that knows the frame's longest encoding (begin's
+ * Begin and end's plain Generation, gen.c). */
 typedef struct mdc_src {
     const Metricsd__Envelope *env;
-    size_t (*put)(const void *ctx, uint8_t *out); /* returns `bytes` */
+    size_t (*put)(const void *ctx, uint8_t *out); /* the frame's bytes, <= `bytes` */
     const void *ctx;
     size_t bytes;
 } mdc_src;

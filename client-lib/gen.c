@@ -500,9 +500,18 @@ typedef struct gen_wire {
     unsigned sint_has;        /* bit f - 8: present */
     int status;
     unsigned n_gaps;
-    size_t gaps_bytes, body;  /* the packed gaps' bytes; the Generation's */
-    size_t frame;             /* the whole frame's, header included */
+    uint64_t q;               /* ns per tick, 32.32 fixed point */
+    size_t fields;            /* the Generation's bytes before the gaps (exact) */
+    size_t gaps_bound, body_bound; /* the packed gaps' bytes and the body's, at most */
+    size_t frame;             /* the whole frame's bytes at most, header included */
 } gen_wire;
+
+/* t ticks in ns at q ns per tick (32.32 fixed point): floor(t * q / 2^32), exactly,
+ * in 64-bit arithmetic. */
+static inline uint64_t ticks_ns_q32(uint32_t t, uint64_t q)
+{
+    return (uint64_t)t * (q >> 32) + (((uint64_t)t * (q & 0xffffffffu)) >> 32);
+}
 
 static size_t str_field_size(size_t n)
 {
@@ -528,22 +537,21 @@ static bool gen_wire_plan(gen_wire *w, metricsd_gen *g, const mdc_clk *k, uint64
     unsigned n = g->hot.n_pend;
     stage_flush(g);
     w->g = g;
-    /* The gaps to ns in place, as end_env does; first the longest, checked: one of
-     * 2^32 ns or more goes in a sketch (end_env, with pend still in ticks). */
-    uint32_t *pend = g->hot.pend, most = 0;
-    const double rate = k->rate;
+    /* The gaps in ns from the rate in 32.32 fixed point (a multiply and a shift;
+     * within a ns of end_env's double). Only the longest is looked at here: one of
+     * 2^32 ns or more goes in a sketch (end_env, with pend still in ticks), and it
+     * bounds every gap's bytes; gen_wire_put writes them in one pass. */
+    const uint32_t *pend = g->hot.pend;
+    const uint64_t q = (uint64_t)(k->rate * 4294967296.0 + 0.5);
+    uint32_t most = 0;
     for (unsigned i = 0; i < n; i++)
         most = pend[i] > most ? pend[i] : most;
-    if (!((double)most * rate < 4294967296.0))
+    uint64_t most_ns = ticks_ns_q32(most, q);
+    if (most_ns > UINT32_MAX)
         return false;
-    size_t gb = 0;
-    for (unsigned i = 0; i < n; i++) {
-        uint32_t ns = (uint32_t)((double)pend[i] * rate);
-        pend[i] = ns;
-        gb += wire_varint_size(ns);
-    }
+    w->q = q;
+    w->gaps_bound = (size_t)n * wire_varint_size(most_ns);
     w->n_gaps = n;
-    w->gaps_bytes = gb;
     bool same_process =
         g->fork_epoch == atomic_load_explicit(&mdc_fork_epoch, memory_order_relaxed);
     w->gen_id = same_process ? g->gen_id : 0;
@@ -599,9 +607,10 @@ static bool gen_wire_plan(gen_wire *w, metricsd_gen *g, const mdc_clk *k, uint64
         if (has & (1u << f))
             b += (f < 8 ? 1 : 2) + wire_varint_size(wire_zz64(w->sint[f]));
     b += 2 + wire_varint_size((uint64_t)(int64_t)w->status);
+    w->fields = b;
     if (n > 0)
-        b += 2 + wire_varint_size(gb) + gb;
-    w->body = b;
+        b += 2 + wire_varint_size(w->gaps_bound) + w->gaps_bound;
+    w->body_bound = b;
     w->frame = FRAME_HEADER_BYTES + 1 + wire_varint_size(b) + b;
     return true;
 }
@@ -639,14 +648,34 @@ static size_t gen_wire_put(const void *ctx, uint8_t *out)
 {
     const gen_wire *w = ctx;
     const metricsd_gen *g = w->g;
-    size_t payload = w->frame - FRAME_HEADER_BYTES;
+    const unsigned n = w->n_gaps;
+    /* The gaps first, where they go when both lengths before them take their longest
+     * form; moved down by the bytes those lengths turn out not to need (rarely any). */
+    size_t l1max = wire_varint_size(w->body_bound), l2max = n > 0 ? wire_varint_size(w->gaps_bound) : 0;
+    uint8_t *gaps = out + FRAME_HEADER_BYTES + 1 + l1max + w->fields + (n > 0 ? 2 + l2max : 0);
+    uint8_t *e = gaps;
+    {
+        /* In locals: the byte stores may alias anything, so the compiler would read
+         * w and g again for every byte. */
+        const uint32_t *pend = g->hot.pend;
+        const uint64_t q = w->q;
+        for (unsigned i = 0; i < n; i++)
+            e = put_varint32(e, (uint32_t)ticks_ns_q32(pend[i], q));
+    }
+    size_t gb = (size_t)(e - gaps);
+    size_t l2 = n > 0 ? wire_varint_size(gb) : 0;
+    size_t body = w->fields + (n > 0 ? 2 + l2 + gb : 0), l1 = wire_varint_size(body);
+    size_t shift = (l1max - l1) + (l2max - l2);
+    if (shift > 0 && gb > 0)
+        memmove(gaps - shift, gaps, gb);
+    size_t payload = 1 + l1 + body;
     out[0] = (uint8_t)payload;
     out[1] = (uint8_t)(payload >> 8);
     out[2] = (uint8_t)(payload >> 16);
     out[3] = (uint8_t)(payload >> 24);
     uint8_t *p = out + FRAME_HEADER_BYTES;
     *p++ = TAG_GENERATION;
-    p = wire_put_varint(p, w->body);
+    p = wire_put_varint(p, body);
     *p++ = WIRE_TAG(1, WIRE_VARINT);
     p = wire_put_varint(p, w->gen_id);
     p = put_str_field(p, 2, g->names + g->off_model, g->len_model);
@@ -665,16 +694,9 @@ static size_t gen_wire_put(const void *ctx, uint8_t *out)
         if (w->sint_has & (1u << f))
             p = wire_put_varint(wire_put_tag(p, 8 + f, WIRE_VARINT), wire_zz64(w->sint[f]));
     p = wire_put_varint(wire_put_tag(p, 17, WIRE_VARINT), (uint64_t)(int64_t)w->status);
-    if (w->n_gaps > 0) {
-        p = wire_put_varint(wire_put_tag(p, 21, WIRE_LEN), w->gaps_bytes);
-        /* In locals: the byte stores may alias anything, so the compiler would read
-         * w and g again for every byte. */
-        const uint32_t *pend = g->hot.pend; /* in ns now (gen_wire_plan) */
-        const unsigned n = w->n_gaps;
-        for (unsigned i = 0; i < n; i++)
-            p = put_varint32(p, pend[i]);
-    }
-    return (size_t)(p - out);
+    if (n > 0)
+        p = wire_put_varint(wire_put_tag(p, 21, WIRE_LEN), gb);
+    return FRAME_HEADER_BYTES + payload; /* p is gaps - shift here */
 }
 
 static int end_env(metricsd_gen *g, metricsd_status status, uint64_t now_tick, const mdc_clk *kp);
@@ -699,7 +721,7 @@ int metricsd_end(metricsd_gen *g, metricsd_status status)
     mdc_clk k;
     mdc_clk_get(c, now_tick, &k);
     gen_wire w;
-    if (getenv("MDC_ENV") || !gen_wire_plan(&w, g, &k, now_tick, status))
+    if (!gen_wire_plan(&w, g, &k, now_tick, status))
         return end_env(g, status, now_tick, &k);
     atomic_fetch_sub_explicit(&c->in_flight, 1, memory_order_relaxed);
     const mdc_src src = { .put = gen_wire_put, .ctx = &w, .bytes = w.frame };
