@@ -256,6 +256,16 @@ void series_clear_pending(series_table *t)
     t->pending_total = 0;
 }
 
+void series_clear_pending_of(series_table *t, series *s)
+{
+    for (uint32_t j = 0; j < s->n_pending; j++)
+        rollup_free(&s->pending[j].delta);
+    free(s->pending);
+    t->pending_total -= s->n_pending;
+    s->pending = NULL;
+    s->n_pending = s->cap_pending = 0;
+}
+
 static void settle_one(series *s, uint64_t now)
 {
     if (s->flight_mark_ns != 0 && now > s->flight_mark_ns) {

@@ -110,5 +110,7 @@ void series_memory(const series *s, uint64_t *rss, uint64_t *gpu);
 
 /* After a successful flush: forget every pending delta. */
 void series_clear_pending(series_table *t);
+/* The same for one series (its deltas were stored by a flush that failed later). */
+void series_clear_pending_of(series_table *t, series *s);
 
 #endif
