@@ -318,6 +318,72 @@ static void test_key_order(void **state)
     store_close(st);
 }
 
+/* A flush of more series than one write transaction takes (STORE_BATCH_SERIES): every
+ * series is stored, each with its own events (given in the reverse order of their
+ * series), new series get distinct ids across the transactions, and the minute all of
+ * them left is closed for every one of them, though that takes several transactions
+ * too. */
+static void test_write_in_batches(void **state)
+{
+    fx *f = *state;
+    store *st = open_ok(f, &fast);
+    enum { NS = 3 * STORE_BATCH_SERIES + 5 };
+    static uint32_t ids[NS];
+    static rollup old_m[NS], new_m;
+    static store_item items[2 * NS];
+    static store_event ev[2 * NS];
+    static char names[NS][16];
+    static const uint8_t value[] = { 0x08, 0x01 };
+    counted(&new_m, 2);
+    for (int k = 0; k < NS; k++) {
+        counted(&old_m[k], (uint64_t)k + 1);
+        snprintf(names[k], sizeof(names[k]), "model-%d", k);
+        items[2 * k] = (store_item){ &ids[k], names[k], "cpu", M0, &old_m[k], NULL };
+        items[2 * k + 1] = (store_item){ &ids[k], names[k], "cpu", M0 + 1, &new_m, NULL };
+        for (int j = 0; j < 2; j++)
+            ev[2 * (NS - 1 - k) + j] = (store_event){ &ids[k], (int64_t)(M0 + 1) * 60000000000ll + k,
+                                                      (uint32_t)j, value, sizeof(value) };
+    }
+    size_t stored = 0;
+    assert_int_equal(store_write_all(st, items, 2 * NS, ev, 2 * NS, &stored), 0);
+    assert_int_equal(stored, 2 * NS);
+    for (int k = 0; k < NS; k++) {
+        assert_int_not_equal(ids[k], 0);
+        if (k > 0)
+            assert_int_not_equal(ids[k], ids[k - 1]);
+        assert_int_equal(requests_in(st, MINUTES, ids[k], M0, M0 + 1), (uint64_t)k + 1);
+        assert_int_equal(requests_in(st, MINUTES, ids[k], M0 + 1, M0 + 2), 2);
+        assert_int_equal(requests_in(st, HOURS, ids[k], H0, H0 + 1), (uint64_t)k + 3);
+        assert_int_equal(life_requests(st, ids[k]), (uint64_t)k + 3);
+        assert_int_equal(store_event_count(st, ids[k]), 2);
+    }
+    /* A second flush into the open minute, the series known now. */
+    assert_int_equal(store_write_all(st, items + 1, 1, NULL, 0, &stored), 0);
+    assert_int_equal(requests_in(st, MINUTES, ids[0], M0 + 1, M0 + 2), 4);
+    store_close(st);
+
+    /* On disk: minute M0 closed for all NS series (m1), M0 + 1 open for all (m1open). */
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi m1, m1open;
+    MDB_stat ms;
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 16), 0);
+    assert_int_equal(mdb_env_open(env, f->db, MDB_RDONLY, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "m1", 0, &m1), 0);
+    assert_int_equal(mdb_dbi_open(txn, "m1open", 0, &m1open), 0);
+    assert_int_equal(mdb_stat(txn, m1, &ms), 0);
+    assert_int_equal(ms.ms_entries, NS);
+    assert_int_equal(mdb_stat(txn, m1open, &ms), 0);
+    assert_int_equal(ms.ms_entries, NS);
+    mdb_txn_abort(txn);
+    mdb_env_close(env);
+    for (int k = 0; k < NS; k++)
+        rollup_free(&old_m[k]);
+    rollup_free(&new_m);
+}
+
 /* Five flushes into the same minute (and hour): what is stored after each is the
  * stored record merged with the delta, and at the end it equals one rollup that saw
  * every value. The third delta spans 1 ns to 1,000 s, 40 octaves: more than the 32
@@ -998,6 +1064,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_write_two_series, setup, teardown),
         cmocka_unit_test_setup_teardown(test_key_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_write_in_batches, setup, teardown),
         cmocka_unit_test_setup_teardown(test_merge_over_flushes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
