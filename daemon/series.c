@@ -228,7 +228,8 @@ rollup *series_delta(series_table *t, series *s, uint32_t minute, uint64_t *drop
         *dropped_requests = drop_oldest(t, victim);
     }
     if (s->n_pending == s->cap_pending) {
-        uint32_t cap = s->cap_pending ? s->cap_pending * 2 : 2;
+        /* One minute between flushes is the rule; a second comes at a minute's end. */
+        uint32_t cap = s->cap_pending ? s->cap_pending * 2 : 1;
         series_pending *p = realloc(s->pending, cap * sizeof(*p));
         if (p == NULL)
             return NULL;
