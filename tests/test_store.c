@@ -384,6 +384,53 @@ static void test_write_in_batches(void **state)
     rollup_free(&new_m);
 }
 
+/* A flush that fails part way (the map's cap reached in a later transaction): the
+ * transactions that committed hold whole series and stay (their ids handed out, their
+ * records read back), *stored says how many items they took, and the rest is not
+ * written at all (no id, nothing to read): what the caller must keep is exactly the
+ * items past *stored. 512 KiB holds the first three transactions of these records,
+ * not all eight. */
+static void test_write_in_batches_fails_part_way(void **state)
+{
+    fx *f = *state;
+    store_opts o = { .map_initial = 512u << 10, .map_max = 512u << 10, .no_sync = 1 };
+    store *st = open_ok(f, &o);
+    enum { NS = 8 * STORE_BATCH_SERIES };
+    static uint32_t ids[NS];
+    static store_item items[NS];
+    static char names[NS][16];
+    rollup d, w;
+    rollup_init(&d);
+    rollup_init(&w);
+    fill(&d, &w, 7, 8, 3);
+    for (int k = 0; k < NS; k++) {
+        snprintf(names[k], sizeof(names[k]), "part-%d", k);
+        items[k] = (store_item){ &ids[k], names[k], "cpu", M0, &d, NULL };
+    }
+    size_t stored = 0;
+    int rc = store_write_all(st, items, NS, NULL, 0, &stored);
+    print_message("part way: rc %d, %zu of %d stored\n", rc, stored, (int)NS);
+    assert_int_equal(rc, -ENOSPC);
+    assert_true(stored > 0 && stored < NS);
+    assert_int_equal(stored % STORE_BATCH_SERIES, 0);
+    for (size_t k = 0; k < NS; k++) {
+        if (k < stored) {
+            assert_int_not_equal(ids[k], 0);
+            assert_int_equal(requests_in(st, MINUTES, ids[k], M0, M0 + 1), d.requests);
+            assert_int_equal(life_requests(st, ids[k]), d.requests);
+        } else {
+            assert_int_equal(ids[k], 0);
+        }
+    }
+    store_info info;
+    store_get_info(st, &info);
+    assert_int_equal(info.series, stored);
+    assert_int_equal(info.m1_records, stored);
+    store_close(st);
+    rollup_free(&d);
+    rollup_free(&w);
+}
+
 /* Five flushes into the same minute (and hour): what is stored after each is the
  * stored record merged with the delta, and at the end it equals one rollup that saw
  * every value. The third delta spans 1 ns to 1,000 s, 40 octaves: more than the 32
@@ -1146,6 +1193,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_write_two_series, setup, teardown),
         cmocka_unit_test_setup_teardown(test_key_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_in_batches, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_write_in_batches_fails_part_way, setup, teardown),
         cmocka_unit_test_setup_teardown(test_merge_over_flushes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
