@@ -341,7 +341,7 @@ static int gpus_now(struct server *srv, double *util)
     *util = NAN;
     if (srv->power == NULL)
         return 0;
-    Metricsd__PowerReport *r = power_report(srv->power);
+    Metricsd__PowerReport *r = power_report_devices(srv->power);
     int n = 0;
     if (r == NULL)
         return 0;
