@@ -307,6 +307,21 @@ static inline uint8_t *wire_put_varint(uint8_t *p, uint64_t v)
         p[1] = (uint8_t)(v >> 7);
         return p + 2;
     }
+    /* Three and four bytes (a Generation's gaps of 16 us to 268 ms, most durations
+     * under a few seconds once zigzagged) also without it. */
+    if (v < 0x200000) {
+        p[0] = (uint8_t)(v | 0x80);
+        p[1] = (uint8_t)((v >> 7) | 0x80);
+        p[2] = (uint8_t)(v >> 14);
+        return p + 3;
+    }
+    if (v < 0x10000000) {
+        p[0] = (uint8_t)(v | 0x80);
+        p[1] = (uint8_t)((v >> 7) | 0x80);
+        p[2] = (uint8_t)((v >> 14) | 0x80);
+        p[3] = (uint8_t)(v >> 21);
+        return p + 4;
+    }
     while (v >= 0x80) {
         *p++ = (uint8_t)(v | 0x80);
         v >>= 7;
