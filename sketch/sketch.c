@@ -446,51 +446,15 @@ static inline __attribute__((always_inline)) size_t record_u32_run(sketch *s, co
     /* counts[] slot of index (e - EXP_BIAS) * 2^ts + c - 1 at sh 0, with the constants
      * in one. */
     const int32_t base = EXP_BIAS * (1 << ts) + 1 + off;
-#define U32_SLOT(x, bits, at)                                                          \
-    do {                                                                               \
-        uint64_t mant_ = (bits) & MANT_MASK;                                           \
-        uint32_t c_ = lut[mant_ >> (MANT_BITS - LUT_EXTRA_BITS - ts)];                 \
-        c_ += mant_ > bm[c_];                                                          \
-        int32_t e_ = (int32_t)((bits) >> MANT_BITS);                                   \
-        (at) = sh == 0 ? (uint32_t)(e_ * (1 << ts) + (int32_t)c_ - base)               \
-                       : (uint32_t)((((e_ - EXP_BIAS) * (1 << ts) + (int32_t)c_ - 1) >> sh) - off); \
-    } while (0)
-    /* The sum, min and max as integers where that is exact, which is nearly always: a
-     * sum that is a whole number below 2^53 (gaps are whole ns), with room for every
-     * value, takes each addition exactly either way, so one addition of the integer
-     * total at the end leaves the very double that value-by-value addition leaves. The
-     * integer chain costs a cycle a value where addsd costs three or four (the loop was
-     * bound by it), and min and max a cmov each. */
-    double room = 0x1p53 - sum;
-    if (sum >= 0.0 && room > 0.0 && (double)(uint64_t)sum == sum &&
-        (double)(n - i) * 4294967296.0 <= room) {
-        uint64_t total = 0;
-        uint32_t lo = UINT32_MAX, hi = 0;
-        for (; i < n; i++) {
-            uint32_t u = v[i];
-            uint64_t bits = double_bits((double)u);
-            uint32_t at;
-            U32_SLOT(u, bits, at);
-            if (UNLIKELY(at >= len))
-                break;
-            counts[at]++;
-            total += u;
-            lo = u < lo ? u : lo;
-            hi = u > hi ? u : hi;
-        }
-        if (i > start) {
-            s->min = mn < (double)lo ? mn : (double)lo;
-            s->max = mx > (double)hi ? mx : (double)hi;
-            s->count += i - start;
-            s->sum = sum + (double)total;
-        }
-        return i;
-    }
     for (; i < n; i++) {
         double x = (double)v[i];
         uint64_t bits = double_bits(x);
-        uint32_t at;
-        U32_SLOT(v[i], bits, at);
+        uint64_t mant = bits & MANT_MASK;
+        uint32_t c = lut[mant >> (MANT_BITS - LUT_EXTRA_BITS - ts)];
+        c += mant > bm[c];
+        int32_t e = (int32_t)(bits >> MANT_BITS);
+        uint32_t at = sh == 0 ? (uint32_t)(e * (1 << ts) + (int32_t)c - base)
+                              : (uint32_t)((((e - EXP_BIAS) * (1 << ts) + (int32_t)c - 1) >> sh) - off);
         if (UNLIKELY(at >= len))
             break;
         counts[at]++;
@@ -499,7 +463,6 @@ static inline __attribute__((always_inline)) size_t record_u32_run(sketch *s, co
         mn = mn < x ? mn : x;
         mx = mx > x ? mx : x;
     }
-#undef U32_SLOT
     if (i > start) {
         s->min = mn;
         s->max = mx;
