@@ -8,10 +8,34 @@
 
 static inline int direct_read_str(wire_cursor *w, frame_arena *a, char **out);
 
-/* protobuf-c's INIT values, stored in place: its *__init functions copy a static
- * struct through a call (about 45 instructions for a Generation), where these are a
- * few stores of zeros and the descriptor. */
+/* protobuf-c's INIT values (every field zero but the descriptor; Status's default,
+ * STATUS_OK, is 0 too) stored in place. Its *__init functions, and a plain assignment,
+ * clear a Generation's 296 bytes with `rep stos`, whose start-up cost was a tenth of
+ * the reader's time in perf; 16-byte stores of zeros cost a few cycles. */
+#if defined(__SSE2__)
+#include <emmintrin.h>
+/* Not inlined, and kept from being turned back into memset (GCC sees the pattern). */
+static __attribute__((noinline, optimize("no-tree-loop-distribute-patterns"))) void
+direct_zero(void *p, size_t n)
+{
+    uint8_t *b = p;
+    size_t i = 0;
+    __m128i z = _mm_setzero_si128();
+    for (; i + 16 <= n; i += 16)
+        _mm_storeu_si128((__m128i *)(void *)(b + i), z);
+    for (; i < n; i++)
+        b[i] = 0;
+}
+#define DIRECT_INIT(type, INIT, ptr)                                                   \
+    do {                                                                               \
+        _Static_assert(METRICSD__STATUS__STATUS_OK == 0, "a zero Status is OK");       \
+        const type init_ = INIT;                                                       \
+        direct_zero((ptr), sizeof(type));                                              \
+        (ptr)->base.descriptor = init_.base.descriptor;                                \
+    } while (0)
+#else
 #define DIRECT_INIT(type, INIT, ptr) (*(ptr) = (type)INIT)
+#endif
 
 static int direct_read_begin(wire_cursor *w, frame_arena *a, Metricsd__Begin *b)
 {
