@@ -316,6 +316,42 @@ int main(int argc, char **argv)
                on.cpu_ns_per_event, off.rate, off.cpu_ns_per_event);
         return 0;
     }
+    if (argc > 3 && strcmp(argv[1], "--one-sender") == 0) {
+        /* One sender of the real path, in this process, against the daemon at argv[2]
+         * for argv[3] generations: what bench/instructions runs under callgrind to
+         * count a sender's instructions per generation (the daemon's are counted on
+         * the daemon). The same calls as each sender of --kinds. */
+        metricsd_client *c;
+        metricsd_options o = { .size = sizeof o, .buffer_bytes = 1u << 20 };
+        if (metricsd_connect_opts(&c, argv[2], "bench-ingest", &o) != 0)
+            return 1;
+        metricsd_flush(c);
+        usleep(100000); /* the ring's offer answered: frames go through it */
+        long n = atol(argv[3]), sent = 0;
+        metricsd_client_stats st = { .size = sizeof(metricsd_client_stats) };
+        while (sent < n) {
+            if ((sent & 15) == 0) {
+                metricsd_client_get_stats(c, &st);
+                while (st.buffered > (1u << 20) - 65536) {
+                    metricsd_flush(c);
+                    usleep(100);
+                    metricsd_client_get_stats(c, &st);
+                }
+            }
+            metricsd_gen *g = metricsd_begin(c, "model-0001", &(metricsd_gen_opts){ .size = sizeof(metricsd_gen_opts), .backend = "cuda" });
+            metricsd_first_token(g);
+            for (int j = 0; j < GAPS; j++)
+                metricsd_token(g);
+            if (metricsd_end(g, METRICSD_OK) == 0)
+                sent++;
+        }
+        for (int i = 0; i < 100000 && metricsd_flush(c) != 0; i++)
+            usleep(200);
+        metricsd_client_get_stats(c, &st);
+        printf("one sender: %ld generations, %llu system calls\n", sent, (unsigned long long)st.syscalls);
+        metricsd_close(c);
+        return 0;
+    }
     if (argc > 1 && strcmp(argv[1], "--real-path") == 0) {
         /* Only the real path (begin + 32 tokens + end, 8 senders), N times (default 5),
          * then the medians: the daemon's and the senders' CPU per generation and what
