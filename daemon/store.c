@@ -246,36 +246,34 @@ static int merge_records(store *st, MDB_txn *txn, MDB_dbi db, uint32_t from, uin
     return rc == 0 || rc == MDB_NOTFOUND ? 0 : rc;
 }
 
-/* The same for a time-keyed db (time, then id): one walk over all of it. */
+static int seek_series(MDB_cursor *cur, uint32_t id, uint32_t at, uint32_t to, uint32_t *got,
+                       MDB_val *v);
+
+/* The same for a time-keyed db (time, then id): a seek to each time the id has, not a
+ * walk over every other series' records. */
 static int merge_records_time(store *st, MDB_txn *txn, MDB_dbi db, uint32_t from, uint32_t to,
                               rollup *rec, rollup *tmp)
 {
     MDB_cursor *cur;
-    MDB_val k, v;
+    MDB_val v;
+    uint32_t at = 0, got;
     int rc = mdb_cursor_open(txn, db, &cur);
     if (rc != 0)
         return rc;
-    rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
-    while (rc == 0) {
-        if (k.mv_size != 8 || store_get_be32((uint8_t *)k.mv_data + 4) != from) {
-            rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
-            continue;
-        }
+    while ((rc = seek_series(cur, from, at, UINT32_MAX, &got, &v)) == 0) {
         uint8_t at_key[8], to_key[8];
-        memcpy(at_key, k.mv_data, 8);
-        time_key(to_key, store_get_be32(at_key), to);
+        time_key(at_key, got, from);
+        time_key(to_key, got, to);
         rollup_reset(rec);
         if (rollup_merge_packed_in(rec, v.mv_data, v.mv_size, &st->unpack) == 0 &&
             (rc = merge_record(st, txn, db, to_key, rec, tmp)) != 0)
             break;
-        /* The put may have moved the cursor's page: find the record again. */
+        /* The put may have moved the cursor's page: find the record again. A record
+         * that does not read back is dropped with its id, as before the merge. */
         MDB_val ak = { 8, at_key };
         if ((rc = mdb_cursor_get(cur, &ak, &v, MDB_SET)) != 0 || (rc = mdb_cursor_del(cur, 0)) != 0)
             break;
-        ak.mv_data = at_key;
-        ak.mv_size = 8;
-        rc = mdb_cursor_get(cur, &ak, &v, MDB_SET_RANGE);
-        k = ak;
+        at = got + 1;
     }
     mdb_cursor_close(cur);
     return rc == 0 || rc == MDB_NOTFOUND ? 0 : rc;

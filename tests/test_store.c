@@ -950,6 +950,86 @@ static void test_schema1_upgrade(void **state)
     }
 }
 
+/* A series stored under two ids (two daemons on one file before the daemon lock):
+ * series a (minutes 0..99) and c (minutes 50..149) have one name, b (0..149) another,
+ * so c's records sit between a's and b's in every time-keyed database. The open merges
+ * c into a: each minute of a holds both, b keeps exactly its own, the hours and the
+ * lifetime add up, and c is gone. */
+static void test_duplicate_ids_merged(void **state)
+{
+    fx *f = *state;
+    enum { NMIN = 150 };
+    store *st = open_ok(f, &fast);
+    uint32_t a = 0, b = 0, c = 0;
+    for (uint32_t m = 0; m < NMIN; m++) {
+        store_item it[3];
+        size_t n = 0;
+        rollup ra, rb, rc;
+        counted(&ra, 1 + m);
+        counted(&rb, 1000 + m);
+        counted(&rc, 100000 + m);
+        if (m < 100)
+            it[n++] = (store_item){ &a, "dup-m", "cuda", M0 + m, &ra, NULL };
+        it[n++] = (store_item){ &b, "other", "cuda", M0 + m, &rb, NULL };
+        if (m >= 50)
+            it[n++] = (store_item){ &c, "dup-x", "cuda", M0 + m, &rc, NULL };
+        assert_int_equal(store_write(st, it, n), 0);
+        rollup_free(&ra);
+        rollup_free(&rb);
+        rollup_free(&rc);
+    }
+    assert_true(a != 0 && b != 0 && c != 0 && c > a);
+    store_close(st);
+
+    /* c renamed to a's name, straight through LMDB. */
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi series;
+    uint8_t key[4];
+    assert_int_equal(mdb_env_create(&env), 0);
+    mdb_env_set_maxdbs(env, 16);
+    assert_int_equal(mdb_env_open(env, f->db, 0, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "series", 0, &series), 0);
+    be32_put(key, c);
+    MDB_val k = { 4, key }, v;
+    assert_int_equal(mdb_get(txn, series, &k, &v), 0);
+    Metricsd__SeriesInfo *si = metricsd__series_info__unpack(NULL, v.mv_size, v.mv_data);
+    assert_non_null(si);
+    assert_string_equal(si->model, "dup-x");
+    si->model = "dup-m";
+    uint8_t val[512];
+    assert_true(metricsd__series_info__get_packed_size(si) <= sizeof(val));
+    v = (MDB_val){ metricsd__series_info__pack(si, val), val };
+    assert_int_equal(mdb_put(txn, series, &k, &v, 0), 0);
+    si->model = NULL; /* not ours to free */
+    metricsd__series_info__free_unpacked(si, NULL);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+
+    for (int pass = 0; pass < 2; pass++) {
+        st = open_ok(f, &fast);
+        store_info info;
+        store_get_info(st, &info);
+        assert_int_equal(info.series, 2);
+        uint64_t want_a = 0, want_b = 0;
+        for (uint32_t m = 0; m < NMIN; m++) {
+            uint64_t wa = (m < 100 ? 1 + m : 0) + (m >= 50 ? 100000 + m : 0);
+            assert_int_equal(requests_in(st, MINUTES, a, M0 + m, M0 + m + 1), wa);
+            assert_int_equal(requests_in(st, MINUTES, b, M0 + m, M0 + m + 1), 1000 + m);
+            assert_int_equal(requests_in(st, MINUTES, c, M0 + m, M0 + m + 1), 0);
+            want_a += wa;
+            want_b += 1000 + m;
+        }
+        assert_int_equal(requests_in(st, HOURS, a, H0, H0 + 4), want_a);
+        assert_int_equal(requests_in(st, HOURS, b, H0, H0 + 4), want_b);
+        assert_int_equal(requests_in(st, HOURS, c, H0, H0 + 4), 0);
+        assert_int_equal(life_requests(st, a), want_a);
+        assert_int_equal(life_requests(st, b), want_b);
+        store_close(st);
+    }
+}
+
 /* Retention across many B-tree pages: 30 series x 200 minutes, the first 120 minutes
  * of each older than the 1-day cutoff. Deleting walks the cursor through page merges,
  * so this checks that each series loses exactly its old records and keeps the rest.
@@ -1007,6 +1087,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_retention_many, setup, teardown),
         cmocka_unit_test_setup_teardown(test_life_backfill, setup, teardown),
         cmocka_unit_test_setup_teardown(test_schema1_upgrade, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_duplicate_ids_merged, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
