@@ -206,6 +206,11 @@ static inline __attribute__((always_inline)) int wire_varint(wire_cursor *w, uin
         w->p = p + 1;
         return 0;
     }
+    if (w->end - p >= 2 && !(p[1] & 0x80)) { /* two: a Generation's length, its gaps' */
+        *v = (uint64_t)(p[0] & 0x7f) | (uint64_t)p[1] << 7;
+        w->p = p + 2;
+        return 0;
+    }
     return wire_varint_long(w, v);
 }
 

@@ -57,7 +57,7 @@ static int direct_read_begin(wire_cursor *w, frame_arena *a, Metricsd__Begin *b)
      * loop below judges whatever is left. */
     if (w->p < w->end && w->p[0] == (1 << 3 | WIRE_VARINT)) {
         w->p++;
-        if (wire_varint(w, &v) != 0)
+        if (wire_varint_multi(w, &v) != 0) /* inline: an id past 127, a timestamp */
             return -1;
         b->has_gen_id = 1;
         b->gen_id = v;
@@ -77,7 +77,7 @@ static int direct_read_begin(wire_cursor *w, frame_arena *a, Metricsd__Begin *b)
     }
     if (w->p < w->end && w->p[0] == (4 << 3 | WIRE_VARINT)) {
         w->p++;
-        if (wire_varint(w, &v) != 0)
+        if (wire_varint_multi(w, &v) != 0)
             return -1;
         b->has_start_unix_ns = 1;
         b->start_unix_ns = (int64_t)v;
