@@ -405,6 +405,24 @@ static inline uint8_t *wire_put_double(uint8_t *p, unsigned f, double d)
     return p + 8;
 }
 
+/* A uint32 varint with the four-byte case first and in one store: a Generation's gaps
+ * (2 to 268 ms) are nearly all four bytes, and a 32-bit store of the joined groups
+ * costs less than four byte stores behind three failed tests. The same bytes as
+ * wire_put_varint. */
+static inline uint8_t *wire_put_varint32(uint8_t *p, uint32_t v)
+{
+    if (v - 0x200000u < 0x10000000u - 0x200000u) {
+        uint32_t w = (v & 0x7fu) | ((v << 1) & 0x7f00u) | ((v << 2) & 0x7f0000u) |
+                     ((v << 3) & 0x7f000000u) | 0x808080u;
+        p[0] = (uint8_t)w; /* merged into one store by the compiler */
+        p[1] = (uint8_t)(w >> 8);
+        p[2] = (uint8_t)(w >> 16);
+        p[3] = (uint8_t)(w >> 24);
+        return p + 4;
+    }
+    return wire_put_varint(p, v);
+}
+
 /* A packed repeated uint64 or uint32 field (wire_packed_size / wire_put_packed and
  * their 32 twins); nothing when n is 0. */
 #define WIRE_PACKED_WRITERS(suffix, T)                                                   \
@@ -425,7 +443,7 @@ static inline uint8_t *wire_put_double(uint8_t *p, unsigned f, double d)
         p = wire_put_tag(p, f, WIRE_LEN);                                                \
         uint8_t *q = wire_len_open(p);                                                   \
         for (size_t i = 0; i < n; i++)                                                   \
-            q = wire_put_varint(q, v[i]);                                                \
+            q = wire_put_varint##suffix(q, v[i]);                                        \
         return wire_len_close(p, q);                                                     \
     }
 WIRE_PACKED_WRITERS(, uint64_t)
