@@ -997,12 +997,13 @@ static void test_duplicate_ids_merged(void **state)
     Metricsd__SeriesInfo *si = metricsd__series_info__unpack(NULL, v.mv_size, v.mv_data);
     assert_non_null(si);
     assert_string_equal(si->model, "dup-x");
+    char *unpacked_model = si->model; /* protobuf-c's, freed with si below */
     si->model = "dup-m";
     uint8_t val[512];
     assert_true(metricsd__series_info__get_packed_size(si) <= sizeof(val));
     v = (MDB_val){ metricsd__series_info__pack(si, val), val };
     assert_int_equal(mdb_put(txn, series, &k, &v, 0), 0);
-    si->model = NULL; /* not ours to free */
+    si->model = unpacked_model; /* "dup-m" is not protobuf-c's to free */
     metricsd__series_info__free_unpacked(si, NULL);
     assert_int_equal(mdb_txn_commit(txn), 0);
     mdb_env_close(env);

@@ -378,7 +378,7 @@ static void varint_edges_pack_the_same(void **state)
             g.ttft_ns = (int64_t)(edge / 2);
             g.decode_ns = -(int64_t)((edge + 1) / 2);
             g.total_ns = (int64_t)edge;
-            g.queue_ns = -(int64_t)edge;
+            g.queue_ns = (int64_t)(~edge + 1); /* -edge, as two's complement (INT64_MIN at 2^63) */
             g.has_output_tokens = 1;
             g.output_tokens = (int64_t)(edge >> 1);
             size_t n = 0;
