@@ -70,7 +70,10 @@ typedef struct frame_arena {
     uint64_t exhausted;       /* unpacks refused for want of room */
 } frame_arena;
 
-/* size: bytes of the block (e.g. 8 x the largest frame). Returns 0 or -ENOMEM. */
+/* size: bytes of the block (e.g. 8 x the largest frame). Returns 0 or -ENOMEM. The
+ * block has FRAME_ARENA_SLACK bytes more than it hands out, so 16 bytes from any
+ * string decoded into it are readable (the daemon compares names 16 bytes at a time). */
+#define FRAME_ARENA_SLACK 16u
 int frame_arena_init(frame_arena *a, size_t size);
 void frame_arena_free(frame_arena *a);
 void frame_arena_reset(frame_arena *a);

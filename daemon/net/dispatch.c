@@ -29,9 +29,12 @@ static uint64_t dispatch_mono_ns(const listener *l)
     return l->read_mono_ns != 0 ? l->read_mono_ns : uv_hrtime();
 }
 
+/* "unknown" with 16 readable bytes, as series_name_eq needs of its second argument. */
+static const char unknown_backend[16] = "unknown";
+
 static const char *backend_of(const char *b)
 {
-    return b != NULL && b[0] != '\0' ? b : "unknown";
+    return b != NULL && b[0] != '\0' ? b : unknown_backend;
 }
 
 /* The slot of conn.recent a model name takes: its length and three of its bytes, a few
@@ -54,7 +57,7 @@ static inline __attribute__((always_inline)) series *recent_find(conn *c, unsign
                            const char *dims)
 {
     series *s = c->recent[slot];
-    if (s != NULL && strcmp(s->model, model) == 0 && strcmp(s->backend, backend) == 0 &&
+    if (s != NULL && series_name_eq(s->model, model) && series_name_eq(s->backend, backend) &&
         strcmp(s->dims, dims) == 0)
         return s;
     return NULL;
@@ -121,7 +124,7 @@ static series *recent_gen(conn *c, const Metricsd__Generation *g, int *undecided
     if (c->l->srv->cfg.n_label_dims > 0 || g->model == NULL || g->model[0] == '\0')
         return NULL;
     series *r = c->recent[recent_slot(g->model, 1)];
-    if (r == NULL || strcmp(r->model, g->model) != 0 || strcmp(r->backend, backend_of(g->backend)) != 0)
+    if (r == NULL || !series_name_eq(r->model, g->model) || !series_name_eq(r->backend, backend_of(g->backend)))
         return NULL;
     int eq = ingest_dims_equal(g, r->dims);
     *undecided = eq < 0;
