@@ -72,13 +72,6 @@ void series_table_free(series_table *t);
 series *series_get(series_table *t, const char *model, const char *backend, int *err);
 series *series_get_dims(series_table *t, const char *model, const char *backend,
                         const char *dims, int *err);
-/* 1 when base is the (model, backend) series without dims of s (s itself when s has
- * no dims): the series a Begin of s's generation is held in. */
-static inline int series_base_of(const series *base, const series *s)
-{
-    return base == s || (base->dims[0] == '\0' && strcmp(base->model, s->model) == 0 &&
-                         strcmp(base->backend, s->backend) == 0);
-}
 /* Whether a series' model or backend (known: 16 bytes readable, zero past the name,
  * as series.c keeps them) equals another name (wire: 16 bytes readable from it too,
  * as a frame arena's strings are, proto/direct.h). A name under 16 bytes, nearly every
@@ -98,6 +91,13 @@ static inline __attribute__((always_inline)) int series_name_eq(const char *know
     }
 #endif
     return strcmp(known, wire) == 0;
+}
+/* 1 when base is the (model, backend) series without dims of s (s itself when s has
+ * no dims): the series a Begin of s's generation is held in. */
+static inline int series_base_of(const series *base, const series *s)
+{
+    return base == s || (base->dims[0] == '\0' && series_name_eq(base->model, s->model) &&
+                         series_name_eq(base->backend, s->backend));
 }
 series *series_find(series_table *t, const char *model, const char *backend);
 series *series_find_dims(series_table *t, const char *model, const char *backend,
