@@ -125,6 +125,17 @@ static int grow_buckets(series_table *t)
     return 0;
 }
 
+/* A copy of a model or backend name in a block rounded up to 16 bytes, zero past
+ * the name: the daemon's hot path reads 16 bytes of it at a time (series.h). */
+static char *name_copy16(const char *name)
+{
+    size_t n = strlen(name), cap = (n + 1 + 15) & ~(size_t)15;
+    char *p = calloc(1, cap);
+    if (p != NULL)
+        memcpy(p, name, n);
+    return p;
+}
+
 static series *insert(series_table *t, const char *model, const char *backend,
                       const char *dims, int *err)
 {
@@ -143,7 +154,7 @@ static series *insert(series_table *t, const char *model, const char *backend,
         t->cap_all = cap;
     }
     series *s = calloc(1, sizeof(*s));
-    if (s == NULL || (s->model = strdup(model)) == NULL || (s->backend = strdup(backend)) == NULL ||
+    if (s == NULL || (s->model = name_copy16(model)) == NULL || (s->backend = name_copy16(backend)) == NULL ||
         (s->dims = strdup(dims)) == NULL) {
         if (s) {
             free(s->model);

@@ -79,12 +79,17 @@ series *flight_take(flight_table *t, uint64_t id)
     return s;
 }
 
-void flight_end(server *srv, series *s)
+void flight_end_at(server *srv, series *s, uint64_t now_ns)
 {
     /* The end time feeds energy attribution (series_flight_end). */
-    series_flight_end(&srv->series, s, uv_hrtime());
+    series_flight_end(&srv->series, s, now_ns);
     if (srv->in_flight > 0)
         srv->in_flight--;
+}
+
+void flight_end(server *srv, series *s)
+{
+    flight_end_at(srv, s, uv_hrtime());
 }
 
 void flight_end_all(flight_table *t, server *srv)
