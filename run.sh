@@ -24,7 +24,7 @@ cd "$(dirname "$0")"
 #                   runs its own of each; on a machine with systemd, the netdata package
 #                   also enables a system netdata)
 BUILD_PACKAGES="build-essential cmake pkg-config libuv1-dev libprotobuf-c-dev protobuf-c-compiler
-liblmdb-dev libjansson-dev libinih-dev libsystemd-dev libhttp-parser-dev libjs-chart.js"
+liblmdb-dev libjansson-dev libinih-dev libhttp-parser-dev libjs-chart.js"
 TEST_PACKAGES="libcmocka-dev lmdb-utils libfaketime systemd jq python3 clang libclang-rt-14-dev
 lintian dpkg-dev file man-db groff-base procps prometheus chromium imagemagick curl
 tmux python3-torch"

@@ -46,9 +46,16 @@ static int64_t read_ns(clockid_t id)
  * is never more than 10 minutes behind the newest one unless the clock was corrected
  * by more, and never more than 10 minutes ahead of what the wall clock says.
  */
+static int64_t last_mono;
+
+int64_t clock_last_mono_ns(void)
+{
+    return test_source != NULL ? 0 : last_mono;
+}
+
 int64_t clock_now_unix_ns(void)
 {
-    static int64_t last_out, last_real, last_mono;
+    static int64_t last_out, last_real;
     if (test_source != NULL)
         return test_source();
     int64_t real = read_ns(CLOCK_REALTIME), mono = read_ns(CLOCK_MONOTONIC), out = real;

@@ -17,6 +17,10 @@
 
 /* The daemon's wall clock in unix ns. */
 int64_t clock_now_unix_ns(void);
+/* The CLOCK_MONOTONIC reading (ns) that the last clock_now_unix_ns took with it, so a
+ * caller that wants both pays one clock read less; 0 before the first call and while a
+ * test source is set (then read the clock yourself). */
+int64_t clock_last_mono_ns(void);
 
 /* The minute key (minutes since the epoch) of a wall-clock time in unix ns. */
 static inline uint32_t clock_minute_of(int64_t unix_ns)

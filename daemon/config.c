@@ -79,7 +79,10 @@ static const setting settings[] = {
       "skip fsync on each write (tests only: a crash may lose the last writes)" },
 
     { "max-series", "limits", "max_series", T_SIZE, FIELD(max_series), 1, 10000000, true,
-      "N", "1000", "refuse new (model, backend) pairs past N" },
+      "N", "1000",
+      "at most N series in all: a model's base series and one per set of\n"
+      "dimensions (engine, GPU layers, start, declared labels); past it a new\n"
+      "model is refused and a known one's new dimensions are folded" },
     { "max-clients", "limits", "max_clients", T_SIZE, FIELD(max_clients), 0, 10000000,
       false, "N", "0",
       "refuse connections past N (0: what the open-file limit leaves after\n"

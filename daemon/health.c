@@ -31,14 +31,17 @@
 #define ALERT_QUEUE 16
 #define DAY_NS (24ll * 3600 * 1000000000)
 
-/* A component's rule and reason are in its entity's text (at rule_at, reason_at): a
- * thousand models with ten fixed 300-byte buffers each held 3 MiB (issue 19). */
-#define RULE_MAX 96
+/* A component's reason is in its entity's text (at reason_at): a thousand models with
+ * ten fixed 300-byte buffers each held 3 MiB (issue 19). Its name and rule are the
+ * string constants comp_add was given, not copied: the rules' copies were half of
+ * each text, and the text grows by what a reason needs, not by doubling. */
 #define REASON_MAX 200
+#define TEXT_STEP 128
 typedef struct comp {
     const char *name;
+    const char *rule; /* a string constant */
     int state;
-    uint32_t rule_at, reason_at;
+    uint32_t reason_at;
     double value, threshold;
 } comp;
 
@@ -110,11 +113,13 @@ static entity *entity_get(const char *name)
     return e;
 }
 
+/* name and rule: string constants (kept by pointer); the reason is formatted. */
 static comp *comp_add(entity *e, const char *name, int state, double value, double threshold,
                       const char *rule, const char *fmt, ...) __attribute__((format(printf, 7, 8)));
 static const char *comp_rule(const entity *e, const comp *c)
 {
-    return e->text + c->rule_at;
+    (void)e;
+    return c->rule;
 }
 
 static const char *comp_reason(const entity *e, const comp *c)
@@ -134,11 +139,10 @@ static comp *comp_add(entity *e, const char *name, int state, double value, doub
 {
     if (e->nc >= MAX_COMPONENTS)
         return NULL;
-    /* Room for both strings at their longest (as the fixed buffers were cut). */
-    if (e->text_cap - e->text_len < RULE_MAX + REASON_MAX) {
-        size_t nc = e->text_cap ? e->text_cap * 2 : 512;
-        while (nc - e->text_len < RULE_MAX + REASON_MAX)
-            nc *= 2;
+    /* Room for the reason at its longest (as the fixed buffers cut it); the room
+     * stays for the next evaluation, which writes about as much. */
+    if (e->text_cap - e->text_len < REASON_MAX) {
+        size_t nc = (e->text_len + REASON_MAX + TEXT_STEP - 1) / TEXT_STEP * TEXT_STEP;
         char *t = realloc(e->text, nc);
         if (t == NULL)
             return NULL;
@@ -150,13 +154,11 @@ static comp *comp_add(entity *e, const char *name, int state, double value, doub
     c->state = state;
     c->value = value;
     c->threshold = threshold;
-    c->rule_at = (uint32_t)e->text_len;
-    int n = snprintf(e->text + e->text_len, RULE_MAX, "%s", rule);
-    e->text_len += (n < 0 ? 0 : n >= RULE_MAX ? RULE_MAX - 1 : (size_t)n) + 1;
+    c->rule = rule;
     c->reason_at = (uint32_t)e->text_len;
     va_list ap;
     va_start(ap, fmt);
-    n = vsnprintf(e->text + e->text_len, REASON_MAX, fmt, ap);
+    int n = vsnprintf(e->text + e->text_len, REASON_MAX, fmt, ap);
     va_end(ap);
     e->text_len += (n < 0 ? 0 : n >= REASON_MAX ? REASON_MAX - 1 : (size_t)n) + 1;
     return c;
@@ -339,7 +341,7 @@ static int gpus_now(struct server *srv, double *util)
     *util = NAN;
     if (srv->power == NULL)
         return 0;
-    Metricsd__PowerReport *r = power_report(srv->power);
+    Metricsd__PowerReport *r = power_report_devices(srv->power);
     int n = 0;
     if (r == NULL)
         return 0;

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "clock.h"
+#include "direct.h" /* the wire's varint helpers */
 #include "health_int.h"
 #include "sketch_pack.h"
 #include "server.h"
@@ -19,35 +20,8 @@ static int64_t slot_ns(const struct server *srv)
     return n > 0 ? n : 1;
 }
 
-/* Packed slot: requests, errors, abandoned, gpu_util_n (varints), gpu_util_sum (8
- * bytes), then ttft and tps (sketch_pack). */
-static size_t varint_size(uint64_t v)
-{
-    size_t n = 1;
-    for (; v >= 0x80; v >>= 7)
-        n++;
-    return n;
-}
-
-static uint8_t *put_varint(uint8_t *p, uint64_t v)
-{
-    for (; v >= 0x80; v >>= 7)
-        *p++ = (uint8_t)(v | 0x80);
-    *p++ = (uint8_t)v;
-    return p;
-}
-
-static int get_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
-{
-    *v = 0;
-    for (int shift = 0; shift < 64 && *p < end; shift += 7) {
-        uint8_t b = *(*p)++;
-        *v |= (uint64_t)(b & 0x7f) << shift;
-        if (!(b & 0x80))
-            return 0;
-    }
-    return -1;
-}
+/* Packed slot: requests, errors, abandoned, gpu_util_n (varints, the wire's own
+ * helpers), gpu_util_sum (8 bytes), then ttft and tps (sketch_pack). */
 
 static void past_free(health_past *pa)
 {
@@ -61,16 +35,17 @@ static void past_free(health_past *pa)
 static void slot_pack(const health_slot *sl, health_past *pa)
 {
     past_free(pa);
-    size_t n = varint_size(sl->requests) + varint_size(sl->errors) + varint_size(sl->abandoned) +
-               varint_size(sl->gpu_util_n) + 8 + sketch_few_packed_size(&sl->ttft) +
+    size_t n = wire_varint_size(sl->requests) + wire_varint_size(sl->errors) +
+               wire_varint_size(sl->abandoned) + wire_varint_size(sl->gpu_util_n) + 8 +
+               sketch_few_packed_size(&sl->ttft) +
                sketch_few_packed_size(&sl->tps);
     uint8_t *p = malloc(n), *q = p;
     if (p == NULL)
         return;
-    q = put_varint(q, sl->requests);
-    q = put_varint(q, sl->errors);
-    q = put_varint(q, sl->abandoned);
-    q = put_varint(q, sl->gpu_util_n);
+    q = wire_put_varint(q, sl->requests);
+    q = wire_put_varint(q, sl->errors);
+    q = wire_put_varint(q, sl->abandoned);
+    q = wire_put_varint(q, sl->gpu_util_n);
     memcpy(q, &sl->gpu_util_sum, 8);
     q += 8;
     q += sketch_few_pack(&sl->ttft, q);
@@ -84,14 +59,14 @@ static void slot_pack(const health_slot *sl, health_past *pa)
  * that do not read back. */
 static int past_counters(const health_past *pa, health_sum *sum, const uint8_t **at)
 {
-    const uint8_t *p = pa->packed, *end = p + pa->len;
+    wire_cursor w = { pa->packed, pa->packed + pa->len };
     uint64_t req, err, ab, gn;
     double gs;
-    if (get_varint(&p, end, &req) || get_varint(&p, end, &err) || get_varint(&p, end, &ab) ||
-        get_varint(&p, end, &gn) || end - p < 8)
+    if (wire_varint(&w, &req) || wire_varint(&w, &err) || wire_varint(&w, &ab) ||
+        wire_varint(&w, &gn) || w.end - w.p < 8)
         return -1;
-    memcpy(&gs, p, 8);
-    *at = p + 8;
+    memcpy(&gs, w.p, 8);
+    *at = w.p + 8;
     sum->requests += req;
     sum->errors += err;
     sum->abandoned += ab;

@@ -84,7 +84,8 @@ int ingest_name_valid(const char *s)
     return 1;
 }
 
-int ingest_check(const Metricsd__Generation *g, sketch *itl)
+static inline __attribute__((always_inline)) int check(const Metricsd__Generation *g, sketch *itl,
+                                                       int names_known)
 {
     const int64_t durs[] = { g->queue_ns, g->load_ns, g->prefill_ns, g->ttft_ns, g->decode_ns,
                              g->total_ns };
@@ -93,8 +94,8 @@ int ingest_check(const Metricsd__Generation *g, sketch *itl)
     sketch_init(itl, SKETCH_DEFAULT_SCALE);
     if (g->model == NULL || g->model[0] == '\0')
         return MODEL_MISSING;
-    if (!ingest_name_valid(g->model) ||
-        (g->backend != NULL && g->backend[0] != '\0' && !ingest_name_valid(g->backend)))
+    if (!names_known && (!ingest_name_valid(g->model) ||
+                         (g->backend != NULL && g->backend[0] != '\0' && !ingest_name_valid(g->backend))))
         return NAME_INVALID;
     /* As unsigned a negative is past any bound: one comparison a field, and the
      * reasons told apart, in order, only for a frame that fails it. */
@@ -136,7 +137,7 @@ int ingest_check(const Metricsd__Generation *g, sketch *itl)
                           g->status > METRICSD__STATUS__STATUS_TIMEOUT))
         return STATUS_INVALID;
     if ((g->error_kind != NULL && g->error_kind[0] != '\0' && !ingest_name_valid(g->error_kind)) ||
-        (g->engine != NULL && g->engine[0] != '\0' && !ingest_name_valid(g->engine)))
+        (!names_known && g->engine != NULL && g->engine[0] != '\0' && !ingest_name_valid(g->engine)))
         return NAME_INVALID;
     if (g->n_labels > 8)
         return TOO_MANY_LABELS;
@@ -175,6 +176,18 @@ int ingest_check(const Metricsd__Generation *g, sketch *itl)
     if (gaps > 0 && gaps >= (uint64_t)(g->output_tokens > 0 ? g->output_tokens : 1))
         return TOKENS_INCONSISTENT;
     return -1;
+}
+
+int ingest_check(const Metricsd__Generation *g, sketch *itl)
+{
+    return check(g, itl, 0);
+}
+
+int ingest_check_known(const Metricsd__Generation *g, sketch *itl)
+{
+    /* The names of a known series were judged when it was found: about 130
+     * instructions a Generation (three names) that the hot path need not pay again. */
+    return check(g, itl, 1);
 }
 
 int ingest_apply(rollup *r, const Metricsd__Generation *g, const sketch *itl, int64_t now_unix_ns)
@@ -307,18 +320,23 @@ int ingest_dims(const Metricsd__Generation *g, const char (*label_keys)[64], uns
     return 0;
 }
 
-/* Whether the next bytes of *p are name=value, after a unit separator unless first;
- * moves *p past them when they are. */
+/* Whether the next bytes of *p are name (ln bytes, no NUL) then value, after a unit
+ * separator unless first; moves *p past them when they are. Byte by byte: a mismatch
+ * or dims' NUL stops it, so it never reads past dims' end, and it needs no strlen of
+ * either side (this runs for every Generation frame). */
 static int ingest_dims_eat(const char **p, int first, const char *name, size_t ln, const char *value)
 {
     const char *q = *p;
     if (!first && *q++ != '\x1f')
         return 0;
-    /* strncmp stops at dims' end: no read past it. */
-    size_t lv = strlen(value);
-    if (strncmp(q, name, ln) != 0 || strncmp(q + ln, value, lv) != 0)
-        return 0;
-    *p = q + ln + lv;
+    for (size_t i = 0; i < ln; i++)
+        if (q[i] != name[i])
+            return 0;
+    q += ln;
+    for (; *value != '\0'; value++, q++)
+        if (*q != *value)
+            return 0;
+    *p = q;
     return 1;
 }
 

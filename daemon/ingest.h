@@ -32,6 +32,11 @@ int ingest_name_valid(const char *s);
  * module's: call from one thread). The caller may sketch_free it whatever the result
  * (that frees nothing). */
 int ingest_check(const Metricsd__Generation *g, sketch *itl);
+/* ingest_check for a g whose model, backend and dims (engine included) are those of a
+ * series the caller found without building anything (a connection's recent series,
+ * looked up by names that passed this check before): the same verdict, without
+ * judging those three names again (they are byte for byte names that passed). */
+int ingest_check_known(const Metricsd__Generation *g, sketch *itl);
 
 /* Add a checked g (and its itl sketch) to r. now_unix_ns stamps first/last seen.
  * Returns 0 or -ENOMEM. */

@@ -194,8 +194,11 @@ int qcache_view(store_reader *rd, series *s, int64_t window_ns, uint32_t from, r
 
     if (view != NULL)
         *view = NULL;
-    if (ready() != 0 || (qc == NULL && (qc = s->qc = calloc(1, sizeof(*qc))) == NULL))
+    if (ready() != 0 ||
+        (qc == NULL && (qc = s->qc = calloc(1, sizeof(*qc) + sizeof(qc->e[0]))) == NULL))
         return out ? store_read_window(rd, s->id, from, UINT32_MAX, out) : -ENOMEM;
+    if (qc->cap == 0)
+        qc->cap = 1;
     for (uint32_t i = 0; i < qc->n && e == NULL; i++)
         if (qc->e[i].window_ns == window_ns)
             e = &qc->e[i];
@@ -224,6 +227,13 @@ int qcache_view(store_reader *rd, series *s, int64_t window_ns, uint32_t from, r
                     if (qc->e[i].used_ms < qc->e[old].used_ms)
                         old = i;
                 drop(qc, old);
+            }
+            if (qc->n == qc->cap) { /* below QCACHE_PER_SERIES: one more */
+                qcache *g = realloc(qc, sizeof(*qc) + (qc->cap + 1) * sizeof(qc->e[0]));
+                if (g == NULL)
+                    return out ? store_read_window(rd, s->id, from, UINT32_MAX, out) : -ENOMEM;
+                s->qc = qc = g;
+                qc->cap++;
             }
             rollup *r = malloc(sizeof(*r));
             if (r == NULL)

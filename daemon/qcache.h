@@ -62,9 +62,11 @@ typedef struct qcache_entry {
     size_t len;
 } qcache_entry;
 
+/* Sized to the entries a series has (most have one, health's 24 h baseline), up to
+ * QCACHE_PER_SERIES: four for every series were 264 bytes each. */
 typedef struct qcache {
-    uint32_t n;
-    qcache_entry e[QCACHE_PER_SERIES];
+    uint32_t n, cap;
+    qcache_entry e[];
 } qcache;
 
 /* out += the stored records of s with minute >= from, through the entry for window_ns

@@ -125,6 +125,17 @@ static int grow_buckets(series_table *t)
     return 0;
 }
 
+/* A copy of a model or backend name in a block rounded up to 16 bytes, zero past
+ * the name: the daemon's hot path reads 16 bytes of it at a time (series.h). */
+static char *name_copy16(const char *name)
+{
+    size_t n = strlen(name), cap = (n + 1 + 15) & ~(size_t)15;
+    char *p = calloc(1, cap);
+    if (p != NULL)
+        memcpy(p, name, n);
+    return p;
+}
+
 static series *insert(series_table *t, const char *model, const char *backend,
                       const char *dims, int *err)
 {
@@ -143,7 +154,7 @@ static series *insert(series_table *t, const char *model, const char *backend,
         t->cap_all = cap;
     }
     series *s = calloc(1, sizeof(*s));
-    if (s == NULL || (s->model = strdup(model)) == NULL || (s->backend = strdup(backend)) == NULL ||
+    if (s == NULL || (s->model = name_copy16(model)) == NULL || (s->backend = name_copy16(backend)) == NULL ||
         (s->dims = strdup(dims)) == NULL) {
         if (s) {
             free(s->model);
@@ -228,7 +239,8 @@ rollup *series_delta(series_table *t, series *s, uint32_t minute, uint64_t *drop
         *dropped_requests = drop_oldest(t, victim);
     }
     if (s->n_pending == s->cap_pending) {
-        uint32_t cap = s->cap_pending ? s->cap_pending * 2 : 2;
+        /* One minute between flushes is the rule; a second comes at a minute's end. */
+        uint32_t cap = s->cap_pending ? s->cap_pending * 2 : 1;
         series_pending *p = realloc(s->pending, cap * sizeof(*p));
         if (p == NULL)
             return NULL;
@@ -254,6 +266,16 @@ void series_clear_pending(series_table *t)
         s->n_pending = s->cap_pending = 0;
     }
     t->pending_total = 0;
+}
+
+void series_clear_pending_of(series_table *t, series *s)
+{
+    for (uint32_t j = 0; j < s->n_pending; j++)
+        rollup_free(&s->pending[j].delta);
+    free(s->pending);
+    t->pending_total -= s->n_pending;
+    s->pending = NULL;
+    s->n_pending = s->cap_pending = 0;
 }
 
 static void settle_one(series *s, uint64_t now)

@@ -96,15 +96,27 @@ int server_flush_at(server *srv, int final)
             n++;
         }
     }
-    rc = store_write_all(srv->st, items, n, ev, nev);
-    free(items);
+    size_t stored = 0;
+    rc = store_write_all(srv->st, items, n, ev, nev, &stored);
     events_written(srv, rc == 0);
     if (rc != 0) {
+        /* The transactions that committed hold whole series (store.h): theirs are on
+         * disk, and a retry must not add them again. */
+        for (size_t i = 0; i < stored; i++) {
+            series *s = (series *)((char *)items[i].id - offsetof(series, id));
+            if (i + 1 < stored && items[i + 1].id == items[i].id)
+                continue; /* its last item: all of the series' deltas are in */
+            for (uint32_t j = 0; j < s->n_pending; j++)
+                qcache_note_write(s, s->pending[j].minute, &s->pending[j].delta);
+            series_clear_pending_of(t, s);
+        }
+        free(items);
         stat_counts[FLUSH_ERRORS]++;
         log_limited(5, LOG_ERR, "flush of %zu kept generations and %zu minute deltas failed: %s; kept in memory (%zu of at most %zu)",
-                    nev, n, strerror(-rc), t->pending_total, t->max_pending);
+                    nev, n - stored, strerror(-rc), t->pending_total, t->max_pending);
         return rc;
     }
+    free(items);
     /* The query cache holds what the store holds: give it the same deltas. */
     for (size_t i = 0; i < t->n; i++)
         for (uint32_t j = 0; j < t->all[i]->n_pending; j++)

@@ -246,36 +246,34 @@ static int merge_records(store *st, MDB_txn *txn, MDB_dbi db, uint32_t from, uin
     return rc == 0 || rc == MDB_NOTFOUND ? 0 : rc;
 }
 
-/* The same for a time-keyed db (time, then id): one walk over all of it. */
+static int seek_series(MDB_cursor *cur, uint32_t id, uint32_t at, uint32_t to, uint32_t *got,
+                       MDB_val *v);
+
+/* The same for a time-keyed db (time, then id): a seek to each time the id has, not a
+ * walk over every other series' records. */
 static int merge_records_time(store *st, MDB_txn *txn, MDB_dbi db, uint32_t from, uint32_t to,
                               rollup *rec, rollup *tmp)
 {
     MDB_cursor *cur;
-    MDB_val k, v;
+    MDB_val v;
+    uint32_t at = 0, got;
     int rc = mdb_cursor_open(txn, db, &cur);
     if (rc != 0)
         return rc;
-    rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
-    while (rc == 0) {
-        if (k.mv_size != 8 || store_get_be32((uint8_t *)k.mv_data + 4) != from) {
-            rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
-            continue;
-        }
+    while ((rc = seek_series(cur, from, at, UINT32_MAX, &got, &v)) == 0) {
         uint8_t at_key[8], to_key[8];
-        memcpy(at_key, k.mv_data, 8);
-        time_key(to_key, store_get_be32(at_key), to);
+        time_key(at_key, got, from);
+        time_key(to_key, got, to);
         rollup_reset(rec);
         if (rollup_merge_packed_in(rec, v.mv_data, v.mv_size, &st->unpack) == 0 &&
             (rc = merge_record(st, txn, db, to_key, rec, tmp)) != 0)
             break;
-        /* The put may have moved the cursor's page: find the record again. */
+        /* The put may have moved the cursor's page: find the record again. A record
+         * that does not read back is dropped with its id, as before the merge. */
         MDB_val ak = { 8, at_key };
         if ((rc = mdb_cursor_get(cur, &ak, &v, MDB_SET)) != 0 || (rc = mdb_cursor_del(cur, 0)) != 0)
             break;
-        ak.mv_data = at_key;
-        ak.mv_size = 8;
-        rc = mdb_cursor_get(cur, &ak, &v, MDB_SET_RANGE);
-        k = ak;
+        at = got + 1;
     }
     mdb_cursor_close(cur);
     return rc == 0 || rc == MDB_NOTFOUND ? 0 : rc;
@@ -697,7 +695,7 @@ static int tier_merge(store *st, MDB_txn *txn, MDB_dbi closed, MDB_dbi open,
 /* Close every open record of a time before now_at: moved to the closed database in
  * key order (time, then series), so each lands after the last closed key. */
 static int tier_close(store *st, MDB_txn *txn, MDB_dbi closed, MDB_dbi open, uint32_t now_at,
-                      rollup *rec, rollup *tmp)
+                      rollup *rec, rollup *tmp, size_t *budget)
 {
     MDB_cursor *cur;
     MDB_val k, v;
@@ -707,6 +705,12 @@ static int tier_close(store *st, MDB_txn *txn, MDB_dbi closed, MDB_dbi open, uin
     for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
          rc == 0 && k.mv_size == 8 && store_get_be32(k.mv_data) < now_at;
          rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST)) {
+        /* A bounded share per transaction (STORE_BATCH_SERIES): the rest next time. */
+        if (*budget == 0) {
+            rc = MDB_INCOMPATIBLE; /* "more": told apart from a real error below */
+            break;
+        }
+        --*budget;
         uint8_t key[8];
         memcpy(key, k.mv_data, 8);
         MDB_val ck = { 8, key }, cv;
@@ -737,7 +741,7 @@ static int tier_close(store *st, MDB_txn *txn, MDB_dbi closed, MDB_dbi open, uin
             break;
     }
     mdb_cursor_close(cur);
-    return rc == 0 || rc == MDB_NOTFOUND ? 0 : rc;
+    return rc == 0 || rc == MDB_NOTFOUND ? 0 : rc; /* MDB_INCOMPATIBLE: budget used */
 }
 
 /* The names stored, sorted, for create_series to look a new series up: loaded once
@@ -879,8 +883,12 @@ static int create_series(store *st, MDB_txn *txn, name_index *ix, const store_it
     return 0;
 }
 
+/* One write transaction: merge items[0, n) (whole series, new ones created), put
+ * events ev[0, nev) of those series, and close at most *budget open records older
+ * than close_at (0: none). An LMDB code; MDB_INCOMPATIBLE when the budget ran out
+ * with records still to close (what was done is committed). */
 static int write_once(store *st, const store_item *items, size_t n, uint32_t *new_ids,
-                      const store_event *ev, size_t nev)
+                      const store_event *ev, size_t nev, uint32_t close_at, size_t budget)
 {
     MDB_txn *txn;
     rollup tmp;
@@ -889,7 +897,6 @@ static int write_once(store *st, const store_item *items, size_t n, uint32_t *ne
     if (rc != 0)
         return rc;
     rollup_init(&tmp);
-    uint32_t newest = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
         const store_item *it = &items[i];
         uint32_t id = *it->id;
@@ -910,8 +917,6 @@ static int write_once(store *st, const store_item *items, size_t n, uint32_t *ne
         time_key(key, it->minute / 60, id);
         if ((rc = tier_merge(st, txn, st->h1, st->h1open, key, it->delta, &tmp)) != 0)
             break;
-        if (it->minute > newest)
-            newest = it->minute;
         /* The lifetime total: the same delta, so it equals the sum of every minute
          * ever written, whatever retention removes later. */
         store_put_be32(key, id);
@@ -919,11 +924,16 @@ static int write_once(store *st, const store_item *items, size_t n, uint32_t *ne
         rc = merge_record(st, txn, st->life, key, it->delta, &tmp);
     }
     /* A delta of a newer minute closes the minutes (and hours) before it. */
-    if (rc == 0 && newest > 0) {
+    int more = 0;
+    if (rc == 0 && close_at > 0) {
         rollup rec;
         rollup_init(&rec);
-        if ((rc = tier_close(st, txn, st->m1, st->m1open, newest, &rec, &tmp)) == 0)
-            rc = tier_close(st, txn, st->h1, st->h1open, newest / 60, &rec, &tmp);
+        if ((rc = tier_close(st, txn, st->m1, st->m1open, close_at, &rec, &tmp, &budget)) == 0)
+            rc = tier_close(st, txn, st->h1, st->h1open, close_at / 60, &rec, &tmp, &budget);
+        if (rc == MDB_INCOMPATIBLE) {
+            more = 1;
+            rc = 0;
+        }
         rollup_free(&rec);
     }
     rollup_free(&tmp);
@@ -937,23 +947,16 @@ static int write_once(store *st, const store_item *items, size_t n, uint32_t *ne
     }
     rc = mdb_txn_commit(txn);
     store_events_commit(st, rc == 0);
-    return rc;
+    return rc == 0 && more ? MDB_INCOMPATIBLE : rc;
 }
 
-int store_write(store *st, const store_item *items, size_t n)
+/* write_once, retried on MDB_MAP_FULL with dead readers cleared or a grown map. */
+static int write_room(store *st, const store_item *items, size_t n, uint32_t *new_ids,
+                      const store_event *ev, size_t nev, uint32_t close_at, size_t budget)
 {
-    return store_write_all(st, items, n, NULL, 0);
-}
-
-int store_write_all(store *st, const store_item *items, size_t n, const store_event *ev,
-                    size_t nev)
-{
-    uint32_t *new_ids = calloc(n ? n : 1, sizeof(*new_ids));
     int rc, cleared = 0;
-    if (new_ids == NULL)
-        return -ENOMEM;
     for (;;) {
-        rc = write_once(st, items, n, new_ids, ev, nev);
+        rc = write_once(st, items, n, new_ids, ev, nev, close_at, budget);
         if (rc != MDB_MAP_FULL)
             break;
         /* Slots of dead readers pin old pages, which then cannot be reused: clear
@@ -977,12 +980,114 @@ int store_write_all(store *st, const store_item *items, size_t n, const store_ev
         st->map_size = grown;
         st->map_growths++;
     }
-    if (rc == 0)
-        for (size_t i = 0; i < n; i++)
+    return rc;
+}
+
+int store_write(store *st, const store_item *items, size_t n)
+{
+    size_t stored;
+    return store_write_all(st, items, n, NULL, 0, &stored);
+}
+
+typedef struct ev_at {
+    const uint32_t *id;
+    size_t batch; /* SIZE_MAX: no item of its series (the last batch takes it) */
+    size_t i;     /* index in the caller's array: ties keep their order */
+} ev_at;
+
+static int ev_at_cmp(const void *a, const void *b)
+{
+    const ev_at *x = a, *y = b;
+    if (x->batch != y->batch)
+        return x->batch < y->batch ? -1 : 1;
+    return x->i < y->i ? -1 : x->i > y->i;
+}
+
+typedef struct item_at {
+    const uint32_t *id;
+    size_t batch;
+} item_at;
+
+static int item_at_cmp(const void *a, const void *b)
+{
+    uintptr_t x = (uintptr_t)((const item_at *)a)->id, y = (uintptr_t)((const item_at *)b)->id;
+    return x < y ? -1 : x > y;
+}
+
+int store_write_all(store *st, const store_item *items, size_t n, const store_event *ev,
+                    size_t nev, size_t *stored)
+{
+    /* Batches: items[batch_at[b], batch_at[b + 1]) are whole series, at most
+     * STORE_BATCH_SERIES of them; events go with their series' batch. */
+    size_t nb = 0, *batch_at = malloc((n + 2) * sizeof(*batch_at));
+    uint32_t *new_ids = calloc(n ? n : 1, sizeof(*new_ids));
+    item_at *by_id = malloc((n ? n : 1) * sizeof(*by_id));
+    ev_at *eva = malloc((nev ? nev : 1) * sizeof(*eva));
+    store_event *evs = malloc((nev ? nev : 1) * sizeof(*evs));
+    int rc = 0;
+    *stored = 0;
+    if (batch_at == NULL || new_ids == NULL || by_id == NULL || eva == NULL || evs == NULL) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    uint32_t newest = 0;
+    batch_at[0] = 0;
+    for (size_t i = 0, k = 0; i < n; i++) {
+        if (i > 0 && items[i].id != items[i - 1].id && ++k == STORE_BATCH_SERIES) {
+            batch_at[++nb] = i;
+            k = 0;
+        }
+        by_id[i].id = items[i].id;
+        by_id[i].batch = nb;
+        if (items[i].minute > newest)
+            newest = items[i].minute;
+    }
+    batch_at[++nb] = n; /* nb batches, the last possibly empty (events only) */
+    qsort(by_id, n, sizeof(*by_id), item_at_cmp);
+    for (size_t i = 0; i < nev; i++) {
+        item_at key = { ev[i].id, 0 };
+        const item_at *f = n ? bsearch(&key, by_id, n, sizeof(*by_id), item_at_cmp) : NULL;
+        eva[i] = (ev_at){ ev[i].id, f != NULL ? f->batch : SIZE_MAX, i };
+    }
+    qsort(eva, nev, sizeof(*eva), ev_at_cmp);
+    for (size_t i = 0; i < nev; i++)
+        evs[i] = ev[eva[i].i];
+    size_t e0 = 0;
+    for (size_t b = 0; b < nb && rc == 0; b++) {
+        size_t lo = batch_at[b], hi = batch_at[b + 1], e1 = e0;
+        while (e1 < nev && (eva[e1].batch == b || (b + 1 == nb && eva[e1].batch == SIZE_MAX)))
+            e1++;
+        /* The last closes the records of minutes and hours before the newest (a
+         * bounded share: more close in transactions of their own after it). */
+        int last = b + 1 == nb;
+        if (hi == lo && e1 == e0 && !(last && newest > 0))
+            continue;
+        rc = write_room(st, items + lo, hi - lo, new_ids + lo, evs + e0, e1 - e0,
+                        last ? newest : 0, STORE_BATCH_SERIES);
+        if (rc != 0 && rc != MDB_INCOMPATIBLE)
+            break;
+        /* The map pages this transaction read go back before the next reads others:
+         * a flush of 1,000 series touched most of the file's 8 MiB, resident until
+         * its end (server_give_back). */
+        if (nb > 1)
+            store_release_pages(st);
+        /* Committed: the new series have their ids, for the batches after. */
+        for (size_t i = lo; i < hi; i++)
             if (new_ids[i] != 0)
                 *items[i].id = new_ids[i];
+        *stored = hi;
+        e0 = e1;
+    }
+    while (rc == MDB_INCOMPATIBLE)
+        rc = write_room(st, NULL, 0, NULL, NULL, 0, newest, STORE_BATCH_SERIES);
+    rc = store_mdb_errno(rc);
+out:
+    free(batch_at);
     free(new_ids);
-    return store_mdb_errno(rc);
+    free(by_id);
+    free(eva);
+    free(evs);
+    return rc;
 }
 
 int store_reader_open(store *st, store_reader **out)
@@ -1273,9 +1378,10 @@ long store_retention(store *st, uint32_t now_minute)
     rollup rec, tmp;
     rollup_init(&rec);
     rollup_init(&tmp);
-    rc = tier_close(st, txn, st->m1, st->m1open, now_minute, &rec, &tmp);
+    size_t all = SIZE_MAX;
+    rc = tier_close(st, txn, st->m1, st->m1open, now_minute, &rec, &tmp, &all);
     if (rc == 0)
-        rc = tier_close(st, txn, st->h1, st->h1open, now_minute / 60, &rec, &tmp);
+        rc = tier_close(st, txn, st->h1, st->h1open, now_minute / 60, &rec, &tmp, &all);
     rollup_free(&rec);
     rollup_free(&tmp);
     if (rc != 0) {

@@ -24,8 +24,12 @@
  * minute or hour that holds any record. Other big-endian keys sort by series, then
  * time.
  *
- * Writes: one write transaction per flush (store_write): every pending (series,
- * minute) delta is merged into its m1 and h1 records. LMDB's copy-on-write B-tree
+ * Writes: a flush (store_write_all) merges every pending (series, minute) delta into
+ * its m1 and h1 records, in one write transaction per STORE_BATCH_SERIES series (one
+ * for most daemons): LMDB copies every page a transaction changes into memory of its
+ * own and keeps those copies for the next transactions until the env closes, so the
+ * pages of one transaction are what its writes cost the daemon for its life; 1,000
+ * series in one were 6 MiB (issue 19). LMDB's copy-on-write B-tree
  * and fsync at commit mean a kill -9 loses at most what was not yet committed and
  * never corrupts the file. On MDB_MAP_FULL the map is doubled and the transaction
  * retried, up to map_max bytes; past it store_write fails with -ENOSPC like a full
@@ -85,9 +89,14 @@ typedef struct store_item {
     const char *dims; /* NULL or "": the base series */
 } store_item;
 
-/* Merge all items into m1 and h1 in one transaction. All or nothing: on error nothing
- * is written and the caller keeps its deltas. Returns 0, -ENOSPC (disk or map cap
- * full), -EIO. */
+/* Series per write transaction of a flush; the items of one series (and its events)
+ * are always in one. */
+#define STORE_BATCH_SERIES 128
+
+/* Merge all items into m1 and h1 (store_write_all without events). Returns 0, -ENOSPC
+ * (disk or map cap full), -EIO; on error the items of the transactions that did not
+ * commit are not written (all of them when they are of at most STORE_BATCH_SERIES
+ * series). */
 int store_write(store *st, const store_item *items, size_t n);
 
 /* One kept generation for store_write_all. *id is its series' id; 0 when the series is
@@ -101,10 +110,13 @@ typedef struct store_event {
     size_t len;
 } store_event;
 
-/* store_write, with events put in the same transaction; a series past its count cap
- * loses its oldest records in it too. All or nothing. */
+/* store_write, with each event put in the transaction of its series' items (a series
+ * past its count cap loses its oldest records in it too; events of a series with no
+ * item go in the last). The items of one series must be adjacent. Each transaction is
+ * all or nothing: *stored is how many leading items are on disk when it returns
+ * (n on success; on error the caller keeps the deltas of the others only). */
 int store_write_all(store *st, const store_item *items, size_t n, const store_event *ev,
-                    size_t nev);
+                    size_t nev, size_t *stored);
 /* Call cb for each event of series id with unix_ns >= from_ns, in time order, until
  * it returns non-zero (returned). Reads in rd's snapshot. */
 typedef int (*store_event_cb)(void *ud, int64_t unix_ns, const uint8_t *value, size_t len);

@@ -89,7 +89,6 @@ static size_t direct_write_gen_size(const Metricsd__Generation *g)
 
 static uint8_t *direct_write_gen(uint8_t *p, const Metricsd__Generation *g)
 {
-    int64_t v;
     if (g->has_gen_id) {
         *p++ = WIRE_TAG(1, WIRE_VARINT);
         p = wire_put_varint(p, g->gen_id);
@@ -110,11 +109,21 @@ static uint8_t *direct_write_gen(uint8_t *p, const Metricsd__Generation *g)
         *p++ = WIRE_TAG(7, WIRE_VARINT);
         p = wire_put_varint(p, (uint64_t)g->start_unix_ns);
     }
-    for (unsigned f = 8; f <= 16; f++) {
-        if (!direct_write_sint64(g, f, &v))
-            continue;
-        p = wire_put_varint(wire_put_tag(p, f, WIRE_VARINT), wire_zz64(v));
-    }
+    /* Fields 8 to 16 one by one (a loop through direct_write_sint64's switch cost
+     * about 110 instructions a Generation): each tag is a constant. */
+#define SINT64(f, name)                                                                \
+    if (g->has_##name)                                                                 \
+        p = wire_put_varint(wire_put_tag(p, f, WIRE_VARINT), wire_zz64(g->name))
+    SINT64(8, queue_ns);
+    SINT64(9, load_ns);
+    SINT64(10, prefill_ns);
+    SINT64(11, ttft_ns);
+    SINT64(12, decode_ns);
+    SINT64(13, total_ns);
+    SINT64(14, prompt_tokens);
+    SINT64(15, cached_prompt_tokens);
+    SINT64(16, output_tokens);
+#undef SINT64
     if (g->has_status)
         p = wire_put_varint(wire_put_tag(p, 17, WIRE_VARINT), (uint64_t)(int64_t)g->status);
     if (g->error_kind)

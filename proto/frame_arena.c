@@ -42,7 +42,9 @@ static void frame_arena_nofree(void *data, void *p)
 int frame_arena_init(frame_arena *a, size_t size)
 {
     memset(a, 0, sizeof(*a));
-    a->mem = malloc(size);
+    /* 16 bytes past the block's end: any string in it can be read 16 bytes at a time
+     * (direct.h), the last one included. */
+    a->mem = malloc(size + FRAME_ARENA_SLACK);
     if (a->mem == NULL)
         return -ENOMEM;
     a->size = size;

@@ -19,9 +19,12 @@
 #define MANT_BITS 52
 #define MANT_MASK ((UINT64_C(1) << MANT_BITS) - 1)
 #define EXP_BIAS 1023
-/* First allocation: 64 buckets (512 bytes) is one octave at scale 6; the array then
- * doubles up to SKETCH_MAX_BUCKETS, so a sketch reallocates at most 6 times. */
-#define MIN_CAP 64u
+/* First allocation: 8 buckets (64 bytes), an eighth of an octave at scale 6; the
+ * array then doubles up to SKETCH_MAX_BUCKETS, so a sketch reallocates at most 8
+ * times. A series' delta of one flush interval mostly holds one value per metric: at
+ * 64 buckets the deltas of 1,000 series held 2 MiB of zeros (issue 19). (Jumping from
+ * 8 straight to 64 saved two reallocs but held 0.6 MiB more there.) */
+#define MIN_CAP 8u
 /* The lookup table of scale s has 2^(s + LUT_EXTRA_BITS) entries (1024 at scale 8). */
 #define LUT_EXTRA_BITS 2
 #define TAB_SCALES (SKETCH_MAX_SCALE + 1)

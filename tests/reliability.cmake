@@ -11,6 +11,7 @@ metricsd_script_test(reliability_connections reliability/connections.sh SKIP LAB
 metricsd_script_test(reliability_overload reliability/overload.sh SKIP LABELS reliability slow)
 metricsd_script_test(reliability_sigstop reliability/sigstop.sh SKIP LABELS reliability slow)
 metricsd_script_test(reliability_hostile_frames reliability/hostile_frames.sh SKIP LABELS reliability)
+metricsd_script_test(reliability_known_names reliability/known_names.sh SKIP LABELS reliability)
 metricsd_script_test(reliability_arena_bound reliability/arena_bound.sh SKIP LABELS reliability)
 metricsd_script_test(reliability_idle_clients reliability/idle_clients.sh SKIP LABELS reliability slow)
 metricsd_script_test(reliability_other_user reliability/other_user.sh SKIP LABELS reliability)

@@ -60,9 +60,38 @@ static void the_seam_sets_the_time_and_gives_it_back(void **state)
     assert_true(now >= before - 1000000 && now <= after + 1000000);
 }
 
+static int64_t monotonic_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* clock_last_mono_ns is the CLOCK_MONOTONIC reading the last clock_now_unix_ns took
+ * (a read's frames take their in-flight times from it): between readings taken just
+ * before and after that call, not moving until the next one, and 0 under a test
+ * source (the caller then reads the clock itself). */
+static void the_last_monotonic_reading(void **state)
+{
+    (void)state;
+    int64_t before = monotonic_ns();
+    (void)clock_now_unix_ns();
+    int64_t after = monotonic_ns(), got = clock_last_mono_ns();
+    assert_true(got >= before && got <= after);
+    struct timespec pause = { 0, 2000000 };
+    nanosleep(&pause, NULL);
+    assert_int_equal(clock_last_mono_ns(), got);
+    (void)clock_now_unix_ns();
+    assert_true(clock_last_mono_ns() >= got + 2000000);
+    clock_set_source_for_test(fixed);
+    assert_int_equal(clock_last_mono_ns(), 0);
+    clock_set_source_for_test(NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(the_last_monotonic_reading),
         cmocka_unit_test(minutes_of_unix_ns),
         cmocka_unit_test(real_clock_follows_realtime),
         cmocka_unit_test(the_seam_sets_the_time_and_gives_it_back),

@@ -52,12 +52,33 @@ static void good(Metricsd__Generation *g)
 /* ingest_check's verdict; the ITL sketch it fills is freed whatever the result. The
  * sketch is initialised here too, so the call works whether ingest_check or its caller
  * is the one to initialise it (sketch_init allocates nothing). */
+static int names_pass(const Metricsd__Generation *g)
+{
+    return g->model != NULL && ingest_name_valid(g->model) &&
+           (g->backend == NULL || g->backend[0] == '\0' || ingest_name_valid(g->backend)) &&
+           (g->engine == NULL || g->engine[0] == '\0' || ingest_name_valid(g->engine));
+}
+
+/* Every verdict below is also ingest_check_known's (the hot path's, for a frame whose
+ * model, backend and engine are a known series'): where those names pass, both must
+ * agree, reason for reason, and leave the same ITL view. */
 static int check(const Metricsd__Generation *g)
 {
     sketch itl;
     sketch_init(&itl, SKETCH_DEFAULT_SCALE);
     int rc = ingest_check(g, &itl);
+    uint64_t n = sketch_count(&itl);
     sketch_free(&itl);
+    if (names_pass(g)) {
+        sketch known;
+        sketch_init(&known, SKETCH_DEFAULT_SCALE);
+        int rk = ingest_check_known(g, &known);
+        if (rk != rc)
+            fail_msg("ingest_check_known %s, ingest_check %s", rk < 0 ? "accepted" : reject_name((enum reject_reason)rk),
+                     rc < 0 ? "accepted" : reject_name((enum reject_reason)rc));
+        assert_int_equal(sketch_count(&known), n);
+        sketch_free(&known);
+    }
     return rc;
 }
 
@@ -298,6 +319,18 @@ static void test_dims_equal(void **state)
             snprintf(other, sizeof(other), "%sx", dims);
             assert_int_equal(ingest_dims_equal(&g, other), 0);
             assert_int_equal(ingest_dims_equal(&g, ""), 0);
+            /* Every shorter prefix (the compare stops at dims' end, reading no further),
+             * and the separator replaced. */
+            for (size_t k = 0; k < n; k++) {
+                snprintf(other, sizeof(other), "%.*s", (int)k, dims);
+                assert_int_equal(ingest_dims_equal(&g, other), 0);
+            }
+            char *sep = strchr(dims, '\x1f');
+            if (sep != NULL) {
+                snprintf(other, sizeof(other), "%s", dims);
+                other[sep - dims] = ',';
+                assert_int_equal(ingest_dims_equal(&g, other), 0);
+            }
             assert_int_equal(ingest_dims_equal(&g, cold ? "start=warm" : "start=cold"), 0);
             assert_int_equal(ingest_dims_equal(&g, "engine=llama.cp\x1fstart=warm"), 0);
             assert_int_equal(ingest_dims_equal(&g, "engine=llama.cppp\x1fstart=warm"), 0);

@@ -315,6 +315,37 @@ static void prewarm_fills_the_default_window(void **state)
     assert_int_equal(stat_counts[QCACHE_HITS], hits0 + 3);
 }
 
+/* A series' cache holds room for the windows it was asked for, one entry each, up to
+ * QCACHE_PER_SERIES (the least recently used then makes room), and every answer
+ * stays the fresh merge's. */
+static void entries_sized_to_windows(void **state)
+{
+    fx *f = *state;
+    run_minutes(f, 10, NS_PER_MIN); /* asks 1 h and 24 h */
+    /* Only stored series are cached (the third may not have been flushed yet). */
+    assert_int_not_equal(f->s[0]->id, 0);
+    for (int i = 0; i < 3; i++) {
+        if (f->s[i]->id == 0)
+            continue;
+        assert_non_null(f->s[i]->qc);
+        assert_int_equal(f->s[i]->qc->n, 2);
+        assert_int_equal(f->s[i]->qc->cap, 2);
+    }
+    const int64_t more[] = { 2 * HOUR_NS, 6 * HOUR_NS, 12 * HOUR_NS };
+    for (int k = 0; k < 3; k++) {
+        check_window(f, more[k], "another window");
+        uint32_t want = 3 + (uint32_t)k < QCACHE_PER_SERIES ? 3 + (uint32_t)k : QCACHE_PER_SERIES;
+        for (int i = 0; i < 3; i++) {
+            if (f->s[i]->id == 0)
+                continue;
+            assert_int_equal(f->s[i]->qc->n, want);
+            assert_int_equal(f->s[i]->qc->cap, want);
+        }
+    }
+    check_window(f, HOUR_NS, "1h after the others");
+    check_window(f, 24 * HOUR_NS, "24h after the others");
+}
+
 /* With more series than the memory budget holds, prewarm stops short of it, and a
  * series it left out is merged from disk when asked (and, the budget spent, answered
  * without being kept). */
@@ -365,6 +396,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(jumps_and_steps_back_merge_afresh, setup, teardown),
         cmocka_unit_test_setup_teardown(old_windows_uncached_and_expiry_frees, setup, teardown),
         cmocka_unit_test_setup_teardown(prewarm_fills_the_default_window, setup, teardown),
+        cmocka_unit_test_setup_teardown(entries_sized_to_windows, setup, teardown),
         cmocka_unit_test_setup_teardown(prewarm_stops_at_the_budget, setup, teardown),
     };
     clock_set_source_for_test(test_clock);

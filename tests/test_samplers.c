@@ -523,6 +523,66 @@ static void test_power_tick_attribution(void **state)
     remove_copy();
 }
 
+/* The report's processes: each pid once, in the order the series table first meets
+ * it, with each model it serves once (model-a runs on two backends in pid 10); the
+ * devices-only report has the same devices and no processes. */
+static void test_power_report_processes(void **state)
+{
+    (void)state;
+    const char *root = copy_fixture("laptop");
+    server srv;
+    power *p;
+    memset(&srv, 0, sizeof(srv));
+    srv.cfg.sample_ms = 1000;
+    snprintf(srv.cfg.sysfs_root, sizeof(srv.cfg.sysfs_root), "%s/sys", root);
+    snprintf(srv.cfg.proc_root, sizeof(srv.cfg.proc_root), "%s/proc", root);
+    setenv("METRICSD_NVML_LIBRARY", "/nonexistent/libnvidia-ml.so.1", 1);
+    assert_int_equal(series_table_init(&srv.series, 100, 1000), 0);
+    assert_int_equal(power_open(&srv, &p), 0);
+    int err;
+    series *a = series_get(&srv.series, "model-a", "cuda", &err);
+    series *a2 = series_get(&srv.series, "model-a", "cpu", &err);
+    series *b = series_get(&srv.series, "model-b", "cpu", &err);
+    series *c = series_get(&srv.series, "model-c", "cpu", &err);
+    series_note_pid(a, 20);
+    series_note_pid(a, 10);
+    series_note_pid(a2, 10);
+    series_note_pid(b, 30);
+    series_note_pid(b, 20);
+    series_note_pid(c, 10);
+    /* No tick: one would forget the pids, which have no /proc entry here. */
+
+    Metricsd__PowerReport *r = power_report(p), *d = power_report_devices(p);
+    assert_non_null(r);
+    assert_non_null(d);
+    static const struct { int32_t pid; const char *models[3]; } want[] = {
+        { 20, { "model-a", "model-b", NULL } },
+        { 10, { "model-a", "model-c", NULL } },
+        { 30, { "model-b", NULL, NULL } },
+    };
+    assert_int_equal(r->n_processes, 3);
+    for (size_t k = 0; k < 3; k++) {
+        const Metricsd__PowerProcess *m = r->processes[k];
+        size_t n = 0;
+        while (n < 3 && want[k].models[n] != NULL)
+            n++;
+        assert_int_equal(m->pid, want[k].pid);
+        assert_int_equal(m->n_models, n);
+        for (size_t u = 0; u < n; u++)
+            assert_string_equal(m->models[u], want[k].models[u]);
+    }
+    assert_int_equal(d->n_processes, 0);
+    assert_int_equal(d->n_devices, r->n_devices);
+    for (size_t i = 0; i < r->n_devices; i++)
+        assert_string_equal(d->devices[i]->name, r->devices[i]->name);
+    power_report_free(r);
+    power_report_free(d);
+    power_free(p);
+    series_table_free(&srv.series);
+    setenv("METRICSD_NVML_LIBRARY", FAKE_NVML_PATH, 1);
+    remove_copy();
+}
+
 /* ---- the samples database ---- */
 
 typedef struct seen {
@@ -608,6 +668,7 @@ int main(void)
         cmocka_unit_test(test_energy_interval),
         cmocka_unit_test(test_energy_attribute),
         cmocka_unit_test(test_power_tick_attribution),
+        cmocka_unit_test(test_power_report_processes),
         cmocka_unit_test(test_samples_store_and_retention),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

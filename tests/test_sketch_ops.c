@@ -230,10 +230,38 @@ static void reserve_range_then_record(void **state)
     sketch_free(&z);
 }
 
+/* What a sketch holds as it grows (issue 19: a series' delta of one flush mostly has a
+ * value or two per metric): one value takes an array of 8 buckets (64 bytes), not an
+ * octave's 64; values further apart grow it by doubling to the smallest power of two
+ * that covers them, and never past SKETCH_MAX_BUCKETS. */
+static void small_first_array(void **state)
+{
+    (void)state;
+    sketch s;
+    sketch_init(&s, SKETCH_DEFAULT_SCALE);
+    assert_int_equal(s.cap, 0);
+    assert_int_equal(sketch_record(&s, 1e6), 0);
+    assert_int_equal(s.cap, 8);
+    /* The same bucket and its neighbour: no growth. */
+    assert_int_equal(sketch_record(&s, 1e6), 0);
+    assert_int_equal(sketch_record(&s, 1.005e6), 0);
+    assert_int_equal(s.cap, 8);
+    /* Half an octave up, 32 buckets at scale 6: 33 of them covered, so 64. */
+    assert_int_equal(sketch_record(&s, 1.414e6), 0);
+    assert_int_equal(s.cap, 64);
+    assert_int_equal(sketch_count(&s), 4);
+    /* 40 octaves: the array stops at the most, and the scale drops instead. */
+    assert_int_equal(sketch_record(&s, 1e18), 0);
+    assert_true(s.cap <= SKETCH_MAX_BUCKETS);
+    assert_true(sketch_scale(&s) < SKETCH_DEFAULT_SCALE);
+    sketch_free(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(reserve_range_then_record),
+        cmocka_unit_test(small_first_array),
         cmocka_unit_test(add_then_subtract_gives_back),
         cmocka_unit_test(not_contained_is_refused),
         cmocka_unit_test(finer_src_at_dst_scale),

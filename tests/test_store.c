@@ -318,6 +318,119 @@ static void test_key_order(void **state)
     store_close(st);
 }
 
+/* A flush of more series than one write transaction takes (STORE_BATCH_SERIES): every
+ * series is stored, each with its own events (given in the reverse order of their
+ * series), new series get distinct ids across the transactions, and the minute all of
+ * them left is closed for every one of them, though that takes several transactions
+ * too. */
+static void test_write_in_batches(void **state)
+{
+    fx *f = *state;
+    store *st = open_ok(f, &fast);
+    enum { NS = 3 * STORE_BATCH_SERIES + 5 };
+    static uint32_t ids[NS];
+    static rollup old_m[NS], new_m;
+    static store_item items[2 * NS];
+    static store_event ev[2 * NS];
+    static char names[NS][16];
+    static const uint8_t value[] = { 0x08, 0x01 };
+    counted(&new_m, 2);
+    for (int k = 0; k < NS; k++) {
+        counted(&old_m[k], (uint64_t)k + 1);
+        snprintf(names[k], sizeof(names[k]), "model-%d", k);
+        items[2 * k] = (store_item){ &ids[k], names[k], "cpu", M0, &old_m[k], NULL };
+        items[2 * k + 1] = (store_item){ &ids[k], names[k], "cpu", M0 + 1, &new_m, NULL };
+        for (int j = 0; j < 2; j++)
+            ev[2 * (NS - 1 - k) + j] = (store_event){ &ids[k], (int64_t)(M0 + 1) * 60000000000ll + k,
+                                                      (uint32_t)j, value, sizeof(value) };
+    }
+    size_t stored = 0;
+    assert_int_equal(store_write_all(st, items, 2 * NS, ev, 2 * NS, &stored), 0);
+    assert_int_equal(stored, 2 * NS);
+    for (int k = 0; k < NS; k++) {
+        assert_int_not_equal(ids[k], 0);
+        if (k > 0)
+            assert_int_not_equal(ids[k], ids[k - 1]);
+        assert_int_equal(requests_in(st, MINUTES, ids[k], M0, M0 + 1), (uint64_t)k + 1);
+        assert_int_equal(requests_in(st, MINUTES, ids[k], M0 + 1, M0 + 2), 2);
+        assert_int_equal(requests_in(st, HOURS, ids[k], H0, H0 + 1), (uint64_t)k + 3);
+        assert_int_equal(life_requests(st, ids[k]), (uint64_t)k + 3);
+        assert_int_equal(store_event_count(st, ids[k]), 2);
+    }
+    /* A second flush into the open minute, the series known now. */
+    assert_int_equal(store_write_all(st, items + 1, 1, NULL, 0, &stored), 0);
+    assert_int_equal(requests_in(st, MINUTES, ids[0], M0 + 1, M0 + 2), 4);
+    store_close(st);
+
+    /* On disk: minute M0 closed for all NS series (m1), M0 + 1 open for all (m1open). */
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi m1, m1open;
+    MDB_stat ms;
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 16), 0);
+    assert_int_equal(mdb_env_open(env, f->db, MDB_RDONLY, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "m1", 0, &m1), 0);
+    assert_int_equal(mdb_dbi_open(txn, "m1open", 0, &m1open), 0);
+    assert_int_equal(mdb_stat(txn, m1, &ms), 0);
+    assert_int_equal(ms.ms_entries, NS);
+    assert_int_equal(mdb_stat(txn, m1open, &ms), 0);
+    assert_int_equal(ms.ms_entries, NS);
+    mdb_txn_abort(txn);
+    mdb_env_close(env);
+    for (int k = 0; k < NS; k++)
+        rollup_free(&old_m[k]);
+    rollup_free(&new_m);
+}
+
+/* A flush that fails part way (the map's cap reached in a later transaction): the
+ * transactions that committed hold whole series and stay (their ids handed out, their
+ * records read back), *stored says how many items they took, and the rest is not
+ * written at all (no id, nothing to read): what the caller must keep is exactly the
+ * items past *stored. 512 KiB holds the first three transactions of these records,
+ * not all eight. */
+static void test_write_in_batches_fails_part_way(void **state)
+{
+    fx *f = *state;
+    store_opts o = { .map_initial = 512u << 10, .map_max = 512u << 10, .no_sync = 1 };
+    store *st = open_ok(f, &o);
+    enum { NS = 8 * STORE_BATCH_SERIES };
+    static uint32_t ids[NS];
+    static store_item items[NS];
+    static char names[NS][16];
+    rollup d, w;
+    rollup_init(&d);
+    rollup_init(&w);
+    fill(&d, &w, 7, 8, 3);
+    for (int k = 0; k < NS; k++) {
+        snprintf(names[k], sizeof(names[k]), "part-%d", k);
+        items[k] = (store_item){ &ids[k], names[k], "cpu", M0, &d, NULL };
+    }
+    size_t stored = 0;
+    int rc = store_write_all(st, items, NS, NULL, 0, &stored);
+    print_message("part way: rc %d, %zu of %d stored\n", rc, stored, (int)NS);
+    assert_int_equal(rc, -ENOSPC);
+    assert_true(stored > 0 && stored < NS);
+    assert_int_equal(stored % STORE_BATCH_SERIES, 0);
+    for (size_t k = 0; k < NS; k++) {
+        if (k < stored) {
+            assert_int_not_equal(ids[k], 0);
+            assert_int_equal(requests_in(st, MINUTES, ids[k], M0, M0 + 1), d.requests);
+            assert_int_equal(life_requests(st, ids[k]), d.requests);
+        } else {
+            assert_int_equal(ids[k], 0);
+        }
+    }
+    store_info info;
+    store_get_info(st, &info);
+    assert_int_equal(info.series, stored);
+    assert_int_equal(info.m1_records, stored);
+    store_close(st);
+    rollup_free(&d);
+    rollup_free(&w);
+}
+
 /* Five flushes into the same minute (and hour): what is stored after each is the
  * stored record merged with the delta, and at the end it equals one rollup that saw
  * every value. The third delta spans 1 ns to 1,000 s, 40 octaves: more than the 32
@@ -950,6 +1063,87 @@ static void test_schema1_upgrade(void **state)
     }
 }
 
+/* A series stored under two ids (two daemons on one file before the daemon lock):
+ * series a (minutes 0..99) and c (minutes 50..149) have one name, b (0..149) another,
+ * so c's records sit between a's and b's in every time-keyed database. The open merges
+ * c into a: each minute of a holds both, b keeps exactly its own, the hours and the
+ * lifetime add up, and c is gone. */
+static void test_duplicate_ids_merged(void **state)
+{
+    fx *f = *state;
+    enum { NMIN = 150 };
+    store *st = open_ok(f, &fast);
+    uint32_t a = 0, b = 0, c = 0;
+    for (uint32_t m = 0; m < NMIN; m++) {
+        store_item it[3];
+        size_t n = 0;
+        rollup ra, rb, rc;
+        counted(&ra, 1 + m);
+        counted(&rb, 1000 + m);
+        counted(&rc, 100000 + m);
+        if (m < 100)
+            it[n++] = (store_item){ &a, "dup-m", "cuda", M0 + m, &ra, NULL };
+        it[n++] = (store_item){ &b, "other", "cuda", M0 + m, &rb, NULL };
+        if (m >= 50)
+            it[n++] = (store_item){ &c, "dup-x", "cuda", M0 + m, &rc, NULL };
+        assert_int_equal(store_write(st, it, n), 0);
+        rollup_free(&ra);
+        rollup_free(&rb);
+        rollup_free(&rc);
+    }
+    assert_true(a != 0 && b != 0 && c != 0 && c > a);
+    store_close(st);
+
+    /* c renamed to a's name, straight through LMDB. */
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi series;
+    uint8_t key[4];
+    assert_int_equal(mdb_env_create(&env), 0);
+    mdb_env_set_maxdbs(env, 16);
+    assert_int_equal(mdb_env_open(env, f->db, 0, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "series", 0, &series), 0);
+    be32_put(key, c);
+    MDB_val k = { 4, key }, v;
+    assert_int_equal(mdb_get(txn, series, &k, &v), 0);
+    Metricsd__SeriesInfo *si = metricsd__series_info__unpack(NULL, v.mv_size, v.mv_data);
+    assert_non_null(si);
+    assert_string_equal(si->model, "dup-x");
+    char *unpacked_model = si->model;
+    si->model = "dup-m";
+    uint8_t val[512];
+    assert_true(metricsd__series_info__get_packed_size(si) <= sizeof(val));
+    v = (MDB_val){ metricsd__series_info__pack(si, val), val };
+    assert_int_equal(mdb_put(txn, series, &k, &v, 0), 0);
+    si->model = unpacked_model; /* "dup-m" is not the unpacker's to free; its copy is */
+    metricsd__series_info__free_unpacked(si, NULL);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+
+    for (int pass = 0; pass < 2; pass++) {
+        st = open_ok(f, &fast);
+        store_info info;
+        store_get_info(st, &info);
+        assert_int_equal(info.series, 2);
+        uint64_t want_a = 0, want_b = 0;
+        for (uint32_t m = 0; m < NMIN; m++) {
+            uint64_t wa = (m < 100 ? 1 + m : 0) + (m >= 50 ? 100000 + m : 0);
+            assert_int_equal(requests_in(st, MINUTES, a, M0 + m, M0 + m + 1), wa);
+            assert_int_equal(requests_in(st, MINUTES, b, M0 + m, M0 + m + 1), 1000 + m);
+            assert_int_equal(requests_in(st, MINUTES, c, M0 + m, M0 + m + 1), 0);
+            want_a += wa;
+            want_b += 1000 + m;
+        }
+        assert_int_equal(requests_in(st, HOURS, a, H0, H0 + 4), want_a);
+        assert_int_equal(requests_in(st, HOURS, b, H0, H0 + 4), want_b);
+        assert_int_equal(requests_in(st, HOURS, c, H0, H0 + 4), 0);
+        assert_int_equal(life_requests(st, a), want_a);
+        assert_int_equal(life_requests(st, b), want_b);
+        store_close(st);
+    }
+}
+
 /* Retention across many B-tree pages: 30 series x 200 minutes, the first 120 minutes
  * of each older than the 1-day cutoff. Deleting walks the cursor through page merges,
  * so this checks that each series loses exactly its old records and keeps the rest.
@@ -998,6 +1192,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_write_two_series, setup, teardown),
         cmocka_unit_test_setup_teardown(test_key_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_write_in_batches, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_write_in_batches_fails_part_way, setup, teardown),
         cmocka_unit_test_setup_teardown(test_merge_over_flushes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
@@ -1007,6 +1203,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_retention_many, setup, teardown),
         cmocka_unit_test_setup_teardown(test_life_backfill, setup, teardown),
         cmocka_unit_test_setup_teardown(test_schema1_upgrade, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_duplicate_ids_merged, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -351,9 +351,68 @@ static void stats_replies_pack_the_same(void **state)
     }
 }
 
+/* The direct writer at every varint length's edges (its one- to four-byte cases
+ * are written out, the rest looped): each of a Generation's numbers and gaps at
+ * 2^(7k) - 1 and 2^(7k), and the negatives whose zigzag lands there, written as
+ * protobuf-c writes them; both readers take the bytes back to the same values. */
+static void varint_edges_pack_the_same(void **state)
+{
+    (void)state;
+    frame_arena a;
+    assert_int_equal(frame_arena_init(&a, 1 << 20), 0);
+    uint32_t gaps[64];
+    for (int k = 1; k <= 9; k++) {
+        for (int d = -1; d <= 0; d++) {
+            uint64_t edge = (1ull << (7 * k)) + (uint64_t)(int64_t)d; /* 2^(7k) - 1, 2^(7k) */
+            Metricsd__Envelope env = METRICSD__ENVELOPE__INIT;
+            Metricsd__Generation g = METRICSD__GENERATION__INIT;
+            env.msg_case = METRICSD__ENVELOPE__MSG_GENERATION;
+            env.generation = &g;
+            g.model = "edge";
+            g.has_gen_id = 1;
+            g.gen_id = edge;
+            g.has_start_unix_ns = 1;
+            g.start_unix_ns = (int64_t)edge;
+            /* zigzag(v) = 2v for v >= 0, -2v - 1 for v < 0: both sides of the edge. */
+            g.has_ttft_ns = g.has_decode_ns = g.has_total_ns = g.has_queue_ns = 1;
+            g.ttft_ns = (int64_t)(edge / 2);
+            g.decode_ns = -(int64_t)((edge + 1) / 2);
+            g.total_ns = (int64_t)edge;
+            g.queue_ns = (int64_t)(~edge + 1); /* -edge, as two's complement (INT64_MIN at 2^63) */
+            g.has_output_tokens = 1;
+            g.output_tokens = (int64_t)(edge >> 1);
+            size_t n = 0;
+            for (int j = 1; j <= 5 && n + 2 <= 64; j++) {
+                uint64_t e = 1ull << (7 * j);
+                gaps[n++] = (uint32_t)(e - 1 > UINT32_MAX ? UINT32_MAX : e - 1);
+                gaps[n++] = (uint32_t)(e > UINT32_MAX ? UINT32_MAX : e);
+            }
+            g.itl_gaps_ns = gaps;
+            g.n_itl_gaps_ns = n;
+            assert_true(direct_write_ok(&env));
+            assert_packs_the_same(&env);
+            size_t len;
+            uint8_t *w = packed(&env, &len);
+            int direct;
+            assert_int_equal(both(w, len, &a, &direct), 1);
+            assert_true(direct);
+            Metricsd__Envelope *x = direct_read_envelope(w, len, &a);
+            assert_non_null(x);
+            assert_int_equal(x->generation->gen_id, g.gen_id);
+            assert_int_equal(x->generation->decode_ns, g.decode_ns);
+            assert_int_equal(x->generation->queue_ns, g.queue_ns);
+            assert_int_equal(x->generation->n_itl_gaps_ns, n);
+            assert_memory_equal(x->generation->itl_gaps_ns, gaps, n * sizeof(*gaps));
+            free(w);
+        }
+    }
+    frame_arena_free(&a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(varint_edges_pack_the_same),
         cmocka_unit_test(valid_frames_read_the_same),
         cmocka_unit_test(mangled_frames_read_the_same),
         cmocka_unit_test(stats_replies_pack_the_same),

@@ -22,6 +22,7 @@ target_include_directories(test_sketch_ops PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/s
 metricsd_unit_test(test_direct_schema SOURCES test_direct_schema.c LIBS metricsd_proto)
 target_include_directories(test_direct_schema PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/support)
 metricsd_unit_test(test_events SOURCES test_events.c LIBS metricsd_core)
+metricsd_unit_test(test_series SOURCES test_series.c LIBS metricsd_core)
 # metricsctl's and the HTTP API's durations and counts (ctl/ctl_value.c).
 metricsd_unit_test(test_ctl_value SOURCES test_ctl_value.c LIBS metricsd_ctl_value)
 # sketch_pack.h: packed sketches and sketch_few, each the dense sketch exactly (issue 19).

@@ -187,6 +187,7 @@ int conn_received(conn *c, size_t n, int from_ring)
     }
     /* One wall-clock reading for every frame of this read: they arrived together. */
     c->l->read_now_ns = clock_now_unix_ns();
+    c->l->read_mono_ns = (uint64_t)clock_last_mono_ns();
     frame_reader_commit(&c->rd, n);
     return conn_dispatch(c, from_ring);
 }
@@ -231,6 +232,7 @@ static void resume(conn *c)
     /* Hold again around the dispatch, so a reply hold set by it does not restart the
      * reads stopped already. */
     c->l->read_now_ns = clock_now_unix_ns();
+    c->l->read_mono_ns = (uint64_t)clock_last_mono_ns();
     if (conn_dispatch(c, c->ring_on) != 0 || c->hold != 0)
         return;
     if (c->polled) {
@@ -316,8 +318,12 @@ void conn_read_failed(conn *c, int err)
     if (!closed && err == UV_EOF && c->ring_on && ring_drain(c) != 0)
         closed = 1;
     /* Frames held back for a later turn are taken too. */
-    if (!closed && c->hold != 0 && conn_dispatch(c, c->ring_on) != 0)
-        closed = 1;
+    if (!closed && c->hold != 0) {
+        l->read_now_ns = clock_now_unix_ns();
+        l->read_mono_ns = (uint64_t)clock_last_mono_ns();
+        if (conn_dispatch(c, c->ring_on) != 0)
+            closed = 1;
+    }
     l->draining = was;
     if (closed)
         return;

@@ -20,18 +20,44 @@
 #include "query.h"
 #include "store.h"
 
-static const char *backend_of(const char *b)
+/* CLOCK_MONOTONIC for the frames being dispatched: the reading their read took with
+ * the wall clock (conn_received), so a Begin and a Generation cost no clock read of
+ * their own (two a generation, about 50 ns on a VM's clock); uv_hrtime where none was
+ * taken. Energy attribution (series_flight_*) reads it. */
+static uint64_t dispatch_mono_ns(const listener *l)
 {
-    return b != NULL && b[0] != '\0' ? b : "unknown";
+    return l->read_mono_ns != 0 ? l->read_mono_ns : uv_hrtime();
 }
 
-/* The slot of conn.recent a model name takes: its length and three of its bytes, a few
- * instructions where the table's hash reads every byte of three strings. A Begin's
+/* "unknown" with 16 readable bytes, as series_name_eq needs of its second argument. */
+static const char unknown_backend[16] = "unknown";
+
+static const char *backend_of(const char *b)
+{
+    return b != NULL && b[0] != '\0' ? b : unknown_backend;
+}
+
+/* strlen of a frame's name (16 bytes readable from it: the arena's strings are): a
+ * name under 16 bytes found in one 16-byte step, no call. */
+static inline size_t wire_name_len(const char *name)
+{
+#if defined(__SSE2__)
+    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)name);
+    unsigned nul = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_setzero_si128()));
+    if (nul != 0)
+        return (size_t)__builtin_ctz(nul);
+#endif
+    return strlen(name);
+}
+
+/* The slot of conn.recent a model name (a frame's, in the arena) takes: its length and
+ * three of its bytes, a few instructions where the table's hash reads every byte of
+ * three strings. A Begin's
  * series (no dims) and its Generation's (with dims) take slots in different halves,
  * so that one engine's two kinds of frame do not push each other out. */
 static unsigned recent_slot(const char *model, int with_dims)
 {
-    size_t n = strlen(model);
+    size_t n = wire_name_len(model);
     unsigned half = CONN_RECENT_SERIES / 2, h = 0;
     if (n > 0)
         h = (unsigned)n * 31u + (uint8_t)model[0] + 7u * (uint8_t)model[n - 1] +
@@ -39,25 +65,24 @@ static unsigned recent_slot(const char *model, int with_dims)
     return (h ^ (h >> 4)) % half + (with_dims ? half : 0);
 }
 
-/* The series (model, backend, dims) if this connection used it lately, else NULL. */
-static series *recent_find(conn *c, unsigned slot, const char *model, const char *backend,
+/* The series (model, backend, dims) if this connection used it lately, else NULL.
+ * Inline, so that a Begin's dims of "" is one byte's test, not a strcmp. */
+static inline __attribute__((always_inline)) series *recent_find(conn *c, unsigned slot, const char *model, const char *backend,
                            const char *dims)
 {
     series *s = c->recent[slot];
-    if (s != NULL && strcmp(s->model, model) == 0 && strcmp(s->backend, backend) == 0 &&
+    if (s != NULL && series_name_eq(s->model, model) && series_name_eq(s->backend, backend) &&
         strcmp(s->dims, dims) == 0)
         return s;
     return NULL;
 }
 
-static series *series_for(conn *c, const char *model, const char *backend)
+/* The (model, backend) series of a Begin from the table, after the caller's probe of
+ * recent slot `slot` missed; it takes that slot. */
+static series *series_for(conn *c, unsigned slot, const char *model, const char *backend)
 {
     int err;
-    unsigned slot = recent_slot(model, 0);
-    series *s = recent_find(c, slot, model, backend_of(backend), "");
-    if (s != NULL)
-        return s;
-    s = series_get(&c->l->srv->series, model, backend_of(backend), &err);
+    series *s = series_get(&c->l->srv->series, model, backend_of(backend), &err);
     if (s == NULL)
         conn_reject(c, err == -ENOSPC ? TOO_MANY_SERIES : NO_MEMORY);
     else
@@ -100,32 +125,43 @@ static void cap_label_values(server *srv, char *dims, size_t n)
     }
 }
 
+/* The connection's recent series of g's key, found without building its dims: the
+ * series, or NULL with *undecided set when the dims cannot be compared that way
+ * (gpu_layers: series_for_gen builds them and probes the slot once). Only without
+ * declared labels, where the key is never rewritten. The dims always hold start=, so
+ * the series sits in the half of recent kept for keys with dims. Every series in
+ * recent was found by names that passed ingest_check (or the Begin's check), so a hit
+ * says this frame's model, backend and engine pass it too (ingest_check_known). */
+static series *recent_gen(conn *c, const Metricsd__Generation *g, int *undecided)
+{
+    *undecided = 0;
+    if (c->l->srv->cfg.n_label_dims > 0 || g->model == NULL || g->model[0] == '\0')
+        return NULL;
+    series *r = c->recent[recent_slot(g->model, 1)];
+    if (r == NULL || !series_name_eq(r->model, g->model) || !series_name_eq(r->backend, backend_of(g->backend)))
+        return NULL;
+    int eq = ingest_dims_equal(g, r->dims);
+    *undecided = eq < 0;
+    return eq == 1 ? r : NULL;
+}
+
 /* The series a generation counts in: its model, backend and dims (ingest_dims), a
- * declared label's value past --label-values distinct ones taken as "other". Without
- * declared labels the key is never rewritten, so the connection's recent series answer
- * first and the table's lookup in series_get_dims is the only other one. */
-static series *series_for_gen(conn *c, const Metricsd__Generation *g)
+ * declared label's value past --label-values distinct ones taken as "other". Called
+ * after recent_gen missed: the recent slot is probed again only when recent_gen could
+ * not decide (probe_recent), else the table's lookup in series_get_dims is the only
+ * one. */
+static series *series_for_gen(conn *c, const Metricsd__Generation *g, int probe_recent)
 {
     server *srv = c->l->srv;
     const config *cfg = &srv->cfg;
     char dims[1024];
     int err = 0, labels = cfg->n_label_dims > 0;
-    if (!labels) {
-        /* Without declared labels the dims always hold start=, so the series sits in
-         * the half of recent kept for keys with dims; it is this one's when model,
-         * backend and dims match, the dims compared without writing them out. */
-        unsigned slot = recent_slot(g->model, 1);
-        series *r = c->recent[slot];
-        if (r != NULL && strcmp(r->model, g->model) == 0 &&
-            strcmp(r->backend, backend_of(g->backend)) == 0 && ingest_dims_equal(g, r->dims) == 1)
-            return r;
-    }
     if (ingest_dims(g, (const char (*)[64])cfg->label_dims, cfg->n_label_dims, dims, sizeof(dims)) != 0)
         dims[0] = '\0'; /* names are bounded, so only a pathological mix lands here */
     const char *backend = backend_of(g->backend);
     unsigned slot = recent_slot(g->model, dims[0] != '\0');
     series *s = NULL;
-    if (!labels && (s = recent_find(c, slot, g->model, backend, dims)) != NULL)
+    if (!labels && probe_recent && (s = recent_find(c, slot, g->model, backend, dims)) != NULL)
         return s;
     if (labels && (s = series_find_dims(&srv->series, g->model, backend, dims)) == NULL)
         cap_label_values(srv, dims, sizeof(dims));
@@ -207,7 +243,12 @@ static void handle_begin(conn *c, const Metricsd__Begin *b)
         conn_reject(c, MODEL_MISSING);
         return;
     }
-    if (!ingest_name_valid(b->model) || (b->backend && b->backend[0] && !ingest_name_valid(b->backend))) {
+    /* The connection's recent series first: found by names that passed the check
+     * below, so on a hit these names (byte for byte the same) pass it too. */
+    unsigned slot = recent_slot(b->model, 0);
+    series *s = recent_find(c, slot, b->model, backend_of(b->backend), "");
+    if (s == NULL &&
+        (!ingest_name_valid(b->model) || (b->backend && b->backend[0] && !ingest_name_valid(b->backend)))) {
         conn_reject(c, NAME_INVALID);
         return;
     }
@@ -218,7 +259,8 @@ static void handle_begin(conn *c, const Metricsd__Begin *b)
         return;
     }
     uint64_t now_ms = uv_now(srv->loop);
-    series *s = series_for(c, b->model, b->backend);
+    if (s == NULL)
+        s = series_for(c, slot, b->model, b->backend);
     if (s == NULL) {
         /* Refused here and counted once: its Generation, refused the same way, is not
          * counted again (flight_take finds FLIGHT_REFUSED). */
@@ -230,7 +272,7 @@ static void handle_begin(conn *c, const Metricsd__Begin *b)
     if (rc < 0) {
         conn_reject(c, NO_MEMORY);
     } else if (rc == 0) {
-        series_flight_begin(&srv->series, s, uv_hrtime());
+        series_flight_begin(&srv->series, s, dispatch_mono_ns(c->l));
         series_note_pid(s, c->pid);
         c->served = 1;
         srv->in_flight++;
@@ -250,15 +292,17 @@ static void handle_generation(conn *c, const Metricsd__Generation *g)
     if (refused_at_begin)
         began = NULL;
     if (began != NULL)
-        flight_end(srv, began);
-    int why = ingest_check(g, &itl);
+        flight_end_at(srv, began, dispatch_mono_ns(l));
+    int undecided;
+    series *hit = recent_gen(c, g, &undecided);
+    int why = hit != NULL ? ingest_check_known(g, &itl) : ingest_check(g, &itl);
     if (why >= 0) {
         conn_reject(c, why);
     } else if (refused_at_begin && g->model != NULL &&
                series_find(&srv->series, g->model, backend_of(g->backend)) == NULL &&
                srv->series.n >= srv->series.max_series) {
         /* Its Begin was counted in too_many_series already: one event, one count. */
-    } else if ((s = series_for_gen(c, g)) != NULL) {
+    } else if ((s = hit != NULL ? hit : series_for_gen(c, g, undecided)) != NULL) {
         int64_t now = c->l->read_now_ns, at = ingest_end_unix_ns(g, now);
         uint32_t minute = clock_minute_of(at);
         if (minute < store_m1_horizon(srv->st, clock_minute_of(now))) {

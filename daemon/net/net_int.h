@@ -129,6 +129,8 @@ series *flight_take(flight_table *t, uint64_t id);
 /* A generation of s went out of flight now (energy attribution's end time, the
  * server's in-flight count). */
 void flight_end(server *srv, series *s);
+/* The same at now_ns (CLOCK_MONOTONIC): a frame's dispatch passes its read's time. */
+void flight_end_at(server *srv, series *s, uint64_t now_ns);
 /* End every generation in t as abandoned (its connection is closing); t counts none
  * after (flight_take finds nothing), its memory kept for flight_free. */
 void flight_end_all(flight_table *t, server *srv);
@@ -205,6 +207,7 @@ struct listener {
     uint32_t in_pool[2];   /* connections in each (conn.pool) */
     uint64_t flights_scanned_ms; /* the last look for generations in flight too long */
     int64_t read_now_ns; /* clock_now_unix_ns() at the read being dispatched */
+    uint64_t read_mono_ns; /* CLOCK_MONOTONIC at the same reading (0: none, read it) */
     uint64_t turn;       /* loop turns, counted by turn_check */
     uv_check_t turn_check;
     uv_idle_t turn_idle; /* runs while some connection has HOLD_TURN */

@@ -427,7 +427,29 @@ typedef struct report_mem {
     char **models;
 } report_mem;
 
-Metricsd__PowerReport *power_report(power *p)
+/* A remembered (series, pid) pair; ord is its place in the walk of the series table,
+ * so that processes and their models come out in the order that walk meets them. */
+typedef struct proc_pair {
+    int32_t pid;
+    uint32_t ord;
+    const char *model;
+} proc_pair;
+
+static int pair_by_pid(const void *a, const void *b)
+{
+    const proc_pair *x = a, *y = b;
+    if (x->pid != y->pid)
+        return x->pid < y->pid ? -1 : 1;
+    return x->ord < y->ord ? -1 : x->ord > y->ord;
+}
+
+static int proc_by_first(const void *a, const void *b)
+{
+    const proc_pair *const *x = a, *const *y = b;
+    return (*x)->ord < (*y)->ord ? -1 : (*x)->ord > (*y)->ord;
+}
+
+static Metricsd__PowerReport *report_of(power *p, int with_processes)
 {
     report_mem *r = calloc(1, sizeof(*r));
     series_table *t = &p->srv->series;
@@ -478,52 +500,81 @@ Metricsd__PowerReport *power_report(power *p)
     r->rep.has_since_unix_ns = p->since_unix_ns != 0;
     r->rep.since_unix_ns = p->since_unix_ns;
 
-    /* Processes: every pid some series remembers, with the models it serves. */
+    /* Processes: every pid some series remembers, with the models it serves. The
+     * pairs sorted by pid make each process one run; its models are a slice of one
+     * array as long as the pairs (a process serves at most one model per pair), so
+     * the report costs memory in proportion to the pairs, not pairs x series. */
+    if (!with_processes)
+        return &r->rep;
     for (size_t i = 0; i < t->n; i++)
         max_procs += t->all[i]->n_pids;
     if (max_procs == 0)
         return &r->rep;
+    proc_pair *pair = malloc(max_procs * sizeof(*pair));
+    proc_pair **first = malloc(max_procs * sizeof(*first));
     r->proc = calloc(max_procs, sizeof(*r->proc));
     r->procp = calloc(max_procs, sizeof(*r->procp));
-    r->models = calloc(max_procs * t->n, sizeof(*r->models));
-    if (r->proc == NULL || r->procp == NULL || r->models == NULL) {
+    r->models = calloc(max_procs, sizeof(*r->models));
+    if (pair == NULL || first == NULL || r->proc == NULL || r->procp == NULL ||
+        r->models == NULL) {
+        free(pair);
+        free(first);
         power_report_free(&r->rep);
         return NULL;
     }
-    const char *proc_root = p->srv->cfg.proc_root[0] ? p->srv->cfg.proc_root : "/proc";
-    size_t np = 0;
+    size_t npair = 0, np = 0;
     for (size_t i = 0; i < t->n; i++) {
         const series *s = t->all[i];
-        for (uint32_t j = 0; j < s->n_pids; j++) {
-            size_t k;
-            for (k = 0; k < np && r->proc[k].pid != s->pids[j]; k++)
-                ;
-            Metricsd__PowerProcess *m = &r->proc[k];
-            if (k == np) {
-                uint64_t rss = 0;
-                metricsd__power_process__init(m);
-                m->has_pid = 1;
-                m->pid = s->pids[j];
-                if (sampler_proc_rss(proc_root, m->pid, &rss) == 0) {
-                    m->has_rss_bytes = 1;
-                    m->rss_bytes = rss;
-                }
-                m->has_gpu_mem_bytes = p->n_procs > 0 || p->src_rc[0] == 0;
-                m->gpu_mem_bytes = proc_gpu_mem(p, m->pid);
-                m->models = &r->models[k * t->n];
-                r->procp[np++] = m;
-            }
+        for (uint32_t j = 0; j < s->n_pids; j++)
+            pair[npair] = (proc_pair){ s->pids[j], (uint32_t)npair, s->model }, npair++;
+    }
+    qsort(pair, npair, sizeof(*pair), pair_by_pid);
+    for (size_t a = 0; a < npair; a++)
+        if (a == 0 || pair[a].pid != pair[a - 1].pid)
+            first[np++] = &pair[a];
+    qsort(first, np, sizeof(*first), proc_by_first);
+    const char *proc_root = p->srv->cfg.proc_root[0] ? p->srv->cfg.proc_root : "/proc";
+    char **names = r->models;
+    for (size_t k = 0; k < np; k++) {
+        const proc_pair *run = first[k], *end = pair + npair;
+        Metricsd__PowerProcess *m = &r->proc[k];
+        uint64_t rss = 0;
+        metricsd__power_process__init(m);
+        m->has_pid = 1;
+        m->pid = run->pid;
+        if (sampler_proc_rss(proc_root, m->pid, &rss) == 0) {
+            m->has_rss_bytes = 1;
+            m->rss_bytes = rss;
+        }
+        m->has_gpu_mem_bytes = p->n_procs > 0 || p->src_rc[0] == 0;
+        m->gpu_mem_bytes = proc_gpu_mem(p, m->pid);
+        m->models = names;
+        for (const proc_pair *q = run; q < end && q->pid == run->pid; q++) {
             /* One name per model, even when it runs on two backends. */
             int dup = 0;
-            for (size_t q = 0; q < m->n_models; q++)
-                dup |= strcmp(m->models[q], s->model) == 0;
+            for (size_t u = 0; u < m->n_models && !dup; u++)
+                dup = strcmp(m->models[u], q->model) == 0;
             if (!dup)
-                m->models[m->n_models++] = s->model;
+                m->models[m->n_models++] = (char *)q->model;
         }
+        names += m->n_models;
+        r->procp[k] = m;
     }
+    free(pair);
+    free(first);
     r->rep.n_processes = np;
     r->rep.processes = r->procp;
     return &r->rep;
+}
+
+Metricsd__PowerReport *power_report(power *p)
+{
+    return report_of(p, 1);
+}
+
+Metricsd__PowerReport *power_report_devices(power *p)
+{
+    return report_of(p, 0);
 }
 
 void power_report_free(Metricsd__PowerReport *rep)

@@ -41,6 +41,8 @@ int power_flush(power *p);
  * point into p and the series table: pack it before either changes. NULL on
  * -ENOMEM. */
 Metricsd__PowerReport *power_report(power *p);
+/* The same without its processes (no /proc reads, no arrays per pid): the devices. */
+Metricsd__PowerReport *power_report_devices(power *p);
 void power_report_free(Metricsd__PowerReport *r);
 
 #endif

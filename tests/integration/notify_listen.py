@@ -3,6 +3,7 @@
 # A stand-in for systemd's notification socket: binds a Unix datagram socket at
 # argv[1] and writes each datagram it receives, one per line ("\n" in a message shown
 # as "|"), with the seconds since it started, to argv[2], until killed or argv[3] s.
+# A path starting with "@" is an abstract name, as in NOTIFY_SOCKET.
 import os
 import socket
 import sys
@@ -10,7 +11,7 @@ import time
 
 path, out, limit = sys.argv[1], sys.argv[2], float(sys.argv[3])
 s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-s.bind(path)
+s.bind("\0" + path[1:] if path.startswith("@") else path)
 s.settimeout(0.2)
 start = time.monotonic()
 with open(out, "a", buffering=1) as f:
@@ -21,4 +22,5 @@ with open(out, "a", buffering=1) as f:
         except socket.timeout:
             continue
         f.write("%.3f %s\n" % (time.monotonic() - start, data.decode(errors="replace").replace("\n", "|")))
-os.unlink(path)
+if not path.startswith("@"):
+    os.unlink(path)

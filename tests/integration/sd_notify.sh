@@ -4,7 +4,9 @@
 # datagram listener): READY=1 once it serves, STATUS= lines with clients, events/s and
 # series, WATCHDOG=1 at half of WATCHDOG_USEC, RELOADING=1/READY=1 around SIGHUP,
 # STOPPING=1 on SIGTERM; a loop stalled on purpose (the METRICSD_TEST_STALL_MS seam,
-# SIGUSR2) sends no ping while stalled. Without NOTIFY_SOCKET it serves as before.
+# SIGUSR2) sends no ping while stalled. Without NOTIFY_SOCKET it serves as before. An
+# abstract socket name works, a WATCHDOG_PID not its own turns the pings off, and the
+# daemon maps no libsystemd (it writes the datagrams itself).
 . "$(dirname "$0")/../harness/harness.sh"
 
 require python3
@@ -64,4 +66,24 @@ start_daemon
 stop_daemon
 [ "$(wc -l <"$LOG")" = "$n_before" ] || fail "notifications without NOTIFY_SOCKET"
 kill "$LISTENER" 2>/dev/null || true
+
+# An abstract NOTIFY_SOCKET ("@name", as systemd may pass), and a WATCHDOG_PID that is
+# not the daemon's: READY=1 comes, watchdog pings do not. The daemon speaks the
+# protocol itself: libsystemd is not mapped into it (issue 19: about 1 MiB).
+ALOG=$TMP/notify_abstract.log
+: >"$ALOG"
+ANAME="@metricsd-test-$$-$RANDOM"
+python3 "$(dirname "$0")/notify_listen.py" "$ANAME" "$ALOG" 60 &
+ALISTENER=$!
+wait_for "the abstract notify listener" grep -q listening "$ALOG"
+start_daemon_env "NOTIFY_SOCKET=$ANAME WATCHDOG_USEC=200000 WATCHDOG_PID=1"
+wait_for "READY=1 on the abstract socket" grep -q "READY=1" "$ALOG"
+if grep -q "libsystemd" "/proc/$DAEMON_PID/maps"; then
+    fail "the daemon maps libsystemd: $(grep libsystemd "/proc/$DAEMON_PID/maps" | head -n1)"
+fi
+sleep 0.5
+grep -q "WATCHDOG=1" "$ALOG" && fail "watchdog pings for a WATCHDOG_PID that is not the daemon's"
+stop_daemon
+wait_for "STOPPING=1 on the abstract socket" grep -q "STOPPING=1" "$ALOG"
+kill "$ALISTENER" 2>/dev/null || true
 echo "sd_notify: READY=1, STATUS=, WATCHDOG=1 (stopped by a stalled loop), RELOADING=1, STOPPING=1: ok"

@@ -609,3 +609,103 @@ int hostile_run(const char *sock, long max_series)
     metricsd_close(good);
     return th_failures != 0;
 }
+
+/* Bad names right after good ones of the same model on one connection. The daemon
+ * takes a frame whose model, backend and engine are a series that connection used
+ * lately without judging those names again (ingest_check_known), so a near miss (the
+ * same model with a bad backend or engine, a Begin likewise) must still be judged and
+ * refused by name; and frames with gpu_layers, whose dims the recent series is not
+ * compared with unbuilt, still land in one series of their own. */
+int hostile_known_run(const char *sock)
+{
+    Metricsd__Envelope env;
+    Metricsd__Generation g;
+    long name0 = th_counter(sock, "name_invalid"), acc0 = th_counter(sock, "generations_accepted");
+    long begins0 = th_counter(sock, "begins");
+    CHECK(name0 >= 0 && acc0 >= 0 && begins0 >= 0, "the daemon's counters");
+    int fd = th_connect(sock);
+    CHECK(fd >= 0, "connect");
+    if (fd < 0)
+        return 1;
+    Metricsd__Hello h = METRICSD__HELLO__INIT;
+    metricsd__envelope__init(&env);
+    env.msg_case = METRICSD__ENVELOPE__MSG_HELLO;
+    env.hello = &h;
+    h.has_protocol = 1;
+    h.protocol = METRICSD_PROTOCOL;
+    h.client_name = "known";
+    send_env(fd, &env);
+    long accepted = 0, bad = 0;
+    for (int round = 0; round < 3; round++) {
+        gen_init(&env, &g, "known-model");
+        send_env(fd, &env);
+        accepted++;
+        gen_init(&env, &g, "known-model");
+        g.engine = "\xff";
+        send_env(fd, &env);
+        bad++;
+        gen_init(&env, &g, "known-model");
+        g.backend = "\xc3";
+        send_env(fd, &env);
+        bad++;
+        gen_init(&env, &g, "known-model");
+        g.engine = "vllm";
+        send_env(fd, &env);
+        accepted++;
+        gen_init(&env, &g, "known-model");
+        g.engine = "vllm\x01";
+        send_env(fd, &env);
+        bad++;
+        for (int i = 0; i < 2; i++) {
+            gen_init(&env, &g, "known-model");
+            g.has_gpu_layers = 1;
+            g.gpu_layers = 33;
+            send_env(fd, &env);
+            accepted++;
+        }
+        Metricsd__Begin bg = METRICSD__BEGIN__INIT;
+        metricsd__envelope__init(&env);
+        env.msg_case = METRICSD__ENVELOPE__MSG_BEGIN;
+        env.begin = &bg;
+        bg.has_gen_id = 1;
+        bg.gen_id = 100 + (uint64_t)round;
+        bg.model = "known-model";
+        bg.backend = "cpu";
+        send_env(fd, &env);
+        bg.gen_id = 200 + (uint64_t)round;
+        bg.backend = "\x01" "cpu";
+        send_env(fd, &env);
+        bad++;
+        bg.gen_id = 300 + (uint64_t)round;
+        bg.backend = "cpu";
+        bg.model = "known-model\xff";
+        send_env(fd, &env);
+        bad++;
+        gen_init(&env, &g, "known-model");
+        g.has_gen_id = 1;
+        g.gen_id = 100 + (uint64_t)round;
+        send_env(fd, &env);
+        accepted++;
+    }
+    long got = th_wait_requests(sock, "known-model", accepted, 10000);
+    CHECK(got == accepted, "known-model: %ld requests, want %ld", got, accepted);
+    long name = th_counter(sock, "name_invalid") - name0;
+    long acc = th_counter(sock, "generations_accepted") - acc0;
+    long begins = th_counter(sock, "begins") - begins0;
+    CHECK(name == bad, "name_invalid rose by %ld, want %ld", name, bad);
+    CHECK(acc == accepted, "generations_accepted rose by %ld, want %ld", acc, accepted);
+    CHECK(begins == 9, "begins rose by %ld, want 9", begins);
+    /* The series: the Begin's (no dims), warm, engine=vllm, and gpu_layers=33. */
+    metricsd_daemon_status *st;
+    metricsd_query_opts q = { .size = sizeof(q), .socket_path = sock };
+    long series = -1;
+    if (metricsd_query_status(&q, &st) == 0) {
+        series = (long)st->series;
+        metricsd_daemon_status_free(st);
+    }
+    CHECK(series == 4, "series: %ld, want 4 (base, warm, engine=vllm, gpu_layers=33)", series);
+    CHECK(!th_closed_by_peer(fd, 0), "the daemon closed the connection");
+    printf("{\"accepted\": %ld, \"name_invalid\": %ld, \"series\": %ld}\n", acc, name, series);
+    close(fd);
+    return th_failures != 0;
+}

@@ -12,6 +12,9 @@
 /* Every hostile input against the daemon at sock, each checked against its named
  * counter, while a good client keeps sending. max_series: the daemon's --max-series. */
 int hostile_run(const char *sock, long max_series);
+/* Bad names just after good ones of the same model on one connection: each still
+ * refused by name, each good one stored (the daemon's recent-series hot path). */
+int hostile_known_run(const char *sock);
 /* The allocation bombs: what protobuf-c asks for without a bound, and that an arena of
  * the daemon's size refuses each. With sock, also send `rounds` of them to the daemon
  * (each on its own connection) and check that every one is refused as

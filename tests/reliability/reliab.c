@@ -8,6 +8,7 @@
  *                  [--models M] [--pace-us U] [--buffer B] [--reconnect-ms R]
  *                  [--stop-pid P --stop-at A --stop-for D]          scenarios 1-3
  *   reliab hostile --socket S [--max-series N]                      scenario 8
+ *   reliab known   --socket S      bad names just after good ones (issue 19)
  *   reliab bombs   [--socket S --rounds R]                          scenario 9
  *   reliab idle    --socket S --conns N --idle-ms T                 scenario 10
  *   reliab flood   --socket S --conns N --hold-ms H --pid P [--nofile F]
@@ -66,7 +67,7 @@ int main(int argc, char **argv)
     int c;
 
     if (argc < 2) {
-        fprintf(stderr, "usage: reliab load|hostile|bombs|idle|flood|as-user|corpus [options]\n");
+        fprintf(stderr, "usage: reliab load|hostile|known|bombs|idle|flood|as-user|corpus [options]\n");
         return 2;
     }
     optind = 2;
@@ -116,6 +117,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "hostile") == 0)
         return hostile_run(lo.sock, max_series);
+    if (strcmp(cmd, "known") == 0)
+        return hostile_known_run(lo.sock);
     if (strcmp(cmd, "idle") == 0)
         return idle_run(lo.sock, conns, idle_ms);
     if (strcmp(cmd, "flood") == 0)
