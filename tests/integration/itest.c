@@ -153,6 +153,18 @@ static int cmd_send(const char *sock, int procs, int threads, long total, uint64
         int rc;
         for (int k = 0; k < 10000 && (rc = metricsd_flush(c)) != 0; k++)
             th_sleep_ms(1);
+        /* A connection given up and made again is legal (what it held is sent again
+         * or counted), but the daemon may count what the old one left half-sent:
+         * said here, so that a test's failure shows it. */
+        metricsd_client_stats st = { .size = sizeof(st) };
+        if (metricsd_client_get_stats(c, &st) == 0 &&
+            (st.connects > 1 || st.disconnects > 0 || st.dropped > 0 || st.ring_resent > 0))
+            fprintf(stderr,
+                    "itest send: process %d: %llu connects, %llu disconnects, %llu dropped, "
+                    "%llu resent from the ring, %llu refused by the daemon\n",
+                    p, (unsigned long long)st.connects, (unsigned long long)st.disconnects,
+                    (unsigned long long)st.dropped, (unsigned long long)st.ring_resent,
+                    (unsigned long long)st.peer_refused);
         metricsd_close(c);
         if (retried)
             fprintf(stderr, "itest send: process %d waited on a full buffer %ld times\n", p, retried);

@@ -133,7 +133,8 @@ check_all() {
     done
     local rej
     rej=$(ft "$METRICSCTL" --socket "$SOCK" status --json | jq '[.rejected[]] | add')
-    [ "$rej" -eq 0 ] || fail "$1: $rej inputs rejected"
+    [ "$rej" -eq 0 ] || fail "$1: $rej inputs rejected: $(ft "$METRICSCTL" --socket "$SOCK" status --json |
+        jq -c '{rejected: (.rejected | with_entries(select(.value > 0))), counters: (.counters | with_entries(select(.value > 0)))}')"
 }
 check_all P4
 stop_daemon
