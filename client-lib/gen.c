@@ -200,22 +200,28 @@ static size_t begin_wire_bytes(const metricsd_gen *g)
 
 static uint8_t *put_str_field(uint8_t *p, unsigned field, const char *s, size_t n);
 
-static size_t begin_wire_put(const void *ctx, uint8_t *out)
+/* What a Begin and a Generation frame start with: the frame header, the Envelope's
+ * tag and the message's length (body bytes), then the fields both messages number
+ * alike: 1 the generation's id, 2 the model, 3 the backend. */
+static uint8_t *put_frame_head(uint8_t *out, uint8_t tag, size_t body, uint64_t id,
+                               const metricsd_gen *g)
 {
-    const metricsd_gen *g = ctx;
-    size_t b = begin_body(g), payload = 1 + wire_varint_size(b) + b;
-    out[0] = (uint8_t)payload;
-    out[1] = (uint8_t)(payload >> 8);
-    out[2] = (uint8_t)(payload >> 16);
-    out[3] = (uint8_t)(payload >> 24);
+    frame_put_header(out, 1 + wire_varint_size(body) + body);
     uint8_t *p = out + FRAME_HEADER_BYTES;
-    *p++ = TAG_BEGIN;
-    p = wire_put_varint(p, b);
+    *p++ = tag;
+    p = wire_put_varint(p, body);
     *p++ = WIRE_TAG(1, WIRE_VARINT);
-    p = wire_put_varint(p, g->gen_id);
+    p = wire_put_varint(p, id);
     p = put_str_field(p, 2, g->names + g->off_model, g->len_model);
     if (g->off_backend != MDC_NO_NAME)
         p = put_str_field(p, 3, g->names + g->off_backend, g->len_backend);
+    return p;
+}
+
+static size_t begin_wire_put(const void *ctx, uint8_t *out)
+{
+    const metricsd_gen *g = ctx;
+    uint8_t *p = put_frame_head(out, TAG_BEGIN, begin_body(g), g->gen_id, g);
     *p++ = WIRE_TAG(4, WIRE_VARINT);
     p = wire_put_varint(p, (uint64_t)g->start_unix_ns);
     return (size_t)(p - out);
@@ -668,19 +674,7 @@ static size_t gen_wire_put(const void *ctx, uint8_t *out)
     size_t shift = (l1max - l1) + (l2max - l2);
     if (shift > 0 && gb > 0)
         memmove(gaps - shift, gaps, gb);
-    size_t payload = 1 + l1 + body;
-    out[0] = (uint8_t)payload;
-    out[1] = (uint8_t)(payload >> 8);
-    out[2] = (uint8_t)(payload >> 16);
-    out[3] = (uint8_t)(payload >> 24);
-    uint8_t *p = out + FRAME_HEADER_BYTES;
-    *p++ = TAG_GENERATION;
-    p = wire_put_varint(p, body);
-    *p++ = WIRE_TAG(1, WIRE_VARINT);
-    p = wire_put_varint(p, w->gen_id);
-    p = put_str_field(p, 2, g->names + g->off_model, g->len_model);
-    if (g->off_backend != MDC_NO_NAME)
-        p = put_str_field(p, 3, g->names + g->off_backend, g->len_backend);
+    uint8_t *p = put_frame_head(out, TAG_GENERATION, body, w->gen_id, g);
     p = put_str_field(p, 4, w->engine, w->engine_len);
     if (g->gpu_layers_set) {
         *p++ = WIRE_TAG(5, WIRE_VARINT);
@@ -696,7 +690,7 @@ static size_t gen_wire_put(const void *ctx, uint8_t *out)
     p = wire_put_varint(wire_put_tag(p, 17, WIRE_VARINT), (uint64_t)(int64_t)w->status);
     if (n > 0)
         p = wire_put_varint(wire_put_tag(p, 21, WIRE_LEN), gb);
-    return FRAME_HEADER_BYTES + payload; /* p is gaps - shift here */
+    return FRAME_HEADER_BYTES + 1 + l1 + body; /* p is gaps - shift here */
 }
 
 static int end_env(metricsd_gen *g, metricsd_status status, uint64_t now_tick, const mdc_clk *kp);

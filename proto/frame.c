@@ -117,10 +117,7 @@ size_t frame_encode(const Metricsd__Envelope *env, uint8_t *out)
 {
     size_t n = direct_write_ok(env) ? direct_write_pack(env, out + FRAME_HEADER_BYTES)
                                     : metricsd__envelope__pack(env, out + FRAME_HEADER_BYTES);
-    out[0] = (uint8_t)n;
-    out[1] = (uint8_t)(n >> 8);
-    out[2] = (uint8_t)(n >> 16);
-    out[3] = (uint8_t)(n >> 24);
+    frame_put_header(out, n);
     return FRAME_HEADER_BYTES + n;
 }
 

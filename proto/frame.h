@@ -16,6 +16,14 @@
 #include "metricsd.pb-c.h"
 
 #define FRAME_HEADER_BYTES 4
+/* The header: the payload's length, 4 bytes little-endian. */
+static inline void frame_put_header(uint8_t *out, size_t payload)
+{
+    out[0] = (uint8_t)payload;
+    out[1] = (uint8_t)(payload >> 8);
+    out[2] = (uint8_t)(payload >> 16);
+    out[3] = (uint8_t)(payload >> 24);
+}
 /* Largest frame the daemon takes from a client. */
 #define FRAME_MAX_CLIENT (64u * 1024u)
 /* Largest reply a query client takes from the daemon. */

@@ -416,6 +416,33 @@ static void test_energy_attribute(void **state)
 
 /* ---- a power tick over scripted times, on the laptop fixture ---- */
 
+/* A server of an empty series table and its power sampler on a copy of the laptop
+ * fixture (sysfs and /proc, its path in *rootp), with no NVML library;
+ * close_laptop_power undoes it. */
+static power *open_laptop_power(server *srv, const char **rootp)
+{
+    const char *root = copy_fixture("laptop");
+    if (rootp != NULL)
+        *rootp = root;
+    power *p;
+    memset(srv, 0, sizeof(*srv));
+    srv->cfg.sample_ms = 1000;
+    snprintf(srv->cfg.sysfs_root, sizeof(srv->cfg.sysfs_root), "%s/sys", root);
+    snprintf(srv->cfg.proc_root, sizeof(srv->cfg.proc_root), "%s/proc", root);
+    setenv("METRICSD_NVML_LIBRARY", "/nonexistent/libnvidia-ml.so.1", 1);
+    assert_int_equal(series_table_init(&srv->series, 100, 1000), 0);
+    assert_int_equal(power_open(srv, &p), 0);
+    return p;
+}
+
+static void close_laptop_power(server *srv, power *p)
+{
+    power_free(p);
+    series_table_free(&srv->series);
+    setenv("METRICSD_NVML_LIBRARY", FAKE_NVML_PATH, 1);
+    remove_copy();
+}
+
 static rollup *pending_of(series *s)
 {
     assert_int_equal(s->n_pending, 1);
@@ -425,16 +452,9 @@ static rollup *pending_of(series *s)
 static void test_power_tick_attribution(void **state)
 {
     (void)state;
-    const char *root = copy_fixture("laptop");
     server srv;
-    power *p;
-    memset(&srv, 0, sizeof(srv));
-    srv.cfg.sample_ms = 1000;
-    snprintf(srv.cfg.sysfs_root, sizeof(srv.cfg.sysfs_root), "%s/sys", root);
-    snprintf(srv.cfg.proc_root, sizeof(srv.cfg.proc_root), "%s/proc", root);
-    setenv("METRICSD_NVML_LIBRARY", "/nonexistent/libnvidia-ml.so.1", 1);
-    assert_int_equal(series_table_init(&srv.series, 100, 1000), 0);
-    assert_int_equal(power_open(&srv, &p), 0);
+    const char *root;
+    power *p = open_laptop_power(&srv, &root);
     int err;
     series *a = series_get(&srv.series, "model-a", "cpu", &err);
     series *b = series_get(&srv.series, "model-b", "cpu", &err);
@@ -517,10 +537,7 @@ static void test_power_tick_attribution(void **state)
     series_memory(a, &rss, &gpu);
     assert_int_equal(rss, 0);
 
-    power_free(p);
-    series_table_free(&srv.series);
-    setenv("METRICSD_NVML_LIBRARY", FAKE_NVML_PATH, 1);
-    remove_copy();
+    close_laptop_power(&srv, p);
 }
 
 /* The report's processes: each pid once, in the order the series table first meets
@@ -529,16 +546,8 @@ static void test_power_tick_attribution(void **state)
 static void test_power_report_processes(void **state)
 {
     (void)state;
-    const char *root = copy_fixture("laptop");
     server srv;
-    power *p;
-    memset(&srv, 0, sizeof(srv));
-    srv.cfg.sample_ms = 1000;
-    snprintf(srv.cfg.sysfs_root, sizeof(srv.cfg.sysfs_root), "%s/sys", root);
-    snprintf(srv.cfg.proc_root, sizeof(srv.cfg.proc_root), "%s/proc", root);
-    setenv("METRICSD_NVML_LIBRARY", "/nonexistent/libnvidia-ml.so.1", 1);
-    assert_int_equal(series_table_init(&srv.series, 100, 1000), 0);
-    assert_int_equal(power_open(&srv, &p), 0);
+    power *p = open_laptop_power(&srv, NULL);
     int err;
     series *a = series_get(&srv.series, "model-a", "cuda", &err);
     series *a2 = series_get(&srv.series, "model-a", "cpu", &err);
@@ -577,10 +586,7 @@ static void test_power_report_processes(void **state)
         assert_string_equal(d->devices[i]->name, r->devices[i]->name);
     power_report_free(r);
     power_report_free(d);
-    power_free(p);
-    series_table_free(&srv.series);
-    setenv("METRICSD_NVML_LIBRARY", FAKE_NVML_PATH, 1);
-    remove_copy();
+    close_laptop_power(&srv, p);
 }
 
 /* ---- the samples database ---- */

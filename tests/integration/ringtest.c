@@ -68,6 +68,28 @@ static void expect_requests(const char *sock, long want, const char *what)
     CHECK(got == want, "%s: %ld requests stored, want %ld", what, got, want);
 }
 
+/* A new client named `name` sending good generations until it has its ring (the
+ * switch needs a frame after the offer); *ls its stats then. */
+static metricsd_client *connect_ringed(const char *sock, const char *name, long *requests,
+                                       metricsd_client_stats *ls)
+{
+    metricsd_client *c;
+    CHECK(metricsd_connect(&c, sock, name) == 0, "connect");
+    CHECK(th_send_good(c, MODEL) == 0, "send");
+    ++*requests;
+    *ls = (metricsd_client_stats){ .size = sizeof(*ls) };
+    for (int k = 0; k < WAIT_MS / 10; k++) {
+        metricsd_client_get_stats(c, ls);
+        if (ls->ring)
+            break;
+        th_sleep_ms(10);
+        CHECK(th_send_good(c, MODEL) == 0, "send");
+        ++*requests;
+    }
+    CHECK(ls->ring == 1, "%s got no ring", name);
+    return c;
+}
+
 /* ---- hand-built rings ---- */
 
 static uint8_t *shm_frame(int start, uint32_t bytes, size_t *n)
@@ -270,20 +292,8 @@ int main(int argc, char **argv)
      *     wake byte. Only a daemon that slept meanwhile (10 s idle: a stalled
      *     machine) would be woken by a byte; so sends may grow by its sleeps, no more. */
     {
-        metricsd_client *lc;
-        CHECK(metricsd_connect(&lc, sock, "ringtest-lowrate") == 0, "connect");
-        CHECK(th_send_good(lc, MODEL) == 0, "send");
-        requests++;
-        metricsd_client_stats ls = { .size = sizeof(ls) };
-        for (int k = 0; k < WAIT_MS / 10; k++) {
-            metricsd_client_get_stats(lc, &ls);
-            if (ls.ring)
-                break;
-            th_sleep_ms(10);
-            CHECK(th_send_good(lc, MODEL) == 0, "send"); /* the switch needs a frame */
-            requests++;
-        }
-        CHECK(ls.ring == 1, "a low-rate client got no ring");
+        metricsd_client_stats ls;
+        metricsd_client *lc = connect_ringed(sock, "ringtest-lowrate", &requests, &ls);
         uint64_t sends0 = ls.sends, calls0 = ls.syscalls;
         long wakes0 = counter(sock, "ring_wakes"), sleeps0 = counter(sock, "ring_sleeps");
         long doze0 = counter(sock, "ring_doze_reads");
@@ -323,20 +333,8 @@ int main(int argc, char **argv)
      *     Only a daemon that slept meanwhile (10 s idle: a stalled machine) would be
      *     woken by a byte. */
     {
-        metricsd_client *lc;
-        CHECK(metricsd_connect(&lc, sock, "ringtest-onehz") == 0, "connect");
-        CHECK(th_send_good(lc, MODEL) == 0, "send");
-        requests++;
-        metricsd_client_stats ls = { .size = sizeof(ls) };
-        for (int k = 0; k < WAIT_MS / 10; k++) {
-            metricsd_client_get_stats(lc, &ls);
-            if (ls.ring)
-                break;
-            th_sleep_ms(10);
-            CHECK(th_send_good(lc, MODEL) == 0, "send");
-            requests++;
-        }
-        CHECK(ls.ring == 1, "a one-a-second client got no ring");
+        metricsd_client_stats ls;
+        metricsd_client *lc = connect_ringed(sock, "ringtest-onehz", &requests, &ls);
         expect_requests(sock, requests, "one-a-second client's warm-up");
         th_sleep_ms(1000); /* past the probe interval: the next one is due */
         uint64_t calls0 = ls.syscalls;
