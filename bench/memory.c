@@ -46,8 +46,8 @@ static int64_t status_kb(pid_t pid, const char *name)
 }
 
 /* Where the resident memory lies, by mapping (/proc/PID/smaps): the heap (brk), other
- * anonymous mappings (malloc's mmap'd chunks and thread arenas, stacks of the
- * threads), the clients' rings (memfd "metricsd-ring"), LMDB's map (data.mdb), the
+ * anonymous mappings (the slabs of series, health windows and connections, malloc's
+ * mmap'd chunks and thread arenas, stacks of the threads), the clients' rings (memfd "metricsd-ring"), LMDB's map (data.mdb), the
  * daemon's binary and libraries, the rest. KiB each, and how many mappings. */
 enum { PART_HEAP, PART_ANON, PART_RINGS, PART_LMDB, PART_CODE, PART_OTHER, PART__N };
 static const char *const part_name[PART__N] = { "heap (brk)", "anonymous mmaps", "rings",

@@ -12,6 +12,7 @@
 #include "health_int.h"
 #include "sketch_pack.h"
 #include "server.h"
+#include "slab.h"
 
 static int64_t slot_ns(const struct server *srv)
 {
@@ -115,10 +116,13 @@ void health_window_add(const health_series *h, int64_t cutoff, health_sum *sum)
             past_add(&h->past[k], sum);
 }
 
+/* A base series' window lives as long as it: packed with the others (slab.h). */
+static slab health_slab = SLAB_INIT(health_series);
+
 health_slot *health_slot_at(struct server *srv, series *s, int64_t now)
 {
     if (s->hl == NULL) {
-        health_series *h = calloc(1, sizeof(*h));
+        health_series *h = slab_calloc(&health_slab);
         if (h == NULL)
             return NULL;
         sketch_few_init(&h->cur.ttft);
@@ -195,6 +199,6 @@ void health_series_free(series *s)
     sketch_few_free(&s->hl->cur.tps);
     for (int i = 0; i < HEALTH_SLOTS; i++)
         past_free(&s->hl->past[i]);
-    free(s->hl);
+    slab_free(&health_slab, s->hl);
     s->hl = NULL;
 }

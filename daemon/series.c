@@ -7,6 +7,7 @@
 #include "events.h"
 #include "health.h"
 #include "qcache.h"
+#include "slab.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -66,6 +67,9 @@ int series_table_init(series_table *t, size_t max_series, size_t max_pending)
     return t->buckets ? 0 : -ENOMEM;
 }
 
+/* Series live as long as the daemon: packed together, not among the flush's churn. */
+static slab series_slab = SLAB_INIT(series);
+
 static void series_destroy(series *s)
 {
     qcache_free(s);
@@ -77,7 +81,7 @@ static void series_destroy(series *s)
     free(s->model);
     free(s->backend);
     free(s->dims);
-    free(s);
+    slab_free(&series_slab, s);
 }
 
 void series_table_free(series_table *t)
@@ -153,13 +157,13 @@ static series *insert(series_table *t, const char *model, const char *backend,
         t->all = all;
         t->cap_all = cap;
     }
-    series *s = calloc(1, sizeof(*s));
+    series *s = slab_calloc(&series_slab);
     if (s == NULL || (s->model = name_copy16(model)) == NULL || (s->backend = name_copy16(backend)) == NULL ||
         (s->dims = strdup(dims)) == NULL) {
         if (s) {
             free(s->model);
             free(s->backend);
-            free(s);
+            slab_free(&series_slab, s);
         }
         *err = -ENOMEM;
         return NULL;

@@ -270,9 +270,15 @@ static int reserve(sketch *s, uint32_t n)
 {
     if (s->cap >= n)
         return 0;
-    uint32_t cap = s->cap ? s->cap : MIN_CAP;
-    while (cap < n)
-        cap *= 2;
+    /* Half as much again, or what n needs rounded up to 8 buckets (a 64-byte line),
+     * whichever is more: a delta's sketch that grows keeps a third spare at most where
+     * doubling kept up to half (issue 19: those arrays were the daemon's largest part). */
+    uint32_t cap = s->cap + s->cap / 2;
+    if (cap < n)
+        cap = n;
+    if (cap < MIN_CAP)
+        cap = MIN_CAP;
+    cap = (cap + 7u) & ~7u;
     if (cap > SKETCH_MAX_BUCKETS)
         cap = SKETCH_MAX_BUCKETS;
     uint64_t *p = realloc(s->counts, (size_t)cap * sizeof *p);

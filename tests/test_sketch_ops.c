@@ -232,8 +232,8 @@ static void reserve_range_then_record(void **state)
 
 /* What a sketch holds as it grows (issue 19: a series' delta of one flush mostly has a
  * value or two per metric): one value takes an array of 8 buckets (64 bytes), not an
- * octave's 64; values further apart grow it by doubling to the smallest power of two
- * that covers them, and never past SKETCH_MAX_BUCKETS. */
+ * octave's 64; values further apart grow it to half as much again or to what covers
+ * them, rounded up to 8 buckets, whichever is more, and never past SKETCH_MAX_BUCKETS. */
 static void small_first_array(void **state)
 {
     (void)state;
@@ -246,10 +246,14 @@ static void small_first_array(void **state)
     assert_int_equal(sketch_record(&s, 1e6), 0);
     assert_int_equal(sketch_record(&s, 1.005e6), 0);
     assert_int_equal(s.cap, 8);
-    /* Half an octave up, 32 buckets at scale 6: 33 of them covered, so 64. */
+    /* Half an octave up, 32 buckets at scale 6: 33 of them covered, rounded up to 40
+     * (more than half as much again as 8). */
     assert_int_equal(sketch_record(&s, 1.414e6), 0);
+    assert_int_equal(s.cap, 40);
+    /* One bucket past those 40: half as much again, 60 rounded up to 64. */
+    assert_int_equal(sketch_record(&s, 1e6 * pow(2.0, 40.5 / 64.0)), 0);
     assert_int_equal(s.cap, 64);
-    assert_int_equal(sketch_count(&s), 4);
+    assert_int_equal(sketch_count(&s), 5);
     /* 40 octaves: the array stops at the most, and the scale drops instead. */
     assert_int_equal(sketch_record(&s, 1e18), 0);
     assert_true(s.cap <= SKETCH_MAX_BUCKETS);

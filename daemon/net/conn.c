@@ -33,7 +33,7 @@ static void on_conn_closed(uv_handle_t *h)
         l->spare = c;
         return;
     }
-    free(c);
+    slab_free(&conn_slab, c);
 }
 
 void conn_close(conn *c, const char *why)

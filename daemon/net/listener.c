@@ -20,6 +20,7 @@
 #include "counters.h"
 #include "frame.h"
 #include "log.h"
+#include "slab.h"
 
 /* Each client holds one descriptor; a user service starts with systemd's soft limit of
  * 1024 while the hard limit is far higher. Take what the hard limit allows, so a host
@@ -41,6 +42,9 @@ static void raise_fd_limit(void)
     }
 }
 
+/* Connections, packed together (slab.h); the listener's spare is its own calloc. */
+slab conn_slab = SLAB_INIT(conn);
+
 static void on_connection(uv_stream_t *server_stream, int status)
 {
     listener *l = server_stream->data;
@@ -52,7 +56,7 @@ static void on_connection(uv_stream_t *server_stream, int status)
         log_limited(4, LOG_ERR, "accept: %s", uv_strerror(status));
         return;
     }
-    c = calloc(1, sizeof(*c));
+    c = slab_calloc(&conn_slab);
     if (c == NULL && (c = l->spare) == NULL) {
         /* Only while the spare is still closing; libuv retries on the next event. */
         stat_counts[ACCEPT_ERRORS]++;

@@ -32,6 +32,7 @@
 #include "series.h"
 #include "server.h"
 #include "shmring.h"
+#include "slab.h"
 
 /* Polled reads, interrupt mitigation as NAPI does it for network cards. Each frame
  * that wakes the daemon from epoll_wait costs the sender a cross-CPU wakeup (about
@@ -221,6 +222,8 @@ struct listener {
 
 /* ---- conn.c ---- */
 
+/* Where accepted connections are allocated (listener.c); on_conn_closed frees them. */
+extern slab conn_slab;
 /* Close c (once): its generations in flight end as abandoned, why (or nothing) is
  * logged. c is freed when libuv has closed the handle. */
 void conn_close(conn *c, const char *why);
